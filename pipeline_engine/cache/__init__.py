@@ -1,0 +1,1 @@
+"""Local content-addressed storage: objects, directory manifests, links, pointers, the hash memo."""

@@ -1,0 +1,114 @@
+"""Place a cached object in the workspace: reflink, hardlink, symlink or copy, first that works."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import os
+import shutil
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["DEFAULT_LINK_TYPES", "LinkType", "link", "parse_link_types"]
+
+_FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, xfs, ...)
+
+
+class LinkType(enum.Enum):
+    """How a workspace file refers to its cached object."""
+
+    REFLINK = "reflink"
+    HARDLINK = "hardlink"
+    SYMLINK = "symlink"
+    COPY = "copy"
+
+
+DEFAULT_LINK_TYPES: tuple[LinkType, ...] = (LinkType.REFLINK, LinkType.COPY)
+
+# Link types that failed once for a (device) are not retried for every file of a large directory.
+_failed: set[tuple[int, LinkType]] = set()
+
+
+def parse_link_types(value: str | Sequence[str]) -> tuple[LinkType, ...]:
+    """Parse `cache.type` ("reflink,copy" or a list); raises ValueError naming the bad entry."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(LinkType(n.strip()) for n in names if n.strip())
+
+
+def link(obj: Path, dest: Path, types: Sequence[LinkType], *, isexec: bool = False) -> LinkType:
+    """Create `dest` from the cached object `obj` with the first link type that works.
+
+    `dest` must not exist. Copies get the exec bit from `isexec`; links share the object's mode.
+    Raises OSError when every type fails.
+    """
+    dev = os.stat(obj.parent).st_dev
+    last: OSError | None = None
+    for kind in types:
+        if (dev, kind) in _failed:
+            continue
+        try:
+            _LINKERS[kind](obj, dest)
+        except OSError as exc:
+            last = exc
+            with contextlib.suppress(OSError):
+                os.unlink(dest)
+            if kind is not LinkType.COPY:
+                _failed.add((dev, kind))
+            continue
+        if kind in (LinkType.COPY, LinkType.REFLINK):
+            mode = 0o755 if isexec else 0o644
+            os.chmod(dest, mode & ~_umask())
+        return kind
+    raise last or OSError(f"no link type available for '{dest}'")
+
+
+def _reflink(src: Path, dest: Path) -> None:
+    with open(src, "rb") as s, open(dest, "xb") as d:
+        fcntl.ioctl(d.fileno(), _FICLONE, s.fileno())
+
+
+def _hardlink(src: Path, dest: Path) -> None:
+    os.link(src, dest)
+
+
+def _symlink(src: Path, dest: Path) -> None:
+    os.symlink(src, dest)
+
+
+def _copy(src: Path, dest: Path) -> None:
+    # Write beside the destination, then rename: a crash never leaves a half-copied file in place.
+    tmp = dest.with_name(f".{dest.name}.pipe-tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+_LINKERS = {
+    LinkType.REFLINK: _reflink,
+    LinkType.HARDLINK: _hardlink,
+    LinkType.SYMLINK: _symlink,
+    LinkType.COPY: _copy,
+}
+
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+def is_linked(path: Path, obj: Path) -> bool:
+    """True when `path` is a hardlink or symlink to `obj` (so it must not be written through)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        return os.path.realpath(path) == os.path.realpath(obj)
+    ost = os.stat(obj)
+    return (st.st_ino, st.st_dev) == (ost.st_ino, ost.st_dev)

@@ -1,0 +1,138 @@
+"""The hash memo: remembers file and directory hashes by (path, inode, mtime_ns, size).
+
+An unchanged file then costs one `stat` instead of a read. A directory is memoised by a
+fingerprint of all its files' stat data, so an unchanged tracked tree is neither re-hashed nor
+rebuilt. A file modified within the same clock tick as it was hashed would look unchanged, so
+entries whose mtime is too close to the moment they were hashed are not recorded ("racy"
+entries, as git calls them); they are simply hashed again next time.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_engine.core.hashing import Oid
+
+__all__ = ["FileStamp", "HashMemo", "TreeMemo", "stamp_of"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    relpath TEXT PRIMARY KEY, ino INTEGER, mtime_ns INTEGER, size INTEGER, oid TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trees (
+    relpath TEXT PRIMARY KEY, fingerprint TEXT, oid TEXT, size INTEGER, nfiles INTEGER
+) WITHOUT ROWID;
+"""
+# Timestamps this close to "now" may still change within the same tick: do not trust them.
+_RACY_NS = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """The stat data that identifies one version of a file."""
+
+    ino: int
+    mtime_ns: int
+    size: int
+
+
+def stamp_of(st: os.stat_result) -> FileStamp:
+    """The memo key part of a stat result."""
+    return FileStamp(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeMemo:
+    """A memoised directory: the manifest oid and totals for a stat fingerprint."""
+
+    fingerprint: str
+    oid: Oid
+    size: int
+    nfiles: int
+
+
+class HashMemo:
+    """SQLite-backed memo in `.pipe/tmp/`; losing it only costs re-hashing."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, opened (and the schema created) on first use."""
+        if self._db is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    def get(self, relpath: str, stamp: FileStamp) -> Oid | None:
+        """The remembered oid of `relpath` if its stat data is unchanged."""
+        row = self.db.execute(
+            "SELECT ino, mtime_ns, size, oid FROM files WHERE relpath = ?", (relpath,)
+        ).fetchone()
+        if row is None or FileStamp(row[0], row[1], row[2]) != stamp:
+            return None
+        return Oid(row[3])
+
+    def get_under(self, prefix: str) -> dict[str, tuple[FileStamp, Oid]]:
+        """All remembered files under directory `prefix`, keyed by project-relative path."""
+        rows = self.db.execute(
+            "SELECT relpath, ino, mtime_ns, size, oid FROM files WHERE relpath >= ? AND relpath < ?",
+            (prefix + "/", prefix + "0"),  # '0' sorts right after '/'
+        )
+        return {r[0]: (FileStamp(r[1], r[2], r[3]), Oid(r[4])) for r in rows}
+
+    def put_many(self, items: Iterable[tuple[str, FileStamp, Oid]]) -> None:
+        """Remember file hashes, skipping racy ones."""
+        limit = time.time_ns() - _RACY_NS
+        rows = [(p, s.ino, s.mtime_ns, s.size, o) for p, s, o in items if s.mtime_ns < limit]
+        if rows:
+            with self._transaction():
+                self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+
+    def get_tree(self, relpath: str) -> TreeMemo | None:
+        """The memoised manifest of directory `relpath`, whatever its fingerprint."""
+        row = self.db.execute(
+            "SELECT fingerprint, oid, size, nfiles FROM trees WHERE relpath = ?", (relpath,)
+        ).fetchone()
+        return TreeMemo(row[0], Oid(row[1]), row[2], row[3]) if row else None
+
+    def put_tree(self, relpath: str, memo: TreeMemo, *, newest_mtime_ns: int) -> None:
+        """Remember a directory's manifest unless one of its files is racy."""
+        if newest_mtime_ns >= time.time_ns() - _RACY_NS:
+            return
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?)",
+                (relpath, memo.fingerprint, memo.oid, memo.size, memo.nfiles),
+            )
+
+    def close(self) -> None:
+        """Close the database."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,160 @@
+"""ObjectStore: write-once, read-only, content-addressed files under one root."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline_engine.core.hashing import Oid, hash_bytes, hash_file
+from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
+from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError
+
+__all__ = ["ObjectStore"]
+
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_TMP_DIR = "tmp"
+_QUARANTINE_DIR = "quarantine"
+
+
+class ObjectStore:
+    """Objects live at `<root>/<2 hex>/<30 hex>`; temporary files in `<root>/tmp/`.
+
+    An object is written to a temporary file inside the store, flushed, then renamed into
+    place, so an object under its final name is always complete. Objects are never modified.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made_dirs: set[str] = set()
+
+    def path_of(self, oid: str) -> Path:
+        """Return where `oid` is (or would be) stored."""
+        return self.root / oid_to_relpath(oid)
+
+    def exists(self, oid: str) -> bool:
+        """True when the object is present (its content is not checked)."""
+        return os.path.exists(self.root / oid_to_relpath(oid))
+
+    def add_file(self, src: Path, oid: Oid, *, fsync: bool = True) -> bool:
+        """Copy `src` (already hashed to `oid`) into the store; False when it was there already."""
+        dest = self.path_of(oid)
+        if dest.exists():
+            return False
+        tmp = self._tmp_path(oid)
+        try:
+            shutil.copyfile(src, tmp)
+            return self._commit(tmp, dest, fsync=fsync)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def add_verified(self, src: Path, oid: str) -> bool:
+        """Move a downloaded file into the store after checking it hashes to `oid`.
+
+        Raises:
+            CorruptObjectError: the content does not match; `src` is deleted.
+        """
+        actual = hash_file(src)
+        expected = oid.removesuffix(".dir")
+        if actual != expected:
+            with contextlib.suppress(OSError):
+                os.unlink(src)
+            raise CorruptObjectError(f"object '{oid}' is corrupt: its content hashes to '{actual}'")
+        dest = self.path_of(oid)
+        if dest.exists():
+            os.unlink(src)
+            return False
+        return self._commit(src, dest, fsync=True)
+
+    def add_bytes(self, data: bytes, *, suffix: str = "") -> Oid:
+        """Store `data` (a manifest, a run record) and return its oid (plus `suffix`)."""
+        oid = Oid(hash_bytes(data) + suffix)
+        dest = self.path_of(oid)
+        if not dest.exists():
+            tmp = self._tmp_path(oid)
+            tmp.write_bytes(data)
+            self._commit(tmp, dest, fsync=True)
+        return oid
+
+    def read_bytes(self, oid: str) -> bytes:
+        """Return an object's content, checked against its oid.
+
+        Raises:
+            ObjectNotFoundError: the object is not in the store.
+            CorruptObjectError: the content does not hash to `oid`.
+        """
+        try:
+            data = self.path_of(oid).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object '{oid}' is not in the cache") from None
+        if hash_bytes(data) != oid.removesuffix(".dir"):
+            raise CorruptObjectError(f"object '{oid}' in the cache is corrupt", hint="run 'pipe cache verify'")
+        return data
+
+    def is_intact(self, oid: str) -> bool:
+        """True when the stored object hashes to its oid (re-reads the whole file)."""
+        try:
+            return hash_file(self.path_of(oid)) == oid.removesuffix(".dir")
+        except FileNotFoundError:
+            return False
+
+    def iter_oids(self) -> Iterator[Oid]:
+        """Yield the oid of every object in the store."""
+        if not self.root.is_dir():
+            return
+        with os.scandir(self.root) as fanouts:
+            for fanout in fanouts:
+                if len(fanout.name) != 2 or not fanout.is_dir():
+                    continue
+                with os.scandir(fanout.path) as objects:
+                    for obj in objects:
+                        oid = relpath_to_oid(f"{fanout.name}/{obj.name}")
+                        if oid is not None:
+                            yield oid
+
+    def size_of(self, oid: str) -> int:
+        """Return the stored object's size in bytes."""
+        return self.path_of(oid).stat().st_size
+
+    def remove(self, oid: str) -> None:
+        """Delete an object (gc); a missing object is not an error."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path_of(oid))
+
+    def quarantine(self, oid: str) -> Path:
+        """Move a corrupt object out of the store, keeping it for inspection; returns where."""
+        qdir = self.root.parent / _QUARANTINE_DIR
+        qdir.mkdir(parents=True, exist_ok=True)
+        dest = qdir / oid
+        os.replace(self.path_of(oid), dest)
+        return dest
+
+    def _tmp_path(self, oid: str) -> Path:
+        tmp_dir = self.root / _TMP_DIR
+        if _TMP_DIR not in self._made_dirs:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(_TMP_DIR)
+        fd, name = tempfile.mkstemp(prefix=oid[:8], dir=tmp_dir)
+        os.close(fd)
+        return Path(name)
+
+    def _commit(self, tmp: Path, dest: Path, *, fsync: bool) -> bool:
+        fanout = dest.parent.name
+        if fanout not in self._made_dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(fanout)
+        os.chmod(tmp, _READ_ONLY)
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, dest)
+        return True

@@ -1,0 +1,98 @@
+"""The `pipe` command group: lazy subcommands, global flags, and the two error translations.
+
+Commands are imported only when invoked, so `pipe --help` pays for click alone
+(DESIGN.md §6). A `PipeError` becomes a click exception with the same exit code in
+`PipeGroup.invoke`; any other exception is a bug, reported by `main()` with exit code 70.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from pipeline_engine.errors import PipeError
+
+__all__ = ["cli", "main"]
+
+# command name -> "module:attribute" under pipeline_engine.cli
+COMMANDS: dict[str, str] = {
+    "init": "data:init",
+    "add": "data:add",
+    "status": "status:status",
+    "checkout": "data:checkout",
+    "remove": "data:remove",
+    "gc": "data:gc",
+    "cache": "data:cache",
+}
+
+EXIT_BUG = 70
+
+
+class PipeClickError(click.ClickException):
+    """A PipeError on its way out through click: same exit code, rendered to stderr."""
+
+    def __init__(self, error: PipeError, *, verbose: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.exit_code = error.exit_code
+        self.verbose = verbose
+
+    def show(self, file: Any = None) -> None:
+        """Print `error: ...` and the hint; the cause's traceback only with -v."""
+        from pipeline_engine.cli import render
+
+        render.error(self.error, verbose=self.verbose)
+
+
+class PipeGroup(click.Group):
+    """Lists commands without importing them; turns PipeError into a click exit."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        module = importlib.import_module(f"pipeline_engine.cli.{module_name}")
+        command: click.Command = getattr(module, attr)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PipeError as exc:
+            verbose = bool(ctx.obj and ctx.obj.get("verbose"))
+            raise PipeClickError(exc, verbose=verbose) from exc
+
+
+@click.group(cls=PipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and requested data.")
+@click.option("-v", "--verbose", is_flag=True, help="Print details, and tracebacks for errors.")
+@click.version_option(package_name="pipeline-engine", prog_name="pipe")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """pipe: declarative pipelines and data versioning with a content-addressed cache."""
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
+    from pipeline_engine.cli import render
+
+    render.configure(quiet=quiet, verbose=verbose)
+
+
+def main() -> None:
+    """Console-script entry point: run the group; an unexpected exception is a bug (exit 70)."""
+    try:
+        cli.main(prog_name="pipe")
+    except Exception:  # noqa: BLE001 - the one place that turns bugs into a report
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "pipe: internal error; this is a bug, please report it with the traceback above",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_BUG)

@@ -1,0 +1,144 @@
+"""Layered config: `.pipe/config.yaml` (committed) under `.pipe/config.local.yaml` (this machine)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.yamlio import dump_yaml, load_yaml
+from pipeline_engine.errors import ConfigError, SpecError
+
+__all__ = [
+    "CONFIG_FILE",
+    "LOCAL_CONFIG_FILE",
+    "Config",
+    "RemoteConfig",
+    "edit_config",
+    "load_config",
+]
+
+CONFIG_FILE = "config.yaml"
+LOCAL_CONFIG_FILE = "config.local.yaml"
+_SECTIONS = {"schema", "cache", "core", "remotes"}
+_CACHE_KEYS = {"type", "dir", "jobs"}
+_CORE_KEYS = {"remote", "jobs", "no_scm"}
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteConfig:
+    """One named remote: its URL and backend options (credentials included, never printed)."""
+
+    name: str
+    url: str
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The merged configuration of a project."""
+
+    cache_types: tuple[str, ...] = ("reflink", "copy")
+    cache_dir: str | None = None
+    jobs: int | None = None
+    default_remote: str | None = None
+    no_scm: bool = False
+    remotes: Mapping[str, RemoteConfig] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def load_config(control_dir: Path) -> Config:
+    """Read and merge the committed and the local config files.
+
+    Raises:
+        ConfigError: a file is not valid YAML or has an unknown section or key.
+    """
+    merged: dict[str, Any] = {}
+    for name in (CONFIG_FILE, LOCAL_CONFIG_FILE):
+        raw = read_config_file(control_dir / name)
+        _merge(merged, raw)
+    return _to_config(merged)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """One config file as a dict ({} when absent), with its sections checked."""
+    if not path.exists():
+        return {}
+    source = f".pipe/{path.name}"
+    try:
+        raw = load_yaml(path, source=source)
+    except SpecError as exc:
+        raise ConfigError(str(exc)) from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: must be a mapping of sections")
+    unknown = set(raw) - _SECTIONS
+    if unknown:
+        raise ConfigError(f"{source}: unknown section '{sorted(unknown)[0]}' (known: {', '.join(sorted(_SECTIONS))})")
+    return raw
+
+
+def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply `change` to one config file's dict and write it back atomically."""
+    data = read_config_file(path)
+    data.setdefault("schema", 1)
+    change(data)
+    atomic_write(path, dump_yaml(data))
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = {}
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _section(raw: Mapping[str, Any], name: str, allowed: set[str]) -> Mapping[str, Any]:
+    value = raw.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f".pipe/config.yaml: section '{name}' must be a mapping")
+    unknown = set(value) - allowed
+    if unknown:
+        raise ConfigError(
+            f".pipe/config.yaml: unknown key '{name}.{sorted(unknown)[0]}' (known: {', '.join(sorted(allowed))})"
+        )
+    return value
+
+
+def _to_config(raw: Mapping[str, Any]) -> Config:
+    cache = _section(raw, "cache", _CACHE_KEYS)
+    core = _section(raw, "core", _CORE_KEYS)
+    types = cache.get("type", "reflink,copy")
+    if isinstance(types, str):
+        types = [t.strip() for t in types.split(",") if t.strip()]
+    if not isinstance(types, list) or not all(t in {"reflink", "hardlink", "symlink", "copy"} for t in types):
+        raise ConfigError(
+            f".pipe/config.yaml: 'cache.type' must list reflink, hardlink, symlink or copy, not {types!r}"
+        )
+    remotes: dict[str, RemoteConfig] = {}
+    raw_remotes = raw.get("remotes") or {}
+    if not isinstance(raw_remotes, Mapping):
+        raise ConfigError(".pipe/config.yaml: 'remotes' must be a mapping of name -> settings")
+    for name, settings in raw_remotes.items():
+        if not isinstance(settings, Mapping) or not isinstance(settings.get("url"), str):
+            raise ConfigError(f".pipe/config.yaml: remote '{name}' needs a 'url'")
+        options = {k: v for k, v in settings.items() if k != "url"}
+        remotes[str(name)] = RemoteConfig(str(name), settings["url"], MappingProxyType(options))
+    jobs = core.get("jobs", cache.get("jobs"))
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(".pipe/config.yaml: 'core.jobs' must be a positive integer")
+    return Config(
+        cache_types=tuple(types),
+        cache_dir=cache.get("dir"),
+        jobs=jobs,
+        default_remote=core.get("remote"),
+        no_scm=bool(core.get("no_scm", False)),
+        remotes=MappingProxyType(remotes),
+    )

@@ -1,0 +1,91 @@
+"""Filesystem primitives: atomic writes, fast tree walks, project-relative paths."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from pipeline_engine.errors import PathError
+
+__all__ = ["atomic_write", "is_exec", "relpath_in", "walk_files"]
+
+
+def atomic_write(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never half of one."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def is_exec(mode: int) -> bool:
+    """True when the owner may execute a file with this mode."""
+    return bool(mode & stat.S_IXUSR)
+
+
+def walk_files(root: Path, *, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (POSIX path relative to `root`, lstat) for every regular file under `root`.
+
+    Symlinks to files are followed when their target stays inside `root`; directories named in
+    `skip` (e.g. `.git`) are not entered. Order is unspecified: callers sort when it matters.
+    """
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    while stack:
+        path, prefix = stack.pop()
+        with os.scandir(path) as it:
+            for entry in it:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in skip:
+                        stack.append((entry.path, rel + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    yield rel, entry.stat(follow_symlinks=False)
+                elif entry.is_symlink():
+                    yield rel, _symlink_target_stat(root, entry.path, rel)
+
+
+def _symlink_target_stat(root: Path, path: str, rel: str) -> os.stat_result:
+    target = os.path.realpath(path)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([target, real_root]) != real_root:
+        raise PathError(f"'{rel}' is a symlink pointing outside the tracked directory ('{target}')")
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise PathError(f"'{rel}' is a symlink to something that is not a regular file")
+    return st
+
+
+def relpath_in(root: Path, path: str | os.PathLike[str], *, cwd: Path | None = None) -> str:
+    """Return `path` as a POSIX path relative to `root`, refusing anything outside it.
+
+    Raises:
+        PathError: the path resolves outside `root` (through `..` or a symlinked parent).
+    """
+    p = Path(path)
+    if not p.is_absolute():
+        p = (cwd or Path.cwd()) / p
+    # Resolve the parent only: the last component may be a symlink we must inspect, not follow.
+    absolute = Path(os.path.normpath(p))
+    parent = absolute.parent.resolve()
+    real_root = root.resolve()
+    candidate = parent / absolute.name if absolute.name else parent
+    try:
+        rel = candidate.relative_to(real_root)
+    except ValueError:
+        raise PathError(f"'{path}' is outside the project '{root}'") from None
+    posix = PurePosixPath(*rel.parts).as_posix()
+    return "" if posix == "." else posix

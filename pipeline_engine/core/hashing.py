@@ -1,0 +1,47 @@
+"""Content hashes (xxh3_128) of bytes and files, the ids of every object in the store."""
+
+from __future__ import annotations
+
+import os
+from typing import NewType
+
+import xxhash
+
+__all__ = ["ALGORITHM", "DIR_SUFFIX", "Oid", "hash_bytes", "hash_file", "is_dir_oid"]
+
+Oid = NewType("Oid", str)
+
+#: Written next to every hash on disk, so that a future algorithm change is explicit.
+ALGORITHM = "xxh3_128"
+#: A directory manifest's oid is the hash of its bytes plus this suffix.
+DIR_SUFFIX = ".dir"
+
+# Files up to this size are read in one call: per-file overhead dominates for small files.
+_WHOLE_READ = 1 << 20
+_CHUNK = 1 << 20
+
+
+def hash_bytes(data: bytes) -> Oid:
+    """Return the oid of `data`."""
+    return Oid(xxhash.xxh3_128_hexdigest(data))
+
+
+def hash_file(path: str | os.PathLike[str], size: int | None = None) -> Oid:
+    """Return the oid of a file's content, streamed so memory stays flat for any size."""
+    if size is None:
+        size = os.stat(path).st_size
+    with open(path, "rb", buffering=0) as f:
+        if size <= _WHOLE_READ:
+            return Oid(xxhash.xxh3_128_hexdigest(f.read()))
+        h = xxhash.xxh3_128()
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+        return Oid(h.hexdigest())
+
+
+def is_dir_oid(oid: str) -> bool:
+    """True when `oid` names a directory manifest."""
+    return oid.endswith(DIR_SUFFIX)
+

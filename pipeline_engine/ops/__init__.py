@@ -1,0 +1,1 @@
+"""Use cases, one per module, as plain functions returning result dataclasses."""

@@ -1,0 +1,1 @@
+"""Pure pipeline model: pipeline.yaml spec, interpolation, DAG, lock file and the rerun plan."""

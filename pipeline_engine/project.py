@@ -1,0 +1,117 @@
+"""Project: the root directory plus its opened parts (config, store, memo, git). Composition only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline_engine.cache.memo import HashMemo
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.config import CONFIG_FILE, LOCAL_CONFIG_FILE, Config, load_config
+from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.mutex import ProjectMutex
+from pipeline_engine.errors import NotAProjectError, ProjectExistsError, ScmError
+from pipeline_engine.scm.git import Git, find_git_root
+
+__all__ = ["CONTROL_DIR", "Project"]
+
+CONTROL_DIR = ".pipe"
+_IGNORED_IN_CONTROL_DIR = ("/cache/", "/tmp/", f"/{LOCAL_CONFIG_FILE}")
+
+
+class Project:
+    """A pipe project rooted at `root` (the directory holding `.pipe/`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.control_dir = root / CONTROL_DIR
+        self.config: Config = load_config(self.control_dir)
+        self._store: ObjectStore | None = None
+        self._memo: HashMemo | None = None
+        self._git: Git | None = None
+        self._git_root = find_git_root(root)
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        """The project containing `start` (default: cwd), searching upwards like git.
+
+        Raises:
+            NotAProjectError: no `.pipe/` directory above `start`.
+        """
+        here = (start or Path.cwd()).resolve()
+        for d in (here, *here.parents):
+            if (d / CONTROL_DIR / CONFIG_FILE).is_file():
+                return cls(d)
+        raise NotAProjectError(
+            f"'{here}' is not inside a pipe project (no {CONTROL_DIR}/ found)", hint="run 'pipe init' first"
+        )
+
+    @classmethod
+    def init(cls, root: Path, *, scm: bool = True, force: bool = False) -> Project:
+        """Create `.pipe/` in `root` and return the project.
+
+        Raises:
+            ProjectExistsError: `.pipe/` exists and `force` is false.
+            ScmError: `scm` is true and `root` is not inside a git repository.
+        """
+        root = root.resolve()
+        control = root / CONTROL_DIR
+        if control.exists() and not force:
+            raise ProjectExistsError(
+                f"'{root}' is already a pipe project", hint="use 'pipe init -f' to reinitialise it"
+            )
+        if scm and find_git_root(root) is None:
+            raise ScmError(
+                f"'{root}' is not inside a git repository",
+                hint="run 'git init' first, or 'pipe init --no-scm' to use pipe without git",
+            )
+        for sub in ("cache/objects", "tmp"):
+            (control / sub).mkdir(parents=True, exist_ok=True)
+        config = control / CONFIG_FILE
+        if not config.exists() or force:
+            scm_line = "" if scm else "core:\n  no_scm: true\n"
+            atomic_write(config, f"schema: 1\n{scm_line}")
+        atomic_write(control / ".gitignore", "\n".join(_IGNORED_IN_CONTROL_DIR) + "\n")
+        return cls(root)
+
+    @property
+    def store(self) -> ObjectStore:
+        """The local object store."""
+        if self._store is None:
+            cache_dir = self.config.cache_dir
+            base = Path(os.path.expanduser(cache_dir)) if cache_dir else self.control_dir / "cache"
+            if not base.is_absolute():
+                base = self.control_dir / base
+            self._store = ObjectStore(base / "objects")
+        return self._store
+
+    @property
+    def memo(self) -> HashMemo:
+        """The hash memo database."""
+        if self._memo is None:
+            self._memo = HashMemo(self.control_dir / "tmp" / "memo.sqlite")
+        return self._memo
+
+    @property
+    def git(self) -> Git | None:
+        """The git working tree the project lives in, or None for a `--no-scm` project."""
+        if self._git is None and self._git_root is not None and not self.config.no_scm:
+            self._git = Git(self._git_root)
+        return self._git
+
+    def relpath_from_git(self, relpath: str) -> str:
+        """A project-relative path made relative to the git root (they differ in a monorepo)."""
+        if self._git_root is None or self._git_root == self.root:
+            return relpath
+        prefix = self.root.relative_to(self._git_root).as_posix()
+        return f"{prefix}/{relpath}" if relpath else prefix
+
+    def mutex(self, command: str, *, wait: bool = False) -> ProjectMutex:
+        """The lock that lets one pipe process at a time change this project."""
+        (self.control_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        return ProjectMutex(self.control_dir / "tmp" / "lock", command=command, wait=wait)
+
+    def close(self) -> None:
+        """Release open databases."""
+        if self._memo is not None:
+            self._memo.close()

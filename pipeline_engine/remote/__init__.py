@@ -1,0 +1,1 @@
+"""Remote storage over fsspec with the same object layout as the local store."""

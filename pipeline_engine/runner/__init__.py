@@ -1,0 +1,1 @@
+"""Runs stage commands: a parallel scheduler and process groups that stop cleanly."""

@@ -1,0 +1,1 @@
+"""Git access through gitpython: root, ignore files, files at a revision."""
