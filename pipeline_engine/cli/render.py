@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pipeline_engine.core.progress import Progress, ProgressTask
 
 __all__ = [
-    "configure", "error", "info", "out", "err", "print_json", "progress", "table", "rows_table", "warn",
+    "configure", "err", "error", "info", "out", "print_json", "progress", "rows_table", "size", "table", "warn",
 ]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -62,6 +62,16 @@ def error(exc: PipeError, *, verbose: bool) -> None:
     err.print(f"[bold red]error:[/] {escape(str(exc))}")
     if exc.hint:
         err.print(f"[dim]hint:[/] {escape(exc.hint)}")
+
+
+def size(n: int) -> str:
+    """A byte count for people: 1.5 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
 
 
 def print_json(data: Any) -> None:

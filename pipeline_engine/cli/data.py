@@ -1,0 +1,115 @@
+"""pipe init | add | checkout | remove | gc | cache verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline_engine.cli import render
+from pipeline_engine.project import Project
+
+
+def _project() -> Project:
+    return Project.find()
+
+
+@click.command()
+@click.option("--no-scm", is_flag=True, help="Use pipe without git (no .gitignore handling).")
+@click.option("-f", "--force", is_flag=True, help="Reinitialise an existing project (keeps the cache).")
+def init(no_scm: bool, force: bool) -> None:
+    """Create the .pipe/ control directory in the current directory."""
+    project = Project.init(Path.cwd(), scm=not no_scm, force=force)
+    render.info(f"initialised pipe project in [bold]{project.root}[/]")
+    if not no_scm:
+        render.info("next: 'pipe add <data>' and 'git add .pipe .gitignore'")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+def add(paths: tuple[str, ...]) -> None:
+    """Track files or directories: cache them and write <path>.pipe pointers."""
+    from pipeline_engine.ops.add import AddOutcome
+    from pipeline_engine.ops.add import add as add_paths
+
+    results = add_paths(_project(), paths, progress=render.progress())
+    for r in results:
+        files = f", {r.out.nfiles} files" if r.out.nfiles is not None else ""
+        render.info(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}")
+    if any(r.outcome is not AddOutcome.UNCHANGED for r in results):
+        pointers = " ".join(r.pointer for r in results)
+        render.info(f"[dim]to track the changes with git: git add {pointers} .gitignore[/]")
+
+
+@click.command()
+@click.argument("targets", nargs=-1)
+@click.option("-f", "--force", is_flag=True, help="Overwrite changes that are not in the cache; delete extra files.")
+@click.option("--relink", is_flag=True, help="Recreate every link even where the content already matches.")
+def checkout(targets: tuple[str, ...], force: bool, relink: bool) -> None:
+    """Make tracked paths in the workspace match their pointers, from the cache."""
+    from pipeline_engine.ops.checkout import checkout as checkout_targets
+
+    results = checkout_targets(_project(), targets, force=force, relink=relink, progress=render.progress())
+    written = sum(len(r.written) for r in results)
+    deleted = sum(len(r.deleted) for r in results)
+    for r in results:
+        for extra in r.kept_extra:
+            render.warn(f"kept '{extra}': not in the tracked version (use --force to delete it)")
+    render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")
+
+
+@click.command()
+@click.argument("pointers", nargs=-1, required=True)
+@click.option("--outs", is_flag=True, help="Delete the tracked data from the workspace too.")
+def remove(pointers: tuple[str, ...], outs: bool) -> None:
+    """Stop tracking paths: delete their .pipe pointers (the data stays unless --outs)."""
+    from pipeline_engine.ops.remove import remove as remove_pointers
+
+    for r in remove_pointers(_project(), pointers, outs=outs):
+        render.info(f"removed {r.pointer}" + (f" and {r.path}" if r.data_deleted else f" ({r.path} kept)"))
+
+
+@click.command()
+@click.option("-w", "--workspace", is_flag=True, help="Keep objects the current workspace references.")
+@click.option("-a", "--all-commits", is_flag=True, help="Keep objects any git commit references.")
+@click.option("--dry", is_flag=True, help="Only report what would be removed.")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+def gc(workspace: bool, all_commits: bool, dry: bool, force: bool) -> None:
+    """Delete cache objects that nothing in the chosen scope references."""
+    from pipeline_engine.ops.gc import gc as collect
+
+    project = _project()
+    if not (dry or force) and (workspace or all_commits):
+        preview = collect(project, workspace=workspace, all_commits=all_commits, dry=True)
+        if preview.removed == 0:
+            render.info("nothing to remove")
+            return
+        click.confirm(
+            f"remove {preview.removed} object(s), {render.size(preview.bytes)}, from the cache?", abort=True,
+            err=True,
+        )
+    result = collect(project, workspace=workspace, all_commits=all_commits, dry=dry)
+    verb = "would remove" if dry else "removed"
+    render.info(f"{verb} {result.removed} object(s), {render.size(result.bytes)}; {result.kept} kept")
+
+
+@click.group()
+def cache() -> None:
+    """Inspect the local cache."""
+
+
+@cache.command()
+def verify() -> None:
+    """Re-hash every cached object; quarantine corrupt ones (exit 1 if any)."""
+    from pipeline_engine.errors import CacheError
+    from pipeline_engine.ops.verify import verify as verify_cache
+
+    result = verify_cache(_project(), progress=render.progress())
+    for oid, where in result.corrupt:
+        render.warn(f"object '{oid}' is corrupt; moved to {where}")
+    if result.corrupt:
+        raise CacheError(
+            f"{len(result.corrupt)} of {result.checked} object(s) are corrupt",
+            hint="'pipe pull' fetches good copies from the remote, or re-add the data",
+        )
+    render.info(f"all {result.checked} object(s) intact")

@@ -1,0 +1,123 @@
+"""`pipe add`: store files or directories in the cache, write their pointers, git-ignore them."""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_engine.cache.link import parse_link_types
+from pipeline_engine.cache.pointer import POINTER_SUFFIX, OutRecord, Pointer, read_pointer, write_pointer
+from pipeline_engine.cache.workspace import save, scan
+from pipeline_engine.core.fsutil import relpath_in
+from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.errors import PathError
+from pipeline_engine.ops.pointers import find_pointers
+from pipeline_engine.project import CONTROL_DIR, Project
+
+__all__ = ["AddOutcome", "Added", "add"]
+
+
+class AddOutcome(enum.Enum):
+    """What `add` did to one path."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """One added path and its record."""
+
+    relpath: str
+    pointer: str
+    out: OutRecord
+    outcome: AddOutcome
+
+
+def add(project: Project, paths: Sequence[str], *, progress: Progress | None = None) -> list[Added]:
+    """Track `paths`: every path is checked first, so a refusal changes nothing.
+
+    Raises:
+        PathError: a path is missing, outside the project, inside `.pipe/`, overlaps a tracked
+            path, is tracked by git, or is a symlink pointing outside the project.
+    """
+    progress = progress or NullProgress()
+    with project.mutex(f"pipe add {' '.join(paths)}"):
+        relpaths = _validate(project, paths)
+        link_types = parse_link_types(project.config.cache_types)
+        results = []
+        for rel in relpaths:
+            scanned = scan(project.root, rel, project.memo, progress=progress)
+            out = save(project.store, project.root, scanned, link_types=link_types, memo=project.memo,
+                       progress=progress)
+            results.append(_record(project, rel, out))
+        return results
+
+
+def _record(project: Project, rel: str, out: OutRecord) -> Added:
+    pointer_rel = rel + POINTER_SUFFIX
+    name = rel.rpartition("/")[2]
+    pointer = Pointer(pointer_rel, OutRecord(name, out.oid, out.size, out.nfiles))
+    outcome = AddOutcome.ADDED
+    if (project.root / pointer_rel).exists():
+        old = read_pointer(project.root, pointer_rel)
+        outcome = AddOutcome.UNCHANGED if old.out == pointer.out else AddOutcome.UPDATED
+    if outcome is not AddOutcome.UNCHANGED:
+        write_pointer(project.root, pointer)
+    if project.git is not None:
+        project.git.ignore(project.relpath_from_git(rel))
+    return Added(rel, pointer_rel, out, outcome)
+
+
+def _validate(project: Project, paths: Sequence[str]) -> list[str]:
+    if not paths:
+        raise PathError("nothing to add: name at least one file or directory")
+    tracked = [p.data_relpath for p in find_pointers(project)]
+    chosen: list[str] = []
+    for path in paths:
+        rel = _check_one(project, path)
+        for other in (*tracked, *chosen):
+            if rel != other and (rel.startswith(other + "/") or other.startswith(rel + "/")):
+                raise PathError(
+                    f"'{rel}' overlaps '{other}', which is already tracked",
+                    hint="track either the directory or the files inside it, not both",
+                )
+        if rel not in chosen:
+            chosen.append(rel)
+    _refuse_git_tracked(project, chosen)
+    return chosen
+
+
+def _check_one(project: Project, path: str) -> str:
+    rel = relpath_in(project.root, path)
+    if rel == "":
+        raise PathError("cannot add the project root itself; add its data files or directories")
+    first = rel.split("/")[0]
+    if first in (CONTROL_DIR, ".git"):
+        raise PathError(f"'{rel}' is inside '{first}/', which pipe and git manage")
+    if rel.endswith(POINTER_SUFFIX):
+        raise PathError(f"'{rel}' is a pointer file; add the data path it names instead")
+    absolute = project.root / rel
+    if absolute.is_symlink():
+        target = Path(os.path.realpath(absolute))
+        if not target.is_relative_to(project.root.resolve()):
+            raise PathError(f"'{rel}' is a symlink pointing outside the project ('{target}')")
+    if not absolute.exists():
+        raise PathError(f"'{rel}' does not exist")
+    return rel
+
+
+def _refuse_git_tracked(project: Project, relpaths: Sequence[str]) -> None:
+    if project.git is None:
+        return
+    for rel in relpaths:
+        files = project.git.tracked_under(project.relpath_from_git(rel))
+        if files:
+            raise PathError(
+                f"'{rel}' is tracked by git ({len(files)} file(s)); pipe cannot also track it",
+                hint=f"run 'git rm -r --cached {rel}' first, then 'pipe add {rel}'",
+            )

@@ -1,0 +1,89 @@
+"""`pipe gc`: delete cache objects that nothing in the chosen scope references."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_engine.cache.pointer import OutRecord, read_pointer
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.core.hashing import Oid, is_dir_oid
+from pipeline_engine.errors import CacheError, PipeError
+from pipeline_engine.ops.used import used_outs
+from pipeline_engine.project import Project
+
+__all__ = ["GcResult", "collect_used_oids", "expand_oids", "gc"]
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    """Objects removed (or that would be, with `dry`) and their total size."""
+
+    removed: int
+    bytes: int
+    kept: int
+    dry: bool
+
+
+def gc(project: Project, *, workspace: bool, all_commits: bool = False, dry: bool = False) -> GcResult:
+    """Remove unreferenced objects; the scope is the workspace, plus every commit with `all_commits`.
+
+    Raises:
+        PipeError: no scope was chosen (gc never guesses what to keep).
+    """
+    if not (workspace or all_commits):
+        raise PipeError(
+            "choose what to keep: '--workspace' (this checkout) or '--all-commits' (every git commit)",
+            hint="run 'pipe gc --workspace --dry' to see what would be removed",
+        )
+    with project.mutex("pipe gc"):
+        keep = collect_used_oids(project, all_commits=all_commits)
+        removed = size = kept = 0
+        for oid in list(project.store.iter_oids()):
+            if oid in keep:
+                kept += 1
+                continue
+            removed += 1
+            size += project.store.size_of(oid)
+            if not dry:
+                project.store.remove(oid)
+        return GcResult(removed, size, kept, dry)
+
+
+def collect_used_oids(project: Project, *, all_commits: bool = False) -> set[Oid]:
+    """Every oid referenced by the workspace and, with `all_commits`, by every git commit."""
+    outs = list(used_outs(project))
+    if all_commits and project.git is not None:
+        outs.extend(_outs_in_history(project))
+    return expand_oids(project.store, outs)
+
+
+def expand_oids(store: ObjectStore, outs: Iterable[OutRecord]) -> set[Oid]:
+    """The oids of `outs` plus, for directories, every file oid their manifests list."""
+    oids: set[Oid] = set()
+    for out in outs:
+        oids.add(out.oid)
+        if is_dir_oid(out.oid) and store.exists(out.oid):
+            try:
+                oids.update(e.oid for e in tree_of(store, out.oid).entries)
+            except CacheError:
+                continue  # a corrupt manifest: 'pipe cache verify' reports it
+    return oids
+
+
+def _outs_in_history(project: Project) -> list[OutRecord]:
+    git = project.git
+    assert git is not None
+    outs: list[OutRecord] = []
+    with tempfile.TemporaryDirectory(dir=project.control_dir / "tmp") as tmp:
+        for rev in git.revisions(all_commits=True):
+            for path, data in git.iter_files_at(rev, suffix=".pipe"):
+                (Path(tmp) / "p.pipe").write_bytes(data)
+                try:
+                    outs.append(read_pointer(Path(tmp), "p.pipe").out)
+                except PipeError:
+                    continue  # an old, broken pointer keeps nothing alive
+    return outs

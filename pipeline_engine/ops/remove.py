@@ -1,0 +1,54 @@
+"""`pipe remove`: stop tracking paths (delete their pointers and ignore entries, optionally the data)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline_engine.cache.pointer import POINTER_SUFFIX, read_pointer
+from pipeline_engine.core.fsutil import relpath_in
+from pipeline_engine.errors import PathError
+from pipeline_engine.project import Project
+
+__all__ = ["Removed", "remove"]
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """One pointer removed, and whether its data went too."""
+
+    pointer: str
+    path: str
+    data_deleted: bool
+
+
+def remove(project: Project, pointers: Sequence[str], *, outs: bool = False) -> list[Removed]:
+    """Remove pointer files; with `outs`, delete the tracked data as well (it stays in the cache).
+
+    Raises:
+        PathError: a name is not a pointer file (all are checked before anything is removed).
+    """
+    with project.mutex("pipe remove"):
+        loaded = []
+        for name in pointers:
+            rel = relpath_in(project.root, name)
+            if not rel.endswith(POINTER_SUFFIX):
+                rel += POINTER_SUFFIX
+            if not (project.root / rel).is_file():
+                raise PathError(f"'{name}' is not a pointer file", hint="pointer files end in '.pipe'")
+            loaded.append(read_pointer(project.root, rel))
+        results = []
+        for p in loaded:
+            data = project.root / p.data_relpath
+            if outs and (data.exists() or data.is_symlink()):
+                if data.is_dir() and not data.is_symlink():
+                    shutil.rmtree(data)
+                else:
+                    os.unlink(data)
+            os.unlink(project.root / p.relpath)
+            if project.git is not None:
+                project.git.unignore(project.relpath_from_git(p.data_relpath))
+            results.append(Removed(p.relpath, p.data_relpath, outs))
+        return results

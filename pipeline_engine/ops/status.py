@@ -1,0 +1,85 @@
+"""`pipe status` for tracked data: which pointers the workspace or the cache no longer match."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline_engine.cache.pointer import Pointer
+from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
+from pipeline_engine.cache.workspace import scan, scan_tree, tree_of
+from pipeline_engine.core.hashing import is_dir_oid
+from pipeline_engine.errors import CacheError
+from pipeline_engine.ops.pointers import resolve_pointers
+from pipeline_engine.project import Project
+
+__all__ = ["DataState", "DataStatus", "data_status"]
+
+
+class DataState(enum.Enum):
+    """The state of one tracked path."""
+
+    UP_TO_DATE = "up to date"
+    MODIFIED = "modified"
+    MISSING = "missing from workspace"
+    NOT_IN_CACHE = "not in cache"
+
+
+@dataclass(frozen=True, slots=True)
+class DataStatus:
+    """One pointer's state; `diff` lists changed files of a directory when they can be known."""
+
+    path: str
+    pointer: str
+    states: tuple[DataState, ...]
+    diff: TreeDiff | None = None
+
+    @property
+    def is_clean(self) -> bool:
+        """True when the workspace and the cache both match the pointer."""
+        return self.states == (DataState.UP_TO_DATE,)
+
+
+def data_status(project: Project, targets: Sequence[str] = ()) -> list[DataStatus]:
+    """The state of every pointer selected by `targets` (all when empty)."""
+    return [_status_of(project, p) for p in resolve_pointers(project, targets)]
+
+
+def _status_of(project: Project, pointer: Pointer) -> DataStatus:
+    rel, oid = pointer.data_relpath, pointer.out.oid
+    states: list[DataState] = []
+    diff = None
+    cached = _is_cached(project, oid)
+    if not (project.root / rel).exists():
+        states.append(DataState.MISSING)
+    else:
+        current = scan(project.root, rel, project.memo)
+        if current.oid != oid:
+            states.append(DataState.MODIFIED)
+            if is_dir_oid(oid) and cached:
+                diff = _dir_diff(project, rel, oid, current.tree)
+    if not cached:
+        states.append(DataState.NOT_IN_CACHE)
+    return DataStatus(rel, pointer.relpath, tuple(states) or (DataState.UP_TO_DATE,), diff)
+
+
+def _is_cached(project: Project, oid: str) -> bool:
+    store = project.store
+    if not store.exists(oid):
+        return False
+    if not is_dir_oid(oid):
+        return True
+    try:
+        tree = tree_of(store, oid)
+    except CacheError:
+        return False
+    return all(store.exists(e.oid) for e in tree.entries)
+
+
+def _dir_diff(project: Project, rel: str, oid: str, current: Tree | None) -> TreeDiff | None:
+    root = project.root
+    if not (root / rel).is_dir():
+        return None
+    now = current if current is not None else scan_tree(root, rel, project.memo)
+    return diff_trees(tree_of(project.store, oid).by_path(), now.by_path())

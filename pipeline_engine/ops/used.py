@@ -1,0 +1,22 @@
+"""Which outs the workspace references (pointers, and stage outs from pipeline.lock)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline_engine.cache.pointer import OutRecord
+from pipeline_engine.ops.pointers import resolve_pointers
+from pipeline_engine.project import Project
+
+__all__ = ["used_outs"]
+
+
+def used_outs(project: Project, *, targets: Sequence[str] = ()) -> list[OutRecord]:
+    """Every out that pointer files (and the lock file) of the workspace reference.
+
+    `OutRecord.path` is project-relative.
+    """
+    outs = [
+        OutRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in resolve_pointers(project, targets)
+    ]
+    return outs
