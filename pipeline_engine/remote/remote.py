@@ -1,0 +1,323 @@
+"""Remote: a store-shaped directory (`<root>/<2 hex>/<30 hex>`) on any fsspec filesystem, used in bulk.
+
+Backends with an async implementation (s3fs, gcsfs, adlfs, ...) are driven through their coroutines
+with `jobs` requests in flight; the others through a thread pool of `jobs` workers. Every fsspec,
+OS or backend error comes out as a `RemoteError` naming the remote and its URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import posixpath
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline_engine.core.hashing import Oid
+from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
+from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
+
+__all__ = ["OnDone", "Remote"]
+
+#: Called once per object when its transfer ends: (oid, None) on success, (oid, error) on failure.
+OnDone = Callable[[str, "PipeError | None"], None]
+
+# Fewer oids than this are checked one by one without estimating the remote's size first.
+_FEW = 32
+# Objects per listing page on S3-like stores; used to estimate what listing a prefix costs.
+_PAGE = 1000
+_TMP = "tmp"
+
+
+class Remote:
+    """One configured remote: `name`, `url` (safe to print), an fsspec `fs` and the `root` path in it."""
+
+    def __init__(
+        self, name: str, url: str, fs: Any, root: str, *,
+        jobs: int, object_store: bool, errors: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.jobs = jobs
+        self._object_store = object_store
+        self._errors: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
+        self._made_dirs: set[str] = set()
+
+    def path_of(self, oid: str) -> str:
+        """The object's path inside `fs`."""
+        return f"{self.root}/{oid_to_relpath(oid)}"
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def exists_many(self, oids: Collection[str]) -> set[str]:
+        """The subset of `oids` the remote holds, asking per object or listing prefixes, whichever is cheaper.
+
+        Raises:
+            RemoteError: the remote cannot be reached or listed.
+        """
+        wanted = set(oids)
+        if not wanted:
+            return set()
+        prefixes = sorted({o[:2] for o in wanted})
+        if len(wanted) < _FEW:
+            return self._exists_each(wanted)
+        sample = self._list_prefixes(prefixes[:1])
+        # Cost in requests: listing every needed prefix (pages each) vs one request per object.
+        pages = max(1, math.ceil(len(sample) / _PAGE))
+        if len(wanted) <= len(prefixes) * pages:
+            return self._exists_each(wanted)
+        listed = sample | self._list_prefixes(prefixes[1:])
+        return wanted & listed
+
+    def iter_oids(self) -> Iterator[Oid]:
+        """Every object on the remote (temporary files and foreign files are skipped).
+
+        Raises:
+            RemoteError: the remote cannot be listed.
+        """
+        try:
+            paths = self.fs.find(self.root, detail=False)
+        except FileNotFoundError:
+            return
+        except self._errors as exc:
+            raise self._error("list", self.root, exc) from exc
+        start = len(self.root) + 1
+        for path in paths:
+            oid = relpath_to_oid(path[start:])
+            if oid is not None:
+                yield oid
+
+    # -- single objects --------------------------------------------------------------------------
+
+    def put(self, local_path: Path, oid: str) -> None:
+        """Upload one object; it appears under its final name only once complete.
+
+        Raises:
+            RemoteError: the upload failed.
+        """
+        self._run_many("upload", [(oid, local_path)], jobs=1, on_done=None, raise_first=True)
+
+    def get(self, oid: str, dest: Path) -> None:
+        """Download one object to `dest` (a temporary path: the caller verifies and moves it).
+
+        Raises:
+            ObjectNotFoundError: the remote does not have the object.
+            RemoteError: the download failed.
+        """
+        self._run_many("download", [(oid, dest)], jobs=1, on_done=None, raise_first=True)
+
+    # -- bulk ------------------------------------------------------------------------------------
+
+    def put_many(self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None,
+                 on_done: OnDone | None = None) -> dict[str, PipeError]:
+        """Upload (oid, local path) pairs concurrently; returns the failures by oid (others succeeded)."""
+        return self._run_many("upload", items, jobs=jobs or self.jobs, on_done=on_done)
+
+    def get_many(self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None,
+                 on_done: OnDone | None = None) -> dict[str, PipeError]:
+        """Download (oid, local path) pairs concurrently; returns the failures by oid.
+
+        `on_done` runs in a worker thread, so it may hash and move the downloaded file.
+        """
+        return self._run_many("download", items, jobs=jobs or self.jobs, on_done=on_done)
+
+    def remove(self, oids: Iterable[str]) -> None:
+        """Delete objects (gc); objects already gone are not an error.
+
+        Raises:
+            RemoteError: the deletion failed.
+        """
+        paths = [self.path_of(o) for o in oids]
+        if not paths:
+            return
+        try:
+            if self.fs.async_impl:
+                self._sync(self.fs._rm(paths))
+            else:
+                for path in paths:
+                    if self.fs.exists(path):
+                        self.fs.rm_file(path)
+        except FileNotFoundError:
+            return
+        except self._errors as exc:
+            raise self._error("delete objects from", self.root, exc) from exc
+
+    # -- transfer primitives ---------------------------------------------------------------------
+
+    def _put_one(self, oid: str, local: Path) -> None:
+        final = self.path_of(oid)
+        if self._object_store:
+            self.fs.put_file(str(local), final)
+            return
+        self._makedirs(posixpath.dirname(final))
+        tmp = self._tmp_name(oid)
+        self.fs.put_file(str(local), tmp)
+        self.fs.mv(tmp, final)
+
+    async def _aput_one(self, oid: str, local: Path) -> None:
+        final = self.path_of(oid)
+        if self._object_store:
+            await self.fs._put_file(str(local), final)
+            return
+        await self.fs._makedirs(posixpath.dirname(final), exist_ok=True)
+        tmp = self._tmp_name(oid)
+        await self.fs._makedirs(posixpath.dirname(tmp), exist_ok=True)
+        await self.fs._put_file(str(local), tmp)
+        await self.fs._mv_file(tmp, final)
+
+    def _get_one(self, oid: str, dest: Path) -> None:
+        self.fs.get_file(self.path_of(oid), str(dest))
+
+    async def _aget_one(self, oid: str, dest: Path) -> None:
+        await self.fs._get_file(self.path_of(oid), str(dest))
+
+    def _tmp_name(self, oid: str) -> str:
+        tmp_dir = f"{self.root}/{_TMP}"
+        self._makedirs(tmp_dir)
+        return f"{tmp_dir}/{oid}.{uuid.uuid4().hex}"
+
+    def _makedirs(self, path: str) -> None:
+        if path not in self._made_dirs and not self.fs.async_impl:
+            self.fs.makedirs(path, exist_ok=True)
+            self._made_dirs.add(path)
+
+    # -- concurrency -----------------------------------------------------------------------------
+
+    def _run_many(
+        self, verb: str, items: Sequence[tuple[str, Path]], *,
+        jobs: int, on_done: OnDone | None, raise_first: bool = False,
+    ) -> dict[str, PipeError]:
+        one, aone = (self._put_one, self._aput_one) if verb == "upload" else (self._get_one, self._aget_one)
+        failures: dict[str, PipeError] = {}
+
+        def finish(oid: str, exc: BaseException | None) -> None:
+            error = None if exc is None else self._transfer_error(verb, oid, exc)
+            if error is not None:
+                failures[oid] = error
+            if on_done is not None:
+                on_done(oid, error)
+
+        if self.fs.async_impl:
+            self._sync(self._gather(items, aone, jobs, finish))
+        else:
+            self._pool(items, one, jobs, finish)
+        if raise_first and failures:
+            raise next(iter(failures.values()))
+        return failures
+
+    def _pool(self, items: Sequence[tuple[str, Path]], one: Callable[[str, Path], None], jobs: int,
+              finish: Callable[[str, BaseException | None], None]) -> None:
+        def work(oid: str, path: Path) -> None:
+            try:
+                one(oid, path)
+            except self._errors as exc:
+                finish(oid, exc)
+                return
+            finish(oid, None)
+
+        if jobs <= 1 or len(items) <= 1:
+            for oid, path in items:
+                work(oid, path)
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(work, oid, path) for oid, path in items]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    async def _gather(self, items: Sequence[tuple[str, Path]], aone: Callable[[str, Path], Any], jobs: int,
+                      finish: Callable[[str, BaseException | None], None]) -> None:
+        limit = asyncio.Semaphore(jobs)
+        loop = asyncio.get_running_loop()
+
+        async def work(oid: str, path: Path) -> None:
+            error: BaseException | None = None
+            async with limit:
+                try:
+                    await aone(oid, path)
+                except self._errors as exc:
+                    error = exc
+            # Off the event loop: the callback may hash and fsync the file it got.
+            await loop.run_in_executor(None, finish, oid, error)
+
+        await asyncio.gather(*(work(oid, path) for oid, path in items))
+
+    def _sync(self, coro: Any) -> Any:
+        from fsspec.asyn import sync
+
+        return sync(self.fs.loop, lambda: coro)
+
+    # -- existence -------------------------------------------------------------------------------
+
+    def _exists_each(self, oids: set[str]) -> set[str]:
+        try:
+            if self.fs.async_impl:
+                paths = [self.path_of(o) for o in oids]
+                found = self._sync(self._aexists_all(paths))
+                return {o for o, hit in zip(oids, found, strict=True) if hit}
+            return {o for o in oids if self.fs.exists(self.path_of(o))}
+        except self._errors as exc:
+            raise self._error("check objects on", self.root, exc) from exc
+
+    async def _aexists_all(self, paths: list[str]) -> list[bool]:
+        limit = asyncio.Semaphore(self.jobs)
+
+        async def one(path: str) -> bool:
+            async with limit:
+                return bool(await self.fs._exists(path))
+
+        return list(await asyncio.gather(*(one(p) for p in paths)))
+
+    def _list_prefixes(self, prefixes: Sequence[str]) -> set[str]:
+        """The oids stored under the given 2-hex prefixes."""
+        if not prefixes:
+            return set()
+        try:
+            if self.fs.async_impl:
+                listings = self._sync(self._als_all(prefixes))
+            else:
+                listings = [self._ls(p) for p in prefixes]
+        except self._errors as exc:
+            raise self._error("list", self.root, exc) from exc
+        found: set[str] = set()
+        for prefix, names in zip(prefixes, listings, strict=True):
+            found.update(prefix + posixpath.basename(n.rstrip("/")) for n in names)
+        return found
+
+    def _ls(self, prefix: str) -> list[str]:
+        try:
+            return list(self.fs.ls(f"{self.root}/{prefix}", detail=False))
+        except FileNotFoundError:
+            return []
+
+    async def _als_all(self, prefixes: Sequence[str]) -> list[list[str]]:
+        limit = asyncio.Semaphore(self.jobs)
+
+        async def one(prefix: str) -> list[str]:
+            async with limit:
+                try:
+                    return list(await self.fs._ls(f"{self.root}/{prefix}", detail=False))
+                except FileNotFoundError:
+                    return []
+
+        return list(await asyncio.gather(*(one(p) for p in prefixes)))
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def _transfer_error(self, verb: str, oid: str, exc: BaseException) -> PipeError:
+        relpath = oid_to_relpath(oid)
+        if verb == "download" and isinstance(exc, FileNotFoundError):
+            return ObjectNotFoundError(f"object '{oid}' is not on remote '{self.name}' ({self.url}/{relpath})")
+        return self._error(verb, relpath, exc)
+
+    def _error(self, verb: str, what: str, exc: BaseException) -> RemoteError:
+        reason = str(exc) or type(exc).__name__
+        return RemoteError(f"remote '{self.name}' ({self.url}): cannot {verb} '{what}': {reason}")

@@ -1,0 +1,32 @@
+"""The `remote` fixture: one Remote per backend kind (local directory, memory://, the moto S3 server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from s3server import S3Server, s3_bucket, s3_server  # noqa: F401 - fixtures used by this directory
+
+from pipeline_engine.remote.open import open_remote
+from pipeline_engine.remote.remote import Remote
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote]:
+    """An empty remote of each kind, opened exactly as `pipe push` opens one."""
+    kind = request.param
+    if kind == "local":
+        yield open_remote("store", str(tmp_path / "remote"), {}, base_dir=tmp_path, jobs=4)
+    elif kind == "memory":
+        from fsspec.implementations.memory import MemoryFileSystem
+
+        url = f"memory://{tmp_path.name}"
+        yield open_remote("store", url, {}, base_dir=tmp_path, jobs=4)
+        MemoryFileSystem.store.clear()
+        MemoryFileSystem.pseudo_dirs[:] = [""]
+    else:
+        server: S3Server = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket")
+        options = {"endpoint_url": server.endpoint_url}
+        yield open_remote("store", f"s3://{bucket}/project", options, base_dir=tmp_path, jobs=4)

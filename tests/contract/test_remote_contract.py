@@ -1,0 +1,134 @@
+"""One contract for every kind of remote: round trips, idempotence, missing and corrupt objects, layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.core.hashing import Oid, hash_bytes
+from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
+from pipeline_engine.remote.remote import Remote
+
+
+def _objects(tmp_path: Path, count: int) -> dict[Oid, Path]:
+    """`count` distinct small files, keyed by their oid."""
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    out: dict[Oid, Path] = {}
+    for i in range(count):
+        data = f"object {i}\n".encode() * (i % 7 + 1)
+        path = src / f"f{i}"
+        path.write_bytes(data)
+        out[hash_bytes(data)] = path
+    return out
+
+
+def test_put_then_get_returns_the_same_bytes(remote: Remote, tmp_path: Path) -> None:
+    (oid, path), = _objects(tmp_path, 1).items()
+    remote.put(path, oid)
+    remote.get(oid, tmp_path / "back")
+    assert (tmp_path / "back").read_bytes() == path.read_bytes()
+
+
+def test_exists_many_reports_only_what_was_put(remote: Remote, tmp_path: Path) -> None:
+    objects = _objects(tmp_path, 5)
+    stored = list(objects)[:3]
+    for oid in stored:
+        remote.put(objects[oid], oid)
+    assert remote.exists_many(objects) == set(stored)
+
+
+def test_exists_many_by_listing_agrees_with_per_object_checks(remote: Remote, tmp_path: Path) -> None:
+    objects = _objects(tmp_path, 80)
+    stored = list(objects)[::2]
+    failures = remote.put_many([(o, objects[o]) for o in stored])
+    assert failures == {}
+    absent = {hash_bytes(f"absent {i}".encode()) for i in range(40)}
+    assert remote.exists_many(set(objects) | absent) == set(stored)
+    assert remote.exists_many(set(stored[:3]) | set(list(absent)[:3])) == set(stored[:3])
+
+
+def test_put_twice_is_harmless(remote: Remote, tmp_path: Path) -> None:
+    (oid, path), = _objects(tmp_path, 1).items()
+    remote.put(path, oid)
+    remote.put(path, oid)
+    assert list(remote.iter_oids()) == [oid]
+
+
+def test_get_many_reports_missing_objects_and_transfers_the_rest(remote: Remote, tmp_path: Path) -> None:
+    objects = _objects(tmp_path, 4)
+    oids = list(objects)
+    remote.put_many([(o, objects[o]) for o in oids[:3]])
+    missing = hash_bytes(b"never pushed")
+    done: list[str] = []
+    failures = remote.get_many(
+        [(o, tmp_path / f"got-{o}") for o in [*oids[:3], missing]], on_done=lambda o, e: done.append(o)
+    )
+    assert set(failures) == {missing}
+    assert isinstance(failures[missing], ObjectNotFoundError)
+    assert missing in str(failures[missing])
+    assert sorted(done) == sorted([*oids[:3], missing])
+    for oid in oids[:3]:
+        assert (tmp_path / f"got-{oid}").read_bytes() == objects[oid].read_bytes()
+
+
+def test_get_of_a_missing_object_raises_object_not_found(remote: Remote, tmp_path: Path) -> None:
+    oid = hash_bytes(b"nowhere")
+    with pytest.raises(ObjectNotFoundError, match=f"object '{oid}' is not on remote 'store'"):
+        remote.get(oid, tmp_path / "dest")
+
+
+def test_corrupt_remote_object_is_refused_by_the_store(remote: Remote, tmp_path: Path) -> None:
+    (oid, path), = _objects(tmp_path, 1).items()
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"not what the oid says")
+    remote.put(bad, oid)  # a damaged remote: the name does not match the content
+    store = ObjectStore(tmp_path / "cache")
+    (store.root / "tmp").mkdir(parents=True)
+    download = store.root / "tmp" / "download"
+    remote.get(oid, download)
+    with pytest.raises(CorruptObjectError, match=oid):
+        store.add_verified(download, oid)
+    assert not store.exists(oid)
+    assert not download.exists()
+
+
+def test_layout_is_identical_to_the_local_store(remote: Remote, tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "cache")
+    objects = _objects(tmp_path, 6)
+    for oid, path in objects.items():
+        store.add_file(path, oid)
+    manifest = store.add_bytes(b"[]", suffix=".dir")
+    oids = [*objects, manifest]
+    remote.put_many([(o, store.path_of(o)) for o in oids])
+    local_relpaths = sorted(store.path_of(o).relative_to(store.root).as_posix() for o in oids)
+    found = remote.fs.find(remote.root, detail=False)
+    remote_relpaths = sorted(p[len(remote.root) + 1:] for p in found)
+    assert remote_relpaths == local_relpaths
+    assert sorted(remote.iter_oids()) == sorted(oids)
+
+
+def test_remove_deletes_objects_and_ignores_absent_ones(remote: Remote, tmp_path: Path) -> None:
+    objects = _objects(tmp_path, 3)
+    oids = list(objects)
+    remote.put_many([(o, objects[o]) for o in oids])
+    remote.remove([oids[0], hash_bytes(b"absent")])
+    assert sorted(remote.iter_oids()) == sorted(oids[1:])
+
+
+def test_iter_oids_of_an_empty_remote_is_empty(remote: Remote) -> None:
+    assert list(remote.iter_oids()) == []
+
+
+def test_unreachable_remote_raises_remote_error_naming_it(tmp_path: Path) -> None:
+    from pipeline_engine.remote.open import open_remote
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    remote = open_remote("broken", str(blocker / "sub"), {}, base_dir=tmp_path)
+    failures = remote.put_many([(hash_bytes(b"x"), blocker)])
+    (error,) = failures.values()
+    assert isinstance(error, RemoteError)
+    assert "remote 'broken'" in str(error) and str(blocker / "sub") in str(error)
