@@ -1,0 +1,137 @@
+"""Stage commands run as one fail-fast shell script in their own process group, and stop on demand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline_engine.runner.process import CommandResult, run_command, running_count, terminate_all
+
+# A command that leaves a grandchild `sleep` behind it and records both pids.
+SPAWNS_GRANDCHILD = "sleep 30 &\necho $! > grandchild.pid\necho $$ > child.pid\nwait\n"
+
+
+def wait_for_file(path: Path, timeout: float = 10.0) -> str:
+    """Wait for a real process to write `path` (non-empty) and return its text."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.01)
+    raise AssertionError(f"{path} was never written")
+
+
+def is_running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting for a reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    """Wait for a killed process to disappear (the kernel may take a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(pid):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_multiline_script_stops_at_first_failing_line(tmp_path: Path) -> None:
+    script = "echo one > first.txt\nfalse\necho two > second.txt\n"
+    result = run_command(script, cwd=tmp_path, env=os.environ)
+    assert result == CommandResult(returncode=1, log_path=None, interrupted=False)
+    assert (tmp_path / "first.txt").read_text() == "one\n"
+    assert not (tmp_path / "second.txt").exists()
+
+
+def test_exit_code_of_the_failing_line_is_returned(tmp_path: Path) -> None:
+    result = run_command("true\nexit 7\n", cwd=tmp_path, env=os.environ)
+    assert result.returncode == 7
+
+
+def test_failure_inside_a_pipe_fails_the_script(tmp_path: Path) -> None:
+    result = run_command("false | cat\necho after > after.txt", cwd=tmp_path, env=os.environ)
+    assert result.returncode != 0
+    assert not (tmp_path / "after.txt").exists()
+
+
+def test_log_file_captures_stdout_and_stderr_in_order(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "stages" / "train.log"
+    result = run_command("echo to-out\necho to-err >&2\necho again", cwd=tmp_path, env=os.environ, log_path=log)
+    assert result == CommandResult(returncode=0, log_path=log, interrupted=False)
+    assert log.read_text() == "to-out\nto-err\nagain\n"
+
+
+def test_command_runs_in_cwd_with_exactly_the_given_env(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "PIPE_STAGE": "train"}
+    script = 'echo "$PIPE_STAGE ${HOME:-no-home}" > env.txt\npwd > cwd.txt'
+    workdir = tmp_path / "sub"
+    workdir.mkdir()
+    assert run_command(script, cwd=workdir, env=env).returncode == 0
+    assert (workdir / "env.txt").read_text() == "train no-home\n"
+    assert Path((workdir / "cwd.txt").read_text().strip()).resolve() == workdir.resolve()
+
+
+def test_terminate_all_kills_the_whole_process_group(tmp_path: Path) -> None:
+    results: list[CommandResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(run_command(SPAWNS_GRANDCHILD, cwd=tmp_path, env=os.environ))
+    )
+    worker.start()
+    child = int(wait_for_file(tmp_path / "child.pid"))
+    grandchild = int(wait_for_file(tmp_path / "grandchild.pid"))
+    assert is_running(grandchild)
+
+    terminate_all(grace=2.0)
+    worker.join(timeout=10)
+
+    assert not worker.is_alive()
+    assert results[0].interrupted
+    assert results[0].returncode == -signal.SIGTERM
+    assert wait_gone(child) and wait_gone(grandchild)
+    assert running_count() == 0
+
+
+def test_terminate_all_kills_a_group_that_ignores_sigterm_after_grace(tmp_path: Path) -> None:
+    script = "trap '' TERM\necho $$ > child.pid\nwhile true; do sleep 0.05; done\n"
+    results: list[CommandResult] = []
+    worker = threading.Thread(target=lambda: results.append(run_command(script, cwd=tmp_path, env=os.environ)))
+    worker.start()
+    child = int(wait_for_file(tmp_path / "child.pid"))
+
+    terminate_all(grace=0.2)
+    worker.join(timeout=10)
+
+    assert results[0].interrupted
+    assert results[0].returncode == -signal.SIGKILL
+    assert wait_gone(child)
+
+
+def test_ctrl_c_while_waiting_stops_the_group_and_reraises(tmp_path: Path) -> None:
+    def press_ctrl_c() -> None:
+        wait_for_file(tmp_path / "grandchild.pid")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_command(SPAWNS_GRANDCHILD, cwd=tmp_path, env=os.environ)
+    presser.join(timeout=10)
+
+    assert wait_gone(int(wait_for_file(tmp_path / "child.pid")))
+    assert wait_gone(int(wait_for_file(tmp_path / "grandchild.pid")))
+    assert running_count() == 0
+
+
+def test_terminate_all_with_nothing_running_is_a_no_op() -> None:
+    terminate_all(grace=0.1)
+    assert running_count() == 0
