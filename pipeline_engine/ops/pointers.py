@@ -61,16 +61,25 @@ def restore_deleted_pointers(project: Project) -> list[str]:
     """
     if project.git is None:
         return []
-    listed = _git_ls(project.root, "--cached")
     restored = []
-    for rel in listed or []:
-        if not (project.root / rel).exists():
-            data = _git_ls_show(project.root, rel)
-            if data is not None:
-                (project.root / rel).parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(project.root / rel, data)
-                restored.append(rel)
+    for rel in _git_ls(project.root, "--cached") or []:
+        if _restore_from_index(project.root, rel):
+            restored.append(rel)
+            # Its .gitignore went with it; the committed one keeps the user's order and entries.
+            parent = rel.rpartition("/")[0]
+            _restore_from_index(project.root, f"{parent}/.gitignore" if parent else ".gitignore")
     return restored
+
+
+def _restore_from_index(root: Path, rel: str) -> bool:
+    if (root / rel).exists():
+        return False
+    proc = subprocess.run(["git", "show", f":./{rel}"], cwd=root, capture_output=True, check=False)
+    if proc.returncode != 0:
+        return False
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(root / rel, proc.stdout)
+    return True
 
 
 def _git_pointer_files(root: Path) -> list[str] | None:
@@ -88,26 +97,3 @@ def _git_ls(root: Path, *flags: str) -> list[str] | None:
     if proc.returncode != 0:
         return None
     return [p for p in proc.stdout.split("\0") if p]
-
-
-def _git_ls_show(root: Path, rel: str) -> bytes | None:
-    proc = subprocess.run(["git", "show", f":./{rel}"], cwd=root, capture_output=True, check=False)
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def _walk_pointer_files(root: Path) -> list[str]:
-    found: list[str] = []
-    stack = [(root, "")]
-    while stack:
-        path, prefix = stack.pop()
-        with os.scandir(path) as it:
-            entries = list(it)
-        names = {e.name for e in entries}
-        for e in entries:
-            if e.is_dir(follow_symlinks=False):
-                if e.name in (".git", CONTROL_DIR) or e.name + POINTER_SUFFIX in names:
-                    continue
-                stack.append((Path(e.path), f"{prefix}{e.name}/"))
-            elif e.name.endswith(POINTER_SUFFIX) and e.is_file():
-                found.append(prefix + e.name)
-    return found

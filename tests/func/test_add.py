@@ -1,0 +1,122 @@
+"""pipe add: tracking files and directories, and every refusal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from pipeline_engine.core.hashing import hash_bytes
+from tests.conftest import Cli, Workspace
+
+
+def test_add_file_writes_pointer_ignore_entry_and_cache_object(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"big.bin": b"\x00payload"}})
+    cli.run("add", "data/big.bin")
+    pointer = yaml.safe_load(workspace.read("data/big.bin.pipe"))
+    assert pointer == {
+        "schema": 1,
+        "outs": [{"path": "big.bin", "hash": "xxh3_128", "oid": hash_bytes(b"\x00payload"), "size": 8}],
+    }
+    assert workspace.read("data/.gitignore") == "/big.bin\n"
+    oid = pointer["outs"][0]["oid"]
+    assert (workspace.root / ".pipe/cache/objects" / oid[:2] / oid[2:]).read_bytes() == b"\x00payload"
+    assert "data/big.bin\n" not in workspace.git("status", "--porcelain", "--untracked-files=all")
+
+
+def test_add_directory_records_manifest_and_file_count(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"images": {"a.jpg": "1", "sub": {"b.jpg": "22"}}}})
+    cli.run("add", "data/images")
+    out = yaml.safe_load(workspace.read("data/images.pipe"))["outs"][0]
+    assert out["oid"].endswith(".dir") and out["nfiles"] == 2 and out["size"] == 3
+
+
+def test_readding_unchanged_path_changes_nothing(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"d": {"a": "1", "b": "2"}}})
+    cli.run("add", "data/d")
+    before = workspace.snapshot()
+    mtime = (workspace.root / "data/d.pipe").stat().st_mtime_ns
+    result = cli.run("add", "data/d")
+    assert "unchanged" in result.stderr
+    assert workspace.snapshot() == before
+    assert (workspace.root / "data/d.pipe").stat().st_mtime_ns == mtime
+
+
+def test_add_twice_adds_ignore_entry_once(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"f.csv": "a"})
+    cli.run("add", "f.csv")
+    workspace.write({"f.csv": "b"})
+    cli.run("add", "f.csv")
+    assert workspace.read(".gitignore").count("/f.csv") == 1
+
+
+def _refused(workspace: Workspace, cli: Cli, *args: str) -> str:
+    before = workspace.snapshot()
+    result = cli.run("add", *args, exit_code=1)
+    assert workspace.snapshot() == before, "a refused add must change nothing"
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+def test_add_refuses_path_outside_project(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.txt").write_text("x")
+    assert "outside the project" in _refused(workspace, cli, str(tmp_path / "elsewhere.txt"))
+
+
+def test_add_refuses_control_dir(workspace: Workspace, cli: Cli) -> None:
+    assert "inside '.pipe/'" in _refused(workspace, cli, ".pipe/config.yaml")
+
+
+def test_add_refuses_missing_path(workspace: Workspace, cli: Cli) -> None:
+    assert "'nope.csv' does not exist" in _refused(workspace, cli, "nope.csv")
+
+
+def test_add_refuses_overlap_with_tracked_parent_or_child(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"d": {"a": "1"}, "e": {"inner": {"x": "1"}}}})
+    cli.run("add", "data/d", "data/e/inner")
+    assert "overlaps 'data/d'" in _refused(workspace, cli, "data/d/a")
+    assert "overlaps 'data/e/inner'" in _refused(workspace, cli, "data/e")
+
+
+def test_add_refuses_git_tracked_path_and_names_git_rm(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"tracked.csv": "a,b\n"})
+    workspace.commit("csv in git")
+    err = _refused(workspace, cli, "tracked.csv")
+    assert "tracked by git" in err and "git rm -r --cached tracked.csv" in err
+
+
+def test_add_refuses_symlink_pointing_outside(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("x")
+    os.symlink(tmp_path / "secret", workspace.root / "link")
+    assert "symlink pointing outside" in _refused(workspace, cli, "link")
+
+
+def test_add_refuses_directory_containing_symlink_outside(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("x")
+    workspace.write({"d": {"ok": "1"}})
+    os.symlink(tmp_path / "secret", workspace.root / "d" / "leak")
+    assert "pointing outside" in _refused(workspace, cli, "d")
+
+
+def test_add_validates_every_path_before_changing_anything(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"good.csv": "1"})
+    _refused(workspace, cli, "good.csv", "missing.csv")
+    assert not (workspace.root / "good.csv.pipe").exists()
+
+
+def test_add_after_change_hashes_only_changed_files(workspace: Workspace, cli: Cli) -> None:
+    files = {f"f{i}": str(i) for i in range(20)}
+    workspace.write({"d": files})
+    old = os.stat(workspace.root / "d/f0").st_mtime_ns - 10**9
+    for name in files:
+        os.utime(workspace.root / "d" / name, ns=(old, old))
+    cli.run("add", "d")
+    workspace.write({"d": {"f3": "changed"}})
+    os.utime(workspace.root / "d/f3", ns=(old + 10**8, old + 10**8))
+    project = workspace.project()
+    memo_before = project.memo.get_under("d")
+    cli.run("add", "d")
+    memo_after = workspace.project().memo.get_under("d")
+    changed = {p for p in memo_after if memo_after[p] != memo_before.get(p)}
+    assert changed == {"d/f3"}

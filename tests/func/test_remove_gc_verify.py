@@ -1,0 +1,83 @@
+"""pipe remove, pipe gc and pipe cache verify."""
+
+from __future__ import annotations
+
+import os
+
+from tests.conftest import Cli, Workspace
+
+
+def test_remove_stops_tracking_but_keeps_data(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"big.bin": "B", "other": "O"}})
+    cli.run("add", "data/big.bin", "data/other")
+    cli.run("remove", "data/big.bin.pipe")
+    assert not (workspace.root / "data/big.bin.pipe").exists()
+    assert workspace.read("data/big.bin") == "B"
+    assert workspace.read("data/.gitignore") == "/other\n"
+
+
+def test_remove_with_outs_deletes_the_data(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": {"a": "1"}})
+    cli.run("add", "d")
+    cli.run("remove", "--outs", "d.pipe")
+    assert not (workspace.root / "d").exists() and not (workspace.root / ".gitignore").exists()
+
+
+def test_remove_of_a_non_pointer_is_refused(workspace: Workspace, cli: Cli) -> None:
+    before = workspace.snapshot()
+    result = cli.run("remove", "nothing.pipe", exit_code=1)
+    assert "'nothing.pipe' is not a pointer file" in result.stderr
+    assert workspace.snapshot() == before
+
+
+def test_gc_needs_a_scope(workspace: Workspace, cli: Cli) -> None:
+    result = cli.run("gc", exit_code=1)
+    assert "--workspace" in result.stderr and "--all-commits" in result.stderr
+
+
+def test_gc_workspace_dry_then_real(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"f": "version 1"})
+    cli.run("add", "f")
+    workspace.write({"f": "version 2"})
+    cli.run("add", "f")
+    dry = cli.run("gc", "--workspace", "--dry")
+    assert "would remove 1 object(s), 9 B; 1 kept" in dry.stderr
+    assert len(list(workspace.project().store.iter_oids())) == 2
+    cli.run("gc", "--workspace", "-f")
+    assert len(list(workspace.project().store.iter_oids())) == 1
+    os.unlink(workspace.root / "f")
+    cli.run("checkout")
+    assert workspace.read("f") == "version 2"
+
+
+def test_gc_all_commits_keeps_objects_of_older_commits(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"f": "version 1"})
+    cli.run("add", "f")
+    workspace.commit("v1")
+    workspace.write({"f": "version 2"})
+    cli.run("add", "f")
+    workspace.commit("v2")
+    assert "removed 0 object(s)" in cli.run("gc", "--all-commits", "-f").stderr
+    assert "removed 1 object(s)" in cli.run("gc", "--workspace", "-f").stderr
+
+
+def test_gc_keeps_directory_manifest_and_its_files(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": {"a": "1", "b": "2"}})
+    cli.run("add", "d")
+    assert "would remove 0 object(s)" in cli.run("gc", "-w", "--dry").stderr
+
+
+def test_cache_verify_quarantines_corrupt_objects(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"a": "good", "b": "also good"})
+    cli.run("add", "a", "b")
+    assert "all 2 object(s) intact" in cli.run("cache", "verify").stderr
+    store = workspace.project().store
+    victim = sorted(store.iter_oids())[0]
+    path = store.path_of(victim)
+    os.chmod(path, 0o644)
+    path.write_text("bit rot")
+    result = cli.run("cache", "verify", exit_code=1)
+    assert f"object '{victim}' is corrupt" in result.stderr and "1 of 2" in result.stderr
+    assert not path.exists()
+    assert (workspace.root / ".pipe/cache/quarantine" / victim).exists()
+    assert "not in cache" in cli.run("status").stdout

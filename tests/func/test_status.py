@@ -1,0 +1,58 @@
+"""pipe status for tracked data."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tests.conftest import Cli, Workspace
+
+
+def _tracked_images(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"images": {f"{i:04}.jpg": f"img{i}" for i in range(1, 6)}, "big.bin": "B"}})
+    cli.run("add", "data/images", "data/big.bin")
+
+
+def test_status_up_to_date(workspace: Workspace, cli: Cli) -> None:
+    _tracked_images(workspace, cli)
+    assert "up to date" in cli.run("status").stderr
+    cli.run("status", "--exit-code")
+
+
+def test_status_counts_added_modified_deleted_and_names_them_with_v(workspace: Workspace, cli: Cli) -> None:
+    _tracked_images(workspace, cli)
+    with open(workspace.root / "data/images/0001.jpg", "a") as f:
+        f.write("x")
+    os.unlink(workspace.root / "data/images/0002.jpg")
+    workspace.write({"data": {"images": {"new.jpg": ""}}})
+    result = cli.run("status")
+    assert "data/images" in result.stdout and "1 modified, 1 added, 1 deleted" in result.stdout
+    assert "big.bin" not in result.stdout
+    verbose = cli.run("-v", "status").stdout
+    assert "modified: data/images/0001.jpg" in verbose and "deleted: data/images/0002.jpg" in verbose
+    assert "added: data/images/new.jpg" in verbose
+    cli.run("status", "--exit-code", exit_code=1)
+
+
+def test_status_json_is_machine_readable(workspace: Workspace, cli: Cli) -> None:
+    _tracked_images(workspace, cli)
+    os.unlink(workspace.root / "data/big.bin")
+    data = json.loads(cli.run("status", "--json").stdout)["data"]
+    by_path = {d["path"]: d for d in data}
+    assert by_path["data/big.bin"]["states"] == ["missing from workspace"]
+    assert by_path["data/images"]["states"] == ["up to date"]
+
+
+def test_status_reports_objects_missing_from_cache(workspace: Workspace, cli: Cli) -> None:
+    _tracked_images(workspace, cli)
+    cli.run("gc", "--workspace", "-f")  # keeps everything: still referenced
+    project = workspace.project()
+    for oid in list(project.store.iter_oids()):
+        project.store.remove(oid)
+    result = cli.run("status")
+    assert "data/big.bin  not in cache" in result.stdout
+
+
+def test_status_of_a_target_that_tracks_nothing_is_an_error(workspace: Workspace, cli: Cli) -> None:
+    result = cli.run("status", "nothing/here", exit_code=1)
+    assert "'nothing/here' is not tracked" in result.stderr and "pipe add" in result.stderr

@@ -1,0 +1,137 @@
+"""Object store, manifests, pointers and the hash memo."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline_engine.cache.memo import HashMemo, stamp_of
+from pipeline_engine.cache.pointer import OutRecord, Pointer, read_pointer, write_pointer
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.tree import Tree, TreeEntry, diff_trees
+from pipeline_engine.cache.workspace import scan
+from pipeline_engine.core.hashing import Oid, hash_bytes
+from pipeline_engine.errors import CacheError, CorruptObjectError, ObjectNotFoundError, SpecError
+
+
+def test_store_add_is_write_once_read_only_and_idempotent(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    src = tmp_path / "f"
+    src.write_bytes(b"data")
+    oid = hash_bytes(b"data")
+    assert store.add_file(src, oid) is True
+    assert store.add_file(src, oid) is False
+    path = store.path_of(oid)
+    assert path.read_bytes() == b"data"
+    assert not path.stat().st_mode & stat.S_IWUSR
+    assert list(store.iter_oids()) == [oid]
+    assert not any((tmp_path / "objects" / "tmp").iterdir())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=2048))
+def test_store_read_returns_what_was_added(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    store = ObjectStore(tmp_path_factory.mktemp("s"))
+    oid = store.add_bytes(data)
+    assert store.read_bytes(oid) == data
+    assert store.add_bytes(data) == oid
+
+
+def test_store_detects_corrupt_and_missing_objects(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    oid = store.add_bytes(b"good")
+    path = store.path_of(oid)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"evil")
+    with pytest.raises(CorruptObjectError):
+        store.read_bytes(oid)
+    assert not store.is_intact(oid)
+    with pytest.raises(ObjectNotFoundError):
+        store.read_bytes(hash_bytes(b"absent"))
+
+
+def test_store_add_verified_refuses_content_that_does_not_match(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "o")
+    download = tmp_path / "dl"
+    download.write_bytes(b"not what was asked")
+    with pytest.raises(CorruptObjectError):
+        store.add_verified(download, hash_bytes(b"expected"))
+    assert not download.exists() and list(store.iter_oids()) == []
+
+
+def _tree(files: dict[str, bytes]) -> Tree:
+    return Tree.from_entries(TreeEntry(p, hash_bytes(b), len(b)) for p, b in files.items())
+
+
+names = st.text(alphabet="abcxyz0", min_size=1, max_size=6)
+
+
+@given(st.dictionaries(names, st.binary(max_size=32), min_size=1, max_size=8), st.randoms())
+def test_tree_oid_does_not_depend_on_creation_order(files: dict[str, bytes], rnd: object) -> None:
+    items = list(files.items())
+    rnd.shuffle(items)  # type: ignore[attr-defined]
+    assert _tree(dict(items)).oid == _tree(files).oid
+
+
+@given(st.dictionaries(names, st.binary(min_size=1, max_size=32), min_size=1, max_size=8), st.data())
+def test_tree_oid_changes_when_any_byte_or_name_changes(files: dict[str, bytes], data: st.DataObject) -> None:
+    victim = data.draw(st.sampled_from(sorted(files)))
+    flipped = dict(files)
+    content = bytearray(files[victim])
+    content[0] ^= 1
+    flipped[victim] = bytes(content)
+    assert _tree(flipped).oid != _tree(files).oid
+    renamed = dict(files)
+    renamed[victim + "_"] = renamed.pop(victim)
+    assert _tree(renamed).oid != _tree(files).oid
+
+
+def test_tree_bytes_round_trip_and_unsafe_paths_are_refused() -> None:
+    tree = _tree({"a/b": b"1", "c": b"2"})
+    assert Tree.from_bytes(tree.to_bytes()) == tree
+    bad = b'[{"hash":"00000000000000000000000000000000","isexec":false,"relpath":"../x","size":1}]'
+    with pytest.raises(CacheError, match="unsafe"):
+        Tree.from_bytes(bad)
+
+
+def test_diff_trees_reports_added_modified_deleted() -> None:
+    old = _tree({"keep": b"1", "mod": b"2", "gone": b"3"}).by_path()
+    new = _tree({"keep": b"1", "mod": b"x", "new": b"4"}).by_path()
+    d = diff_trees(old, new)
+    assert (d.added, d.modified, d.deleted) == (("new",), ("mod",), ("gone",))
+
+
+def test_pointer_round_trip_and_validation(tmp_path: Path) -> None:
+    p = Pointer("data/x.pipe", OutRecord("x", Oid("0" * 32), 5))
+    (tmp_path / "data").mkdir()
+    write_pointer(tmp_path, p)
+    assert read_pointer(tmp_path, "data/x.pipe") == p
+    assert "hash: xxh3_128" in (tmp_path / "data/x.pipe").read_text()
+    (tmp_path / "data/y.pipe").write_text("schema: 1\nouts:\n- path: ../../etc\n  oid: abc\n  size: 1\n")
+    with pytest.raises(SpecError, match="data/y.pipe: path '../../etc'"):
+        read_pointer(tmp_path, "data/y.pipe")
+
+
+def test_memo_skips_rehash_of_unchanged_file_and_notices_changes(tmp_path: Path) -> None:
+    memo = HashMemo(tmp_path / "memo.sqlite")
+    f = tmp_path / "f"
+    f.write_bytes(b"one")
+    old = os.stat(f).st_mtime_ns - 10**9
+    os.utime(f, ns=(old, old))
+    first = scan(tmp_path, "f", memo)
+    assert memo.get("f", stamp_of(os.stat(f))) == first.oid
+    f.write_bytes(b"two")
+    assert scan(tmp_path, "f", memo).oid == hash_bytes(b"two")
+
+
+def test_memo_does_not_record_racy_entries(tmp_path: Path) -> None:
+    memo = HashMemo(tmp_path / "memo.sqlite")
+    f = tmp_path / "f"
+    f.write_bytes(b"just written")
+    scan(tmp_path, "f", memo)
+    assert memo.get("f", stamp_of(os.stat(f))) is None
