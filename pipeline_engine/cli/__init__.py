@@ -26,6 +26,10 @@ COMMANDS: dict[str, str] = {
     "remove": "data:remove",
     "gc": "data:gc",
     "cache": "data:cache",
+    "remote": "remote:remote",
+    "push": "transfer:push",
+    "pull": "transfer:pull",
+    "fetch": "transfer:fetch",
 }
 
 EXIT_BUG = 70

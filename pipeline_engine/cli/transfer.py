@@ -1,0 +1,63 @@
+"""pipe push | fetch | pull: move cached objects to and from a remote."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from pipeline_engine.cli import render
+from pipeline_engine.project import Project
+
+if TYPE_CHECKING:
+    from pipeline_engine.ops.transfer import TransferResult
+
+_targets = click.argument("targets", nargs=-1)
+_remote = click.option("-r", "--remote", help="Remote to use (default: core.remote).")
+_jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), help="Concurrent transfers.")
+
+
+def _summary(verb: str, result: TransferResult) -> None:
+    render.info(
+        f"{verb} '{result.remote}': {result.transferred} transferred ({render.size(result.bytes)}), "
+        f"{result.present} already present, {len(result.failed)} failed"
+    )
+
+
+@click.command()
+@_targets
+@_remote
+@_jobs
+def push(targets: tuple[str, ...], remote: str | None, jobs: int | None) -> None:
+    """Upload the cached objects of TARGETS (all tracked data by default) that the remote lacks."""
+    from pipeline_engine.ops.transfer import push as push_objects
+
+    _summary("push to", push_objects(Project.find(), targets, remote=remote, jobs=jobs, progress=render.progress()))
+
+
+@click.command()
+@_targets
+@_remote
+@_jobs
+def fetch(targets: tuple[str, ...], remote: str | None, jobs: int | None) -> None:
+    """Download the objects of TARGETS that the cache lacks (the workspace is not changed)."""
+    from pipeline_engine.ops.transfer import fetch as fetch_objects
+
+    _summary("fetch from", fetch_objects(Project.find(), targets, remote=remote, jobs=jobs,
+                                         progress=render.progress()))
+
+
+@click.command()
+@_targets
+@_remote
+@_jobs
+@click.option("-f", "--force", is_flag=True, help="Overwrite workspace changes that are not in the cache.")
+def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, force: bool) -> None:
+    """Fetch the objects of TARGETS, then check them out into the workspace."""
+    from pipeline_engine.ops.transfer import pull as pull_objects
+
+    result = pull_objects(Project.find(), targets, remote=remote, jobs=jobs, force=force, progress=render.progress())
+    _summary("fetch from", result.fetched)
+    written = sum(len(c.written) for c in result.checkouts)
+    deleted = sum(len(c.deleted) for c in result.checkouts)
+    render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")

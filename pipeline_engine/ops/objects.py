@@ -1,0 +1,63 @@
+"""Which objects a set of outs needs: file objects (with a workspace path each) and directory manifests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipeline_engine.cache.pointer import OutRecord
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.core.hashing import is_dir_oid
+from pipeline_engine.errors import CacheError
+
+__all__ = ["DirObject", "Failure", "ObjectPlan", "plan_objects"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One object that could not be transferred: the workspace path it belongs to, its oid, why."""
+
+    path: str
+    oid: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirObject:
+    """A directory out: its manifest's oid and the oids of the files the manifest lists."""
+
+    path: str
+    oid: str
+    files: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPlan:
+    """File objects (oid -> first workspace path naming it), manifests, and outs that could not be read."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    dirs: tuple[DirObject, ...] = ()
+    failures: tuple[Failure, ...] = ()
+
+
+def plan_objects(store: ObjectStore, outs: Sequence[OutRecord]) -> ObjectPlan:
+    """Expand `outs` through the manifests in `store`; a manifest missing or corrupt there is a failure."""
+    files: dict[str, str] = {}
+    dirs: dict[str, DirObject] = {}
+    failures: list[Failure] = []
+    for out in outs:
+        if not is_dir_oid(out.oid):
+            files.setdefault(out.oid, out.path)
+            continue
+        if out.oid in dirs:
+            continue
+        try:
+            tree = tree_of(store, out.oid)
+        except CacheError as exc:
+            failures.append(Failure(out.path, out.oid, str(exc)))
+            continue
+        for entry in tree.entries:
+            files.setdefault(entry.oid, f"{out.path}/{entry.relpath}")
+        dirs[out.oid] = DirObject(out.path, out.oid, frozenset(e.oid for e in tree.entries))
+    return ObjectPlan(files, tuple(dirs.values()), tuple(failures))

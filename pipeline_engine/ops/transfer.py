@@ -1,0 +1,249 @@
+"""`pipe push` / `fetch` / `pull`: move the objects the workspace references between the cache and a remote.
+
+Push uploads only what the remote lacks, file objects before the manifest that lists them, so a
+remote never holds a directory manifest whose files are missing. Fetch downloads into the store's
+temporary directory and hashes every object before it enters the cache (`store.add_verified`).
+A failed object never stops the others; the command raises a `RemoteError` listing the failures
+(path and oid) once everything else has been transferred.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline_engine.cache.pointer import OutRecord
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.workspace import CheckoutResult
+from pipeline_engine.core.hashing import hash_file, is_dir_oid
+from pipeline_engine.core.progress import NullProgress, Progress, ProgressTask
+from pipeline_engine.errors import CorruptObjectError, PipeError, RemoteError
+from pipeline_engine.ops.objects import Failure, plan_objects
+from pipeline_engine.ops.remote import open_project_remote
+from pipeline_engine.project import Project
+from pipeline_engine.remote.remote import Remote
+
+__all__ = [
+    "Failure", "PullResult", "TransferResult", "fetch", "fetch_outs", "pull", "push", "push_outs", "raise_for_failures",
+]
+
+_SHOWN_FAILURES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """Objects transferred, already present on the receiving side, and failed."""
+
+    remote: str
+    url: str
+    transferred: int
+    present: int
+    failed: tuple[Failure, ...] = ()
+    bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What a pull fetched and what checkout then wrote."""
+
+    fetched: TransferResult
+    checkouts: tuple[CheckoutResult, ...] = field(default_factory=tuple)
+
+
+def push(project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None,
+         progress: Progress | None = None) -> TransferResult:
+    """Upload every object `targets` reference (all tracked data when empty) that the remote lacks.
+
+    Raises:
+        RemoteNotConfiguredError: no remote given and no default set.
+        RemoteError: the remote is unreachable, or some objects failed (the rest were uploaded).
+    """
+    from pipeline_engine.ops.used import used_outs
+
+    rem = open_project_remote(project, remote, jobs=jobs)
+    with project.mutex("pipe push"):
+        outs = used_outs(project, targets=targets)
+        result = push_outs(project.store, rem, outs, progress=progress or NullProgress())
+    raise_for_failures("push", result)
+    return result
+
+
+def push_outs(store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress) -> TransferResult:
+    """Push `outs` to `rem`: missing file objects first, then the manifests whose files all arrived."""
+    plan = plan_objects(store, outs)
+    failures = list(plan.failures)
+    files = plan.files
+    on_remote = rem.exists_many({*files, *(d.oid for d in plan.dirs)})
+    todo = [oid for oid in files if oid not in on_remote]
+    task = progress.task(f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote),
+                         unit="objects")
+    sent, size, bad = _upload(store, rem, [(oid, files[oid]) for oid in todo], task)
+    failures.extend(bad)
+    settled = on_remote | sent
+    manifests = []
+    for d in plan.dirs:
+        if d.oid in on_remote:
+            continue
+        if d.files <= settled:
+            manifests.append((d.oid, d.path))
+        else:
+            failures.append(Failure(d.path, d.oid, "manifest not pushed: some of its files are not on the remote"))
+    m_sent, m_size, m_bad = _upload(store, rem, manifests, task)
+    task.close()
+    failures.extend(m_bad)
+    present = len(on_remote & ({*files, *(d.oid for d in plan.dirs)}))
+    return TransferResult(rem.name, rem.url, len(sent) + len(m_sent), present, tuple(failures), size + m_size)
+
+
+def _upload(store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], task: ProgressTask
+            ) -> tuple[set[str], int, list[Failure]]:
+    """Verify then upload (oid, workspace path) pairs; returns the oids sent, their bytes, the failures."""
+    failures: list[Failure] = []
+    ready: list[tuple[str, Path]] = []
+    paths = dict(items)
+    for oid, path in items:
+        local = store.path_of(oid)
+        try:
+            intact = hash_file(local) == oid.removesuffix(".dir")
+        except FileNotFoundError:
+            failures.append(Failure(path, oid, "not in the cache"))
+            continue
+        if not intact:
+            failures.append(Failure(path, oid, "corrupt in the cache (run 'pipe cache verify'); not uploaded"))
+            continue
+        ready.append((oid, local))
+
+    def done(oid: str, error: PipeError | None) -> None:
+        task.advance()
+
+    errors = rem.put_many(ready, on_done=done)
+    failures.extend(Failure(paths[oid], oid, str(exc)) for oid, exc in errors.items())
+    sent = {oid for oid, _ in ready if oid not in errors}
+    size = sum(os.path.getsize(local) for oid, local in ready if oid in sent)
+    return sent, size, failures
+
+
+def fetch(project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None,
+          progress: Progress | None = None) -> TransferResult:
+    """Download every object `targets` reference that the cache lacks, verifying each one.
+
+    Raises:
+        RemoteNotConfiguredError: no remote given and no default set.
+        RemoteError: the remote is unreachable, or some objects were missing or corrupt there
+            (all others were fetched).
+    """
+    from pipeline_engine.ops.used import used_outs
+
+    rem = open_project_remote(project, remote, jobs=jobs)
+    with project.mutex("pipe fetch"):
+        result = fetch_outs(project.store, rem, used_outs(project, targets=targets),
+                            progress=progress or NullProgress())
+    raise_for_failures("fetch", result)
+    return result
+
+
+def pull(project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None,
+         force: bool = False, progress: Progress | None = None) -> PullResult:
+    """Fetch, then check out every out whose objects are all in the cache.
+
+    Raises:
+        RemoteError: as `fetch`; the outs that were complete are checked out first.
+        CheckoutError: checkout would overwrite uncached changes (and `force` is false).
+    """
+    from pipeline_engine.ops.checkout import checkout_outs
+    from pipeline_engine.ops.used import used_outs
+
+    rem = open_project_remote(project, remote, jobs=jobs)
+    with project.mutex("pipe pull"):
+        outs = used_outs(project, targets=targets)
+        fetched = fetch_outs(project.store, rem, outs, progress=progress or NullProgress())
+        broken = {f.path for f in fetched.failed}
+        complete = [o for o in outs if not any(p == o.path or p.startswith(o.path + "/") for p in broken)]
+        checkouts = checkout_outs(project, complete, force=force, progress=progress)
+    raise_for_failures("pull", fetched)
+    return PullResult(fetched, tuple(checkouts))
+
+
+def fetch_outs(store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress
+               ) -> TransferResult:
+    """Fetch `outs` from `rem` into `store`: missing manifests first, then the files they list."""
+    wanted_manifests = {o.oid: o.path for o in outs if is_dir_oid(o.oid) and not store.exists(o.oid)}
+    m_done, m_size, failures = _download(store, rem, wanted_manifests, progress, "fetch manifests from")
+    plan = plan_objects(store, outs)
+    failures.extend(f for f in plan.failures if f.oid not in wanted_manifests)
+    wanted = {oid: path for oid, path in plan.files.items() if not store.exists(oid)}
+    f_done, f_size, f_failures = _download(store, rem, wanted, progress, f"fetch from {rem.name}")
+    failures.extend(f_failures)
+    present = len(plan.files) - len(wanted) + sum(1 for d in plan.dirs if d.oid not in wanted_manifests)
+    return TransferResult(rem.name, rem.url, len(m_done) + len(f_done), present, tuple(failures),
+                          m_size + f_size)
+
+
+def _download(store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
+              ) -> tuple[set[str], int, list[Failure]]:
+    """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added."""
+    if not wanted:
+        return set(), 0, []
+    tmp_dir = store.root / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    items = [(oid, tmp_dir / f"{oid}.{token}.part") for oid in wanted]
+    temp = dict(items)
+    failures: list[Failure] = []
+    done: set[str] = set()
+    sizes: list[int] = []
+    task = progress.task(label, len(items), unit="objects")
+
+    def finish(oid: str, error: PipeError | None) -> None:
+        task.advance()
+        if error is not None:
+            failures.append(Failure(wanted[oid], oid, str(error)))
+            return
+        try:
+            size = temp[oid].stat().st_size
+            store.add_verified(temp[oid], oid)
+        except CorruptObjectError as exc:
+            failures.append(Failure(wanted[oid], oid, f"corrupt on remote '{rem.name}': {exc}"))
+            return
+        except OSError as exc:
+            failures.append(Failure(wanted[oid], oid, f"cannot add to the cache: {exc}"))
+            return
+        done.add(oid)
+        sizes.append(size)
+
+    try:
+        rem.get_many(items, on_done=finish)
+    finally:
+        task.close()
+        for path in temp.values():  # partial or refused downloads never stay behind
+            if path.exists():
+                path.unlink()
+    return done, sum(sizes), failures
+
+
+def raise_for_failures(verb: str, result: TransferResult) -> None:
+    """Raise one RemoteError listing every failed object (path and oid), with the counts.
+
+    Raises:
+        RemoteError: `result` has failures.
+    """
+    if not result.failed:
+        return
+    direction = "to" if verb == "push" else "from"
+    lines = [f"  {f.path} ({f.oid}): {f.reason}" for f in result.failed[:_SHOWN_FAILURES]]
+    if len(result.failed) > _SHOWN_FAILURES:
+        lines.append(f"  ... and {len(result.failed) - _SHOWN_FAILURES} more")
+    hint = (
+        "objects missing from the cache cannot be pushed: 'pipe fetch' them from another remote, or re-add the data"
+        if verb == "push"
+        else "rerun to retry; a missing or corrupt object must be pushed again from a clone that has it"
+    )
+    raise RemoteError(
+        f"{verb} {direction} remote '{result.remote}' ({result.url}): {len(result.failed)} object(s) failed "
+        f"({result.transferred} transferred, {result.present} already present)\n" + "\n".join(lines),
+        hint=hint,
+    )
+
