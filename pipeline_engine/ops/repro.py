@@ -1,0 +1,303 @@
+"""`pipe repro`: run the stages whose inputs changed, in parallel, caching outs and updating the lock.
+
+Each stage is decided inside its scheduler job, after its upstream stages finished, so an
+upstream stage that reran and produced identical outs does not make its dependents run
+(early cutoff). A changed stage first tries the cached outs of its last run or the run cache.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pipeline_engine.cache.workspace import save, scan
+from pipeline_engine.errors import (
+    MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError,
+)
+from pipeline_engine.ops import runcache
+from pipeline_engine.ops.stages import Pipeline, link_types, load_pipeline, measure, restore_outs
+from pipeline_engine.pipeline.graph import select
+from pipeline_engine.pipeline.lock import PathRecord, StageLock, write_stage
+from pipeline_engine.pipeline.plan import Decision, Reason, StageState, decide, propagate
+from pipeline_engine.pipeline.spec import StageSpec
+from pipeline_engine.project import Project
+from pipeline_engine.runner.process import run_command
+from pipeline_engine.runner.scheduler import OnError, schedule
+
+__all__ = ["Outcome", "ReproListener", "ReproOptions", "ReproResult", "StageOutcome", "plan_stages", "repro"]
+
+
+class Outcome(enum.Enum):
+    """What happened to one stage."""
+
+    RAN = "ran"
+    RESTORED = "restored"
+    UNCHANGED = "unchanged"
+    FROZEN = "frozen"
+    FAILED = "failed"
+    NOT_RUN = "not run"
+
+
+@dataclass(frozen=True, slots=True)
+class ReproOptions:
+    """The flags of `pipe repro`."""
+
+    force: bool = False
+    force_downstream: bool = False
+    downstream: bool = False
+    single: bool = False
+    keep_going: bool = False
+    jobs: int | None = None
+    run_cache: bool = True
+    wait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StageOutcome:
+    """One stage's result: outcome, the reasons it ran, how long it took, its log file."""
+
+    stage: str
+    outcome: Outcome
+    reasons: tuple[Reason, ...] = ()
+    seconds: float = 0.0
+    log_path: Path | None = None
+    error: PipeError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReproResult:
+    """Every selected stage's outcome, in topological order."""
+
+    stages: tuple[StageOutcome, ...] = ()
+
+    def of(self, outcome: Outcome) -> list[str]:
+        """Names of the stages with this outcome."""
+        return [s.stage for s in self.stages if s.outcome is outcome]
+
+    def raise_for_failure(self) -> None:
+        """Raise the first failed stage's error (StageFailedError: exit code 3).
+
+        Raises:
+            PipeError: a stage failed.
+        """
+        for s in self.stages:
+            if s.error is not None:
+                raise s.error
+
+
+class ReproListener(Protocol):
+    """Told when a stage starts and finishes (the CLI prints these; calls come from worker threads)."""
+
+    def started(self, stage: str, reasons: tuple[Reason, ...], log_path: Path | None) -> None:
+        """The stage's command is about to run (or its outs to be restored)."""
+
+    def finished(self, outcome: StageOutcome) -> None:
+        """The stage is done, whatever the outcome."""
+
+
+class _Silent:
+    def started(self, stage: str, reasons: tuple[Reason, ...], log_path: Path | None) -> None:
+        return None
+
+    def finished(self, outcome: StageOutcome) -> None:
+        return None
+
+
+def plan_stages(project: Project, targets: Sequence[str], options: ReproOptions = ReproOptions()) -> list[Decision]:
+    """What `repro` would do, without running anything (`--dry`, `pipe status`)."""
+    pipeline = load_pipeline(project)
+    names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
+    decisions = {
+        n: decide(pipeline.stages[n], pipeline.lock.stages.get(n),
+                  measure(project, pipeline.stages[n], pipeline.lock.stages.get(n)), force=options.force)
+        for n in names
+    }
+    return propagate(names, pipeline.graph.upstream, decisions)
+
+
+def repro(
+    project: Project, targets: Sequence[str], options: ReproOptions = ReproOptions(),
+    listener: ReproListener | None = None,
+) -> ReproResult:
+    """Bring the selected stages up to date.
+
+    Raises:
+        SpecError: pipeline.yaml, a params file or pipeline.lock is invalid.
+        StageNotFoundError: a target names no stage.
+        LockedError: another pipe process is changing the project.
+        PipeInterrupted: Ctrl-C; finished stages keep their lock entries.
+    """
+    with project.mutex("pipe repro " + " ".join(targets), wait=options.wait):
+        pipeline = load_pipeline(project)
+        names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
+        jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
+        runner = _StageRunner(project, pipeline, options, listener or _Silent(), log=jobs > 1)
+        chosen = set(names)
+        upstream = {n: [u for u in pipeline.graph.upstream[n] if u in chosen] for n in names}
+        on_error = OnError.KEEP_GOING if options.keep_going else OnError.FAIL
+        try:
+            result = schedule(upstream, runner.run, jobs=jobs, on_error=on_error)
+        except KeyboardInterrupt:
+            raise PipeInterrupted(
+                "interrupted: stopped the running stages; finished stages were kept",
+                hint="run 'pipe repro' again to continue",
+            ) from None
+        outcomes = []
+        for name in names:
+            if name in result.done:
+                outcomes.append(result.done[name])
+            elif name in result.failed:
+                outcomes.append(_failed(name, result.failed[name]))
+            else:
+                outcomes.append(StageOutcome(name, Outcome.NOT_RUN))
+        if any(isinstance(result.failed.get(n), PipeInterrupted) for n in names):
+            raise PipeInterrupted("interrupted: finished stages were kept", hint="run 'pipe repro' again")
+        return ReproResult(tuple(outcomes))
+
+
+def _failed(name: str, exc: BaseException) -> StageOutcome:
+    if isinstance(exc, PipeError):
+        return StageOutcome(name, Outcome.FAILED, error=exc)
+    raise exc
+
+
+@dataclass
+class _StageRunner:
+    """The scheduler's work function: decide, restore or run, then record one stage."""
+
+    project: Project
+    pipeline: Pipeline
+    options: ReproOptions
+    listener: ReproListener
+    log: bool
+    changed: set[str] = field(default_factory=set)
+
+    def run(self, name: str) -> StageOutcome:
+        started = time.monotonic()
+        stage = self.pipeline.stages[name]
+        old = self.pipeline.lock.stages.get(name)
+        state = measure(self.project, stage, old)
+        ups: Sequence[str] = ()
+        if self.options.force_downstream:
+            ups = sorted(u for u in self.pipeline.graph.upstream[name] if u in self.changed)
+        decision = decide(stage, old, state, force=self.options.force, upstream=ups)
+        if decision.frozen:
+            self._check_frozen(stage, old)
+            return StageOutcome(name, Outcome.FROZEN)
+        if not decision.runs:
+            return StageOutcome(name, Outcome.UNCHANGED)
+        log_path = self._log_path(name) if self.log else None
+        try:
+            outcome = self._restore(stage, old, state, decision) or self._execute(stage, old, state, decision)
+        except PipeError as exc:
+            self.listener.finished(StageOutcome(name, Outcome.FAILED, decision.reasons,
+                                                time.monotonic() - started, log_path, exc))
+            raise
+        done = StageOutcome(name, outcome, decision.reasons, time.monotonic() - started,
+                            log_path if outcome is Outcome.RAN else None)
+        self.listener.finished(done)
+        return done
+
+    def _check_frozen(self, stage: StageSpec, old: StageLock | None) -> None:
+        missing = [o.path for o in stage.outs if not (self.project.root / o.path).exists()]
+        if missing and not (old and restore_outs(self.project, tuple(r for r in old.outs if r.path in missing))):
+            raise MissingOutputError(
+                f"stage '{stage.name}' is frozen but its out '{missing[0]}' is missing",
+                hint=f"run 'pipe unfreeze {stage.name}' and 'pipe repro {stage.name}'",
+            )
+
+    def _restore(self, stage: StageSpec, old: StageLock | None, state: StageState, d: Decision) -> Outcome | None:
+        if not self.options.run_cache or not runcache.is_cacheable(stage) or self.options.force:
+            return None
+        if old is not None and d.is_restorable:
+            records = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
+            self.listener.started(stage.name, d.reasons, None)
+            if restore_outs(self.project, records):
+                return Outcome.RESTORED
+        key = runcache.run_key(stage, state)
+        records = runcache.lookup(self.project, key) if key else None
+        if records is None or sorted(r.path for r in records) != sorted(o.path for o in stage.outs):
+            return None
+        self.listener.started(stage.name, d.reasons, None)
+        if not restore_outs(self.project, records):
+            return None
+        self._record(stage, state, records)
+        return Outcome.RESTORED
+
+    def _execute(self, stage: StageSpec, old: StageLock | None, state: StageState, d: Decision) -> Outcome:
+        missing = [p for p, r in state.deps.items() if r is None]
+        if missing:
+            raise PathError(
+                f"stage '{stage.name}': dep '{missing[0]}' does not exist",
+                hint="create it, or add a stage whose outs include it",
+            )
+        self._clear_outs(stage)
+        log_path = self._log_path(stage.name) if self.log else None
+        self.listener.started(stage.name, d.reasons, log_path)
+        env = {**os.environ, "PIPE_ROOT": str(self.project.root), "PIPE_STAGE": stage.name}
+        result = run_command(stage.cmd, cwd=self.project.root / stage.wdir, env=env, log_path=log_path)
+        if result.interrupted:
+            raise PipeInterrupted(f"stage '{stage.name}' was interrupted")
+        if result.returncode != 0:
+            shown = f"; its output is in '{log_path.relative_to(self.project.root)}'" if log_path else ""
+            raise StageFailedError(
+                f"stage '{stage.name}' failed: its command exited with code {result.returncode}{shown}",
+                returncode=result.returncode,
+                hint=f"fix the command, then run 'pipe repro {stage.name}'",
+            )
+        records = self._save_outs(stage)
+        entry = self._record(stage, state, records)
+        if self.options.run_cache and runcache.is_cacheable(stage):
+            key = runcache.run_key(stage, state)
+            if key:
+                runcache.store_run(self.project, key, entry)
+        if old is None or {(r.path, r.oid) for r in old.outs} != {(r.path, r.oid) for r in records}:
+            self.changed.add(stage.name)
+        return Outcome.RAN
+
+    def _clear_outs(self, stage: StageSpec) -> None:
+        for out in stage.outs:
+            if out.persist:
+                continue
+            path = self.project.root / out.path
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _save_outs(self, stage: StageSpec) -> tuple[PathRecord, ...]:
+        records = []
+        types = link_types(self.project)
+        for out in stage.outs:
+            try:
+                scanned = scan(self.project.root, out.path, self.project.memo)
+            except FileNotFoundError:
+                raise MissingOutputError(
+                    f"stage '{stage.name}' finished but did not create its out '{out.path}'",
+                    hint="make the command write it, or remove it from the stage's outs",
+                ) from None
+            if out.cache:
+                r = save(self.project.store, self.project.root, scanned, link_types=types, memo=self.project.memo)
+                records.append(PathRecord(out.path, r.oid, r.size, r.nfiles))
+                if self.project.git is not None:
+                    self.project.git.ignore(self.project.relpath_from_git(out.path))
+            else:
+                records.append(PathRecord(out.path, scanned.oid, scanned.size, scanned.nfiles))
+        return tuple(records)
+
+    def _record(self, stage: StageSpec, state: StageState, outs: tuple[PathRecord, ...]) -> StageLock:
+        deps = tuple(r for r in state.deps.values() if r is not None)
+        entry = StageLock(stage.cmd, deps, state.params, state.env, outs)
+        write_stage(self.project.root, stage.name, entry)
+        return entry
+
+    def _log_path(self, name: str) -> Path:
+        return self.project.control_dir / "tmp" / "logs" / f"{name}.log"
+

@@ -1,0 +1,136 @@
+"""A project's pipeline (spec, graph, lock) and the current state of its stages' deps, params and outs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline_engine.cache.link import LinkType, parse_link_types
+from pipeline_engine.cache.workspace import checkout, scan, tree_of
+from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.hashing import is_dir_oid
+from pipeline_engine.errors import ObjectNotFoundError, SpecError
+from pipeline_engine.ops.pointers import find_pointers
+from pipeline_engine.pipeline.graph import Graph, build_graph
+from pipeline_engine.pipeline.lock import LockFile, PathRecord, StageLock, read_lock
+from pipeline_engine.pipeline.params import pick, read_params_file
+from pipeline_engine.pipeline.plan import StageState
+from pipeline_engine.pipeline.spec import PIPELINE_FILE, StageSpec, load_spec
+from pipeline_engine.project import Project
+
+__all__ = [
+    "Pipeline", "has_pipeline", "is_cached", "link_types", "load_pipeline", "measure", "record_of",
+    "restore_outs",
+]
+
+# Digest of the last pipeline.yaml text that passed the schema: an unchanged file skips the check.
+_VALID_MARK = "pipeline.valid"
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The parsed pipeline.yaml, its DAG and pipeline.lock."""
+
+    graph: Graph
+    lock: LockFile
+
+    @property
+    def stages(self) -> Mapping[str, StageSpec]:
+        """Stages by name, in file order."""
+        return self.graph.stages
+
+
+def has_pipeline(project: Project) -> bool:
+    """True when the project has a pipeline.yaml."""
+    return (project.root / PIPELINE_FILE).is_file()
+
+
+def load_pipeline(project: Project) -> Pipeline:
+    """Load pipeline.yaml and pipeline.lock and build the DAG.
+
+    Raises:
+        SpecError: pipeline.yaml or pipeline.lock is invalid (CycleError for a cycle).
+    """
+    mark = project.control_dir / "tmp" / _VALID_MARK
+    trusted = mark.read_text(encoding="utf-8").strip() if mark.exists() else None
+    spec = load_spec(project.root, trusted_digest=trusted)
+    if spec.digest and spec.digest != trusted:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(mark, spec.digest, fsync=False)
+    tracked = [p.data_relpath for p in find_pointers(project)] if spec.stages else []
+    graph = build_graph(spec.stages, tracked_paths=tracked)
+    return Pipeline(graph, read_lock(project.root))
+
+
+def link_types(project: Project) -> tuple[LinkType, ...]:
+    """The configured link types, in order of preference."""
+    return parse_link_types(project.config.cache_types)
+
+
+def record_of(project: Project, relpath: str) -> PathRecord | None:
+    """The current hash record of a workspace path, None when it does not exist."""
+    try:
+        s = scan(project.root, relpath, project.memo)
+    except FileNotFoundError:
+        return None
+    return PathRecord(s.relpath, s.oid, s.size, s.nfiles)
+
+
+def is_cached(project: Project, oid: str) -> bool:
+    """True when the object (and, for a directory, every file it lists) is in the store."""
+    store = project.store
+    if not store.exists(oid):
+        return False
+    if not is_dir_oid(oid):
+        return True
+    try:
+        return all(store.exists(e.oid) for e in tree_of(store, oid).entries)
+    except ObjectNotFoundError:
+        return False
+
+
+def read_params(project: Project, stage: StageSpec) -> dict[str, dict[str, Any]]:
+    """The current values of the stage's tracked params, by params file.
+
+    Raises:
+        SpecError: a params file or a tracked key is missing.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    for dep in stage.params:
+        try:
+            data = read_params_file(project.root / dep.path, source=dep.path)
+        except SpecError as exc:
+            raise SpecError(f"stage '{stage.name}': {exc.message}", hint=exc.hint) from None
+        values[dep.path] = pick(data, dep.keys, source=dep.path, stage=stage.name)
+    return values
+
+
+def measure(project: Project, stage: StageSpec, lock: StageLock | None) -> StageState:
+    """What the stage's deps, params, env and outs are now."""
+    outs = {o.path: record_of(project, o.path) for o in stage.outs}
+    recorded = {r.path: r for r in lock.outs} if lock else {}
+    uncached = frozenset(
+        o.path for o in stage.outs
+        if o.cache and o.path in recorded and outs[o.path] is not None
+        and outs[o.path].oid == recorded[o.path].oid  # type: ignore[union-attr]
+        and not is_cached(project, recorded[o.path].oid)
+    )
+    return StageState(
+        deps={d: record_of(project, d) for d in stage.deps},
+        params=read_params(project, stage),
+        env={name: os.environ.get(name) for name in stage.env},
+        outs=outs,
+        uncached=uncached,
+    )
+
+
+def restore_outs(project: Project, records: tuple[PathRecord, ...]) -> bool:
+    """Check recorded outs out of the cache (overwriting the workspace); False when an object is missing."""
+    if not all(is_cached(project, r.oid) for r in records):
+        return False
+    types = link_types(project)
+    for r in records:
+        checkout(project.store, project.root, r.path, r.oid, project.memo, link_types=types, force=True)
+    return True

@@ -1,0 +1,189 @@
+"""pipeline.lock: what each stage's last successful run recorded (cmd, deps, params, env, outs).
+
+Written atomically with sorted, stable ordering so Git diffs stay small; each stage's entry is
+updated on its own as soon as that stage finishes (`write_stage`), so an interrupted `repro`
+keeps every finished stage.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.hashing import ALGORITHM, Oid
+from pipeline_engine.core.layout import is_valid_oid
+from pipeline_engine.core.yamlio import load_yaml
+from pipeline_engine.errors import SpecError
+
+__all__ = ["LOCK_FILE", "LockFile", "PathRecord", "StageLock", "dump_lock", "read_lock", "write_stage"]
+
+LOCK_FILE = "pipeline.lock"
+SCHEMA_VERSION = 1
+_write_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class PathRecord:
+    """The recorded state of one dep or out; the same fields and on-disk shape as a pointer's out.
+
+    (cache.pointer.OutRecord is a sibling layer's type; ops/ converts between the two.)
+    """
+
+    path: str
+    oid: Oid
+    size: int
+    nfiles: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{path, hash: xxh3_128, oid, size[, nfiles]}`."""
+        d: dict[str, Any] = {"path": self.path, "hash": ALGORITHM, "oid": self.oid, "size": self.size}
+        if self.nfiles is not None:
+            d["nfiles"] = self.nfiles
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, source: str) -> PathRecord:
+        """Parse one record.
+
+        Raises:
+            SpecError: a field is missing or invalid, or the path leaves the project.
+        """
+        if not isinstance(raw, Mapping):
+            raise SpecError(f"{source}: each entry must be a mapping with 'path' and 'oid'")
+        path, oid, size, nfiles = raw.get("path"), raw.get("oid"), raw.get("size"), raw.get("nfiles")
+        if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
+            raise SpecError(f"{source}: invalid path {path!r}")
+        if raw.get("hash", ALGORITHM) != ALGORITHM or not isinstance(oid, str) or not is_valid_oid(oid):
+            raise SpecError(f"{source}: '{path}' has no valid {ALGORITHM} 'oid'")
+        if not isinstance(size, int) or size < 0 or not (nfiles is None or isinstance(nfiles, int)):
+            raise SpecError(f"{source}: '{path}' has an invalid 'size' or 'nfiles'")
+        return cls(path, Oid(oid), size, nfiles)
+
+
+@dataclass(frozen=True, slots=True)
+class StageLock:
+    """One stage's recorded run: params are {file: {key: value}}, env is {name: value or None}."""
+
+    cmd: str
+    deps: tuple[PathRecord, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    outs: tuple[PathRecord, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The on-disk mapping (see docs/format.md), in stable order."""
+        data: dict[str, Any] = {"cmd": self.cmd}
+        if self.deps:
+            data["deps"] = [d.to_dict() for d in sorted(self.deps, key=lambda r: r.path)]
+        if self.params:
+            data["params"] = {f: dict(sorted(v.items())) for f, v in sorted(self.params.items())}
+        if self.env:
+            data["env"] = dict(sorted(self.env.items()))
+        if self.outs:
+            data["outs"] = [o.to_dict() for o in sorted(self.outs, key=lambda r: r.path)]
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, source: str) -> StageLock:
+        """Parse one stage entry.
+
+        Raises:
+            SpecError: a field is missing or has the wrong shape.
+        """
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("cmd"), str):
+            raise SpecError(f"{source}: a stage entry needs 'cmd'")
+        params = raw.get("params") or {}
+        env = raw.get("env") or {}
+        if not isinstance(params, Mapping) or not all(isinstance(v, Mapping) for v in params.values()):
+            raise SpecError(f"{source}: 'params' must map params files to {{key: value}}")
+        if not isinstance(env, Mapping):
+            raise SpecError(f"{source}: 'env' must map variable names to values")
+        return cls(
+            cmd=raw["cmd"],
+            deps=_records(raw.get("deps"), source=f"{source}: deps"),
+            params={str(f): dict(v) for f, v in params.items()},
+            env={str(k): (None if v is None else str(v)) for k, v in env.items()},
+            outs=_records(raw.get("outs"), source=f"{source}: outs"),
+        )
+
+
+def _records(raw: Any, *, source: str) -> tuple[PathRecord, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise SpecError(f"{source}: must be a list")
+    return tuple(PathRecord.from_dict(r, source=source) for r in raw)
+
+
+@dataclass(frozen=True, slots=True)
+class LockFile:
+    """Every stage entry of pipeline.lock, by stage name."""
+
+    stages: Mapping[str, StageLock] = field(default_factory=dict)
+
+
+def read_lock(root: Path) -> LockFile:
+    """Read `root/pipeline.lock` (empty when absent).
+
+    Raises:
+        SpecError: the file is not a valid lock file.
+    """
+    path = root / LOCK_FILE
+    if not path.exists():
+        return LockFile()
+    raw = load_yaml(path, source=LOCK_FILE)
+    if raw is None:
+        return LockFile()
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("stages", {}), Mapping):
+        raise SpecError(f"{LOCK_FILE}: must be a mapping with 'schema' and 'stages'")
+    if raw.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise SpecError(f"{LOCK_FILE}: unsupported schema {raw.get('schema')!r}; upgrade pipe")
+    stages = {
+        str(name): StageLock.from_dict(entry, source=f"{LOCK_FILE}: stage '{name}'")
+        for name, entry in (raw.get("stages") or {}).items()
+    }
+    return LockFile(stages)
+
+
+class _LockDumper(yaml.SafeDumper):
+    """Keeps the key order we build (stable by construction), writes multi-line cmds as `|` blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not any(c in value for c in "\t\r") and value == value.rstrip(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LockDumper.add_representer(str, _str)
+
+
+def dump_lock(lock: LockFile) -> str:
+    """The YAML text of a lock file: stages sorted by name, every mapping in a fixed order."""
+    stages = {name: lock.stages[name].to_dict() for name in sorted(lock.stages)}
+    data = {"schema": SCHEMA_VERSION, "stages": stages}
+    return yaml.dump(data, Dumper=_LockDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def write_stage(root: Path, name: str, entry: StageLock | None) -> LockFile:
+    """Replace (or with None, drop) one stage's entry, re-reading the file so others are kept.
+
+    Thread-safe: stages finishing in parallel each update their own entry.
+    """
+    with _write_lock:
+        current = dict(read_lock(root).stages)
+        if entry is None:
+            current.pop(name, None)
+        else:
+            current[name] = entry
+        lock = LockFile(current)
+        atomic_write(root / LOCK_FILE, dump_lock(lock))
+        return lock

@@ -1,0 +1,89 @@
+"""Params files (YAML, JSON, TOML): read them and pick the values of the keys a stage tracks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline_engine.core.yamlio import parse_yaml
+from pipeline_engine.errors import SpecError
+
+__all__ = ["PARAMS_FILE", "PARAMS_SUFFIXES", "lookup", "pick", "read_params_file"]
+
+#: The params file every stage reads when it names keys without a file.
+PARAMS_FILE = "params.yaml"
+PARAMS_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+
+
+def read_params_file(path: Path, *, source: str) -> Mapping[str, Any]:
+    """Parse a params file by its suffix; an empty file is an empty mapping.
+
+    Raises:
+        SpecError: the file is missing, unreadable, not parseable, or not a mapping.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"params file '{source}' does not exist", hint=f"create '{source}'") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{source}: cannot read: {exc}") from exc
+    data = _parse(text, path.suffix.lower(), source=source)
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: a params file must be a mapping of names to values")
+    return data
+
+
+def _parse(text: str, suffix: str, *, source: str) -> Any:
+    if suffix == ".json":
+        try:
+            return json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    if suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - python 3.10
+            import tomli as tomllib
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"{source}: invalid TOML: {exc}") from exc
+    return parse_yaml(text, source=source)
+
+
+def lookup(data: Any, key: str) -> Any:
+    """The value at dotted `key` (`train.lr`, `layers.0`); KeyError when a part is absent."""
+    value = data
+    for part in key.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise KeyError(key)
+    return value
+
+
+def pick(data: Mapping[str, Any], keys: Iterable[str] | None, *, source: str, stage: str) -> dict[str, Any]:
+    """The tracked values: `keys` from `data`, or every top-level key when `keys` is None.
+
+    Raises:
+        SpecError: a key is not in the file.
+    """
+    if keys is None:
+        return {str(k): v for k, v in data.items()}
+    picked: dict[str, Any] = {}
+    for key in keys:
+        try:
+            picked[key] = lookup(data, key)
+        except KeyError:
+            raise SpecError(
+                f"stage '{stage}': param '{key}' is not in '{source}'",
+                hint=f"add '{key}' to '{source}' or remove it from the stage's params",
+            ) from None
+    return picked

@@ -1,0 +1,307 @@
+"""pipeline.yaml -> frozen PipelineSpec: validation, templating, foreach/matrix expansion, paths.
+
+This is the only module that sees the raw YAML of pipeline.yaml; everything after it sees
+`StageSpec`s whose paths are project-relative POSIX paths and whose templates are resolved.
+"""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.yamlio import parse_yaml
+from pipeline_engine.errors import SpecError
+from pipeline_engine.pipeline.interpolate import Context, Resolver, expand_foreach, expand_matrix
+from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES, read_params_file
+from pipeline_engine.pipeline.validate import locate, validate
+
+__all__ = [
+    "PIPELINE_FILE", "OutKind", "OutSpec", "ParamsDep", "PipelineSpec", "StageSpec",
+    "load_spec", "norm_path", "parse_spec",
+]
+
+PIPELINE_FILE = "pipeline.yaml"
+_TEMPLATE_KEYS = ("vars", "foreach", "do", "matrix")
+_PLOT_OPTIONS = ("x", "y", "template", "title", "x_label", "y_label", "header")
+
+
+class OutKind(enum.Enum):
+    """Which list of the stage an out was declared in."""
+
+    OUT = "outs"
+    METRIC = "metrics"
+    PLOT = "plots"
+
+
+@dataclass(frozen=True, slots=True)
+class OutSpec:
+    """A path a stage writes, with its caching flags."""
+
+    path: str
+    kind: OutKind = OutKind.OUT
+    cache: bool = True
+    persist: bool = False
+    push: bool = True
+    desc: str | None = None
+    plot: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParamsDep:
+    """Tracked keys of one params file; `keys` None tracks the whole file."""
+
+    path: str
+    keys: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    """One stage after templating; `group` is the name before '@' for generated stages."""
+
+    name: str
+    cmd: str
+    wdir: str = ""
+    deps: tuple[str, ...] = ()
+    outs: tuple[OutSpec, ...] = ()
+    params: tuple[ParamsDep, ...] = ()
+    env: tuple[str, ...] = ()
+    frozen: bool = False
+    always_changed: bool = False
+    desc: str | None = None
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    """Every stage of pipeline.yaml, in file order; `digest` identifies the text that was validated."""
+
+    stages: Mapping[str, StageSpec] = field(default_factory=dict)
+    digest: str = ""
+    metrics: tuple[str, ...] = ()
+    plots: tuple[Any, ...] = ()
+
+
+def load_spec(root: Path, *, trusted_digest: str | None = None) -> PipelineSpec:
+    """Read `root/pipeline.yaml` (an empty spec when absent).
+
+    `trusted_digest` is the digest of a text validated before: the schema check is skipped for it.
+
+    Raises:
+        SpecError: the file is invalid; the message names the file, line, stage and key.
+    """
+    path = root / PIPELINE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return PipelineSpec()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{PIPELINE_FILE}: cannot read: {exc}") from exc
+    return parse_spec(text, root=root, trusted_digest=trusted_digest)
+
+
+def parse_spec(text: str, *, root: Path, trusted_digest: str | None = None) -> PipelineSpec:
+    """Parse pipeline.yaml text; params and vars files are read relative to `root`."""
+    digest = hash_bytes(text.encode("utf-8"))
+    raw = parse_yaml(text, source=PIPELINE_FILE)
+    if raw is None:
+        return PipelineSpec(digest=digest)
+    if digest != trusted_digest:
+        validate(raw, text=text, source=PIPELINE_FILE)
+    builder = _Builder(root, text)
+    stages = builder.build(raw)
+    return PipelineSpec(stages, digest, tuple(raw.get("metrics") or ()), tuple(raw.get("plots") or ()))
+
+
+def norm_path(wdir: str, path: str, *, what: str) -> str:
+    """`path` (relative to `wdir`) as a project-relative POSIX path.
+
+    Raises:
+        SpecError: the path is absolute or leaves the project.
+    """
+    if path.startswith("/") or path.startswith("~"):
+        raise SpecError(f"{what}: path '{path}' must be relative to the project")
+    joined = posixpath.normpath(posixpath.join(wdir, path)) if wdir else posixpath.normpath(path)
+    if joined == ".." or joined.startswith("../"):
+        raise SpecError(f"{what}: path '{path}' leaves the project")
+    return "" if joined == "." else joined
+
+
+class _Builder:
+    """Turns validated raw stages into StageSpecs; knows the text for error locations."""
+
+    def __init__(self, root: Path, text: str) -> None:
+        self.root = root
+        self.text = text
+
+    def fail(self, path: list[str | int], message: str, *, hint: str | None = None) -> SpecError:
+        line = locate(self.text, path)
+        at = f"{PIPELINE_FILE}:{line}" if line else PIPELINE_FILE
+        return SpecError(f"{at}: {message}", hint=hint)
+
+    def build(self, raw: Mapping[str, Any]) -> dict[str, StageSpec]:
+        context = self._context(raw.get("vars") or [], wdir="", base=self._default_context(), at=["vars"])
+        stages: dict[str, StageSpec] = {}
+        for name, body in (raw.get("stages") or {}).items():
+            for full_name, stage_body, ctx in self._expand(str(name), body, context):
+                if full_name in stages:
+                    raise self.fail(["stages", name], f"stage '{full_name}' is defined twice")
+                try:
+                    stages[full_name] = self._stage(full_name, str(name), stage_body, ctx)
+                except SpecError as exc:
+                    raise self.fail(["stages", name], exc.message, hint=exc.hint) from None
+        return stages
+
+    def _default_context(self) -> Context:
+        if not (self.root / PARAMS_FILE).is_file():
+            return Context()
+        data = read_params_file(self.root / PARAMS_FILE, source=PARAMS_FILE)
+        return Context(dict(data), {str(k): PARAMS_FILE for k in data})
+
+    def _context(self, items: list[Any], *, wdir: str, base: Context, at: list[str | int]) -> Context:
+        ctx = base
+        for item in items:
+            if isinstance(item, Mapping):
+                ctx = ctx.merged(item)
+                continue
+            file, _, keys = str(item).partition(":")
+            rel = norm_path(wdir, file, what="vars")
+            data = read_params_file(self.root / rel, source=rel)
+            if keys:
+                wanted = [k.strip() for k in keys.split(",")]
+                missing = [k for k in wanted if k not in data]
+                if missing:
+                    raise self.fail(at, f"vars: '{missing[0]}' is not in '{rel}'")
+                data = {k: data[k] for k in wanted}
+            ctx = ctx.merged(data, source=rel)
+        return ctx
+
+    def _expand(self, name: str, body: Mapping[str, Any], ctx: Context) -> Iterator[tuple[str, Any, Context]]:
+        where = f"stage '{name}'"
+        if body.get("vars"):
+            wdir = str(body.get("wdir", "")) if "foreach" not in body else ""
+            ctx = self._context(body["vars"], wdir=wdir, base=ctx, at=["stages", name, "vars"])
+        if "do" in body and "foreach" not in body:
+            raise self.fail(["stages", name, "do"], f"{where}: 'do' needs 'foreach'")
+        if "foreach" in body:
+            if "do" not in body:
+                raise self.fail(["stages", name, "foreach"], f"{where}: 'foreach' needs 'do'",
+                                hint="put the stage's fields under 'do:'")
+            extra = sorted(set(body) - {"foreach", "do", "vars"})
+            if extra:
+                raise self.fail(["stages", name, extra[0]], f"{where}: '{extra[0]}' belongs under 'do'")
+            items = self._resolve(Resolver(ctx, where=where), body["foreach"], ["stages", name, "foreach"])
+            for suffix, names in self._guard(expand_foreach, items, where, ["stages", name, "foreach"]):
+                yield f"{name}@{suffix}", body["do"], ctx.merged(names)
+        elif "matrix" in body:
+            matrix = self._resolve(Resolver(ctx, where=where), body["matrix"], ["stages", name, "matrix"])
+            rest = {k: v for k, v in body.items() if k != "matrix"}
+            for suffix, names in self._guard(expand_matrix, matrix, where, ["stages", name, "matrix"]):
+                yield f"{name}@{suffix}", rest, ctx.merged(names)
+        else:
+            yield name, body, ctx
+
+    def _guard(self, fn: Any, value: Any, where: str, at: list[str | int]) -> list[tuple[str, dict[str, Any]]]:
+        try:
+            return list(fn(value, where=where))
+        except SpecError as exc:
+            raise self.fail(at, exc.message) from None
+
+    def _resolve(self, resolver: Resolver, value: Any, at: list[str | int]) -> Any:
+        try:
+            return resolver.resolve(value)
+        except SpecError as exc:
+            raise self.fail(at, exc.message, hint=exc.hint) from None
+
+    def _stage(self, name: str, group: str, body: Mapping[str, Any], ctx: Context) -> StageSpec:
+        resolver = Resolver(ctx, where=f"stage '{name}'")
+        data = resolver.resolve({k: v for k, v in body.items() if k not in _TEMPLATE_KEYS})
+        return _make_stage(name, group, data, resolver.used)
+
+
+def _make_stage(name: str, group: str, data: Mapping[str, Any], used: set[tuple[str, str]]) -> StageSpec:
+    where = f"stage '{name}'"
+    cmd = data.get("cmd")
+    if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
+        cmd = "\n".join(cmd)
+    if not isinstance(cmd, str) or not cmd.strip():
+        raise SpecError(f"{where}: 'cmd' is required and must be a string or a list of strings")
+    wdir = norm_path("", str(data.get("wdir") or "."), what=where)
+    deps = tuple(dict.fromkeys(norm_path(wdir, str(d), what=where) for d in data.get("deps") or ()))
+    outs = tuple(
+        _out(item, kind, wdir, where)
+        for kind in OutKind
+        for item in data.get(kind.value) or ()
+    )
+    return StageSpec(
+        name=name,
+        cmd=cmd,
+        wdir=wdir,
+        deps=deps,
+        outs=outs,
+        params=_params(data.get("params") or [], wdir, used),
+        env=tuple(dict.fromkeys(str(e) for e in data.get("env") or ())),
+        frozen=_flag(data, "frozen", where),
+        always_changed=_flag(data, "always_changed", where),
+        desc=data.get("desc"),
+        group=group,
+    )
+
+
+def _flag(data: Mapping[str, Any], key: str, where: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise SpecError(f"{where}: '{key}' must be true or false, not {value!r}")
+    return value
+
+
+def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
+    if isinstance(item, str):
+        path, flags = item, {}
+    else:
+        path, flags = next(iter(item.items()))
+        flags = flags or {}
+    rel = norm_path(wdir, str(path), what=where)
+    if not rel:
+        raise SpecError(f"{where}: the project root cannot be an out")
+    for key in ("cache", "persist", "push"):
+        if not isinstance(flags.get(key, True), bool):
+            raise SpecError(f"{where}: '{path}': '{key}' must be true or false")
+    return OutSpec(
+        path=rel,
+        kind=kind,
+        cache=flags.get("cache", True),
+        persist=flags.get("persist", False),
+        push=flags.get("push", True),
+        desc=flags.get("desc"),
+        plot=tuple((k, flags[k]) for k in _PLOT_OPTIONS if k in flags),
+    )
+
+
+def _params(items: list[Any], wdir: str, used: set[tuple[str, str]]) -> tuple[ParamsDep, ...]:
+    default = norm_path(wdir, PARAMS_FILE, what="params")
+    files: dict[str, list[str] | None] = {}
+
+    def track(file: str, keys: list[str] | None) -> None:
+        current = files.get(file, [])
+        if keys is None or current is None:
+            files[file] = None
+        else:
+            files[file] = list(dict.fromkeys([*current, *keys]))
+
+    for item in items:
+        if isinstance(item, Mapping):
+            for file, keys in item.items():
+                track(norm_path(wdir, str(file), what="params"), list(keys) if keys else None)
+        elif str(item).lower().endswith(PARAMS_SUFFIXES):
+            track(norm_path(wdir, str(item), what="params"), None)
+        else:
+            track(default, [str(item)])
+    # Values interpolated from a params file are inputs of the stage too.
+    for file, key in sorted(used):
+        track(file, [key])
+    return tuple(ParamsDep(f, None if k is None else tuple(k)) for f, k in files.items())
