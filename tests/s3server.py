@@ -1,8 +1,7 @@
 """A real S3-compatible server for tests: moto's server as a subprocess on a free loopback port.
 
-Import the fixtures into a conftest or test module (`from s3server import s3_server, s3_bucket`);
-`tests/` is on sys.path because tests/conftest.py lives there. The server starts once per test
-process and stops when the session ends. Dummy AWS credentials are put in the environment so that
+Import the fixtures into a conftest or test module (`from tests.s3server import s3_server, s3_bucket`).
+The server starts once per test process and stops when the session ends. Dummy AWS credentials are put in the environment so that
 s3fs never looks for real ones (nor at an instance-metadata endpoint).
 """
 

@@ -113,6 +113,8 @@ def _unset_option(path: Path, name: str, key: str, *, local: bool) -> None:
         del settings[key]
         if not settings:
             del data["remotes"][name]
+        if not data["remotes"]:
+            del data["remotes"]
 
     edit_config(path, change)
 

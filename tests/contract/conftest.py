@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3server import S3Server, s3_bucket, s3_server  # noqa: F401 - fixtures used by this directory
+from tests.s3server import S3Server, s3_bucket, s3_server  # noqa: F401 - fixtures used by this directory
 
 from pipeline_engine.remote.open import open_remote
 from pipeline_engine.remote.remote import Remote

@@ -1,0 +1,194 @@
+"""pipe push | fetch | pull against a local-directory remote and the moto S3 server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import oid_to_relpath
+from tests.conftest import Cli, Workspace, git
+from tests.s3server import S3Server, s3_bucket, s3_server  # noqa: F401 - fixtures
+
+IMAGES = {f"{i:03}.txt": f"image {i}\n" * (i + 1) for i in range(40)}
+SECRET = "moto-accepts-any-secret-0123456789"
+
+
+def _track(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"images": IMAGES, "model.bin": b"\x00\x01" * 500}})
+    cli.run("add", "data/images", "data/model.bin")
+
+
+def _local_remote(workspace: Workspace, cli: Cli, tmp_path: Path) -> Path:
+    store = tmp_path / "remote-store"
+    cli.run("remote", "add", "-d", "store", str(store))
+    return store
+
+
+def _clone(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    workspace.commit("data and remote")
+    dest = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(workspace.root), str(dest))
+    monkeypatch.chdir(dest)
+    return Workspace(dest)
+
+
+def _image_oid(name: str) -> str:
+    return hash_bytes(IMAGES[name].encode())
+
+
+def test_push_then_pull_into_a_fresh_clone_gives_identical_bytes(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _track(workspace, cli)
+    _local_remote(workspace, cli, tmp_path)
+    result = cli.run("push")
+    assert "42 transferred" in result.stderr and "0 failed" in result.stderr
+    clone = _clone(workspace, tmp_path, monkeypatch)
+    assert not (clone.root / "data/images").exists()
+    result = cli.run("pull")
+    assert "42 transferred" in result.stderr
+    for name, text in IMAGES.items():
+        assert clone.read(f"data/images/{name}") == text
+    assert (clone.root / "data/model.bin").read_bytes() == b"\x00\x01" * 500
+    assert "up to date" in cli.run("status").stderr
+
+
+def test_second_push_transfers_nothing(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    _track(workspace, cli)
+    _local_remote(workspace, cli, tmp_path)
+    cli.run("push")
+    result = cli.run("push")
+    assert "0 transferred" in result.stderr and "42 already present" in result.stderr
+
+
+def test_rerun_push_uploads_only_what_is_missing(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    _track(workspace, cli)
+    store = _local_remote(workspace, cli, tmp_path)
+    cli.run("push")
+    for name in ("001.txt", "002.txt"):  # as if the first push had been interrupted
+        os.unlink(store / oid_to_relpath(_image_oid(name)))
+    result = cli.run("push")
+    assert "2 transferred" in result.stderr and "40 already present" in result.stderr
+
+
+def test_push_of_targets_sends_only_their_objects(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    _track(workspace, cli)
+    store = _local_remote(workspace, cli, tmp_path)
+    result = cli.run("push", "data/model.bin")
+    assert "1 transferred" in result.stderr
+    assert len([p for p in store.rglob("*") if p.is_file()]) == 1
+
+
+def test_corrupt_cache_object_is_not_pushed_and_its_manifest_waits(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    _track(workspace, cli)
+    store = _local_remote(workspace, cli, tmp_path)
+    cache_obj = workspace.project().store.path_of(_image_oid("007.txt"))
+    os.chmod(cache_obj, 0o644)
+    cache_obj.write_text("damaged")
+    result = cli.run("push", exit_code=1)
+    assert "data/images/007.txt" in result.stderr and _image_oid("007.txt") in result.stderr
+    assert "corrupt in the cache" in result.stderr
+    assert "2 object(s) failed (40 transferred" in result.stderr
+    pushed = {p.parent.name + p.name for p in store.rglob("*") if p.is_file()}
+    assert _image_oid("007.txt") not in pushed
+    assert not any(oid.endswith(".dir") for oid in pushed), "a manifest whose files are missing was pushed"
+
+
+def test_corrupt_remote_object_is_reported_and_the_rest_still_pulled(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _track(workspace, cli)
+    store = _local_remote(workspace, cli, tmp_path)
+    cli.run("push")
+    bad = _image_oid("003.txt")
+    (store / oid_to_relpath(bad)).write_text("bit rot")
+    clone = _clone(workspace, tmp_path, monkeypatch)
+    result = cli.run("pull", exit_code=1)
+    assert f"data/images/003.txt ({bad})" in result.stderr and "corrupt on remote 'store'" in result.stderr
+    assert "1 object(s) failed (41 transferred" in result.stderr
+    assert (clone.root / "data/model.bin").read_bytes() == b"\x00\x01" * 500
+    project = clone.project()
+    assert not project.store.exists(bad)
+    assert sum(1 for _ in project.store.iter_oids()) == 41
+    assert not list((project.store.root / "tmp").iterdir()), "a refused download was left behind"
+
+
+def test_missing_remote_object_is_reported_by_path_and_id(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _track(workspace, cli)
+    store = _local_remote(workspace, cli, tmp_path)
+    cli.run("push")
+    gone = _image_oid("010.txt")
+    os.unlink(store / oid_to_relpath(gone))
+    clone = _clone(workspace, tmp_path, monkeypatch)
+    result = cli.run("fetch", exit_code=1)
+    assert f"data/images/010.txt ({gone})" in result.stderr and "is not on remote 'store'" in result.stderr
+    assert not (clone.root / "data/images").exists(), "fetch must not touch the workspace"
+    assert sum(1 for _ in clone.project().store.iter_oids()) == 41
+
+
+def test_missing_backend_names_the_extra_to_install(workspace: Workspace, cli: Cli) -> None:
+    _track(workspace, cli)
+    cli.run("remote", "add", "-d", "gcs", "gs://bucket/project")
+    before = workspace.snapshot()
+    result = cli.run("push", exit_code=1)
+    assert "the 'gs' backend is not installed" in result.stderr
+    assert "pip install 'pipeline-engine[gs]'" in result.stderr
+    assert workspace.snapshot() == before
+
+
+def test_unknown_remote_name_is_an_error(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    _track(workspace, cli)
+    _local_remote(workspace, cli, tmp_path)
+    result = cli.run("fetch", "-r", "elsewhere", exit_code=1)
+    assert "remote 'elsewhere' is not configured (configured: store)" in result.stderr
+
+
+def test_s3_push_and_pull_with_credentials_from_local_config(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    s3_server: S3Server, s3_bucket: str,
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    _track(workspace, cli)
+    outputs = [
+        cli.run("remote", "add", "-d", "s3", f"s3://{s3_bucket}/project").output,
+        cli.run("remote", "modify", "--local", "s3", "endpoint_url", s3_server.endpoint_url).output,
+        cli.run("remote", "modify", "--local", "s3", "access_key_id", "AKIDLOCALONLY").output,
+        cli.run("remote", "modify", "--local", "s3", "secret_access_key", SECRET).output,
+        cli.run("push").output,
+        cli.run("push", "-j", "2").output,
+        cli.run("remote", "list").output,
+    ]
+    assert "42 transferred" in outputs[4] and "42 already present" in outputs[5]
+    assert all(SECRET not in o and "AKIDLOCALONLY" not in o for o in outputs)
+    committed = yaml.safe_load((workspace.root / ".pipe/config.yaml").read_text())
+    assert committed["remotes"]["s3"] == {"url": f"s3://{s3_bucket}/project"}
+    keys = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]}  # type: ignore[attr-defined]
+    assert f"project/{oid_to_relpath(_image_oid('000.txt'))}" in keys and len(keys) == 42
+    local_config = (workspace.root / ".pipe/config.local.yaml").read_text()
+    clone = _clone(workspace, tmp_path, monkeypatch)
+    (clone.root / ".pipe/config.local.yaml").write_text(local_config)  # the teammate's own credentials
+    cli.run("pull")
+    assert clone.read("data/images/039.txt") == IMAGES["039.txt"]
+
+
+def test_s3_wrong_credentials_fail_with_the_remote_named_and_no_secret_shown(
+    workspace: Workspace, cli: Cli, s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _track(workspace, cli)
+    cli.run("remote", "add", "-d", "s3", "s3://no-such-bucket-here/p")
+    cli.run("remote", "modify", "--local", "s3", "endpoint_url", s3_server.endpoint_url)
+    cli.run("remote", "modify", "--local", "s3", "secret_access_key", SECRET)
+    result = cli.run("push", exit_code=1)
+    assert "remote 's3' (s3://no-such-bucket-here/p)" in result.stderr
+    assert SECRET not in result.output
+    shutil.rmtree(workspace.root / "data")
