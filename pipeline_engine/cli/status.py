@@ -14,10 +14,21 @@ from pipeline_engine.project import Project
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything is not up to date (for scripts).")
+@click.option("-c", "--cloud", is_flag=True, help="Compare the cache with a remote instead of the workspace.")
+@click.option("-r", "--remote", help="Remote for --cloud (default: core.remote).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Concurrent requests for --cloud.")
 @click.pass_context
-def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_code: bool) -> None:
-    """Show tracked data that changed, is missing, or is not in the cache."""
+def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_code: bool, cloud: bool,
+           remote: str | None, jobs: int | None) -> None:
+    """Show tracked data that changed, is missing, or is not in the cache (with --cloud: on a remote)."""
     from pipeline_engine.ops.status import data_status
+
+    if cloud:
+        from pipeline_engine.cli.transfer import show_cloud_status
+
+        if not show_cloud_status(targets, remote=remote, jobs=jobs, as_json=as_json) and exit_code:
+            ctx.exit(1)
+        return
 
     verbose = bool(ctx.obj and ctx.obj.get("verbose"))
     project = Project.find()

@@ -61,3 +61,34 @@ def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, force: 
     written = sum(len(c.written) for c in result.checkouts)
     deleted = sum(len(c.deleted) for c in result.checkouts)
     render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")
+
+
+def show_cloud_status(targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool) -> bool:
+    """Print `pipe status --cloud`; returns True when everything is in sync (for --exit-code)."""
+    from pipeline_engine.ops.cloud import cloud_status
+
+    status = cloud_status(Project.find(), targets, remote=remote, jobs=jobs)
+    behind = [o for o in status.outs if not o.is_synced]
+    if as_json:
+        render.print_json({"remote": status.remote, "cloud": [
+            {"path": o.path, "objects": o.objects, "not_pushed": o.not_pushed, "not_fetched": o.not_fetched,
+             "missing": o.missing} for o in status.outs
+        ]})
+    elif not status.outs:
+        render.info("no tracked data (track some with 'pipe add PATH')")
+    elif not behind:
+        render.info(f"in sync with remote '{status.remote}': {len(status.outs)} tracked path(s)")
+    else:
+        for o in behind:
+            parts = [f"{n} {label}" for n, label in (
+                (o.not_pushed, "not pushed"), (o.not_fetched, "not fetched"), (o.missing, "missing everywhere")
+            ) if n]
+            render.out.print(f"{o.path}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects)")
+        hints = []
+        if any(o.not_pushed for o in behind):
+            hints.append("'pipe push' uploads what the remote lacks")
+        if any(o.not_fetched for o in behind):
+            hints.append("'pipe fetch' downloads what the cache lacks")
+        if hints:
+            render.info(f"[dim]{'; '.join(hints)}[/]")
+    return not behind

@@ -1,0 +1,131 @@
+"""`pipe status --cloud` and `pipe gc --cloud`: compare the cache with a remote, and clean a remote."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.core.hashing import Oid, is_dir_oid
+from pipeline_engine.errors import CacheError, RemoteError
+from pipeline_engine.ops.remote import open_project_remote
+from pipeline_engine.project import Project
+from pipeline_engine.remote.remote import Remote
+
+__all__ = ["CloudStatus", "OutCloudStatus", "RemoteGcResult", "cloud_status", "gc_remote"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutCloudStatus:
+    """Where the objects of one out are: counts of objects only local, only remote, in neither."""
+
+    path: str
+    oid: str
+    objects: int
+    not_pushed: int = 0
+    not_fetched: int = 0
+    missing: int = 0
+
+    @property
+    def is_synced(self) -> bool:
+        """True when every object is both in the cache and on the remote."""
+        return not (self.not_pushed or self.not_fetched or self.missing)
+
+
+@dataclass(frozen=True, slots=True)
+class CloudStatus:
+    """The cloud status of every out, against one remote."""
+
+    remote: str
+    url: str
+    outs: tuple[OutCloudStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteGcResult:
+    """Objects removed from a remote (or that would be, with `dry`) and objects kept."""
+
+    remote: str
+    url: str
+    removed: tuple[Oid, ...]
+    kept: int
+    dry: bool
+
+
+def cloud_status(project: Project, targets: Sequence[str] = (), *, remote: str | None = None,
+                 jobs: int | None = None) -> CloudStatus:
+    """For each out of `targets` (all when empty): which objects the remote or the cache lacks.
+
+    A directory whose manifest is not in the cache counts as one object; its files are unknown
+    until 'pipe fetch' brings the manifest.
+
+    Raises:
+        RemoteNotConfiguredError, RemoteError: the remote is not configured or cannot be reached.
+    """
+    from pipeline_engine.ops.used import used_outs
+
+    rem = open_project_remote(project, remote, jobs=jobs)
+    store = project.store
+    outs = used_outs(project, targets=targets)
+    members: dict[str, list[str]] = {}
+    for out in outs:
+        oids = [out.oid]
+        if is_dir_oid(out.oid) and store.exists(out.oid):
+            oids.extend(e.oid for e in tree_of(store, out.oid).entries)
+        members[out.path] = oids
+    on_remote = rem.exists_many({o for oids in members.values() for o in oids})
+    result = []
+    for out in outs:
+        oids = set(members[out.path])
+        local = {o for o in oids if store.exists(o)}
+        result.append(OutCloudStatus(
+            out.path, out.oid, len(oids),
+            not_pushed=len(local - on_remote),
+            not_fetched=len((oids - local) & on_remote),
+            missing=len(oids - local - on_remote),
+        ))
+    return CloudStatus(rem.name, rem.url, tuple(result))
+
+
+def gc_remote(project: Project, remote: str | None, keep_oids: Collection[str], *, dry: bool,
+              jobs: int | None = None) -> RemoteGcResult:
+    """Delete every object on the remote that `keep_oids` does not name (with `dry`, only list them).
+
+    Directory oids in `keep_oids` keep their files too: their manifests are read from the cache,
+    or fetched from the remote into the cache first. The caller holds the project mutex.
+
+    Raises:
+        RemoteError: the remote cannot be listed or changed, or a kept directory's manifest is
+            neither in the cache nor on the remote (then nothing is deleted).
+    """
+    rem = open_project_remote(project, remote, jobs=jobs)
+    keep = set(keep_oids)
+    for oid in [o for o in keep if is_dir_oid(o)]:
+        if not project.store.exists(oid):
+            _fetch_manifest(project.store, rem, oid)
+        keep.update(e.oid for e in tree_of(project.store, oid).entries)
+    doomed = tuple(sorted(o for o in rem.iter_oids() if o not in keep))
+    if not dry:
+        rem.remove(doomed)
+    return RemoteGcResult(rem.name, rem.url, doomed, len(keep), dry)
+
+
+def _fetch_manifest(store: ObjectStore, rem: Remote, oid: str) -> None:
+    tmp_dir = store.root / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"{oid}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
+    try:
+        rem.get(oid, tmp)
+        store.add_verified(tmp, oid)
+    except (RemoteError, CacheError) as exc:
+        raise RemoteError(
+            f"cannot garbage-collect remote '{rem.name}': the manifest '{oid}' of a kept directory "
+            f"is not available ({exc}); nothing was deleted",
+            hint="run 'pipe push' from a clone that has this data first",
+        ) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()

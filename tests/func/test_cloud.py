@@ -1,0 +1,94 @@
+"""pipe status --cloud, and gc_remote (the ops behind `pipe gc --cloud`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import oid_to_relpath
+from pipeline_engine.errors import RemoteError
+from pipeline_engine.ops.cloud import gc_remote
+from pipeline_engine.ops.gc import collect_used_oids
+from pipeline_engine.ops.used import used_outs
+from tests.conftest import Cli, Workspace
+
+IMAGES = {f"{i:02}.txt": f"image {i}\n" for i in range(10)}
+
+
+def _pushed(workspace: Workspace, cli: Cli, tmp_path: Path) -> Path:
+    workspace.write({"data": {"images": IMAGES, "model.bin": "weights v1"}})
+    cli.run("add", "data/images", "data/model.bin")
+    store = tmp_path / "remote-store"
+    cli.run("remote", "add", "-d", "store", str(store))
+    cli.run("push")
+    return store
+
+
+def _remote_oids(store: Path) -> set[str]:
+    return {p.parent.name + p.name for p in store.glob("??/*")}
+
+
+def test_status_cloud_says_in_sync_after_push(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    _pushed(workspace, cli, tmp_path)
+    assert "in sync with remote 'store': 2 tracked path(s)" in cli.run("status", "--cloud").stderr
+
+
+def test_status_cloud_lists_what_is_not_pushed_and_not_fetched(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    _pushed(workspace, cli, tmp_path)
+    workspace.write({"data": {"images": {"new.txt": "fresh"}}})
+    cli.run("add", "data/images")
+    model = workspace.project().store.path_of(hash_bytes(b"weights v1"))
+    os.chmod(model, 0o644)
+    model.unlink()
+    result = cli.run("status", "--cloud", "--exit-code", exit_code=1)
+    assert "data/images  2 not pushed (of 12 objects)" in result.stdout
+    assert "data/model.bin  1 not fetched (of 1 objects)" in result.stdout
+    data = json.loads(cli.run("status", "-c", "--json").stdout)
+    assert {e["path"]: e["not_pushed"] for e in data["cloud"]} == {"data/images": 2, "data/model.bin": 0}
+
+
+def test_gc_remote_deletes_only_unreferenced_objects(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    old_model = hash_bytes(b"weights v1")
+    workspace.write({"data": {"model.bin": "weights v2"}})
+    cli.run("add", "data/model.bin")
+    cli.run("push")
+    project = workspace.project()
+    keep = collect_used_oids(project)
+    dry = gc_remote(project, None, keep, dry=True)
+    assert dry.removed == (old_model,) and old_model in _remote_oids(store)
+    done = gc_remote(project, "store", keep, dry=False)
+    assert done.removed == (old_model,)
+    assert _remote_oids(store) == set(keep)
+
+
+def test_gc_remote_keeps_files_of_a_directory_whose_manifest_is_only_remote(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    project = workspace.project()
+    before = _remote_oids(store)
+    shutil.rmtree(project.store.root)
+    keep = {out.oid for out in used_outs(project)}  # the directory's files are known only from its manifest
+    gc_remote(project, None, keep, dry=False)
+    assert _remote_oids(store) == before
+
+
+def test_gc_remote_refuses_when_a_kept_manifest_is_nowhere(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    project = workspace.project()
+    keep = collect_used_oids(project)
+    manifest = next(o for o in keep if o.endswith(".dir"))
+    shutil.rmtree(project.store.root)
+    os.unlink(store / oid_to_relpath(manifest))
+    before = _remote_oids(store)
+    with pytest.raises(RemoteError, match=f"manifest '{manifest}' of a kept directory.*nothing was deleted"):
+        gc_remote(project, None, keep, dry=False)
+    assert _remote_oids(store) == before
