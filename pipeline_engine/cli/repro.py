@@ -70,8 +70,9 @@ def repro(
     force_downstream: bool, jobs: int | None, no_run_cache: bool, wait: bool,
 ) -> None:
     """Run the stages whose deps, params, cmd or outs changed, and record them in pipeline.lock."""
-    from pipeline_engine.ops.repro import ReproOptions, plan_stages
+    from pipeline_engine.ops.repro import ReproOptions
     from pipeline_engine.ops.repro import repro as run_repro
+    from pipeline_engine.ops.stage_status import plan_stages
 
     options = ReproOptions(
         force=force, force_downstream=force_downstream, downstream=downstream, single=single,
@@ -79,7 +80,8 @@ def repro(
     )
     project = Project.find()
     if dry:
-        decisions = [d for d in plan_stages(project, targets, options) if d.runs]
+        decisions = plan_stages(project, targets, force=force, downstream=downstream, single=single)
+        decisions = [d for d in decisions if d.runs]
         for d in decisions:
             render.out.print(f"would run '{escape(d.stage)}': {escape(_reasons(d.reasons))}")
         if not decisions:
@@ -88,3 +90,83 @@ def repro(
     result = run_repro(project, targets, options, _Printer(logs=(jobs or 2) > 1))
     _summary(result)
     result.raise_for_failure()
+
+
+@click.command()
+@click.argument("target")
+def why(target: str) -> None:
+    """Explain why a stage would run, with old and new values."""
+    from pipeline_engine.ops.stage_status import why as explain
+
+    for item in explain(Project.find(), target):
+        d = item.decision
+        if d.frozen:
+            render.out.print(f"'{escape(d.stage)}' is frozen: it never runs (unfreeze it with 'pipe unfreeze')")
+            continue
+        if not d.runs:
+            render.out.print(f"'{escape(d.stage)}' is up to date: nothing it depends on changed")
+            continue
+        render.out.print(f"'{escape(d.stage)}' would run because:")
+        for r in d.reasons:
+            render.out.print("  - " + escape(r.explain()).replace("\n", "\n    "))
+        for up in item.upstream:
+            render.out.print(f"  upstream '{escape(up.stage)}' runs: {escape(_reasons(up.reasons))}")
+        if item.restorable:
+            render.out.print("  its outs for exactly these inputs are in the run cache: "
+                             "'pipe repro' will restore them without running the command")
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--dot", "fmt", flag_value="dot", help="Graphviz dot.")
+@click.option("--mermaid", "fmt", flag_value="mermaid", help="A Mermaid flowchart.")
+@click.option("--md", "fmt", flag_value="md", help="A Mermaid flowchart in a Markdown code block.")
+@click.option("--outs", is_flag=True, help="Show outs (files) as nodes instead of stages.")
+def dag(target: str | None, fmt: str | None, outs: bool) -> None:
+    """Show the stage graph (ASCII by default); with TARGET, only it and its upstream stages."""
+    from pipeline_engine.ops.dag import DagFormat
+    from pipeline_engine.ops.dag import dag as draw
+
+    text = draw(Project.find(), target, fmt=DagFormat(fmt or "ascii"), outs=outs)
+    render.out.file.write(text)
+
+
+@click.command()
+@click.argument("targets", nargs=-1)
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+def commit(targets: tuple[str, ...], force: bool) -> None:
+    """Record the current outs of stages in pipeline.lock, as if the stages had run."""
+    from pipeline_engine.ops.commit import changed_stages
+    from pipeline_engine.ops.commit import commit as record
+
+    project = Project.find()
+    if not force:
+        changed = changed_stages(project, targets)
+        if not changed:
+            render.info("nothing to commit: every stage matches pipeline.lock")
+            return
+        for d in changed:
+            render.info(f"'{escape(d.stage)}': {escape(_reasons(d.reasons))}")
+        click.confirm("record the current outs of these stages without running them?", abort=True, err=True)
+    for name in record(project, targets):
+        render.info(f"committed '{escape(name)}'")
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+def freeze(targets: tuple[str, ...]) -> None:
+    """Mark stages frozen: repro never runs them (it only checks their outs exist)."""
+    from pipeline_engine.ops.freeze import freeze as set_frozen
+
+    for name in set_frozen(Project.find(), targets, frozen=True):
+        render.info(f"froze '{escape(name)}'")
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+def unfreeze(targets: tuple[str, ...]) -> None:
+    """Let frozen stages run again."""
+    from pipeline_engine.ops.freeze import freeze as set_frozen
+
+    for name in set_frozen(Project.find(), targets, frozen=False):
+        render.info(f"unfroze '{escape(name)}'")

@@ -16,21 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pipeline_engine.cache.workspace import save, scan
-from pipeline_engine.errors import (
-    MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError,
-)
+from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
 from pipeline_engine.ops import runcache
-from pipeline_engine.ops.stages import Pipeline, link_types, load_pipeline, measure, restore_outs
+from pipeline_engine.ops.stages import Pipeline, load_pipeline, measure, restore_outs, save_outs
 from pipeline_engine.pipeline.graph import select
 from pipeline_engine.pipeline.lock import PathRecord, StageLock, write_stage
-from pipeline_engine.pipeline.plan import Decision, Reason, StageState, decide, propagate
+from pipeline_engine.pipeline.plan import Decision, Reason, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.runner.process import run_command
 from pipeline_engine.runner.scheduler import OnError, schedule
 
-__all__ = ["Outcome", "ReproListener", "ReproOptions", "ReproResult", "StageOutcome", "plan_stages", "repro"]
+__all__ = ["Outcome", "ReproListener", "ReproOptions", "ReproResult", "StageOutcome", "repro"]
 
 
 class Outcome(enum.Enum):
@@ -107,18 +104,6 @@ class _Silent:
 
     def finished(self, outcome: StageOutcome) -> None:
         return None
-
-
-def plan_stages(project: Project, targets: Sequence[str], options: ReproOptions = ReproOptions()) -> list[Decision]:
-    """What `repro` would do, without running anything (`--dry`, `pipe status`)."""
-    pipeline = load_pipeline(project)
-    names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
-    decisions = {
-        n: decide(pipeline.stages[n], pipeline.lock.stages.get(n),
-                  measure(project, pipeline.stages[n], pipeline.lock.stages.get(n)), force=options.force)
-        for n in names
-    }
-    return propagate(names, pipeline.graph.upstream, decisions)
 
 
 def repro(
@@ -251,7 +236,7 @@ class _StageRunner:
                 returncode=result.returncode,
                 hint=f"fix the command, then run 'pipe repro {stage.name}'",
             )
-        records = self._save_outs(stage)
+        records = save_outs(self.project, stage)
         entry = self._record(stage, state, records)
         if self.options.run_cache and runcache.is_cacheable(stage):
             key = runcache.run_key(stage, state)
@@ -271,26 +256,6 @@ class _StageRunner:
             elif path.exists() or path.is_symlink():
                 path.unlink()
             path.parent.mkdir(parents=True, exist_ok=True)
-
-    def _save_outs(self, stage: StageSpec) -> tuple[PathRecord, ...]:
-        records = []
-        types = link_types(self.project)
-        for out in stage.outs:
-            try:
-                scanned = scan(self.project.root, out.path, self.project.memo)
-            except FileNotFoundError:
-                raise MissingOutputError(
-                    f"stage '{stage.name}' finished but did not create its out '{out.path}'",
-                    hint="make the command write it, or remove it from the stage's outs",
-                ) from None
-            if out.cache:
-                r = save(self.project.store, self.project.root, scanned, link_types=types, memo=self.project.memo)
-                records.append(PathRecord(out.path, r.oid, r.size, r.nfiles))
-                if self.project.git is not None:
-                    self.project.git.ignore(self.project.relpath_from_git(out.path))
-            else:
-                records.append(PathRecord(out.path, scanned.oid, scanned.size, scanned.nfiles))
-        return tuple(records)
 
     def _record(self, stage: StageSpec, state: StageState, outs: tuple[PathRecord, ...]) -> StageLock:
         deps = tuple(r for r in state.deps.values() if r is not None)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline_engine.cache.link import LinkType, parse_link_types
-from pipeline_engine.cache.workspace import checkout, scan, tree_of
+from pipeline_engine.cache.workspace import checkout, save, scan, tree_of
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import is_dir_oid
-from pipeline_engine.errors import ObjectNotFoundError, SpecError
+from pipeline_engine.errors import MissingOutputError, ObjectNotFoundError, SpecError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.pipeline.graph import Graph, build_graph
 from pipeline_engine.pipeline.lock import LockFile, PathRecord, StageLock, read_lock
@@ -22,7 +22,7 @@ from pipeline_engine.project import Project
 
 __all__ = [
     "Pipeline", "has_pipeline", "is_cached", "link_types", "load_pipeline", "measure", "record_of",
-    "restore_outs",
+    "restore_outs", "save_outs",
 ]
 
 # Digest of the last pipeline.yaml text that passed the schema: an unchanged file skips the check.
@@ -134,3 +134,27 @@ def restore_outs(project: Project, records: tuple[PathRecord, ...]) -> bool:
     for r in records:
         checkout(project.store, project.root, r.path, r.oid, project.memo, link_types=types, force=True)
     return True
+
+
+def save_outs(project: Project, stage: StageSpec) -> tuple[PathRecord, ...]:
+    """Hash every out of `stage`, store the cached ones and git-ignore them; return their records.
+
+    Raises:
+        MissingOutputError: an out does not exist.
+    """
+    records = []
+    types = link_types(project)
+    for out in stage.outs:
+        try:
+            scanned = scan(project.root, out.path, project.memo)
+        except FileNotFoundError:
+            raise MissingOutputError(
+                f"stage '{stage.name}' did not create its out '{out.path}'",
+                hint="make the command write it, or remove it from the stage's outs",
+            ) from None
+        if out.cache:
+            save(project.store, project.root, scanned, link_types=types, memo=project.memo)
+            if project.git is not None:
+                project.git.ignore(project.relpath_from_git(out.path))
+        records.append(PathRecord(out.path, scanned.oid, scanned.size, scanned.nfiles))
+    return tuple(records)

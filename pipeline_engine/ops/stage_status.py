@@ -1,0 +1,75 @@
+"""`pipe status` for stages and `pipe why`: which stages would run, and every reason with old/new values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline_engine.ops import runcache
+from pipeline_engine.ops.stages import has_pipeline, is_cached, load_pipeline, measure
+from pipeline_engine.pipeline.graph import resolve_target, select
+from pipeline_engine.pipeline.plan import Decision, decide, propagate
+from pipeline_engine.project import Project
+
+__all__ = ["Why", "plan_stages", "stage_status", "why"]
+
+
+def plan_stages(
+    project: Project, targets: Sequence[str], *, force: bool = False, downstream: bool = False,
+    single: bool = False,
+) -> list[Decision]:
+    """Every selected stage's decision, predicted without running anything, in topological order."""
+    pipeline = load_pipeline(project)
+    names = select(pipeline.graph, targets, downstream=downstream, single=single)
+    decisions = {}
+    for name in names:
+        stage, lock = pipeline.stages[name], pipeline.lock.stages.get(name)
+        decisions[name] = decide(stage, lock, measure(project, stage, lock), force=force)
+    return propagate(names, pipeline.graph.upstream, decisions)
+
+
+def stage_status(project: Project, targets: Sequence[str] = ()) -> list[Decision]:
+    """Decisions for the stages named by `targets` (all when empty); [] without a pipeline.yaml.
+
+    Raises:
+        SpecError: pipeline.yaml, a params file or pipeline.lock is invalid.
+        StageNotFoundError: a target names no stage.
+    """
+    if not has_pipeline(project):
+        return []
+    decisions = plan_stages(project, targets)
+    if not targets:
+        return decisions
+    pipeline = load_pipeline(project)
+    wanted = {n for t in targets for n in resolve_target(pipeline.stages, t)}
+    return [d for d in decisions if d.stage in wanted]
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """The explanation for one stage: its decision, its upstream stages that run, the run cache."""
+
+    decision: Decision
+    upstream: tuple[Decision, ...]
+    restorable: bool
+
+
+def why(project: Project, target: str) -> list[Why]:
+    """Why each stage of `target` (one stage, or every item of a foreach/matrix) would run.
+
+    Raises:
+        StageNotFoundError: the target names no stage.
+    """
+    pipeline = load_pipeline(project)
+    result = []
+    for name in resolve_target(pipeline.stages, target):
+        decisions = plan_stages(project, [name])
+        mine = decisions[-1]
+        stage, lock = pipeline.stages[name], pipeline.lock.stages.get(name)
+        restorable = False
+        if mine.runs and runcache.is_cacheable(stage):
+            key = runcache.run_key(stage, measure(project, stage, lock))
+            records = runcache.lookup(project, key) if key else None
+            restorable = records is not None and all(is_cached(project, r.oid) for r in records)
+        result.append(Why(mine, tuple(d for d in decisions[:-1] if d.runs), restorable))
+    return result
