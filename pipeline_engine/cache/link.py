@@ -40,8 +40,9 @@ def parse_link_types(value: str | Sequence[str]) -> tuple[LinkType, ...]:
 def link(obj: Path, dest: Path, types: Sequence[LinkType], *, isexec: bool = False) -> LinkType:
     """Create `dest` from the cached object `obj` with the first link type that works.
 
-    `dest` must not exist. Copies get the exec bit from `isexec`; links share the object's mode.
-    Raises OSError when every type fails.
+    `dest` must not exist; callers that replace a file link to a temporary name and rename it
+    (see cache.workspace), so a crash never leaves a half-copied file in place. Copies get the
+    exec bit from `isexec`; links share the object's mode. Raises OSError when every type fails.
     """
     dev = os.stat(obj.parent).st_dev
     last: OSError | None = None
@@ -78,10 +79,7 @@ def _symlink(src: Path, dest: Path) -> None:
 
 
 def _copy(src: Path, dest: Path) -> None:
-    # Write beside the destination, then rename: a crash never leaves a half-copied file in place.
-    tmp = dest.with_name(f".{dest.name}.pipe-tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+    shutil.copyfile(src, dest)
 
 
 _LINKERS = {

@@ -7,6 +7,7 @@ that differ and refusing to destroy content that exists nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -29,7 +30,8 @@ from pipeline_engine.errors import CheckoutError, ObjectNotFoundError
 
 __all__ = ["CheckoutResult", "Scan", "checkout", "save", "scan", "scan_tree", "tree_of"]
 
-_JOBS = min(8, (os.cpu_count() or 1) * 2)
+# File creation here is latency-bound, not CPU-bound: more threads than cores pay off.
+_JOBS = 8
 # Below this many files, a thread pool costs more than it saves.
 _POOL_MIN_FILES = 64
 _SKIP_DIRS = frozenset({".git", ".pipe"})
@@ -121,9 +123,9 @@ def save(
     if tree is None:
         # A memo hit may name a manifest the store no longer has (after gc): build it again.
         tree = tree_of(store, scanned.oid) if store.exists(scanned.oid) else scan_tree(root, scanned.relpath, memo)
-    missing = [e for e in tree.entries if not store.exists(e.oid)]
+    missing = [(path / e.relpath, e.oid) for e in tree.entries if not store.exists(e.oid)]
     task = progress.task(f"caching {scanned.relpath}", len(missing))
-    _map(lambda e: (store.add_file(path / e.relpath, e.oid), task.advance()), missing)
+    store.add_files(missing, jobs=_JOBS, on_done=task.advance)
     task.close()
     store.add_bytes(tree.to_bytes(), suffix=".dir")
     _relink(store, [(path / e.relpath, e.oid, e.isexec) for e in tree.entries], link_types)
@@ -229,8 +231,8 @@ def _relink(store: ObjectStore, files: Sequence[tuple[Path, Oid, bool]], link_ty
 def _place(obj: Path, dest: Path, link_types: Sequence[LinkType], *, isexec: bool) -> None:
     """Put a link to `obj` at `dest` atomically: link beside it, then rename over it."""
     tmp = dest.with_name(f".{dest.name}.pipe-link")
-    if tmp.exists() or tmp.is_symlink():
-        tmp.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a crash
     link(obj, tmp, link_types, isexec=isexec)
     os.replace(tmp, dest)
 
