@@ -21,7 +21,7 @@ from pipeline_engine.ops import runcache
 from pipeline_engine.ops.stages import Pipeline, load_pipeline, measure, restore_outs, save_outs
 from pipeline_engine.pipeline.graph import select
 from pipeline_engine.pipeline.lock import PathRecord, StageLock, write_stage
-from pipeline_engine.pipeline.plan import Decision, Reason, StageState, decide
+from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.runner.process import run_command
@@ -152,6 +152,10 @@ def _failed(name: str, exc: BaseException) -> StageOutcome:
     raise exc
 
 
+# Reasons that ask for the command itself to run, so cached outs must not stand in for it.
+_FORCING = frozenset({ReasonKind.FORCED, ReasonKind.UPSTREAM_CHANGED, ReasonKind.ALWAYS_CHANGED})
+
+
 @dataclass
 class _StageRunner:
     """The scheduler's work function: decide, restore or run, then record one stage."""
@@ -161,7 +165,7 @@ class _StageRunner:
     options: ReproOptions
     listener: ReproListener
     log: bool
-    changed: set[str] = field(default_factory=set)
+    ran: set[str] = field(default_factory=set)
 
     def run(self, name: str) -> StageOutcome:
         started = time.monotonic()
@@ -170,7 +174,7 @@ class _StageRunner:
         state = measure(self.project, stage, old)
         ups: Sequence[str] = ()
         if self.options.force_downstream:
-            ups = sorted(u for u in self.pipeline.graph.upstream[name] if u in self.changed)
+            ups = sorted(u for u in self.pipeline.graph.upstream[name] if u in self.ran)
         decision = decide(stage, old, state, force=self.options.force, upstream=ups)
         if decision.frozen:
             self._check_frozen(stage, old)
@@ -184,6 +188,7 @@ class _StageRunner:
             self.listener.finished(StageOutcome(name, Outcome.FAILED, decision.reasons,
                                                 time.monotonic() - started, log_path, exc))
             raise
+        self.ran.add(name)
         done = StageOutcome(name, outcome, decision.reasons, time.monotonic() - started,
                             log_path if outcome is Outcome.RAN else None)
         self.listener.finished(done)
@@ -198,7 +203,8 @@ class _StageRunner:
             )
 
     def _restore(self, stage: StageSpec, old: StageLock | None, state: StageState, d: Decision) -> Outcome | None:
-        if not self.options.run_cache or not runcache.is_cacheable(stage) or self.options.force:
+        forced = any(r.kind in _FORCING for r in d.reasons)
+        if not self.options.run_cache or not runcache.is_cacheable(stage) or forced:
             return None
         if old is not None and d.is_restorable:
             records = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
@@ -242,8 +248,6 @@ class _StageRunner:
             key = runcache.run_key(stage, state)
             if key:
                 runcache.store_run(self.project, key, entry)
-        if old is None or {(r.path, r.oid) for r in old.outs} != {(r.path, r.oid) for r in records}:
-            self.changed.add(stage.name)
         return Outcome.RAN
 
     def _clear_outs(self, stage: StageSpec) -> None:
