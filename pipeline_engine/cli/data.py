@@ -37,8 +37,9 @@ def add(paths: tuple[str, ...]) -> None:
         files = f", {r.out.nfiles} files" if r.out.nfiles is not None else ""
         render.info(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}")
     if any(r.outcome is not AddOutcome.UNCHANGED for r in results):
-        pointers = " ".join(r.pointer for r in results)
-        render.info(f"[dim]to track the changes with git: git add {pointers} .gitignore[/]")
+        ignores = {f"{r.relpath.rpartition('/')[0]}/.gitignore".lstrip("/") for r in results}
+        paths = " ".join([*(r.pointer for r in results), *sorted(ignores)])
+        render.info(f"[dim]to track the changes with git: git add {paths}[/]")
 
 
 @click.command()
