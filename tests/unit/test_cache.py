@@ -135,3 +135,19 @@ def test_memo_does_not_record_racy_entries(tmp_path: Path) -> None:
     f.write_bytes(b"just written")
     scan(tmp_path, "f", memo)
     assert memo.get("f", stamp_of(os.stat(f))) is None
+
+
+def test_pointer_schema_accepts_written_pointers_and_rejects_bad_ones(tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+    import yaml
+
+    import pipeline_engine
+
+    schema = json.loads((Path(pipeline_engine.__file__).parent / "schemas/pointer.schema.json").read_text())
+    write_pointer(tmp_path, Pointer("d.pipe", OutRecord("d", Oid("a" * 32 + ".dir"), 10, 3)))
+    jsonschema.validate(yaml.safe_load((tmp_path / "d.pipe").read_text()), schema)
+    bad = {"schema": 1, "outs": [{"path": "../x", "hash": "md5", "oid": "zz", "size": -1}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
