@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from pipeline_engine.cli import render
 from pipeline_engine.project import Project
@@ -32,19 +33,37 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
 
     verbose = bool(ctx.obj and ctx.obj.get("verbose"))
     project = Project.find()
-    data = data_status(project, targets)
+    stages, changed, data_targets = _stage_section(project, targets)
+    data = data_status(project, data_targets) if data_targets or not targets else []
     dirty = [s for s in data if not s.is_clean]
     if as_json:
-        render.print_json({"data": [_data_json(s) for s in data]})
-    elif not data:
+        render.print_json({"data": [_data_json(s) for s in data], "stages": [_stage_json(d) for d in stages]})
+    elif not data and not stages:
         render.info("no tracked data (track some with 'pipe add PATH')")
-    elif not dirty:
-        render.info(f"up to date: {len(data)} tracked path(s)")
+    elif not dirty and not changed:
+        render.info(f"up to date: {len(data)} tracked path(s), {len(stages)} stage(s)")
     else:
         for s in dirty:
             _print_data(s, verbose=verbose)
-    if exit_code and dirty:
+        for d in changed:
+            render.out.print(f"{escape(d.stage)}  [yellow]{escape(', '.join(r.describe() for r in d.reasons))}[/]")
+    if exit_code and (dirty or changed):
         ctx.exit(1)
+
+
+def _stage_section(project: Project, targets: tuple[str, ...]) -> tuple[list[Any], list[Any], list[str]]:
+    """Stage decisions (all, and those that would run) and the targets left for data."""
+    from pipeline_engine.ops.stage_status import split_targets, stage_status
+
+    named, rest = split_targets(project, targets)
+    if targets and not named:
+        return [], [], rest
+    stages = stage_status(project, named)
+    return stages, [d for d in stages if d.runs], rest
+
+
+def _stage_json(d: Any) -> dict[str, Any]:
+    return {"stage": d.stage, "runs": d.runs, "frozen": d.frozen, "reasons": [r.to_dict() for r in d.reasons]}
 
 
 def _data_json(s: Any) -> dict[str, Any]:

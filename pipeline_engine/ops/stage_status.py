@@ -73,3 +73,22 @@ def why(project: Project, target: str) -> list[Why]:
             restorable = records is not None and all(is_cached(project, r.oid) for r in records)
         result.append(Why(mine, tuple(d for d in decisions[:-1] if d.runs), restorable))
     return result
+
+
+def split_targets(project: Project, targets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(targets naming stages, other targets) for a command that takes both stages and data paths."""
+    if not targets or not has_pipeline(project):
+        return [], list(targets)
+    from pipeline_engine.errors import StageNotFoundError
+    from pipeline_engine.pipeline.spec import load_spec
+
+    stages = load_spec(project.root).stages
+    named, rest = [], []
+    for t in targets:
+        try:
+            resolve_target(stages, t)
+        except StageNotFoundError:
+            rest.append(t)
+        else:
+            named.append(t)
+    return named, rest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from pipeline_engine.pipeline.spec import PIPELINE_FILE, StageSpec, load_spec
 from pipeline_engine.project import Project
 
 __all__ = [
-    "Pipeline", "has_pipeline", "is_cached", "link_types", "load_pipeline", "measure", "record_of",
+    "Pipeline", "has_pipeline", "is_cached", "link_types", "load_pipeline", "lock_outs", "measure", "record_of",
     "restore_outs", "save_outs",
 ]
 
@@ -158,3 +158,29 @@ def save_outs(project: Project, stage: StageSpec) -> tuple[PathRecord, ...]:
                 project.git.ignore(project.relpath_from_git(out.path))
         records.append(PathRecord(out.path, scanned.oid, scanned.size, scanned.nfiles))
     return tuple(records)
+
+
+def lock_outs(project: Project, targets: Sequence[str] = ()) -> tuple[list[PathRecord], list[str]]:
+    """Cached outs recorded in pipeline.lock, and the targets that named no stage or stage out.
+
+    A target selects a stage (or foreach/matrix group) by name, or the outs at or under a path.
+    Outs declared `cache: false` are left out: their content is never in the store.
+    """
+    lock = read_lock(project.root)
+    if not lock.stages:
+        return [], list(targets)
+    stages = load_spec(project.root).stages if has_pipeline(project) else {}
+    uncached = {(n, o.path) for n, s in stages.items() for o in s.outs if not o.cache}
+    records = [(name, r) for name, entry in lock.stages.items() for r in entry.outs if (name, r.path) not in uncached]
+    if not targets:
+        return [r for _, r in records], []
+    chosen: dict[str, PathRecord] = {}
+    rest = []
+    for target in targets:
+        path = target.rstrip("/")
+        hits = [r for name, r in records
+                if target in (name, name.partition("@")[0]) or r.path == path or r.path.startswith(path + "/")]
+        chosen.update((r.path, r) for r in hits)
+        if not hits:
+            rest.append(target)
+    return list(chosen.values()), rest

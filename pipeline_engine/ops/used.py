@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pipeline_engine.cache.pointer import OutRecord
 from pipeline_engine.ops.pointers import resolve_pointers
+from pipeline_engine.ops.stages import lock_outs
 from pipeline_engine.project import Project
 
 __all__ = ["used_outs"]
@@ -16,7 +17,9 @@ def used_outs(project: Project, *, targets: Sequence[str] = ()) -> list[OutRecor
 
     `OutRecord.path` is project-relative.
     """
-    outs = [
-        OutRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in resolve_pointers(project, targets)
+    stage_outs, rest = lock_outs(project, targets)
+    outs = [] if targets and not rest else [
+        OutRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in resolve_pointers(project, rest)
     ]
+    outs += [OutRecord(r.path, r.oid, r.size, r.nfiles) for r in stage_outs]
     return outs

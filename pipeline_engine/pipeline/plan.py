@@ -7,6 +7,7 @@ this module says whether the stage must run and every reason why.
 from __future__ import annotations
 
 import enum
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,8 @@ class Reason:
         """The full explanation for `pipe why`, with old and new values."""
         k = self.kind
         if k is ReasonKind.CMD_CHANGED:
-            return f"the command changed:\n  was: {self.old}\n  now: {self.new}"
+            was, now = (textwrap.indent(str(c).rstrip("\n"), "    ").lstrip() for c in (self.old, self.new))
+            return f"the command changed:\n  was: {was}\n  now: {now}"
         if k is ReasonKind.DEP_MODIFIED:
             return f"dep '{self.subject}' changed content: {self.old} -> {self.new}"
         if k in (ReasonKind.PARAM_ADDED, ReasonKind.PARAM_REMOVED):
