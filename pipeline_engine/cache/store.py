@@ -8,11 +8,11 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline_engine.core.hashing import Oid, hash_bytes, hash_file
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
+from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError
 
 __all__ = ["ObjectStore"]
@@ -78,9 +78,7 @@ class ObjectStore:
             return tmp, self.path_of(oid)
 
         try:
-            with ThreadPoolExecutor(max(1, jobs)) as pool:
-                for result in pool.map(copy, todo):
-                    staged.append(result)
+            staged.extend(map_chunked(copy, todo, jobs=jobs))
             _sync_filesystem(self.root)
             for tmp, dest in staged:
                 self._ensure_dir(dest.parent)

@@ -12,7 +12,6 @@ import os
 import shutil
 import stat
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +24,12 @@ from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
 from pipeline_engine.core.fsutil import is_exec, walk_files
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
+from pipeline_engine.core.parallel import IO_JOBS, map_chunked
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.errors import CheckoutError, ObjectNotFoundError
 
 __all__ = ["CheckoutResult", "Scan", "checkout", "save", "scan", "scan_tree", "tree_of"]
 
-# File creation here is latency-bound, not CPU-bound: more threads than cores pay off.
-_JOBS = 8
-# Below this many files, a thread pool costs more than it saves.
-_POOL_MIN_FILES = 64
 _SKIP_DIRS = frozenset({".git", ".pipe"})
 
 
@@ -125,7 +121,7 @@ def save(
         tree = tree_of(store, scanned.oid) if store.exists(scanned.oid) else scan_tree(root, scanned.relpath, memo)
     missing = [(path / e.relpath, e.oid) for e in tree.entries if not store.exists(e.oid)]
     task = progress.task(f"caching {scanned.relpath}", len(missing))
-    store.add_files(missing, jobs=_JOBS, on_done=task.advance)
+    store.add_files(missing, jobs=IO_JOBS, on_done=task.advance)
     task.close()
     store.add_bytes(tree.to_bytes(), suffix=".dir")
     _relink(store, [(path / e.relpath, e.oid, e.isexec) for e in tree.entries], link_types)
@@ -201,20 +197,12 @@ def _build_tree(
             task.advance()
             return rel, stamp_of(st), oid
 
-        hashed = _map(work, todo)
+        hashed = map_chunked(work, todo)
         task.close()
         if memo is not None:
             memo.put_many((f"{relpath}/{rel}", stamp, oid) for rel, stamp, oid in hashed)
         oids.update((rel, oid) for rel, _, oid in hashed)
     return Tree(tuple(TreeEntry(rel, oids[rel], st.st_size, is_exec(st.st_mode)) for rel, st in files))
-
-
-def _map(fn, items):  # type: ignore[no-untyped-def]
-    """`list(map(fn, items))`, in a thread pool when there are enough items to pay for it."""
-    if len(items) < _POOL_MIN_FILES:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(_JOBS) as pool:
-        return list(pool.map(fn, items, chunksize=max(1, len(items) // (_JOBS * 8))))
 
 
 # --- linking --------------------------------------------------------------------------------
@@ -364,7 +352,7 @@ def _write_entries(
         _place(store.path_of(e.oid), base / e.relpath, link_types, isexec=e.isexec)
         task.advance()
 
-    _map(work, list(entries))
+    map_chunked(work, list(entries))
     task.close()
 
 
