@@ -32,8 +32,7 @@ def make_big(path: Path, mib: int) -> None:
     """One file of `mib` MiB of random data, written in 16 MiB blocks."""
     block = os.urandom(16 << 20)
     with open(path, "wb") as f:
-        for _ in range(max(1, mib // 16)):
-            f.write(block)
+        f.writelines(block for _ in range(max(1, mib // 16)))
 
 
 def new_repo(base: Path, tool: str, exe: str) -> Path:

@@ -23,7 +23,6 @@ from pipeline_engine.errors import (
     StageFailedError,
     StageNotFoundError,
 )
-
 from pipeline_engine.project import Project
 
 __version__ = "0.1.0"

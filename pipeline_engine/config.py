@@ -77,7 +77,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{source}: must be a mapping of sections")
     unknown = set(raw) - _SECTIONS
     if unknown:
-        raise ConfigError(f"{source}: unknown section '{sorted(unknown)[0]}' (known: {', '.join(sorted(_SECTIONS))})")
+        raise ConfigError(f"{source}: unknown section '{min(unknown)}' (known: {', '.join(sorted(_SECTIONS))})")
     return raw
 
 
@@ -107,7 +107,7 @@ def _section(raw: Mapping[str, Any], name: str, allowed: set[str]) -> Mapping[st
     unknown = set(value) - allowed
     if unknown:
         raise ConfigError(
-            f".pipe/config.yaml: unknown key '{name}.{sorted(unknown)[0]}' (known: {', '.join(sorted(allowed))})"
+            f".pipe/config.yaml: unknown key '{name}.{min(unknown)}' (known: {', '.join(sorted(allowed))})"
         )
     return value
 

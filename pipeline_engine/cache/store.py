@@ -62,8 +62,8 @@ class ObjectStore:
         them all durable before any is renamed into place: the same guarantee as a per-object
         fsync (an object under its final name is complete) at the cost of one flush, not one each.
         """
-        todo = [(src, oid) for src, oid in dict((oid, (src, oid)) for src, oid in items).values()
-                if not self.exists(oid)]
+        unique = {oid: src for src, oid in items}
+        todo = [(src, oid) for oid, src in unique.items() if not self.exists(oid)]
         if not todo:
             return 0
         staged: list[tuple[Path, Path]] = []

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, hash_bytes
 from pipeline_engine.errors import CacheError
 
-__all__ = ["Tree", "TreeEntry", "TreeDiff", "diff_trees"]
+__all__ = ["Tree", "TreeDiff", "TreeEntry", "diff_trees"]
 
 
 @dataclass(frozen=True, slots=True)

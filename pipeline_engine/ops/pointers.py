@@ -97,3 +97,22 @@ def _git_ls(root: Path, *flags: str) -> list[str] | None:
     if proc.returncode != 0:
         return None
     return [p for p in proc.stdout.split("\0") if p]
+
+
+def _walk_pointer_files(root: Path) -> list[str]:
+    found: list[str] = []
+    stack = [(root, "")]
+    while stack:
+        path, prefix = stack.pop()
+        with os.scandir(path) as it:
+            entries = list(it)
+        names = {e.name for e in entries}
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                # .git and .pipe hold no pointers, and a tracked directory (beside its X.pipe) none either.
+                if e.name in (".git", CONTROL_DIR) or e.name + POINTER_SUFFIX in names:
+                    continue
+                stack.append((Path(e.path), f"{prefix}{e.name}/"))
+            elif e.name.endswith(POINTER_SUFFIX) and e.is_file():
+                found.append(prefix + e.name)
+    return found

@@ -44,3 +44,17 @@ def test_commands_find_the_project_root_from_a_subdirectory(
 def test_command_outside_a_project_says_run_init(git_only: Path, cli: Cli) -> None:
     result = cli.run("status", exit_code=1)
     assert "not inside a pipe project" in result.stderr and "pipe init" in result.stderr
+
+
+def test_no_scm_project_tracks_data_without_git(bare_dir: Path, cli: Cli) -> None:
+    cli.run("init", "--no-scm")
+    (bare_dir / "data").mkdir()
+    (bare_dir / "data" / "a.csv").write_text("1")
+    (bare_dir / "data" / "sub").mkdir()
+    (bare_dir / "data" / "sub" / "b.csv").write_text("2")
+    cli.run("add", "data/a.csv", "data/sub")
+    assert not (bare_dir / "data/.gitignore").exists()
+    assert "up to date: 2 tracked path(s)" in cli.run("status").stderr
+    (bare_dir / "data/a.csv").unlink()
+    cli.run("checkout")
+    assert (bare_dir / "data/a.csv").read_text() == "1"

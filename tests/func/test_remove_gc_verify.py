@@ -72,7 +72,7 @@ def test_cache_verify_quarantines_corrupt_objects(workspace: Workspace, cli: Cli
     cli.run("add", "a", "b")
     assert "all 2 object(s) intact" in cli.run("cache", "verify").stderr
     store = workspace.project().store
-    victim = sorted(store.iter_oids())[0]
+    victim = min(store.iter_oids())
     path = store.path_of(victim)
     os.chmod(path, 0o644)
     path.write_text("bit rot")
