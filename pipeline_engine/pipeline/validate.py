@@ -65,8 +65,8 @@ def _describe(error: Any, path: list[str | int]) -> tuple[str, list[str | int]]:
         types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         words = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
         return f"'{key}' must be {words}, not {error.instance!r}", path
-    if error.validator == "propertyNames":
-        return f"invalid stage name {error.instance!r} (use letters, digits, '_', '-', '.')", path
+    if error.validator == "propertyNames" or "propertyNames" in error.absolute_schema_path:
+        return f"invalid stage name {error.instance!r} (use letters, digits, '_', '-', '.')", [*path, error.instance]
     if error.validator in ("minItems", "minLength", "minProperties"):
         return f"'{key}' must not be empty", path
     if error.validator == "pattern":
