@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -166,18 +167,23 @@ class _StageRunner:
     listener: ReproListener
     log: bool
     ran: set[str] = field(default_factory=set)
+    # The hash memo (one sqlite connection) is not safe for concurrent transactions: stage
+    # commands run in parallel, but hashing, caching and restoring take turns.
+    cache_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, name: str) -> StageOutcome:
         started = time.monotonic()
         stage = self.pipeline.stages[name]
         old = self.pipeline.lock.stages.get(name)
-        state = measure(self.project, stage, old)
+        with self.cache_lock:
+            state = measure(self.project, stage, old)
         ups: Sequence[str] = ()
         if self.options.force_downstream:
             ups = sorted(u for u in self.pipeline.graph.upstream[name] if u in self.ran)
         decision = decide(stage, old, state, force=self.options.force, upstream=ups)
         if decision.frozen:
-            self._check_frozen(stage, old)
+            with self.cache_lock:
+                self._check_frozen(stage, old)
             return StageOutcome(name, Outcome.FROZEN)
         if not decision.runs:
             return StageOutcome(name, Outcome.UNCHANGED)
@@ -209,15 +215,17 @@ class _StageRunner:
         if old is not None and d.is_restorable:
             records = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
             self.listener.started(stage.name, d.reasons, None)
-            if restore_outs(self.project, records):
-                return Outcome.RESTORED
+            with self.cache_lock:
+                if restore_outs(self.project, records):
+                    return Outcome.RESTORED
         key = runcache.run_key(stage, state)
         records = runcache.lookup(self.project, key) if key else None
         if records is None or sorted(r.path for r in records) != sorted(o.path for o in stage.outs):
             return None
         self.listener.started(stage.name, d.reasons, None)
-        if not restore_outs(self.project, records):
-            return None
+        with self.cache_lock:
+            if not restore_outs(self.project, records):
+                return None
         self._record(stage, state, records)
         return Outcome.RESTORED
 
@@ -242,7 +250,8 @@ class _StageRunner:
                 returncode=result.returncode,
                 hint=f"fix the command, then run 'pipe repro {stage.name}'",
             )
-        records = save_outs(self.project, stage)
+        with self.cache_lock:
+            records = save_outs(self.project, stage)
         entry = self._record(stage, state, records)
         if self.options.run_cache and runcache.is_cacheable(stage):
             key = runcache.run_key(stage, state)
