@@ -88,7 +88,9 @@ def repro(
             render.info("nothing to do: every stage is up to date")
         return
     result = run_repro(project, targets, options, _Printer(logs=(jobs or 2) > 1))
-    _summary(result)
+    ctx = click.get_current_context()
+    if not (ctx.obj and ctx.obj.get("quiet")):
+        _summary(result)
     result.raise_for_failure()
 
 

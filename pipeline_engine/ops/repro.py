@@ -21,7 +21,7 @@ from pipeline_engine.errors import MissingOutputError, PathError, PipeError, Pip
 from pipeline_engine.ops import runcache
 from pipeline_engine.ops.stages import Pipeline, load_pipeline, measure, restore_outs, save_outs
 from pipeline_engine.pipeline.graph import select
-from pipeline_engine.pipeline.lock import PathRecord, StageLock, write_stage
+from pipeline_engine.pipeline.lock import LockWriter, PathRecord, StageLock
 from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
@@ -123,7 +123,8 @@ def repro(
         pipeline = load_pipeline(project)
         names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
         jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
-        runner = _StageRunner(project, pipeline, options, listener or _Silent(), log=jobs > 1)
+        writer = LockWriter(project.root, pipeline.lock)
+        runner = _StageRunner(project, pipeline, options, listener or _Silent(), jobs > 1, writer)
         chosen = set(names)
         upstream = {n: [u for u in pipeline.graph.upstream[n] if u in chosen] for n in names}
         on_error = OnError.KEEP_GOING if options.keep_going else OnError.FAIL
@@ -166,6 +167,7 @@ class _StageRunner:
     options: ReproOptions
     listener: ReproListener
     log: bool
+    writer: LockWriter
     ran: set[str] = field(default_factory=set)
     # The hash memo (one sqlite connection) is not safe for concurrent transactions: stage
     # commands run in parallel, but hashing, caching and restoring take turns.
@@ -273,7 +275,7 @@ class _StageRunner:
     def _record(self, stage: StageSpec, state: StageState, outs: tuple[PathRecord, ...]) -> StageLock:
         deps = tuple(r for r in state.deps.values() if r is not None)
         entry = StageLock(stage.cmd, deps, state.params, state.env, outs)
-        write_stage(self.project.root, stage.name, entry)
+        self.writer.update(stage.name, entry)
         return entry
 
     def _log_path(self, name: str) -> Path:

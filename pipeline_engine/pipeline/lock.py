@@ -21,7 +21,9 @@ from pipeline_engine.core.layout import is_valid_oid
 from pipeline_engine.core.yamlio import load_yaml
 from pipeline_engine.errors import SpecError
 
-__all__ = ["LOCK_FILE", "LockFile", "PathRecord", "StageLock", "dump_lock", "read_lock", "write_stage"]
+__all__ = [
+    "LOCK_FILE", "LockFile", "LockWriter", "PathRecord", "StageLock", "dump_lock", "read_lock", "write_stage",
+]
 
 LOCK_FILE = "pipeline.lock"
 SCHEMA_VERSION = 1
@@ -151,7 +153,7 @@ def read_lock(root: Path) -> LockFile:
     return LockFile(stages)
 
 
-class _LockDumper(yaml.SafeDumper):
+class _LockDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     """Keeps the key order we build (stable by construction), writes multi-line cmds as `|` blocks."""
 
     def ignore_aliases(self, data: Any) -> bool:
@@ -164,26 +166,52 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _LockDumper.add_representer(str, _str)
+_HEADER = f"schema: {SCHEMA_VERSION}\nstages:\n"
+
+
+def _entry_text(name: str, entry: StageLock) -> str:
+    text = yaml.dump({name: entry.to_dict()}, Dumper=_LockDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True)
+    return "".join("  " + line if line.strip() else line for line in text.splitlines(keepends=True))
 
 
 def dump_lock(lock: LockFile) -> str:
     """The YAML text of a lock file: stages sorted by name, every mapping in a fixed order."""
-    stages = {name: lock.stages[name].to_dict() for name in sorted(lock.stages)}
-    data = {"schema": SCHEMA_VERSION, "stages": stages}
-    return yaml.dump(data, Dumper=_LockDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    if not lock.stages:
+        return f"schema: {SCHEMA_VERSION}\nstages: {{}}\n"
+    return _HEADER + "".join(_entry_text(name, lock.stages[name]) for name in sorted(lock.stages))
+
+
+class LockWriter:
+    """Holds pipeline.lock in memory during a run and rewrites it as each stage finishes.
+
+    Entry texts are kept, so saving after each of N stages costs O(N) string joins, not N dumps.
+    Thread-safe; the project mutex guarantees no other process writes the file meanwhile.
+    """
+
+    def __init__(self, root: Path, lock: LockFile) -> None:
+        self._path = root / LOCK_FILE
+        self._stages = dict(lock.stages)
+        self._texts: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def update(self, name: str, entry: StageLock | None) -> LockFile:
+        """Replace (None: drop) one stage's entry and write the file atomically."""
+        with self._lock:
+            if self._texts is None:
+                self._texts = {n: _entry_text(n, e) for n, e in self._stages.items()}
+            if entry is None:
+                self._stages.pop(name, None)
+                self._texts.pop(name, None)
+            else:
+                self._stages[name] = entry
+                self._texts[name] = _entry_text(name, entry)
+            body = "".join(self._texts[n] for n in sorted(self._texts))
+            atomic_write(self._path, _HEADER + body if body else dump_lock(LockFile()))
+            return LockFile(dict(self._stages))
 
 
 def write_stage(root: Path, name: str, entry: StageLock | None) -> LockFile:
-    """Replace (or with None, drop) one stage's entry, re-reading the file so others are kept.
-
-    Thread-safe: stages finishing in parallel each update their own entry.
-    """
+    """Replace (or with None, drop) one stage's entry, re-reading the file so others are kept."""
     with _write_lock:
-        current = dict(read_lock(root).stages)
-        if entry is None:
-            current.pop(name, None)
-        else:
-            current[name] = entry
-        lock = LockFile(current)
-        atomic_write(root / LOCK_FILE, dump_lock(lock))
-        return lock
+        return LockWriter(root, read_lock(root)).update(name, entry)
