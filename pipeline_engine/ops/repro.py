@@ -215,10 +215,10 @@ class _StageRunner:
         if not self.options.run_cache or not runcache.is_cacheable(stage) or forced:
             return None
         if old is not None and d.is_restorable:
-            records = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
+            recorded = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
             self.listener.started(stage.name, d.reasons, None)
             with self.cache_lock:
-                if restore_outs(self.project, records):
+                if restore_outs(self.project, recorded):
                     return Outcome.RESTORED
         key = runcache.run_key(stage, state)
         records = runcache.lookup(self.project, key) if key else None

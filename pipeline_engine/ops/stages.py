@@ -51,8 +51,11 @@ def load_pipeline(project: Project) -> Pipeline:
     """Load pipeline.yaml and pipeline.lock and build the DAG.
 
     Raises:
-        SpecError: pipeline.yaml or pipeline.lock is invalid (CycleError for a cycle).
+        SpecError: there is no pipeline.yaml, or it or pipeline.lock is invalid (CycleError for a cycle).
     """
+    if not has_pipeline(project):
+        raise SpecError(f"there is no {PIPELINE_FILE} in '{project.root}'",
+                        hint="add a stage with 'pipe stage add -n NAME -d DEP -o OUT COMMAND'")
     mark = project.control_dir / "tmp" / _VALID_MARK
     trusted = mark.read_text(encoding="utf-8").strip() if mark.exists() else None
     spec = load_spec(project.root, trusted_digest=trusted)

@@ -81,7 +81,9 @@ def _last_index(node: yaml.Node) -> int:
     while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style and node.value:
         last = node.value[-1]
         node = last[1] if isinstance(last, tuple) else last
-    return max(node.start_mark.index, node.end_mark.index - 1)
+    start: int = node.start_mark.index
+    end: int = node.end_mark.index
+    return max(start, end - 1)
 
 
 def _indent(name: str, body: Mapping[str, Any], indent: int) -> str:

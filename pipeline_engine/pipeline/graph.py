@@ -113,7 +113,7 @@ def _check_pointers(out_owner: Mapping[str, str], tracked_paths: Collection[str]
     for tracked in sorted(tracked_paths):
         owners = _owners(tracked, out_owner, sorted_outs)
         if owners:
-            stage = sorted(owners)[0]
+            stage = min(owners)
             raise SpecError(
                 f"{PIPELINE_FILE}: '{tracked}' is tracked by '{tracked}.pipe' and is also an out "
                 f"of stage '{stage}'",

@@ -123,7 +123,7 @@ def norm_path(wdir: str, path: str, *, what: str) -> str:
     Raises:
         SpecError: the path is absolute or leaves the project.
     """
-    if path.startswith("/") or path.startswith("~"):
+    if path.startswith(("/", "~")):
         raise SpecError(f"{what}: path '{path}' must be relative to the project")
     joined = posixpath.normpath(posixpath.join(wdir, path)) if wdir else posixpath.normpath(path)
     if joined == ".." or joined.startswith("../"):

@@ -59,11 +59,11 @@ def _describe(error: Any, path: list[str | int]) -> tuple[str, list[str | int]]:
     key = _key_name(path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(k for k in error.instance if k not in allowed)[0]
+        unknown = min(str(k) for k in error.instance if k not in allowed)
         return f"unknown key '{unknown}'{suggest(unknown, allowed)}", [*path, unknown]
     if error.validator == "type":
         types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        words = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+        words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in types)
         return f"'{key}' must be {words}, not {error.instance!r}", path
     if error.validator == "propertyNames" or "propertyNames" in error.absolute_schema_path:
         return f"invalid stage name {error.instance!r} (use letters, digits, '_', '-', '.')", [*path, error.instance]

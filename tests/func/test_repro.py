@@ -378,6 +378,39 @@ def test_unknown_target_suggests_a_stage(workspace: Workspace, cli: Cli, counter
     assert "stage 'trian' not found" in result.stderr and "did you mean 'train'" in result.stderr
 
 
+def test_repro_without_pipeline_says_how_to_add_a_stage(workspace: Workspace, cli: Cli) -> None:
+    result = cli.run("repro", exit_code=1)
+    assert "there is no pipeline.yaml" in result.stderr and "pipe stage add" in result.stderr
+
+
+def test_broken_pipeline_yaml_is_one_clear_error(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"pipeline.yaml": "stages:\n  train:\n    cmd: x\n    dep: [a]\n"})
+    before = workspace.snapshot()
+    result = cli.run("repro", exit_code=1)
+    assert "pipeline.yaml:4: stage 'train': unknown key 'dep' (did you mean 'deps'?)" in result.stderr
+    assert "Traceback" not in result.stderr and workspace.snapshot() == before
+    workspace.write({"pipeline.yaml": "stages:\n  train:\n    cmd: x\n   outs: [a]\n"})
+    assert "pipeline.yaml:4:" in cli.run("status", exit_code=1).stderr
+
+
+def test_cycle_and_overlap_errors_name_stages(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({"a": {"cmd": "x", "deps": ["b.txt"], "outs": ["a.txt"]},
+                              "b": {"cmd": "x", "deps": ["a.txt"], "outs": ["b.txt"]}})
+    result = cli.run("repro", exit_code=1)
+    assert "cycle" in result.stderr and "a" in result.stderr and "b" in result.stderr
+    workspace.write_pipeline({"a": {"cmd": "x", "outs": ["d"]}, "b": {"cmd": "x", "outs": ["d/f"]}})
+    assert "out 'd/f' of stage 'b' is inside out 'd' of stage 'a'" in cli.run("dag", exit_code=1).stderr
+    assert not (workspace.root / LOCK_FILE).exists()
+
+
+def test_out_tracked_by_a_pointer_is_refused(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"raw.csv": "a\n"})
+    cli.run("add", "raw.csv")
+    workspace.write_pipeline({"s": {"cmd": "x", "outs": ["raw.csv"]}})
+    assert "'raw.csv' is tracked by 'raw.csv.pipe' and is also an out of stage 's'" in cli.run(
+        "repro", exit_code=1).stderr
+
+
 def test_dry_runs_nothing(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     two_stages(workspace, counter)
     out = cli.run("repro", "--dry").stdout
