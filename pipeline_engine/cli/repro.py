@@ -20,8 +20,7 @@ def _reasons(reasons: Any) -> str:
 class _Printer:
     """Prints stage progress; with log files, shows each stage's output under its name when it ends."""
 
-    def __init__(self, *, logs: bool) -> None:
-        self._logs = logs
+    def __init__(self) -> None:
         self._lock = threading.Lock()
 
     def started(self, stage: str, reasons: Any, log_path: Path | None) -> None:
@@ -87,7 +86,7 @@ def repro(
         if not decisions:
             render.info("nothing to do: every stage is up to date")
         return
-    result = run_repro(project, targets, options, _Printer(logs=(jobs or 2) > 1))
+    result = run_repro(project, targets, options, _Printer())
     ctx = click.get_current_context()
     if not (ctx.obj and ctx.obj.get("quiet")):
         _summary(result)

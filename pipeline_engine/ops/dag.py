@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from pipeline_engine.ops.stages import load_pipeline
 from pipeline_engine.pipeline.graph import select, to_networkx
@@ -63,35 +63,24 @@ def _mermaid(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> str:
 
 
 def _ascii(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> str:
-    """A tree from each root down; a node reached again shows `(see above)` instead of its subtree.
+    """One line per node, by level: `[level] name  <- its upstream nodes`.
 
-    Nodes with several upstreams say which others they wait for, so a diamond stays readable.
+    A node's level is one more than its highest upstream's, so every node of a level can run in
+    parallel once the levels above are done. Lines never grow with the depth of the graph, which
+    keeps a 200-stage chain as readable as a diamond.
     """
-    children: dict[str, list[str]] = {n: [] for n in nodes}
     parents: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in edges:
-        children[a].append(b)
         parents[b].append(a)
-    lines: list[str] = []
-    shown: set[str] = set()
-    for root in (n for n in nodes if not parents[n]):
-        _tree(root, None, "", "", children, parents, shown, lines)
+    level: dict[str, int] = {}
+    for n in nodes:  # nodes come in topological order
+        level[n] = 1 + max((level[p] for p in parents[n]), default=0)
+    ordered = sorted(nodes, key=lambda n: (level[n], nodes.index(n)))
+    tag_width = len(f"[{max(level.values(), default=1)}]")
+    name_width = max((len(n) for n in nodes), default=0)
+    lines = []
+    for n in ordered:
+        tag = f"[{level[n]}]".ljust(tag_width)
+        ups = f"  <- {', '.join(parents[n])}" if parents[n] else ""
+        lines.append(f"{tag} {n.ljust(name_width) if ups else n}{ups}")
     return "\n".join(lines) + ("\n" if lines else "")
-
-
-def _tree(
-    node: str, parent: str | None, first: str, rest: str, children: Mapping[str, list[str]],
-    parents: Mapping[str, list[str]], shown: set[str], lines: list[str],
-) -> None:
-    others = [p for p in parents[node] if p != parent]
-    note = f"  (also after: {', '.join(others)})" if others and parent is not None else ""
-    if node in shown:
-        lines.append(f"{first}{node} (see above)")
-        return
-    shown.add(node)
-    lines.append(f"{first}{node}{note}")
-    kids = children[node]
-    for i, kid in enumerate(kids):
-        last = i == len(kids) - 1
-        _tree(kid, node, rest + ("`-- " if last else "|-- "), rest + ("    " if last else "|   "),
-              children, parents, shown, lines)

@@ -216,7 +216,6 @@ class _StageRunner:
             return None
         if old is not None and d.is_restorable:
             recorded = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
-            self.listener.started(stage.name, d.reasons, None)
             with self.cache_lock:
                 if restore_outs(self.project, recorded):
                     return Outcome.RESTORED
@@ -224,7 +223,6 @@ class _StageRunner:
         records = runcache.lookup(self.project, key) if key else None
         if records is None or sorted(r.path for r in records) != sorted(o.path for o in stage.outs):
             return None
-        self.listener.started(stage.name, d.reasons, None)
         with self.cache_lock:
             if not restore_outs(self.project, records):
                 return None

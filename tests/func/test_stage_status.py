@@ -72,8 +72,8 @@ def test_why_explains_with_old_and_new_values(workspace: Workspace, cli: Cli, co
 
 def test_dag_formats(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     chain(workspace, counter)
-    assert cli.run("dag").stdout == "prep\n`-- train\n    `-- report\n"
-    assert cli.run("dag", "train").stdout == "prep\n`-- train\n"
+    assert cli.run("dag").stdout == "[1] prep\n[2] train   <- prep\n[3] report  <- train\n"
+    assert cli.run("dag", "train").stdout == "[1] prep\n[2] train  <- prep\n"
     assert '"prep" -> "train";' in cli.run("dag", "--dot").stdout
     mermaid = cli.run("dag", "--mermaid").stdout
     assert mermaid.startswith("flowchart TD") and "n0 --> n1" in mermaid
@@ -81,16 +81,14 @@ def test_dag_formats(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     assert '"a.txt" -> "m.txt"' in cli.run("dag", "--outs", "--dot").stdout
 
 
-def test_dag_ascii_of_a_diamond_names_every_upstream(workspace: Workspace, cli: Cli) -> None:
+def test_dag_ascii_lists_levels_and_every_upstream(workspace: Workspace, cli: Cli) -> None:
     workspace.write_pipeline({
         "a": {"cmd": "x", "outs": ["a"]},
         "b": {"cmd": "x", "deps": ["a"], "outs": ["b"]},
         "c": {"cmd": "x", "deps": ["a"], "outs": ["c"]},
         "d": {"cmd": "x", "deps": ["b", "c"], "outs": ["d"]},
     })
-    assert cli.run("dag").stdout == (
-        "a\n|-- b\n|   `-- d  (also after: c)\n`-- c\n    `-- d (see above)\n"
-    )
+    assert cli.run("dag").stdout == "[1] a\n[2] b  <- a\n[2] c  <- a\n[3] d  <- b, c\n"
 
 
 def test_commit_records_hand_made_outs(workspace: Workspace, cli: Cli, counter: Counter) -> None:
@@ -129,7 +127,7 @@ def test_stage_add_appends_and_keeps_comments(workspace: Workspace, cli: Cli) ->
     assert new.startswith(text)
     assert "  train:\n    cmd: python train.py --epochs 3\n" in new
     assert "s.json:\n        cache: false" in new
-    assert cli.run("dag").stdout == "prep\n`-- train\n"
+    assert cli.run("dag").stdout == "[1] prep\n[2] train  <- prep\n"
 
 
 def test_stage_add_refuses_duplicates_and_overlaps_without_writing(workspace: Workspace, cli: Cli) -> None:
