@@ -253,7 +253,8 @@ class _StageRunner:
         with self.cache_lock:
             records = save_outs(self.project, stage)
         entry = self._record(stage, state, records)
-        if self.options.run_cache and runcache.is_cacheable(stage):
+        # Recorded even under --no-run-cache: that flag only stops restoring.
+        if runcache.is_cacheable(stage):
             key = runcache.run_key(stage, state)
             if key:
                 runcache.store_run(self.project, key, entry)

@@ -133,6 +133,16 @@ def test_no_run_cache_runs_the_command(workspace: Workspace, cli: Cli, counter: 
     assert counter.runs("train") == 3
 
 
+def test_runs_under_no_run_cache_are_still_recorded(workspace: Workspace, cli: Cli, counter: Counter) -> None:
+    two_stages(workspace, counter)
+    cli.run("repro", "--no-run-cache")
+    workspace.write({"params.yaml": "train:\n  lr: 0.2\n  epochs: 3\n"})
+    cli.run("repro")
+    workspace.write({"params.yaml": "train:\n  lr: 0.1\n  epochs: 3\n"})
+    cli.run("repro")
+    assert counter.runs("train") == 2
+
+
 def test_env_var_change_reruns(workspace: Workspace, cli: Cli, counter: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPE_TEST_MODE", "a")
     workspace.write_pipeline({"s": {"cmd": counter.cmd("s", "echo $PIPE_TEST_MODE > o"), "outs": ["o"],
