@@ -124,6 +124,10 @@ def repro(
         names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
         jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
         writer = LockWriter(project.root, pipeline.lock)
+        if not targets:
+            # Entries of stages removed from (or renamed in) pipeline.yaml would keep their outs alive.
+            for stale in sorted(set(pipeline.lock.stages) - set(pipeline.stages)):
+                writer.update(stale, None)
         runner = _StageRunner(project, pipeline, options, listener or _Silent(), jobs > 1, writer)
         chosen = set(names)
         upstream = {n: [u for u in pipeline.graph.upstream[n] if u in chosen] for n in names}

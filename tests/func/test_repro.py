@@ -223,6 +223,18 @@ def test_always_changed_and_force_rerun(workspace: Workspace, cli: Cli, counter:
     assert counter.snapshot() == {"a": 2, "b": 2}
 
 
+def test_full_repro_drops_lock_entries_of_removed_stages(workspace: Workspace, cli: Cli, counter: Counter) -> None:
+    two_stages(workspace, counter)
+    cli.run("repro")
+    workspace.write_pipeline({"prep": {"cmd": counter.cmd("prep", "tr a-z A-Z < data.txt > up.txt"),
+                                       "deps": ["data.txt"], "outs": ["up.txt"]}})
+    cli.run("repro", "prep")
+    assert list(lock_of(workspace.root)["stages"]) == ["prep", "train"]
+    cli.run("repro")
+    assert list(lock_of(workspace.root)["stages"]) == ["prep"]
+    assert counter.snapshot() == {"prep": 1, "train": 1}
+
+
 def test_stage_with_outs_and_no_deps_runs_once(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     workspace.write_pipeline({"s": {"cmd": counter.cmd("s", "echo x > o.txt"), "outs": ["o.txt"]}})
     for _ in range(3):
