@@ -266,9 +266,10 @@ class _StageRunner:
 
     def _clear_outs(self, stage: StageSpec) -> None:
         for out in stage.outs:
-            if out.persist:
-                continue
             path = self.project.root / out.path
+            if out.persist:
+                _unprotect(path)
+                continue
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             elif path.exists() or path.is_symlink():
@@ -284,3 +285,18 @@ class _StageRunner:
     def _log_path(self, name: str) -> Path:
         return self.project.control_dir / "tmp" / "logs" / f"{name}.log"
 
+
+
+def _unprotect(path: Path) -> None:
+    """Turn cache links (hardlinks, symlinks to read-only objects) under `path` into private copies.
+
+    A persistent out is kept for the command to extend, which must not write into the cache.
+    """
+    files = [path] if not path.is_dir() or path.is_symlink() else [p for p in path.rglob("*") if not p.is_dir()]
+    for file in files:
+        if not (file.is_symlink() or (file.exists() and file.stat().st_nlink > 1)):
+            continue
+        tmp = file.with_name(f".{file.name}.unprotect")
+        shutil.copyfile(file, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, file)

@@ -271,6 +271,23 @@ def test_persist_out_is_kept_and_skips_run_cache(workspace: Workspace, cli: Cli,
     assert workspace.read("log.txt") == "121"
 
 
+@pytest.mark.parametrize("link", ["hardlink", "symlink"])
+def test_persist_out_linked_to_the_cache_is_copied_before_the_run(
+    workspace: Workspace, cli: Cli, counter: Counter, link: str
+) -> None:
+    (workspace.root / ".pipe" / "config.yaml").write_text(f"schema: 1\ncache:\n  type: {link}\n")
+    workspace.write({"in.txt": "1"})
+    workspace.write_pipeline({"s": {"cmd": counter.cmd("s", "cat in.txt >> log.txt"), "deps": ["in.txt"],
+                                    "outs": [{"log.txt": {"persist": True}}]}})
+    cli.run("repro")
+    first_oid = lock_of(workspace.root)["stages"]["s"]["outs"][0]["oid"]
+    workspace.write({"in.txt": "2"})
+    cli.run("repro")
+    assert workspace.read("log.txt") == "12"
+    store = workspace.project().store
+    assert store.path_of(first_oid).read_text() == "1"  # the cached object was not written through
+
+
 def test_uncached_out_is_not_stored_and_reruns_when_deleted(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     workspace.write_pipeline({"s": {"cmd": counter.cmd("s", "echo m > m.json"),
                                     "metrics": [{"m.json": {"cache": False}}]}})
