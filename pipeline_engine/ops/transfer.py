@@ -237,7 +237,7 @@ def raise_for_failures(verb: str, result: TransferResult) -> None:
     if len(result.failed) > _SHOWN_FAILURES:
         lines.append(f"  ... and {len(result.failed) - _SHOWN_FAILURES} more")
     hint = (
-        "objects missing from the cache cannot be pushed: 'pipe fetch' them from another remote, or re-add the data"
+        "rerun 'pipe push' to retry; objects missing or corrupt in the cache must be fetched or added again first"
         if verb == "push"
         else "rerun to retry; a missing or corrupt object must be pushed again from a clone that has it"
     )

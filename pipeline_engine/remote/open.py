@@ -18,9 +18,14 @@ from pipeline_engine.remote.remote import Remote
 __all__ = ["default_jobs", "open_remote"]
 
 
-def default_jobs() -> int:
-    """Concurrent transfers when neither `-j` nor the remote's `jobs` option says otherwise."""
-    return 4 * (os.cpu_count() or 1)
+def default_jobs(*, object_store: bool) -> int:
+    """Concurrent transfers when neither `-j` nor the remote's `jobs` option says otherwise.
+
+    Object stores are latency-bound (requests in flight are cheap coroutines); filesystems are
+    bound by the disk and the thread pool.
+    """
+    cpus = os.cpu_count() or 1
+    return max(32, 8 * cpus) if object_store else 4 * cpus
 
 
 def open_remote(
@@ -45,7 +50,7 @@ def open_remote(
         root = fs._strip_protocol(url).rstrip("/")
     return Remote(
         name, shown, fs, root,
-        jobs=jobs or checked.get("jobs") or default_jobs(),
+        jobs=jobs or checked.get("jobs") or default_jobs(object_store=backend.object_store),
         object_store=backend.object_store,
         errors=_error_types(backend),
     )

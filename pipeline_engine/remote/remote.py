@@ -12,6 +12,7 @@ import concurrent.futures
 import math
 import posixpath
 import uuid
+from enum import Enum
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
 
-__all__ = ["OnDone", "Remote"]
+__all__ = ["Lookup", "OnDone", "Remote"]
 
 #: Called once per object when its transfer ends: (oid, None) on success, (oid, error) on failure.
 OnDone = Callable[[str, "PipeError | None"], None]
@@ -30,6 +31,16 @@ _FEW = 32
 # Objects per listing page on S3-like stores; used to estimate what listing a prefix costs.
 _PAGE = 1000
 _TMP = "tmp"
+# A bulk transfer whose first this-many objects all fail (and none succeeds) stops.
+_GIVE_UP = 8
+
+
+class Lookup(Enum):
+    """How `exists_many` asks: one request per object, a listing per 2-hex prefix, or one full listing."""
+
+    EACH = "each"
+    PREFIXES = "prefixes"
+    ALL = "all"
 
 
 class Remote:
@@ -54,8 +65,12 @@ class Remote:
 
     # -- queries ---------------------------------------------------------------------------------
 
-    def exists_many(self, oids: Collection[str]) -> set[str]:
-        """The subset of `oids` the remote holds, asking per object or listing prefixes, whichever is cheaper.
+    def exists_many(self, oids: Collection[str], *, lookup: Lookup | None = None) -> set[str]:
+        """The subset of `oids` the remote holds, by the cheapest `Lookup` for the counts at hand.
+
+        The remote's size is estimated from a listing of one prefix (objects spread evenly over
+        the 256 prefixes), and the lookup needing the fewest rounds of requests wins. `lookup`
+        forces one (for tests and benchmarks).
 
         Raises:
             RemoteError: the remote cannot be reached or listed.
@@ -63,16 +78,25 @@ class Remote:
         wanted = set(oids)
         if not wanted:
             return set()
+        if lookup is None and len(wanted) < _FEW:
+            lookup = Lookup.EACH
+        if lookup is Lookup.EACH:
+            return self._exists_each(wanted)
         prefixes = sorted({o[:2] for o in wanted})
-        if len(wanted) < _FEW:
-            return self._exists_each(wanted)
         sample = self._list_prefixes(prefixes[:1])
-        # Cost in requests: listing every needed prefix (pages each) vs one request per object.
-        pages = max(1, math.ceil(len(sample) / _PAGE))
-        if len(wanted) <= len(prefixes) * pages:
+        if lookup is None:
+            pages = max(1, math.ceil(len(sample) / _PAGE))
+            rounds = {
+                Lookup.EACH: len(wanted) / self.jobs,
+                Lookup.PREFIXES: (len(prefixes) - 1) * pages / self.jobs,
+                Lookup.ALL: max(1, math.ceil(len(sample) * 256 / _PAGE)),
+            }
+            lookup = min(rounds, key=rounds.__getitem__)
+        if lookup is Lookup.EACH:
             return self._exists_each(wanted)
-        listed = sample | self._list_prefixes(prefixes[1:])
-        return wanted & listed
+        if lookup is Lookup.ALL:
+            return wanted & set(self.iter_oids())
+        return wanted & (sample | self._list_prefixes(prefixes[1:]))
 
     def iter_oids(self) -> Iterator[Oid]:
         """Every object on the remote (temporary files and foreign files are skipped).
@@ -193,32 +217,31 @@ class Remote:
         jobs: int, on_done: OnDone | None, raise_first: bool = False,
     ) -> dict[str, PipeError]:
         one, aone = (self._put_one, self._aput_one) if verb == "upload" else (self._get_one, self._aget_one)
-        failures: dict[str, PipeError] = {}
-
-        def finish(oid: str, exc: BaseException | None) -> None:
-            error = None if exc is None else self._transfer_error(verb, oid, exc)
-            if error is not None:
-                failures[oid] = error
-            if on_done is not None:
-                on_done(oid, error)
-
+        batch = _Batch(lambda oid, exc: self._transfer_error(verb, oid, exc), on_done)
         if self.fs.async_impl:
-            self._sync(self._gather(items, aone, jobs, finish))
+            # Downloads hand the callback a file to hash and fsync: keep that off the event loop.
+            self._sync(self._gather(items, aone, jobs, batch, offload=verb == "download"))
         else:
-            self._pool(items, one, jobs, finish)
-        if raise_first and failures:
-            raise next(iter(failures.values()))
-        return failures
+            self._pool(items, one, jobs, batch)
+        if batch.gave_up is not None:
+            raise RemoteError(
+                f"{batch.gave_up} (stopped after {len(batch.failures)} failures in a row, none succeeded)"
+            )
+        if raise_first and batch.failures:
+            raise next(iter(batch.failures.values()))
+        return batch.failures
 
     def _pool(self, items: Sequence[tuple[str, Path]], one: Callable[[str, Path], None], jobs: int,
-              finish: Callable[[str, BaseException | None], None]) -> None:
+              batch: _Batch) -> None:
         def work(oid: str, path: Path) -> None:
+            if batch.gave_up is not None:
+                return
             try:
                 one(oid, path)
             except self._errors as exc:
-                finish(oid, exc)
+                batch.finish(oid, exc)
                 return
-            finish(oid, None)
+            batch.finish(oid, None)
 
         if jobs <= 1 or len(items) <= 1:
             for oid, path in items:
@@ -234,19 +257,23 @@ class Remote:
                 raise
 
     async def _gather(self, items: Sequence[tuple[str, Path]], aone: Callable[[str, Path], Any], jobs: int,
-                      finish: Callable[[str, BaseException | None], None]) -> None:
+                      batch: _Batch, *, offload: bool) -> None:
         limit = asyncio.Semaphore(jobs)
         loop = asyncio.get_running_loop()
 
         async def work(oid: str, path: Path) -> None:
             error: BaseException | None = None
             async with limit:
+                if batch.gave_up is not None:
+                    return
                 try:
                     await aone(oid, path)
                 except self._errors as exc:
                     error = exc
-            # Off the event loop: the callback may hash and fsync the file it got.
-            await loop.run_in_executor(None, finish, oid, error)
+            if offload:
+                await loop.run_in_executor(None, batch.finish, oid, error)
+            else:
+                batch.finish(oid, error)
 
         await asyncio.gather(*(work(oid, path) for oid, path in items))
 
@@ -321,3 +348,28 @@ class Remote:
     def _error(self, verb: str, what: str, exc: BaseException) -> RemoteError:
         reason = str(exc) or type(exc).__name__
         return RemoteError(f"remote '{self.name}' ({self.url}): cannot {verb} '{what}': {reason}")
+
+
+class _Batch:
+    """The outcome of one bulk transfer so far; gives up when the first failures are all remote-wide."""
+
+    def __init__(self, wrap: Callable[[str, BaseException], PipeError], on_done: OnDone | None) -> None:
+        self._wrap = wrap
+        self._on_done = on_done
+        self.failures: dict[str, PipeError] = {}
+        self.succeeded = 0
+        self.gave_up: PipeError | None = None
+
+    def finish(self, oid: str, exc: BaseException | None) -> None:
+        """Record one object's outcome and tell the caller."""
+        error = None if exc is None else self._wrap(oid, exc)
+        if error is None:
+            self.succeeded += 1
+        else:
+            self.failures[oid] = error
+            # A missing object is that object's problem; anything else failing every time (no
+            # bucket, no permission, no network) would fail for all objects: stop early.
+            if not isinstance(error, ObjectNotFoundError) and not self.succeeded and len(self.failures) >= _GIVE_UP:
+                self.gave_up = self.gave_up or error
+        if self._on_done is not None:
+            self._on_done(oid, error)

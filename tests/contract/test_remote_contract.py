@@ -9,7 +9,7 @@ import pytest
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.hashing import Oid, hash_bytes
 from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError, RemoteError
-from pipeline_engine.remote.remote import Remote
+from pipeline_engine.remote.remote import Lookup, Remote
 
 
 def _objects(tmp_path: Path, count: int) -> dict[Oid, Path]:
@@ -40,14 +40,15 @@ def test_exists_many_reports_only_what_was_put(remote: Remote, tmp_path: Path) -
     assert remote.exists_many(objects) == set(stored)
 
 
-def test_exists_many_by_listing_agrees_with_per_object_checks(remote: Remote, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lookup", [None, *Lookup])
+def test_every_existence_lookup_gives_the_same_answer(remote: Remote, tmp_path: Path, lookup: Lookup | None) -> None:
     objects = _objects(tmp_path, 80)
     stored = list(objects)[::2]
     failures = remote.put_many([(o, objects[o]) for o in stored])
     assert failures == {}
     absent = {hash_bytes(f"absent {i}".encode()) for i in range(40)}
-    assert remote.exists_many(set(objects) | absent) == set(stored)
-    assert remote.exists_many(set(stored[:3]) | set(list(absent)[:3])) == set(stored[:3])
+    assert remote.exists_many(set(objects) | absent, lookup=lookup) == set(stored)
+    assert remote.exists_many(set(stored[:3]) | set(list(absent)[:3]), lookup=lookup) == set(stored[:3])
 
 
 def test_put_twice_is_harmless(remote: Remote, tmp_path: Path) -> None:
@@ -132,3 +133,14 @@ def test_unreachable_remote_raises_remote_error_naming_it(tmp_path: Path) -> Non
     (error,) = failures.values()
     assert isinstance(error, RemoteError)
     assert "remote 'broken'" in str(error) and str(blocker / "sub") in str(error)
+
+
+def test_bulk_transfer_stops_early_when_every_object_fails_the_same_way(tmp_path: Path) -> None:
+    from pipeline_engine.remote.open import open_remote
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    remote = open_remote("broken", str(blocker / "sub"), {}, base_dir=tmp_path, jobs=2)
+    objects = _objects(tmp_path, 40)
+    with pytest.raises(RemoteError, match=r"remote 'broken' .* \(stopped after \d+ failures in a row"):
+        remote.put_many([(o, p) for o, p in objects.items()])
