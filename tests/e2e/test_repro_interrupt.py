@@ -57,3 +57,30 @@ def test_ctrl_c_stops_children_keeps_finished_stages_and_exits_130(workspace: Wo
         assert not is_alive(pid), f"{name} process {pid} still runs"
     leftovers = [p.name for p in workspace.root.iterdir() if p.name.endswith(".tmp")]
     assert not leftovers and not (workspace.root / "slow.txt").exists()
+
+
+def holds_open(pid: int, path: Path) -> bool:
+    """True when process `pid` has `path` open."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
+    except OSError:
+        return False
+
+
+def test_repro_wait_blocks_until_the_project_lock_is_released(workspace: Workspace, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    workspace.write_pipeline({"s": {"cmd": f"touch {marker} && echo > o", "outs": ["o"]}})
+    project = workspace.project()
+    lock_path = (workspace.root / ".pipe" / "tmp" / "lock").resolve()
+    with project.mutex("pipe test (holder)"):
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline_engine", "repro", "--wait"],
+                                cwd=workspace.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not holds_open(proc.pid, lock_path):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        assert not marker.exists()
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert marker.exists()
