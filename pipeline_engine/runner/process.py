@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from pipeline_engine.errors import StageFailedError
+
 __all__ = ["CommandResult", "run_command", "running_count", "shell_argv", "terminate_all"]
 
 _POLL_SECONDS = 0.02
@@ -64,21 +66,16 @@ def run_command(
     With `log_path`, stdout and stderr both go to that file (parent directories are made);
     without it they are inherited. stdin is closed: a stage never reads the terminal.
     If the calling thread is interrupted while waiting, the command's group is stopped first.
+
+    Raises:
+        StageFailedError: the command could not be started (e.g. `cwd` is not a directory).
     """
     log: IO[bytes] | None = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "wb")  # noqa: SIM115 - closed in the finally below
     try:
-        proc = subprocess.Popen(
-            shell_argv(script),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT if log is not None else None,
-            start_new_session=True,
-        )
+        proc = _start(script, cwd=cwd, env=env, log=log)
         entry = _register(proc)
         try:
             returncode = proc.wait()
@@ -89,10 +86,33 @@ def run_command(
             raise
         finally:
             _unregister(proc)
+    except StageFailedError:
+        if log_path is not None:
+            log_path.unlink(missing_ok=True)
+        raise
     finally:
         if log is not None:
             log.close()
     return CommandResult(returncode=returncode, log_path=log_path, interrupted=entry.interrupted)
+
+
+def _start(script: str, *, cwd: Path, env: Mapping[str, str], log: IO[bytes] | None) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            shell_argv(script),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT if log is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise StageFailedError(
+            f"cannot start the command in '{cwd}': {exc.strerror or exc}",
+            returncode=127,
+            hint="check the stage's 'wdir' and that the directory exists",
+        ) from exc
 
 
 def running_count() -> int:

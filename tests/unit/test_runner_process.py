@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_engine.errors import StageFailedError
 from pipeline_engine.runner.process import CommandResult, run_command, running_count, terminate_all
 
 # A command that leaves a grandchild `sleep` behind it and records both pids.
@@ -79,6 +80,19 @@ def test_command_runs_in_cwd_with_exactly_the_given_env(tmp_path: Path) -> None:
     assert run_command(script, cwd=workdir, env=env).returncode == 0
     assert (workdir / "env.txt").read_text() == "train no-home\n"
     assert Path((workdir / "cwd.txt").read_text().strip()).resolve() == workdir.resolve()
+
+
+def test_a_command_that_cannot_start_fails_the_stage_and_leaves_no_log(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "wdir"
+    not_a_dir.write_text("a file, not a directory\n")
+    log = tmp_path / "logs" / "a.log"
+    with pytest.raises(StageFailedError, match="cannot start the command in '.*wdir'") as info:
+        run_command("echo hi > out.txt", cwd=not_a_dir, env=os.environ, log_path=log)
+    assert info.value.returncode == 127
+    assert info.value.hint and "wdir" in info.value.hint
+    assert not log.exists()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [not_a_dir]
+    assert running_count() == 0
 
 
 def test_terminate_all_kills_the_whole_process_group(tmp_path: Path) -> None:
