@@ -39,7 +39,7 @@ class Outcome(enum.Enum):
     UNCHANGED = "unchanged"
     FROZEN = "frozen"
     FAILED = "failed"
-    NOT_RUN = "not run"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +144,9 @@ def repro(
             if name in result.done:
                 outcomes.append(result.done[name])
             elif name in result.failed:
-                outcomes.append(_failed(name, result.failed[name]))
+                outcomes.append(runner.failures.get(name) or _failed(name, result.failed[name]))
             else:
-                outcomes.append(StageOutcome(name, Outcome.NOT_RUN))
+                outcomes.append(StageOutcome(name, Outcome.SKIPPED))
         if any(isinstance(result.failed.get(n), PipeInterrupted) for n in names):
             raise PipeInterrupted("interrupted: finished stages were kept", hint="run 'pipe repro' again")
         return ReproResult(tuple(outcomes))
@@ -173,6 +173,7 @@ class _StageRunner:
     log: bool
     writer: LockWriter
     ran: set[str] = field(default_factory=set)
+    failures: dict[str, StageOutcome] = field(default_factory=dict)
     # The hash memo (one sqlite connection) is not safe for concurrent transactions: stage
     # commands run in parallel, but hashing, caching and restoring take turns.
     cache_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -197,8 +198,9 @@ class _StageRunner:
         try:
             outcome = self._restore(stage, old, state, decision) or self._execute(stage, old, state, decision)
         except PipeError as exc:
-            self.listener.finished(StageOutcome(name, Outcome.FAILED, decision.reasons,
-                                                time.monotonic() - started, log_path, exc))
+            failed = StageOutcome(name, Outcome.FAILED, decision.reasons, time.monotonic() - started, log_path, exc)
+            self.failures[name] = failed
+            self.listener.finished(failed)
             raise
         self.ran.add(name)
         done = StageOutcome(name, outcome, decision.reasons, time.monotonic() - started,
