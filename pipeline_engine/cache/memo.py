@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,10 +63,16 @@ class HashMemo:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
+        # One connection shared by the threads of a parallel repro: every use holds this lock.
+        self._lock = threading.RLock()
 
     @property
     def db(self) -> sqlite3.Connection:
         """The connection, opened (and the schema created) on first use."""
+        with self._lock:
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
         if self._db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -77,19 +84,21 @@ class HashMemo:
 
     def get(self, relpath: str, stamp: FileStamp) -> Oid | None:
         """The remembered oid of `relpath` if its stat data is unchanged."""
-        row = self.db.execute(
-            "SELECT ino, mtime_ns, size, oid FROM files WHERE relpath = ?", (relpath,)
-        ).fetchone()
+        with self._lock:
+            row = self.db.execute(
+                "SELECT ino, mtime_ns, size, oid FROM files WHERE relpath = ?", (relpath,)
+            ).fetchone()
         if row is None or FileStamp(row[0], row[1], row[2]) != stamp:
             return None
         return Oid(row[3])
 
     def get_under(self, prefix: str) -> dict[str, tuple[FileStamp, Oid]]:
         """All remembered files under directory `prefix`, keyed by project-relative path."""
-        rows = self.db.execute(
-            "SELECT relpath, ino, mtime_ns, size, oid FROM files WHERE relpath >= ? AND relpath < ?",
-            (prefix + "/", prefix + "0"),  # '0' sorts right after '/'
-        )
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT relpath, ino, mtime_ns, size, oid FROM files WHERE relpath >= ? AND relpath < ?",
+                (prefix + "/", prefix + "0"),  # '0' sorts right after '/'
+            ).fetchall()
         return {r[0]: (FileStamp(r[1], r[2], r[3]), Oid(r[4])) for r in rows}
 
     def put_many(self, items: Iterable[tuple[str, FileStamp, Oid]]) -> None:
@@ -102,9 +111,10 @@ class HashMemo:
 
     def get_tree(self, relpath: str) -> TreeMemo | None:
         """The memoised manifest of directory `relpath`, whatever its fingerprint."""
-        row = self.db.execute(
-            "SELECT fingerprint, oid, size, nfiles FROM trees WHERE relpath = ?", (relpath,)
-        ).fetchone()
+        with self._lock:
+            row = self.db.execute(
+                "SELECT fingerprint, oid, size, nfiles FROM trees WHERE relpath = ?", (relpath,)
+            ).fetchone()
         return TreeMemo(row[0], Oid(row[1]), row[2], row[3]) if row else None
 
     def put_tree(self, relpath: str, memo: TreeMemo, *, newest_mtime_ns: int) -> None:
@@ -119,20 +129,27 @@ class HashMemo:
 
     def close(self) -> None:
         """Close the database."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    """Holds the memo's lock for the whole transaction, so threads never interleave one."""
+
+    def __init__(self, memo: HashMemo) -> None:
+        self._memo = memo
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._memo._lock.acquire()
+        self._memo.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        try:
+            self._memo.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self._memo._lock.release()

@@ -151,3 +151,20 @@ def test_pointer_schema_accepts_written_pointers_and_rejects_bad_ones(tmp_path: 
     bad = {"schema": 1, "outs": [{"path": "../x", "hash": "md5", "oid": "zz", "size": -1}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_memo_is_safe_to_share_between_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    memo = HashMemo(tmp_path / "memo.sqlite")
+    stamp = stamp_of(os.stat(tmp_path))
+    old = stamp.__class__(stamp.ino, 1, stamp.size)
+
+    def work(i: int) -> Oid | None:
+        memo.put_many([(f"d/f{i}", old, Oid(f"{i:032x}"))])
+        return memo.get(f"d/f{i}", old)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(200)))
+    assert results == [Oid(f"{i:032x}") for i in range(200)]
+    assert len(memo.get_under("d")) == 200
