@@ -18,11 +18,12 @@ import yaml
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import ALGORITHM, Oid
 from pipeline_engine.core.layout import is_valid_oid
-from pipeline_engine.core.yamlio import load_yaml
+from pipeline_engine.core.yamlio import load_yaml, parse_yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = [
-    "LOCK_FILE", "LockFile", "LockWriter", "PathRecord", "StageLock", "dump_lock", "read_lock", "write_stage",
+    "LOCK_FILE", "LockFile", "LockWriter", "PathRecord", "StageLock", "dump_lock", "parse_lock", "read_lock",
+    "write_stage",
 ]
 
 LOCK_FILE = "pipeline.lock"
@@ -139,7 +140,21 @@ def read_lock(root: Path) -> LockFile:
     path = root / LOCK_FILE
     if not path.exists():
         return LockFile()
-    raw = load_yaml(path, source=LOCK_FILE)
+    return _to_lock(load_yaml(path, source=LOCK_FILE))
+
+
+def parse_lock(text: str | bytes) -> LockFile:
+    """A lock file from its text (e.g. pipeline.lock at a past git revision).
+
+    Raises:
+        SpecError: the text is not a valid lock file.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return _to_lock(parse_yaml(text, source=LOCK_FILE))
+
+
+def _to_lock(raw: Any) -> LockFile:
     if raw is None:
         return LockFile()
     if not isinstance(raw, Mapping) or not isinstance(raw.get("stages", {}), Mapping):

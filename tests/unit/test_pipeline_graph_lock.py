@@ -8,11 +8,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.errors import CycleError, SpecError, StageNotFoundError
 from pipeline_engine.pipeline.graph import build_graph, select, to_networkx
-from pipeline_engine.pipeline.lock import LOCK_FILE, LockFile, PathRecord, StageLock, read_lock, write_stage
+from pipeline_engine.pipeline.lock import (
+    LOCK_FILE, LockFile, PathRecord, StageLock, dump_lock, parse_lock, read_lock, write_stage,
+)
 from pipeline_engine.pipeline.spec import OutSpec, StageSpec
 from pipeline_engine.pipeline.validate import SCHEMA_DIR
 
@@ -113,6 +117,7 @@ def test_lock_round_trip_stable_order_and_schema(tmp_path: Path) -> None:
     assert {r.path for r in lock.stages["train"].deps} == {"a.txt", "z.txt"}
     write_stage(tmp_path, "train", entry)
     assert (tmp_path / LOCK_FILE).read_text() == text  # rewriting the same entry changes nothing
+    assert parse_lock(text.encode()) == lock
     write_stage(tmp_path, "alpha", None)
     assert list(read_lock(tmp_path).stages) == ["train"]
 
@@ -135,3 +140,10 @@ def test_pipeline_schema_is_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     example = yaml.safe_load((Path(__file__).parents[2] / "examples/get-started/pipeline.yaml").read_text())
     jsonschema.validate(example, schema)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cmd=st.text(min_size=1), value=st.one_of(st.floats(allow_nan=False), st.integers(), st.text(), st.booleans()))
+def test_any_cmd_and_param_value_round_trip(cmd: str, value: object) -> None:
+    lock = LockFile({"s": StageLock(cmd, params={"params.yaml": {"k": value}}, env={"E": cmd})})
+    assert parse_lock(dump_lock(lock)) == lock
