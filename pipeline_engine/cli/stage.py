@@ -14,7 +14,7 @@ def stage() -> None:
     """Edit the stages of pipeline.yaml."""
 
 
-@stage.command(context_settings={"ignore_unknown_options": True})
+@stage.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("-n", "--name", required=True, help="Stage name.")
 @click.option("-d", "--deps", multiple=True, help="A path the command reads.")
 @click.option("-o", "--outs", multiple=True, help="A path the command writes (cached).")

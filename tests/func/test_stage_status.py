@@ -122,10 +122,10 @@ def test_stage_add_appends_and_keeps_comments(workspace: Workspace, cli: Cli) ->
     text = "# my pipeline\nstages:\n  # first\n  prep:\n    cmd: echo > a.txt  # inline\n    outs: [a.txt]\n"
     workspace.write({"pipeline.yaml": text})
     cli.run("stage", "add", "-n", "train", "-d", "a.txt", "-o", "m.txt", "-p", "train.lr", "-M", "s.json",
-            "python", "train.py", "--epochs", "3")
+            "python", "train.py", "--epochs", "3", "-o", "x")
     new = workspace.read("pipeline.yaml")
     assert new.startswith(text)
-    assert "  train:\n    cmd: python train.py --epochs 3\n" in new
+    assert "  train:\n    cmd: python train.py --epochs 3 -o x\n" in new
     assert "s.json:\n        cache: false" in new
     assert cli.run("dag").stdout == "[1] prep\n[2] train  <- prep\n"
 
