@@ -15,7 +15,14 @@ from pipeline_engine.core.hashing import Oid
 from pipeline_engine.errors import CycleError, SpecError, StageNotFoundError
 from pipeline_engine.pipeline.graph import build_graph, select, to_networkx
 from pipeline_engine.pipeline.lock import (
-    LOCK_FILE, LockFile, PathRecord, StageLock, dump_lock, parse_lock, read_lock, write_stage,
+    LOCK_FILE,
+    LockFile,
+    PathRecord,
+    StageLock,
+    dump_lock,
+    parse_lock,
+    read_lock,
+    write_stage,
 )
 from pipeline_engine.pipeline.spec import OutSpec, StageSpec
 from pipeline_engine.pipeline.validate import SCHEMA_DIR
