@@ -24,8 +24,10 @@ def error_of(tmp_path: Path, text: str, **files: str) -> str:
     return str(info.value)
 
 
-def test_missing_file_is_an_empty_pipeline(tmp_path: Path) -> None:
+def test_missing_file_or_empty_stages_is_an_empty_pipeline(tmp_path: Path) -> None:
     assert load_spec(tmp_path).stages == {}
+    assert spec_of(tmp_path, "stages:\n").stages == {}
+    assert spec_of(tmp_path, "# nothing yet\n").stages == {}
 
 
 def test_full_stage_fields(tmp_path: Path) -> None:
