@@ -25,7 +25,11 @@ from pathlib import Path
 from bench_core import make_files, new_repo
 from common import Timing, dvc_bin, pipe_bin, print_table, run, time_runs
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 _counter = itertools.count()
 
 
@@ -38,8 +42,9 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
         port = s.getsockname()[1]
     exe = Path(sys.executable).parent / "moto_server"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -63,7 +68,9 @@ class RemoteTarget:
         if self.kind == "s3":
             import boto3
 
-            boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1").create_bucket(Bucket=f"bench-{n}")
+            boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1").create_bucket(
+                Bucket=f"bench-{n}"
+            )
             return f"s3://bench-{n}/project"
         path = self.base / f"remote-{n}"
         return str(path)
@@ -80,16 +87,20 @@ class RemoteTarget:
                 run([exe, "remote", "modify", "r", "endpointurl", self.endpoint], root)
 
 
-def remote_workloads(base: Path, tool: str, exe: str, target: RemoteTarget, files: int,
-                     repeat: int) -> dict[str, float]:
+def remote_workloads(
+    base: Path, tool: str, exe: str, target: RemoteTarget, files: int, repeat: int
+) -> dict[str, float]:
     """push to an empty remote, no-op push, pull into a repository without cache or data."""
     root = new_repo(base, tool, exe)
     make_files(root / "data" / "images", files)
     run([exe, "add", "data/images"], root)
     cache = root / (".pipe/cache" if tool == "pipe" else ".dvc/cache")
     times: dict[str, float] = {}
-    times["push"] = time_runs(lambda: run([exe, "push"], root),
-                              setup=lambda: target.configure(tool, exe, root, target.fresh_url()), repeat=repeat)
+    times["push"] = time_runs(
+        lambda: run([exe, "push"], root),
+        setup=lambda: target.configure(tool, exe, root, target.fresh_url()),
+        repeat=repeat,
+    )
     times["no-op push"] = time_runs(lambda: run([exe, "push"], root), repeat=repeat)
 
     def wipe() -> None:
@@ -106,7 +117,9 @@ def remote_workloads(base: Path, tool: str, exe: str, target: RemoteTarget, file
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kinds", default="local,s3", help="comma-separated: local, s3")
@@ -118,7 +131,7 @@ def main() -> None:
     os.environ.update(CREDENTIALS)
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    stop: Callable[[], object] = lambda: None  # noqa: E731
+    stop: Callable[[], object] = lambda: None
     timings: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="pipe-bench-remote-") as tmp:
         base = Path(tmp)
@@ -129,12 +142,17 @@ def main() -> None:
                 stop = proc.terminate
             for kind in kinds:
                 target = RemoteTarget(kind, base, endpoint if kind == "s3" else None)
-                results = {t: remote_workloads(base, t, exe, target, args.files, args.repeat)
-                           for t, exe in tools.items()}
+                results = {
+                    t: remote_workloads(base, t, exe, target, args.files, args.repeat)
+                    for t, exe in tools.items()
+                }
                 where = "local dir" if kind == "local" else "moto S3"
                 timings.extend(
-                    Timing(f"{name} {args.files} files, {where}", results["pipe"][name],
-                           results.get("dvc", {}).get(name))
+                    Timing(
+                        f"{name} {args.files} files, {where}",
+                        results["pipe"][name],
+                        results.get("dvc", {}).get(name),
+                    )
                     for name in results["pipe"]
                 )
         finally:

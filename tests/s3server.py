@@ -1,8 +1,10 @@
 """A real S3-compatible server for tests: moto's server as a subprocess on a free loopback port.
 
-Import the fixtures into a conftest or test module (`from tests.s3server import s3_server, s3_bucket`).
-The server starts once per test process and stops when the session ends. Dummy AWS credentials are put in the environment so that
-s3fs never looks for real ones (nor at an instance-metadata endpoint).
+Import the fixtures into a conftest or test module
+(`from tests.s3server import s3_bucket_fixture, s3_server_fixture`): they register as `s3_server` and
+`s3_bucket`. The server starts once per test process and stops when the session ends. Dummy AWS
+credentials are put in the environment so that s3fs never looks for real ones (nor at an
+instance-metadata endpoint).
 """
 
 from __future__ import annotations
@@ -113,15 +115,15 @@ def stop_server() -> None:
             server.process.wait()
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
+@pytest.fixture(scope="session", name="s3_server")
+def s3_server_fixture() -> Iterator[S3Server]:
     """The moto S3 server of this test session."""
     yield start_server()
     stop_server()
 
 
-@pytest.fixture
-def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+@pytest.fixture(name="s3_bucket")
+def s3_bucket_fixture(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh, empty bucket on the test server; the dummy credentials are in the environment."""
     for key, value in DUMMY_ENV.items():
         monkeypatch.setenv(key, value)

@@ -7,7 +7,9 @@ import click
 from pipeline_engine.cli import render
 from pipeline_engine.project import Project
 
-_local = click.option("--local", is_flag=True, help="Write to .pipe/config.local.yaml (git-ignored; for secrets).")
+_local = click.option(
+    "--local", is_flag=True, help="Write to .pipe/config.local.yaml (git-ignored; for secrets)."
+)
 
 
 @click.group()
@@ -52,17 +54,24 @@ def list_(as_json: bool) -> None:
 
     infos = list_remotes(Project.find())
     if as_json:
-        render.print_json([
-            {"name": r.name, "url": r.url, "default": r.is_default, "options": dict(r.options)} for r in infos
-        ])
+        render.print_json(
+            [
+                {"name": r.name, "url": r.url, "default": r.is_default, "options": dict(r.options)}
+                for r in infos
+            ]
+        )
         return
     if not infos:
         render.info("no remotes (add one with 'pipe remote add -d NAME URL')")
         return
     for r in infos:
         options = " ".join(f"{k}={v}" for k, v in r.options)
-        render.out.print(f"{r.name}\t{r.url}" + ("\t(default)" if r.is_default else "") + (f"\t{options}" if options else ""),
-                         markup=False)
+        render.out.print(
+            f"{r.name}\t{r.url}"
+            + ("\t(default)" if r.is_default else "")
+            + (f"\t{options}" if options else ""),
+            markup=False,
+        )
 
 
 @remote.command()

@@ -32,7 +32,9 @@ def push(targets: tuple[str, ...], remote: str | None, jobs: int | None) -> None
     """Upload the cached objects of TARGETS (all tracked data by default) that the remote lacks."""
     from pipeline_engine.ops.transfer import push as push_objects
 
-    _summary("push to", push_objects(Project.find(), targets, remote=remote, jobs=jobs, progress=render.progress()))
+    _summary(
+        "push to", push_objects(Project.find(), targets, remote=remote, jobs=jobs, progress=render.progress())
+    )
 
 
 @click.command()
@@ -43,8 +45,10 @@ def fetch(targets: tuple[str, ...], remote: str | None, jobs: int | None) -> Non
     """Download the objects of TARGETS that the cache lacks (the workspace is not changed)."""
     from pipeline_engine.ops.transfer import fetch as fetch_objects
 
-    _summary("fetch from", fetch_objects(Project.find(), targets, remote=remote, jobs=jobs,
-                                         progress=render.progress()))
+    _summary(
+        "fetch from",
+        fetch_objects(Project.find(), targets, remote=remote, jobs=jobs, progress=render.progress()),
+    )
 
 
 @click.command()
@@ -56,33 +60,56 @@ def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, force: 
     """Fetch the objects of TARGETS, then check them out into the workspace."""
     from pipeline_engine.ops.transfer import pull as pull_objects
 
-    result = pull_objects(Project.find(), targets, remote=remote, jobs=jobs, force=force, progress=render.progress())
+    result = pull_objects(
+        Project.find(), targets, remote=remote, jobs=jobs, force=force, progress=render.progress()
+    )
     _summary("fetch from", result.fetched)
     written = sum(len(c.written) for c in result.checkouts)
     deleted = sum(len(c.deleted) for c in result.checkouts)
-    render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")
+    render.info(
+        f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches"
+    )
 
 
-def show_cloud_status(targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool) -> bool:
+def show_cloud_status(
+    targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool
+) -> bool:
     """Print `pipe status --cloud`; returns True when everything is in sync (for --exit-code)."""
     from pipeline_engine.ops.cloud import cloud_status
 
     status = cloud_status(Project.find(), targets, remote=remote, jobs=jobs)
     behind = [o for o in status.outs if not o.is_synced]
     if as_json:
-        render.print_json({"remote": status.remote, "cloud": [
-            {"path": o.path, "objects": o.objects, "not_pushed": o.not_pushed, "not_fetched": o.not_fetched,
-             "missing": o.missing} for o in status.outs
-        ]})
+        render.print_json(
+            {
+                "remote": status.remote,
+                "cloud": [
+                    {
+                        "path": o.path,
+                        "objects": o.objects,
+                        "not_pushed": o.not_pushed,
+                        "not_fetched": o.not_fetched,
+                        "missing": o.missing,
+                    }
+                    for o in status.outs
+                ],
+            }
+        )
     elif not status.outs:
         render.info("no tracked data (track some with 'pipe add PATH')")
     elif not behind:
         render.info(f"in sync with remote '{status.remote}': {len(status.outs)} tracked path(s)")
     else:
         for o in behind:
-            parts = [f"{n} {label}" for n, label in (
-                (o.not_pushed, "not pushed"), (o.not_fetched, "not fetched"), (o.missing, "missing everywhere")
-            ) if n]
+            parts = [
+                f"{n} {label}"
+                for n, label in (
+                    (o.not_pushed, "not pushed"),
+                    (o.not_fetched, "not fetched"),
+                    (o.missing, "missing everywhere"),
+                )
+                if n
+            ]
             render.out.print(f"{o.path}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects)")
         hints = []
         if any(o.not_pushed for o in behind):

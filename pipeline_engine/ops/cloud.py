@@ -55,8 +55,9 @@ class RemoteGcResult:
     dry: bool
 
 
-def cloud_status(project: Project, targets: Sequence[str] = (), *, remote: str | None = None,
-                 jobs: int | None = None) -> CloudStatus:
+def cloud_status(
+    project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None
+) -> CloudStatus:
     """For each out of `targets` (all when empty): which objects the remote or the cache lacks.
 
     A directory whose manifest is not in the cache counts as one object; its files are unknown
@@ -81,17 +82,22 @@ def cloud_status(project: Project, targets: Sequence[str] = (), *, remote: str |
     for out in outs:
         oids = set(members[out.path])
         local = {o for o in oids if store.exists(o)}
-        result.append(OutCloudStatus(
-            out.path, out.oid, len(oids),
-            not_pushed=len(local - on_remote),
-            not_fetched=len((oids - local) & on_remote),
-            missing=len(oids - local - on_remote),
-        ))
+        result.append(
+            OutCloudStatus(
+                out.path,
+                out.oid,
+                len(oids),
+                not_pushed=len(local - on_remote),
+                not_fetched=len((oids - local) & on_remote),
+                missing=len(oids - local - on_remote),
+            )
+        )
     return CloudStatus(rem.name, rem.url, tuple(result))
 
 
-def gc_remote(project: Project, remote: str | None, keep_oids: Collection[str], *, dry: bool,
-              jobs: int | None = None) -> RemoteGcResult:
+def gc_remote(
+    project: Project, remote: str | None, keep_oids: Collection[str], *, dry: bool, jobs: int | None = None
+) -> RemoteGcResult:
     """Delete every object on the remote that `keep_oids` does not name (with `dry`, only list them).
 
     Directory oids in `keep_oids` keep their files too: their manifests are read from the cache,

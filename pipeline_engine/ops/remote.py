@@ -19,7 +19,12 @@ from pipeline_engine.remote.backend import check_option, is_secret, redact_url
 from pipeline_engine.remote.remote import Remote
 
 __all__ = [
-    "RemoteInfo", "add_remote", "list_remotes", "modify_remote", "open_project_remote", "remove_remote",
+    "RemoteInfo",
+    "add_remote",
+    "list_remotes",
+    "modify_remote",
+    "open_project_remote",
+    "remove_remote",
     "set_default_remote",
 ]
 
@@ -45,8 +50,9 @@ def _file_label(local: bool) -> str:
     return f".pipe/{LOCAL_CONFIG_FILE if local else CONFIG_FILE}"
 
 
-def add_remote(project: Project, name: str, url: str, *, default: bool = False, local: bool = False,
-               force: bool = False) -> None:
+def add_remote(
+    project: Project, name: str, url: str, *, default: bool = False, local: bool = False, force: bool = False
+) -> None:
     """Add remote `name` at `url` (replacing it with `force`); `default` makes it core.remote.
 
     Raises:
@@ -61,7 +67,8 @@ def add_remote(project: Project, name: str, url: str, *, default: bool = False, 
         )
     if redact_url(url) != url and not local:
         raise ConfigError(
-            f"the URL of remote '{name}' contains a password, which would be committed in .pipe/{CONFIG_FILE}",
+            f"the URL of remote '{name}' contains a password, "
+            f"which would be committed in .pipe/{CONFIG_FILE}",
             hint="put the URL without the password, then 'pipe remote modify --local NAME password ...'",
         )
 
@@ -73,8 +80,15 @@ def add_remote(project: Project, name: str, url: str, *, default: bool = False, 
     edit_config(_config_path(project, local=local), change)
 
 
-def modify_remote(project: Project, name: str, key: str, value: str | None = None, *,
-                  unset: bool = False, local: bool = False) -> str:
+def modify_remote(
+    project: Project,
+    name: str,
+    key: str,
+    value: str | None = None,
+    *,
+    unset: bool = False,
+    local: bool = False,
+) -> str:
     """Set (or with `unset`, remove) option `key` of remote `name`; returns the file it changed.
 
     Raises:
@@ -95,9 +109,12 @@ def modify_remote(project: Project, name: str, key: str, value: str | None = Non
         if is_secret(remote.url, key) and not local:
             raise ConfigError(
                 f"'{key}' is a credential: it would be committed in .pipe/{CONFIG_FILE}",
-                hint=f"use 'pipe remote modify --local {name} {key} ...' to keep it in .pipe/{LOCAL_CONFIG_FILE}",
+                hint=f"use 'pipe remote modify --local {name} {key} ...' "
+                f"to keep it in .pipe/{LOCAL_CONFIG_FILE}",
             )
-    edit_config(target, lambda data: data.setdefault("remotes", {}).setdefault(name, {}).update({key: converted}))
+    edit_config(
+        target, lambda data: data.setdefault("remotes", {}).setdefault(name, {}).update({key: converted})
+    )
     return _file_label(local)
 
 
@@ -170,8 +187,12 @@ def list_remotes(project: Project) -> list[RemoteInfo]:
     infos = []
     for name, remote in sorted(project.config.remotes.items()):
         infos.append(
-            RemoteInfo(name, redact_url(remote.url), name == project.config.default_remote,
-                       _shown_options(remote.url, remote.options))
+            RemoteInfo(
+                name,
+                redact_url(remote.url),
+                name == project.config.default_remote,
+                _shown_options(remote.url, remote.options),
+            )
         )
     return infos
 

@@ -27,7 +27,15 @@ from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
 
 __all__ = [
-    "Failure", "PullResult", "TransferResult", "fetch", "fetch_outs", "pull", "push", "push_outs", "raise_for_failures",
+    "Failure",
+    "PullResult",
+    "TransferResult",
+    "fetch",
+    "fetch_outs",
+    "pull",
+    "push",
+    "push_outs",
+    "raise_for_failures",
 ]
 
 _SHOWN_FAILURES = 20
@@ -53,8 +61,14 @@ class PullResult:
     checkouts: tuple[CheckoutResult, ...] = field(default_factory=tuple)
 
 
-def push(project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None,
-         progress: Progress | None = None) -> TransferResult:
+def push(
+    project: Project,
+    targets: Sequence[str] = (),
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
     """Upload every object `targets` reference (all tracked data when empty) that the remote lacks.
 
     Raises:
@@ -71,15 +85,18 @@ def push(project: Project, targets: Sequence[str] = (), *, remote: str | None = 
     return result
 
 
-def push_outs(store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress) -> TransferResult:
+def push_outs(
+    store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress
+) -> TransferResult:
     """Push `outs` to `rem`: missing file objects first, then the manifests whose files all arrived."""
     plan = plan_objects(store, outs)
     failures = list(plan.failures)
     files = plan.files
     on_remote = rem.exists_many({*files, *(d.oid for d in plan.dirs)})
     todo = [oid for oid in files if oid not in on_remote]
-    task = progress.task(f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote),
-                         unit="objects")
+    task = progress.task(
+        f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote), unit="objects"
+    )
     sent, size, bad = _upload(store, rem, [(oid, files[oid]) for oid in todo], task)
     failures.extend(bad)
     settled = on_remote | sent
@@ -90,7 +107,9 @@ def push_outs(store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, pro
         if d.files <= settled:
             manifests.append((d.oid, d.path))
         else:
-            failures.append(Failure(d.path, d.oid, "manifest not pushed: some of its files are not on the remote"))
+            failures.append(
+                Failure(d.path, d.oid, "manifest not pushed: some of its files are not on the remote")
+            )
     m_sent, m_size, m_bad = _upload(store, rem, manifests, task)
     task.close()
     failures.extend(m_bad)
@@ -98,8 +117,9 @@ def push_outs(store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, pro
     return TransferResult(rem.name, rem.url, len(sent) + len(m_sent), present, tuple(failures), size + m_size)
 
 
-def _upload(store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], task: ProgressTask
-            ) -> tuple[set[str], int, list[Failure]]:
+def _upload(
+    store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], task: ProgressTask
+) -> tuple[set[str], int, list[Failure]]:
     """Verify then upload (oid, workspace path) pairs; returns the oids sent, their bytes, the failures."""
     failures: list[Failure] = []
     ready: list[tuple[str, Path]] = []
@@ -112,7 +132,9 @@ def _upload(store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], t
             failures.append(Failure(path, oid, "not in the cache"))
             continue
         if not intact:
-            failures.append(Failure(path, oid, "corrupt in the cache (run 'pipe cache verify'); not uploaded"))
+            failures.append(
+                Failure(path, oid, "corrupt in the cache (run 'pipe cache verify'); not uploaded")
+            )
             continue
         ready.append((oid, local))
 
@@ -126,8 +148,14 @@ def _upload(store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], t
     return sent, size, failures
 
 
-def fetch(project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None,
-          progress: Progress | None = None) -> TransferResult:
+def fetch(
+    project: Project,
+    targets: Sequence[str] = (),
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
     """Download every object `targets` reference that the cache lacks, verifying each one.
 
     Raises:
@@ -139,14 +167,22 @@ def fetch(project: Project, targets: Sequence[str] = (), *, remote: str | None =
 
     rem = open_project_remote(project, remote, jobs=jobs)
     with project.mutex("pipe fetch"):
-        result = fetch_outs(project.store, rem, used_outs(project, targets=targets),
-                            progress=progress or NullProgress())
+        result = fetch_outs(
+            project.store, rem, used_outs(project, targets=targets), progress=progress or NullProgress()
+        )
     raise_for_failures("fetch", result)
     return result
 
 
-def pull(project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None,
-         force: bool = False, progress: Progress | None = None) -> PullResult:
+def pull(
+    project: Project,
+    targets: Sequence[str] = (),
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> PullResult:
     """Fetch, then check out every out whose objects are all in the cache.
 
     Raises:
@@ -167,23 +203,26 @@ def pull(project: Project, targets: Sequence[str] = (), *, remote: str | None = 
     return PullResult(fetched, tuple(checkouts))
 
 
-def fetch_outs(store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress
-               ) -> TransferResult:
+def fetch_outs(
+    store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress
+) -> TransferResult:
     """Fetch `outs` from `rem` into `store`: missing manifests first, then the files they list."""
     wanted_manifests = {o.oid: o.path for o in outs if is_dir_oid(o.oid) and not store.exists(o.oid)}
-    m_done, m_size, failures = _download(store, rem, wanted_manifests, progress, "fetch manifests from")
+    m_done, m_size, failures = _download(store, rem, wanted_manifests, progress, f"manifests from {rem.name}")
     plan = plan_objects(store, outs)
     failures.extend(f for f in plan.failures if f.oid not in wanted_manifests)
     wanted = {oid: path for oid, path in plan.files.items() if not store.exists(oid)}
     f_done, f_size, f_failures = _download(store, rem, wanted, progress, f"fetch from {rem.name}")
     failures.extend(f_failures)
     present = len(plan.files) - len(wanted) + sum(1 for d in plan.dirs if d.oid not in wanted_manifests)
-    return TransferResult(rem.name, rem.url, len(m_done) + len(f_done), present, tuple(failures),
-                          m_size + f_size)
+    return TransferResult(
+        rem.name, rem.url, len(m_done) + len(f_done), present, tuple(failures), m_size + f_size
+    )
 
 
-def _download(store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
-              ) -> tuple[set[str], int, list[Failure]]:
+def _download(
+    store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
+) -> tuple[set[str], int, list[Failure]]:
     """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added."""
     if not wanted:
         return set(), 0, []
@@ -237,7 +276,8 @@ def raise_for_failures(verb: str, result: TransferResult) -> None:
     if len(result.failed) > _SHOWN_FAILURES:
         lines.append(f"  ... and {len(result.failed) - _SHOWN_FAILURES} more")
     hint = (
-        "rerun 'pipe push' to retry; objects missing or corrupt in the cache must be fetched or added again first"
+        "rerun 'pipe push' to retry; objects missing or corrupt in the cache "
+        "must be fetched or added again first"
         if verb == "push"
         else "rerun to retry; a missing or corrupt object must be pushed again from a clone that has it"
     )
@@ -246,4 +286,3 @@ def raise_for_failures(verb: str, result: TransferResult) -> None:
         f"({result.transferred} transferred, {result.present} already present)\n" + "\n".join(lines),
         hint=hint,
     )
-

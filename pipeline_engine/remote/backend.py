@@ -13,8 +13,15 @@ from typing import Any
 from pipeline_engine.errors import ConfigError
 
 __all__ = [
-    "BACKENDS", "COMMON_OPTIONS", "Backend", "Option",
-    "backend_for", "check_option", "is_secret", "protocol_of", "redact_url",
+    "BACKENDS",
+    "COMMON_OPTIONS",
+    "Backend",
+    "Option",
+    "backend_for",
+    "check_option",
+    "is_secret",
+    "protocol_of",
+    "redact_url",
 ]
 
 
@@ -181,7 +188,9 @@ def _convert(remote: str, opt: Option, value: Any) -> Any:
     elif opt.kind is int and isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, opt.kind) or (opt.kind is int and isinstance(value, bool)):
-        raise ConfigError(f"remote '{remote}': option '{opt.name}' must be a {opt.kind.__name__}, not {value!r}")
+        raise ConfigError(
+            f"remote '{remote}': option '{opt.name}' must be a {opt.kind.__name__}, not {value!r}"
+        )
     if opt.kind is int and value < 1:
         raise ConfigError(f"remote '{remote}': option '{opt.name}' must be a positive integer")
     return value

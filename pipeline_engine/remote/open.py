@@ -49,7 +49,10 @@ def open_remote(
     else:
         root = fs._strip_protocol(url).rstrip("/")
     return Remote(
-        name, shown, fs, root,
+        name,
+        shown,
+        fs,
+        root,
         jobs=jobs or checked.get("jobs") or default_jobs(object_store=backend.object_store),
         object_store=backend.object_store,
         errors=_error_types(backend),
@@ -82,16 +85,21 @@ def _filesystem(name: str, url: str, backend: Backend, protocol: str, kwargs: di
     except ImportError as exc:
         package = backend.package if backend.protocols else protocol
         hint = (
-            f"pip install 'pipeline-engine[{backend.extra}]'" if backend.extra
+            f"pip install 'pipeline-engine[{backend.extra}]'"
+            if backend.extra
             else f"install the fsspec backend for '{protocol}://' URLs ({package})"
         )
         raise RemoteError(
             f"remote '{name}' ({url}): the '{protocol}' backend is not installed ({exc})", hint=hint
         ) from exc
     except ValueError as exc:
-        raise RemoteError(f"remote '{name}' ({url}): fsspec knows no '{protocol}://' protocol ({exc})") from exc
+        raise RemoteError(
+            f"remote '{name}' ({url}): fsspec knows no '{protocol}://' protocol ({exc})"
+        ) from exc
     except TypeError as exc:
-        raise ConfigError(f"remote '{name}' ({url}): the '{protocol}' backend refused its options: {exc}") from exc
+        raise ConfigError(
+            f"remote '{name}' ({url}): the '{protocol}' backend refused its options: {exc}"
+        ) from exc
 
 
 def _error_types(backend: Backend) -> tuple[type[BaseException], ...]:

@@ -12,8 +12,8 @@ import concurrent.futures
 import math
 import posixpath
 import uuid
-from enum import Enum
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,15 @@ class Remote:
     """One configured remote: `name`, `url` (safe to print), an fsspec `fs` and the `root` path in it."""
 
     def __init__(
-        self, name: str, url: str, fs: Any, root: str, *,
-        jobs: int, object_store: bool, errors: tuple[type[BaseException], ...] = (),
+        self,
+        name: str,
+        url: str,
+        fs: Any,
+        root: str,
+        *,
+        jobs: int,
+        object_store: bool,
+        errors: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.name = name
         self.url = url
@@ -137,13 +144,15 @@ class Remote:
 
     # -- bulk ------------------------------------------------------------------------------------
 
-    def put_many(self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None,
-                 on_done: OnDone | None = None) -> dict[str, PipeError]:
+    def put_many(
+        self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None
+    ) -> dict[str, PipeError]:
         """Upload (oid, local path) pairs concurrently; returns the failures by oid (others succeeded)."""
         return self._run_many("upload", items, jobs=jobs or self.jobs, on_done=on_done)
 
-    def get_many(self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None,
-                 on_done: OnDone | None = None) -> dict[str, PipeError]:
+    def get_many(
+        self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None
+    ) -> dict[str, PipeError]:
         """Download (oid, local path) pairs concurrently; returns the failures by oid.
 
         `on_done` runs in a worker thread, so it may hash and move the downloaded file.
@@ -213,8 +222,13 @@ class Remote:
     # -- concurrency -----------------------------------------------------------------------------
 
     def _run_many(
-        self, verb: str, items: Sequence[tuple[str, Path]], *,
-        jobs: int, on_done: OnDone | None, raise_first: bool = False,
+        self,
+        verb: str,
+        items: Sequence[tuple[str, Path]],
+        *,
+        jobs: int,
+        on_done: OnDone | None,
+        raise_first: bool = False,
     ) -> dict[str, PipeError]:
         one, aone = (self._put_one, self._aput_one) if verb == "upload" else (self._get_one, self._aget_one)
         batch = _Batch(lambda oid, exc: self._transfer_error(verb, oid, exc), on_done)
@@ -231,8 +245,9 @@ class Remote:
             raise next(iter(batch.failures.values()))
         return batch.failures
 
-    def _pool(self, items: Sequence[tuple[str, Path]], one: Callable[[str, Path], None], jobs: int,
-              batch: _Batch) -> None:
+    def _pool(
+        self, items: Sequence[tuple[str, Path]], one: Callable[[str, Path], None], jobs: int, batch: _Batch
+    ) -> None:
         def work(oid: str, path: Path) -> None:
             if batch.gave_up is not None:
                 return
@@ -256,8 +271,15 @@ class Remote:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
 
-    async def _gather(self, items: Sequence[tuple[str, Path]], aone: Callable[[str, Path], Any], jobs: int,
-                      batch: _Batch, *, offload: bool) -> None:
+    async def _gather(
+        self,
+        items: Sequence[tuple[str, Path]],
+        aone: Callable[[str, Path], Any],
+        jobs: int,
+        batch: _Batch,
+        *,
+        offload: bool,
+    ) -> None:
         limit = asyncio.Semaphore(jobs)
         loop = asyncio.get_running_loop()
 
@@ -342,7 +364,9 @@ class Remote:
     def _transfer_error(self, verb: str, oid: str, exc: BaseException) -> PipeError:
         relpath = oid_to_relpath(oid)
         if verb == "download" and isinstance(exc, FileNotFoundError):
-            return ObjectNotFoundError(f"object '{oid}' is not on remote '{self.name}' ({self.url}/{relpath})")
+            return ObjectNotFoundError(
+                f"object '{oid}' is not on remote '{self.name}' ({self.url}/{relpath})"
+            )
         return self._error(verb, relpath, exc)
 
     def _error(self, verb: str, what: str, exc: BaseException) -> RemoteError:
@@ -369,7 +393,11 @@ class _Batch:
             self.failures[oid] = error
             # A missing object is that object's problem; anything else failing every time (no
             # bucket, no permission, no network) would fail for all objects: stop early.
-            if not isinstance(error, ObjectNotFoundError) and not self.succeeded and len(self.failures) >= _GIVE_UP:
+            if (
+                not isinstance(error, ObjectNotFoundError)
+                and not self.succeeded
+                and len(self.failures) >= _GIVE_UP
+            ):
                 self.gave_up = self.gave_up or error
         if self._on_done is not None:
             self._on_done(oid, error)

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.s3server import S3Server, s3_bucket, s3_server  # noqa: F401 - fixtures used by this directory
 
 from pipeline_engine.remote.open import open_remote
 from pipeline_engine.remote.remote import Remote
+from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 
 @pytest.fixture(params=["local", "memory", "s3"])

@@ -26,7 +26,7 @@ def _objects(tmp_path: Path, count: int) -> dict[Oid, Path]:
 
 
 def test_put_then_get_returns_the_same_bytes(remote: Remote, tmp_path: Path) -> None:
-    (oid, path), = _objects(tmp_path, 1).items()
+    ((oid, path),) = _objects(tmp_path, 1).items()
     remote.put(path, oid)
     remote.get(oid, tmp_path / "back")
     assert (tmp_path / "back").read_bytes() == path.read_bytes()
@@ -41,7 +41,9 @@ def test_exists_many_reports_only_what_was_put(remote: Remote, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("lookup", [None, *Lookup])
-def test_every_existence_lookup_gives_the_same_answer(remote: Remote, tmp_path: Path, lookup: Lookup | None) -> None:
+def test_every_existence_lookup_gives_the_same_answer(
+    remote: Remote, tmp_path: Path, lookup: Lookup | None
+) -> None:
     objects = _objects(tmp_path, 80)
     stored = list(objects)[::2]
     failures = remote.put_many([(o, objects[o]) for o in stored])
@@ -52,7 +54,7 @@ def test_every_existence_lookup_gives_the_same_answer(remote: Remote, tmp_path: 
 
 
 def test_put_twice_is_harmless(remote: Remote, tmp_path: Path) -> None:
-    (oid, path), = _objects(tmp_path, 1).items()
+    ((oid, path),) = _objects(tmp_path, 1).items()
     remote.put(path, oid)
     remote.put(path, oid)
     assert list(remote.iter_oids()) == [oid]
@@ -82,7 +84,7 @@ def test_get_of_a_missing_object_raises_object_not_found(remote: Remote, tmp_pat
 
 
 def test_corrupt_remote_object_is_refused_by_the_store(remote: Remote, tmp_path: Path) -> None:
-    (oid, path), = _objects(tmp_path, 1).items()
+    (oid,) = _objects(tmp_path, 1)
     bad = tmp_path / "bad"
     bad.write_bytes(b"not what the oid says")
     remote.put(bad, oid)  # a damaged remote: the name does not match the content
@@ -106,7 +108,7 @@ def test_layout_is_identical_to_the_local_store(remote: Remote, tmp_path: Path) 
     remote.put_many([(o, store.path_of(o)) for o in oids])
     local_relpaths = sorted(store.path_of(o).relative_to(store.root).as_posix() for o in oids)
     found = remote.fs.find(remote.root, detail=False)
-    remote_relpaths = sorted(p[len(remote.root) + 1:] for p in found)
+    remote_relpaths = sorted(p[len(remote.root) + 1 :] for p in found)
     assert remote_relpaths == local_relpaths
     assert sorted(remote.iter_oids()) == sorted(oids)
 

@@ -1,15 +1,18 @@
-"""Two clones sharing data through the moto S3 server, with `pipe` as a real subprocess."""
+"""Two clones sharing data through a remote (the moto S3 server, a directory), `pipe` as a real subprocess."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pipeline_engine.core.hashing import hash_file
 from tests.conftest import Workspace, git
-from tests.s3server import S3Server, s3_bucket, s3_server  # noqa: F401 - fixtures
+from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 
@@ -46,4 +49,56 @@ def test_clone_b_pulls_exactly_what_clone_a_pushed(
     pulled = pipe("pull", cwd=b)
     assert "62 transferred" in pulled.stderr and "0 failed" in pulled.stderr
     assert "up to date" in pipe("status", cwd=b).stderr
+    assert _files(b / "data") == _files(a / "data")
+
+
+def _run_then_kill(args: list[str], cwd: Path, started: Callable[[], bool]) -> None:
+    """Start `pipe ARGS`, SIGKILL it as soon as `started()` (or let it finish if it is quicker)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_engine", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and not started() and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling a real process
+    proc.kill()
+    proc.wait()
+
+
+def _objects_are_intact(root: Path) -> int:
+    count = 0
+    for path in root.glob("??/*"):
+        oid = path.parent.name + path.name
+        assert hash_file(path) == oid.removesuffix(".dir"), (
+            f"partial or corrupt object {oid} under its final name"
+        )
+        count += 1
+    return count
+
+
+def test_killed_push_and_fetch_leave_no_partial_object_and_a_rerun_completes(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    a = workspace.root
+    workspace.write({"data": {"many": {f"{i:04}.txt": f"row {i}\n" * 50 for i in range(600)}}})
+    pipe("add", "data/many", cwd=a)
+    remote = tmp_path / "remote"
+    pipe("remote", "add", "-d", "store", str(remote), cwd=a)
+    _run_then_kill(["push", "-j", "1"], a, lambda: len(list(remote.glob("??/*"))) >= 20)
+    on_remote = _objects_are_intact(remote)
+    assert 20 <= on_remote < 601, "the push was not interrupted half-way"
+    rerun = pipe("push", cwd=a)
+    assert f"{601 - on_remote} transferred" in rerun.stderr and f"{on_remote} already present" in rerun.stderr
+    workspace.commit("data")
+
+    b = tmp_path / "clone-b"
+    git(tmp_path, "clone", "-q", str(a), str(b))
+    objects = b / ".pipe" / "cache" / "objects"
+    _run_then_kill(["fetch", "-j", "1"], b, lambda: len(list(objects.glob("??/*"))) >= 20)
+    in_cache = _objects_are_intact(objects)
+    assert 20 <= in_cache < 601, "the fetch was not interrupted half-way"
+    rerun = pipe("pull", cwd=b)
+    assert f"{601 - in_cache} transferred" in rerun.stderr
     assert _files(b / "data") == _files(a / "data")

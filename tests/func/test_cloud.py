@@ -81,7 +81,9 @@ def test_gc_remote_keeps_files_of_a_directory_whose_manifest_is_only_remote(
     assert _remote_oids(store) == before
 
 
-def test_gc_remote_refuses_when_a_kept_manifest_is_nowhere(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+def test_gc_remote_refuses_when_a_kept_manifest_is_nowhere(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
     store = _pushed(workspace, cli, tmp_path)
     project = workspace.project()
     keep = collect_used_oids(project)

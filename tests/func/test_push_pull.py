@@ -11,7 +11,7 @@ import yaml
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
 from tests.conftest import Cli, Workspace, git
-from tests.s3server import S3Server, s3_bucket, s3_server  # noqa: F401 - fixtures
+from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 IMAGES = {f"{i:03}.txt": f"image {i}\n" * (i + 1) for i in range(40)}
 SECRET = "moto-accepts-any-secret-0123456789"
@@ -152,8 +152,12 @@ def test_unknown_remote_name_is_an_error(workspace: Workspace, cli: Cli, tmp_pat
 
 
 def test_s3_push_and_pull_with_credentials_from_local_config(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    s3_server: S3Server, s3_bucket: str,
+    workspace: Workspace,
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    s3_server: S3Server,
+    s3_bucket: str,
 ) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key)
@@ -171,7 +175,8 @@ def test_s3_push_and_pull_with_credentials_from_local_config(
     assert all(SECRET not in o and "AKIDLOCALONLY" not in o for o in outputs)
     committed = yaml.safe_load((workspace.root / ".pipe/config.yaml").read_text())
     assert committed["remotes"]["s3"] == {"url": f"s3://{s3_bucket}/project"}
-    keys = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]}  # type: ignore[attr-defined]
+    listing = s3_server.client().list_objects_v2(Bucket=s3_bucket)  # type: ignore[attr-defined]
+    keys = {o["Key"] for o in listing["Contents"]}
     assert f"project/{oid_to_relpath(_image_oid('000.txt'))}" in keys and len(keys) == 42
     local_config = (workspace.root / ".pipe/config.local.yaml").read_text()
     clone = _clone(workspace, tmp_path, monkeypatch)

@@ -53,7 +53,9 @@ def test_modify_sets_a_backend_option(workspace: Workspace, cli: Cli) -> None:
     cli.run("remote", "modify", "store", "endpoint_url", "http://127.0.0.1:9000")
     cli.run("remote", "modify", "store", "jobs", "8")
     assert _config(workspace)["remotes"]["store"] == {
-        "url": "s3://bucket/p", "endpoint_url": "http://127.0.0.1:9000", "jobs": 8,
+        "url": "s3://bucket/p",
+        "endpoint_url": "http://127.0.0.1:9000",
+        "jobs": 8,
     }
 
 
@@ -67,7 +69,9 @@ def test_modify_refuses_credentials_outside_local_config(workspace: Workspace, c
     assert workspace.snapshot() == before
 
 
-def test_secrets_go_to_the_git_ignored_local_config_and_are_never_shown(workspace: Workspace, cli: Cli) -> None:
+def test_secrets_go_to_the_git_ignored_local_config_and_are_never_shown(
+    workspace: Workspace, cli: Cli
+) -> None:
     cli.run("remote", "add", "-d", "store", "s3://bucket/p")
     outputs = [
         cli.run("remote", "modify", "--local", "store", "access_key_id", "AKIAEXAMPLEKEYID").output,
