@@ -71,16 +71,16 @@ def cloud_status(
     rem = open_project_remote(project, remote, jobs=jobs)
     store = project.store
     outs = used_outs(project, targets=targets)
-    members: dict[str, list[str]] = {}
+    members: dict[str, set[str]] = {}
     for out in outs:
-        oids = [out.oid]
+        found: set[str] = {out.oid}
         if is_dir_oid(out.oid) and store.exists(out.oid):
-            oids.extend(e.oid for e in tree_of(store, out.oid).entries)
-        members[out.path] = oids
+            found.update(e.oid for e in tree_of(store, out.oid).entries)
+        members[out.path] = found
     on_remote = rem.exists_many({o for oids in members.values() for o in oids})
     result = []
     for out in outs:
-        oids = set(members[out.path])
+        oids = members[out.path]
         local = {o for o in oids if store.exists(o)}
         result.append(
             OutCloudStatus(

@@ -207,7 +207,9 @@ def fetch_outs(
     store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress
 ) -> TransferResult:
     """Fetch `outs` from `rem` into `store`: missing manifests first, then the files they list."""
-    wanted_manifests = {o.oid: o.path for o in outs if is_dir_oid(o.oid) and not store.exists(o.oid)}
+    wanted_manifests: dict[str, str] = {
+        o.oid: o.path for o in outs if is_dir_oid(o.oid) and not store.exists(o.oid)
+    }
     m_done, m_size, failures = _download(store, rem, wanted_manifests, progress, f"manifests from {rem.name}")
     plan = plan_objects(store, outs)
     failures.extend(f for f in plan.failures if f.oid not in wanted_manifests)

@@ -191,7 +191,7 @@ def _convert(remote: str, opt: Option, value: Any) -> Any:
         raise ConfigError(
             f"remote '{remote}': option '{opt.name}' must be a {opt.kind.__name__}, not {value!r}"
         )
-    if opt.kind is int and value < 1:
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
         raise ConfigError(f"remote '{remote}': option '{opt.name}' must be a positive integer")
     return value
 
