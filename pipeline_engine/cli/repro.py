@@ -64,9 +64,10 @@ def _summary(result: Any) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Stages to run at once (default: CPUs).")
 @click.option("--no-run-cache", is_flag=True, help="Always run changed stages; do not restore outs from the run cache.")
 @click.option("--wait", is_flag=True, help="Wait for another pipe process to finish instead of failing.")
+@click.option("--pull", is_flag=True, help="Fetch missing deps and cached outs from the default remote.")
 def repro(
     targets: tuple[str, ...], force: bool, dry: bool, downstream: bool, single: bool, keep_going: bool,
-    force_downstream: bool, jobs: int | None, no_run_cache: bool, wait: bool,
+    force_downstream: bool, jobs: int | None, no_run_cache: bool, wait: bool, pull: bool,
 ) -> None:
     """Run the stages whose deps, params, cmd or outs changed, and record them in pipeline.lock."""
     from pipeline_engine.ops.repro import ReproOptions
@@ -75,7 +76,7 @@ def repro(
 
     options = ReproOptions(
         force=force, force_downstream=force_downstream, downstream=downstream, single=single,
-        keep_going=keep_going, jobs=jobs, run_cache=not no_run_cache, wait=wait,
+        keep_going=keep_going, jobs=jobs, run_cache=not no_run_cache, wait=wait, pull=pull,
     )
     project = Project.find()
     if dry:

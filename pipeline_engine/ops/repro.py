@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
 from pipeline_engine.ops import runcache
@@ -27,6 +27,9 @@ from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.runner.process import run_command
 from pipeline_engine.runner.scheduler import OnError, schedule
+
+if TYPE_CHECKING:
+    from pipeline_engine.ops.repro_pull import Puller
 
 __all__ = ["Outcome", "ReproListener", "ReproOptions", "ReproResult", "StageOutcome", "repro"]
 
@@ -54,6 +57,7 @@ class ReproOptions:
     jobs: int | None = None
     run_cache: bool = True
     wait: bool = False
+    pull: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +128,12 @@ def repro(
         names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
         jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
         writer = LockWriter(project.root, pipeline.lock)
+        puller = _puller(project, [pipeline.stages[n] for n in names]) if options.pull else None
         if not targets:
             # Entries of stages removed from (or renamed in) pipeline.yaml would keep their outs alive.
             for stale in sorted(set(pipeline.lock.stages) - set(pipeline.stages)):
                 writer.update(stale, None)
-        runner = _StageRunner(project, pipeline, options, listener or _Silent(), jobs > 1, writer)
+        runner = _StageRunner(project, pipeline, options, listener or _Silent(), jobs > 1, writer, puller)
         chosen = set(names)
         upstream = {n: [u for u in pipeline.graph.upstream[n] if u in chosen] for n in names}
         on_error = OnError.KEEP_GOING if options.keep_going else OnError.FAIL
@@ -152,6 +157,15 @@ def repro(
         return ReproResult(tuple(outcomes))
 
 
+def _puller(project: Project, stages: Sequence[StageSpec]) -> Puller:
+    """Open the default remote for --pull and bring missing pointer-tracked deps first."""
+    from pipeline_engine.ops.repro_pull import Puller
+
+    puller = Puller(project)
+    puller.pull_deps(stages)
+    return puller
+
+
 def _failed(name: str, exc: BaseException) -> StageOutcome:
     if isinstance(exc, PipeError):
         return StageOutcome(name, Outcome.FAILED, error=exc)
@@ -172,6 +186,7 @@ class _StageRunner:
     listener: ReproListener
     log: bool
     writer: LockWriter
+    puller: Puller | None = None
     ran: set[str] = field(default_factory=set)
     failures: dict[str, StageOutcome] = field(default_factory=dict)
     # The hash memo (one sqlite connection) is not safe for concurrent transactions: stage
@@ -210,7 +225,10 @@ class _StageRunner:
 
     def _check_frozen(self, stage: StageSpec, old: StageLock | None) -> None:
         missing = [o.path for o in stage.outs if not (self.project.root / o.path).exists()]
-        if missing and not (old and restore_outs(self.project, tuple(r for r in old.outs if r.path in missing))):
+        recorded = tuple(r for r in old.outs if r.path in missing) if old else ()
+        if missing and self.puller is not None:
+            self.puller.fetch(recorded)
+        if missing and not (old and restore_outs(self.project, recorded)):
             raise MissingOutputError(
                 f"stage '{stage.name}' is frozen but its out '{missing[0]}' is missing",
                 hint=f"run 'pipe unfreeze {stage.name}' and 'pipe repro {stage.name}'",
@@ -223,6 +241,8 @@ class _StageRunner:
         if old is not None and d.is_restorable:
             recorded = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
             with self.cache_lock:
+                if self.puller is not None:
+                    self.puller.fetch(recorded)
                 if restore_outs(self.project, recorded):
                     return Outcome.RESTORED
         key = runcache.run_key(stage, state)
@@ -230,6 +250,8 @@ class _StageRunner:
         if records is None or sorted(r.path for r in records) != sorted(o.path for o in stage.outs):
             return None
         with self.cache_lock:
+            if self.puller is not None:
+                self.puller.fetch(records)
             if not restore_outs(self.project, records):
                 return None
         self._record(stage, state, records)

@@ -1,0 +1,59 @@
+"""`pipe repro --pull`: fetch the objects a run needs from the default remote instead of rerunning.
+
+Used after `git clone`: the lock says what the outs are, the remote has them, so stages are
+restored rather than run; missing deps tracked by `.pipe` pointers are pulled first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from pipeline_engine.cache.pointer import OutRecord
+from pipeline_engine.core.progress import NullProgress
+from pipeline_engine.ops.checkout import checkout_outs
+from pipeline_engine.ops.pointers import find_pointers
+from pipeline_engine.ops.remote import open_project_remote
+from pipeline_engine.ops.stages import is_cached
+from pipeline_engine.ops.transfer import fetch_outs
+from pipeline_engine.pipeline.lock import PathRecord
+from pipeline_engine.pipeline.spec import StageSpec
+from pipeline_engine.project import Project
+from pipeline_engine.remote.remote import Remote
+
+__all__ = ["Puller"]
+
+
+class Puller:
+    """Fetches missing objects from the default remote, opened once (the caller holds the mutex).
+
+    Raises (on creation):
+        RemoteNotConfiguredError: no default remote is set.
+    """
+
+    def __init__(self, project: Project) -> None:
+        self._project = project
+        self._remote: Remote = open_project_remote(project)
+        self._lock = threading.Lock()
+
+    def fetch(self, records: Iterable[PathRecord]) -> None:
+        """Download what the cache lacks of `records`; objects the remote lacks are left missing."""
+        missing = [OutRecord(r.path, r.oid, r.size, r.nfiles) for r in records
+                   if not is_cached(self._project, r.oid)]
+        if missing:
+            with self._lock:
+                fetch_outs(self._project.store, self._remote, missing, progress=NullProgress())
+
+    def pull_deps(self, stages: Sequence[StageSpec]) -> list[str]:
+        """Fetch and check out pointer-tracked deps missing from the workspace; their paths."""
+        root = self._project.root
+        wanted = {d for s in stages for d in s.deps if not (root / d).exists()}
+        if not wanted:
+            return []
+        chosen = [p for p in find_pointers(self._project)
+                  if any(p.data_relpath == d or d.startswith(p.data_relpath + "/") for d in wanted)]
+        records = [OutRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in chosen]
+        fetch_outs(self._project.store, self._remote, records, progress=NullProgress())
+        complete = [r for r in records if is_cached(self._project, r.oid)]
+        checkout_outs(self._project, complete)
+        return [r.path for r in complete]
