@@ -10,10 +10,9 @@ from tests.conftest import Cli, Workspace, git
 from tests.func.repro_helpers import Counter
 
 
-def test_clone_repro_pull_restores_everything_without_running(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    counter = Counter(tmp_path / "counts")
+def cloned_project(workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   counter: Counter) -> Path:
+    """A project with a tracked dep and two stages, run and pushed, then cloned; cwd is the clone."""
     workspace.write({"data": {"raw.csv": "a,b\n1,2\n"}})
     cli.run("add", "data/raw.csv")
     workspace.write_pipeline({
@@ -29,7 +28,14 @@ def test_clone_repro_pull_restores_everything_without_running(
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
     monkeypatch.chdir(clone)
+    return clone
 
+
+def test_clone_repro_pull_restores_everything_without_running(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = Counter(tmp_path / "counts")
+    clone = cloned_project(workspace, cli, tmp_path, monkeypatch, counter)
     status = cli.run("status").stdout
     assert "out 'out' missing" in status
     result = cli.run("repro", "--pull")
@@ -39,6 +45,17 @@ def test_clone_repro_pull_restores_everything_without_running(
     assert (clone / "out/clean.csv").read_text() == "a,b\n1,2\n"
     assert (clone / "model.txt").read_text().strip() == "2"
     assert "up to date" in cli.run("status").stderr
+
+
+def test_clone_pull_then_repro_runs_nothing(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = Counter(tmp_path / "counts")
+    clone = cloned_project(workspace, cli, tmp_path, monkeypatch, counter)
+    cli.run("pull")
+    assert (clone / "model.txt").read_text().strip() == "2"
+    assert "nothing to do" in cli.run("repro").stderr
+    assert counter.snapshot() == {"prep": 1, "model": 1}
 
 
 def test_repro_pull_without_a_remote_says_how_to_add_one(workspace: Workspace, cli: Cli) -> None:
