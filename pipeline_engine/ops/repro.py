@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,7 +26,7 @@ from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageSta
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.runner.process import run_command
-from pipeline_engine.runner.scheduler import OnError, schedule
+from pipeline_engine.runner.scheduler import OnError, ScheduleResult, schedule
 
 if TYPE_CHECKING:
     from pipeline_engine.ops.repro_pull import Puller
@@ -144,17 +144,17 @@ def repro(
                 "interrupted: stopped the running stages; finished stages were kept",
                 hint="run 'pipe repro' again to continue",
             ) from None
-        outcomes = []
-        for name in names:
-            if name in result.done:
-                outcomes.append(result.done[name])
-            elif name in result.failed:
-                outcomes.append(runner.failures.get(name) or _failed(name, result.failed[name]))
-            else:
-                outcomes.append(StageOutcome(name, Outcome.SKIPPED))
-        if any(isinstance(result.failed.get(n), PipeInterrupted) for n in names):
+        if any(isinstance(e, PipeInterrupted) for e in result.failed.values()):
             raise PipeInterrupted("interrupted: finished stages were kept", hint="run 'pipe repro' again")
-        return ReproResult(tuple(outcomes))
+        return ReproResult(tuple(_outcome(n, result, runner.failures) for n in names))
+
+
+def _outcome(name: str, result: ScheduleResult[StageOutcome], failures: Mapping[str, StageOutcome]) -> StageOutcome:
+    if name in result.done:
+        return result.done[name]
+    if name in result.failed:
+        return failures.get(name) or _failed(name, result.failed[name])
+    return StageOutcome(name, Outcome.SKIPPED)
 
 
 def _puller(project: Project, stages: Sequence[StageSpec]) -> Puller:
