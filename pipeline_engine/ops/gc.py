@@ -13,6 +13,7 @@ from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.errors import CacheError, PipeError
 from pipeline_engine.ops.used import used_outs
+from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock
 from pipeline_engine.project import Project
 
 __all__ = ["GcResult", "collect_used_oids", "expand_oids", "gc"]
@@ -75,15 +76,26 @@ def expand_oids(store: ObjectStore, outs: Iterable[OutRecord]) -> set[Oid]:
 
 
 def _outs_in_history(project: Project) -> list[OutRecord]:
+    """Outs named by the pointer files and pipeline.lock of every commit."""
     git = project.git
     assert git is not None
     outs: list[OutRecord] = []
+    lock_path = project.relpath_from_git(LOCK_FILE)
     with tempfile.TemporaryDirectory(dir=project.control_dir / "tmp") as tmp:
         for rev in git.revisions(all_commits=True):
-            for path, data in git.iter_files_at(rev, suffix=".pipe"):
+            for _, data in git.iter_files_at(rev, suffix=".pipe"):
                 (Path(tmp) / "p.pipe").write_bytes(data)
                 try:
                     outs.append(read_pointer(Path(tmp), "p.pipe").out)
                 except PipeError:
                     continue  # an old, broken pointer keeps nothing alive
+            text = git.read_at(rev, lock_path)
+            try:
+                lock = parse_lock(text) if text is not None else None
+            except PipeError:
+                lock = None  # likewise an old, broken lock file
+            if lock is not None:
+                outs.extend(
+                    OutRecord(r.path, r.oid, r.size, r.nfiles) for e in lock.stages.values() for r in e.outs
+                )
     return outs

@@ -81,3 +81,20 @@ def test_cache_verify_quarantines_corrupt_objects(workspace: Workspace, cli: Cli
     assert not path.exists()
     assert (workspace.root / ".pipe/cache/quarantine" / victim).exists()
     assert "not in cache" in cli.run("status").stdout
+
+
+def test_gc_all_commits_keeps_stage_outs_of_older_lock_files(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"params.yaml": "n: 1\n"})
+    workspace.write_pipeline({"make": {"cmd": "python -c \"import yaml;print(yaml.safe_load(open('params.yaml'))['n'])\" > out.txt",
+                                       "params": ["n"], "outs": ["out.txt"]}})
+    cli.run("repro")
+    workspace.commit("n=1")
+    workspace.write({"params.yaml": "n: 2\n"})
+    cli.run("repro")
+    workspace.commit("n=2")
+    assert "removed 0 object(s)" in cli.run("gc", "--all-commits", "-f").stderr
+    workspace.git("checkout", "-q", "HEAD~1")
+    cli.run("checkout")
+    assert workspace.read("out.txt") == "1\n"
+    workspace.git("checkout", "-q", "main")
+    assert "removed 1 object(s)" in cli.run("gc", "--workspace", "-f").stderr
