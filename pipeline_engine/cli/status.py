@@ -18,9 +18,10 @@ from pipeline_engine.project import Project
 @click.option("-c", "--cloud", is_flag=True, help="Compare the cache with a remote instead of the workspace.")
 @click.option("-r", "--remote", help="Remote for --cloud (default: core.remote).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Concurrent requests for --cloud.")
+@click.option("-v", "--verbose", "names", is_flag=True, help="Name the changed files inside directories.")
 @click.pass_context
 def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_code: bool, cloud: bool,
-           remote: str | None, jobs: int | None) -> None:
+           remote: str | None, jobs: int | None, names: bool) -> None:
     """Show tracked data that changed, is missing, or is not in the cache (with --cloud: on a remote)."""
     from pipeline_engine.ops.status import data_status
 
@@ -31,7 +32,7 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
             ctx.exit(1)
         return
 
-    verbose = bool(ctx.obj and ctx.obj.get("verbose"))
+    verbose = names or bool(ctx.obj and ctx.obj.get("verbose"))
     project = Project.find()
     stages, changed, data_targets = _stage_section(project, targets)
     data = data_status(project, data_targets) if data_targets or not targets else []

@@ -28,7 +28,8 @@ def test_status_counts_added_modified_deleted_and_names_them_with_v(workspace: W
     result = cli.run("status")
     assert "data/images" in result.stdout and "1 modified, 1 added, 1 deleted" in result.stdout
     assert "big.bin" not in result.stdout
-    verbose = cli.run("-v", "status").stdout
+    verbose = cli.run("status", "-v").stdout
+    assert verbose == cli.run("-v", "status").stdout
     assert "modified: data/images/0001.jpg" in verbose and "deleted: data/images/0002.jpg" in verbose
     assert "added: data/images/new.jpg" in verbose
     cli.run("status", "--exit-code", exit_code=1)
