@@ -26,9 +26,9 @@ from pipeline_engine.core.fsutil import is_exec, walk_files
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
 from pipeline_engine.core.parallel import IO_JOBS, map_chunked
 from pipeline_engine.core.progress import NullProgress, Progress
-from pipeline_engine.errors import CheckoutError, ObjectNotFoundError
+from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError
 
-__all__ = ["CheckoutResult", "Scan", "checkout", "save", "scan", "scan_tree", "tree_of"]
+__all__ = ["CheckoutResult", "Scan", "checkout", "is_cached", "save", "scan", "scan_tree", "tree_of"]
 
 _SKIP_DIRS = frozenset({".git", ".pipe"})
 
@@ -92,6 +92,18 @@ def tree_of(store: ObjectStore, oid: str) -> Tree:
         ObjectNotFoundError: the manifest is not in the cache.
     """
     return Tree.from_bytes(store.read_bytes(oid), oid=oid)
+
+
+def is_cached(store: ObjectStore, oid: str) -> bool:
+    """True when the object and, for a directory, every file its manifest lists are in the store."""
+    if not store.exists(oid):
+        return False
+    if not is_dir_oid(oid):
+        return True
+    try:
+        return all(store.exists(e.oid) for e in tree_of(store, oid).entries)
+    except CacheError:
+        return False
 
 
 def save(

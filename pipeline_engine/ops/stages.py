@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline_engine.cache.link import LinkType, parse_link_types
-from pipeline_engine.cache.workspace import checkout, save, scan, tree_of
+from pipeline_engine.cache.workspace import checkout, save, scan
+from pipeline_engine.cache.workspace import is_cached as is_complete
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.core.hashing import is_dir_oid
-from pipeline_engine.errors import MissingOutputError, ObjectNotFoundError, SpecError
+from pipeline_engine.errors import MissingOutputError, SpecError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.pipeline.graph import Graph, build_graph
 from pipeline_engine.pipeline.lock import LockFile, PathRecord, StageLock, read_lock
@@ -83,15 +83,7 @@ def record_of(project: Project, relpath: str) -> PathRecord | None:
 
 def is_cached(project: Project, oid: str) -> bool:
     """True when the object (and, for a directory, every file it lists) is in the store."""
-    store = project.store
-    if not store.exists(oid):
-        return False
-    if not is_dir_oid(oid):
-        return True
-    try:
-        return all(store.exists(e.oid) for e in tree_of(store, oid).entries)
-    except ObjectNotFoundError:
-        return False
+    return is_complete(project.store, oid)
 
 
 def read_params(project: Project, stage: StageSpec) -> dict[str, dict[str, Any]]:

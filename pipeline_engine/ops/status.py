@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from pipeline_engine.cache.pointer import Pointer
 from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
-from pipeline_engine.cache.workspace import scan, scan_tree, tree_of
+from pipeline_engine.cache.workspace import is_cached, scan, scan_tree, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
-from pipeline_engine.errors import CacheError
 from pipeline_engine.ops.pointers import resolve_pointers
 from pipeline_engine.project import Project
 
@@ -50,7 +49,7 @@ def _status_of(project: Project, pointer: Pointer) -> DataStatus:
     rel, oid = pointer.data_relpath, pointer.out.oid
     states: list[DataState] = []
     diff = None
-    cached = _is_cached(project, oid)
+    cached = is_cached(project.store, oid)
     if not (project.root / rel).exists():
         states.append(DataState.MISSING)
     else:
@@ -62,19 +61,6 @@ def _status_of(project: Project, pointer: Pointer) -> DataStatus:
     if not cached:
         states.append(DataState.NOT_IN_CACHE)
     return DataStatus(rel, pointer.relpath, tuple(states) or (DataState.UP_TO_DATE,), diff)
-
-
-def _is_cached(project: Project, oid: str) -> bool:
-    store = project.store
-    if not store.exists(oid):
-        return False
-    if not is_dir_oid(oid):
-        return True
-    try:
-        tree = tree_of(store, oid)
-    except CacheError:
-        return False
-    return all(store.exists(e.oid) for e in tree.entries)
 
 
 def _dir_diff(project: Project, rel: str, oid: str, current: Tree | None) -> TreeDiff | None:
