@@ -77,7 +77,12 @@ def cloud_status(
         if is_dir_oid(out.oid) and store.exists(out.oid):
             found.update(e.oid for e in tree_of(store, out.oid).entries)
         members[out.path] = found
-    on_remote = rem.exists_many({o for oids in members.values() for o in oids})
+    # A manifest on the remote vouches for its files (push uploads it last): see present_on_remote.
+    dirs = {out.oid: members[out.path] - {out.oid} for out in outs if is_dir_oid(out.oid)}
+    manifests = rem.exists_many(set(dirs))
+    vouched = {oid for d in manifests for oid in dirs[d]}
+    rest = {o for oids in members.values() for o in oids} - vouched - set(dirs)
+    on_remote = manifests | vouched | rem.exists_many(rest)
     result = []
     for out in outs:
         oids = members[out.path]

@@ -10,8 +10,9 @@ from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.errors import CacheError
+from pipeline_engine.remote.remote import Remote
 
-__all__ = ["DirObject", "Failure", "ObjectPlan", "plan_objects"]
+__all__ = ["DirObject", "Failure", "ObjectPlan", "plan_objects", "present_on_remote"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,19 @@ def plan_objects(store: ObjectStore, outs: Sequence[OutRecord]) -> ObjectPlan:
             files.setdefault(entry.oid, f"{out.path}/{entry.relpath}")
         dirs[out.oid] = DirObject(out.path, out.oid, frozenset(e.oid for e in tree.entries))
     return ObjectPlan(files, tuple(dirs.values()), tuple(failures))
+
+
+def present_on_remote(rem: Remote, plan: ObjectPlan) -> set[str]:
+    """Which of the plan's objects `rem` holds.
+
+    Push uploads a manifest only after every file it lists, so a manifest on the remote vouches
+    for its files: they are not asked about. A no-op push of a 10,000-file directory is then one
+    request, not a listing of the remote.
+
+    Raises:
+        RemoteError: the remote cannot be reached or listed.
+    """
+    manifests = rem.exists_many({d.oid for d in plan.dirs})
+    vouched = {oid for d in plan.dirs if d.oid in manifests for oid in d.files}
+    rest = {oid for oid in plan.files if oid not in vouched}
+    return manifests | vouched | rem.exists_many(rest)

@@ -21,7 +21,7 @@ from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.core.hashing import hash_file, is_dir_oid
 from pipeline_engine.core.progress import NullProgress, Progress, ProgressTask
 from pipeline_engine.errors import CorruptObjectError, PipeError, RemoteError
-from pipeline_engine.ops.objects import Failure, plan_objects
+from pipeline_engine.ops.objects import Failure, plan_objects, present_on_remote
 from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
@@ -92,7 +92,7 @@ def push_outs(
     plan = plan_objects(store, outs)
     failures = list(plan.failures)
     files = plan.files
-    on_remote = rem.exists_many({*files, *(d.oid for d in plan.dirs)})
+    on_remote = present_on_remote(rem, plan)
     todo = [oid for oid in files if oid not in on_remote]
     task = progress.task(
         f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote), unit="objects"

@@ -69,10 +69,12 @@ def test_rerun_push_uploads_only_what_is_missing(workspace: Workspace, cli: Cli,
     _track(workspace, cli)
     store = _local_remote(workspace, cli, tmp_path)
     cli.run("push")
-    for name in ("001.txt", "002.txt"):  # as if the first push had been interrupted
-        os.unlink(store / oid_to_relpath(_image_oid(name)))
+    # As if the first push had been interrupted: two files and so their manifest never arrived.
+    manifest = next(store.glob("??/*.dir"))
+    for path in (manifest, *(store / oid_to_relpath(_image_oid(n)) for n in ("001.txt", "002.txt"))):
+        os.unlink(path)
     result = cli.run("push")
-    assert "2 transferred" in result.stderr and "40 already present" in result.stderr
+    assert "3 transferred" in result.stderr and "39 already present" in result.stderr
 
 
 def test_push_of_targets_sends_only_their_objects(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
