@@ -9,6 +9,7 @@ A failed object never stops the others; the command raises a `RemoteError` listi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -18,9 +19,9 @@ from pathlib import Path
 from pipeline_engine.cache.pointer import OutRecord
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import CheckoutResult
-from pipeline_engine.core.hashing import hash_file, is_dir_oid
+from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
 from pipeline_engine.core.progress import NullProgress, Progress, ProgressTask
-from pipeline_engine.errors import CorruptObjectError, PipeError, RemoteError
+from pipeline_engine.errors import CacheError, PipeError, RemoteError
 from pipeline_engine.ops.objects import Failure, plan_objects, present_on_remote
 from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.project import Project
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 _SHOWN_FAILURES = 20
+# Objects fetched between two flushes of the cache (see _download).
+_FETCH_CHUNK = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +228,11 @@ def fetch_outs(
 def _download(
     store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
 ) -> tuple[set[str], int, list[Failure]]:
-    """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added."""
+    """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added.
+
+    Objects are fetched in chunks; each chunk's verified objects enter the store together with
+    one filesystem flush (`store.add_files`), so an interrupted fetch keeps the finished chunks.
+    """
     if not wanted:
         return set(), 0, []
     tmp_dir = store.root / "tmp"
@@ -234,8 +241,9 @@ def _download(
     items = [(oid, tmp_dir / f"{oid}.{token}.part") for oid in wanted]
     temp = dict(items)
     failures: list[Failure] = []
+    verified: list[tuple[Path, Oid]] = []
     done: set[str] = set()
-    sizes: list[int] = []
+    size = 0
     task = progress.task(label, len(items), unit="objects")
 
     def finish(oid: str, error: PipeError | None) -> None:
@@ -243,26 +251,33 @@ def _download(
         if error is not None:
             failures.append(Failure(wanted[oid], oid, str(error)))
             return
-        try:
-            size = temp[oid].stat().st_size
-            store.add_verified(temp[oid], oid)
-        except CorruptObjectError as exc:
-            failures.append(Failure(wanted[oid], oid, f"corrupt on remote '{rem.name}': {exc}"))
+        actual = hash_file(temp[oid])
+        if actual != oid.removesuffix(".dir"):
+            reason = f"corrupt on remote '{rem.name}': its content hashes to '{actual}'"
+            failures.append(Failure(wanted[oid], oid, reason))
             return
-        except OSError as exc:
-            failures.append(Failure(wanted[oid], oid, f"cannot add to the cache: {exc}"))
-            return
-        done.add(oid)
-        sizes.append(size)
+        verified.append((temp[oid], Oid(oid)))
 
     try:
-        rem.get_many(items, on_done=finish)
+        for start in range(0, len(items), _FETCH_CHUNK):
+            rem.get_many(items[start : start + _FETCH_CHUNK], on_done=finish)
+            size += sum(path.stat().st_size for path, _ in verified)
+            _add_to_store(store, verified, jobs=rem.jobs)
+            done.update(oid for _, oid in verified)
+            verified.clear()
     finally:
         task.close()
-        for path in temp.values():  # partial or refused downloads never stay behind
-            if path.exists():
+        for path in temp.values():  # downloads are copied into the store; refused ones never stay
+            with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-    return done, sum(sizes), failures
+    return done, size, failures
+
+
+def _add_to_store(store: ObjectStore, verified: Sequence[tuple[Path, Oid]], *, jobs: int) -> None:
+    try:
+        store.add_files(verified, jobs=min(jobs, 16))
+    except OSError as exc:
+        raise CacheError(f"cannot add fetched objects to the cache '{store.root}': {exc}") from exc
 
 
 def raise_for_failures(verb: str, result: TransferResult) -> None:
