@@ -78,7 +78,9 @@ def cloud_status(
             found.update(e.oid for e in tree_of(store, out.oid).entries)
         members[out.path] = found
     # A manifest on the remote vouches for its files (push uploads it last): see present_on_remote.
-    dirs = {out.oid: members[out.path] - {out.oid} for out in outs if is_dir_oid(out.oid)}
+    dirs: dict[str, set[str]] = {
+        out.oid: members[out.path] - {out.oid} for out in outs if is_dir_oid(out.oid)
+    }
     manifests = rem.exists_many(set(dirs))
     vouched = {oid for d in manifests for oid in dirs[d]}
     rest = {o for oids in members.values() for o in oids} - vouched - set(dirs)
