@@ -82,10 +82,21 @@ def push(
 
     rem = open_project_remote(project, remote, jobs=jobs)
     with project.mutex("pipe push"):
-        outs = used_outs(project, targets=targets)
+        unpushed = _unpushed_paths(project)
+        outs = [o for o in used_outs(project, targets=targets) if o.path not in unpushed]
         result = push_outs(project.store, rem, outs, progress=progress or NullProgress())
     raise_for_failures("push", result)
     return result
+
+
+def _unpushed_paths(project: Project) -> set[str]:
+    """Stage outs declared `push: false` in pipeline.yaml: cached locally, never uploaded."""
+    from pipeline_engine.ops.stages import has_pipeline
+    from pipeline_engine.pipeline.spec import load_spec
+
+    if not has_pipeline(project):
+        return set()
+    return {o.path for stage in load_spec(project.root).stages.values() for o in stage.outs if not o.push}
 
 
 def push_outs(

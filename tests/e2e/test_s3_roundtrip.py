@@ -37,19 +37,31 @@ def test_clone_b_pulls_exactly_what_clone_a_pushed(
     a = workspace.root
     workspace.write({"data": {"raw": FILES, "labels.json": '{"classes": 3}\n'}})
     pipe("add", "data/raw", "data/labels.json", cwd=a)
+    workspace.write_pipeline(
+        {
+            "count": {
+                "cmd": "mkdir -p out && ls data/raw | wc -l > out/files.txt && cat data/raw/* | wc -l > out/rows.txt",
+                "deps": ["data/raw"],
+                "outs": ["out"],
+            }
+        }
+    )
+    pipe("repro", cwd=a)
     pipe("remote", "add", "-d", "shared", f"s3://{s3_bucket}/team/project", cwd=a)
     pipe("remote", "modify", "shared", "endpoint_url", s3_server.endpoint_url, cwd=a)
     pushed = pipe("push", cwd=a)
-    assert "62 transferred" in pushed.stderr
+    assert "65 transferred" in pushed.stderr  # 60 files + manifest, labels, 2 outs + manifest
     assert "0 transferred" in pipe("push", cwd=a).stderr
-    workspace.commit("data on s3")
+    workspace.commit("data and pipeline on s3")
 
     b = tmp_path / "clone-b"
     git(tmp_path, "clone", "-q", str(a), str(b))
     pulled = pipe("pull", cwd=b)
-    assert "62 transferred" in pulled.stderr and "0 failed" in pulled.stderr
+    assert "65 transferred" in pulled.stderr and "0 failed" in pulled.stderr
     assert "up to date" in pipe("status", cwd=b).stderr
+    assert "nothing to do" in pipe("repro", cwd=b).stderr
     assert _files(b / "data") == _files(a / "data")
+    assert _files(b / "out") == _files(a / "out")
 
 
 def _run_then_kill(args: list[str], cwd: Path, started: Callable[[], bool]) -> None:

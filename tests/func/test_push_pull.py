@@ -199,3 +199,21 @@ def test_s3_missing_bucket_fails_fast_naming_the_remote_and_no_secret_shown(
     assert "remote 's3' (s3://no-such-bucket-here/p)" in result.stderr
     assert "bucket does not exist" in result.stderr and "stopped after" in result.stderr
     assert SECRET not in result.output
+
+
+def test_push_skips_stage_outs_declared_push_false(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    workspace.write({"data.txt": "rows\n"})
+    workspace.write_pipeline(
+        {
+            "make": {
+                "cmd": "cp data.txt shared.txt && cp data.txt scratch.txt && echo more >> scratch.txt",
+                "deps": ["data.txt"],
+                "outs": ["shared.txt", {"scratch.txt": {"push": False}}],
+            }
+        }
+    )
+    cli.run("repro")
+    store = _local_remote(workspace, cli, tmp_path)
+    result = cli.run("push")
+    assert "1 transferred" in result.stderr
+    assert {p.parent.name + p.name for p in store.glob("??/*")} == {hash_bytes(b"rows\n")}
