@@ -77,9 +77,16 @@ def _validate(project: Project, paths: Sequence[str]) -> list[str]:
     if not paths:
         raise PathError("nothing to add: name at least one file or directory")
     tracked = [p.data_relpath for p in find_pointers(project)]
+    stage_outs = _stage_outs(project)
     chosen: list[str] = []
     for path in paths:
         rel = _check_one(project, path)
+        for out, stage in stage_outs.items():
+            if rel == out or rel.startswith(out + "/") or out.startswith(rel + "/"):
+                raise PathError(
+                    f"'{rel}' overlaps '{out}', an out of stage '{stage}'; pipe caches it when the stage runs",
+                    hint=f"run 'pipe commit {stage}' to record the current outputs of '{stage}'",
+                )
         for other in (*tracked, *chosen):
             if rel != other and (rel.startswith(other + "/") or other.startswith(rel + "/")):
                 raise PathError(
@@ -90,6 +97,16 @@ def _validate(project: Project, paths: Sequence[str]) -> list[str]:
             chosen.append(rel)
     _refuse_git_tracked(project, chosen)
     return chosen
+
+
+def _stage_outs(project: Project) -> dict[str, str]:
+    """Out path -> stage name for every stage of pipeline.yaml (empty without one)."""
+    from pipeline_engine.pipeline.spec import PIPELINE_FILE, load_spec
+
+    if not (project.root / PIPELINE_FILE).is_file():
+        return {}
+    spec = load_spec(project.root)
+    return {o.path: name for name, stage in spec.stages.items() for o in stage.outs}
 
 
 def _check_one(project: Project, path: str) -> str:

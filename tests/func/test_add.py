@@ -120,3 +120,10 @@ def test_add_after_change_hashes_only_changed_files(workspace: Workspace, cli: C
     memo_after = workspace.project().memo.get_under("d")
     changed = {p for p in memo_after if memo_after[p] != memo_before.get(p)}
     assert changed == {"d/f3"}
+
+
+def test_add_refuses_a_stage_out(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo m > models/model.bin", "outs": ["models"]}})
+    workspace.write({"models": {"model.bin": "m"}})
+    err = _refused(workspace, cli, "models/model.bin")
+    assert "out of stage 'train'" in err and "pipe commit train" in err
