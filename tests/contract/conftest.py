@@ -12,7 +12,7 @@ from pipeline_engine.remote.remote import Remote
 from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
+@pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.s3)])
 def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Remote]:
     """An empty remote of each kind, opened exactly as `pipe push` opens one."""
     kind = request.param

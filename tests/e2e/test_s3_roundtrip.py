@@ -32,6 +32,7 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.s3
 def test_clone_b_pulls_exactly_what_clone_a_pushed(
     workspace: Workspace, tmp_path: Path, s3_server: S3Server, s3_bucket: str
 ) -> None:

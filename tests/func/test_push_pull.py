@@ -153,6 +153,7 @@ def test_unknown_remote_name_is_an_error(workspace: Workspace, cli: Cli, tmp_pat
     assert "remote 'elsewhere' is not configured (configured: store)" in result.stderr
 
 
+@pytest.mark.s3
 def test_s3_push_and_pull_with_credentials_from_local_config(
     workspace: Workspace,
     cli: Cli,
@@ -187,6 +188,7 @@ def test_s3_push_and_pull_with_credentials_from_local_config(
     assert clone.read("data/images/039.txt") == IMAGES["039.txt"]
 
 
+@pytest.mark.s3
 def test_s3_missing_bucket_fails_fast_naming_the_remote_and_no_secret_shown(
     workspace: Workspace, cli: Cli, s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
