@@ -73,25 +73,32 @@ def remove(pointers: tuple[str, ...], outs: bool) -> None:
 @click.command()
 @click.option("-w", "--workspace", is_flag=True, help="Keep objects the current workspace references.")
 @click.option("-a", "--all-commits", is_flag=True, help="Keep objects any git commit references.")
+@click.option("-c", "--cloud", is_flag=True, help="Also delete unreferenced objects from the remote.")
+@click.option("-r", "--remote", help="Remote for --cloud (default: core.remote).")
 @click.option("--dry", is_flag=True, help="Only report what would be removed.")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
-def gc(workspace: bool, all_commits: bool, dry: bool, force: bool) -> None:
-    """Delete cache objects that nothing in the chosen scope references."""
+def gc(workspace: bool, all_commits: bool, cloud: bool, remote: str | None, dry: bool, force: bool) -> None:
+    """Delete cache objects (and with --cloud, remote objects) that the chosen scope does not use."""
+    from pipeline_engine.ops.gc import GcOptions
     from pipeline_engine.ops.gc import gc as collect
 
     project = _project()
+    options = GcOptions(workspace=workspace, all_commits=all_commits, cloud=cloud, remote=remote, dry=dry)
     if not (dry or force) and (workspace or all_commits):
-        preview = collect(project, workspace=workspace, all_commits=all_commits, dry=True)
-        if preview.removed == 0:
+        preview = collect(project, GcOptions(workspace=workspace, all_commits=all_commits, dry=True))
+        if preview.removed == 0 and not cloud:
             render.info("nothing to remove")
             return
-        click.confirm(
-            f"remove {preview.removed} object(s), {render.size(preview.bytes)}, from the cache?", abort=True,
-            err=True,
-        )
-    result = collect(project, workspace=workspace, all_commits=all_commits, dry=dry)
+        question = f"remove {preview.removed} object(s), {render.size(preview.bytes)}, from the cache"
+        if cloud:
+            question += ", and every object the scope does not use from the remote"
+        click.confirm(question + "?", abort=True, err=True)
+    result = collect(project, options)
     verb = "would remove" if dry else "removed"
     render.info(f"{verb} {result.removed} object(s), {render.size(result.bytes)}; {result.kept} kept")
+    if result.cloud is not None:
+        render.info(f"remote '{result.cloud.remote}': {verb} {len(result.cloud.removed)} object(s); "
+                    f"{result.cloud.kept} kept")
 
 
 @click.group()

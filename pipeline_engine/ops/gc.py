@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.pointer import OutRecord, read_pointer
 from pipeline_engine.cache.store import ObjectStore
@@ -16,32 +17,56 @@ from pipeline_engine.ops.used import used_outs
 from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock
 from pipeline_engine.project import Project
 
-__all__ = ["GcResult", "collect_used_oids", "expand_oids", "gc"]
+if TYPE_CHECKING:
+    from pipeline_engine.ops.cloud import RemoteGcResult
+
+__all__ = ["GcOptions", "GcResult", "collect_used_oids", "expand_oids", "gc"]
+
+
+@dataclass(frozen=True, slots=True)
+class GcOptions:
+    """What to keep (`workspace`, `all_commits`), whether to clean a remote too, and `dry`."""
+
+    workspace: bool = False
+    all_commits: bool = False
+    cloud: bool = False
+    remote: str | None = None
+    dry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class GcResult:
-    """Objects removed (or that would be, with `dry`) and their total size."""
+    """Objects removed (or that would be, with `dry`) and their total size; `cloud` for the remote."""
 
     removed: int
     bytes: int
     kept: int
     dry: bool
+    cloud: RemoteGcResult | None = None
 
 
-def gc(project: Project, *, workspace: bool, all_commits: bool = False, dry: bool = False) -> GcResult:
-    """Remove unreferenced objects; the scope is the workspace, plus every commit with `all_commits`.
+def gc(project: Project, options: GcOptions) -> GcResult:
+    """Remove unreferenced objects from the cache and, with `cloud`, from the remote.
+
+    The scope is the workspace, plus every commit with `all_commits`; gc never guesses it.
 
     Raises:
-        PipeError: no scope was chosen (gc never guesses what to keep).
+        PipeError: no scope was chosen.
+        RemoteError: with `cloud`, the remote cannot be listed or changed.
     """
-    if not (workspace or all_commits):
+    if not (options.workspace or options.all_commits):
         raise PipeError(
             "choose what to keep: '--workspace' (this checkout) or '--all-commits' (every git commit)",
             hint="run 'pipe gc --workspace --dry' to see what would be removed",
         )
     with project.mutex("pipe gc"):
-        keep = collect_used_oids(project, all_commits=all_commits)
+        keep = collect_used_oids(project, all_commits=options.all_commits)
+        cloud = None
+        if options.cloud:
+            # The remote first: its manifests may have to come through the local cache.
+            from pipeline_engine.ops.cloud import gc_remote
+
+            cloud = gc_remote(project, options.remote, keep, dry=options.dry)
         removed = size = kept = 0
         for oid in list(project.store.iter_oids()):
             if oid in keep:
@@ -49,9 +74,9 @@ def gc(project: Project, *, workspace: bool, all_commits: bool = False, dry: boo
                 continue
             removed += 1
             size += project.store.size_of(oid)
-            if not dry:
+            if not options.dry:
                 project.store.remove(oid)
-        return GcResult(removed, size, kept, dry)
+        return GcResult(removed, size, kept, options.dry, cloud)
 
 
 def collect_used_oids(project: Project, *, all_commits: bool = False) -> set[Oid]:

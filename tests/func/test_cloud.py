@@ -94,3 +94,29 @@ def test_gc_remote_refuses_when_a_kept_manifest_is_nowhere(
     with pytest.raises(RemoteError, match=f"manifest '{manifest}' of a kept directory.*nothing was deleted"):
         gc_remote(project, None, keep, dry=False)
     assert _remote_oids(store) == before
+
+
+def test_pipe_gc_cloud_cleans_cache_and_remote(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    old_model = hash_bytes(b"weights v1")
+    workspace.write({"data": {"model.bin": "weights v2"}})
+    cli.run("add", "data/model.bin")
+    cli.run("push")
+    assert old_model in _remote_oids(store)
+    dry = cli.run("gc", "--workspace", "--cloud", "--dry")
+    assert "remote 'store': would remove 1 object(s)" in dry.stderr
+    assert old_model in _remote_oids(store)
+    cli.run("gc", "-w", "-c", "-f")
+    assert old_model not in _remote_oids(store)
+    assert not workspace.project().store.exists(old_model)
+    shutil.rmtree(workspace.root / ".pipe/cache")
+    cli.run("pull")
+    assert workspace.read("data/model.bin") == "weights v2"
+
+
+def test_pipe_gc_cloud_asks_before_deleting(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    before = _remote_oids(store)
+    result = cli.run("gc", "-w", "--cloud", input="n\n", exit_code=1)
+    assert "from the remote?" in result.stderr
+    assert _remote_oids(store) == before
