@@ -19,13 +19,13 @@ import xxhash
 
 from pipeline_engine.cache.link import LinkType, link
 from pipeline_engine.cache.memo import FileStamp, HashMemo, TreeMemo, stamp_of
-from pipeline_engine.cache.pointer import OutRecord
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
 from pipeline_engine.core.fsutil import is_exec, walk_files
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
 from pipeline_engine.core.parallel import IO_JOBS, map_chunked
 from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError
 
 __all__ = ["CheckoutResult", "Scan", "checkout", "is_cached", "save", "scan", "scan_tree", "tree_of"]
@@ -114,7 +114,7 @@ def save(
     link_types: Sequence[LinkType],
     memo: HashMemo | None = None,
     progress: Progress | None = None,
-) -> OutRecord:
+) -> PathRecord:
     """Store every object of `scanned` that the store lacks, then its manifest; return its record.
 
     A manifest is stored only after all of its files, so a manifest in the store implies its
@@ -126,7 +126,7 @@ def save(
     if not is_dir_oid(scanned.oid):
         store.add_file(path, scanned.oid)
         _relink(store, [(path, scanned.oid, is_exec(os.stat(path).st_mode))], link_types)
-        return OutRecord(scanned.relpath, scanned.oid, scanned.size, None)
+        return PathRecord(scanned.relpath, scanned.oid, scanned.size, None)
     tree = scanned.tree
     if tree is None:
         # A memo hit may name a manifest the store no longer has (after gc): build it again.
@@ -137,7 +137,7 @@ def save(
     task.close()
     store.add_bytes(tree.to_bytes(), suffix=".dir")
     _relink(store, [(path / e.relpath, e.oid, e.isexec) for e in tree.entries], link_types)
-    return OutRecord(scanned.relpath, tree.oid, tree.size, len(tree.entries))
+    return PathRecord(scanned.relpath, tree.oid, tree.size, len(tree.entries))
 
 
 def checkout(

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.link import parse_link_types
-from pipeline_engine.cache.pointer import POINTER_SUFFIX, OutRecord, Pointer, read_pointer, write_pointer
+from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer, write_pointer
 from pipeline_engine.cache.workspace import save, scan
 from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.project import CONTROL_DIR, Project
@@ -34,7 +35,7 @@ class Added:
 
     relpath: str
     pointer: str
-    out: OutRecord
+    out: PathRecord
     outcome: AddOutcome
 
 
@@ -58,10 +59,10 @@ def add(project: Project, paths: Sequence[str], *, progress: Progress | None = N
         return results
 
 
-def _record(project: Project, rel: str, out: OutRecord) -> Added:
+def _record(project: Project, rel: str, out: PathRecord) -> Added:
     pointer_rel = rel + POINTER_SUFFIX
     name = rel.rpartition("/")[2]
-    pointer = Pointer(pointer_rel, OutRecord(name, out.oid, out.size, out.nfiles))
+    pointer = Pointer(pointer_rel, PathRecord(name, out.oid, out.size, out.nfiles))
     outcome = AddOutcome.ADDED
     if (project.root / pointer_rel).exists():
         old = read_pointer(project.root, pointer_rel)

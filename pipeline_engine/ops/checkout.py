@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline_engine.cache.link import parse_link_types
-from pipeline_engine.cache.pointer import OutRecord
 from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.cache.workspace import checkout as checkout_path
 from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CheckoutError
 from pipeline_engine.ops.pointers import restore_deleted_pointers
 from pipeline_engine.ops.used import used_outs
@@ -40,7 +40,7 @@ def checkout(
 
 def checkout_outs(
     project: Project,
-    outs: Sequence[OutRecord],
+    outs: Sequence[PathRecord],
     *,
     force: bool = False,
     relink: bool = False,

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_engine.cache.pointer import OutRecord, read_pointer
+from pipeline_engine.cache.pointer import read_pointer
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid, is_dir_oid
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, PipeError
 from pipeline_engine.ops.used import used_outs
 from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock
@@ -87,7 +88,7 @@ def collect_used_oids(project: Project, *, all_commits: bool = False) -> set[Oid
     return expand_oids(project.store, outs)
 
 
-def expand_oids(store: ObjectStore, outs: Iterable[OutRecord]) -> set[Oid]:
+def expand_oids(store: ObjectStore, outs: Iterable[PathRecord]) -> set[Oid]:
     """The oids of `outs` plus, for directories, every file oid their manifests list."""
     oids: set[Oid] = set()
     for out in outs:
@@ -100,11 +101,11 @@ def expand_oids(store: ObjectStore, outs: Iterable[OutRecord]) -> set[Oid]:
     return oids
 
 
-def _outs_in_history(project: Project) -> list[OutRecord]:
+def _outs_in_history(project: Project) -> list[PathRecord]:
     """Outs named by the pointer files and pipeline.lock of every commit."""
     git = project.git
     assert git is not None
-    outs: list[OutRecord] = []
+    outs: list[PathRecord] = []
     lock_path = project.relpath_from_git(LOCK_FILE)
     with tempfile.TemporaryDirectory(dir=project.control_dir / "tmp") as tmp:
         for rev in git.revisions(all_commits=True):
@@ -120,7 +121,5 @@ def _outs_in_history(project: Project) -> list[OutRecord]:
             except PipeError:
                 lock = None  # likewise an old, broken lock file
             if lock is not None:
-                outs.extend(
-                    OutRecord(r.path, r.oid, r.size, r.nfiles) for e in lock.stages.values() for r in e.outs
-                )
+                outs.extend(r for e in lock.stages.values() for r in e.outs)
     return outs

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline_engine.cache.pointer import OutRecord
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import is_dir_oid
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
 from pipeline_engine.remote.remote import Remote
 
@@ -42,7 +42,7 @@ class ObjectPlan:
     failures: tuple[Failure, ...] = ()
 
 
-def plan_objects(store: ObjectStore, outs: Sequence[OutRecord]) -> ObjectPlan:
+def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
     """Expand `outs` through the manifests in `store`; a manifest missing or corrupt there is a failure."""
     files: dict[str, str] = {}
     dirs: dict[str, DirObject] = {}

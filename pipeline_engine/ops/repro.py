@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
 from pipeline_engine.ops import runcache
 from pipeline_engine.ops.stages import Pipeline, load_pipeline, measure, restore_outs, save_outs
 from pipeline_engine.pipeline.graph import select
-from pipeline_engine.pipeline.lock import LockWriter, PathRecord, StageLock
+from pipeline_engine.pipeline.lock import LockWriter, StageLock
 from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project

@@ -9,14 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 
-from pipeline_engine.cache.pointer import OutRecord
 from pipeline_engine.core.progress import NullProgress
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.ops.checkout import checkout_outs
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.ops.stages import is_cached
 from pipeline_engine.ops.transfer import fetch_outs
-from pipeline_engine.pipeline.lock import PathRecord
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
@@ -38,7 +37,7 @@ class Puller:
 
     def fetch(self, records: Iterable[PathRecord]) -> None:
         """Download what the cache lacks of `records`; objects the remote lacks are left missing."""
-        missing = [OutRecord(r.path, r.oid, r.size, r.nfiles) for r in records
+        missing = [r for r in records
                    if not is_cached(self._project, r.oid)]
         if missing:
             with self._lock:
@@ -52,7 +51,7 @@ class Puller:
             return []
         chosen = [p for p in find_pointers(self._project)
                   if any(p.data_relpath == d or d.startswith(p.data_relpath + "/") for d in wanted)]
-        records = [OutRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in chosen]
+        records = [PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in chosen]
         fetch_outs(self._project.store, self._remote, records, progress=NullProgress())
         complete = [r for r in records if is_cached(self._project, r.oid)]
         checkout_outs(self._project, complete)

@@ -15,8 +15,9 @@ from typing import Any
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import SpecError
-from pipeline_engine.pipeline.lock import PathRecord, StageLock
+from pipeline_engine.pipeline.lock import StageLock
 from pipeline_engine.pipeline.plan import StageState
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project

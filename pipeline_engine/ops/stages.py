@@ -11,10 +11,11 @@ from pipeline_engine.cache.link import LinkType, parse_link_types
 from pipeline_engine.cache.workspace import checkout, save, scan
 from pipeline_engine.cache.workspace import is_cached as is_complete
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, SpecError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.pipeline.graph import Graph, build_graph
-from pipeline_engine.pipeline.lock import LockFile, PathRecord, StageLock, read_lock
+from pipeline_engine.pipeline.lock import LockFile, StageLock, read_lock
 from pipeline_engine.pipeline.params import pick, read_params_file
 from pipeline_engine.pipeline.plan import StageState
 from pipeline_engine.pipeline.spec import PIPELINE_FILE, StageSpec, load_spec

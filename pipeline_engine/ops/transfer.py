@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline_engine.cache.pointer import OutRecord
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
 from pipeline_engine.core.progress import NullProgress, Progress, ProgressTask
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, PipeError, RemoteError
 from pipeline_engine.ops.objects import Failure, plan_objects, present_on_remote
 from pipeline_engine.ops.remote import open_project_remote
@@ -100,7 +100,7 @@ def _unpushed_paths(project: Project) -> set[str]:
 
 
 def push_outs(
-    store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress
+    store: ObjectStore, rem: Remote, outs: Sequence[PathRecord], *, progress: Progress
 ) -> TransferResult:
     """Push `outs` to `rem`: missing file objects first, then the manifests whose files all arrived."""
     plan = plan_objects(store, outs)
@@ -218,7 +218,7 @@ def pull(
 
 
 def fetch_outs(
-    store: ObjectStore, rem: Remote, outs: Sequence[OutRecord], *, progress: Progress
+    store: ObjectStore, rem: Remote, outs: Sequence[PathRecord], *, progress: Progress
 ) -> TransferResult:
     """Fetch `outs` from `rem` into `store`: missing manifests first, then the files they list."""
     wanted_manifests: dict[str, str] = {

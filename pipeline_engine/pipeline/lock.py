@@ -16,57 +16,18 @@ from typing import Any
 import yaml
 
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.core.hashing import ALGORITHM, Oid
-from pipeline_engine.core.layout import is_valid_oid
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.yamlio import load_yaml, parse_yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = [
-    "LOCK_FILE", "LockFile", "LockWriter", "PathRecord", "StageLock", "dump_lock", "parse_lock", "read_lock",
+    "LOCK_FILE", "LockFile", "LockWriter", "StageLock", "dump_lock", "parse_lock", "read_lock",
     "write_stage",
 ]
 
 LOCK_FILE = "pipeline.lock"
 SCHEMA_VERSION = 1
 _write_lock = threading.Lock()
-
-
-@dataclass(frozen=True, slots=True)
-class PathRecord:
-    """The recorded state of one dep or out; the same fields and on-disk shape as a pointer's out.
-
-    (cache.pointer.OutRecord is a sibling layer's type; ops/ converts between the two.)
-    """
-
-    path: str
-    oid: Oid
-    size: int
-    nfiles: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """`{path, hash: xxh3_128, oid, size[, nfiles]}`."""
-        d: dict[str, Any] = {"path": self.path, "hash": ALGORITHM, "oid": self.oid, "size": self.size}
-        if self.nfiles is not None:
-            d["nfiles"] = self.nfiles
-        return d
-
-    @classmethod
-    def from_dict(cls, raw: Any, *, source: str) -> PathRecord:
-        """Parse one record.
-
-        Raises:
-            SpecError: a field is missing or invalid, or the path leaves the project.
-        """
-        if not isinstance(raw, Mapping):
-            raise SpecError(f"{source}: each entry must be a mapping with 'path' and 'oid'")
-        path, oid, size, nfiles = raw.get("path"), raw.get("oid"), raw.get("size"), raw.get("nfiles")
-        if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
-            raise SpecError(f"{source}: invalid path {path!r}")
-        if raw.get("hash", ALGORITHM) != ALGORITHM or not isinstance(oid, str) or not is_valid_oid(oid):
-            raise SpecError(f"{source}: '{path}' has no valid {ALGORITHM} 'oid'")
-        if not isinstance(size, int) or size < 0 or not (nfiles is None or isinstance(nfiles, int)):
-            raise SpecError(f"{source}: '{path}' has an invalid 'size' or 'nfiles'")
-        return cls(path, Oid(oid), size, nfiles)
 
 
 @dataclass(frozen=True, slots=True)

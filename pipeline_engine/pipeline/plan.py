@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline_engine.pipeline.lock import PathRecord, StageLock
+from pipeline_engine.core.record import PathRecord
+from pipeline_engine.pipeline.lock import StageLock
 from pipeline_engine.pipeline.params import PARAMS_FILE
 from pipeline_engine.pipeline.spec import StageSpec
 

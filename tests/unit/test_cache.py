@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline_engine.cache.memo import HashMemo, stamp_of
-from pipeline_engine.cache.pointer import OutRecord, Pointer, read_pointer, write_pointer
+from pipeline_engine.cache.pointer import Pointer, read_pointer, write_pointer
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree, TreeEntry, diff_trees
 from pipeline_engine.cache.workspace import scan
 from pipeline_engine.core.hashing import Oid, hash_bytes
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, CorruptObjectError, ObjectNotFoundError, SpecError
 
 
@@ -107,13 +108,13 @@ def test_diff_trees_reports_added_modified_deleted() -> None:
 
 
 def test_pointer_round_trip_and_validation(tmp_path: Path) -> None:
-    p = Pointer("data/x.pipe", OutRecord("x", Oid("0" * 32), 5))
+    p = Pointer("data/x.pipe", PathRecord("x", Oid("0" * 32), 5))
     (tmp_path / "data").mkdir()
     write_pointer(tmp_path, p)
     assert read_pointer(tmp_path, "data/x.pipe") == p
     assert "hash: xxh3_128" in (tmp_path / "data/x.pipe").read_text()
     (tmp_path / "data/y.pipe").write_text("schema: 1\nouts:\n- path: ../../etc\n  oid: abc\n  size: 1\n")
-    with pytest.raises(SpecError, match="data/y.pipe: path '../../etc'"):
+    with pytest.raises(SpecError, match="data/y.pipe: invalid path '../../etc'"):
         read_pointer(tmp_path, "data/y.pipe")
 
 
@@ -146,7 +147,7 @@ def test_pointer_schema_accepts_written_pointers_and_rejects_bad_ones(tmp_path: 
     import pipeline_engine
 
     schema = json.loads((Path(pipeline_engine.__file__).parent / "schemas/pointer.schema.json").read_text())
-    write_pointer(tmp_path, Pointer("d.pipe", OutRecord("d", Oid("a" * 32 + ".dir"), 10, 3)))
+    write_pointer(tmp_path, Pointer("d.pipe", PathRecord("d", Oid("a" * 32 + ".dir"), 10, 3)))
     jsonschema.validate(yaml.safe_load((tmp_path / "d.pipe").read_text()), schema)
     bad = {"schema": 1, "outs": [{"path": "../x", "hash": "md5", "oid": "zz", "size": -1}]}
     with pytest.raises(jsonschema.ValidationError):

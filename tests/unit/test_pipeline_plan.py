@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline_engine.core.hashing import Oid
-from pipeline_engine.pipeline.lock import PathRecord, StageLock
+from pipeline_engine.core.record import PathRecord
+from pipeline_engine.pipeline.lock import StageLock
 from pipeline_engine.pipeline.plan import Decision, ReasonKind, StageState, decide, propagate
 from pipeline_engine.pipeline.spec import OutSpec, ParamsDep, StageSpec
 
