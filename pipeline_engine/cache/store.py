@@ -55,7 +55,9 @@ class ObjectStore:
                 os.unlink(tmp)
             raise
 
-    def add_files(self, items: Sequence[tuple[Path, Oid]], *, jobs: int = 8, on_done: Callable[[], None] | None = None) -> int:
+    def add_files(
+        self, items: Sequence[tuple[Path, Oid]], *, jobs: int = 8, on_done: Callable[[], None] | None = None
+    ) -> int:
         """Copy many hashed files into the store; returns how many were new.
 
         Copies run in a thread pool (file creation is latency-bound), then one `syncfs` makes
@@ -64,29 +66,53 @@ class ObjectStore:
         """
         unique = {oid: src for src, oid in items}
         todo = [(src, oid) for oid, src in unique.items() if not self.exists(oid)]
-        if not todo:
-            return 0
         staged: list[tuple[Path, Path]] = []
 
         def copy(item: tuple[Path, Oid]) -> tuple[Path, Path]:
             src, oid = item
             tmp = self._tmp_path(oid)
             shutil.copyfile(src, tmp)
-            os.chmod(tmp, _READ_ONLY)
             if on_done is not None:
                 on_done()
             return tmp, self.path_of(oid)
 
         try:
             staged.extend(map_chunked(copy, todo, jobs=jobs))
-            _sync_filesystem(self.root)
-            for tmp, dest in staged:
-                self._ensure_dir(dest.parent)
-                os.replace(tmp, dest)
+            return self._commit_many(staged)
         finally:
             for tmp, _ in staged:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+
+    def adopt_verified(self, items: Sequence[tuple[Path, Oid]]) -> int:
+        """Move files the caller has already hashed to their oids (downloads in `<root>/tmp/`) into place.
+
+        No copy: the files are on the store's filesystem already. One flush covers them all, as
+        in `add_files`. Files whose object already exists are deleted. Returns how many were new.
+        """
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for tmp, oid in items:
+                if self.exists(oid):
+                    os.unlink(tmp)
+                else:
+                    staged.append((tmp, self.path_of(oid)))
+            return self._commit_many(staged)
+        finally:
+            for tmp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    def _commit_many(self, staged: Sequence[tuple[Path, Path]]) -> int:
+        """Make staged temporary files read-only and durable, then rename each to its final name."""
+        if not staged:
+            return 0
+        for tmp, _ in staged:
+            os.chmod(tmp, _READ_ONLY)
+        _sync_filesystem(self.root)
+        for tmp, dest in staged:
+            self._ensure_dir(dest.parent)
+            os.replace(tmp, dest)
         return len(staged)
 
     def add_verified(self, src: Path, oid: str) -> bool:

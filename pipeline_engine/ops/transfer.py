@@ -242,7 +242,7 @@ def _download(
     """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added.
 
     Objects are fetched in chunks; each chunk's verified objects enter the store together with
-    one filesystem flush (`store.add_files`), so an interrupted fetch keeps the finished chunks.
+    one filesystem flush (`store.adopt_verified`), so an interrupted fetch keeps the finished chunks.
     """
     if not wanted:
         return set(), 0, []
@@ -273,20 +273,20 @@ def _download(
         for start in range(0, len(items), _FETCH_CHUNK):
             rem.get_many(items[start : start + _FETCH_CHUNK], on_done=finish)
             size += sum(path.stat().st_size for path, _ in verified)
-            _add_to_store(store, verified, jobs=rem.jobs)
+            _add_to_store(store, verified)
             done.update(oid for _, oid in verified)
             verified.clear()
     finally:
         task.close()
-        for path in temp.values():  # downloads are copied into the store; refused ones never stay
+        for path in temp.values():  # refused or interrupted downloads never stay
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     return done, size, failures
 
 
-def _add_to_store(store: ObjectStore, verified: Sequence[tuple[Path, Oid]], *, jobs: int) -> None:
+def _add_to_store(store: ObjectStore, verified: Sequence[tuple[Path, Oid]]) -> None:
     try:
-        store.add_files(verified, jobs=min(jobs, 16))
+        store.adopt_verified(verified)
     except OSError as exc:
         raise CacheError(f"cannot add fetched objects to the cache '{store.root}': {exc}") from exc
 

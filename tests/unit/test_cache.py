@@ -169,3 +169,16 @@ def test_memo_is_safe_to_share_between_threads(tmp_path: Path) -> None:
         results = list(pool.map(work, range(200)))
     assert results == [Oid(f"{i:032x}") for i in range(200)]
     assert len(memo.get_under("d")) == 200
+
+
+def test_store_adopt_verified_moves_downloads_into_place(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    (tmp_path / "objects" / "tmp").mkdir(parents=True)
+    new, dup = tmp_path / "objects/tmp/a.part", tmp_path / "objects/tmp/b.part"
+    new.write_bytes(b"fresh")
+    existing = store.add_bytes(b"known")
+    dup.write_bytes(b"known")
+    assert store.adopt_verified([(new, hash_bytes(b"fresh")), (dup, existing)]) == 1
+    assert store.read_bytes(hash_bytes(b"fresh")) == b"fresh"
+    assert not new.exists() and not dup.exists()
+    assert not store.path_of(hash_bytes(b"fresh")).stat().st_mode & stat.S_IWUSR
