@@ -10,14 +10,17 @@ entries, as git calls them); they are simply hashed again next time.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline_engine.core.hashing import Oid
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["FileStamp", "HashMemo", "TreeMemo", "stamp_of"]
 
@@ -74,6 +77,8 @@ class HashMemo:
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
+            import sqlite3  # 25 ms: paid only by commands that hash
+
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")

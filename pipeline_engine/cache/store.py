@@ -7,7 +7,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 from pipeline_engine.core.hashing import Oid, hash_bytes, hash_file
@@ -20,6 +20,8 @@ __all__ = ["ObjectStore"]
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _TMP_DIR = "tmp"
 _QUARANTINE_DIR = "quarantine"
+# Above this many oids, `missing` lists fan-out directories instead of checking each object.
+_LIST_THRESHOLD = 512
 
 
 class ObjectStore:
@@ -40,6 +42,26 @@ class ObjectStore:
     def exists(self, oid: str) -> bool:
         """True when the object is present (its content is not checked)."""
         return os.path.exists(self.root / oid_to_relpath(oid))
+
+    def missing(self, oids: Collection[str]) -> set[str]:
+        """The subset of `oids` not in the store.
+
+        For many oids, one directory listing per fan-out directory is far cheaper than a `stat`
+        per object (10,000 objects: ~256 listings instead of 10,000 stats).
+        """
+        if len(oids) <= _LIST_THRESHOLD:
+            return {o for o in oids if not self.exists(o)}
+        by_fanout: dict[str, list[str]] = {}
+        for o in oids:
+            by_fanout.setdefault(o[:2], []).append(o)
+        absent: set[str] = set()
+        for fanout, group in by_fanout.items():
+            try:
+                present = set(os.listdir(os.path.join(self.root, fanout)))
+            except FileNotFoundError:
+                present = set()
+            absent.update(o for o in group if o[2:] not in present)
+        return absent
 
     def add_file(self, src: Path, oid: Oid, *, fsync: bool = True) -> bool:
         """Copy `src` (already hashed to `oid`) into the store; False when it was there already."""

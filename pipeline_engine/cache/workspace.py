@@ -101,7 +101,7 @@ def is_cached(store: ObjectStore, oid: str) -> bool:
     if not is_dir_oid(oid):
         return True
     try:
-        return all(store.exists(e.oid) for e in tree_of(store, oid).entries)
+        return not store.missing([e.oid for e in tree_of(store, oid).entries])
     except CacheError:
         return False
 
@@ -131,7 +131,8 @@ def save(
     if tree is None:
         # A memo hit may name a manifest the store no longer has (after gc): build it again.
         tree = tree_of(store, scanned.oid) if store.exists(scanned.oid) else scan_tree(root, scanned.relpath, memo)
-    missing = [(path / e.relpath, e.oid) for e in tree.entries if not store.exists(e.oid)]
+    absent = store.missing([e.oid for e in tree.entries])
+    missing = [(path / e.relpath, e.oid) for e in tree.entries if e.oid in absent]
     task = progress.task(f"caching {scanned.relpath}", len(missing))
     store.add_files(missing, jobs=IO_JOBS, on_done=task.advance)
     task.close()
@@ -294,7 +295,8 @@ def _checkout_dir(
     progress: Progress,
 ) -> CheckoutResult:
     base = root / relpath
-    absent = [e for e in tree.entries if not store.exists(e.oid)]
+    not_cached = store.missing([e.oid for e in tree.entries])
+    absent = [e for e in tree.entries if e.oid in not_cached]
     if absent:
         raise ObjectNotFoundError(
             f"'{relpath}': {len(absent)} of {len(tree.entries)} files are not in the cache "

@@ -182,3 +182,11 @@ def test_store_adopt_verified_moves_downloads_into_place(tmp_path: Path) -> None
     assert store.read_bytes(hash_bytes(b"fresh")) == b"fresh"
     assert not new.exists() and not dup.exists()
     assert not store.path_of(hash_bytes(b"fresh")).stat().st_mode & stat.S_IWUSR
+
+
+def test_store_missing_agrees_for_few_and_many_oids(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    present = [store.add_bytes(str(i).encode()) for i in range(600)]
+    absent = [hash_bytes(f"absent {i}".encode()) for i in range(100)]
+    assert store.missing(present + absent) == set(absent)  # many: listing fan-out directories
+    assert store.missing(present[:3] + absent[:3]) == set(absent[:3])  # few: one check each
