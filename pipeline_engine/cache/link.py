@@ -6,10 +6,11 @@ import contextlib
 import enum
 import fcntl
 import os
-import shutil
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+
+from pipeline_engine.core.fsutil import copy_file
 
 __all__ = ["DEFAULT_LINK_TYPES", "LinkType", "link", "parse_link_types"]
 
@@ -79,7 +80,7 @@ def _symlink(src: Path, dest: Path) -> None:
 
 
 def _copy(src: Path, dest: Path) -> None:
-    shutil.copyfile(src, dest)
+    copy_file(src, dest)
 
 
 _LINKERS = {

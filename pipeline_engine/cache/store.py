@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import stat
@@ -10,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
+from pipeline_engine.core.fsutil import copy_file
 from pipeline_engine.core.hashing import Oid, hash_bytes, hash_file
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.core.parallel import map_chunked
@@ -22,6 +24,8 @@ _TMP_DIR = "tmp"
 _QUARANTINE_DIR = "quarantine"
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
+# Distinguishes the temporary names of concurrent batches within one process.
+_batch = itertools.count()
 
 
 class ObjectStore:
@@ -88,19 +92,26 @@ class ObjectStore:
         """
         unique = {oid: src for src, oid in items}
         todo = [(src, oid) for oid, src in unique.items() if not self.exists(oid)]
-        staged: list[tuple[Path, Path]] = []
+        staged: list[tuple[str, str]] = []
+        suffix = f".{os.getpid()}-{next(_batch)}.tmp"
+        root = str(self.root)
+        for fanout in {oid[:2] for _, oid in todo}:
+            self._ensure_dir(self.root / fanout)
 
-        def copy(item: tuple[Path, Oid]) -> tuple[Path, Path]:
+        def copy(item: tuple[Path, Oid]) -> tuple[str, str]:
             src, oid = item
-            tmp = self._tmp_path(oid)
-            shutil.copyfile(src, tmp)
+            # Beside its final name, not in one shared tmp/: creating thousands of files in a
+            # single directory serialises on that directory's lock.
+            dest = f"{root}/{oid[:2]}/{oid[2:]}"
+            tmp = f"{root}/{oid[:2]}/.{oid[2:]}{suffix}"
+            copy_file(src, tmp, mode=_READ_ONLY)
             if on_done is not None:
                 on_done()
-            return tmp, self.path_of(oid)
+            return tmp, dest
 
         try:
             staged.extend(map_chunked(copy, todo, jobs=jobs))
-            return self._commit_many(staged)
+            return self._commit_many(staged, jobs=jobs)
         finally:
             for tmp, _ in staged:
                 with contextlib.suppress(FileNotFoundError):
@@ -112,29 +123,27 @@ class ObjectStore:
         No copy: the files are on the store's filesystem already. One flush covers them all, as
         in `add_files`. Files whose object already exists are deleted. Returns how many were new.
         """
-        staged: list[tuple[Path, Path]] = []
+        staged: list[tuple[str, str]] = []
         try:
             for tmp, oid in items:
                 if self.exists(oid):
                     os.unlink(tmp)
                 else:
-                    staged.append((tmp, self.path_of(oid)))
+                    os.chmod(tmp, _READ_ONLY)
+                    self._ensure_dir(self.root / oid[:2])
+                    staged.append((str(tmp), str(self.path_of(oid))))
             return self._commit_many(staged)
         finally:
             for tmp, _ in staged:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
 
-    def _commit_many(self, staged: Sequence[tuple[Path, Path]]) -> int:
-        """Make staged temporary files read-only and durable, then rename each to its final name."""
+    def _commit_many(self, staged: Sequence[tuple[str, str]], *, jobs: int = 8) -> int:
+        """Make staged read-only temporary files durable, then rename each to its final name."""
         if not staged:
             return 0
-        for tmp, _ in staged:
-            os.chmod(tmp, _READ_ONLY)
         _sync_filesystem(self.root)
-        for tmp, dest in staged:
-            self._ensure_dir(dest.parent)
-            os.replace(tmp, dest)
+        map_chunked(lambda pair: os.replace(*pair), staged, jobs=jobs)
         return len(staged)
 
     def add_verified(self, src: Path, oid: str) -> bool:

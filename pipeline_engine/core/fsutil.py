@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from pipeline_engine.errors import PathError
 
-__all__ = ["atomic_write", "is_exec", "relpath_in", "walk_files"]
+__all__ = ["atomic_write", "copy_file", "is_exec", "relpath_in", "walk_files"]
 
 
 def atomic_write(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
@@ -30,6 +30,28 @@ def atomic_write(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o644) -> None:
+    """Copy `src` to a new file `dest` (which must not exist) with as few syscalls as possible.
+
+    `shutil.copyfile` spends several extra stats and opens per file; with 10,000 small files
+    that overhead, not the bytes, is the cost. The kernel copies the data (`sendfile`).
+    """
+    fi = os.open(src, os.O_RDONLY)
+    try:
+        fo = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            remaining = os.fstat(fi).st_size
+            while remaining > 0:
+                sent = os.sendfile(fo, fi, None, min(remaining, 1 << 30))
+                if sent == 0:
+                    break
+                remaining -= sent
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
 
 
 def is_exec(mode: int) -> bool:
