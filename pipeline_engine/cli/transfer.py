@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 _targets = click.argument("targets", nargs=-1)
 _remote = click.option("-r", "--remote", help="Remote to use (default: core.remote).")
 _jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), help="Concurrent transfers.")
+_run_cache = click.option(
+    "--run-cache", is_flag=True, help="Also transfer run-cache entries and the outputs they record."
+)
 
 
 def _summary(verb: str, result: TransferResult) -> None:
@@ -28,41 +31,53 @@ def _summary(verb: str, result: TransferResult) -> None:
 @_targets
 @_remote
 @_jobs
-def push(targets: tuple[str, ...], remote: str | None, jobs: int | None) -> None:
+@_run_cache
+def push(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool) -> None:
     """Upload the cached objects of TARGETS (all tracked data by default) that the remote lacks."""
     from pipeline_engine.ops.transfer import push as push_objects
 
-    _summary(
-        "push to", push_objects(Project.find(), targets, remote=remote, jobs=jobs, progress=render.progress())
-    )
+    project = Project.find()
+    _summary("push to", push_objects(project, targets, remote=remote, jobs=jobs, progress=render.progress()))
+    if run_cache:
+        from pipeline_engine.ops.runcache_transfer import push_runs
+
+        _summary("run cache, push to", push_runs(project, remote=remote, jobs=jobs, progress=render.progress()))
 
 
 @click.command()
 @_targets
 @_remote
 @_jobs
-def fetch(targets: tuple[str, ...], remote: str | None, jobs: int | None) -> None:
+@_run_cache
+def fetch(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool) -> None:
     """Download the objects of TARGETS that the cache lacks (the workspace is not changed)."""
     from pipeline_engine.ops.transfer import fetch as fetch_objects
 
-    _summary(
-        "fetch from",
-        fetch_objects(Project.find(), targets, remote=remote, jobs=jobs, progress=render.progress()),
-    )
+    project = Project.find()
+    _summary("fetch from", fetch_objects(project, targets, remote=remote, jobs=jobs, progress=render.progress()))
+    _fetch_runs(project, run_cache, remote=remote, jobs=jobs)
+
+
+def _fetch_runs(project: Project, run_cache: bool, *, remote: str | None, jobs: int | None) -> None:
+    if run_cache:
+        from pipeline_engine.ops.runcache_transfer import fetch_runs
+
+        _summary("run cache, fetch from", fetch_runs(project, remote=remote, jobs=jobs, progress=render.progress()))
 
 
 @click.command()
 @_targets
 @_remote
 @_jobs
+@_run_cache
 @click.option("-f", "--force", is_flag=True, help="Overwrite workspace changes that are not in the cache.")
-def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, force: bool) -> None:
+def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool, force: bool) -> None:
     """Fetch the objects of TARGETS, then check them out into the workspace."""
     from pipeline_engine.ops.transfer import pull as pull_objects
 
-    result = pull_objects(
-        Project.find(), targets, remote=remote, jobs=jobs, force=force, progress=render.progress()
-    )
+    project = Project.find()
+    _fetch_runs(project, run_cache, remote=remote, jobs=jobs)
+    result = pull_objects(project, targets, remote=remote, jobs=jobs, force=force, progress=render.progress())
     _summary("fetch from", result.fetched)
     written = sum(len(c.written) for c in result.checkouts)
     deleted = sum(len(c.deleted) for c in result.checkouts)

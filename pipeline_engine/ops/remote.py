@@ -211,8 +211,13 @@ def _existing(project: Project, name: str) -> Any:
     return remote
 
 
-def open_project_remote(project: Project, name: str | None = None, *, jobs: int | None = None) -> Remote:
+def open_project_remote(
+    project: Project, name: str | None = None, *, jobs: int | None = None, subdir: str = ""
+) -> Remote:
     """Open remote `name`, or the default remote; relative local paths are from the project root.
+
+    `subdir` opens a directory below the remote's URL with the same layout (`runs` holds the
+    run cache).
 
     Raises:
         RemoteNotConfiguredError: no name was given and no default is set, or the name is unknown.
@@ -232,4 +237,5 @@ def open_project_remote(project: Project, name: str | None = None, *, jobs: int 
         raise RemoteNotConfiguredError(
             f"remote '{name}' is not configured (configured: {known})", hint="run 'pipe remote list'"
         )
-    return open_remote(remote.name, remote.url, remote.options, base_dir=project.root, jobs=jobs)
+    url = f"{remote.url.rstrip('/')}/{subdir}" if subdir else remote.url
+    return open_remote(remote.name, url, remote.options, base_dir=project.root, jobs=jobs)

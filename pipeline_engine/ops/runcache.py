@@ -22,7 +22,7 @@ from pipeline_engine.pipeline.plan import StageState
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 
-__all__ = ["is_cacheable", "lookup", "run_key", "runs_dir", "store_run"]
+__all__ = ["is_cacheable", "lookup", "read_entry", "run_key", "runs_dir", "store_run"]
 
 SCHEMA_VERSION = 1
 
@@ -54,7 +54,11 @@ def run_key(stage: StageSpec, state: StageState) -> str | None:
 
 def lookup(project: Project, key: str) -> tuple[PathRecord, ...] | None:
     """The outs recorded for `key`, or None when there is no (readable) entry."""
-    path = runs_dir(project) / oid_to_relpath(key)
+    return read_entry(runs_dir(project) / oid_to_relpath(key))
+
+
+def read_entry(path: Path) -> tuple[PathRecord, ...] | None:
+    """The outs of the entry file at `path`, or None when it is missing or not a valid entry."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
