@@ -74,18 +74,23 @@ def run_command(
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "wb")  # noqa: SIM115 - closed in the finally below
+    proc: subprocess.Popen[bytes] | None = None
     try:
-        proc = _start(script, cwd=cwd, env=env, log=log)
-        entry = _register(proc)
         try:
+            proc = _start(script, cwd=cwd, env=env, log=log)
+            entry = _register(proc)
             returncode = proc.wait()
         except BaseException:
-            # Ctrl-C while this thread waits: never leave the group running behind us.
-            _stop_groups([entry], grace=3.0)
-            proc.wait()
+            # Ctrl-C while this thread registers or waits: never leave the group running behind
+            # us. (The try starts before registration: a Ctrl-C landing between the start and
+            # the wait would otherwise orphan a running stage.)
+            if proc is not None:
+                _stop_groups([_Running(proc)], grace=3.0)
+                proc.wait()
             raise
         finally:
-            _unregister(proc)
+            if proc is not None:
+                _unregister(proc)
     except StageFailedError:
         if log_path is not None:
             log_path.unlink(missing_ok=True)
