@@ -5,45 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from pipeline_engine.errors import StageFailedError
 from pipeline_engine.runner.process import CommandResult, run_command, running_count, terminate_all
+from tests.procutil import is_running, wait_for_file, wait_gone
 
 # A command that leaves a grandchild `sleep` behind it and records both pids.
 SPAWNS_GRANDCHILD = "sleep 30 &\necho $! > grandchild.pid\necho $$ > child.pid\nwait\n"
-
-
-def wait_for_file(path: Path, timeout: float = 10.0) -> str:
-    """Wait for a real process to write `path` (non-empty) and return its text."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.01)
-    raise AssertionError(f"{path} was never written")
-
-
-def is_running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie waiting for a reaper."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    """Wait for a killed process to disappear (the kernel may take a moment)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(pid):
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_multiline_script_stops_at_first_failing_line(tmp_path: Path) -> None:

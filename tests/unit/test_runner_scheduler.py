@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -14,35 +13,7 @@ import pytest
 from pipeline_engine.errors import StageFailedError
 from pipeline_engine.runner.process import CommandResult, run_command, running_count
 from pipeline_engine.runner.scheduler import OnError, ScheduleResult, schedule, topological_order
-
-
-def wait_for_file(path: Path, timeout: float = 10.0) -> str:
-    """Wait for a real process to write `path` (non-empty) and return its text."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.01)
-    raise AssertionError(f"{path} was never written")
-
-
-def is_running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    """Wait for a killed process to disappear."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(pid):
-            return True
-        time.sleep(0.01)
-    return False
+from tests.procutil import wait_for_file, wait_gone
 
 
 def shell_work(root: Path, scripts: Mapping[str, str]) -> Callable[[str], CommandResult]:
