@@ -11,5 +11,7 @@ python3 -m venv .venv
 
 echo "== import layers (import-linter)"
 .venv/bin/lint-imports
+echo "== types (mypy --strict)"
+.venv/bin/mypy
 echo "== tests"
 exec .venv/bin/python -m pytest -n 2 "$@"

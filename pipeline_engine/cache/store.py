@@ -125,13 +125,13 @@ class ObjectStore:
         """
         staged: list[tuple[str, str]] = []
         try:
-            for tmp, oid in items:
+            for download, oid in items:
                 if self.exists(oid):
-                    os.unlink(tmp)
+                    os.unlink(download)
                 else:
-                    os.chmod(tmp, _READ_ONLY)
+                    os.chmod(download, _READ_ONLY)
                     self._ensure_dir(self.root / oid[:2])
-                    staged.append((str(tmp), str(self.path_of(oid))))
+                    staged.append((str(download), str(self.path_of(oid))))
             return self._commit_many(staged)
         finally:
             for tmp, _ in staged:

@@ -48,7 +48,7 @@ class PipeClickError(click.ClickException):
     def __init__(self, error: PipeError, *, verbose: bool) -> None:
         super().__init__(str(error))
         self.error = error
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance
         self.verbose = verbose
 
     def show(self, file: Any = None) -> None:

@@ -38,8 +38,8 @@ def add(paths: tuple[str, ...]) -> None:
         render.info(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}")
     if any(r.outcome is not AddOutcome.UNCHANGED for r in results):
         ignores = {f"{r.relpath.rpartition('/')[0]}/.gitignore".lstrip("/") for r in results}
-        paths = " ".join([*(r.pointer for r in results), *sorted(ignores)])
-        render.info(f"[dim]to track the changes with git: git add {paths}[/]")
+        to_stage = " ".join([*(r.pointer for r in results), *sorted(ignores)])
+        render.info(f"[dim]to track the changes with git: git add {to_stage}[/]")
 
 
 @click.command()

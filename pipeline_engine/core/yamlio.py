@@ -15,7 +15,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _NoAliasDumper(_Dumper):  # type: ignore[misc, valid-type]
+class _NoAliasDumper(_Dumper):  # type: ignore[misc]
     def ignore_aliases(self, data: Any) -> bool:
         return True
 

@@ -8,7 +8,7 @@ dumped anew instead, which is correct but loses comments.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -132,8 +132,8 @@ def _stage_body(stages: yaml.Node | None, name: str) -> yaml.Node:
                 if isinstance(v, yaml.MappingNode):
                     for kk, vv in v.value:
                         if kk.value == "do" and any(x.value == "foreach" for x, _ in v.value):
-                            return vv
-                return v
+                            return cast(yaml.Node, vv)
+                return cast(yaml.Node, v)
     raise SpecError(f"stage '{name}' is not in {PIPELINE_FILE}", hint="run 'pipe dag' to list the stages")
 
 
