@@ -5,17 +5,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
-from pipeline_engine.core.fsutil import copy_file
-from pipeline_engine.core.hashing import Oid, hash_bytes, hash_file
+from pipeline_engine.core.hashing import Oid, copy_hashed, hash_bytes, hash_file
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.core.parallel import map_chunked
-from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError
+from pipeline_engine.errors import CacheError, CorruptObjectError, ObjectNotFoundError
 
 __all__ = ["ObjectStore"]
 
@@ -67,20 +65,6 @@ class ObjectStore:
             absent.update(o for o in group if o[2:] not in present)
         return absent
 
-    def add_file(self, src: Path, oid: Oid, *, fsync: bool = True) -> bool:
-        """Copy `src` (already hashed to `oid`) into the store; False when it was there already."""
-        dest = self.path_of(oid)
-        if dest.exists():
-            return False
-        tmp = self._tmp_path(oid)
-        try:
-            shutil.copyfile(src, tmp)
-            return self._commit(tmp, dest, fsync=fsync)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
     def add_files(
         self, items: Sequence[tuple[Path, Oid]], *, jobs: int = 8, on_done: Callable[[], None] | None = None
     ) -> int:
@@ -104,7 +88,13 @@ class ObjectStore:
             # single directory serialises on that directory's lock.
             dest = f"{root}/{oid[:2]}/{oid[2:]}"
             tmp = f"{root}/{oid[:2]}/.{oid[2:]}{suffix}"
-            copy_file(src, tmp, mode=_READ_ONLY)
+            copied = copy_hashed(src, tmp, mode=_READ_ONLY)
+            if copied != oid:
+                os.unlink(tmp)
+                raise CacheError(
+                    f"'{src}' changed while it was being cached; nothing was stored for it",
+                    hint="run the command again once the file is no longer being written",
+                )
             if on_done is not None:
                 on_done()
             return tmp, dest

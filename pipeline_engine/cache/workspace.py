@@ -124,7 +124,7 @@ def save(
     progress = progress or NullProgress()
     path = root / scanned.relpath
     if not is_dir_oid(scanned.oid):
-        store.add_file(path, scanned.oid)
+        store.add_files([(path, scanned.oid)])
         _relink(store, [(path, scanned.oid, is_exec(os.stat(path).st_mode))], link_types)
         return PathRecord(scanned.relpath, scanned.oid, scanned.size, None)
     tree = scanned.tree

@@ -7,7 +7,7 @@ from typing import NewType
 
 import xxhash
 
-__all__ = ["ALGORITHM", "DIR_SUFFIX", "Oid", "hash_bytes", "hash_file", "is_dir_oid"]
+__all__ = ["ALGORITHM", "DIR_SUFFIX", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid"]
 
 Oid = NewType("Oid", str)
 
@@ -39,6 +39,28 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> Oid:
         while n := f.readinto(buf):
             h.update(view[:n])
         return Oid(h.hexdigest())
+
+
+def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o644) -> Oid:
+    """Copy `src` to a new file `dest` (which must not exist) and return the oid of the bytes copied.
+
+    Hashing what is actually written, not what was read earlier, means a file that changes while
+    it is being cached can never end up stored under an oid its bytes do not have.
+    """
+    h = xxhash.xxh3_128()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with open(src, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                chunk = view[:n]
+                h.update(chunk)
+                while chunk:
+                    chunk = chunk[os.write(fd, chunk):]
+    finally:
+        os.close(fd)
+    return Oid(h.hexdigest())
 
 
 def is_dir_oid(oid: str) -> bool:

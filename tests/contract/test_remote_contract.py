@@ -102,7 +102,7 @@ def test_layout_is_identical_to_the_local_store(remote: Remote, tmp_path: Path) 
     store = ObjectStore(tmp_path / "cache")
     objects = _objects(tmp_path, 6)
     for oid, path in objects.items():
-        store.add_file(path, oid)
+        store.add_files([(path, oid)])
     manifest = store.add_bytes(b"[]", suffix=".dir")
     oids = [*objects, manifest]
     remote.put_many([(o, store.path_of(o)) for o in oids])

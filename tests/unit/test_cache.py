@@ -25,13 +25,13 @@ def test_store_add_is_write_once_read_only_and_idempotent(tmp_path: Path) -> Non
     src = tmp_path / "f"
     src.write_bytes(b"data")
     oid = hash_bytes(b"data")
-    assert store.add_file(src, oid) is True
-    assert store.add_file(src, oid) is False
+    assert store.add_files([(src, oid)]) == 1
+    assert store.add_files([(src, oid)]) == 0
     path = store.path_of(oid)
     assert path.read_bytes() == b"data"
     assert not path.stat().st_mode & stat.S_IWUSR
     assert list(store.iter_oids()) == [oid]
-    assert not any((tmp_path / "objects" / "tmp").iterdir())
+    assert not [p for p in (tmp_path / "objects").rglob(".*")], "no temporary files left"
 
 
 @settings(max_examples=30, deadline=None)
@@ -190,3 +190,14 @@ def test_store_missing_agrees_for_few_and_many_oids(tmp_path: Path) -> None:
     absent = [hash_bytes(f"absent {i}".encode()) for i in range(100)]
     assert store.missing(present + absent) == set(absent)  # many: listing fan-out directories
     assert store.missing(present[:3] + absent[:3]) == set(absent[:3])  # few: one check each
+
+
+def test_store_refuses_a_file_that_changed_since_it_was_hashed(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    src = tmp_path / "f"
+    src.write_bytes(b"hashed content")
+    stale = hash_bytes(b"content before the last write")
+    with pytest.raises(CacheError, match="changed while it was being cached"):
+        store.add_files([(src, stale)])
+    assert list(store.iter_oids()) == []
+    assert not [p for p in (tmp_path / "objects").rglob("*") if p.is_file()]
