@@ -6,7 +6,7 @@ import contextlib
 import enum
 import fcntl
 import os
-import stat
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,23 +91,15 @@ _LINKERS = {
 }
 
 _UMASK: int | None = None
+_UMASK_LOCK = threading.Lock()
 
 
 def _umask() -> int:
+    # Reading the umask means setting it; checkout links from several threads, so two first
+    # calls racing could read each other's temporary 0 and leave the process with umask 0.
     global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
-    return _UMASK
-
-
-def is_linked(path: Path, obj: Path) -> bool:
-    """True when `path` is a hardlink or symlink to `obj` (so it must not be written through)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    if stat.S_ISLNK(st.st_mode):
-        return os.path.realpath(path) == os.path.realpath(obj)
-    ost = os.stat(obj)
-    return (st.st_ino, st.st_dev) == (ost.st_ino, ost.st_dev)
+    with _UMASK_LOCK:
+        if _UMASK is None:
+            _UMASK = os.umask(0)
+            os.umask(_UMASK)
+        return _UMASK
