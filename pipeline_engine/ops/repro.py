@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import os
 import shutil
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -190,23 +189,18 @@ class _StageRunner:
     puller: Puller | None = None
     ran: set[str] = field(default_factory=set)
     failures: dict[str, StageOutcome] = field(default_factory=dict)
-    # The hash memo (one sqlite connection) is not safe for concurrent transactions: stage
-    # commands run in parallel, but hashing, caching and restoring take turns.
-    cache_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, name: str) -> StageOutcome:
         started = time.monotonic()
         stage = self.pipeline.stages[name]
         old = self.pipeline.lock.stages.get(name)
-        with self.cache_lock:
-            state = measure(self.project, stage, old)
+        state = measure(self.project, stage, old)
         ups: Sequence[str] = ()
         if self.options.force_downstream:
             ups = sorted(u for u in self.pipeline.graph.upstream[name] if u in self.ran)
         decision = decide(stage, old, state, force=self.options.force, upstream=ups)
         if decision.frozen:
-            with self.cache_lock:
-                self._check_frozen(stage, old)
+            self._check_frozen(stage, old)
             return StageOutcome(name, Outcome.FROZEN)
         if not decision.runs:
             return StageOutcome(name, Outcome.UNCHANGED)
@@ -241,20 +235,18 @@ class _StageRunner:
             return None
         if old is not None and d.is_restorable:
             recorded = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
-            with self.cache_lock:
-                if self.puller is not None:
-                    self.puller.fetch(recorded)
-                if restore_outs(self.project, recorded):
-                    return Outcome.RESTORED
+            if self.puller is not None:
+                self.puller.fetch(recorded)
+            if restore_outs(self.project, recorded):
+                return Outcome.RESTORED
         key = runcache.run_key(stage, state)
         records = runcache.lookup(self.project, key) if key else None
         if records is None or sorted(r.path for r in records) != sorted(o.path for o in stage.outs):
             return None
-        with self.cache_lock:
-            if self.puller is not None:
-                self.puller.fetch(records)
-            if not restore_outs(self.project, records):
-                return None
+        if self.puller is not None:
+            self.puller.fetch(records)
+        if not restore_outs(self.project, records):
+            return None
         self._record(stage, state, records)
         return Outcome.RESTORED
 
@@ -279,8 +271,7 @@ class _StageRunner:
                 returncode=result.returncode,
                 hint=f"fix the command, then run 'pipe repro {stage.name}'",
             )
-        with self.cache_lock:
-            records = save_outs(self.project, stage)
+        records = save_outs(self.project, stage)
         entry = self._record(stage, state, records)
         # Recorded even under --no-run-cache: that flag only stops restoring.
         if runcache.is_cacheable(stage):
