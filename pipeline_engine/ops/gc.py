@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.pointer import read_pointer
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.workspace import tree_of
-from pipeline_engine.core.hashing import Oid, is_dir_oid
+from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, PipeError
+from pipeline_engine.errors import PipeError
+from pipeline_engine.ops.objects import plan_objects
 from pipeline_engine.ops.used import used_outs
 from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock
 from pipeline_engine.project import Project
@@ -88,17 +88,13 @@ def collect_used_oids(project: Project, *, all_commits: bool = False) -> set[Oid
     return expand_oids(project.store, outs)
 
 
-def expand_oids(store: ObjectStore, outs: Iterable[PathRecord]) -> set[Oid]:
-    """The oids of `outs` plus, for directories, every file oid their manifests list."""
-    oids: set[Oid] = set()
-    for out in outs:
-        oids.add(out.oid)
-        if is_dir_oid(out.oid) and store.exists(out.oid):
-            try:
-                oids.update(e.oid for e in tree_of(store, out.oid).entries)
-            except CacheError:
-                continue  # a corrupt manifest: 'pipe cache verify' reports it
-    return oids
+def expand_oids(store: ObjectStore, outs: Sequence[PathRecord]) -> set[Oid]:
+    """The oids of `outs` plus, for directories, every file oid their manifests list.
+
+    A manifest missing or corrupt in the cache expands to nothing ('pipe cache verify' reports it).
+    """
+    plan = plan_objects(store, outs)
+    return {o.oid for o in outs} | {Oid(f) for f in plan.files}
 
 
 def _outs_in_history(project: Project) -> list[PathRecord]:
