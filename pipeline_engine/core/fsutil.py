@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +14,16 @@ from pathlib import Path, PurePosixPath
 
 from pipeline_engine.errors import PathError
 
-__all__ = ["atomic_write", "copy_file", "is_exec", "relpath_in", "walk_files"]
+__all__ = [
+    "TEMP_PREFIX", "atomic_write", "copy_file", "is_exec", "relpath_in", "remove_path", "temp_name",
+    "temp_owner", "walk_files",
+]
+
+# Every temporary file pipe creates is named `.pipetmp-<pid>-<random>[suffix]`: short whatever
+# the target's name (never past NAME_MAX), and tied to the process that made it, so a later
+# command can tell the leftovers of a killed process from the files of a live one.
+TEMP_PREFIX = ".pipetmp-"
+_TEMP_RE = re.compile(r"^\.pipetmp-(\d+)-")
 
 
 def atomic_write(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
@@ -30,6 +42,33 @@ def atomic_write(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def temp_name(suffix: str = "") -> str:
+    """A fresh temporary file name (no directory) for this process: `.pipetmp-<pid>-<8 hex>`."""
+    return f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def temp_owner(name: str) -> int | None:
+    """The PID that created temporary file `name`, or None when `name` is not a pipe temp name."""
+    m = _TEMP_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, a symlink (as a link, never its target) or a directory tree; absent is fine.
+
+    `shutil.rmtree` does not follow symlinks inside the tree either, so nothing outside `path`
+    is ever deleted through a link.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o644) -> None:

@@ -18,13 +18,16 @@ class PathRecord:
     """One path's recorded state: its oid, total size and, for a directory, its file count.
 
     Pointer files (their out), and pipeline.lock (each dep and out) share this type and its
-    on-disk shape `{path, hash: xxh3_128, oid, size[, nfiles]}`.
+    on-disk shape `{path, hash: xxh3_128, oid, size[, nfiles][, isexec]}`. `isexec` is written
+    only when true (a single file with its exec bit set; as DVC's `isexec`), so older records
+    read unchanged.
     """
 
     path: str
     oid: Oid
     size: int
     nfiles: int | None = None
+    isexec: bool = False
 
     @property
     def isdir(self) -> bool:
@@ -36,6 +39,8 @@ class PathRecord:
         d: dict[str, Any] = {"path": self.path, "hash": ALGORITHM, "oid": self.oid, "size": self.size}
         if self.nfiles is not None:
             d["nfiles"] = self.nfiles
+        if self.isexec:
+            d["isexec"] = True
         return d
 
     @classmethod

@@ -1,0 +1,91 @@
+"""The one path gate: every path read from a file (pointer, lock, pipeline, manifest, run cache,
+config) passes here before pipe reads, writes or deletes anything through it.
+
+Files that arrive through git are written by other people. A path in them is refused when it
+could reach outside the data it tracks:
+
+- lexically (`check_relpath`): empty or `.`, absolute, a `..` component, a component that is
+  `.git` or `.pipe` in any case spelling, a NUL, newline or other control character;
+- on the real filesystem at use time (`resolve_in_project`): any existing component that
+  resolves, through symlinks, outside the project or into its `.git`/`.pipe`.
+
+The last component itself is never followed by pipe's writes (they rename over it) or deletions
+(`fsutil.remove_path` removes a link as a link), so a workspace symlink into the cache
+(`cache.type: symlink`) passes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pipeline_engine.errors import PathError
+
+__all__ = ["PROTECTED_DIRS", "check_relpath", "is_protected_name", "resolve_in_project"]
+
+# Lower-cased names of directories a tracked path may never enter (case-insensitive filesystems
+# would let `.GIT/hooks` reach `.git/hooks`).
+PROTECTED_DIRS = frozenset({".git", ".pipe"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def is_protected_name(name: str) -> bool:
+    """True for a path component naming `.git` or `.pipe` in any case spelling."""
+    return name.lower() in PROTECTED_DIRS
+
+
+def check_relpath(path: object, *, source: str, allow_root: bool = False) -> str:
+    """Return `path` as a normalised project-relative POSIX path, or refuse it.
+
+    `.` and empty components are dropped (`./a//b` -> `a/b`); `..` is refused rather than
+    resolved, since what it leads to depends on symlinks. `allow_root` accepts `.` (a stage's
+    `wdir`), returned as "".
+
+    Raises:
+        PathError: naming `source` and the path, for any of the refusals in the module docstring.
+    """
+    if not isinstance(path, str):
+        raise PathError(f"{source}: path {path!r} must be a string")
+    shown = path.encode("unicode_escape").decode("ascii")
+    if _CONTROL.search(path):
+        raise PathError(f"{source}: path '{shown}' contains a control character (NUL, newline, ...)")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path):
+        raise PathError(f"{source}: path '{shown}' must be relative to the project")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PathError(f"{source}: path '{shown}' leaves the project ('..' is not allowed)")
+    for part in parts:
+        if is_protected_name(part):
+            raise PathError(f"{source}: path '{shown}' is inside '{part}', which pipe never touches")
+    if not parts and not allow_root:
+        raise PathError(f"{source}: path '{shown}' names the project root itself")
+    return "/".join(parts)
+
+
+def resolve_in_project(root: Path, relpath: str, *, source: str) -> Path:
+    """Return `root / relpath` after checking it against the real filesystem.
+
+    Every existing component but the last must be a directory (or a symlink to one) that
+    resolves inside the project and outside `.git`/`.pipe`. The last component may be a symlink
+    (callers replace or remove it as a link); it is not followed here. `relpath` must already
+    have passed `check_relpath`.
+
+    Raises:
+        PathError: a parent resolves outside the project or into `.git`/`.pipe`.
+    """
+    path = root / relpath
+    parent = os.path.dirname(relpath)
+    if not parent:
+        return path
+    real_root = os.path.realpath(root)
+    real_parent = os.path.realpath(root / parent)
+    if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
+        raise PathError(
+            f"{source}: path '{relpath}' goes through a symlink that leads outside the project "
+            f"(to '{real_parent}')"
+        )
+    inside = os.path.relpath(real_parent, real_root)
+    if inside != "." and any(is_protected_name(p) for p in inside.split(os.sep)):
+        raise PathError(f"{source}: path '{relpath}' goes through a symlink into '{inside}'")
+    return path
