@@ -24,6 +24,7 @@ from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
 from pipeline_engine.core.fsutil import is_exec, walk_files
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
 from pipeline_engine.core.parallel import IO_JOBS, map_chunked
+from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError
@@ -64,7 +65,7 @@ def scan(root: Path, relpath: str, memo: HashMemo, *, progress: Progress | None 
 
     Raises FileNotFoundError when the path does not exist.
     """
-    path = root / relpath
+    path = resolve_in_project(root, relpath, source=relpath)
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         return Scan(relpath, _hash_one(memo, relpath, path, st), st.st_size, None)
@@ -81,7 +82,7 @@ def scan(root: Path, relpath: str, memo: HashMemo, *, progress: Progress | None 
 
 def scan_tree(root: Path, relpath: str, memo: HashMemo | None, *, progress: Progress | None = None) -> Tree:
     """The current manifest of directory `relpath`, always built (for diffs and saving)."""
-    files = sorted(walk_files(root / relpath, skip=_SKIP_DIRS))
+    files = sorted(walk_files(resolve_in_project(root, relpath, source=relpath), skip=_SKIP_DIRS))
     return _build_tree(root, relpath, files, memo, progress or NullProgress())
 
 
@@ -122,7 +123,7 @@ def save(
     replaced by links to their objects; with reflink or copy the workspace copy is left as is.
     """
     progress = progress or NullProgress()
-    path = root / scanned.relpath
+    path = resolve_in_project(root, scanned.relpath, source=scanned.relpath)
     if not is_dir_oid(scanned.oid):
         store.add_files([(path, scanned.oid)])
         _relink(store, [(path, scanned.oid, is_exec(os.stat(path).st_mode))], link_types)
@@ -164,6 +165,7 @@ def checkout(
         CheckoutError: user changes would be lost without `force`.
     """
     progress = progress or NullProgress()
+    resolve_in_project(root, relpath, source=relpath)
     if is_dir_oid(oid):
         return _checkout_dir(store, root, relpath, tree_of(store, oid), memo, link_types, force, relink, progress)
     return _checkout_file(store, root, relpath, Oid(oid), memo, link_types, force, relink)

@@ -8,9 +8,12 @@ from typing import Any
 
 from pipeline_engine.core.hashing import ALGORITHM, Oid, is_dir_oid
 from pipeline_engine.core.layout import is_valid_oid
+from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.errors import SpecError
 
-__all__ = ["PathRecord"]
+__all__ = ["PathRecord", "is_count"]
+
+_MAX_COUNT = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +51,26 @@ class PathRecord:
         """Parse and validate an on-disk mapping; `source` names the file in errors.
 
         Raises:
-            SpecError: a key is missing, of the wrong type, or the path is unsafe.
+            SpecError: a key is missing or of the wrong type.
+            PathError: the path does not pass the path gate (core.pathgate).
         """
         if not isinstance(raw, Mapping):
             raise SpecError(f"{source}: each entry must be a mapping with 'path' and 'oid'")
-        path, oid, size, nfiles = raw.get("path"), raw.get("oid"), raw.get("size"), raw.get("nfiles")
-        if not isinstance(path, str) or not path:
-            raise SpecError(f"{source}: 'path' must be a non-empty string")
-        if path.startswith("/") or ".." in path.split("/"):
-            raise SpecError(f"{source}: invalid path '{path}': it must be relative and stay inside the project")
+        path = check_relpath(raw.get("path"), source=source)
+        oid, size, nfiles, isexec = raw.get("oid"), raw.get("size"), raw.get("nfiles"), raw.get("isexec", False)
         if raw.get("hash", ALGORITHM) != ALGORITHM:
-            raise SpecError(f"{source}: unsupported hash '{raw.get('hash')}' (expected '{ALGORITHM}')")
+            raise SpecError(f"{source}: unsupported hash {raw.get('hash')!r} of '{path}' (expected '{ALGORITHM}')")
         if not isinstance(oid, str) or not is_valid_oid(oid):
             raise SpecError(f"{source}: 'oid' of '{path}' is not a valid {ALGORITHM} hash")
-        if not isinstance(size, int) or size < 0:
-            raise SpecError(f"{source}: 'size' of '{path}' must be a non-negative integer")
-        if nfiles is not None and (not isinstance(nfiles, int) or nfiles < 0):
-            raise SpecError(f"{source}: 'nfiles' of '{path}' must be a non-negative integer")
-        return cls(path, Oid(oid), size, nfiles)
+        if not is_count(size):
+            raise SpecError(f"{source}: 'size' of '{path}' must be an integer from 0 to 2**63-1")
+        if nfiles is not None and not is_count(nfiles):
+            raise SpecError(f"{source}: 'nfiles' of '{path}' must be an integer from 0 to 2**63-1")
+        if not isinstance(isexec, bool):
+            raise SpecError(f"{source}: 'isexec' of '{path}' must be true or false")
+        return cls(path, Oid(oid), size, nfiles, isexec)
+
+
+def is_count(value: object) -> bool:
+    """True for an int (not a bool) that fits a signed 64-bit size: 0 <= value < 2**63."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT
