@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 from pipeline_engine.core.hashing import Oid, copy_hashed, hash_bytes, hash_file
-from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
+from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath, relpath_to_oid
 from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.errors import CacheError, CorruptObjectError, ObjectNotFoundError
 
@@ -38,12 +38,18 @@ class ObjectStore:
         self._made_dirs: set[str] = set()
 
     def path_of(self, oid: str) -> Path:
-        """Return where `oid` is (or would be) stored."""
+        """Return where `oid` is (or would be) stored.
+
+        Raises:
+            CacheError: `oid` is not an oid: a name from a hostile file never becomes a path.
+        """
+        if not is_valid_oid(oid):
+            raise CacheError(f"'{oid}' is not a valid object id", hint="the file that named it is corrupt")
         return self.root / oid_to_relpath(oid)
 
     def exists(self, oid: str) -> bool:
         """True when the object is present (its content is not checked)."""
-        return os.path.exists(self.root / oid_to_relpath(oid))
+        return os.path.exists(self.path_of(oid))
 
     def missing(self, oids: Collection[str]) -> set[str]:
         """The subset of `oids` not in the store.

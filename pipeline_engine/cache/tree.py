@@ -6,8 +6,11 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, hash_bytes
-from pipeline_engine.errors import CacheError
+from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, hash_bytes, is_dir_oid
+from pipeline_engine.core.layout import is_valid_oid
+from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.core.record import is_count
+from pipeline_engine.errors import CacheError, PathError
 
 __all__ = ["Tree", "TreeDiff", "TreeEntry", "diff_trees"]
 
@@ -54,24 +57,50 @@ class Tree:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, oid: str = "") -> Tree:
-        """Parse a manifest; entries are validated so a bad manifest cannot escape its directory.
+        """Parse a manifest; every entry passes the path gate, so a manifest cannot escape its directory.
+
+        Manifests come from remotes and other people's caches: each entry must be a mapping with a
+        gated `relpath`, a valid file oid as `hash`, a bounded integer `size` and a boolean `isexec`;
+        no path may appear twice or be both a file and a directory.
 
         Raises:
-            CacheError: the bytes are not a valid manifest.
+            CacheError: the bytes are not a valid manifest (the message names the manifest and entry).
         """
+        where = f"directory manifest '{oid}'"
         try:
             rows = json.loads(data)
-            entries = tuple(
-                TreeEntry(str(r["relpath"]), Oid(str(r["hash"])), int(r["size"]), bool(r.get("isexec", False)))
-                for r in rows
-            )
-        except (ValueError, TypeError, KeyError) as exc:
-            raise CacheError(f"directory manifest '{oid}' is not valid: {exc}") from exc
+        except RecursionError:
+            raise CacheError(f"{where} is not valid: nested too deeply") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CacheError(f"{where} is not valid JSON: {exc}") from exc
+        if not isinstance(rows, list):
+            raise CacheError(f"{where} is not valid: expected a list of entries")
+        entries = tuple(_entry(row, where) for row in rows)
+        files = {e.relpath for e in entries}
+        if len(files) != len(entries):
+            raise CacheError(f"{where} is not valid: a path is listed twice")
         for e in entries:
-            parts = e.relpath.split("/")
-            if e.relpath.startswith("/") or ".." in parts or "" in parts:
-                raise CacheError(f"directory manifest '{oid}' has an unsafe path '{e.relpath}'")
+            parent = e.relpath.rpartition("/")[0]
+            while parent:
+                if parent in files:
+                    raise CacheError(f"{where} is not valid: '{parent}' is both a file and a directory")
+                parent = parent.rpartition("/")[0]
         return cls(entries)
+
+
+def _entry(row: object, where: str) -> TreeEntry:
+    if not isinstance(row, dict):
+        raise CacheError(f"{where} is not valid: each entry must be a mapping")
+    try:
+        relpath = check_relpath(row.get("relpath"), source=where)
+    except PathError as exc:
+        raise CacheError(exc.message) from None
+    oid, size, isexec = row.get("hash"), row.get("size"), row.get("isexec", False)
+    if not isinstance(oid, str) or not is_valid_oid(oid) or is_dir_oid(oid):
+        raise CacheError(f"{where}: entry '{relpath}' has no valid file oid")
+    if not is_count(size) or not isinstance(isexec, bool):
+        raise CacheError(f"{where}: entry '{relpath}' needs an integer 'size' and a boolean 'isexec'")
+    return TreeEntry(relpath, Oid(oid), size, isexec)
 
 
 @dataclass(frozen=True, slots=True)
