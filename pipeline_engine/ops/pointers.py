@@ -12,7 +12,7 @@ from pipeline_engine.core.fsutil import atomic_write, relpath_in
 from pipeline_engine.errors import PathError
 from pipeline_engine.project import CONTROL_DIR, Project
 
-__all__ = ["find_pointers", "resolve_pointers", "restore_deleted_pointers"]
+__all__ = ["find_pointers", "pointer_files", "resolve_pointers", "restore_deleted_pointers"]
 
 
 def find_pointers(project: Project) -> list[Pointer]:
@@ -21,10 +21,15 @@ def find_pointers(project: Project) -> list[Pointer]:
     In a git project, git lists them (tracked or not ignored), which skips ignored data
     directories for free; without git, the walk prunes `.git`, `.pipe` and tracked directories.
     """
+    return [read_pointer(project.root, n) for n in pointer_files(project)]
+
+
+def pointer_files(project: Project) -> list[str]:
+    """The project-relative paths of every pointer file, sorted, without reading them (see find_pointers)."""
     names = _git_pointer_files(project.root) if project.git is not None else None
     if names is None:
         names = _walk_pointer_files(project.root)
-    return [read_pointer(project.root, n) for n in sorted(set(names))]
+    return sorted(set(names))
 
 
 def resolve_pointers(project: Project, targets: Sequence[str]) -> list[Pointer]:
