@@ -22,6 +22,7 @@ from pipeline_engine.errors import (
     SpecError,
     StageFailedError,
     StageNotFoundError,
+    UnsafePathError,
 )
 from pipeline_engine.project import Project
 
@@ -48,5 +49,6 @@ __all__ = [
     "SpecError",
     "StageFailedError",
     "StageNotFoundError",
+    "UnsafePathError",
     "__version__",
 ]

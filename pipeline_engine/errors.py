@@ -5,6 +5,7 @@ PipeError                     base; str(exc) is the user message; .hint; exit_co
 ├── NotAProjectError          no .pipe/ found upward from cwd
 ├── ProjectExistsError        `pipe init` where .pipe/ already exists
 ├── PathError                 a path outside the project, inside .pipe/, overlapping, git-tracked
+│   └── UnsafePathError       (also a SpecError) a file names a path the path gate refuses
 ├── SpecError                 pipeline.yaml / params / pointer file invalid (file, stage, key)
 │   └── CycleError            lists the stages on the cycle
 ├── ConfigError               .pipe/config*.yaml invalid, unknown remote option
@@ -47,6 +48,7 @@ __all__ = [
     "SpecError",
     "StageFailedError",
     "StageNotFoundError",
+    "UnsafePathError",
 ]
 
 
@@ -78,6 +80,11 @@ class PathError(PipeError):
 
 class SpecError(PipeError):
     """Raised when pipeline.yaml, a params file or a pointer file is invalid."""
+
+
+class UnsafePathError(PathError, SpecError):
+    """Raised by the path gate (core.pathgate) for a path read from a file that could reach outside
+    the data it tracks: both a refused path and an invalid file."""
 
 
 class CycleError(SpecError):

@@ -10,7 +10,7 @@ from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, hash_bytes, is_dir_oid
 from pipeline_engine.core.layout import is_valid_oid
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import is_count
-from pipeline_engine.errors import CacheError, PathError
+from pipeline_engine.errors import CacheError, UnsafePathError
 
 __all__ = ["Tree", "TreeDiff", "TreeEntry", "diff_trees"]
 
@@ -93,7 +93,7 @@ def _entry(row: object, where: str) -> TreeEntry:
         raise CacheError(f"{where} is not valid: each entry must be a mapping")
     try:
         relpath = check_relpath(row.get("relpath"), source=where)
-    except PathError as exc:
+    except UnsafePathError as exc:
         raise CacheError(exc.message) from None
     oid, size, isexec = row.get("hash"), row.get("size"), row.get("isexec", False)
     if not isinstance(oid, str) or not is_valid_oid(oid) or is_dir_oid(oid):

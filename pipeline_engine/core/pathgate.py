@@ -20,7 +20,7 @@ import os
 import re
 from pathlib import Path
 
-from pipeline_engine.errors import PathError
+from pipeline_engine.errors import UnsafePathError
 
 __all__ = ["PROTECTED_DIRS", "check_relpath", "is_protected_name", "resolve_in_project"]
 
@@ -43,49 +43,49 @@ def check_relpath(path: object, *, source: str, allow_root: bool = False) -> str
     `wdir`), returned as "".
 
     Raises:
-        PathError: naming `source` and the path, for any of the refusals in the module docstring.
+        UnsafePathError: naming `source` and the path, for any of the refusals in the module docstring.
     """
     if not isinstance(path, str):
-        raise PathError(f"{source}: path {path!r} must be a string")
+        raise UnsafePathError(f"{source}: path {path!r} must be a string")
     shown = path.encode("unicode_escape").decode("ascii")
     if _CONTROL.search(path):
-        raise PathError(f"{source}: path '{shown}' contains a control character (NUL, newline, ...)")
+        raise UnsafePathError(f"{source}: path '{shown}' contains a control character (NUL, newline, ...)")
     if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path):
-        raise PathError(f"{source}: path '{shown}' must be relative to the project")
+        raise UnsafePathError(f"{source}: path '{shown}' must be relative to the project")
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise PathError(f"{source}: path '{shown}' leaves the project ('..' is not allowed)")
+        raise UnsafePathError(f"{source}: path '{shown}' leaves the project ('..' is not allowed)")
     for part in parts:
         if is_protected_name(part):
-            raise PathError(f"{source}: path '{shown}' is inside '{part}', which pipe never touches")
+            raise UnsafePathError(f"{source}: path '{shown}' is inside '{part}', which pipe never touches")
     if not parts and not allow_root:
-        raise PathError(f"{source}: path '{shown}' names the project root itself")
+        raise UnsafePathError(f"{source}: path '{shown}' names the project root itself")
     return "/".join(parts)
 
 
-def resolve_in_project(root: Path, relpath: str, *, source: str) -> Path:
+def resolve_in_project(root: Path, relpath: str, *, source: str, follow: bool = False) -> Path:
     """Return `root / relpath` after checking it against the real filesystem.
 
     Every existing component but the last must be a directory (or a symlink to one) that
     resolves inside the project and outside `.git`/`.pipe`. The last component may be a symlink
-    (callers replace or remove it as a link); it is not followed here. `relpath` must already
-    have passed `check_relpath`.
+    (callers replace or remove it as a link) and is not followed, unless `follow` (for files
+    pipe only reads, such as params files: their target must then be inside too). `relpath` must
+    already have passed `check_relpath`.
 
     Raises:
-        PathError: a parent resolves outside the project or into `.git`/`.pipe`.
+        UnsafePathError: the path resolves outside the project or into `.git`/`.pipe`.
     """
     path = root / relpath
-    parent = os.path.dirname(relpath)
-    if not parent:
+    checked = relpath if follow else os.path.dirname(relpath)
+    if not checked:
         return path
     real_root = os.path.realpath(root)
-    real_parent = os.path.realpath(root / parent)
-    if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
-        raise PathError(
-            f"{source}: path '{relpath}' goes through a symlink that leads outside the project "
-            f"(to '{real_parent}')"
+    real = os.path.realpath(root / checked)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise UnsafePathError(
+            f"{source}: path '{relpath}' goes through a symlink that leads outside the project (to '{real}')"
         )
-    inside = os.path.relpath(real_parent, real_root)
+    inside = os.path.relpath(real, real_root)
     if inside != "." and any(is_protected_name(p) for p in inside.split(os.sep)):
-        raise PathError(f"{source}: path '{relpath}' goes through a symlink into '{inside}'")
+        raise UnsafePathError(f"{source}: path '{relpath}' goes through a symlink into '{inside}'")
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from pipeline_engine.core.hashing import ALGORITHM, Oid, is_dir_oid
 from pipeline_engine.core.layout import is_valid_oid
@@ -52,7 +52,7 @@ class PathRecord:
 
         Raises:
             SpecError: a key is missing or of the wrong type.
-            PathError: the path does not pass the path gate (core.pathgate).
+            UnsafePathError: (a SpecError) the path does not pass the path gate (core.pathgate).
         """
         if not isinstance(raw, Mapping):
             raise SpecError(f"{source}: each entry must be a mapping with 'path' and 'oid'")
@@ -71,6 +71,6 @@ class PathRecord:
         return cls(path, Oid(oid), size, nfiles, isexec)
 
 
-def is_count(value: object) -> bool:
+def is_count(value: object) -> TypeGuard[int]:
     """True for an int (not a bool) that fits a signed 64-bit size: 0 <= value < 2**63."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT

@@ -11,6 +11,7 @@ from pipeline_engine.cache.link import LinkType, parse_link_types
 from pipeline_engine.cache.workspace import checkout, save, scan
 from pipeline_engine.cache.workspace import is_cached as is_complete
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, SpecError
 from pipeline_engine.ops.pointers import find_pointers
@@ -96,7 +97,10 @@ def read_params(project: Project, stage: StageSpec) -> dict[str, dict[str, Any]]
     values: dict[str, dict[str, Any]] = {}
     for dep in stage.params:
         try:
-            data = read_params_file(project.root / dep.path, source=dep.path)
+            data = read_params_file(
+                resolve_in_project(project.root, dep.path, source=f"stage '{stage.name}'", follow=True),
+                source=dep.path,
+            )
         except SpecError as exc:
             raise SpecError(f"stage '{stage.name}': {exc.message}", hint=exc.hint) from None
         values[dep.path] = pick(data, dep.keys, source=dep.path, stage=stage.name)

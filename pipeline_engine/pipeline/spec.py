@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
 from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.interpolate import Context, Resolver, expand_foreach, expand_matrix
@@ -114,21 +115,28 @@ def parse_spec(text: str, *, root: Path, trusted_digest: str | None = None) -> P
         validate(raw, text=text, source=PIPELINE_FILE)
     builder = _Builder(root, text)
     stages = builder.build(raw)
-    return PipelineSpec(stages, digest, tuple(raw.get("metrics") or ()), tuple(raw.get("plots") or ()))
+    metrics = tuple(norm_path("", str(m), what="metrics") for m in raw.get("metrics") or ())
+    plots = tuple(norm_path("", p, what="plots") if isinstance(p, str) else p for p in raw.get("plots") or ())
+    return PipelineSpec(stages, digest, metrics, plots)
 
 
-def norm_path(wdir: str, path: str, *, what: str) -> str:
-    """`path` (relative to `wdir`) as a project-relative POSIX path.
+def norm_path(wdir: str, path: str, *, what: str, allow_root: bool = False) -> str:
+    """`path` (relative to `wdir`) as a project-relative POSIX path, through the path gate.
+
+    `..` is resolved lexically against `wdir` first (`wdir: src` with `../data` is `data`, as in
+    DVC); the result must then pass `core.pathgate.check_relpath`. `allow_root` accepts the
+    project root itself (a `wdir` of `.`), returned as "".
 
     Raises:
-        SpecError: the path is absolute or leaves the project.
+        SpecError: the path starts with `~`.
+        UnsafePathError: (a SpecError) the path is absolute, leaves the project, names
+            `.git`/`.pipe`, or holds a control character; the message names `what`.
     """
-    if path.startswith(("/", "~")):
+    if path.startswith("~"):
         raise SpecError(f"{what}: path '{path}' must be relative to the project")
-    joined = posixpath.normpath(posixpath.join(wdir, path)) if wdir else posixpath.normpath(path)
-    if joined == ".." or joined.startswith("../"):
-        raise SpecError(f"{what}: path '{path}' leaves the project")
-    return "" if joined == "." else joined
+    joined = posixpath.join(wdir, path) if wdir else path
+    normal = posixpath.normpath(joined) if joined and not joined.startswith("/") else joined
+    return check_relpath(normal, source=what, allow_root=allow_root)
 
 
 class _Builder:
@@ -159,7 +167,8 @@ class _Builder:
     def _default_context(self) -> Context:
         if not (self.root / PARAMS_FILE).is_file():
             return Context()
-        data = read_params_file(self.root / PARAMS_FILE, source=PARAMS_FILE)
+        data = read_params_file(resolve_in_project(self.root, PARAMS_FILE, source=PARAMS_FILE, follow=True),
+                                source=PARAMS_FILE)
         return Context(dict(data), {str(k): PARAMS_FILE for k in data})
 
     def _context(self, items: list[Any], *, wdir: str, base: Context, at: list[str | int]) -> Context:
@@ -170,7 +179,7 @@ class _Builder:
                 continue
             file, _, keys = str(item).partition(":")
             rel = norm_path(wdir, file, what="vars")
-            data = read_params_file(self.root / rel, source=rel)
+            data = read_params_file(resolve_in_project(self.root, rel, source=rel, follow=True), source=rel)
             if keys:
                 wanted = [k.strip() for k in keys.split(",")]
                 missing = [k for k in wanted if k not in data]
@@ -230,7 +239,7 @@ def _make_stage(name: str, group: str, data: Mapping[str, Any], used: set[tuple[
         cmd = "\n".join(cmd)
     if not isinstance(cmd, str) or not cmd.strip():
         raise SpecError(f"{where}: 'cmd' is required and must be a string or a list of strings")
-    wdir = norm_path("", str(data.get("wdir") or "."), what=where)
+    wdir = norm_path("", str(data.get("wdir") or "."), what=where, allow_root=True)
     deps = tuple(dict.fromkeys(norm_path(wdir, str(d), what=where) for d in data.get("deps") or ()))
     outs = tuple(
         _out(item, kind, wdir, where)
@@ -266,8 +275,6 @@ def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
         path, flags = next(iter(item.items()))
         flags = flags or {}
     rel = norm_path(wdir, str(path), what=where)
-    if not rel:
-        raise SpecError(f"{where}: the project root cannot be an out")
     for key in ("cache", "persist", "push"):
         if not isinstance(flags.get(key, True), bool):
             raise SpecError(f"{where}: '{path}': '{key}' must be true or false")

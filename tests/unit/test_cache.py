@@ -96,7 +96,7 @@ def test_tree_bytes_round_trip_and_unsafe_paths_are_refused() -> None:
     tree = _tree({"a/b": b"1", "c": b"2"})
     assert Tree.from_bytes(tree.to_bytes()) == tree
     bad = b'[{"hash":"00000000000000000000000000000000","isexec":false,"relpath":"../x","size":1}]'
-    with pytest.raises(CacheError, match="unsafe"):
+    with pytest.raises(CacheError, match="leaves"):
         Tree.from_bytes(bad)
 
 
@@ -114,7 +114,7 @@ def test_pointer_round_trip_and_validation(tmp_path: Path) -> None:
     assert read_pointer(tmp_path, "data/x.pipe") == p
     assert "hash: xxh3_128" in (tmp_path / "data/x.pipe").read_text()
     (tmp_path / "data/y.pipe").write_text("schema: 1\nouts:\n- path: ../../etc\n  oid: abc\n  size: 1\n")
-    with pytest.raises(SpecError, match="data/y.pipe: invalid path '../../etc'"):
+    with pytest.raises(SpecError, match="data/y.pipe: path .../../etc. leaves the project"):
         read_pointer(tmp_path, "data/y.pipe")
 
 

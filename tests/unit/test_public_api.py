@@ -10,7 +10,7 @@ def test_public_api_is_frozen() -> None:
         "CacheError", "CheckoutError", "ConfigError", "CorruptObjectError", "CycleError", "LockedError",
         "MissingOutputError", "NotAProjectError", "ObjectNotFoundError", "PathError", "PipeError",
         "PipeInterrupted", "Project", "ProjectExistsError", "RemoteError", "RemoteNotConfiguredError",
-        "ScmError", "SpecError", "StageFailedError", "StageNotFoundError", "__version__",
+        "ScmError", "SpecError", "StageFailedError", "StageNotFoundError", "UnsafePathError", "__version__",
     ])
 
 
