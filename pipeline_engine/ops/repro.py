@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from pipeline_engine.core.fsutil import remove_path, temp_name
+from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
 from pipeline_engine.ops import runcache
@@ -281,15 +283,15 @@ class _StageRunner:
         return Outcome.RAN
 
     def _clear_outs(self, stage: StageSpec) -> None:
-        for out in stage.outs:
-            path = self.project.root / out.path
+        # Every out is checked before any is deleted: a symlinked parent leading outside the
+        # project refuses the stage with nothing removed.
+        where = f"stage '{stage.name}'"
+        paths = [(out, resolve_in_project(self.project.root, out.path, source=where)) for out in stage.outs]
+        for out, path in paths:
             if out.persist:
-                _unprotect(path)
+                _unprotect(path, self.project.store.root)
                 continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
+            remove_path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def _record(self, stage: StageSpec, state: StageState, outs: tuple[PathRecord, ...]) -> StageLock:
@@ -303,16 +305,22 @@ class _StageRunner:
 
 
 
-def _unprotect(path: Path) -> None:
+def _unprotect(path: Path, store_root: Path) -> None:
     """Turn cache links (hardlinks, symlinks to read-only objects) under `path` into private copies.
 
-    A persistent out is kept for the command to extend, which must not write into the cache.
+    A persistent out is kept for the command to extend, which must not write into the cache. Only
+    symlinks into the store are copied: a committed symlink to elsewhere (say, a key outside the
+    project) must never have its target's bytes pulled into the workspace, and then the cache.
     """
     files = [path] if not path.is_dir() or path.is_symlink() else [p for p in path.rglob("*") if not p.is_dir()]
+    cache = os.path.realpath(store_root) + os.sep
     for file in files:
-        if not (file.is_symlink() or (file.exists() and file.stat().st_nlink > 1)):
+        if file.is_symlink():
+            if not os.path.realpath(file).startswith(cache):
+                continue
+        elif not (file.exists() and file.stat().st_nlink > 1):
             continue
-        tmp = file.with_name(f".{file.name}.unprotect")
+        tmp = file.with_name(temp_name())
         shutil.copyfile(file, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, file)
