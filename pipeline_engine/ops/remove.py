@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, read_pointer
-from pipeline_engine.core.fsutil import relpath_in
+from pipeline_engine.core.fsutil import relpath_in, remove_path
+from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.errors import PathError
 from pipeline_engine.project import Project
 
@@ -28,7 +28,8 @@ def remove(project: Project, pointers: Sequence[str], *, outs: bool = False) -> 
     """Remove pointer files; with `outs`, delete the tracked data as well (it stays in the cache).
 
     Raises:
-        PathError: a name is not a pointer file (all are checked before anything is removed).
+        PathError: a name is not a pointer file, or its data path fails the path gate (all are
+            checked before anything is removed).
     """
     with project.mutex("pipe remove"):
         loaded = []
@@ -38,15 +39,13 @@ def remove(project: Project, pointers: Sequence[str], *, outs: bool = False) -> 
                 rel += POINTER_SUFFIX
             if not (project.root / rel).is_file():
                 raise PathError(f"'{name}' is not a pointer file", hint="pointer files end in '.pipe'")
-            loaded.append(read_pointer(project.root, rel))
+            pointer = read_pointer(project.root, rel)
+            data = resolve_in_project(project.root, pointer.data_relpath, source=rel) if outs else None
+            loaded.append((pointer, data))
         results = []
-        for p in loaded:
-            data = project.root / p.data_relpath
-            if outs and (data.exists() or data.is_symlink()):
-                if data.is_dir() and not data.is_symlink():
-                    shutil.rmtree(data)
-                else:
-                    os.unlink(data)
+        for p, data in loaded:
+            if data is not None:
+                remove_path(data)
             os.unlink(project.root / p.relpath)
             if project.git is not None:
                 project.git.unignore(project.relpath_from_git(p.data_relpath))
