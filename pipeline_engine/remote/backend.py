@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_engine.core.redact import is_secret_name, mask_url
 from pipeline_engine.errors import ConfigError
 
 __all__ = [
@@ -173,9 +174,9 @@ def check_option(remote: str, url: str, name: str, value: Any) -> Any:
 
 
 def is_secret(url: str, name: str) -> bool:
-    """True when option `name` of a remote at `url` holds a credential."""
+    """True when option `name` of a remote at `url` holds a credential (by the table or by its name)."""
     opt = backend_for(url).option(name)
-    return opt is not None and opt.secret
+    return (opt is not None and opt.secret) or is_secret_name(name)
 
 
 def _convert(remote: str, opt: Option, value: Any) -> Any:
@@ -197,13 +198,5 @@ def _convert(remote: str, opt: Option, value: Any) -> Any:
 
 
 def redact_url(url: str) -> str:
-    """`url` with any password in its user-info part replaced by `***`, safe to print."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return f"{scheme}://{user}:***@{host}{slash}{path}"
+    """`url` with its credentials (user-info, token-like query parameters) masked, safe to print."""
+    return mask_url(url)
