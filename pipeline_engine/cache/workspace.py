@@ -69,6 +69,8 @@ def scan(root: Path, relpath: str, memo: HashMemo, *, progress: Progress | None 
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         return Scan(relpath, _hash_one(memo, relpath, path, st), st.st_size, None)
+    # A directory is entered, so a symlink naming it must lead inside the project too.
+    resolve_in_project(root, relpath, source=relpath, follow=True)
     files = sorted(walk_files(path, skip=_SKIP_DIRS))
     fingerprint = _fingerprint(files)
     hit = memo.get_tree(relpath)
@@ -82,7 +84,7 @@ def scan(root: Path, relpath: str, memo: HashMemo, *, progress: Progress | None 
 
 def scan_tree(root: Path, relpath: str, memo: HashMemo | None, *, progress: Progress | None = None) -> Tree:
     """The current manifest of directory `relpath`, always built (for diffs and saving)."""
-    files = sorted(walk_files(resolve_in_project(root, relpath, source=relpath), skip=_SKIP_DIRS))
+    files = sorted(walk_files(resolve_in_project(root, relpath, source=relpath, follow=True), skip=_SKIP_DIRS))
     return _build_tree(root, relpath, files, memo, progress or NullProgress())
 
 
@@ -123,7 +125,7 @@ def save(
     replaced by links to their objects; with reflink or copy the workspace copy is left as is.
     """
     progress = progress or NullProgress()
-    path = resolve_in_project(root, scanned.relpath, source=scanned.relpath)
+    path = resolve_in_project(root, scanned.relpath, source=scanned.relpath, follow=is_dir_oid(scanned.oid))
     if not is_dir_oid(scanned.oid):
         store.add_files([(path, scanned.oid)])
         _relink(store, [(path, scanned.oid, is_exec(os.stat(path).st_mode))], link_types)
@@ -165,7 +167,9 @@ def checkout(
         CheckoutError: user changes would be lost without `force`.
     """
     progress = progress or NullProgress()
-    resolve_in_project(root, relpath, source=relpath)
+    # A file is replaced by a rename (a symlink there is replaced, not followed); a directory is
+    # written into, so it must resolve inside the project itself.
+    resolve_in_project(root, relpath, source=relpath, follow=is_dir_oid(oid))
     if is_dir_oid(oid):
         return _checkout_dir(store, root, relpath, tree_of(store, oid), memo, link_types, force, relink, progress)
     return _checkout_file(store, root, relpath, Oid(oid), memo, link_types, force, relink)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer
 from pipeline_engine.core.fsutil import atomic_write, relpath_in
+from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
 from pipeline_engine.errors import PathError
 from pipeline_engine.project import CONTROL_DIR, Project
 
@@ -77,7 +78,9 @@ def restore_deleted_pointers(project: Project) -> list[str]:
 
 
 def _restore_from_index(root: Path, rel: str) -> bool:
-    if (root / rel).exists():
+    # The index is as untrusted as any commit: a name it lists is written only through the gate.
+    path = resolve_in_project(root, check_relpath(rel, source="git index"), source="git index")
+    if path.exists() or path.is_symlink():
         return False
     proc = subprocess.run(["git", "show", f":./{rel}"], cwd=root, capture_output=True, check=False)
     if proc.returncode != 0:
