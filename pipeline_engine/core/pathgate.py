@@ -76,6 +76,7 @@ def resolve_in_project(root: Path, relpath: str, *, source: str, follow: bool = 
         UnsafePathError: the path resolves outside the project or into `.git`/`.pipe`.
     """
     path = root / relpath
+    prefix = "" if source == relpath else f"{source}: "
     checked = relpath if follow else os.path.dirname(relpath)
     if not checked:
         return path
@@ -83,9 +84,9 @@ def resolve_in_project(root: Path, relpath: str, *, source: str, follow: bool = 
     real = os.path.realpath(root / checked)
     if real != real_root and not real.startswith(real_root + os.sep):
         raise UnsafePathError(
-            f"{source}: path '{relpath}' goes through a symlink that leads outside the project (to '{real}')"
+            f"{prefix}path '{relpath}' goes through a symlink that leads outside the project (to '{real}')"
         )
     inside = os.path.relpath(real, real_root)
     if inside != "." and any(is_protected_name(p) for p in inside.split(os.sep)):
-        raise UnsafePathError(f"{source}: path '{relpath}' goes through a symlink into '{inside}'")
+        raise UnsafePathError(f"{prefix}path '{relpath}' goes through a symlink into '{inside}'")
     return path

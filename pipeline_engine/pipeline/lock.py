@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.yamlio import load_yaml, parse_yaml
 from pipeline_engine.errors import SpecError
@@ -71,7 +72,7 @@ class StageLock:
         return cls(
             cmd=raw["cmd"],
             deps=_records(raw.get("deps"), source=f"{source}: deps"),
-            params={str(f): dict(v) for f, v in params.items()},
+            params={check_relpath(f, source=f"{source}: params"): dict(v) for f, v in params.items()},
             env={str(k): (None if v is None else str(v)) for k, v in env.items()},
             outs=_records(raw.get("outs"), source=f"{source}: outs"),
         )
