@@ -9,8 +9,11 @@ from types import MappingProxyType
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.mutex import ProjectMutex
+from pipeline_engine.core.redact import has_credentials, mask_url
 from pipeline_engine.core.yamlio import dump_yaml, load_yaml
 from pipeline_engine.errors import ConfigError, SpecError
+from pipeline_engine.remote.backend import is_secret
 
 __all__ = [
     "CONFIG_FILE",
@@ -26,6 +29,11 @@ LOCAL_CONFIG_FILE = "config.local.yaml"
 _SECTIONS = {"schema", "cache", "core", "remotes"}
 _CACHE_KEYS = {"type", "dir", "jobs"}
 _CORE_KEYS = {"remote", "jobs", "no_scm"}
+_LOCK_TIMEOUT = 60.0
+_LOCAL_HINT = (
+    f"keep credentials in .pipe/{LOCAL_CONFIG_FILE}, which git ignores: add '--local', "
+    "e.g. 'pipe remote modify --local NAME KEY VALUE'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +90,49 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Apply `change` to one config file's dict and write it back atomically."""
-    data = read_config_file(path)
-    data.setdefault("schema", 1)
-    change(data)
-    atomic_write(path, dump_yaml(data))
+    """Apply `change` to one config file's dict and write it back atomically, under the config lock.
+
+    The lock (`.pipe/tmp/config.lock`) makes concurrent edits (two `pipe remote add`) apply one
+    after the other, each to the other's result, so none is lost. `change` sees the file as it
+    is once the lock is held, and may raise to leave it untouched.
+
+    Raises:
+        ConfigError: the file is invalid, or the change would put a credential in the committed
+            `.pipe/config.yaml` (nothing is written).
+    """
+    lock_dir = path.parent / "tmp"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with ProjectMutex(lock_dir / "config.lock", command="pipe (config edit)", wait=True, timeout=_LOCK_TIMEOUT):
+        data = read_config_file(path)
+        data.setdefault("schema", 1)
+        change(data)
+        if path.name == CONFIG_FILE:
+            _refuse_committed_secrets(data)
+        atomic_write(path, dump_yaml(data))
+
+
+def _refuse_committed_secrets(data: Mapping[str, Any]) -> None:
+    """Raise when the committed config would hold a credential: in a remote's URL or an option."""
+    remotes = data.get("remotes") or {}
+    if not isinstance(remotes, Mapping):
+        return
+    for name, settings in remotes.items():
+        if not isinstance(settings, Mapping):
+            continue
+        url = settings.get("url")
+        url = url if isinstance(url, str) else ""
+        if url and has_credentials(url):
+            raise ConfigError(
+                f"the URL of remote '{name}' contains a password or token ({mask_url(url)}), "
+                f"which would be committed in .pipe/{CONFIG_FILE}",
+                hint=_LOCAL_HINT,
+            )
+        for key in settings:
+            if key != "url" and is_secret(url, str(key)):
+                raise ConfigError(
+                    f"remote '{name}': '{key}' is a credential: it would be committed in .pipe/{CONFIG_FILE}",
+                    hint=_LOCAL_HINT,
+                )
 
 
 def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from pipeline_engine.cli import render
 from pipeline_engine.project import Project
@@ -25,11 +26,11 @@ def remote() -> None:
 @click.argument("url")
 def add(default: bool, local: bool, force: bool, name: str, url: str) -> None:
     """Add remote NAME at URL (a path, s3://bucket/prefix, gs://, az://, ssh://, ...)."""
+    from pipeline_engine.core.redact import mask_url
     from pipeline_engine.ops.remote import add_remote
-    from pipeline_engine.remote.backend import redact_url
 
     add_remote(Project.find(), name, url, default=default, local=local, force=force)
-    render.info(f"added remote '{name}' -> {redact_url(url)}" + (" (default)" if default else ""))
+    render.info(escape(f"added remote '{name}' -> {mask_url(url)}") + (" (default)" if default else ""))
 
 
 @remote.command()

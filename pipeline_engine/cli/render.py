@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipeline_engine.core.redact import mask_text
 from pipeline_engine.errors import PipeError
 
 if TYPE_CHECKING:
@@ -56,12 +57,16 @@ def warn(message: str) -> None:
 
 
 def error(exc: PipeError, *, verbose: bool) -> None:
-    """Render a PipeError as `error: message` plus its hint; with -v, the traceback of its cause."""
+    """Render a PipeError as `error: message` plus its hint; with -v, the traceback of its cause.
+
+    URLs are masked (`core.redact`) in all three: a library's exception may quote a remote's URL
+    with its credentials.
+    """
     if verbose:
-        err.print(escape("".join(traceback.format_exception(exc))), end="")
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err.print(escape(mask_text("".join(traceback.format_exception(exc)))), end="")
+    err.print(f"[bold red]error:[/] {escape(mask_text(str(exc)))}")
     if exc.hint:
-        err.print(f"[dim]hint:[/] {escape(exc.hint)}")
+        err.print(f"[dim]hint:[/] {escape(mask_text(exc.hint))}")
 
 
 def size(n: int) -> str:

@@ -1,7 +1,9 @@
 """`pipe remote`: add, modify, list, remove remotes and choose the default; open one for a transfer.
 
-Secrets (options the backend table marks as credentials) are only ever written to
-`.pipe/config.local.yaml`, which git ignores, and no result returned here carries their values.
+Credentials (a password or token in a URL, an option the backend table marks as a credential or
+whose name says so) are only ever written to `.pipe/config.local.yaml`, which git ignores; every
+edit goes through `config.edit_config`, which takes the config lock and refuses them in the
+committed file. No result returned here carries their values (`core.redact` masks them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from pipeline_engine.config import CONFIG_FILE, LOCAL_CONFIG_FILE, edit_config, read_config_file
 from pipeline_engine.errors import ConfigError, RemoteNotConfiguredError
 from pipeline_engine.project import Project
-from pipeline_engine.remote.backend import check_option, is_secret, redact_url
+from pipeline_engine.core.redact import MASK, has_credentials, mask_url
+from pipeline_engine.remote.backend import check_option, is_secret
 from pipeline_engine.remote.remote import Remote
 
 __all__ = [
@@ -29,7 +32,6 @@ __all__ = [
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SECRET_MASK = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +67,20 @@ def add_remote(
         raise ConfigError(
             f"remote '{name}' already exists", hint=f"use 'pipe remote add -f {name} URL' to replace it"
         )
-    if redact_url(url) != url and not local:
+    if has_credentials(url) and not local:
         raise ConfigError(
-            f"the URL of remote '{name}' contains a password, "
+            f"the URL of remote '{name}' contains a password or token ({mask_url(url)}), "
             f"which would be committed in .pipe/{CONFIG_FILE}",
-            hint="put the URL without the password, then 'pipe remote modify --local NAME password ...'",
+            hint=f"use 'pipe remote add --local {name} URL' to keep it in .pipe/{LOCAL_CONFIG_FILE} "
+            "(git-ignored), or add the URL without credentials and set them with 'pipe remote modify --local'",
         )
 
     def change(data: dict[str, Any]) -> None:
+        # Checked again under the config lock: a concurrent `add` of the same name may have won.
+        if name in (data.get("remotes") or {}) and not force:
+            raise ConfigError(
+                f"remote '{name}' already exists", hint=f"use 'pipe remote add -f {name} URL' to replace it"
+            )
         data.setdefault("remotes", {})[name] = {"url": url}
         if default:
             data.setdefault("core", {})["remote"] = name
@@ -104,6 +112,13 @@ def modify_remote(
         raise ConfigError(f"give a value for '{key}' (or use --unset)")
     if key == "url":
         converted: Any = value
+        if has_credentials(value) and not local:
+            raise ConfigError(
+                f"the URL contains a password or token ({mask_url(value)}): "
+                f"it would be committed in .pipe/{CONFIG_FILE}",
+                hint=f"use 'pipe remote modify --local {name} url URL' "
+                f"to keep it in .pipe/{LOCAL_CONFIG_FILE}",
+            )
     else:
         converted = check_option(name, remote.url, key, value)
         if is_secret(remote.url, key) and not local:
@@ -189,7 +204,7 @@ def list_remotes(project: Project) -> list[RemoteInfo]:
         infos.append(
             RemoteInfo(
                 name,
-                redact_url(remote.url),
+                mask_url(remote.url),
                 name == project.config.default_remote,
                 _shown_options(remote.url, remote.options),
             )
@@ -199,7 +214,7 @@ def list_remotes(project: Project) -> list[RemoteInfo]:
 
 def _shown_options(url: str, options: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(
-        (key, SECRET_MASK if is_secret(url, key) else str(value)) for key, value in sorted(options.items())
+        (key, MASK if is_secret(url, key) else mask_url(str(value))) for key, value in sorted(options.items())
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests.conftest import Cli, Workspace
@@ -155,3 +156,121 @@ def test_push_without_any_remote_says_how_to_add_one(workspace: Workspace, cli: 
     assert "no remote given and no default remote set" in result.stderr
     assert "pipe remote add -d" in result.stderr
     assert workspace.snapshot() == before
+
+
+# --- credentials: refused in the committed config by every writer, masked in every output ---
+
+TOKEN = "ghp_0123456789abcdefTOKENVALUE"
+CREDENTIAL_URLS = [
+    pytest.param(f"s3://AKIAEXAMPLE:{SECRET}@bucket/p", id="s3-userinfo"),
+    pytest.param(f"s3://AKIAEXAMPLE:{SECRET}/with/slash@bucket/p", id="s3-userinfo-unencoded-slash"),
+    pytest.param(f"https://me:{SECRET}@host.example/data", id="https-user-password"),
+    pytest.param(f"https://{TOKEN}@host.example/data", id="https-token-as-user"),
+    pytest.param(f"https://host.example/data?token={TOKEN}&v=1", id="query-token"),
+    pytest.param(f"https://host.example/d?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature={SECRET}", id="presigned"),
+    pytest.param(f"azure://container/p?sv=2022&sig={SECRET}", id="sas-sig"),
+]
+SECRET_PARTS = (SECRET, TOKEN, "AKIAEXAMPLE")
+
+
+def _leaks(text: str) -> list[str]:
+    return [s for s in SECRET_PARTS if s in text]
+
+
+@pytest.mark.parametrize("url", CREDENTIAL_URLS)
+def test_credential_urls_are_refused_in_the_committed_config_and_masked_everywhere(
+    workspace: Workspace, cli: Cli, url: str
+) -> None:
+    before = workspace.snapshot()
+    refused = cli.run("remote", "add", "r", url, exit_code=1)
+    assert "contains a password or token" in refused.stderr and "--local" in refused.stderr
+    assert not _leaks(refused.output), refused.output
+    assert workspace.snapshot() == before
+
+    added = cli.run("remote", "add", "--local", "-d", "r", url)
+    assert "***" in added.stderr and not _leaks(added.output), added.output
+    local_text = (workspace.root / ".pipe" / "config.local.yaml").read_text()
+    assert SECRET in local_text or TOKEN in local_text
+    assert not _leaks((workspace.root / ".pipe" / "config.yaml").read_text())
+    listed = cli.run("remote", "list").stdout
+    as_json = cli.run("remote", "list", "--json").stdout
+    assert listed.startswith("r ") and "***" in listed and "***" in as_json
+    assert not _leaks(listed) and not _leaks(as_json), (listed, as_json)
+
+
+def test_modify_url_refuses_credentials_in_the_committed_config(workspace: Workspace, cli: Cli) -> None:
+    # The reproduction: `remote add` refused this URL but `remote modify ... url` wrote it.
+    cli.run("remote", "add", "s", "s3://b/p")
+    before = workspace.snapshot()
+    result = cli.run("remote", "modify", "s", "url", f"s3://KEY:{SECRET}@b/p", exit_code=1)
+    assert "contains a password or token" in result.stderr
+    assert "pipe remote modify --local s url" in result.stderr
+    assert SECRET not in result.output
+    assert workspace.snapshot() == before
+    cli.run("remote", "modify", "--local", "s", "url", f"s3://KEY:{SECRET}@b/p")
+    assert SECRET not in (workspace.root / ".pipe" / "config.yaml").read_text()
+    assert "s3://***@b/p" in cli.run("remote", "list").stdout
+
+
+@pytest.mark.parametrize(
+    "option", ["access_key_id", "secret_access_key", "session_token", "account_key", "sas_token", "password"]
+)
+def test_every_credential_option_is_refused_outside_local(workspace: Workspace, cli: Cli, option: str) -> None:
+    url = {"account_key": "az://c/p", "sas_token": "az://c/p", "password": "ssh://me@host/srv"}.get(option, "s3://b/p")
+    cli.run("remote", "add", "r", url)
+    before = workspace.snapshot()
+    result = cli.run("remote", "modify", "r", option, SECRET, exit_code=1)
+    assert f"'{option}' is a credential" in result.stderr and SECRET not in result.output
+    assert workspace.snapshot() == before
+    cli.run("remote", "modify", "--local", "r", option, SECRET)
+    listed = cli.run("remote", "list").stdout + cli.run("remote", "list", "--json").stdout
+    assert f"{option}=***" in listed and SECRET not in listed
+
+
+def test_a_key_file_path_is_not_a_secret(workspace: Workspace, cli: Cli) -> None:
+    # A path to a key file is not a credential: the key stays in its file, outside git.
+    cli.run("remote", "add", "box", "ssh://me@host/srv")
+    cli.run("remote", "modify", "box", "keyfile", "~/.ssh/id_ed25519")
+    assert _config(workspace)["remotes"]["box"]["keyfile"] == "~/.ssh/id_ed25519"
+    assert "keyfile=~/.ssh/id_ed25519" in cli.run("remote", "list").stdout
+
+
+def test_a_secret_already_in_the_committed_config_is_masked_and_blocks_other_writes(
+    workspace: Workspace, cli: Cli
+) -> None:
+    # Written by an older pipe or by hand: shown masked; any write of the committed file refuses
+    # to carry it on, naming the remote; fixing the URL is the write that goes through.
+    (workspace.root / ".pipe" / "config.yaml").write_text(
+        f"schema: 1\nremotes:\n  s:\n    url: s3://KEY:{SECRET}@b/p\n    secret_access_key: {SECRET}\n"
+        "  t:\n    url: /tmp/t\n"
+    )
+    listed = cli.run("remote", "list").stdout + cli.run("remote", "list", "--json").stdout
+    assert SECRET not in listed and "s3://***@b/p" in listed and "secret_access_key=***" in listed
+    before = workspace.snapshot()
+    for args in (["remote", "default", "t"], ["remote", "add", "u", "/tmp/u"], ["remote", "modify", "t", "jobs", "2"]):
+        result = cli.run(*args, exit_code=1)
+        assert "remote 's'" in result.stderr and "--local" in result.stderr, result.stderr
+        assert SECRET not in result.output
+        assert workspace.snapshot() == before
+    cli.run("remote", "modify", "s", "url", "s3://b/p", exit_code=1)  # the option still holds one
+    cli.run("remote", "modify", "--unset", "s", "secret_access_key", exit_code=1)  # so does the URL
+    assert workspace.snapshot() == before
+    cli.run("remote", "remove", "s")
+    assert SECRET not in (workspace.root / ".pipe" / "config.yaml").read_text()
+    cli.run("remote", "default", "t")
+
+
+def test_verbose_tracebacks_and_messages_mask_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline_engine.cli import render
+    from pipeline_engine.errors import RemoteError
+
+    try:
+        try:
+            raise OSError(f"cannot reach https://me:{SECRET}@host/p?X-Amz-Signature={TOKEN}")
+        except OSError as exc:
+            raise RemoteError(f"remote 'r' (s3://KEY:{SECRET}@b/p): failed", hint=f"s3://k:{SECRET}@b") from exc
+    except RemoteError as exc:
+        render.error(exc, verbose=True)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "OSError" in err and "s3://***@b/p" in err
+    assert SECRET not in err and TOKEN not in err, err
