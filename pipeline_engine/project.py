@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -9,13 +10,17 @@ from pipeline_engine.cache.memo import HashMemo
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.config import CONFIG_FILE, LOCAL_CONFIG_FILE, Config, load_config
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.errors import NotAProjectError, ProjectExistsError, ScmError
 from pipeline_engine.scm.git import Git, find_git_root
 
-__all__ = ["CONTROL_DIR", "Project"]
+__all__ = ["CACHE_USERS_DIR", "CONTROL_DIR", "Project", "cache_users", "register_cache_user"]
 
 CONTROL_DIR = ".pipe"
+#: One small file per project that ever opened the cache, naming its root: several projects may share
+#: one `cache.dir`, and gc must not delete what the others use.
+CACHE_USERS_DIR = "projects"
 _IGNORED_IN_CONTROL_DIR = ("/cache/", "/tmp/", f"/{LOCAL_CONFIG_FILE}")
 
 
@@ -75,14 +80,19 @@ class Project:
         return cls(root)
 
     @property
+    def cache_dir(self) -> Path:
+        """The cache directory (`cache.dir`, default `.pipe/cache`); it holds `objects/` and `projects/`."""
+        configured = self.config.cache_dir
+        base = Path(os.path.expanduser(configured)) if configured else self.control_dir / "cache"
+        return base if base.is_absolute() else self.control_dir / base
+
+    @property
     def store(self) -> ObjectStore:
-        """The local object store."""
+        """The local object store; opening it registers this project as a user of the cache."""
         if self._store is None:
-            cache_dir = self.config.cache_dir
-            base = Path(os.path.expanduser(cache_dir)) if cache_dir else self.control_dir / "cache"
-            if not base.is_absolute():
-                base = self.control_dir / base
+            base = self.cache_dir
             self._store = ObjectStore(base / "objects")
+            register_cache_user(base, self.root)
         return self._store
 
     @property
@@ -115,3 +125,34 @@ class Project:
         """Release open databases."""
         if self._memo is not None:
             self._memo.close()
+
+
+def register_cache_user(cache_dir: Path, root: Path) -> None:
+    """Record, once, that the project at `root` uses `cache_dir` (one file per project, written atomically).
+
+    A cache that cannot be written is left alone: the command that needs to write it will say so.
+    """
+    entry = cache_dir / CACHE_USERS_DIR / hash_bytes(os.fsencode(root))
+    if entry.exists():
+        return
+    with contextlib.suppress(OSError):
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(entry, f"{root}\n")
+
+
+def cache_users(cache_dir: Path) -> list[Path]:
+    """The roots of every project registered in `cache_dir`, sorted (they may no longer exist)."""
+    try:
+        with os.scandir(cache_dir / CACHE_USERS_DIR) as it:
+            entries = list(it)
+    except FileNotFoundError:
+        return []
+    roots: set[Path] = set()
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            continue
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = Path(entry.path).read_text(encoding="utf-8").strip()
+            if text and Path(text).is_absolute():
+                roots.add(Path(text))
+    return sorted(roots)

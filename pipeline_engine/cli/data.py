@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 
 from pipeline_engine.cli import render
 from pipeline_engine.project import Project
+
+if TYPE_CHECKING:
+    from pipeline_engine.ops.gc import Unreadable
 
 
 def _project() -> Project:
@@ -73,32 +80,56 @@ def remove(pointers: tuple[str, ...], outs: bool) -> None:
 @click.command()
 @click.option("-w", "--workspace", is_flag=True, help="Keep objects the current workspace references.")
 @click.option("-a", "--all-commits", is_flag=True, help="Keep objects any git commit references.")
+@click.option("-p", "--projects", multiple=True, metavar="PATH",
+              help="Also keep what another project sharing this cache uses (repeat for each).")
 @click.option("-c", "--cloud", is_flag=True, help="Also delete unreferenced objects from the remote.")
 @click.option("-r", "--remote", help="Remote for --cloud (default: core.remote).")
-@click.option("--dry", is_flag=True, help="Only report what would be removed.")
+@click.option("--skip-failed", is_flag=True,
+              help="Proceed when some pointer, lock or manifest cannot be read (what it names is not kept).")
+@click.option("--dry", is_flag=True, help="Only report what would be removed (with -v: each object).")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
-def gc(workspace: bool, all_commits: bool, cloud: bool, remote: str | None, dry: bool, force: bool) -> None:
+@click.option("-v", "--verbose", "names", is_flag=True, help="List every object removed (or, with --dry, to remove).")
+@click.pass_context
+def gc(ctx: click.Context, workspace: bool, all_commits: bool, projects: tuple[str, ...], cloud: bool,
+       remote: str | None, skip_failed: bool, dry: bool, force: bool, names: bool) -> None:
     """Delete cache objects (and with --cloud, remote objects) that the chosen scope does not use."""
     from pipeline_engine.ops.gc import GcOptions
     from pipeline_engine.ops.gc import gc as collect
 
     project = _project()
-    options = GcOptions(workspace=workspace, all_commits=all_commits, cloud=cloud, remote=remote, dry=dry)
+    options = GcOptions(workspace=workspace, all_commits=all_commits, cloud=cloud, remote=remote, dry=dry,
+                        skip_failed=skip_failed, projects=projects)
+    warned = False
     if not (dry or force) and (workspace or all_commits):
-        preview = collect(project, GcOptions(workspace=workspace, all_commits=all_commits, dry=True))
-        if preview.removed == 0 and not cloud:
+        preview = collect(project, replace(options, dry=True))
+        _warn_skipped(preview.skipped)
+        warned = True
+        if not preview.removed and not (preview.cloud and preview.cloud.removed):
             render.info("nothing to remove")
             return
-        question = f"remove {preview.removed} object(s), {render.size(preview.bytes)}, from the cache"
-        if cloud:
-            question += ", and every object the scope does not use from the remote"
+        question = f"remove {len(preview.removed)} object(s), {render.size(preview.bytes)}, from the cache"
+        if preview.cloud is not None:
+            question += f", and {len(preview.cloud.removed)} object(s) from the remote '{preview.cloud.remote}'"
         click.confirm(question + "?", abort=True, err=True)
     result = collect(project, options)
+    if not warned:
+        _warn_skipped(result.skipped)
     verb = "would remove" if dry else "removed"
-    render.info(f"{verb} {result.removed} object(s), {render.size(result.bytes)}; {result.kept} kept")
+    if names or bool(ctx.obj and ctx.obj.get("verbose")):
+        for oid in result.removed:
+            render.out.print(escape(f"{oid}  {project.store.path_of(oid)}"))
+        if result.cloud is not None:
+            for oid in result.cloud.removed:
+                render.out.print(f"{oid}  remote '{result.cloud.remote}'")
+    render.info(f"{verb} {len(result.removed)} object(s), {render.size(result.bytes)}; {result.kept} kept")
     if result.cloud is not None:
         render.info(f"remote '{result.cloud.remote}': {verb} {len(result.cloud.removed)} object(s); "
                     f"{result.cloud.kept} kept")
+
+
+def _warn_skipped(skipped: Sequence[Unreadable]) -> None:
+    for u in skipped:
+        render.warn(escape(f"skipped (--skip-failed) {u}"))
 
 
 @click.group()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid, is_dir_oid
-from pipeline_engine.errors import CacheError, RemoteError
 from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
@@ -102,43 +98,18 @@ def cloud_status(
     return CloudStatus(rem.name, rem.url, tuple(result))
 
 
-def gc_remote(
-    project: Project, remote: str | None, keep_oids: Collection[str], *, dry: bool, jobs: int | None = None
-) -> RemoteGcResult:
-    """Delete every object on the remote that `keep_oids` does not name (with `dry`, only list them).
+def gc_remote(rem: Remote, keep_oids: Collection[str], *, dry: bool) -> RemoteGcResult:
+    """Delete every object on `rem` that `keep_oids` does not name (with `dry`, only list them).
 
-    Directory oids in `keep_oids` keep their files too: their manifests are read from the cache,
-    or fetched from the remote into the cache first. The caller holds the project mutex.
+    `keep_oids` must already hold the files of every kept directory (`ops.gc.collect_used`
+    expands them, fetching manifests from this remote when the cache lacks them): a directory
+    oid here keeps only its manifest. The caller holds the project mutex.
 
     Raises:
-        RemoteError: the remote cannot be listed or changed, or a kept directory's manifest is
-            neither in the cache nor on the remote (then nothing is deleted).
+        RemoteError: the remote cannot be listed or changed.
     """
-    rem = open_project_remote(project, remote, jobs=jobs)
     keep = set(keep_oids)
-    for oid in [o for o in keep if is_dir_oid(o)]:
-        if not project.store.exists(oid):
-            _fetch_manifest(project.store, rem, oid)
-        keep.update(e.oid for e in tree_of(project.store, oid).entries)
     doomed = tuple(sorted(o for o in rem.iter_oids() if o not in keep))
     if not dry:
         rem.remove(doomed)
     return RemoteGcResult(rem.name, rem.url, doomed, len(keep), dry)
-
-
-def _fetch_manifest(store: ObjectStore, rem: Remote, oid: str) -> None:
-    tmp_dir = store.root / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"{oid}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
-    try:
-        rem.get(oid, tmp)
-        store.add_verified(tmp, oid)
-    except (RemoteError, CacheError) as exc:
-        raise RemoteError(
-            f"cannot garbage-collect remote '{rem.name}': the manifest '{oid}' of a kept directory "
-            f"is not available ({exc}); nothing was deleted",
-            hint="run 'pipe push' from a clone that has this data first",
-        ) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()

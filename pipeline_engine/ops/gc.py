@@ -1,7 +1,17 @@
-"""`pipe gc`: delete cache objects that nothing in the chosen scope references."""
+"""`pipe gc`: delete cache objects that the chosen scope is proved not to use.
+
+gc deletes an object only when every file that could name it was read: the pointers and the lock
+of the workspace (and, with `all_commits`, of every commit), and the directory manifests those
+name. One unreadable file, or a manifest missing from the cache, stops gc before it deletes
+anything (`skip_failed` proceeds and reports them). A cache shared through `cache.dir` keeps a
+registration per project (`project.cache_users`); gc refuses while a project it was not given
+still uses the cache.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,50 +19,85 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.pointer import read_pointer
-from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.core.hashing import Oid
+from pipeline_engine.config import CONFIG_FILE
+from pipeline_engine.core.hashing import Oid, is_dir_oid
+from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import PipeError
+from pipeline_engine.errors import CacheError, PipeError
 from pipeline_engine.ops.objects import plan_objects
-from pipeline_engine.ops.used import used_outs
-from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock
-from pipeline_engine.project import Project
+from pipeline_engine.ops.pointers import pointer_files
+from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock, read_lock
+from pipeline_engine.project import CONTROL_DIR, Project, cache_users
 
 if TYPE_CHECKING:
     from pipeline_engine.ops.cloud import RemoteGcResult
+    from pipeline_engine.remote.remote import Remote
 
-__all__ = ["GcOptions", "GcResult", "collect_used_oids", "expand_oids", "gc"]
+__all__ = ["GcOptions", "GcResult", "Unreadable", "UsedObjects", "collect_used", "gc"]
+
+# Historic pointers are parsed from a scratch copy under this name; messages name the real path.
+_PROBE = "pointer.pipe"
+_SHOWN = 20
 
 
 @dataclass(frozen=True, slots=True)
 class GcOptions:
-    """What to keep (`workspace`, `all_commits`), whether to clean a remote too, and `dry`."""
+    """What to keep (`workspace`, `all_commits`, other `projects`), whether to clean a remote too, `dry`.
+
+    `skip_failed` deletes even when some files could not be read (what they name is then not kept).
+    """
 
     workspace: bool = False
     all_commits: bool = False
     cloud: bool = False
     remote: str | None = None
     dry: bool = False
+    skip_failed: bool = False
+    projects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A file gc needed and could not read: where (workspace or commit), the file, and why."""
+
+    where: str
+    file: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.file}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class UsedObjects:
+    """The oids the scope uses (directories expanded into their files), and what could not be read."""
+
+    oids: frozenset[str]
+    unreadable: tuple[Unreadable, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class GcResult:
-    """Objects removed (or that would be, with `dry`) and their total size; `cloud` for the remote."""
+    """Objects removed (or that would be, with `dry`), their total size, objects kept; `cloud` for the remote."""
 
-    removed: int
+    removed: tuple[Oid, ...]
     bytes: int
     kept: int
     dry: bool
     cloud: RemoteGcResult | None = None
+    skipped: tuple[Unreadable, ...] = ()
 
 
 def gc(project: Project, options: GcOptions) -> GcResult:
-    """Remove unreferenced objects from the cache and, with `cloud`, from the remote.
+    """Remove the objects the scope does not use from the cache and, with `cloud`, from the remote.
 
-    The scope is the workspace, plus every commit with `all_commits`; gc never guesses it.
+    The scope is the workspace, plus every commit with `all_commits`, plus the `projects` given;
+    gc never guesses it. Nothing is deleted unless every file naming objects was read.
 
     Raises:
         PipeError: no scope was chosen.
+        CacheError: a file of the scope could not be read (without `skip_failed`), or another
+            project uses this cache and was not given in `projects`.
         RemoteError: with `cloud`, the remote cannot be listed or changed.
     """
     if not (options.workspace or options.all_commits):
@@ -60,62 +105,189 @@ def gc(project: Project, options: GcOptions) -> GcResult:
             "choose what to keep: '--workspace' (this checkout) or '--all-commits' (every git commit)",
             hint="run 'pipe gc --workspace --dry' to see what would be removed",
         )
-    with project.mutex("pipe gc"):
-        keep = collect_used_oids(project, all_commits=options.all_commits)
-        cloud = None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(project.mutex("pipe gc"))
+        others = _other_projects(project, options)
+        for other in others:  # none of them may add objects while gc decides
+            stack.enter_context(other.mutex("pipe gc (from another project sharing the cache)"))
+        rem = None
         if options.cloud:
-            # The remote first: its manifests may have to come through the local cache.
+            from pipeline_engine.ops.remote import open_project_remote
+
+            rem = open_project_remote(project, options.remote)
+        used = collect_used(project, all_commits=options.all_commits, others=others, rem=rem)
+        if used.unreadable and not options.skip_failed:
+            raise _unreadable_error(used.unreadable)
+        cloud = None
+        if rem is not None:
             from pipeline_engine.ops.cloud import gc_remote
 
-            cloud = gc_remote(project, options.remote, keep, dry=options.dry)
-        removed = size = kept = 0
-        for oid in list(project.store.iter_oids()):
-            if oid in keep:
+            cloud = gc_remote(rem, used.oids, dry=options.dry)
+        removed: list[Oid] = []
+        size = kept = 0
+        for oid in sorted(project.store.iter_oids()):
+            if oid in used.oids:
                 kept += 1
                 continue
-            removed += 1
-            size += project.store.size_of(oid)
+            with contextlib.suppress(FileNotFoundError):
+                size += project.store.size_of(oid)
+            removed.append(oid)
             if not options.dry:
                 project.store.remove(oid)
-        return GcResult(removed, size, kept, options.dry, cloud)
+        return GcResult(tuple(removed), size, kept, options.dry, cloud, used.unreadable)
 
 
-def collect_used_oids(project: Project, *, all_commits: bool = False) -> set[Oid]:
-    """Every oid referenced by the workspace and, with `all_commits`, by every git commit."""
-    outs = list(used_outs(project))
-    if all_commits and project.git is not None:
-        outs.extend(_outs_in_history(project))
-    return expand_oids(project.store, outs)
+def collect_used(
+    project: Project, *, all_commits: bool = False, others: Sequence[Project] = (), rem: Remote | None = None
+) -> UsedObjects:
+    """Every oid the workspace (and with `all_commits` every commit) of `project` and `others` uses.
 
-
-def expand_oids(store: ObjectStore, outs: Sequence[PathRecord]) -> set[Oid]:
-    """The oids of `outs` plus, for directories, every file oid their manifests list.
-
-    A manifest missing or corrupt in the cache expands to nothing ('pipe cache verify' reports it).
+    Directory oids are expanded through their manifests; with `rem`, manifests missing from the
+    cache are fetched from it first. Files that cannot be read are returned, not skipped silently.
     """
-    plan = plan_objects(store, outs)
-    return {o.oid for o in outs} | {Oid(f) for f in plan.files}
+    oids: set[str] = set()
+    unreadable: list[Unreadable] = []
+    for p in (project, *others):
+        label = "" if p is project else f"project '{p.root}', "
+        named = _named_outs(p, label, all_commits=all_commits, unreadable=unreadable)
+        oids |= _expand(p, named, rem, unreadable)
+    return UsedObjects(frozenset(oids), tuple(unreadable))
 
 
-def _outs_in_history(project: Project) -> list[PathRecord]:
-    """Outs named by the pointer files and pipeline.lock of every commit."""
+# One out named by a file: (where, file, record).
+_Named = tuple[str, str, PathRecord]
+
+
+def _named_outs(project: Project, label: str, *, all_commits: bool, unreadable: list[Unreadable]) -> list[_Named]:
+    where = f"{label}workspace"
+    named: list[_Named] = []
+    for rel in pointer_files(project):
+        try:
+            named.append((where, rel, read_pointer(project.root, rel).out))
+        except PipeError as exc:
+            unreadable.append(Unreadable(where, rel, _reason(exc)))
+    try:
+        lock = read_lock(project.root)
+    except PipeError as exc:
+        unreadable.append(Unreadable(where, LOCK_FILE, _reason(exc)))
+    else:
+        named.extend((where, LOCK_FILE, r) for e in lock.stages.values() for r in e.outs)
+    if all_commits and project.git is not None:
+        named.extend(_named_in_history(project, label, unreadable))
+    return named
+
+
+def _named_in_history(project: Project, label: str, unreadable: list[Unreadable]) -> list[_Named]:
+    """Outs named by the pointer files and pipeline.lock of every commit; each distinct blob is parsed once."""
     git = project.git
     assert git is not None
-    outs: list[PathRecord] = []
     lock_path = project.relpath_from_git(LOCK_FILE)
-    with tempfile.TemporaryDirectory(dir=project.control_dir / "tmp") as tmp:
+    named: list[_Named] = []
+    parsed: dict[tuple[str, bytes], list[PathRecord] | None] = {}
+    scratch = project.control_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".pipetmp-gc-") as tmp:
         for rev in git.revisions(all_commits=True):
-            for _, data in git.iter_files_at(rev, suffix=".pipe"):
-                (Path(tmp) / "p.pipe").write_bytes(data)
-                try:
-                    outs.append(read_pointer(Path(tmp), "p.pipe").out)
-                except PipeError:
-                    continue  # an old, broken pointer keeps nothing alive
-            text = git.read_at(rev, lock_path)
-            try:
-                lock = parse_lock(text) if text is not None else None
-            except PipeError:
-                lock = None  # likewise an old, broken lock file
-            if lock is not None:
-                outs.extend(r for e in lock.stages.values() for r in e.outs)
-    return outs
+            where = f"{label}commit {rev[:8]}"
+            files = list(git.iter_files_at(rev, suffix=".pipe"))
+            lock_text = git.read_at(rev, lock_path)
+            if lock_text is not None:
+                files.append((lock_path, lock_text))
+            for path, data in files:
+                key = (path, data)
+                if key not in parsed:
+                    try:
+                        parsed[key] = _parse_blob(Path(tmp), path == lock_path, data)
+                    except PipeError as exc:
+                        parsed[key] = None
+                        unreadable.append(Unreadable(where, path, _reason(exc)))
+                records = parsed[key]
+                named.extend((where, path, r) for r in records or ())
+    return named
+
+
+def _parse_blob(tmp: Path, is_lock: bool, data: bytes) -> list[PathRecord]:
+    if is_lock:
+        lock = parse_lock(data)
+        return [r for e in lock.stages.values() for r in e.outs]
+    (tmp / _PROBE).write_bytes(data)
+    return [read_pointer(tmp, _PROBE).out]
+
+
+def _reason(exc: PipeError) -> str:
+    """The error's message without the file name it starts with (the report names the file)."""
+    text = str(exc)
+    for prefix in (f"{_PROBE}: ", f"{LOCK_FILE}: "):
+        text = text.removeprefix(prefix)
+    return text.replace(_PROBE, "the pointer file")
+
+
+def _expand(project: Project, named: Sequence[_Named], rem: Remote | None, unreadable: list[Unreadable]) -> set[str]:
+    """The named oids plus the files their manifests list; a manifest that cannot be read is reported once."""
+    store = project.store
+    outs = [r for _, _, r in named]
+    if rem is not None:
+        from pipeline_engine.ops.transfer import download_objects
+
+        missing: dict[str, str] = {r.oid: r.path for r in outs if is_dir_oid(r.oid) and not store.exists(r.oid)}
+        # Those still missing afterwards are reported by plan_objects below.
+        download_objects(store, rem, missing, NullProgress(), f"manifests from {rem.name}")
+    plan = plan_objects(store, outs)
+    bad = {f.oid: f.reason for f in plan.failures}
+    reported: set[str] = set()
+    for where, file, record in named:
+        if record.oid in bad and record.oid not in reported:
+            reported.add(record.oid)
+            also = "" if rem is None else f" (nor on remote '{rem.name}')"
+            unreadable.append(
+                Unreadable(where, file, f"the file list of '{record.path}' is unknown: {bad[record.oid]}{also}")
+            )
+    return {r.oid for r in outs} | set(plan.files)
+
+
+def _other_projects(project: Project, options: GcOptions) -> list[Project]:
+    """The `projects` given (their objects are kept too); refuses when another registered user is missing.
+
+    Raises:
+        NotAProjectError: a path given is not in a pipe project.
+        CacheError: a project that still uses this cache was not given.
+    """
+    me = os.path.realpath(project.root)
+    others: dict[str, Project] = {}
+    for given in options.projects:
+        other = Project.find(Path(given))
+        if os.path.realpath(other.root) != me:
+            others.setdefault(os.path.realpath(other.root), other)
+    cache = os.path.realpath(project.cache_dir)
+    unlisted = []
+    for root in cache_users(project.cache_dir):
+        real = os.path.realpath(root)
+        if real == me or real in others or not (root / CONTROL_DIR / CONFIG_FILE).is_file():
+            continue
+        try:
+            theirs = os.path.realpath(Project(root).cache_dir)
+        except PipeError:
+            theirs = cache  # its config cannot be read: assume it still uses this cache
+        if theirs == cache:
+            unlisted.append(str(root))
+    if unlisted:
+        scope = "-a" if options.all_commits else "-w"
+        named = ", ".join(f"'{u}'" for u in unlisted)
+        raise CacheError(
+            f"the cache '{project.cache_dir}' is shared with {len(unlisted)} other project(s) ({named}); "
+            "gc would delete the data they use; nothing was deleted",
+            hint=f"keep their data too: 'pipe gc {scope} {' '.join(f'-p {u}' for u in unlisted)}'",
+        )
+    return list(others.values())
+
+
+def _unreadable_error(unreadable: Sequence[Unreadable]) -> CacheError:
+    lines = [f"  {u}" for u in unreadable[:_SHOWN]]
+    if len(unreadable) > _SHOWN:
+        lines.append(f"  ... and {len(unreadable) - _SHOWN} more")
+    return CacheError(
+        f"gc stopped before deleting anything: {len(unreadable)} file(s) naming cached data could not be "
+        "read, so what they use is unknown\n" + "\n".join(lines),
+        hint="restore or fix them ('pipe cache verify' then 'pipe fetch' replace corrupt or missing manifests), "
+        "or rerun with '--skip-failed' to delete what the readable files do not use",
+    )

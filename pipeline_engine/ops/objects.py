@@ -43,7 +43,7 @@ class ObjectPlan:
 
 
 def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
-    """Expand `outs` through the manifests in `store`; a manifest missing or corrupt there is a failure."""
+    """Expand `outs` through the manifests in `store`; a manifest missing, corrupt or unreadable there is a failure."""
     files: dict[str, str] = {}
     dirs: dict[str, DirObject] = {}
     failures: list[Failure] = []
@@ -55,7 +55,7 @@ def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
             continue
         try:
             tree = tree_of(store, out.oid)
-        except CacheError as exc:
+        except (CacheError, OSError) as exc:
             failures.append(Failure(out.path, out.oid, str(exc)))
             continue
         for entry in tree.entries:

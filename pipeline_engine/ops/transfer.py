@@ -31,6 +31,7 @@ __all__ = [
     "Failure",
     "PullResult",
     "TransferResult",
+    "download_objects",
     "fetch",
     "fetch_outs",
     "pull",
@@ -224,11 +225,11 @@ def fetch_outs(
     wanted_manifests: dict[str, str] = {
         o.oid: o.path for o in outs if is_dir_oid(o.oid) and not store.exists(o.oid)
     }
-    m_done, m_size, failures = _download(store, rem, wanted_manifests, progress, f"manifests from {rem.name}")
+    m_done, m_size, failures = download_objects(store, rem, wanted_manifests, progress, f"manifests from {rem.name}")
     plan = plan_objects(store, outs)
     failures.extend(f for f in plan.failures if f.oid not in wanted_manifests)
     wanted = {oid: path for oid, path in plan.files.items() if not store.exists(oid)}
-    f_done, f_size, f_failures = _download(store, rem, wanted, progress, f"fetch from {rem.name}")
+    f_done, f_size, f_failures = download_objects(store, rem, wanted, progress, f"fetch from {rem.name}")
     failures.extend(f_failures)
     present = len(plan.files) - len(wanted) + sum(1 for d in plan.dirs if d.oid not in wanted_manifests)
     return TransferResult(
@@ -236,7 +237,7 @@ def fetch_outs(
     )
 
 
-def _download(
+def download_objects(
     store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
 ) -> tuple[set[str], int, list[Failure]]:
     """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added.

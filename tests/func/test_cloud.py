@@ -7,13 +7,11 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
-from pipeline_engine.errors import RemoteError
 from pipeline_engine.ops.cloud import gc_remote
-from pipeline_engine.ops.gc import collect_used_oids
+from pipeline_engine.ops.gc import collect_used
+from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.ops.used import used_outs
 from tests.conftest import Cli, Workspace
 
@@ -61,38 +59,36 @@ def test_gc_remote_deletes_only_unreferenced_objects(workspace: Workspace, cli: 
     cli.run("add", "data/model.bin")
     cli.run("push")
     project = workspace.project()
-    keep = collect_used_oids(project)
-    dry = gc_remote(project, None, keep, dry=True)
+    keep = collect_used(project).oids
+    rem = open_project_remote(project)
+    dry = gc_remote(rem, keep, dry=True)
     assert dry.removed == (old_model,) and old_model in _remote_oids(store)
-    done = gc_remote(project, "store", keep, dry=False)
+    done = gc_remote(open_project_remote(project, "store"), keep, dry=False)
     assert done.removed == (old_model,)
     assert _remote_oids(store) == set(keep)
 
 
-def test_gc_remote_keeps_files_of_a_directory_whose_manifest_is_only_remote(
+def test_gc_cloud_keeps_files_of_a_directory_whose_manifest_is_only_remote(
     workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
     store = _pushed(workspace, cli, tmp_path)
-    project = workspace.project()
     before = _remote_oids(store)
-    shutil.rmtree(project.store.root)
-    keep = {out.oid for out in used_outs(project)}  # the directory's files are known only from its manifest
-    gc_remote(project, None, keep, dry=False)
+    shutil.rmtree(workspace.project().store.root)
+    cli.run("gc", "-w", "--cloud", "-f")  # the manifest comes from the remote, so its files are known
     assert _remote_oids(store) == before
 
 
-def test_gc_remote_refuses_when_a_kept_manifest_is_nowhere(
-    workspace: Workspace, cli: Cli, tmp_path: Path
-) -> None:
+def test_gc_cloud_refuses_when_a_kept_manifest_is_nowhere(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     store = _pushed(workspace, cli, tmp_path)
     project = workspace.project()
-    keep = collect_used_oids(project)
-    manifest = next(o for o in keep if o.endswith(".dir"))
+    manifest = next(o.oid for o in used_outs(project) if o.oid.endswith(".dir"))
     shutil.rmtree(project.store.root)
     os.unlink(store / oid_to_relpath(manifest))
     before = _remote_oids(store)
-    with pytest.raises(RemoteError, match=f"manifest '{manifest}' of a kept directory.*nothing was deleted"):
-        gc_remote(project, None, keep, dry=False)
+    result = cli.run("gc", "-w", "--cloud", "-f", exit_code=1)
+    assert "gc stopped before deleting anything" in result.stderr
+    assert f"object '{manifest}' is not in the cache (nor on remote 'store')" in result.stderr
+    assert "data/images.pipe" in result.stderr and "--skip-failed" in result.stderr
     assert _remote_oids(store) == before
 
 
@@ -116,7 +112,10 @@ def test_pipe_gc_cloud_cleans_cache_and_remote(workspace: Workspace, cli: Cli, t
 
 def test_pipe_gc_cloud_asks_before_deleting(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     store = _pushed(workspace, cli, tmp_path)
+    workspace.write({"data": {"model.bin": "weights v2"}})
+    cli.run("add", "data/model.bin")
+    cli.run("push")
     before = _remote_oids(store)
     result = cli.run("gc", "-w", "--cloud", input="n\n", exit_code=1)
-    assert "from the remote?" in result.stderr
+    assert "remove 1 object(s), 10 B, from the cache, and 1 object(s) from the remote 'store'?" in result.stderr
     assert _remote_oids(store) == before

@@ -1,0 +1,170 @@
+"""pipe gc deletes only what it has proved unused: unreadable files stop it, shared caches are detected."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.project import Project
+from tests.conftest import Cli, Workspace, git
+
+FILES = {f"{i}.txt": f"row {i}\n" for i in range(5)}
+
+
+def _objects(workspace: Workspace) -> set[str]:
+    return set(workspace.project().store.iter_oids())
+
+
+def _manifest(workspace: Workspace) -> Path:
+    store = workspace.project().store
+    path = store.path_of(next(o for o in store.iter_oids() if o.endswith(".dir")))
+    os.chmod(path, 0o644)
+    return path
+
+
+def test_gc_stops_on_a_corrupt_manifest_and_deletes_nothing(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": FILES})
+    cli.run("add", "d")
+    before = _objects(workspace)
+    _manifest(workspace).write_text("{")
+    for args in (("gc", "-w", "-f"), ("gc", "-w", "--dry"), ("gc", "-a", "-f")):
+        result = cli.run(*args, exit_code=1)
+        assert "gc stopped before deleting anything" in result.stderr, args
+        assert "workspace: d.pipe: the file list of 'd' is unknown" in result.stderr
+        assert "Traceback" not in result.output
+    assert _objects(workspace) == before
+
+
+def test_gc_stops_on_a_manifest_missing_from_the_cache(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": FILES, "old": "v1"})
+    cli.run("add", "d")
+    manifest = _manifest(workspace)
+    manifest.unlink()
+    result = cli.run("gc", "-w", "-f", exit_code=1)
+    assert f"object '{manifest.parent.name}{manifest.name}' is not in the cache" in result.stderr
+    assert "'pipe fetch'" in result.stderr  # the hint
+    assert {hash_bytes(v.encode()) for v in FILES.values()} <= _objects(workspace)
+
+
+def test_skip_failed_proceeds_and_says_what_it_skipped(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": FILES, "f": "kept"})
+    cli.run("add", "d", "f")
+    _manifest(workspace).write_text("{")
+    result = cli.run("gc", "-w", "-f", "--skip-failed")
+    assert "skipped (--skip-failed) workspace: d.pipe" in result.stderr
+    assert "removed 5 object(s)" in result.stderr  # the files only the unreadable manifest named
+    assert hash_bytes(b"kept") in _objects(workspace)
+
+
+def test_gc_stops_on_a_broken_pointer_in_the_workspace(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"f": "v1"})
+    cli.run("add", "f")
+    workspace.write({"g": "g data"})
+    cli.run("add", "g")
+    (workspace.root / "g.pipe").write_text("outs: [not a mapping\n")
+    result = cli.run("gc", "-w", "-f", exit_code=1)
+    assert "workspace: g.pipe:" in result.stderr
+    assert hash_bytes(b"g data") in _objects(workspace)
+
+
+def test_gc_all_commits_stops_on_an_unparseable_pointer_in_an_old_commit(
+    workspace: Workspace, cli: Cli
+) -> None:
+    workspace.write({"f": "version 1"})
+    cli.run("add", "f")
+    pointer = workspace.read("f.pipe")
+    # A hand edit that breaks the pointer but still names the object: gc must not guess.
+    workspace.write({"f.pipe": pointer.replace("size: 9", "size: nine")})
+    workspace.commit("v1, hand-edited")
+    old = workspace.git("rev-parse", "HEAD").strip()[:8]
+    workspace.write({"f": "version 2", "f.pipe": pointer})
+    cli.run("add", "f")
+    workspace.commit("v2")
+    result = cli.run("gc", "-a", "-f", exit_code=1)
+    assert f"commit {old}: f.pipe:" in result.stderr and "'size'" in result.stderr
+    assert hash_bytes(b"version 1") in _objects(workspace)
+    skipped = cli.run("gc", "-a", "-f", "--skip-failed")
+    assert f"skipped (--skip-failed) commit {old}: f.pipe" in skipped.stderr
+    assert hash_bytes(b"version 1") not in _objects(workspace)
+    assert hash_bytes(b"version 2") in _objects(workspace)
+
+
+def test_gc_all_commits_stops_on_a_broken_lock_file_in_an_old_commit(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({"make": {"cmd": "echo one > out.txt", "outs": ["out.txt"]}})
+    cli.run("repro")
+    good = workspace.read("pipeline.lock")
+    workspace.write({"pipeline.lock": good + "  - ]broken\n"})
+    workspace.commit("broken lock")
+    old = workspace.git("rev-parse", "HEAD").strip()[:8]
+    workspace.write({"pipeline.lock": good})
+    workspace.write_pipeline({"make": {"cmd": "echo two > out.txt", "outs": ["out.txt"]}})
+    cli.run("repro")
+    workspace.commit("two")
+    result = cli.run("gc", "-a", "--dry", exit_code=1)
+    assert f"commit {old}: pipeline.lock:" in result.stderr
+    assert hash_bytes(b"one\n") in _objects(workspace)
+
+
+def test_dry_run_lists_exactly_what_gc_then_deletes(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": FILES, "f": "v1"})
+    cli.run("add", "d", "f")
+    workspace.write({"d": {"0.txt": "changed"}, "f": "v2"})
+    cli.run("add", "d", "f")
+    before = _objects(workspace)
+    dry = cli.run("gc", "-w", "--dry", "-v")
+    listed = {line.split()[0] for line in dry.stdout.splitlines()}
+    assert _objects(workspace) == before
+    assert f"would remove {len(listed)} object(s)" in dry.stderr and len(listed) == 3  # old manifest, 0.txt, f
+    cli.run("gc", "-w", "-f")
+    assert before - _objects(workspace) == listed
+
+
+def _project_sharing(tmp_path: Path, name: str, cache: Path) -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    Project.init(root)
+    (root / ".pipe/config.yaml").write_text(f"schema: 1\ncache:\n  dir: {cache}\n")
+    return root
+
+
+def test_gc_refuses_while_another_project_shares_the_cache(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "shared-cache"
+    a, b = _project_sharing(tmp_path, "a", cache), _project_sharing(tmp_path, "b", cache)
+    monkeypatch.chdir(b)
+    (b / "data.csv").write_text("b's only copy\n")
+    cli.run("add", "data.csv")
+    monkeypatch.chdir(a)
+    (a / "old.csv").write_text("a, old\n")
+    cli.run("add", "old.csv")
+    cli.run("remove", "--outs", "old.csv.pipe")
+    before = set(Project(a).store.iter_oids())
+    for args in (("gc", "-w", "-f"), ("gc", "-w", "--dry")):
+        result = cli.run(*args, exit_code=1)
+        assert "is shared with 1 other project(s)" in result.stderr and str(b) in result.stderr
+        assert f"pipe gc -w -p {b}" in result.stderr  # the hint
+    assert set(Project(a).store.iter_oids()) == before
+    result = cli.run("gc", "-w", "-f", "-p", str(b))
+    assert "removed 1 object(s)" in result.stderr
+    assert set(Project(a).store.iter_oids()) == {hash_bytes(b"b's only copy\n")}
+
+
+def test_gc_ignores_projects_that_are_gone_or_moved_to_another_cache(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "shared-cache"
+    a, b, c = (_project_sharing(tmp_path, n, cache) for n in "abc")
+    for root in (a, b, c):
+        monkeypatch.chdir(root)
+        (root / "x").write_text(f"{root.name}\n")
+        cli.run("add", "x")
+    subprocess.run(["rm", "-rf", str(b)], check=True)
+    (c / ".pipe/config.yaml").write_text(f"schema: 1\ncache:\n  dir: {tmp_path / 'own-cache'}\n")
+    monkeypatch.chdir(a)
+    assert "would remove 2 object(s)" in cli.run("gc", "-w", "--dry").stderr
