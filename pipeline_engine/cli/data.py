@@ -36,17 +36,16 @@ def init(no_scm: bool, force: bool) -> None:
 @click.argument("paths", nargs=-1, required=True)
 def add(paths: tuple[str, ...]) -> None:
     """Track files or directories: cache them and write <path>.pipe pointers."""
-    from pipeline_engine.ops.add import AddOutcome
     from pipeline_engine.ops.add import add as add_paths
+    from pipeline_engine.ops.add import git_add_command
 
     results = add_paths(_project(), paths, progress=render.progress())
     for r in results:
         files = f", {r.out.nfiles} files" if r.out.nfiles is not None else ""
-        render.info(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}")
-    if any(r.outcome is not AddOutcome.UNCHANGED for r in results):
-        ignores = {f"{r.relpath.rpartition('/')[0]}/.gitignore".lstrip("/") for r in results}
-        to_stage = " ".join([*(r.pointer for r in results), *sorted(ignores)])
-        render.info(f"[dim]to track the changes with git: git add {to_stage}[/]")
+        render.info(escape(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}"))
+    command = git_add_command(results)
+    if command:
+        render.info(f"[dim]to track the changes with git: {escape(command)}[/]")
 
 
 @click.command()

@@ -8,7 +8,6 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -27,12 +26,24 @@ _TEMP_RE = re.compile(r"^\.pipetmp-(\d+)-")
 
 
 def atomic_write(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
-    """Replace `path` with `data` so that readers see the old or the new file, never half of one."""
+    """Replace `path` with `data` so that readers see the old or the new file, never half of one.
+
+    The file keeps the mode of the file it replaces; a new file gets `0666 & ~umask` (the kernel
+    applies the umask to the temp file's `open`), like any file an editor would create. The temp
+    file is `temp_name()` beside `path`: short whatever `path`'s name, and tied to this PID.
+    """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    tmp = path.parent / temp_name()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             if fsync:
                 f.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pipeline_engine.errors import PathError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.project import CONTROL_DIR, Project
 
-__all__ = ["AddOutcome", "Added", "add"]
+__all__ = ["AddOutcome", "Added", "add", "git_add_command"]
 
 
 class AddOutcome(enum.Enum):
@@ -74,6 +75,18 @@ def _record(project: Project, rel: str, out: PathRecord) -> Added:
     return Added(rel, pointer_rel, out, outcome)
 
 
+def git_add_command(results: Sequence[Added]) -> str | None:
+    """The shell-quoted `git add ...` that stages the pointers and .gitignore files of `results`.
+
+    None when `add` changed nothing. Names are quoted for a POSIX shell (`'scan[1].csv.pipe'`),
+    so the command can be pasted as is.
+    """
+    if all(r.outcome is AddOutcome.UNCHANGED for r in results):
+        return None
+    ignores = {f"{r.relpath.rpartition('/')[0]}/.gitignore".lstrip("/") for r in results}
+    return "git add " + " ".join(shlex.quote(p) for p in [*(r.pointer for r in results), *sorted(ignores)])
+
+
 def _validate(project: Project, paths: Sequence[str]) -> list[str]:
     if not paths:
         raise PathError("nothing to add: name at least one file or directory")
@@ -119,6 +132,7 @@ def _check_one(project: Project, path: str) -> str:
         raise PathError(f"'{rel}' is inside '{first}/', which pipe and git manage")
     if rel.endswith(POINTER_SUFFIX):
         raise PathError(f"'{rel}' is a pointer file; add the data path it names instead")
+    _check_name(project, rel)
     absolute = project.root / rel
     if absolute.is_symlink():
         target = Path(os.path.realpath(absolute))
@@ -127,6 +141,33 @@ def _check_one(project: Project, path: str) -> str:
     if not absolute.exists():
         raise PathError(f"'{rel}' does not exist")
     return rel
+
+
+def _check_name(project: Project, rel: str) -> None:
+    """Refuse names pipe could not track whole: a control character, or a pointer name past NAME_MAX.
+
+    A newline or carriage return cannot be matched by any .gitignore line (the data would be
+    committed by `git add -A`), and pointer files refuse control characters on reading.
+    """
+    if any(ord(c) < 32 or c == "\x7f" for c in rel):
+        shown = rel.encode("unicode_escape").decode("ascii")
+        raise PathError(
+            f"'{shown}' contains a newline or another control character: git cannot ignore it exactly "
+            "and pointer files cannot name it",
+            hint="rename it without control characters, then 'pipe add' it",
+        )
+    parent, _, name = rel.rpartition("/")
+    try:
+        limit = os.pathconf(project.root / parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    pointer_name = os.fsencode(name + POINTER_SUFFIX)
+    if len(pointer_name) > limit:
+        raise PathError(
+            f"'{rel}': its pointer '{name}{POINTER_SUFFIX}' would have a {len(pointer_name)}-byte name, "
+            f"longer than the {limit} bytes this filesystem allows",
+            hint=f"rename it to at most {limit - len(POINTER_SUFFIX)} bytes, then 'pipe add' it",
+        )
 
 
 def _refuse_git_tracked(project: Project, relpaths: Sequence[str]) -> None:

@@ -1,5 +1,8 @@
 """Git access: the few things pipe needs from the repository, through gitpython.
 
+This module is the one writer of .gitignore lines; `ignore_line` escapes git's pattern characters
+so that a line ignores exactly the tracked path (`scan[1].csv`, `#a`, `trail `) and nothing beside it.
+
 gitpython costs ~0.15 s to import, so it is imported only when a method needs the repository
 object; ignore-file edits are plain file I/O and stay cheap.
 """
@@ -13,9 +16,34 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.errors import ScmError
+from pipeline_engine.errors import PathError, ScmError
 
-__all__ = ["Git", "find_git_root"]
+__all__ = ["Git", "find_git_root", "ignore_line", "is_ignorable"]
+
+# Characters a .gitignore line gives a meaning to: globs, negation, comment, the escape itself, and
+# spaces (trailing ones are dropped unless escaped). A backslash before any of them makes it literal.
+_GITIGNORE_SPECIAL = frozenset("[]*?!#\\ \t")
+# No escape exists for these: a .gitignore line ends at a newline, and a trailing CR is stripped.
+_UNIGNORABLE = ("\n", "\r")
+
+
+def is_ignorable(name: str) -> bool:
+    """True when a .gitignore line can match exactly the file called `name`."""
+    return not any(c in name for c in _UNIGNORABLE)
+
+
+def ignore_line(name: str) -> str:
+    """The .gitignore line (anchored, escaped) that matches exactly `name` in the same directory.
+
+    Raises:
+        PathError: `name` holds a newline or carriage return.
+    """
+    if not is_ignorable(name):
+        raise PathError(
+            f"{name!r}: git cannot ignore a name holding a newline or carriage return",
+            hint="rename the file without line breaks, then add it",
+        )
+    return "/" + "".join(f"\\{c}" if c in _GITIGNORE_SPECIAL else c for c in name)
 
 
 def find_git_root(start: Path) -> Path | None:
@@ -46,10 +74,14 @@ class Git:
         return self._repo
 
     def ignore(self, relpath: str) -> bool:
-        """Add `/<name>` for `relpath` to the .gitignore beside it, once; True when it was added."""
+        """Add the line that ignores exactly `relpath` to the .gitignore beside it, once; True when added.
+
+        Raises:
+            PathError: the name holds a newline or carriage return, which no .gitignore line can match.
+        """
         parent, _, name = relpath.rpartition("/")
         gitignore = self.root / parent / ".gitignore"
-        entry = f"/{name}"
+        entry = ignore_line(name)
         lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
         if entry in lines:
             return False
@@ -58,12 +90,16 @@ class Git:
         return True
 
     def unignore(self, relpath: str) -> None:
-        """Remove the entry `ignore` added for `relpath`; the file goes when it becomes empty."""
+        """Remove the line `ignore` added for `relpath` (or an older pipe's unescaped `/<name>`).
+
+        The .gitignore goes when it becomes empty.
+        """
         parent, _, name = relpath.rpartition("/")
         gitignore = self.root / parent / ".gitignore"
         if not gitignore.exists():
             return
-        lines = [ln for ln in gitignore.read_text(encoding="utf-8").splitlines() if ln != f"/{name}"]
+        ours = {f"/{name}"} | ({ignore_line(name)} if is_ignorable(name) else set())
+        lines = [ln for ln in gitignore.read_text(encoding="utf-8").splitlines() if ln not in ours]
         if lines:
             atomic_write(gitignore, "\n".join(lines) + "\n", fsync=False)
         else:
