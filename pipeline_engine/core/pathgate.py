@@ -28,6 +28,12 @@ __all__ = ["PROTECTED_DIRS", "check_relpath", "is_protected_name", "resolve_in_p
 # would let `.GIT/hooks` reach `.git/hooks`).
 PROTECTED_DIRS = frozenset({".git", ".pipe"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Anything that needs a closer look: a control character, a leading `/` or `\\` or drive letter,
+# or a component that is empty, `.`, `..`, `.git` or `.pipe`. Most paths match none of these
+# and are returned as they are: a manifest of 10,000 files is checked in a few milliseconds.
+_SUSPECT = re.compile(
+    r"[\x00-\x1f\x7f]|^[\\/]|^[A-Za-z]:[\\/]|(?:^|/)(?:\.{0,2}|(?i:\.git|\.pipe))(?:/|$)"
+)
 
 
 def is_protected_name(name: str) -> bool:
@@ -47,6 +53,8 @@ def check_relpath(path: object, *, source: str, allow_root: bool = False) -> str
     """
     if not isinstance(path, str):
         raise UnsafePathError(f"{source}: path {path!r} must be a string")
+    if path and not _SUSPECT.search(path):
+        return path
     shown = path.encode("unicode_escape").decode("ascii")
     if _CONTROL.search(path):
         raise UnsafePathError(f"{source}: path '{shown}' contains a control character (NUL, newline, ...)")
