@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from pipeline_engine.errors import PipeError
+from pipeline_engine.errors import PipeError, PipeInterrupted
 
 __all__ = ["cli", "main"]
 
@@ -79,6 +79,15 @@ class PipeGroup(click.Group):
         except PipeError as exc:
             verbose = bool(ctx.obj and ctx.obj.get("verbose"))
             raise PipeClickError(exc, verbose=verbose) from exc
+        except KeyboardInterrupt as exc:
+            # Ctrl-C, SIGTERM and SIGHUP alike: `finally` blocks have run (no lock held, no temp
+            # file kept); exit 128 + the signal number (130, 143, 129).
+            from pipeline_engine.core import signals
+
+            error = PipeInterrupted("interrupted; work that had finished was kept",
+                                    hint="run the command again to finish it")
+            error.exit_code = signals.exit_code(exc)
+            raise PipeClickError(error, verbose=False) from None
 
 
 @click.group(cls=PipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,6 +105,9 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 
 def main() -> None:
     """Console-script entry point: run the group; an unexpected exception is a bug (exit 70)."""
+    from pipeline_engine.core import signals
+
+    signals.install()  # SIGTERM and SIGHUP are handled like Ctrl-C
     try:
         cli.main(prog_name="pipe")
     except Exception:  # noqa: BLE001 - the one place that turns bugs into a report

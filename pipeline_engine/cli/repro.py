@@ -37,6 +37,12 @@ class _Printer:
             if outcome.outcome.value == "restored":
                 render.info(f"restored '{escape(outcome.stage)}' outputs from the cache (command not run)")
 
+    def leftover(self, stage: str, pid: int, *, wait: bool) -> None:
+        what = "waiting for" if wait else "stopping"
+        with self._lock:
+            render.warn(f"{what} the command of stage '{escape(stage)}' (process group {pid}) "
+                        "that an earlier, killed pipe left running")
+
 
 def _summary(result: Any) -> None:
     rows = [
@@ -63,7 +69,8 @@ def _summary(result: Any) -> None:
 @click.option("--force-downstream", is_flag=True, help="Run every stage below one that ran, even if its deps are equal.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Stages to run at once (default: CPUs).")
 @click.option("--no-run-cache", is_flag=True, help="Always run changed stages; do not restore outs from the run cache.")
-@click.option("--wait", is_flag=True, help="Wait for another pipe process to finish instead of failing.")
+@click.option("--wait", is_flag=True, help="Wait for another pipe process (and for stage commands a killed pipe "
+              "left running) to finish, instead of failing (or stopping those commands).")
 @click.option("--pull", is_flag=True, help="Fetch missing deps and cached outs from the default remote.")
 def repro(
     targets: tuple[str, ...], force: bool, dry: bool, downstream: bool, single: bool, keep_going: bool,

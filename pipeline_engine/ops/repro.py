@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from pipeline_engine.core import signals
 from pipeline_engine.core.fsutil import remove_path, temp_name
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
@@ -27,7 +28,7 @@ from pipeline_engine.pipeline.lock import LockWriter, StageLock
 from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
-from pipeline_engine.runner.process import run_command
+from pipeline_engine.runner.process import end_leftovers, find_leftovers, run_command
 from pipeline_engine.runner.scheduler import OnError, ScheduleResult, schedule
 
 if TYPE_CHECKING:
@@ -104,9 +105,15 @@ class ReproListener(Protocol):
     def finished(self, outcome: StageOutcome) -> None:
         """The stage is done, whatever the outcome."""
 
+    def leftover(self, stage: str, pid: int, *, wait: bool) -> None:
+        """An earlier, killed pipe left this stage's command running: it is being stopped (or waited for)."""
+
 
 class _Silent:
     def started(self, stage: str, reasons: tuple[Reason, ...], log_path: Path | None) -> None:
+        return None
+
+    def leftover(self, stage: str, pid: int, *, wait: bool) -> None:
         return None
 
     def finished(self, outcome: StageOutcome) -> None:
@@ -123,9 +130,11 @@ def repro(
         SpecError: pipeline.yaml, a params file or pipeline.lock is invalid.
         StageNotFoundError: a target names no stage.
         LockedError: another pipe process is changing the project.
-        PipeInterrupted: Ctrl-C; finished stages keep their lock entries.
+        PipeInterrupted: Ctrl-C, SIGTERM or SIGHUP; finished stages keep their lock entries.
     """
+    listener = listener or _Silent()
     with project.mutex("pipe repro " + " ".join(targets), wait=options.wait):
+        _end_leftovers(project, listener, wait=options.wait)
         pipeline = load_pipeline(project)
         names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
         jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
@@ -135,20 +144,39 @@ def repro(
             # Entries of stages removed from (or renamed in) pipeline.yaml would keep their outs alive.
             for stale in sorted(set(pipeline.lock.stages) - set(pipeline.stages)):
                 writer.update(stale, None)
-        runner = _StageRunner(project, pipeline, options, listener or _Silent(), jobs > 1, writer, puller)
+        runner = _StageRunner(project, pipeline, options, listener, jobs > 1, writer, puller)
         chosen = set(names)
         upstream = {n: [u for u in pipeline.graph.upstream[n] if u in chosen] for n in names}
         on_error = OnError.KEEP_GOING if options.keep_going else OnError.FAIL
         try:
             result = schedule(upstream, runner.run, jobs=jobs, on_error=on_error)
-        except KeyboardInterrupt:
-            raise PipeInterrupted(
+        except KeyboardInterrupt as exc:
+            error = PipeInterrupted(
                 "interrupted: stopped the running stages; finished stages were kept",
                 hint="run 'pipe repro' again to continue",
-            ) from None
+            )
+            error.exit_code = signals.exit_code(exc)
+            raise error from None
         if any(isinstance(e, PipeInterrupted) for e in result.failed.values()):
             raise PipeInterrupted("interrupted: finished stages were kept", hint="run 'pipe repro' again")
         return ReproResult(tuple(_outcome(n, result, runner.failures) for n in names))
+
+
+def _end_leftovers(project: Project, listener: ReproListener, *, wait: bool) -> None:
+    """Stop (or wait for) stage commands that an earlier, killed pipe left running.
+
+    Such a command still writes its outs: running its stage again alongside it would record
+    interleaved output, and a stage that does not run may read outs it is still writing.
+    """
+    leftovers = find_leftovers(_records_dir(project))
+    for left in leftovers:
+        listener.leftover(left.name, left.pid, wait=wait)
+    end_leftovers(leftovers, wait=wait)
+
+
+def _records_dir(project: Project) -> Path:
+    """Where each running stage command leaves its record (`runner.process`)."""
+    return project.control_dir / "tmp" / "running"
 
 
 def _outcome(name: str, result: ScheduleResult[StageOutcome], failures: Mapping[str, StageOutcome]) -> StageOutcome:
@@ -263,7 +291,8 @@ class _StageRunner:
         log_path = self._log_path(stage.name) if self.log else None
         self.listener.started(stage.name, d.reasons, log_path)
         env = {**os.environ, "PIPE_ROOT": str(self.project.root), "PIPE_STAGE": stage.name}
-        result = run_command(stage.cmd, cwd=self.project.root / stage.wdir, env=env, log_path=log_path)
+        result = run_command(stage.cmd, cwd=self.project.root / stage.wdir, env=env, log_path=log_path,
+                             record_dir=_records_dir(self.project), name=stage.name)
         if result.interrupted:
             raise PipeInterrupted(f"stage '{stage.name}' was interrupted")
         if result.returncode != 0:

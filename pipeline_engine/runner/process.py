@@ -4,11 +4,18 @@ Every running command is registered in a module-level, thread-safe registry, so 
 `terminate_all()` (called by the scheduler on Ctrl-C) can stop each command together with
 every process it spawned: a stage runs in a new session, so the terminal's SIGINT reaches
 only `pipe`, and we forward the stop to each whole group with `os.killpg`.
+
+A command can outlive a `pipe` that is killed with SIGKILL. So, given a `record_dir`, each
+running command leaves a small JSON record there (name, pid = pgid, the process's create time,
+command), removed when the command ends; `find_leftovers` reads the records an earlier run
+left and tells which of those process groups still run, and `end_leftovers` stops them or
+waits for them. The create time (psutil) tells a recorded process from a later one that reused its PID.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,11 +25,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import psutil
+
+from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.errors import StageFailedError
 
-__all__ = ["CommandResult", "run_command", "running_count", "shell_argv", "terminate_all"]
+__all__ = [
+    "CommandResult", "Leftover", "end_leftovers", "find_leftovers", "run_command", "running_count", "shell_argv",
+    "terminate_all",
+]
 
 _POLL_SECONDS = 0.02
 _PROC = Path("/proc")
@@ -58,14 +71,26 @@ def shell_argv(script: str) -> list[str]:
     return [shutil.which("sh") or "/bin/sh", "-e", "-c", script]
 
 
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A command an earlier pipe started and left running (its process group is `pid`)."""
+
+    name: str
+    pid: int
+    command: str
+    record: Path
+
+
 def run_command(
-    script: str, *, cwd: Path, env: Mapping[str, str], log_path: Path | None = None
+    script: str, *, cwd: Path, env: Mapping[str, str], log_path: Path | None = None,
+    record_dir: Path | None = None, name: str = "",
 ) -> CommandResult:
     """Run `script` in `cwd` with exactly `env`, wait for it and return how it ended.
 
     With `log_path`, stdout and stderr both go to that file (parent directories are made);
     without it they are inherited. stdin is closed: a stage never reads the terminal.
     If the calling thread is interrupted while waiting, the command's group is stopped first.
+    With `record_dir`, a record of the running command (named `name`) stays there while it runs.
 
     Raises:
         StageFailedError: the command could not be started (e.g. `cwd` is not a directory).
@@ -75,10 +100,13 @@ def run_command(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "wb")  # noqa: SIM115 - closed in the finally below
     proc: subprocess.Popen[bytes] | None = None
+    record: Path | None = None
     try:
         try:
             proc = _start(script, cwd=cwd, env=env, log=log)
             entry = _register(proc)
+            if record_dir is not None:
+                record = _write_record(record_dir, proc.pid, name=name, command=script)
             returncode = proc.wait()
         except BaseException:
             # Ctrl-C while this thread registers or waits: never leave the group running behind
@@ -91,6 +119,8 @@ def run_command(
         finally:
             if proc is not None:
                 _unregister(proc)
+            if record is not None:
+                record.unlink(missing_ok=True)
     except StageFailedError:
         if log_path is not None:
             log_path.unlink(missing_ok=True)
@@ -203,3 +233,97 @@ def _running_groups() -> set[int]:
         if fields[0] not in (b"Z", b"X"):
             groups.add(int(fields[2]))
     return groups
+
+
+def _write_record(record_dir: Path, pid: int, *, name: str, command: str) -> Path | None:
+    """Record a running command's group in `record_dir/<pid>.json` (atomically); None if it already ended."""
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return None
+    record_dir.mkdir(parents=True, exist_ok=True)
+    path = record_dir / f"{pid}.json"
+    data = {"schema": 1, "name": name, "pid": pid, "pgid": pid, "create_time": created, "cmd": command}
+    tmp = record_dir / temp_name()
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def find_leftovers(record_dir: Path) -> list[Leftover]:
+    """The recorded commands of earlier runs whose process group still runs (records of ended ones are removed).
+
+    The group is ours when its leader is alive with the recorded create time, or, once the
+    leader has ended, while members of the group remain (a group id is not reused while the
+    group has members, and no live process has taken the leader's PID).
+    """
+    if not record_dir.is_dir():
+        return []
+    found: list[Leftover] = []
+    for path in sorted(record_dir.glob("*.json")):
+        record = _read_record(path)
+        if record is None:
+            path.unlink(missing_ok=True)
+            continue
+        pid, created = record["pid"], record["create_time"]
+        if pid == os.getpid() or pid in _registry:
+            continue  # a command of this process, running now
+        ours = _is_recorded_process(pid, created) or not psutil.pid_exists(pid)
+        if ours and _live_groups({pid}):
+            found.append(Leftover(record["name"], pid, record["cmd"], path))
+        else:
+            path.unlink(missing_ok=True)
+    return found
+
+
+def end_leftovers(leftovers: list[Leftover], *, wait: bool, grace: float = 3.0) -> None:
+    """Stop the leftovers' process groups (SIGTERM, SIGKILL after `grace` s), or with `wait` wait for them."""
+    pgids = {left.pid for left in leftovers}
+    if not wait:
+        for pgid in pgids:
+            _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pgids:
+        pgids = _live_groups(pgids)
+        if pgids and not wait and time.monotonic() > deadline:
+            for pgid in pgids:
+                _signal_group(pgid, signal.SIGKILL)
+            deadline = float("inf")
+        if pgids:
+            time.sleep(_POLL_SECONDS * 5)
+    for left in leftovers:
+        left.record.unlink(missing_ok=True)
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A record's fields, or None when it is unreadable or malformed (it is then ignored)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    pid, created = data.get("pid"), data.get("create_time")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not isinstance(created, (int, float)):
+        return None
+    if data.get("pgid") != pid:
+        return None
+    return {"pid": pid, "create_time": float(created), "name": str(data.get("name", "")),
+            "cmd": str(data.get("cmd", ""))}
+
+
+def _is_recorded_process(pid: int, created: float) -> bool:
+    """True when `pid` is still the process that was recorded (a zombie counts), not a reuse of its PID."""
+    try:
+        return abs(psutil.Process(pid).create_time() - created) < 0.01
+    except psutil.Error:
+        return False
+
+
+def _live_groups(pgids: set[int]) -> set[int]:
+    """The subset of `pgids` that still have a running (non-zombie) member."""
+    if not pgids:
+        return set()
+    if _PROC.is_dir():
+        return pgids & _running_groups()
+    return {pgid for pgid in pgids if _group_exists(pgid)}

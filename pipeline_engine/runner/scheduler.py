@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
 
+from pipeline_engine.core import signals
 from pipeline_engine.runner import process
 
 __all__ = ["OnError", "ScheduleResult", "schedule", "topological_order"]
 
 T = TypeVar("T")
 
-# The main thread waits in short slices so that Ctrl-C (KeyboardInterrupt) always gets through.
+# The main thread waits in short slices and checks for a stop signal between them.
 _WAIT_SLICE = 0.1
 
 
@@ -70,7 +71,8 @@ def schedule(
 
     Raises:
         ValueError: an upstream name that is not a node, a cycle, or `jobs < 1` (caller bugs).
-        KeyboardInterrupt: re-raised after every running command was stopped and every worker returned.
+        signals.Interrupt: a stop signal (Ctrl-C, SIGTERM, SIGHUP) arrived; raised after every running
+            command was stopped and every worker returned.
     """
     order = topological_order(upstream)
     if jobs < 1:
@@ -80,19 +82,24 @@ def schedule(
     failed: dict[str, BaseException] = {}
     running: dict[Future[T], str] = {}
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pipe-stage")
-    try:
-        while True:
-            _start_ready(state, pool, work, running, jobs)
-            if not running:
-                break
-            finished, _ = wait(running, timeout=_WAIT_SLICE, return_when=FIRST_COMPLETED)
-            for future in sorted(finished, key=running.__getitem__):
-                _record(state, running.pop(future), future, done, failed, on_error)
-    except KeyboardInterrupt:
-        _stop(running)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # Stop signals are only recorded while the pool runs: raised asynchronously inside
+    # `wait()`, they can leave a future's lock held, and the worker finishing that future
+    # then blocks forever (a `repro -j 2` that never exits after Ctrl-C).
+    with signals.deferred() as received:
+        try:
+            while received() is None:
+                _start_ready(state, pool, work, running, jobs)
+                if not running:
+                    break
+                finished, _ = wait(running, timeout=_WAIT_SLICE, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=running.__getitem__):
+                    _record(state, running.pop(future), future, done, failed, on_error)
+            signum = received()
+            if signum is not None:
+                _stop(running)
+                raise signals.Interrupt(signum)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     skipped = tuple(name for name in order if name not in done and name not in failed)
     return ScheduleResult(done=done, failed=failed, skipped=skipped)
 
@@ -178,12 +185,8 @@ def _record(
 
 
 def _stop(running: Mapping[Future[T], str]) -> None:
-    """Ctrl-C: stop every command, including ones a worker starts while we wait, until workers return."""
+    """Stop every command, including ones a worker starts while we wait, until every worker returned."""
     pending = set(running)
     while pending:
-        try:
-            process.terminate_all()
-            _, pending = wait(pending, timeout=_WAIT_SLICE)
-        except KeyboardInterrupt:
-            # A second Ctrl-C must not abandon the cleanup and orphan the children.
-            continue
+        process.terminate_all()
+        _, pending = wait(pending, timeout=_WAIT_SLICE)
