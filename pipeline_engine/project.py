@@ -12,6 +12,7 @@ from pipeline_engine.config import CONFIG_FILE, LOCAL_CONFIG_FILE, Config, load_
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.mutex import ProjectMutex
+from pipeline_engine.core.tempsweep import sweep_temps
 from pipeline_engine.errors import NotAProjectError, ProjectExistsError, ScmError
 from pipeline_engine.scm.git import Git, find_git_root
 
@@ -116,10 +117,19 @@ class Project:
         prefix = self.root.relative_to(self._git_root).as_posix()
         return f"{prefix}/{relpath}" if relpath else prefix
 
-    def mutex(self, command: str, *, wait: bool = False) -> ProjectMutex:
-        """The lock that lets one pipe process at a time change this project."""
+    def mutex(self, command: str, *, wait: bool = False, sweep: bool = False) -> ProjectMutex:
+        """The lock that lets one pipe process at a time change this project.
+
+        Taking it removes the temporary files of killed pipe processes when its previous holder
+        did not exit cleanly, and always with `sweep` (gc).
+        """
         (self.control_dir / "tmp").mkdir(parents=True, exist_ok=True)
-        return ProjectMutex(self.control_dir / "tmp" / "lock", command=command, wait=wait)
+
+        def on_take(unclean: bool) -> None:
+            if unclean or sweep:
+                sweep_temps(self.root, self.store.root.parent)
+
+        return ProjectMutex(self.control_dir / "tmp" / "lock", command=command, wait=wait, on_take=on_take)
 
     def close(self) -> None:
         """Release open databases."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
+from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.hashing import Oid, copy_hashed, hash_bytes, hash_file
 from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath, relpath_to_oid
 from pipeline_engine.core.parallel import map_chunked
@@ -22,8 +21,6 @@ _TMP_DIR = "tmp"
 _QUARANTINE_DIR = "quarantine"
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
-# Distinguishes the temporary names of concurrent batches within one process.
-_batch = itertools.count()
 
 
 class ObjectStore:
@@ -82,8 +79,9 @@ class ObjectStore:
         """
         unique = {oid: src for src, oid in items}
         todo = [(src, oid) for oid, src in unique.items() if not self.exists(oid)]
-        staged: list[tuple[str, str]] = []
-        suffix = f".{os.getpid()}-{next(_batch)}.tmp"
+        # Every temporary file made, so that all of them go if anything fails or is interrupted
+        # (list.append is atomic across the copying threads).
+        temps: list[str] = []
         root = str(self.root)
         for fanout in {oid[:2] for _, oid in todo}:
             self._ensure_dir(self.root / fanout)
@@ -93,10 +91,10 @@ class ObjectStore:
             # Beside its final name, not in one shared tmp/: creating thousands of files in a
             # single directory serialises on that directory's lock.
             dest = f"{root}/{oid[:2]}/{oid[2:]}"
-            tmp = f"{root}/{oid[:2]}/.{oid[2:]}{suffix}"
+            tmp = f"{root}/{oid[:2]}/{temp_name()}"
+            temps.append(tmp)
             copied = copy_hashed(src, tmp, mode=_READ_ONLY)
             if copied != oid:
-                os.unlink(tmp)
                 raise CacheError(
                     f"'{src}' changed while it was being cached; nothing was stored for it",
                     hint="run the command again once the file is no longer being written",
@@ -106,10 +104,9 @@ class ObjectStore:
             return tmp, dest
 
         try:
-            staged.extend(map_chunked(copy, todo, jobs=jobs))
-            return self._commit_many(staged, jobs=jobs)
+            return self._commit_many(map_chunked(copy, todo, jobs=jobs), jobs=jobs)
         finally:
-            for tmp, _ in staged:
+            for tmp in temps:  # renamed ones are gone already
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
 
@@ -224,13 +221,14 @@ class ObjectStore:
         return dest
 
     def _tmp_path(self, oid: str) -> Path:
+        """A new, empty temporary file in `<root>/tmp/`, named by `temp_name` (its PID tells a leftover)."""
         tmp_dir = self.root / _TMP_DIR
         if _TMP_DIR not in self._made_dirs:
             tmp_dir.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(_TMP_DIR)
-        fd, name = tempfile.mkstemp(prefix=oid[:8], dir=tmp_dir)
-        os.close(fd)
-        return Path(name)
+        path = tmp_dir / temp_name()
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        return path
 
     def _ensure_dir(self, fanout_dir: Path) -> None:
         if fanout_dir.name not in self._made_dirs:
