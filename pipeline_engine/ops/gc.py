@@ -106,7 +106,7 @@ def gc(project: Project, options: GcOptions) -> GcResult:
             hint="run 'pipe gc --workspace --dry' to see what would be removed",
         )
     with contextlib.ExitStack() as stack:
-        stack.enter_context(project.mutex("pipe gc"))
+        stack.enter_context(project.mutex("pipe gc", sweep=True))
         others = _other_projects(project, options)
         for other in others:  # none of them may add objects while gc decides
             stack.enter_context(other.mutex("pipe gc (from another project sharing the cache)"))
