@@ -149,9 +149,15 @@ def test_pointer_schema_accepts_written_pointers_and_rejects_bad_ones(tmp_path: 
     schema = json.loads((Path(pipeline_engine.__file__).parent / "schemas/pointer.schema.json").read_text())
     write_pointer(tmp_path, Pointer("d.pipe", PathRecord("d", Oid("a" * 32 + ".dir"), 10, 3)))
     jsonschema.validate(yaml.safe_load((tmp_path / "d.pipe").read_text()), schema)
+    write_pointer(tmp_path, Pointer("run.sh.pipe", PathRecord("run.sh", Oid("b" * 32), 10, isexec=True)))
+    jsonschema.validate(yaml.safe_load((tmp_path / "run.sh.pipe").read_text()), schema)
     bad = {"schema": 1, "outs": [{"path": "../x", "hash": "md5", "oid": "zz", "size": -1}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+    for path in (".git", ".PIPE", "..", ".", "a\nb"):
+        hostile = {"schema": 1, "outs": [{"path": path, "hash": "xxh3_128", "oid": "a" * 32, "size": 1}]}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(hostile, schema)
 
 
 def test_memo_is_safe_to_share_between_threads(tmp_path: Path) -> None:
