@@ -13,7 +13,7 @@ from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.tempsweep import sweep_temps
-from pipeline_engine.errors import NotAProjectError, ProjectExistsError, ScmError
+from pipeline_engine.errors import ConfigError, NotAProjectError, ProjectExistsError, ScmError
 from pipeline_engine.scm.git import Git, find_git_root
 
 __all__ = ["CACHE_USERS_DIR", "CONTROL_DIR", "Project", "cache_users", "register_cache_user"]
@@ -85,7 +85,16 @@ class Project:
         """The cache directory (`cache.dir`, default `.pipe/cache`); it holds `objects/` and `projects/`."""
         configured = self.config.cache_dir
         base = Path(os.path.expanduser(configured)) if configured else self.control_dir / "cache"
-        return base if base.is_absolute() else self.control_dir / base
+        base = base if base.is_absolute() else self.control_dir / base
+        # `cache.dir` may come from a cloned config: a cache inside a git directory would have pipe
+        # write (and gc delete) files there.
+        real = Path(os.path.realpath(base))
+        if any(part.lower() == ".git" for part in real.parts):
+            raise ConfigError(
+                f"cache.dir '{configured}' is inside a git directory ('{real}')",
+                hint="set 'cache.dir' in .pipe/config.local.yaml to a directory of its own",
+            )
+        return base
 
     @property
     def store(self) -> ObjectStore:

@@ -246,3 +246,12 @@ def test_committed_symlink_for_tracked_directory_is_neither_written_nor_emptied(
         result = scene.cli.run(*args, exit_code=None)
         assert result.exit_code in (0, 1)
         assert _digests(scene.outside) == before, f"pipe {' '.join(args)} changed files outside the project"
+
+
+def test_cache_dir_inside_git_from_a_cloned_config_is_refused(scene: Scene) -> None:
+    config = scene.ws.root / ".pipe" / "config.yaml"
+    config.write_text(config.read_text() + "cache:\n  dir: ../.git/cache\n")
+    scene.ws.write({"f": "x\n"})
+    result = scene.cli.run("add", "f", exit_code=1)
+    assert "cache.dir" in result.output and "git directory" in result.output
+    assert not (scene.ws.root / ".git" / "cache").exists()
