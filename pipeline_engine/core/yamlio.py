@@ -1,7 +1,17 @@
-"""Deterministic YAML in and out: C loader when available, sorted keys, no aliases."""
+"""Bounded YAML and JSON in, deterministic YAML out: every file from git is untrusted input.
+
+Reading composes the node graph with the C loader, then walks it once (iteratively) before any
+Python object is built: aliases may add at most `MAX_ALIAS_NODES` nodes (an alias bomb is refused
+in milliseconds, not expanded), nesting is at most `MAX_DEPTH` levels, an alias may not contain
+itself, and mapping keys are unique (YAML requires it; PyYAML would silently keep the last).
+Scalars resolve as PyYAML's SafeLoader resolves them (YAML 1.1: `no` is false, `1e6` a string).
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +19,23 @@ import yaml
 
 from pipeline_engine.errors import SpecError
 
-__all__ = ["dump_yaml", "load_yaml", "parse_yaml"]
+__all__ = [
+    "MAX_ALIAS_NODES", "MAX_DEPTH", "check_depth", "dump_yaml", "load_yaml", "parse_json", "parse_yaml",
+]
+
+#: How many nodes aliases may add to a document beyond the nodes written in it.
+MAX_ALIAS_NODES = 100_000
+#: How deeply collections may nest (pipe's own files use fewer than 10 levels).
+MAX_DEPTH = 100
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class _NoAliasDumper(_Dumper):  # type: ignore[misc]
@@ -21,32 +44,248 @@ class _NoAliasDumper(_Dumper):  # type: ignore[misc]
 
 
 def parse_yaml(text: str, *, source: str) -> Any:
-    """Parse YAML text; a syntax error names `source` with line and column.
+    """Parse one YAML document within the bounds above; errors name `source` with the line.
 
     Raises:
-        SpecError: the text is not valid YAML.
+        SpecError: invalid YAML, a duplicate key, nesting too deep, aliases expanding too far.
     """
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _GraphCheck(loader, source, node).run()
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{source}{where}: invalid YAML: {problem}") from exc
+        raise SpecError(_describe(exc, source)) from exc
+    except RecursionError:  # only the pure-Python composer recurses (no libyaml)
+        raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise SpecError(f"{source}: invalid value: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+def _describe(exc: yaml.YAMLError, source: str) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{source}{where}: invalid YAML: {problem}"
+
+
+def _key_path(root: yaml.Node, target: yaml.Node) -> str:
+    """` key 'a.b.0':` naming where `target` sits under `root` (searched only to word an error)."""
+    parent: dict[int, tuple[yaml.Node, str | None]] = {}
+    stack = [root]
+    while stack and id(target) not in parent:
+        node = stack.pop()
+        pairs: list[tuple[yaml.Node, str | None]] = []
+        if isinstance(node, yaml.SequenceNode):
+            pairs = [(child, str(i)) for i, child in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                pairs += [(key, None), (value, str(key.value) if isinstance(key, yaml.ScalarNode) else "?")]
+        for child, label in pairs:
+            if id(child) not in parent and child is not root:
+                parent[id(child)] = (node, label)
+                stack.append(child)
+    labels: list[str] = []
+    current = target
+    while id(current) in parent:
+        current, label = parent[id(current)]
+        if label is not None:
+            labels.append(label)
+    return f" key '{'.'.join(reversed(labels))}':" if labels else ""
+
+
+class _GraphCheck:
+    """One iterative walk over the composed nodes, before any Python object is built.
+
+    Refuses cycles, deep nesting, alias bombs, duplicate keys, control characters in keys,
+    explicit tags that build anything but plain scalars, lists and mappings, and numbers that are
+    not finite or do not fit in 64 bits. Aliases are shared node objects, so each collection's
+    expanded size and height are memoised by id; scalars are checked where they are met.
+    """
+
+    def __init__(self, loader: Any, source: str, root: yaml.Node) -> None:
+        self.loader = loader
+        self.source = source
+        self.root = root
+
+    def fail(self, node: yaml.Node, message: str, *, hint: str | None = None) -> SpecError:
+        where = f"{self.source}:{node.start_mark.line + 1}:{_key_path(self.root, node)}"
+        return SpecError(f"{where} {message}", hint=hint)
+
+    def run(self) -> None:
+        root = self.root
+        if isinstance(root, yaml.ScalarNode):
+            self.check_scalar(root)
+            return
+        done: dict[int, tuple[int, int]] = {}  # id -> (expanded size, height)
+        open_ids: set[int] = set()
+        written = 0
+        stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+        while stack:
+            node, finished = stack.pop()
+            if finished:
+                open_ids.discard(id(node))
+                done[id(node)] = self.finish(node, done)
+                continue
+            if id(node) in done:
+                continue
+            if id(node) in open_ids:
+                raise self.fail(node, "an alias refers to a node that contains it")
+            open_ids.add(id(node))
+            stack.append((node, True))
+            for child in _children(node):
+                written += 1
+                if isinstance(child, yaml.ScalarNode):
+                    self.check_scalar(child)
+                elif id(child) not in done:
+                    stack.append((child, False))
+        if done[id(root)][0] - written > MAX_ALIAS_NODES:
+            raise SpecError(
+                f"{self.source}: aliases expand to more than {MAX_ALIAS_NODES:,} nodes (an alias bomb?)",
+                hint="write the values out instead of repeating anchors",
+            )
+
+    def finish(self, node: yaml.Node, done: dict[int, tuple[int, int]]) -> tuple[int, int]:
+        expected = _SEQ_TAG if isinstance(node, yaml.SequenceNode) else _MAP_TAG
+        if node.tag != expected:
+            raise self.fail(node, f"unsupported tag '{node.tag}'")
+        size, height = 1, 1
+        for child in _children(node):
+            if isinstance(child, yaml.ScalarNode):
+                size += 1
+            else:
+                child_size, child_height = done[id(child)]
+                size += child_size
+                height = max(height, child_height + 1)
+        if height > MAX_DEPTH:
+            raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.MappingNode):
+            self.check_keys(node)
+        # Saturate: the exact size of a bomb does not matter, only that it is too big.
+        return min(size, 1 << 62), height
+
+    def check_scalar(self, node: yaml.ScalarNode) -> None:
+        tag = node.tag
+        if tag == _STR_TAG:
+            return  # any text is a valid string; the readers check what their fields may hold
+        plain = not node.style
+        implicit = self.loader.resolve(yaml.ScalarNode, node.value, (plain, not plain))
+        if tag != implicit:
+            raise self.fail(node, f"unsupported tag '{tag}'", hint="remove the tag or quote the value")
+        if tag not in _NUMBER_TAGS:
+            return  # null, bool, merge; a timestamp's date is checked when it is built
+        try:
+            value = self.loader.construct_object(node)
+        except ValueError as exc:  # an impossible date, an integer of more digits than Python converts
+            raise self.fail(node, f"invalid value {node.value[:40]!r}: {exc}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(node, f"{node.value[:40]!r} is not a finite number", hint="quote it to make it a string")
+        if isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise self.fail(node, f"{node.value[:40]!r} does not fit in 64 bits", hint="quote it to make it a string")
+
+    def check_keys(self, node: yaml.MappingNode) -> None:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<` merges may be overridden; collection keys fail at construction
+            key = key_node.value if key_node.tag == _STR_TAG else self.loader.construct_object(key_node)
+            if key in seen:
+                raise self.fail(key_node, f"duplicate key {str(key)!r} (keys must be unique)",
+                                hint="remove one of the two entries")
+            if isinstance(key, str) and _CONTROL.search(key):
+                raise self.fail(key_node, f"control character in key {key!r}")
+            seen.add(key)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
 
 
 def load_yaml(path: Path, *, source: str | None = None) -> Any:
     """Read and parse a YAML file; `source` is the name used in error messages.
 
     Raises:
-        SpecError: the file cannot be read or is not valid YAML.
+        SpecError: the file cannot be read or is not valid, bounded YAML.
     """
     name = source or str(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{name}: cannot read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{name}: not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise SpecError(f"{name}: cannot read: {exc.strerror or exc}") from exc
     return parse_yaml(text, source=name)
+
+
+def parse_json(text: str, *, source: str) -> Any:
+    """Parse JSON within the same bounds: depth, unique keys, finite numbers that fit in 64 bits.
+
+    Raises:
+        SpecError: invalid JSON, a duplicate key, NaN/Infinity, a huge number, or nesting too deep.
+    """
+    checks = _JsonChecks(source)
+    try:
+        data = json.loads(
+            text, object_pairs_hook=checks.pairs, parse_constant=checks.constant,
+            parse_int=checks.integer, parse_float=checks.real,
+        )
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
+    check_depth(data, source=source)
+    return data
+
+
+class _JsonChecks:
+    """json.loads hooks that refuse what the YAML walk refuses (no line numbers: json gives none)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in data:
+                raise SpecError(f"{self.source}: duplicate key {key!r} (keys must be unique)")
+            data[key] = value
+        return data
+
+    def constant(self, name: str) -> Any:
+        raise SpecError(f"{self.source}: {name} is not a finite number")
+
+    def integer(self, text: str) -> int:
+        if len(text) > 20 or not -(2**63) <= int(text) < 2**64:
+            raise SpecError(f"{self.source}: {text[:40]} does not fit in 64 bits")
+        return int(text)
+
+    def real(self, text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise SpecError(f"{self.source}: {text[:40]} is not a finite number")
+        return value
+
+
+def check_depth(data: Any, *, source: str) -> None:
+    """Refuse lists and mappings nested deeper than `MAX_DEPTH` (callers recurse over them).
+
+    Raises:
+        SpecError: the data is nested too deeply.
+    """
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list | tuple):
+            if depth > MAX_DEPTH:
+                raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1) for v in items if isinstance(v, dict | list | tuple))
 
 
 def dump_yaml(data: Any, *, sort_keys: bool = True) -> str:

@@ -62,18 +62,23 @@ class StageLock:
             SpecError: a field is missing or has the wrong shape.
         """
         if not isinstance(raw, Mapping) or not isinstance(raw.get("cmd"), str):
-            raise SpecError(f"{source}: a stage entry needs 'cmd'")
+            raise SpecError(f"{source}: a stage entry needs 'cmd' (a string)")
         params = raw.get("params") or {}
         env = raw.get("env") or {}
-        if not isinstance(params, Mapping) or not all(isinstance(v, Mapping) for v in params.values()):
+        if not isinstance(params, Mapping) or not all(
+            isinstance(f, str) and isinstance(v, Mapping) and all(isinstance(k, str) for k in v)
+            for f, v in params.items()
+        ):
             raise SpecError(f"{source}: 'params' must map params files to {{key: value}}")
-        if not isinstance(env, Mapping):
-            raise SpecError(f"{source}: 'env' must map variable names to values")
+        if not isinstance(env, Mapping) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in env.items()
+        ):
+            raise SpecError(f"{source}: 'env' must map variable names to strings")
         return cls(
             cmd=raw["cmd"],
             deps=_records(raw.get("deps"), source=f"{source}: deps"),
-            params={check_relpath(f, source=f"{source}: params"): dict(v) for f, v in params.items()},
-            env={str(k): (None if v is None else str(v)) for k, v in env.items()},
+            params={f: dict(v) for f, v in params.items()},
+            env=dict(env),
             outs=_records(raw.get("outs"), source=f"{source}: outs"),
         )
 
@@ -112,21 +117,26 @@ def parse_lock(text: str | bytes) -> LockFile:
         SpecError: the text is not a valid lock file.
     """
     if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{LOCK_FILE}: not UTF-8 text (byte {exc.start})") from None
     return _to_lock(parse_yaml(text, source=LOCK_FILE))
 
 
 def _to_lock(raw: Any) -> LockFile:
     if raw is None:
         return LockFile()
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("stages", {}), Mapping):
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("stages") or {}, Mapping):
         raise SpecError(f"{LOCK_FILE}: must be a mapping with 'schema' and 'stages'")
-    if raw.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise SpecError(f"{LOCK_FILE}: unsupported schema {raw.get('schema')!r}; upgrade pipe")
-    stages = {
-        str(name): StageLock.from_dict(entry, source=f"{LOCK_FILE}: stage '{name}'")
-        for name, entry in (raw.get("stages") or {}).items()
-    }
+    schema = raw.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION or isinstance(schema, bool):
+        raise SpecError(f"{LOCK_FILE}: unsupported schema {schema!r}; upgrade pipe")
+    stages = {}
+    for name, entry in (raw.get("stages") or {}).items():
+        if not isinstance(name, str):
+            raise SpecError(f"{LOCK_FILE}: stage name {name!r} must be a string")
+        stages[name] = StageLock.from_dict(entry, source=f"{LOCK_FILE}: stage '{name}'")
     return LockFile(stages)
 
 
@@ -138,8 +148,15 @@ class _LockDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignor
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and not any(c in value for c in "\t\r") and value == value.rstrip(" ") else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    # A `|` block only for plain multi-line text: a block that keeps trailing blank lines (`|+`)
+    # makes the emitter end the document with `...`, which cannot sit between two entries.
+    # Anything else is left to the emitter, which quotes and escapes what a block cannot hold.
+    block = (
+        "\n" in value and value.strip("\n") != "" and not value.endswith("\n\n")
+        and all(c.isprintable() or c == "\n" for c in value)
+        and all(line == line.rstrip(" ") for line in value.split("\n"))
+    )
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
 
 
 _LockDumper.add_representer(str, _str)
@@ -147,9 +164,11 @@ _HEADER = f"schema: {SCHEMA_VERSION}\nstages:\n"
 
 
 def _entry_text(name: str, entry: StageLock) -> str:
-    text = yaml.dump({name: entry.to_dict()}, Dumper=_LockDumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True)
-    return "".join("  " + line if line.strip() else line for line in text.splitlines(keepends=True))
+    # Dumped under `stages:` so the emitter indents every line itself (blank lines of a block included).
+    text = yaml.dump({"stages": {name: entry.to_dict()}}, Dumper=_LockDumper, sort_keys=False,
+                     default_flow_style=False, allow_unicode=True)
+    assert text.startswith("stages:\n"), text
+    return text[len("stages:\n"):]
 
 
 def dump_lock(lock: LockFile) -> str:
