@@ -18,17 +18,21 @@ from pipeline_engine.project import Project
 @click.option("-c", "--cloud", is_flag=True, help="Compare the cache with a remote instead of the workspace.")
 @click.option("-r", "--remote", help="Remote for --cloud (default: core.remote).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Concurrent requests for --cloud.")
+@click.option("--verify", is_flag=True,
+              help="With --cloud: look up every object on the remote, not only the manifests that list them.")
 @click.option("-v", "--verbose", "names", is_flag=True, help="Name the changed files inside directories.")
 @click.pass_context
 def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_code: bool, cloud: bool,
-           remote: str | None, jobs: int | None, names: bool) -> None:
+           remote: str | None, jobs: int | None, verify: bool, names: bool) -> None:
     """Show tracked data that changed, is missing, or is not in the cache (with --cloud: on a remote)."""
     from pipeline_engine.ops.status import data_status
 
+    if verify and not cloud:
+        raise click.UsageError("'--verify' checks a remote: use it with '--cloud'")
     if cloud:
         from pipeline_engine.cli.transfer import show_cloud_status
 
-        if not show_cloud_status(targets, remote=remote, jobs=jobs, as_json=as_json) and exit_code:
+        if not show_cloud_status(targets, remote=remote, jobs=jobs, as_json=as_json, verify=verify) and exit_code:
             ctx.exit(1)
         return
 

@@ -32,12 +32,15 @@ def _summary(verb: str, result: TransferResult) -> None:
 @_remote
 @_jobs
 @_run_cache
-def push(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool) -> None:
+@click.option("--verify", is_flag=True,
+              help="Look up every object on the remote (not only the manifests) and upload what is missing.")
+def push(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool, verify: bool) -> None:
     """Upload the cached objects of TARGETS (all tracked data by default) that the remote lacks."""
     from pipeline_engine.ops.transfer import push as push_objects
 
     project = Project.find()
-    _summary("push to", push_objects(project, targets, remote=remote, jobs=jobs, progress=render.progress()))
+    result = push_objects(project, targets, remote=remote, jobs=jobs, verify=verify, progress=render.progress())
+    _summary("push to", result)
     if run_cache:
         from pipeline_engine.ops.runcache_transfer import push_runs
 
@@ -87,12 +90,12 @@ def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cac
 
 
 def show_cloud_status(
-    targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool
+    targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool, verify: bool = False
 ) -> bool:
     """Print `pipe status --cloud`; returns True when everything is in sync (for --exit-code)."""
     from pipeline_engine.ops.cloud import cloud_status
 
-    status = cloud_status(Project.find(), targets, remote=remote, jobs=jobs)
+    status = cloud_status(Project.find(), targets, remote=remote, jobs=jobs, verify=verify)
     behind = [o for o in status.outs if not o.is_synced]
     if as_json:
         render.print_json(
@@ -128,7 +131,8 @@ def show_cloud_status(
             render.out.print(f"{o.path}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects)")
         hints = []
         if any(o.not_pushed for o in behind):
-            hints.append("'pipe push' uploads what the remote lacks")
+            hints.append("'pipe push --verify' uploads what the remote lacks" if verify
+                         else "'pipe push' uploads what the remote lacks")
         if any(o.not_fetched for o in behind):
             hints.append("'pipe fetch' downloads what the cache lacks")
         if hints:

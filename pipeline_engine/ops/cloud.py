@@ -52,12 +52,18 @@ class RemoteGcResult:
 
 
 def cloud_status(
-    project: Project, targets: Sequence[str] = (), *, remote: str | None = None, jobs: int | None = None
+    project: Project,
+    targets: Sequence[str] = (),
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+    verify: bool = False,
 ) -> CloudStatus:
     """For each out of `targets` (all when empty): which objects the remote or the cache lacks.
 
     A directory whose manifest is not in the cache counts as one object; its files are unknown
-    until 'pipe fetch' brings the manifest.
+    until 'pipe fetch' brings the manifest. A manifest on the remote vouches for its files unless
+    `verify`: then every object is looked up.
 
     Raises:
         RemoteNotConfiguredError, RemoteError: the remote is not configured or cannot be reached.
@@ -77,10 +83,13 @@ def cloud_status(
     dirs: dict[str, set[str]] = {
         out.oid: members[out.path] - {out.oid} for out in outs if is_dir_oid(out.oid)
     }
-    manifests = rem.exists_many(set(dirs))
-    vouched = {oid for d in manifests for oid in dirs[d]}
-    rest = {o for oids in members.values() for o in oids} - vouched - set(dirs)
-    on_remote = manifests | vouched | rem.exists_many(rest)
+    everything = {o for oids in members.values() for o in oids}
+    if verify:
+        on_remote = rem.exists_many(everything)
+    else:
+        manifests = rem.exists_many(set(dirs))
+        vouched = {oid for d in manifests for oid in dirs[d]}
+        on_remote = manifests | vouched | rem.exists_many(everything - vouched - set(dirs))
     result = []
     for out in outs:
         oids = members[out.path]

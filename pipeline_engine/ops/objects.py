@@ -64,16 +64,20 @@ def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
     return ObjectPlan(files, tuple(dirs.values()), tuple(failures))
 
 
-def present_on_remote(rem: Remote, plan: ObjectPlan) -> set[str]:
+def present_on_remote(rem: Remote, plan: ObjectPlan, *, verify: bool = False) -> set[str]:
     """Which of the plan's objects `rem` holds.
 
     Push uploads a manifest only after every file it lists, so a manifest on the remote vouches
     for its files: they are not asked about. A no-op push of a 10,000-file directory is then one
-    request, not a listing of the remote.
+    request, not a listing of the remote. With `verify`, nothing vouches: every object is looked
+    up (by listing the remote's prefixes, or one batched request per object when they are few),
+    which finds the files someone deleted from the remote behind pipe's back.
 
     Raises:
         RemoteError: the remote cannot be reached or listed.
     """
+    if verify:
+        return rem.exists_many({*plan.files, *(d.oid for d in plan.dirs)})
     manifests = rem.exists_many({d.oid for d in plan.dirs})
     vouched = {oid for d in plan.dirs if d.oid in manifests for oid in d.files}
     rest = {oid for oid in plan.files if oid not in vouched}

@@ -71,9 +71,14 @@ def push(
     *,
     remote: str | None = None,
     jobs: int | None = None,
+    verify: bool = False,
     progress: Progress | None = None,
 ) -> TransferResult:
     """Upload every object `targets` reference (all tracked data when empty) that the remote lacks.
+
+    With `verify`, every object is looked up on the remote, not only the manifests that vouch
+    for their files, so objects deleted from the remote are uploaded again. Partial uploads that
+    killed pushes left on the remote are removed first.
 
     Raises:
         RemoteNotConfiguredError: no remote given and no default set.
@@ -83,9 +88,10 @@ def push(
 
     rem = open_project_remote(project, remote, jobs=jobs)
     with project.mutex("pipe push"):
+        rem.sweep_temps()
         unpushed = _unpushed_paths(project)
         outs = [o for o in used_outs(project, targets=targets) if o.path not in unpushed]
-        result = push_outs(project.store, rem, outs, progress=progress or NullProgress())
+        result = push_outs(project.store, rem, outs, verify=verify, progress=progress or NullProgress())
     raise_for_failures("push", result)
     return result
 
@@ -101,13 +107,16 @@ def _unpushed_paths(project: Project) -> set[str]:
 
 
 def push_outs(
-    store: ObjectStore, rem: Remote, outs: Sequence[PathRecord], *, progress: Progress
+    store: ObjectStore, rem: Remote, outs: Sequence[PathRecord], *, progress: Progress, verify: bool = False
 ) -> TransferResult:
-    """Push `outs` to `rem`: missing file objects first, then the manifests whose files all arrived."""
+    """Push `outs` to `rem`: missing file objects first, then the manifests whose files all arrived.
+
+    `verify` looks every object up on the remote (see `present_on_remote`).
+    """
     plan = plan_objects(store, outs)
     failures = list(plan.failures)
     files = plan.files
-    on_remote = present_on_remote(rem, plan)
+    on_remote = present_on_remote(rem, plan, verify=verify)
     todo = [oid for oid in files if oid not in on_remote]
     task = progress.task(
         f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote), unit="objects"

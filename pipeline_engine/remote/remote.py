@@ -2,21 +2,31 @@
 
 Backends with an async implementation (s3fs, gcsfs, adlfs, ...) are driven through their coroutines
 with `jobs` requests in flight; the others through a thread pool of `jobs` workers. Every fsspec,
-OS or backend error comes out as a `RemoteError` naming the remote and its URL.
+OS or backend error comes out as a `RemoteError` naming the remote and its URL, except a local
+condition that would fail every object (a full disk, a read-only file system, no file handles
+left): that stops the transfer and is raised as the OSError, naming its file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
+import errno
 import math
+import os
 import posixpath
-import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+import re
+import socket
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from pipeline_engine.core.fsutil import temp_name, temp_owner
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
@@ -33,6 +43,11 @@ _PAGE = 1000
 _TMP = "tmp"
 # A bulk transfer whose first this-many objects all fail (and none succeeds) stops.
 _GIVE_UP = 8
+# Partial uploads of other hosts (whose processes cannot be asked) are removed after this many seconds.
+_STALE_AFTER = 24 * 3600.0
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+# Local conditions that fail every object alike: the transfer stops and the OSError reaches the user.
+_FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE, errno.ENFILE})
 
 
 class Lookup(Enum):
@@ -212,7 +227,47 @@ class Remote:
     def _tmp_name(self, oid: str) -> str:
         tmp_dir = f"{self.root}/{_TMP}"
         self._makedirs(tmp_dir)
-        return f"{tmp_dir}/{oid}.{uuid.uuid4().hex}"
+        return f"{tmp_dir}/{temp_name(f'.{_HOST}')}"
+
+    def sweep_temps(self, *, max_age: float = _STALE_AFTER) -> int:
+        """Remove partial uploads that killed pushes left in `<root>/tmp/`; returns how many.
+
+        An upload of this host is removed when its process is gone; another host's (or an older
+        version's, named `<oid>.<hex>`) once it is `max_age` seconds old, as it cannot be asked.
+        Object stores write each object in one request and keep no temporary files.
+
+        Raises:
+            RemoteError: the temporary directory cannot be listed or cleaned.
+        """
+        if self._object_store:
+            return 0
+        tmp_dir = f"{self.root}/{_TMP}"
+        try:
+            entries = self.fs.ls(tmp_dir, detail=True)
+        except FileNotFoundError:
+            return 0
+        except self._errors as exc:
+            raise self._error("list", tmp_dir, exc) from exc
+        now = time.time()
+        doomed = []
+        for entry in entries:
+            name = posixpath.basename(str(entry["name"]).rstrip("/"))
+            pid = temp_owner(name)
+            if pid is not None and name.endswith(f".{_HOST}"):
+                if pid != os.getpid() and not psutil.pid_exists(pid):
+                    doomed.append(str(entry["name"]))
+                continue
+            mtime = _mtime(entry)
+            if mtime is not None and now - mtime > max_age:
+                doomed.append(str(entry["name"]))
+        for path in doomed:
+            try:
+                self.fs.rm_file(path)
+            except FileNotFoundError:
+                continue
+            except self._errors as exc:
+                raise self._error("remove a partial upload from", path, exc) from exc
+        return len(doomed)
 
     def _makedirs(self, path: str) -> None:
         if path not in self._made_dirs and not self.fs.async_impl:
@@ -237,6 +292,8 @@ class Remote:
             self._sync(self._gather(items, aone, jobs, batch, offload=verb == "download"))
         else:
             self._pool(items, one, jobs, batch)
+        if batch.fatal is not None:
+            raise batch.fatal  # a full disk, read-only file system, no file handles: every object would fail
         if batch.gave_up is not None:
             raise RemoteError(
                 f"{batch.gave_up} (stopped after {len(batch.failures)} failures in a row, none succeeded)"
@@ -249,12 +306,13 @@ class Remote:
         self, items: Sequence[tuple[str, Path]], one: Callable[[str, Path], None], jobs: int, batch: _Batch
     ) -> None:
         def work(oid: str, path: Path) -> None:
-            if batch.gave_up is not None:
+            if batch.gave_up is not None or batch.fatal is not None:
                 return
             try:
                 one(oid, path)
             except self._errors as exc:
-                batch.finish(oid, exc)
+                if not batch.stop_on(exc, self._where(one, oid, path)):
+                    batch.finish(oid, exc)
                 return
             batch.finish(oid, None)
 
@@ -286,11 +344,13 @@ class Remote:
         async def work(oid: str, path: Path) -> None:
             error: BaseException | None = None
             async with limit:
-                if batch.gave_up is not None:
+                if batch.gave_up is not None or batch.fatal is not None:
                     return
                 try:
                     await aone(oid, path)
                 except self._errors as exc:
+                    if batch.stop_on(exc, self._where(aone, oid, path)):
+                        return
                     error = exc
             if offload:
                 await loop.run_in_executor(None, batch.finish, oid, error)
@@ -303,6 +363,11 @@ class Remote:
         from fsspec.asyn import sync
 
         return sync(self.fs.loop, lambda: coro)
+
+    def _where(self, one: Callable[..., Any], oid: str, local: Path) -> str:
+        """The file a failed transfer was writing: the local file of a download, the remote object of an upload."""
+        downloading = one in (self._get_one, self._aget_one)
+        return str(local) if downloading else self.path_of(oid)
 
     # -- existence -------------------------------------------------------------------------------
 
@@ -383,6 +448,16 @@ class _Batch:
         self.failures: dict[str, PipeError] = {}
         self.succeeded = 0
         self.gave_up: PipeError | None = None
+        self.fatal: OSError | None = None
+
+    def stop_on(self, exc: BaseException, where: str) -> bool:
+        """True (and the batch stops) when `exc` would fail every other object too: it is then raised as is."""
+        if not isinstance(exc, OSError) or exc.errno not in _FATAL_ERRNOS:
+            return False
+        if exc.filename is None:  # fsspec's copies say which file only sometimes
+            exc.filename = where
+        self.fatal = self.fatal or exc
+        return True
 
     def finish(self, oid: str, exc: BaseException | None) -> None:
         """Record one object's outcome and tell the caller."""
@@ -401,3 +476,13 @@ class _Batch:
                 self.gave_up = self.gave_up or error
         if self._on_done is not None:
             self._on_done(oid, error)
+
+
+def _mtime(entry: Mapping[str, Any]) -> float | None:
+    """A listing entry's modification time in seconds (backends give a float, an int or a datetime)."""
+    value = entry.get("mtime", entry.get("LastModified", entry.get("last_modified")))
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    return None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from pipeline_engine.core.hashing import hash_bytes
@@ -13,6 +16,7 @@ from pipeline_engine.ops.cloud import gc_remote
 from pipeline_engine.ops.gc import collect_used
 from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.ops.used import used_outs
+from pipeline_engine.remote import remote as remote_module
 from tests.conftest import Cli, Workspace
 
 IMAGES = {f"{i:02}.txt": f"image {i}\n" for i in range(10)}
@@ -119,3 +123,77 @@ def test_pipe_gc_cloud_asks_before_deleting(workspace: Workspace, cli: Cli, tmp_
     result = cli.run("gc", "-w", "--cloud", input="n\n", exit_code=1)
     assert "remove 1 object(s), 10 B, from the cache, and 1 object(s) from the remote 'store'?" in result.stderr
     assert _remote_oids(store) == before
+
+
+def test_verify_finds_and_repairs_objects_deleted_from_the_remote(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    lost = hash_bytes(b"image 3\n")
+    (store / oid_to_relpath(lost)).unlink()
+    # The manifest on the remote still vouches for its files: only --verify looks.
+    assert "in sync with remote 'store'" in cli.run("status", "--cloud").stderr
+    assert "0 transferred" in cli.run("push").stderr
+    result = cli.run("status", "--cloud", "--verify", "--exit-code", exit_code=1)
+    assert "data/images  1 not pushed (of 11 objects)" in result.stdout
+    assert "'pipe push --verify'" in result.stderr
+    assert "1 transferred" in cli.run("push", "--verify").stderr
+    assert lost in _remote_oids(store)
+    assert "in sync with remote 'store'" in cli.run("status", "-c", "--verify").stderr
+    assert "--cloud" in cli.run("status", "--verify", exit_code=2).stderr
+
+
+def test_fetch_reports_a_corrupt_download_by_path_and_keeps_it_out_of_the_cache(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    bad = hash_bytes(b"image 4\n")
+    (store / oid_to_relpath(bad)).write_text("bit rot")
+    shutil.rmtree(workspace.project().store.root)
+    result = cli.run("fetch", exit_code=1)
+    assert f"data/images/04.txt ({bad})" in result.stderr and "corrupt on remote 'store'" in result.stderr
+    assert not workspace.project().store.exists(bad)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_push_removes_partial_uploads_of_killed_pushes(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    tmp = store / "tmp"
+    host = remote_module._HOST
+    dead = tmp / f".pipetmp-{_dead_pid()}-0123abcd.{host}"
+    live = tmp / f".pipetmp-{os.getpid()}-0123abcd.{host}"  # a push still running (here: this process)
+    foreign_new = tmp / ".pipetmp-1-0123abcd.other-host"
+    foreign_old = tmp / ".pipetmp-1-89abcdef.other-host"
+    legacy_old = tmp / f"{hash_bytes(b'x')}.{'e' * 32}"
+    for path in (dead, live, foreign_new, foreign_old, legacy_old):
+        path.write_bytes(b"partial")
+    for path in (foreign_old, legacy_old):
+        os.utime(path, (time.time() - 2 * 86400,) * 2)
+    cli.run("push")
+    assert sorted(p.name for p in tmp.iterdir()) == sorted([live.name, foreign_new.name])
+    assert "in sync" in cli.run("status", "-c", "--verify").stderr
+
+
+def test_push_to_a_killed_push_leaves_no_partial_upload(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    """A real SIGKILL in the middle of a push: the next push completes and leaves no temp file."""
+    workspace.write({"big": {f"{i:03}.bin": os.urandom(20_000) for i in range(300)}})
+    cli.run("add", "big")
+    store = tmp_path / "remote-store"
+    cli.run("remote", "add", "-d", "store", str(store))
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline_engine", "push", "-j", "1"], cwd=workspace.root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (store / "tmp").is_dir():  # the first upload has started
+        assert proc.poll() is None and time.monotonic() < deadline, "push ended before it could be killed"
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    left = sorted(p.name for p in (store / "tmp").iterdir())
+    cli.run("push")
+    assert not any((store / "tmp").iterdir()), f"left by the killed push: {left}"
+    assert "in sync" in cli.run("status", "-c", "--verify").stderr
