@@ -8,11 +8,12 @@ import fcntl
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_engine.core.fsutil import copy_file
+from pipeline_engine.core.hashing import Oid, copy_hashed
 
-__all__ = ["DEFAULT_LINK_TYPES", "LinkType", "link", "parse_link_types"]
+__all__ = ["DEFAULT_LINK_TYPES", "SHARING_TYPES", "LinkType", "Linked", "file_mode", "link", "parse_link_types"]
 
 _FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, xfs, ...)
 
@@ -27,6 +28,16 @@ class LinkType(enum.Enum):
 
 
 DEFAULT_LINK_TYPES: tuple[LinkType, ...] = (LinkType.REFLINK, LinkType.COPY)
+#: Link types whose workspace file shares the object's inode: they also share its (read-only) mode.
+SHARING_TYPES = frozenset({LinkType.HARDLINK, LinkType.SYMLINK})
+
+
+@dataclass(frozen=True, slots=True)
+class Linked:
+    """How `link` created a file; `copied` is the hash of the bytes written when it copied."""
+
+    kind: LinkType
+    copied: Oid | None = None
 
 # Link types that failed once for a (device) are not retried for every file of a large directory.
 _failed: set[tuple[int, LinkType]] = set()
@@ -38,12 +49,14 @@ def parse_link_types(value: str | Sequence[str]) -> tuple[LinkType, ...]:
     return tuple(LinkType(n.strip()) for n in names if n.strip())
 
 
-def link(obj: Path, dest: Path, types: Sequence[LinkType], *, isexec: bool = False) -> LinkType:
+def link(obj: Path, dest: Path, types: Sequence[LinkType], *, isexec: bool = False) -> Linked:
     """Create `dest` from the cached object `obj` with the first link type that works.
 
-    `dest` must not exist; callers that replace a file link to a temporary name and rename it
-    (see cache.workspace), so a crash never leaves a half-copied file in place. Copies get the
-    exec bit from `isexec`; links share the object's mode. Raises OSError when every type fails.
+    `dest` must not exist; callers link to a temporary name, check the result and rename it
+    (see cache.workspace), so a crash never leaves a half-copied file in place. A copy hashes
+    the bytes it writes (`Linked.copied`), so the caller can refuse a corrupt object without
+    reading it twice. Copies and reflinks get the exec bit from `isexec`; hardlinks and
+    symlinks share the object's mode. Raises OSError when every type fails.
     """
     dev = os.stat(obj.parent).st_dev
     last: OSError | None = None
@@ -51,7 +64,7 @@ def link(obj: Path, dest: Path, types: Sequence[LinkType], *, isexec: bool = Fal
         if (dev, kind) in _failed:
             continue
         try:
-            _LINKERS[kind](obj, dest)
+            copied = copy_hashed(obj, dest) if kind is LinkType.COPY else _LINKERS[kind](obj, dest)
         except OSError as exc:
             last = exc
             with contextlib.suppress(OSError):
@@ -60,10 +73,14 @@ def link(obj: Path, dest: Path, types: Sequence[LinkType], *, isexec: bool = Fal
                 _failed.add((dev, kind))
             continue
         if kind in (LinkType.COPY, LinkType.REFLINK):
-            mode = 0o755 if isexec else 0o644
-            os.chmod(dest, mode & ~_umask())
-        return kind
+            os.chmod(dest, file_mode(isexec))
+        return Linked(kind, copied)
     raise last or OSError(f"no link type available for '{dest}'")
+
+
+def file_mode(isexec: bool) -> int:
+    """The mode of a new workspace file: 0o644, or 0o755 when executable, less the umask."""
+    return (0o755 if isexec else 0o644) & ~_umask()
 
 
 def _reflink(src: Path, dest: Path) -> None:
@@ -79,15 +96,10 @@ def _symlink(src: Path, dest: Path) -> None:
     os.symlink(src, dest)
 
 
-def _copy(src: Path, dest: Path) -> None:
-    copy_file(src, dest)
-
-
 _LINKERS = {
     LinkType.REFLINK: _reflink,
     LinkType.HARDLINK: _hardlink,
     LinkType.SYMLINK: _symlink,
-    LinkType.COPY: _copy,
 }
 
 _UMASK: int | None = None

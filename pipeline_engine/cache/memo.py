@@ -1,5 +1,10 @@
 """The hash memo: remembers file and directory hashes by (path, inode, mtime_ns, size).
 
+It only ever holds hashes pipe computed (by reading the bytes, or by copying them while hashing),
+never an oid it assumed. It also remembers which cache objects were verified (re-hashed and found
+to match their name) by the object's (inode, mtime_ns, size), so linking an object into the
+workspace (hardlink, symlink, reflink) reads it once, not at every checkout.
+
 An unchanged file then costs one `stat` instead of a read. A directory is memoised by a
 fingerprint of all its files' stat data, so an unchanged tracked tree is neither re-hashed nor
 rebuilt. A file modified within the same clock tick as it was hashed would look unchanged, so
@@ -30,6 +35,9 @@ CREATE TABLE IF NOT EXISTS files (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trees (
     relpath TEXT PRIMARY KEY, fingerprint TEXT, oid TEXT, size INTEGER, nfiles INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verified (
+    oid TEXT PRIMARY KEY, ino INTEGER, mtime_ns INTEGER, size INTEGER
 ) WITHOUT ROWID;
 """
 # Timestamps this close to "now" may still change within the same tick: do not trust them.
@@ -113,6 +121,20 @@ class HashMemo:
         if rows:
             with self._transaction():
                 self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+
+    def is_verified(self, oid: str, stamp: FileStamp) -> bool:
+        """True when cache object `oid` was verified and its stat data has not changed since."""
+        with self._lock:
+            row = self.db.execute("SELECT ino, mtime_ns, size FROM verified WHERE oid = ?", (oid,)).fetchone()
+        return row is not None and FileStamp(row[0], row[1], row[2]) == stamp
+
+    def put_verified(self, items: Iterable[tuple[str, FileStamp]]) -> None:
+        """Remember objects whose content was just checked against their oid (racy ones are not)."""
+        limit = time.time_ns() - _RACY_NS
+        rows = [(o, s.ino, s.mtime_ns, s.size) for o, s in items if s.mtime_ns < limit]
+        if rows:
+            with self._transaction():
+                self.db.executemany("INSERT OR REPLACE INTO verified VALUES (?, ?, ?, ?)", rows)
 
     def get_tree(self, relpath: str) -> TreeMemo | None:
         """The memoised manifest of directory `relpath`, whatever its fingerprint."""

@@ -8,7 +8,7 @@ import re
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from pipeline_engine.errors import PathError
@@ -109,12 +109,22 @@ def is_exec(mode: int) -> bool:
     return bool(mode & stat.S_IXUSR)
 
 
-def walk_files(root: Path, *, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.stat_result]]:
-    """Yield (POSIX path relative to `root`, lstat) for every regular file under `root`.
+def walk_files(
+    root: Path, *, skip: frozenset[str] = frozenset(), link_roots: Sequence[Path] = ()
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (POSIX path relative to `root`, stat) for every regular file under `root`.
 
-    Symlinks to files are followed when their target stays inside `root`; directories named in
+    Symlinks to regular files are followed (their target's stat is yielded) when the target is
+    inside `root` or inside one of `link_roots` (a cache that `cache.type: symlink` links to);
+    any other symlink is refused. A dangling link into a `link_roots` cache (its object was
+    quarantined or collected) is skipped, as if the file were missing. Directories named in
     `skip` (e.g. `.git`) are not entered. Order is unspecified: callers sort when it matters.
+
+    Raises:
+        PathError: a symlink leads outside `root` and `link_roots`, or not to a regular file
+            (a symlink to a directory included).
     """
+    allowed = [os.path.realpath(root), *(os.path.realpath(r) for r in link_roots)]
     stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
         path, prefix = stack.pop()
@@ -127,15 +137,23 @@ def walk_files(root: Path, *, skip: frozenset[str] = frozenset()) -> Iterator[tu
                 elif entry.is_file(follow_symlinks=False):
                     yield rel, entry.stat(follow_symlinks=False)
                 elif entry.is_symlink():
-                    yield rel, _symlink_target_stat(root, entry.path, rel)
+                    st = _symlink_target_stat(allowed, entry.path, rel)
+                    if st is not None:
+                        yield rel, st
 
 
-def _symlink_target_stat(root: Path, path: str, rel: str) -> os.stat_result:
+def _symlink_target_stat(allowed: Sequence[str], path: str, rel: str) -> os.stat_result | None:
+    """The stat of a symlink's target; None for a dangling link into a cache (its object was removed)."""
     target = os.path.realpath(path)
-    real_root = os.path.realpath(root)
-    if os.path.commonpath([target, real_root]) != real_root:
+    inside = [a for a in allowed if target == a or target.startswith(a.rstrip(os.sep) + os.sep)]
+    if not inside:
         raise PathError(f"'{rel}' is a symlink pointing outside the tracked directory ('{target}')")
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if inside[0] == allowed[0]:
+            raise PathError(f"'{rel}' is a symlink to a file that does not exist ('{target}')") from None
+        return None
     if not stat.S_ISREG(st.st_mode):
         raise PathError(f"'{rel}' is a symlink to something that is not a regular file")
     return st

@@ -53,7 +53,7 @@ def add(project: Project, paths: Sequence[str], *, progress: Progress | None = N
         link_types = parse_link_types(project.config.cache_types)
         results = []
         for rel in relpaths:
-            scanned = scan(project.root, rel, project.memo, progress=progress)
+            scanned = scan(project.root, rel, project.memo, store=project.store, progress=progress)
             out = save(project.store, project.root, scanned, link_types=link_types, memo=project.memo,
                        progress=progress)
             results.append(_record(project, rel, out))
@@ -63,7 +63,7 @@ def add(project: Project, paths: Sequence[str], *, progress: Progress | None = N
 def _record(project: Project, rel: str, out: PathRecord) -> Added:
     pointer_rel = rel + POINTER_SUFFIX
     name = rel.rpartition("/")[2]
-    pointer = Pointer(pointer_rel, PathRecord(name, out.oid, out.size, out.nfiles))
+    pointer = Pointer(pointer_rel, PathRecord(name, out.oid, out.size, out.nfiles, out.isexec))
     outcome = AddOutcome.ADDED
     if (project.root / pointer_rel).exists():
         old = read_pointer(project.root, pointer_rel)

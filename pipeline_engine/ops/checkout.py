@@ -9,12 +9,14 @@ from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.cache.workspace import checkout as checkout_path
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CheckoutError
+from pipeline_engine.errors import CacheError, CheckoutError, CorruptObjectError, PathError, PipeError
 from pipeline_engine.ops.pointers import restore_deleted_pointers
 from pipeline_engine.ops.used import used_outs
 from pipeline_engine.project import Project
 
 __all__ = ["checkout", "checkout_outs"]
+
+_SHOWN = 10
 
 
 def checkout(
@@ -27,9 +29,12 @@ def checkout(
 ) -> list[CheckoutResult]:
     """Check out every out referenced by `targets` (all when empty).
 
+    Every path that can be checked out is; the failures are raised together at the end.
+
     Raises:
-        CheckoutError: a path has uncached changes and `force` is false (that path is untouched;
-            the others are still checked out, and the error names every refused path).
+        CheckoutError: a path has uncached changes and `force` is false (that path is untouched).
+        CorruptObjectError: objects failed verification; they were moved to the quarantine and
+            their paths left untouched ('pipe pull' fetches good copies).
         ObjectNotFoundError: objects are missing from the cache ('pipe pull' fetches them).
     """
     with project.mutex("pipe checkout"):
@@ -46,22 +51,48 @@ def checkout_outs(
     relink: bool = False,
     progress: Progress | None = None,
 ) -> list[CheckoutResult]:
-    """Check out `outs` (project-relative records); the caller holds the project mutex."""
+    """Check out `outs` (project-relative records); the caller holds the project mutex.
+
+    Raises: as `checkout`, after every other out was checked out.
+    """
     link_types = parse_link_types(project.config.cache_types)
     results: list[CheckoutResult] = []
-    refused: list[CheckoutError] = []
+    failed: list[PipeError] = []
     for out in outs:
         try:
-            results.append(
-                checkout_path(project.store, project.root, out.path, out.oid, project.memo, link_types=link_types,
-                              force=force, relink=relink, progress=progress or NullProgress())
+            result = checkout_path(
+                project.store, project.root, out.path, out.oid, project.memo, link_types=link_types,
+                isexec=out.isexec, force=force, relink=relink, progress=progress or NullProgress(),
             )
-        except CheckoutError as exc:
-            refused.append(exc)
+        except (CheckoutError, CacheError, PathError) as exc:
+            failed.append(exc)
             continue
+        results.append(result)
         if project.git is not None:
             project.git.ignore(project.relpath_from_git(out.path))
-    if refused:
-        message = "; ".join(str(e) for e in refused)
-        raise CheckoutError(message, hint=refused[0].hint)
+    corrupt = [pair for r in results for pair in r.corrupt]
+    if corrupt:
+        failed.insert(0, _corrupt_error(project, corrupt))
+    if failed:
+        raise _combined(failed)
     return results
+
+
+def _corrupt_error(project: Project, corrupt: Sequence[tuple[str, str]]) -> CorruptObjectError:
+    quarantine = project.store.root.parent / "quarantine"
+    shown = quarantine.relative_to(project.root) if quarantine.is_relative_to(project.root) else quarantine
+    listed = "; ".join(f"'{path}' (object '{oid}')" for path, oid in corrupt[:_SHOWN])
+    more = f"; ... and {len(corrupt) - _SHOWN} more" if len(corrupt) > _SHOWN else ""
+    return CorruptObjectError(
+        f"{len(corrupt)} file(s) not checked out: their cache objects are corrupt and were moved to "
+        f"'{shown.as_posix()}': {listed}{more}",
+        hint="run 'pipe pull' to fetch good copies and check them out",
+    )
+
+
+def _combined(failed: Sequence[PipeError]) -> PipeError:
+    """One error for several outs: the first one's class and hint, every message."""
+    if len(failed) == 1:
+        return failed[0]
+    first = failed[0]
+    return type(first)("; ".join(str(e) for e in failed), hint=first.hint)

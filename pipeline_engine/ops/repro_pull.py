@@ -51,7 +51,9 @@ class Puller:
             return []
         chosen = [p for p in find_pointers(self._project)
                   if any(p.data_relpath == d or d.startswith(p.data_relpath + "/") for d in wanted)]
-        records = [PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in chosen]
+        records = [
+            PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles, p.out.isexec) for p in chosen
+        ]
         fetch_outs(self._project.store, self._remote, records, progress=NullProgress())
         complete = [r for r in records if is_cached(self._project, r.oid)]
         checkout_outs(self._project, complete)

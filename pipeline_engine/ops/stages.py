@@ -13,7 +13,7 @@ from pipeline_engine.cache.workspace import is_cached as is_complete
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import MissingOutputError, SpecError
+from pipeline_engine.errors import CacheError, MissingOutputError, SpecError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.pipeline.graph import Graph, build_graph
 from pipeline_engine.pipeline.lock import LockFile, StageLock, read_lock
@@ -77,7 +77,7 @@ def link_types(project: Project) -> tuple[LinkType, ...]:
 def record_of(project: Project, relpath: str) -> PathRecord | None:
     """The current hash record of a workspace path, None when it does not exist."""
     try:
-        s = scan(project.root, relpath, project.memo)
+        s = scan(project.root, relpath, project.memo, store=project.store)
     except FileNotFoundError:
         return None
     return PathRecord(s.relpath, s.oid, s.size, s.nfiles)
@@ -127,12 +127,22 @@ def measure(project: Project, stage: StageSpec, lock: StageLock | None) -> Stage
 
 
 def restore_outs(project: Project, records: tuple[PathRecord, ...]) -> bool:
-    """Check recorded outs out of the cache (overwriting the workspace); False when an object is missing."""
+    """Check recorded outs out of the cache (overwriting the workspace).
+
+    False when an object is missing, or corrupt (it is then quarantined and the path left as
+    it was), so the caller runs the stage instead.
+    """
     if not all(is_cached(project, r.oid) for r in records):
         return False
     types = link_types(project)
     for r in records:
-        checkout(project.store, project.root, r.path, r.oid, project.memo, link_types=types, force=True)
+        try:
+            result = checkout(project.store, project.root, r.path, r.oid, project.memo, link_types=types,
+                              isexec=r.isexec, force=True)
+        except CacheError:  # a manifest found corrupt (quarantined) or gone meanwhile
+            return False
+        if result.corrupt:
+            return False
     return True
 
 
@@ -146,7 +156,7 @@ def save_outs(project: Project, stage: StageSpec) -> tuple[PathRecord, ...]:
     types = link_types(project)
     for out in stage.outs:
         try:
-            scanned = scan(project.root, out.path, project.memo)
+            scanned = scan(project.root, out.path, project.memo, store=project.store)
         except FileNotFoundError:
             raise MissingOutputError(
                 f"stage '{stage.name}' did not create its out '{out.path}'",
@@ -156,7 +166,7 @@ def save_outs(project: Project, stage: StageSpec) -> tuple[PathRecord, ...]:
             save(project.store, project.root, scanned, link_types=types, memo=project.memo)
             if project.git is not None:
                 project.git.ignore(project.relpath_from_git(out.path))
-        records.append(PathRecord(out.path, scanned.oid, scanned.size, scanned.nfiles))
+        records.append(PathRecord(out.path, scanned.oid, scanned.size, scanned.nfiles, scanned.isexec))
     return tuple(records)
 
 

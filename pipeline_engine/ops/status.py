@@ -53,8 +53,8 @@ def _status_of(project: Project, pointer: Pointer) -> DataStatus:
     if not (project.root / rel).exists():
         states.append(DataState.MISSING)
     else:
-        current = scan(project.root, rel, project.memo)
-        if current.oid != oid:
+        current = scan(project.root, rel, project.memo, store=project.store)
+        if current.oid != oid or (not is_dir_oid(oid) and current.isexec != pointer.out.isexec):
             states.append(DataState.MODIFIED)
             if is_dir_oid(oid) and cached:
                 diff = _dir_diff(project, rel, oid, current.tree)
@@ -67,5 +67,5 @@ def _dir_diff(project: Project, rel: str, oid: str, current: Tree | None) -> Tre
     root = project.root
     if not (root / rel).is_dir():
         return None
-    now = current if current is not None else scan_tree(root, rel, project.memo)
+    now = current if current is not None else scan_tree(root, rel, project.memo, store=project.store)
     return diff_trees(tree_of(project.store, oid).by_path(), now.by_path())

@@ -19,7 +19,8 @@ def used_outs(project: Project, *, targets: Sequence[str] = ()) -> list[PathReco
     """
     stage_outs, rest = lock_outs(project, targets)
     outs = [] if targets and not rest else [
-        PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in resolve_pointers(project, rest)
+        PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles, p.out.isexec)
+        for p in resolve_pointers(project, rest)
     ]
     outs += [r for r in stage_outs]
     return outs

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from pipeline_engine.cache.memo import stamp_of
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.project import Project
 
@@ -27,7 +29,14 @@ def verify(project: Project, *, progress: Progress | None = None) -> VerifyResul
         task = (progress or NullProgress()).task("verifying cache", len(oids), unit="objects")
 
         def check(oid: str) -> tuple[str, bool]:
+            try:
+                st = os.stat(store.path_of(oid))
+            except FileNotFoundError:
+                return oid, True  # removed meanwhile: nothing to verify
             ok = store.is_intact(oid)
+            if ok:
+                # Checkout links objects without reading them again while their stat is unchanged.
+                project.memo.put_verified([(oid, stamp_of(st))])
             task.advance()
             return oid, ok
 

@@ -1,0 +1,193 @@
+"""Every `cache.type` (copy, reflink with its copy fallback, hardlink, symlink) works for files and
+directories across add, status, checkout, repro, gc and remove --outs, with the same guarantees:
+workspace links are removed and replaced as links (the cache object is never touched), and an
+object changed through a link is detected, never linked or copied again as if it were intact."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import oid_to_relpath
+from tests.conftest import Cli, Workspace
+
+CACHE_TYPES = ["copy", "reflink,copy", "hardlink", "symlink"]
+FILES = {f"{i:02}.txt": f"row {i}\n" * (i + 1) for i in range(12)}
+MODEL = b"\x07weights" * 300
+
+
+@pytest.fixture(params=CACHE_TYPES)
+def cache_type(request: pytest.FixtureRequest, workspace: Workspace) -> str:
+    """The workspace's project configured with one cache type."""
+    config = workspace.root / ".pipe/config.yaml"
+    data = yaml.safe_load(config.read_text()) or {}
+    data.setdefault("cache", {})["type"] = request.param
+    config.write_text(yaml.safe_dump(data))
+    return str(request.param)
+
+
+def _status(cli: Cli) -> str:
+    result = cli.run("status")
+    return result.stdout + result.stderr
+
+
+def _object(workspace: Workspace, data: bytes) -> Path:
+    return workspace.root / ".pipe/cache/objects" / oid_to_relpath(hash_bytes(data))
+
+
+def _track(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"images": FILES, "model.bin": MODEL}})
+    cli.run("add", "data/images", "data/model.bin")
+
+
+def _assert_data(workspace: Workspace) -> None:
+    for name, text in FILES.items():
+        assert workspace.read(f"data/images/{name}") == text
+    assert (workspace.root / "data/model.bin").read_bytes() == MODEL
+
+
+def _assert_linked(workspace: Workspace, cache_type: str, relpath: str, data: bytes) -> None:
+    path, obj = workspace.root / relpath, _object(workspace, data)
+    if cache_type == "symlink":
+        assert path.is_symlink() and Path(os.path.realpath(path)) == obj.resolve(), relpath
+    elif cache_type == "hardlink":
+        assert os.stat(path).st_ino == os.stat(obj).st_ino, relpath
+    else:
+        assert not path.is_symlink() and os.stat(path).st_ino != os.stat(obj).st_ino, relpath
+
+
+def test_add_status_checkout_round_trip(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    _track(workspace, cli)
+    _assert_linked(workspace, cache_type, "data/model.bin", MODEL)
+    _assert_linked(workspace, cache_type, "data/images/03.txt", FILES["03.txt"].encode())
+    assert "up to date" in _status(cli)
+    cli.run("add", "data/images", "data/model.bin")  # adding again right away works and changes nothing
+    workspace.commit("data")
+    for rel in ("data/images", "data/model.bin"):
+        path = workspace.root / rel
+        if path.is_dir():
+            for child in path.iterdir():
+                child.unlink()
+            path.rmdir()
+        else:
+            path.unlink()
+    cli.run("checkout")
+    _assert_data(workspace)
+    _assert_linked(workspace, cache_type, "data/images/00.txt", FILES["00.txt"].encode())
+    assert "up to date" in _status(cli)
+    assert "workspace already matches" in cli.run("checkout").stderr
+    cli.run("cache", "verify")
+
+
+def test_deleting_or_replacing_a_workspace_file_leaves_the_cache_object_alone(
+    workspace: Workspace, cli: Cli, cache_type: str
+) -> None:
+    _track(workspace, cli)
+    (workspace.root / "data/model.bin").unlink()
+    replaced = workspace.root / "data/images/01.txt"
+    replaced.unlink()
+    replaced.write_text("my new version\n")
+    assert _object(workspace, MODEL).read_bytes() == MODEL
+    assert _object(workspace, FILES["01.txt"].encode()).read_bytes() == FILES["01.txt"].encode()
+    status = _status(cli)
+    assert "data/images" in status and "modified" in status
+    cli.run("add", "data/images")
+    cli.run("checkout", "data/model.bin")
+    assert (workspace.root / "data/model.bin").read_bytes() == MODEL
+    assert workspace.read("data/images/01.txt") == "my new version\n"
+    assert "up to date" in _status(cli)
+    cli.run("cache", "verify")
+
+
+def test_cache_objects_are_read_only(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    _track(workspace, cli)
+    mode = os.stat(_object(workspace, MODEL)).st_mode
+    assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def test_an_edit_through_a_link_is_detected_never_checked_out_as_intact(
+    workspace: Workspace, cli: Cli, cache_type: str
+) -> None:
+    """Objects are read-only, but root (or a user who chmods them) can still write through a link."""
+    _track(workspace, cli)
+    path = workspace.root / "data/model.bin"
+    target = Path(os.path.realpath(path))
+    os.chmod(target, 0o644)
+    with open(target, "r+b") as f:  # in place, as an editor that rewrites the file would
+        f.write(b"EDITED")
+    assert "modified" in _status(cli)
+    result = cli.run("checkout", "--force", exit_code=None)
+    if cache_type in ("hardlink", "symlink"):
+        # The edit went into the object itself: checkout finds it corrupt instead of linking it.
+        assert result.exit_code == 1, result.stderr
+        assert "corrupt" in result.stderr and "data/model.bin" in result.stderr and "pipe pull" in result.stderr
+        assert (workspace.root / ".pipe/cache/quarantine" / hash_bytes(MODEL)).exists()
+    else:
+        assert result.exit_code == 0, result.stderr
+        assert path.read_bytes() == MODEL
+    cli.run("cache", "verify")
+
+
+def test_executable_files_keep_their_exec_bit(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    workspace.write({"tools": {"run.sh": "#!/bin/sh\necho hi\n", "notes.txt": "n\n"}, "solo.sh": "#!/bin/sh\n"})
+    os.chmod(workspace.root / "tools/run.sh", 0o755)
+    os.chmod(workspace.root / "solo.sh", 0o755)
+    cli.run("add", "tools", "solo.sh")
+    assert "up to date" in _status(cli)
+    (workspace.root / "tools/run.sh").unlink()
+    (workspace.root / "solo.sh").unlink()
+    cli.run("checkout")
+    assert os.access(workspace.root / "tools/run.sh", os.X_OK)
+    assert os.access(workspace.root / "solo.sh", os.X_OK)
+    assert "up to date" in _status(cli)
+
+
+def test_repro_saves_and_relinks_stage_outs(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    workspace.write({"n.txt": "3\n"})
+    workspace.write_pipeline({
+        "make": {
+            "cmd": "mkdir -p out && for i in $(seq $(cat n.txt)); do echo $i > out/$i.txt; done && cat n.txt > total",
+            "deps": ["n.txt"],
+            "outs": ["out", "total"],
+        }
+    })
+    cli.run("repro")
+    _assert_linked(workspace, cache_type, "total", b"3\n")
+    _assert_linked(workspace, cache_type, "out/2.txt", b"2\n")
+    assert "nothing to do" in cli.run("repro").stderr.lower() or "up to date" in _status(cli)
+    workspace.write({"n.txt": "4\n"})
+    cli.run("repro")  # the command rewrites its outs: the links must go first, not be written through
+    assert workspace.read("total") == "4\n" and workspace.read("out/4.txt") == "4\n"
+    assert _object(workspace, b"3\n").read_bytes() == b"3\n"
+    cli.run("cache", "verify")
+    (workspace.root / "total").unlink()
+    cli.run("checkout")
+    assert workspace.read("total") == "4\n"
+    status = _status(cli).lower()
+    assert "modified" not in status and "changed" not in status, status
+
+
+def test_gc_keeps_what_the_workspace_links_to(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    workspace.write({"model.bin": b"version 1"})
+    cli.run("add", "model.bin")
+    (workspace.root / "model.bin").unlink()
+    workspace.write({"model.bin": b"version 2"})
+    cli.run("add", "model.bin")
+    cli.run("gc", "-w", "-f")
+    assert not _object(workspace, b"version 1").exists()
+    assert (workspace.root / "model.bin").read_bytes() == b"version 2"
+    assert "up to date" in _status(cli)
+
+
+def test_remove_outs_removes_links_not_objects(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    _track(workspace, cli)
+    cli.run("remove", "--outs", "data/images.pipe", "data/model.bin.pipe")
+    assert not (workspace.root / "data/images").exists() and not (workspace.root / "data/model.bin").exists()
+    assert _object(workspace, MODEL).read_bytes() == MODEL
+    assert _object(workspace, FILES["05.txt"].encode()).read_bytes() == FILES["05.txt"].encode()
+    cli.run("cache", "verify")
