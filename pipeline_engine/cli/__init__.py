@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "repro": "repro:repro",
     "why": "repro:why",
     "dag": "repro:dag",
+    "doctor": "doctor:doctor",
     "commit": "repro:commit",
     "freeze": "repro:freeze",
     "unfreeze": "repro:unfreeze",
@@ -113,7 +114,9 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - the one place that turns bugs into a report
         import traceback
 
-        traceback.print_exc()
+        from pipeline_engine.core.redact import mask_text
+
+        print(mask_text(traceback.format_exc()), file=sys.stderr, end="")
         print(
             "pipe: internal error; this is a bug, please report it with the traceback above",
             file=sys.stderr,

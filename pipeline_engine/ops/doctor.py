@@ -1,0 +1,196 @@
+"""`pipe doctor`: what a bug report needs: versions, backends, platform, cache, working link types, remotes.
+
+Read-only apart from two probe files in the cache and `.pipe/tmp`, removed before returning.
+Versions come from package metadata (`importlib.metadata`), never from importing the package:
+`pipe doctor` stays as fast as `pipe --help`. Outside a project it reports what it can.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from pipeline_engine.cache.link import LinkType, link
+from pipeline_engine.core.fsutil import remove_path, temp_name
+from pipeline_engine.core.redact import mask_text
+from pipeline_engine.errors import NotAProjectError, PipeError
+from pipeline_engine.ops.remote import RemoteInfo, list_remotes
+from pipeline_engine.project import Project
+from pipeline_engine.remote.backend import BACKENDS
+
+__all__ = ["Backend", "DoctorReport", "LinkCheck", "Package", "ProjectReport", "check_link_types", "doctor", "filesystem_type"]
+
+#: The distributions pipe's behaviour depends on, in the order a report lists them.
+DEPENDENCIES = (
+    "click", "rich", "pyyaml", "xxhash", "fsspec", "gitpython", "networkx", "pandas", "jsonschema", "psutil",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """An installed distribution's version, or None when it is not installed."""
+
+    name: str
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One family of remote URLs and the package that serves it."""
+
+    protocols: tuple[str, ...]
+    package: Package
+    extra: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCheck:
+    """Whether one link type works from the cache into the workspace here; `detail` says why not."""
+
+    link_type: str
+    works: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectReport:
+    """The project part of the report: where the cache is, which link types work, the remotes."""
+
+    root: str
+    cache_dir: str
+    cache_filesystem: str | None
+    workspace_filesystem: str | None
+    cache_types: tuple[str, ...]
+    link_checks: tuple[LinkCheck, ...]
+    remotes: tuple[RemoteInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorReport:
+    """Everything `pipe doctor` found; paths are absolute, URLs masked. `project` is None outside one."""
+
+    pipe_version: str
+    python: str
+    python_executable: str
+    platform: str
+    git: str | None
+    dependencies: tuple[Package, ...]
+    backends: tuple[Backend, ...]
+    project: ProjectReport | None
+    problems: tuple[str, ...]
+
+
+def doctor(start: Path | None = None) -> DoctorReport:
+    """Inspect this installation and, when `start` (default: cwd) is inside one, its project."""
+    problems: list[str] = []
+    project: ProjectReport | None = None
+    try:
+        project = _inspect_project(Project.find(start), problems)
+    except NotAProjectError:
+        pass
+    except PipeError as exc:  # e.g. an invalid config: still worth reporting the rest
+        problems.append(mask_text(str(exc)))
+    return DoctorReport(
+        pipe_version=_version("pipeline-engine") or "unknown",
+        python=f"{platform.python_implementation()} {platform.python_version()}",
+        python_executable=sys.executable,
+        platform=f"{platform.platform()} ({platform.machine()})",
+        git=_git_version(),
+        dependencies=tuple(Package(name, _version(name)) for name in DEPENDENCIES),
+        backends=_backends(),
+        project=project,
+        problems=tuple(problems),
+    )
+
+
+def _inspect_project(project: Project, problems: list[str]) -> ProjectReport:
+    cache_dir = project.cache_dir
+    checks: tuple[LinkCheck, ...] = ()
+    if (cache_dir / "objects").is_dir():
+        checks = check_link_types(cache_dir / "objects", project.control_dir / "tmp")
+    else:
+        problems.append(f"the cache directory '{cache_dir}' does not exist (yet)")
+    try:
+        remotes = tuple(list_remotes(project))
+    except PipeError as exc:
+        remotes = ()
+        problems.append(mask_text(str(exc)))
+    return ProjectReport(
+        root=str(project.root),
+        cache_dir=str(cache_dir),
+        cache_filesystem=filesystem_type(cache_dir),
+        workspace_filesystem=filesystem_type(project.root),
+        cache_types=tuple(project.config.cache_types),
+        link_checks=checks,
+        remotes=remotes,
+    )
+
+
+def check_link_types(cache_side: Path, workspace_side: Path) -> tuple[LinkCheck, ...]:
+    """Try every link type from a probe file in `cache_side` to `workspace_side`; remove both probes."""
+    workspace_side.mkdir(parents=True, exist_ok=True)
+    source = cache_side / temp_name(".doctor")
+    checks = []
+    try:
+        source.write_bytes(b"pipe doctor probe\n")
+        for kind in LinkType:
+            dest = workspace_side / temp_name(".doctor")
+            try:
+                link(source, dest, (kind,))
+            except OSError as exc:
+                checks.append(LinkCheck(kind.value, False, exc.strerror or str(exc)))
+            else:
+                checks.append(LinkCheck(kind.value, True))
+            finally:
+                remove_path(dest)
+    except OSError as exc:
+        return (LinkCheck("any", False, f"cannot write a probe file in '{cache_side}': {exc.strerror or exc}"),)
+    finally:
+        remove_path(source)
+    return tuple(checks)
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding `path` (ext4, btrfs, tmpfs, ...), or None when unknown."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    real = os.path.realpath(path)
+    best: tuple[int, str] | None = None
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint
+        if real == mount or real.startswith(mount.rstrip(os.sep) + os.sep):
+            if best is None or len(mount) > best[0]:
+                best = (len(mount), part.fstype)
+    return best[1] if best else None
+
+
+def _backends() -> tuple[Backend, ...]:
+    return tuple(
+        Backend(b.protocols, Package(b.package, _version(b.package)), b.extra)
+        for b in BACKENDS
+        if b.package != "fsspec"
+    )
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_version() -> str | None:
+    try:
+        proc = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip().removeprefix("git version ") or None
