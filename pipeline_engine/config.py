@@ -29,6 +29,7 @@ LOCAL_CONFIG_FILE = "config.local.yaml"
 _SECTIONS = {"schema", "cache", "core", "remotes"}
 _CACHE_KEYS = {"type", "dir", "jobs"}
 _CORE_KEYS = {"remote", "jobs", "no_scm"}
+_MAX_JOBS = 1024
 _LOCK_TIMEOUT = 60.0
 _LOCAL_HINT = (
     f"keep credentials in .pipe/{LOCAL_CONFIG_FILE}, which git ignores: add '--local', "
@@ -83,10 +84,44 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: must be a mapping of sections")
-    unknown = set(raw) - _SECTIONS
+    unknown = {str(k) for k in raw} - _SECTIONS
     if unknown:
         raise ConfigError(f"{source}: unknown section '{min(unknown)}' (known: {', '.join(sorted(_SECTIONS))})")
+    _check_types(raw, source=source)
     return raw
+
+
+def _check_types(raw: Mapping[str, Any], *, source: str) -> None:
+    """The values one file sets have the right types (the merged config is checked again)."""
+    for name, keys in (("cache", _CACHE_KEYS), ("core", _CORE_KEYS)):
+        section = raw.get(name) or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{source}: section '{name}' must be a mapping")
+        unknown = {str(k) for k in section} - keys
+        if unknown:
+            raise ConfigError(f"{source}: unknown key '{name}.{min(unknown)}' (known: {', '.join(sorted(keys))})")
+        for key, value in section.items():
+            if key in ("dir", "remote") and not (isinstance(value, str) and value and value.isprintable()):
+                raise ConfigError(f"{source}: '{name}.{key}' must be a non-empty string, not {value!r}")
+            if key == "no_scm" and not isinstance(value, bool):
+                raise ConfigError(f"{source}: 'core.no_scm' must be true or false, not {value!r}")
+            if key == "jobs" and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_JOBS):
+                raise ConfigError(f"{source}: '{name}.jobs' must be an integer from 1 to {_MAX_JOBS}, not {value!r}")
+            if key == "type" and not isinstance(value, str | list):
+                raise ConfigError(f"{source}: 'cache.type' must be a string or a list, not {value!r}")
+    remotes = raw.get("remotes") or {}
+    if not isinstance(remotes, Mapping):
+        raise ConfigError(f"{source}: 'remotes' must be a mapping of name -> settings")
+    for name, settings in remotes.items():
+        if not isinstance(name, str) or not name.isprintable():
+            raise ConfigError(f"{source}: remote name {name!r} must be a string")
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"{source}: remote '{name}' must be a mapping with 'url'")
+        url = settings.get("url")
+        if url is not None and not (isinstance(url, str) and url and url.isprintable()):
+            raise ConfigError(f"{source}: remote '{name}': 'url' must be a non-empty string without control characters")
+        if not all(isinstance(k, str) for k in settings):
+            raise ConfigError(f"{source}: remote '{name}': option names must be strings")
 
 
 def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
@@ -127,8 +162,10 @@ def _refuse_committed_secrets(data: Mapping[str, Any]) -> None:
                 f"which would be committed in .pipe/{CONFIG_FILE}",
                 hint=_LOCAL_HINT,
             )
-        for key in settings:
-            if key != "url" and is_secret(url, str(key)):
+        for key, value in settings.items():
+            if key == "url":
+                continue
+            if is_secret(url, str(key)) or (isinstance(value, str) and has_credentials(value)):
                 raise ConfigError(
                     f"remote '{name}': '{key}' is a credential: it would be committed in .pipe/{CONFIG_FILE}",
                     hint=_LOCAL_HINT,
@@ -150,7 +187,7 @@ def _section(raw: Mapping[str, Any], name: str, allowed: set[str]) -> Mapping[st
     value = raw.get(name) or {}
     if not isinstance(value, Mapping):
         raise ConfigError(f".pipe/config.yaml: section '{name}' must be a mapping")
-    unknown = set(value) - allowed
+    unknown = {str(k) for k in value} - allowed
     if unknown:
         raise ConfigError(
             f".pipe/config.yaml: unknown key '{name}.{min(unknown)}' (known: {', '.join(sorted(allowed))})"
@@ -164,7 +201,9 @@ def _to_config(raw: Mapping[str, Any]) -> Config:
     types = cache.get("type", "reflink,copy")
     if isinstance(types, str):
         types = [t.strip() for t in types.split(",") if t.strip()]
-    if not isinstance(types, list) or not all(t in {"reflink", "hardlink", "symlink", "copy"} for t in types):
+    if not isinstance(types, list) or not types or not all(
+        isinstance(t, str) and t in {"reflink", "hardlink", "symlink", "copy"} for t in types
+    ):
         raise ConfigError(
             f".pipe/config.yaml: 'cache.type' must list reflink, hardlink, symlink or copy, not {types!r}"
         )
@@ -178,7 +217,7 @@ def _to_config(raw: Mapping[str, Any]) -> Config:
         options = {k: v for k, v in settings.items() if k != "url"}
         remotes[str(name)] = RemoteConfig(str(name), settings["url"], MappingProxyType(options))
     jobs = core.get("jobs", cache.get("jobs"))
-    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(".pipe/config.yaml: 'core.jobs' must be a positive integer")
     return Config(
         cache_types=tuple(types),

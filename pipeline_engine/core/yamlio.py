@@ -20,7 +20,7 @@ import yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = [
-    "MAX_ALIAS_NODES", "MAX_DEPTH", "check_depth", "dump_yaml", "load_yaml", "parse_json", "parse_yaml",
+    "MAX_ALIAS_NODES", "MAX_DEPTH", "check_values", "dump_yaml", "load_yaml", "parse_json", "parse_yaml",
 ]
 
 #: How many nodes aliases may add to a document beyond the nodes written in it.
@@ -239,7 +239,7 @@ def parse_json(text: str, *, source: str) -> Any:
         raise SpecError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
     except RecursionError:
         raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
-    check_depth(data, source=source)
+    check_values(data, source=source)
     return data
 
 
@@ -272,20 +272,27 @@ class _JsonChecks:
         return value
 
 
-def check_depth(data: Any, *, source: str) -> None:
-    """Refuse lists and mappings nested deeper than `MAX_DEPTH` (callers recurse over them).
+def check_values(data: Any, *, source: str) -> None:
+    """Refuse what a parser let through: nesting past `MAX_DEPTH`, NaN/inf, integers past 64 bits.
+
+    For parsers without hooks (TOML); the message names the key.
 
     Raises:
-        SpecError: the data is nested too deeply.
+        SpecError: naming the file and the key.
     """
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict | list | tuple):
-            if depth > MAX_DEPTH:
-                raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels")
-            items = value.values() if isinstance(value, dict) else value
-            stack.extend((v, depth + 1) for v in items if isinstance(v, dict | list | tuple))
+        value, path = stack.pop()
+        where = f"{source}: key '{'.'.join(path)}'" if path else source
+        if isinstance(value, dict | list):
+            if len(path) >= MAX_DEPTH:
+                raise SpecError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, (*path, str(k))) for k, v in items)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"{where}: {value} is not a finite number", hint="quote it to make it a string")
+        elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+            raise SpecError(f"{where}: the number does not fit in 64 bits", hint="quote it to make it a string")
 
 
 def dump_yaml(data: Any, *, sort_keys: bool = True) -> str:

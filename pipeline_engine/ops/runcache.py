@@ -16,6 +16,7 @@ from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
 from pipeline_engine.core.record import PathRecord
+from pipeline_engine.core.yamlio import parse_json
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.lock import StageLock
 from pipeline_engine.pipeline.plan import StageState
@@ -60,13 +61,16 @@ def lookup(project: Project, key: str) -> tuple[PathRecord, ...] | None:
 def read_entry(path: Path) -> tuple[PathRecord, ...] | None:
     """The outs of the entry file at `path`, or None when it is missing or not a valid entry."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        raw = parse_json(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, ValueError, SpecError):  # unreadable, not UTF-8, not bounded JSON
         return None
-    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_VERSION:
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_VERSION or isinstance(raw.get("schema"), bool):
+        return None
+    outs = raw.get("outs", [])
+    if not isinstance(outs, list) or not outs:
         return None
     try:
-        return tuple(PathRecord.from_dict(r, source=str(path)) for r in raw.get("outs", []))
+        return tuple(PathRecord.from_dict(r, source=str(path)) for r in outs)
     except SpecError:
         return None
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline_engine.core.yamlio import parse_yaml
+from pipeline_engine.core.yamlio import MAX_DEPTH, check_values, parse_json, parse_yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = ["PARAMS_FILE", "PARAMS_SUFFIXES", "lookup", "pick", "read_params_file"]
@@ -21,6 +20,9 @@ PARAMS_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 def read_params_file(path: Path, *, source: str) -> Mapping[str, Any]:
     """Parse a params file by its suffix; an empty file is an empty mapping.
 
+    The file comes from git, so it is parsed within bounds (yamlio): no alias bombs, no deep
+    nesting, unique keys, finite numbers that fit in 64 bits, string keys.
+
     Raises:
         SpecError: the file is missing, unreadable, not parseable, or not a mapping.
     """
@@ -28,32 +30,50 @@ def read_params_file(path: Path, *, source: str) -> Mapping[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"params file '{source}' does not exist", hint=f"create '{source}'") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{source}: cannot read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecError(f"{source}: cannot read: {exc.strerror or exc}") from exc
     data = _parse(text, path.suffix.lower(), source=source)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}: a params file must be a mapping of names to values")
+    _check_keys(data, source=source)
     return data
 
 
 def _parse(text: str, suffix: str, *, source: str) -> Any:
     if suffix == ".json":
-        try:
-            return json.loads(text) if text.strip() else None
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+        return parse_json(text, source=source) if text.strip() else None
     if suffix == ".toml":
         if sys.version_info >= (3, 11):
             import tomllib
         else:  # pragma: no cover - python 3.10
             import tomli as tomllib
         try:
-            return tomllib.loads(text)
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"{source}: invalid TOML: {exc}") from exc
+        except RecursionError:
+            raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
+        check_values(data, source=source)
+        return data
     return parse_yaml(text, source=source)
+
+
+def _check_keys(data: Mapping[str, Any], *, source: str) -> None:
+    """Keys are names (`pipe params show`, dotted lookups): strings, as in JSON and TOML."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, prefix = stack.pop()
+        if isinstance(value, list):
+            stack.extend((v, f"{prefix}{i}.") for i, v in enumerate(value))
+        elif isinstance(value, Mapping):
+            for key, child in value.items():
+                if not isinstance(key, str):
+                    raise SpecError(f"{source}: key '{prefix}{key}' must be a string", hint="quote it")
+                stack.append((child, f"{prefix}{key}."))
 
 
 def lookup(data: Any, key: str) -> Any:
