@@ -60,7 +60,8 @@ class CheckoutResult:
     """What `checkout` changed: files written, deleted, extra files it kept, and corrupt objects.
 
     `corrupt` lists (workspace path, oid) pairs whose object failed verification: the object was
-    moved to the quarantine and the path was left as it was.
+    moved to the quarantine and the path was left as it was. `missing` lists the files of a
+    directory whose objects are not in the cache (the other files were checked out).
     """
 
     relpath: str
@@ -68,6 +69,7 @@ class CheckoutResult:
     deleted: tuple[str, ...] = ()
     kept_extra: tuple[str, ...] = ()
     corrupt: tuple[tuple[str, str], ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -95,7 +97,7 @@ def scan(
         return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
     # A directory is entered, so a symlink naming it must lead inside the project too.
     resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store)))
+    files = sorted(walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath))
     fingerprint = _fingerprint(files)
     hit = memo.get_tree(relpath)
     if hit is not None and hit.fingerprint == fingerprint:
@@ -117,7 +119,7 @@ def scan_tree(
 ) -> Tree:
     """The current manifest of directory `relpath`, always built (for diffs and saving)."""
     path = resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store)))
+    files = sorted(walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath))
     return _build_tree(root, relpath, files, memo, store, progress or NullProgress())
 
 
@@ -205,10 +207,11 @@ def checkout(
     lost by overwriting it: unless `force`, such files are listed in a CheckoutError and nothing
     is changed. Files inside a directory that its manifest does not list are kept (and reported)
     unless `force`. Objects that fail verification are quarantined and listed in the result's
-    `corrupt`; the other files are still written.
+    `corrupt`, the files of a directory whose objects are not in the cache in `missing`; the
+    other files are still written.
 
     Raises:
-        ObjectNotFoundError: an object needed is not in the cache.
+        ObjectNotFoundError: the file's object or the directory's manifest is not in the cache.
         CorruptObjectError: the directory manifest is corrupt (it was moved to the quarantine).
         CheckoutError: user changes would be lost without `force`.
         PathError: a directory on the way resolves through a symlink outside the tracked directory.
@@ -385,14 +388,6 @@ def _checkout_dir(
 ) -> CheckoutResult:
     store = placer.store
     base = root / relpath
-    not_cached = store.missing([e.oid for e in tree.entries])
-    absent = [e for e in tree.entries if e.oid in not_cached]
-    if absent:
-        raise ObjectNotFoundError(
-            f"'{relpath}': {len(absent)} of {len(tree.entries)} files are not in the cache "
-            f"(first: '{absent[0].relpath}')",
-            hint="run 'pipe pull' to fetch them",
-        )
     _clear_non_directory(placer, root, relpath, force)
     current_tree = (
         scan_tree(root, relpath, placer.memo, store=store, progress=progress) if base.is_dir() else Tree(())
@@ -400,7 +395,9 @@ def _checkout_dir(
     wanted = tree.by_path()
     diff = diff_trees(current_tree.by_path(), wanted)
     _refuse_losses(store, relpath, current_tree, diff, force)
-    write = list(tree.entries) if relink else [wanted[p] for p in (*diff.added, *diff.modified)]
+    needed = list(tree.entries) if relink else [wanted[p] for p in (*diff.added, *diff.modified)]
+    not_cached = store.missing({e.oid for e in needed})
+    write = [e for e in needed if e.oid not in not_cached]  # the others are reported as missing
     _refuse_dirs_in_the_way(relpath, current_tree, write, force)
     deleted: tuple[str, ...] = ()
     if force and diff.deleted:
@@ -416,6 +413,7 @@ def _checkout_dir(
         deleted=tuple(f"{relpath}/{p}" for p in deleted),
         kept_extra=() if force else tuple(f"{relpath}/{p}" for p in diff.deleted),
         corrupt=tuple((f"{relpath}/{e.relpath}", e.oid) for e, st in placed if st is None),
+        missing=tuple((f"{relpath}/{e.relpath}", e.oid) for e in needed if e.oid in not_cached),
     )
 
 

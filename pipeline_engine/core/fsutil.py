@@ -110,7 +110,7 @@ def is_exec(mode: int) -> bool:
 
 
 def walk_files(
-    root: Path, *, skip: frozenset[str] = frozenset(), link_roots: Sequence[Path] = ()
+    root: Path, *, skip: frozenset[str] = frozenset(), link_roots: Sequence[Path] = (), shown_as: str = ""
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Yield (POSIX path relative to `root`, stat) for every regular file under `root`.
 
@@ -119,6 +119,7 @@ def walk_files(
     any other symlink is refused. A dangling link into a `link_roots` cache (its object was
     quarantined or collected) is skipped, as if the file were missing. Directories named in
     `skip` (e.g. `.git`) are not entered. Order is unspecified: callers sort when it matters.
+    Errors name a file as `shown_as/<relative path>` (e.g. its project-relative path).
 
     Raises:
         PathError: a symlink leads outside `root` and `link_roots`, or not to a regular file
@@ -137,7 +138,7 @@ def walk_files(
                 elif entry.is_file(follow_symlinks=False):
                     yield rel, entry.stat(follow_symlinks=False)
                 elif entry.is_symlink():
-                    st = _symlink_target_stat(allowed, entry.path, rel)
+                    st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
                     if st is not None:
                         yield rel, st
 

@@ -9,7 +9,14 @@ from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.cache.workspace import checkout as checkout_path
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, CheckoutError, CorruptObjectError, PathError, PipeError
+from pipeline_engine.errors import (
+    CacheError,
+    CheckoutError,
+    CorruptObjectError,
+    ObjectNotFoundError,
+    PathError,
+    PipeError,
+)
 from pipeline_engine.ops.pointers import restore_deleted_pointers
 from pipeline_engine.ops.used import used_outs
 from pipeline_engine.project import Project
@@ -70,6 +77,12 @@ def checkout_outs(
         results.append(result)
         if project.git is not None:
             project.git.ignore(project.relpath_from_git(out.path))
+    missing = [pair for r in results for pair in r.missing]
+    if missing:
+        failed.insert(0, ObjectNotFoundError(
+            f"{len(missing)} file(s) not checked out: their objects are not in the cache: {_listed(missing)}",
+            hint="run 'pipe pull' to fetch them",
+        ))
     corrupt = [pair for r in results for pair in r.corrupt]
     if corrupt:
         failed.insert(0, _corrupt_error(project, corrupt))
@@ -78,14 +91,17 @@ def checkout_outs(
     return results
 
 
+def _listed(pairs: Sequence[tuple[str, str]]) -> str:
+    listed = "; ".join(f"'{path}' (object '{oid}')" for path, oid in pairs[:_SHOWN])
+    return listed + (f"; ... and {len(pairs) - _SHOWN} more" if len(pairs) > _SHOWN else "")
+
+
 def _corrupt_error(project: Project, corrupt: Sequence[tuple[str, str]]) -> CorruptObjectError:
     quarantine = project.store.root.parent / "quarantine"
     shown = quarantine.relative_to(project.root) if quarantine.is_relative_to(project.root) else quarantine
-    listed = "; ".join(f"'{path}' (object '{oid}')" for path, oid in corrupt[:_SHOWN])
-    more = f"; ... and {len(corrupt) - _SHOWN} more" if len(corrupt) > _SHOWN else ""
     return CorruptObjectError(
         f"{len(corrupt)} file(s) not checked out: their cache objects are corrupt and were moved to "
-        f"'{shown.as_posix()}': {listed}{more}",
+        f"'{shown.as_posix()}': {_listed(corrupt)}",
         hint="run 'pipe pull' to fetch good copies and check them out",
     )
 

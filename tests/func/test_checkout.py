@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
+import yaml
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import oid_to_relpath
 from tests.conftest import Cli, Workspace
 
 FILES = {f"{i:03}.txt": f"content {i}\n" for i in range(30)}
@@ -96,3 +101,140 @@ def test_hardlink_cache_type_links_workspace_files(workspace: Workspace, cli: Cl
     shutil.rmtree(workspace.root / "data/images")
     cli.run("checkout")
     assert os.stat(workspace.root / "data/images/001.txt").st_nlink == 2
+
+
+# --- corrupt objects -------------------------------------------------------------------------
+
+
+def _corrupt(workspace: Workspace, data: bytes) -> Path:
+    obj = workspace.root / ".pipe/cache/objects" / oid_to_relpath(hash_bytes(data))
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:
+        f.seek(3)
+        f.write(b"X")
+    return obj
+
+
+def test_checkout_never_writes_a_corrupt_object_and_checks_out_the_rest(workspace: Workspace, cli: Cli) -> None:
+    """The issue's reproduction: a flipped byte was written with exit 0 and status said up to date."""
+    _setup(workspace, cli)
+    _corrupt(workspace, FILES["007.txt"].encode())
+    shutil.rmtree(workspace.root / "data")
+    result = cli.run("checkout", exit_code=1)
+    assert "data/images/007.txt" in result.stderr and "corrupt" in result.stderr
+    assert "pipe pull" in result.stderr
+    assert not (workspace.root / "data/images/007.txt").exists()
+    assert workspace.read("data/images/008.txt") == FILES["008.txt"]
+    assert (workspace.root / "data/big.bin").read_bytes() == b"\x01" * 1000
+    assert (workspace.root / ".pipe/cache/quarantine" / hash_bytes(FILES["007.txt"].encode())).is_file()
+    status = cli.run("status")
+    assert "up to date" not in status.stderr and "data/images" in status.stdout
+    assert not list((workspace.root / "data").rglob(".pipetmp-*"))
+
+
+def test_checkout_of_a_corrupt_single_file_leaves_the_workspace_file_alone(workspace: Workspace, cli: Cli) -> None:
+    _setup(workspace, cli)
+    _corrupt(workspace, b"\x01" * 1000)
+    (workspace.root / "data/big.bin").unlink()
+    result = cli.run("checkout", "data/big.bin", exit_code=1)
+    assert "data/big.bin" in result.stderr and "pipe pull" in result.stderr
+    assert not (workspace.root / "data/big.bin").exists()
+    assert "missing" in cli.run("status").stdout
+
+
+def test_a_corrupt_directory_manifest_is_quarantined_and_named(workspace: Workspace, cli: Cli) -> None:
+    _setup(workspace, cli)
+    pointer = yaml.safe_load((workspace.root / "data/images.pipe").read_text())
+    manifest = workspace.root / ".pipe/cache/objects" / oid_to_relpath(pointer["outs"][0]["oid"])
+    os.chmod(manifest, 0o644)
+    manifest.write_text("[]")
+    shutil.rmtree(workspace.root / "data")
+    result = cli.run("checkout", exit_code=1)
+    assert "data/images" in result.stderr and "manifest" in result.stderr and "pipe pull" in result.stderr
+    assert (workspace.root / "data/big.bin").read_bytes() == b"\x01" * 1000
+    assert not manifest.exists()
+    assert not (workspace.root / "data/images").exists()
+
+
+def test_status_hashes_what_checkout_wrote_rather_than_trusting_it(workspace: Workspace, cli: Cli) -> None:
+    _setup(workspace, cli)
+    (workspace.root / "data/big.bin").unlink()
+    cli.run("checkout")
+    (workspace.root / "data/big.bin").write_bytes(b"\x02" * 1000)  # same size, new content
+    assert "data/big.bin" in cli.run("status").stdout
+
+
+# --- exec bit of a single tracked file ----------------------------------------------------------
+
+
+def test_single_file_exec_bit_is_recorded_restored_and_reported(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"run.sh": "#!/bin/sh\necho hi\n"})
+    script = workspace.root / "run.sh"
+    os.chmod(script, 0o755)
+    cli.run("add", "run.sh")
+    assert yaml.safe_load((workspace.root / "run.sh.pipe").read_text())["outs"][0]["isexec"] is True
+    script.unlink()
+    cli.run("checkout")
+    assert os.access(script, os.X_OK)
+    assert "up to date" in cli.run("status").stderr
+    os.chmod(script, 0o644)
+    assert "run.sh" in cli.run("status").stdout
+    cli.run("checkout")
+    assert os.access(script, os.X_OK)
+    assert "up to date" in cli.run("status").stderr
+
+
+def test_a_plain_file_pointer_has_no_isexec_key(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"plain.txt": "x\n"})
+    cli.run("add", "plain.txt")
+    assert "isexec" not in yaml.safe_load((workspace.root / "plain.txt.pipe").read_text())["outs"][0]
+
+
+# --- paths inside tracked directories ----------------------------------------------------------
+
+
+def test_checkout_never_writes_through_a_symlinked_sub_directory(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    workspace.write({"data": {"sub": {"a.txt": "a\n", "b.txt": "b\n"}, "top.txt": "t\n"}})
+    cli.run("add", "data")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine\n")
+    shutil.rmtree(workspace.root / "data/sub")
+    os.symlink(outside, workspace.root / "data/sub")  # as a hostile commit could leave it
+    result = cli.run("checkout", "--force", exit_code=1)
+    assert "data/sub" in result.stderr and "symlink" in result.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+    assert (outside / "keep.txt").read_text() == "mine\n"
+
+
+def test_forced_checkout_deletes_an_extra_symlink_as_a_link(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    _setup(workspace, cli)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not pipe's\n")
+    os.symlink(outside, workspace.root / "data/images/link.txt")
+    os.unlink(workspace.root / "data/images/001.txt")
+    cli.run("checkout", "--force", "data/images", exit_code=None)
+    assert outside.read_text() == "not pipe's\n"
+
+
+def test_checkout_handles_a_file_name_of_250_characters(workspace: Workspace, cli: Cli) -> None:
+    name = "n" * 250
+    workspace.write({"data": {name: "long\n"}, name: "single\n"})
+    cli.run("add", "data", name)
+    shutil.rmtree(workspace.root / "data")
+    (workspace.root / name).unlink()
+    cli.run("checkout")
+    assert workspace.read(f"data/{name}") == "long\n" and workspace.read(name) == "single\n"
+
+
+def test_checkout_keeps_a_directory_of_user_files_where_a_file_is_tracked(workspace: Workspace, cli: Cli) -> None:
+    _setup(workspace, cli)
+    os.unlink(workspace.root / "data/images/002.txt")
+    workspace.write({"data": {"images": {"002.txt": {"mine.txt": "precious\n"}}}})
+    result = cli.run("checkout", exit_code=1)
+    assert "data/images/002.txt" in result.stderr and "--force" in result.stderr
+    assert workspace.read("data/images/002.txt/mine.txt") == "precious\n"
+    cli.run("checkout", "--force")
+    assert workspace.read("data/images/002.txt") == FILES["002.txt"]
