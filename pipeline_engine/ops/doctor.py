@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import psutil
+
 from pipeline_engine.cache.link import LinkType, link
 from pipeline_engine.core.fsutil import remove_path, temp_name
 from pipeline_engine.core.redact import mask_text
@@ -157,10 +159,6 @@ def check_link_types(cache_side: Path, workspace_side: Path) -> tuple[LinkCheck,
 
 def filesystem_type(path: Path) -> str | None:
     """The type of the filesystem holding `path` (ext4, btrfs, tmpfs, ...), or None when unknown."""
-    try:
-        import psutil
-    except ImportError:
-        return None
     real = os.path.realpath(path)
     best: tuple[int, str] | None = None
     for part in psutil.disk_partitions(all=True):

@@ -121,7 +121,7 @@ def modify_remote(
             )
     else:
         converted = check_option(name, remote.url, key, value)
-        if is_secret(remote.url, key) and not local:
+        if (is_secret(remote.url, key) or has_credentials(value)) and not local:
             raise ConfigError(
                 f"'{key}' is a credential: it would be committed in .pipe/{CONFIG_FILE}",
                 hint=f"use 'pipe remote modify --local {name} {key} ...' "

@@ -274,3 +274,14 @@ def test_verbose_tracebacks_and_messages_mask_urls(capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "Traceback" in err and "OSError" in err and "s3://***@b/p" in err
     assert SECRET not in err and TOKEN not in err, err
+
+
+def test_an_option_url_with_credentials_is_a_credential(workspace: Workspace, cli: Cli) -> None:
+    cli.run("remote", "add", "store", "s3://bucket/p")
+    before = workspace.snapshot()
+    result = cli.run("remote", "modify", "store", "endpoint_url", f"http://minio:{SECRET}@127.0.0.1:9000", exit_code=1)
+    assert "'endpoint_url' is a credential" in result.stderr and SECRET not in result.output
+    assert workspace.snapshot() == before
+    cli.run("remote", "modify", "--local", "store", "endpoint_url", f"http://minio:{SECRET}@127.0.0.1:9000")
+    listed = cli.run("remote", "list").stdout
+    assert "endpoint_url=http://***@127.0.0.1:9000" in listed and SECRET not in listed
