@@ -285,3 +285,17 @@ def test_an_option_url_with_credentials_is_a_credential(workspace: Workspace, cl
     cli.run("remote", "modify", "--local", "store", "endpoint_url", f"http://minio:{SECRET}@127.0.0.1:9000")
     listed = cli.run("remote", "list").stdout
     assert "endpoint_url=http://***@127.0.0.1:9000" in listed and SECRET not in listed
+
+
+def test_a_failing_push_with_v_masks_the_url_in_messages_and_traceback(workspace: Workspace, cli: Cli) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workspace.write({"f.csv": "1\n"})
+    cli.run("add", "f.csv")
+    cli.run("remote", "add", "--local", "-d", "web", f"https://me:{SECRET}@127.0.0.1:{port}/p?token={TOKEN}")
+    result = cli.run("-v", "push", exit_code=1)
+    assert "Traceback" in result.stderr and f"https://***@127.0.0.1:{port}/p?token=***" in result.stderr
+    assert not _leaks(result.output), result.output
