@@ -39,11 +39,12 @@ def add(paths: tuple[str, ...]) -> None:
     from pipeline_engine.ops.add import add as add_paths
     from pipeline_engine.ops.add import git_add_command
 
-    results = add_paths(_project(), paths, progress=render.progress())
+    project = _project()
+    results = add_paths(project, paths, progress=render.progress())
     for r in results:
         files = f", {r.out.nfiles} files" if r.out.nfiles is not None else ""
         render.info(escape(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}"))
-    command = git_add_command(results)
+    command = git_add_command(project, results)
     if command:
         render.info(f"[dim]to track the changes with git: {escape(command)}[/]")
 

@@ -75,16 +75,18 @@ def _record(project: Project, rel: str, out: PathRecord) -> Added:
     return Added(rel, pointer_rel, out, outcome)
 
 
-def git_add_command(results: Sequence[Added]) -> str | None:
+def git_add_command(project: Project, results: Sequence[Added]) -> str | None:
     """The shell-quoted `git add ...` that stages the pointers and .gitignore files of `results`.
 
-    None when `add` changed nothing. Names are quoted for a POSIX shell (`'scan[1].csv.pipe'`),
-    so the command can be pasted as is.
+    None when `add` changed nothing or the project does not use git. Paths are relative to the
+    current directory and quoted for a POSIX shell (`'scan[1].csv.pipe'`), so the command can be
+    pasted as is.
     """
-    if all(r.outcome is AddOutcome.UNCHANGED for r in results):
+    if project.git is None or all(r.outcome is AddOutcome.UNCHANGED for r in results):
         return None
     ignores = {f"{r.relpath.rpartition('/')[0]}/.gitignore".lstrip("/") for r in results}
-    return "git add " + " ".join(shlex.quote(p) for p in [*(r.pointer for r in results), *sorted(ignores)])
+    paths = [os.path.relpath(project.root / p) for p in [*(r.pointer for r in results), *sorted(ignores)]]
+    return "git add " + " ".join(shlex.quote(p) for p in paths)
 
 
 def _validate(project: Project, paths: Sequence[str]) -> list[str]:

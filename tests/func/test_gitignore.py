@@ -78,16 +78,33 @@ def test_names_git_cannot_ignore_are_refused_before_anything_changes(
     assert workspace.snapshot() == before
 
 
-def test_the_git_add_hint_is_shell_quoted_and_works_when_pasted(workspace: Workspace, cli: Cli) -> None:
+@pytest.mark.parametrize("cwd", [".", "data", "data/sub"])
+def test_the_git_add_hint_is_shell_quoted_and_works_when_pasted(
+    workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch, cwd: str
+) -> None:
     names = ["scan[1].csv", "it's here.csv", "$(touch pwned)", "a;b"]
-    workspace.write({"data": {n: f"{n}\n" for n in names}})
-    result = cli.run("add", *(f"data/{n}" for n in names))
+    workspace.write({"data": {"sub": {}, **{n: f"{n}\n" for n in names}}})
+    monkeypatch.chdir(workspace.root / cwd)
+    result = cli.run("add", *(os.path.relpath(workspace.root / "data" / n) for n in names))
     hint = result.stderr.rpartition("to track the changes with git: ")[2].strip()
     assert hint.startswith("git add "), result.stderr
-    subprocess.run(["sh", "-c", hint], cwd=workspace.root, check=True, capture_output=True)
+    subprocess.run(["sh", "-c", hint], cwd=workspace.root / cwd, check=True, capture_output=True)
     staged = set(workspace.git("diff", "--cached", "--name-only", "-z").split("\0")) - {""}
     assert staged == {*(f"data/{n}.pipe" for n in names), "data/.gitignore"}
-    assert not (workspace.root / "pwned").exists()
+    assert not list(workspace.root.rglob("pwned"))
+
+
+def test_no_git_add_hint_without_changes(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"f.csv": "1\n"})
+    assert "git add f.csv.pipe .gitignore" in cli.run("add", "f.csv").stderr
+    assert "git add" not in cli.run("add", "f.csv").stderr
+
+
+def test_no_git_add_hint_without_git(bare_dir: Path, cli: Cli) -> None:
+    cli.run("init", "--no-scm")
+    (bare_dir / "f.csv").write_text("1\n")
+    result = cli.run("add", "f.csv")
+    assert "git add" not in result.stderr and not (bare_dir / ".gitignore").exists()
 
 
 # --- file modes: what pipe writes keeps the mode it had, or gets 0666 & ~umask ---
