@@ -7,6 +7,7 @@ Versions come from package metadata (`importlib.metadata`), never from importing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -135,25 +136,27 @@ def _inspect_project(project: Project, problems: list[str]) -> ProjectReport:
 
 def check_link_types(cache_side: Path, workspace_side: Path) -> tuple[LinkCheck, ...]:
     """Try every link type from a probe file in `cache_side` to `workspace_side`; remove both probes."""
-    workspace_side.mkdir(parents=True, exist_ok=True)
     source = cache_side / temp_name(".doctor")
     checks = []
     try:
+        workspace_side.mkdir(parents=True, exist_ok=True)
         source.write_bytes(b"pipe doctor probe\n")
         for kind in LinkType:
             dest = workspace_side / temp_name(".doctor")
             try:
                 link(source, dest, (kind,))
+                checks.append(LinkCheck(kind.value, True))
             except OSError as exc:
                 checks.append(LinkCheck(kind.value, False, exc.strerror or str(exc)))
-            else:
-                checks.append(LinkCheck(kind.value, True))
             finally:
-                remove_path(dest)
+                with contextlib.suppress(OSError):
+                    remove_path(dest)
     except OSError as exc:
-        return (LinkCheck("any", False, f"cannot write a probe file in '{cache_side}': {exc.strerror or exc}"),)
+        where = f"'{cache_side}' and '{workspace_side}'"
+        return (LinkCheck("any", False, f"cannot write probe files in {where}: {exc.strerror or exc}"),)
     finally:
-        remove_path(source)
+        with contextlib.suppress(OSError):
+            remove_path(source)
     return tuple(checks)
 
 
