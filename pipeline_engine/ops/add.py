@@ -138,7 +138,9 @@ def _check_one(project: Project, path: str) -> str:
     absolute = project.root / rel
     if absolute.is_symlink():
         target = Path(os.path.realpath(absolute))
-        if not target.is_relative_to(project.root.resolve()):
+        # A link into the cache (cache.type: symlink, the cache possibly outside) is that object.
+        in_cache = target.is_relative_to(project.store.root.resolve())
+        if not target.is_relative_to(project.root.resolve()) and not in_cache:
             raise PathError(f"'{rel}' is a symlink pointing outside the project ('{target}')")
     if not absolute.exists():
         raise PathError(f"'{rel}' does not exist")

@@ -6,6 +6,7 @@ object changed through a link is detected, never linked or copied again as if it
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -191,3 +192,22 @@ def test_remove_outs_removes_links_not_objects(workspace: Workspace, cli: Cli, c
     assert _object(workspace, MODEL).read_bytes() == MODEL
     assert _object(workspace, FILES["05.txt"].encode()).read_bytes() == FILES["05.txt"].encode()
     cli.run("cache", "verify")
+
+
+def test_a_cache_outside_the_project_works_too(
+    workspace: Workspace, cli: Cli, cache_type: str, tmp_path: Path
+) -> None:
+    config = workspace.root / ".pipe/config.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["cache"]["dir"] = str(tmp_path / "shared-cache")
+    config.write_text(yaml.safe_dump(data))
+    workspace.write({"data": {"images": FILES}, "model.bin": MODEL})
+    cli.run("add", "data/images", "model.bin")
+    cli.run("add", "data/images", "model.bin")  # a link into that cache is accepted as its object
+    assert "up to date" in _status(cli)
+    (workspace.root / "model.bin").unlink()
+    shutil.rmtree(workspace.root / "data/images")
+    cli.run("checkout")
+    assert (workspace.root / "model.bin").read_bytes() == MODEL
+    assert workspace.read("data/images/04.txt") == FILES["04.txt"]
+    assert "up to date" in _status(cli)

@@ -1,0 +1,235 @@
+"""Corruption: damaged cache objects and manifests never reach the workspace, for every cache type.
+
+Each trial tracks a directory and two single files, pushes them to a local remote, then damages
+one object (a byte flipped, the file truncated, or deleted): a file of the directory, a single
+file, or the directory's manifest, chosen by a seeded random generator. Then:
+
+- `status` never says "up to date" while a workspace file's bytes differ from its recorded oid;
+- `checkout` exits 1 naming the damaged path with the hint `pipe pull`, writes every other path,
+  writes no wrong byte anywhere, and a corrupt object is in the quarantine (not in the cache);
+- `pull` then fetches the object again and checks it out: every byte right, status clean,
+  `cache verify` clean.
+
+Remote damage: a corrupt or missing object on the remote is reported by `fetch`/`pull` with its
+path and oid; nothing corrupt enters the cache and the other objects are fetched.
+Trials per case: PIPE_TRIALS (default 1); the seed is in every assertion message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import oid_to_relpath
+from tests.conftest import Cli, Workspace, git
+
+pytestmark = pytest.mark.reliability
+
+CACHE_TYPES = ["copy", "reflink,copy", "hardlink", "symlink"]
+DAMAGES = ["flip", "truncate", "delete"]
+TARGETS = ["dir-file", "single-file", "manifest"]
+TRIALS = int(os.environ.get("PIPE_TRIALS", "1"))
+
+
+def _data(rng: random.Random) -> dict[str, bytes]:
+    files = {f"data/images/{i:02}.bin": rng.randbytes(rng.randint(1, 3000)) for i in range(8)}
+    files["data/model.bin"] = rng.randbytes(5000)
+    files["data/labels.csv"] = b"id,label\n" + b"".join(f"{i},{i % 3}\n".encode() for i in range(200))
+    return files
+
+
+def _configure(workspace: Workspace, cache_type: str, remote: Path) -> None:
+    config = workspace.root / ".pipe/config.yaml"
+    data = yaml.safe_load(config.read_text()) or {}
+    data.setdefault("cache", {})["type"] = cache_type
+    config.write_text(yaml.safe_dump(data))
+    cli = Cli()
+    cli.run("remote", "add", "-d", "store", str(remote))
+
+
+def _track(workspace: Workspace, cli: Cli, files: dict[str, bytes]) -> None:
+    for rel, content in files.items():
+        path = workspace.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    cli.run("add", "data/images", "data/model.bin", "data/labels.csv")
+    cli.run("push")
+    workspace.commit("data")
+
+
+def _obj(workspace: Workspace, oid: str) -> Path:
+    return workspace.root / ".pipe/cache/objects" / oid_to_relpath(oid)
+
+
+def _manifest_oid(workspace: Workspace) -> str:
+    return str(yaml.safe_load((workspace.root / "data/images.pipe").read_text())["outs"][0]["oid"])
+
+
+def _damage(path: Path, how: str, rng: random.Random) -> None:
+    os.chmod(path, 0o644)
+    data = path.read_bytes()
+    if how == "flip":
+        at = rng.randrange(len(data))
+        path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+    elif how == "truncate":
+        path.write_bytes(data[: rng.randrange(len(data))])
+    else:
+        path.unlink()
+
+
+def _wrong_bytes(workspace: Workspace, files: dict[str, bytes]) -> list[str]:
+    """Tracked workspace files that exist with content other than what was tracked."""
+    return [rel for rel, content in files.items()
+            if (workspace.root / rel).exists() and (workspace.root / rel).read_bytes() != content]
+
+
+def _status_clean(cli: Cli) -> bool:
+    result = cli.run("status", "--exit-code", exit_code=None)
+    return result.exit_code == 0
+
+
+def _remove_data(workspace: Workspace) -> None:
+    for rel in ("data/images", "data/model.bin", "data/labels.csv"):
+        path = workspace.root / rel
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("cache_type", CACHE_TYPES)
+def test_damaged_cache_object_is_reported_quarantined_and_repaired_by_pull(
+    workspace: Workspace, cli: Cli, tmp_path: Path, cache_type: str, damage: str, target: str
+) -> None:
+    for trial in range(TRIALS):
+        seed = random.randrange(2**32)
+        rng = random.Random(seed)
+        where = f"seed={seed} trial={trial} cache.type={cache_type} damage={damage} target={target}"
+        if trial:
+            _remove_data(workspace)
+            for name in ("data/images.pipe", "data/model.bin.pipe", "data/labels.csv.pipe"):
+                (workspace.root / name).unlink(missing_ok=True)
+            shutil.rmtree(workspace.root / ".pipe/cache", ignore_errors=True)
+        else:
+            _configure(workspace, cache_type, tmp_path / "remote")
+        files = _data(rng)
+        _track(workspace, cli, files)
+        if target == "manifest":
+            oid, damaged = _manifest_oid(workspace), "data/images"
+        elif target == "single-file":
+            damaged = rng.choice(["data/model.bin", "data/labels.csv"])
+            oid = hash_bytes(files[damaged])
+        else:
+            damaged = rng.choice(sorted(r for r in files if r.startswith("data/images/")))
+            oid = hash_bytes(files[damaged])
+        _damage(_obj(workspace, oid), damage, rng)
+
+        # Linked workspace files may share the damaged bytes: status must then not say up to date.
+        if _wrong_bytes(workspace, files):
+            assert not _status_clean(cli), f"status clean over wrong bytes ({where})"
+
+        _remove_data(workspace)
+        result = cli.run("checkout", exit_code=None)
+        assert result.exit_code == 1, f"checkout exited {result.exit_code} ({where}): {result.stderr}"
+        assert "pipe pull" in result.stderr, where
+        assert damaged in result.stderr or (target == "manifest" and "data/images" in result.stderr), (
+            f"damaged path not named ({where}): {result.stderr}"
+        )
+        assert "Traceback" not in result.stderr, where
+        assert _wrong_bytes(workspace, files) == [], f"wrong bytes written ({where})"
+        intact = [r for r in files if not (r == damaged or r.startswith(damaged + "/"))]
+        if target == "manifest":
+            intact = [r for r in intact if not r.startswith("data/images/")]
+        absent = [r for r in intact if not (workspace.root / r).exists()]
+        assert absent == [], f"good paths not checked out ({where})"
+        assert not _obj(workspace, oid).exists() or damage == "delete", f"damaged object left in the cache ({where})"
+        quarantined = workspace.root / ".pipe/cache/quarantine" / oid
+        assert quarantined.exists() == (damage != "delete"), f"quarantine ({where})"
+        assert not _status_clean(cli), f"status clean after a refused checkout ({where})"
+
+        pulled = cli.run("pull", exit_code=None)
+        assert pulled.exit_code == 0, f"pull exited {pulled.exit_code} ({where}): {pulled.stderr}"
+        assert _wrong_bytes(workspace, files) == [], f"wrong bytes after pull ({where})"
+        assert all((workspace.root / r).exists() for r in files), f"not all paths restored ({where})"
+        assert _status_clean(cli), f"status not clean after pull ({where})"
+        cli.run("cache", "verify")
+
+
+@pytest.mark.parametrize("cache_type", CACHE_TYPES)
+def test_checkout_after_cache_verify_and_pull_repairs(
+    workspace: Workspace, cli: Cli, tmp_path: Path, cache_type: str
+) -> None:
+    """The issue's other route: `cache verify` quarantines, `pull` fetches, `checkout` writes."""
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    _configure(workspace, cache_type, tmp_path / "remote")
+    files = _data(rng)
+    _track(workspace, cli, files)
+    _remove_data(workspace)
+    damaged = rng.choice(sorted(files))
+    _damage(_obj(workspace, hash_bytes(files[damaged])), "flip", rng)
+    assert "corrupt" in cli.run("cache", "verify", exit_code=1).stderr, f"seed={seed}"
+    cli.run("pull")
+    cli.run("checkout")
+    assert _wrong_bytes(workspace, files) == [] and all((workspace.root / r).exists() for r in files), f"seed={seed}"
+    assert _status_clean(cli), f"seed={seed}"
+
+
+def _clone(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    dest = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(workspace.root), str(dest))
+    monkeypatch.chdir(dest)
+    return Workspace(dest)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_remote_object_damage_is_reported_by_path_and_oid(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    remote = tmp_path / "remote"
+    _configure(workspace, "copy", remote)
+    files = _data(rng)
+    _track(workspace, cli, files)
+    damaged = rng.choice(sorted(files))
+    oid = hash_bytes(files[damaged])
+    _damage(remote / oid_to_relpath(oid), damage, rng)
+    clone = _clone(workspace, tmp_path, monkeypatch)
+    for verb in ("fetch", "pull"):
+        result = cli.run(verb, exit_code=1)
+        assert damaged in result.stderr and oid in result.stderr, f"seed={seed} {verb}: {result.stderr}"
+    assert not (clone.root / ".pipe/cache/objects" / oid_to_relpath(oid)).exists(), f"seed={seed}"
+    cli.run("cache", "verify")
+    others = [r for r in files if r != damaged and (damaged.startswith("data/images/") is False
+                                                  or not r.startswith("data/images/"))]
+    assert _wrong_bytes(clone, files) == [], f"seed={seed}"
+    assert all((clone.root / r).exists() for r in others), f"seed={seed}: other paths not pulled"
+
+
+def test_manifest_listing_foreign_paths_is_never_written(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    """A manifest that hashes right but is hostile (from a remote) is refused before any write."""
+    workspace.write({"data": {"images": {"a.bin": "a"}}})
+    cli.run("add", "data/images")
+    rows = [{"hash": hash_bytes(b"a"), "isexec": False, "relpath": "../../escape.txt", "size": 1}]
+    raw = json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()
+    from pipeline_engine.project import Project
+
+    oid = Project(workspace.root).store.add_bytes(raw, suffix=".dir")
+    pointer = workspace.root / "data/images.pipe"
+    data = yaml.safe_load(pointer.read_text())
+    data["outs"][0]["oid"] = oid
+    pointer.write_text(yaml.safe_dump(data))
+    shutil.rmtree(workspace.root / "data/images")
+    result = cli.run("checkout", exit_code=1)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "escape.txt").exists() and not (workspace.root.parent / "escape.txt").exists()
