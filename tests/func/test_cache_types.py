@@ -211,3 +211,32 @@ def test_a_cache_outside_the_project_works_too(
     assert (workspace.root / "model.bin").read_bytes() == MODEL
     assert workspace.read("data/images/04.txt") == FILES["04.txt"]
     assert "up to date" in _status(cli)
+
+
+@pytest.mark.parametrize("linked_type", ["hardlink", "symlink"])
+def test_a_linked_object_is_verified_once_then_remembered_until_it_changes(
+    workspace: Workspace, cli: Cli, linked_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline_engine.cache.place as place
+
+    config = workspace.root / ".pipe/config.yaml"
+    config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": linked_type}}))
+    workspace.write({"model.bin": MODEL})
+    cli.run("add", "model.bin")
+    obj = _object(workspace, MODEL)
+    old = obj.stat().st_mtime - 60
+    os.utime(obj, (old, old))  # out of the memo's "racy" window, as any object a minute old
+    reads: list[str] = []
+    real_hash = place.hash_file
+    monkeypatch.setattr(place, "hash_file", lambda p, size=None: reads.append(str(p)) or real_hash(p, size))
+    for _ in range(2):
+        (workspace.root / "model.bin").unlink()
+        cli.run("checkout")
+    assert reads == [str(obj)], "the object should be read once, then trusted while its stat is unchanged"
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:
+        f.write(b"X")
+    (workspace.root / "model.bin").unlink()
+    result = cli.run("checkout", exit_code=1)
+    assert "corrupt" in result.stderr and "model.bin" in result.stderr
+    assert not (workspace.root / "model.bin").exists()
