@@ -217,7 +217,7 @@ def test_a_cache_outside_the_project_works_too(
 def test_a_linked_object_is_verified_once_then_remembered_until_it_changes(
     workspace: Workspace, cli: Cli, linked_type: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline_engine.cache.place as place
+    from pipeline_engine.cache import place
 
     config = workspace.root / ".pipe/config.yaml"
     config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": linked_type}}))
