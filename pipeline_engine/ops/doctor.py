@@ -116,6 +116,12 @@ def _inspect_project(project: Project, problems: list[str]) -> ProjectReport:
     checks: tuple[LinkCheck, ...] = ()
     if (cache_dir / "objects").is_dir():
         checks = check_link_types(cache_dir / "objects", project.control_dir / "tmp")
+        working = {c.link_type for c in checks if c.works}
+        if not working.intersection(project.config.cache_types):
+            problems.append(
+                f"none of the configured cache.type ({','.join(project.config.cache_types)}) works between "
+                f"the cache and the workspace here; checkout will fail (add 'copy' to cache.type)"
+            )
     else:
         problems.append(f"the cache directory '{cache_dir}' does not exist (yet)")
     try:

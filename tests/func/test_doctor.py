@@ -85,3 +85,16 @@ def test_doctor_does_not_import_the_libraries_it_reports_on(workspace: Workspace
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rpartition("HEAVY:")[2].split() == []
+
+
+def test_doctor_says_when_no_configured_link_type_works(workspace: Workspace, cli: Cli) -> None:
+    config = workspace.root / ".pipe" / "config.yaml"
+    config.write_text(config.read_text() + "cache:\n  type: reflink\n")
+    data = json.loads(cli.run("doctor", "--json").stdout)
+    reflink_works = next(c["works"] for c in data["project"]["link_checks"] if c["link_type"] == "reflink")
+    if reflink_works:  # btrfs, xfs...: then a configuration that works says nothing
+        assert data["problems"] == []
+    else:
+        assert len(data["problems"]) == 1 and "cache.type (reflink)" in data["problems"][0]
+    config.write_text(config.read_text().replace("type: reflink", "type: reflink,copy"))
+    assert json.loads(cli.run("doctor", "--json").stdout)["problems"] == []
