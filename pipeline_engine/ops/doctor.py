@@ -169,13 +169,11 @@ def check_link_types(cache_side: Path, workspace_side: Path) -> tuple[LinkCheck,
 def filesystem_type(path: Path) -> str | None:
     """The type of the filesystem holding `path` (ext4, btrfs, tmpfs, ...), or None when unknown."""
     real = os.path.realpath(path)
-    best: tuple[int, str] | None = None
-    for part in psutil.disk_partitions(all=True):
-        mount = part.mountpoint
-        if real == mount or real.startswith(mount.rstrip(os.sep) + os.sep):
-            if best is None or len(mount) > best[0]:
-                best = (len(mount), part.fstype)
-    return best[1] if best else None
+    mounts = [
+        p for p in psutil.disk_partitions(all=True)
+        if real == p.mountpoint or real.startswith(p.mountpoint.rstrip(os.sep) + os.sep)
+    ]
+    return max(mounts, key=lambda p: len(p.mountpoint)).fstype if mounts else None
 
 
 def _backends() -> tuple[Backend, ...]:

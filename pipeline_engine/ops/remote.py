@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.config import CONFIG_FILE, LOCAL_CONFIG_FILE, edit_config, read_config_file
+from pipeline_engine.core.redact import MASK, has_credentials, mask_url
 from pipeline_engine.errors import ConfigError, RemoteNotConfiguredError
 from pipeline_engine.project import Project
-from pipeline_engine.core.redact import MASK, has_credentials, mask_url
 from pipeline_engine.remote.backend import check_option, is_secret
 from pipeline_engine.remote.remote import Remote
 
