@@ -168,8 +168,8 @@ def _check_name(project: Project, rel: str) -> None:
     pointer_name = os.fsencode(name + POINTER_SUFFIX)
     if len(pointer_name) > limit:
         raise PathError(
-            f"'{rel}': its pointer '{name}{POINTER_SUFFIX}' would have a {len(pointer_name)}-byte name, "
-            f"longer than the {limit} bytes this filesystem allows",
+            f"'{rel}': file name too long: its pointer '{name}{POINTER_SUFFIX}' would have a "
+            f"{len(pointer_name)}-byte name, longer than the {limit} bytes this filesystem allows",
             hint=f"rename it to at most {limit - len(POINTER_SUFFIX)} bytes, then 'pipe add' it",
         )
 
