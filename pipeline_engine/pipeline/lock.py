@@ -77,7 +77,7 @@ class StageLock:
         return cls(
             cmd=raw["cmd"],
             deps=_records(raw.get("deps"), source=f"{source}: deps"),
-            params={f: dict(v) for f, v in params.items()},
+            params={check_relpath(f, source=f"{source}: params"): dict(v) for f, v in params.items()},
             env=dict(env),
             outs=_records(raw.get("outs"), source=f"{source}: outs"),
         )
