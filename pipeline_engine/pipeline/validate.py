@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,34 @@ def validate(raw: Any, *, text: str, source: str) -> None:
     """
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema("pipeline.schema.json"))
+    validator = _validator_class()(schema("pipeline.schema.json"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is None:
         return
     path = list(error.absolute_path)
     message, path = _describe(error, path)
     raise SpecError(f"{where(source, text, path)}{message}")
+
+
+@lru_cache(maxsize=1)
+def _validator_class() -> Any:
+    """Draft 2020-12 with ECMA-262 `pattern`s: a final `$` matches only at the end of the string.
+
+    (Python's `$` also matches before a final newline, which let `env: ["A\\n"]` through.)
+    """
+    import jsonschema
+
+    def pattern(validator: Any, regex: str, instance: Any, _schema: Any) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not re.search(_ecma(regex), instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {regex!r}")
+
+    extend: Any = jsonschema.validators.extend  # untyped in the stubs
+    return extend(jsonschema.Draft202012Validator, {"pattern": pattern})
+
+
+@lru_cache(maxsize=16)
+def _ecma(regex: str) -> str:
+    return re.sub(r"(?<!\\)\$$", r"\\Z", regex)
 
 
 def where(source: str, text: str, path: Sequence[str | int]) -> str:
