@@ -36,6 +36,7 @@ from pipeline_engine.errors import (
     CheckoutError,
     CorruptObjectError,
     ObjectNotFoundError,
+    PathError,
 )
 
 __all__ = ["CheckoutResult", "Scan", "checkout", "is_cached", "save", "scan", "scan_tree", "tree_of"]
@@ -93,6 +94,12 @@ def scan(
     path = resolve_in_project(root, relpath, source=relpath)
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
+        foreign = _foreign_link(root, store, path)
+        if foreign is not None:
+            raise PathError(
+                f"'{relpath}' is a symlink pointing outside the project ('{foreign}'); pipe does not read it",
+                hint=f"replace the link by the file itself, or run 'pipe checkout --force {relpath}'",
+            )
         oid = _hash_one(memo, store, relpath, path, st)
         return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
     # A directory is entered, so a symlink naming it must lead inside the project too.
@@ -262,6 +269,18 @@ def _hash_path(memo: HashMemo | None, store: ObjectStore | None, path: Path, st:
     return oid
 
 
+def _foreign_link(root: Path, store: ObjectStore | None, path: Path) -> str | None:
+    """Where `path` leads when it is a symlink to somewhere outside the project and the cache."""
+    if not os.path.islink(path):
+        return None
+    real = os.path.realpath(path)
+    for inside in (root, *_link_roots(store)):
+        top = os.path.realpath(inside)
+        if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+            return None
+    return real
+
+
 def _linked_oid(store: ObjectStore | None, path: Path) -> Oid | None:
     """The oid of the store object that `path` symlinks to, or None."""
     if store is None or not os.path.islink(path):
@@ -336,8 +355,10 @@ def _current_file(placer: Placer, root: Path, relpath: str) -> tuple[Oid | None,
         st = os.stat(path)
     except FileNotFoundError:
         return None, False
-    if stat.S_ISDIR(st.st_mode):
-        return Oid(""), False  # a directory where a file belongs: never equal to a file oid
+    if stat.S_ISDIR(st.st_mode) or _foreign_link(root, placer.store, path) is not None:
+        # A directory, or a link leading out of the project (never read): unknown content that
+        # only --force replaces; "" never equals a file oid.
+        return Oid(""), False
     assert placer.memo is not None
     return _hash_one(placer.memo, placer.store, relpath, path, st), is_exec(st.st_mode)
 

@@ -238,3 +238,21 @@ def test_checkout_keeps_a_directory_of_user_files_where_a_file_is_tracked(worksp
     assert workspace.read("data/images/002.txt/mine.txt") == "precious\n"
     cli.run("checkout", "--force")
     assert workspace.read("data/images/002.txt") == FILES["002.txt"]
+
+
+def test_a_tracked_file_replaced_by_a_link_out_of_the_project_is_neither_read_nor_followed(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    _setup(workspace, cli)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not pipe's\n")
+    os.unlink(workspace.root / "data/big.bin")
+    os.symlink(outside, workspace.root / "data/big.bin")
+    result = cli.run("status", exit_code=1)
+    assert "data/big.bin" in result.stderr and "outside the project" in result.stderr
+    result = cli.run("checkout", "data/big.bin", exit_code=1)
+    assert "--force" in result.stderr
+    cli.run("checkout", "--force", "data/big.bin")
+    assert not (workspace.root / "data/big.bin").is_symlink()
+    assert (workspace.root / "data/big.bin").read_bytes() == b"\x01" * 1000
+    assert outside.read_text() == "not pipe's\n"
