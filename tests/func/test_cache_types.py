@@ -240,3 +240,40 @@ def test_a_linked_object_is_verified_once_then_remembered_until_it_changes(
     result = cli.run("checkout", exit_code=1)
     assert "corrupt" in result.stderr and "model.bin" in result.stderr
     assert not (workspace.root / "model.bin").exists()
+
+
+@pytest.mark.parametrize("linked_type", ["hardlink", "symlink"])
+def test_add_never_links_to_a_corrupt_object_it_already_has(
+    workspace: Workspace, cli: Cli, linked_type: str
+) -> None:
+    config = workspace.root / ".pipe/config.yaml"
+    config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": linked_type}}))
+    workspace.write({"a.bin": MODEL})
+    cli.run("add", "a.bin")
+    obj = _object(workspace, MODEL)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:
+        f.write(b"X")
+    workspace.write({"b.bin": MODEL})  # the same content, intact in the workspace
+    cli.run("add", "b.bin")
+    assert (workspace.root / "b.bin").read_bytes() == MODEL
+    assert obj.read_bytes() == MODEL  # the workspace copy replaced the corrupt object
+    assert (workspace.root / ".pipe/cache/quarantine" / hash_bytes(MODEL)).exists()
+    # a.bin was linked to the corrupt object: a symlink now leads to the good one, a hardlink
+    # still holds the damaged inode (now in the quarantine), which status must not call up to date.
+    a_intact = (workspace.root / "a.bin").read_bytes() == MODEL
+    assert a_intact == (linked_type == "symlink")
+    assert ("a.bin" in _status(cli)) != a_intact
+
+
+def test_a_link_type_this_filesystem_lacks_is_a_clean_error(workspace: Workspace, cli: Cli) -> None:
+    config = workspace.root / ".pipe/config.yaml"
+    workspace.write({"a.bin": MODEL})
+    cli.run("add", "a.bin")
+    config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": "reflink"}}))
+    (workspace.root / "a.bin").unlink()
+    result = cli.run("checkout", exit_code=None)
+    if result.exit_code == 0:
+        pytest.skip("this filesystem supports reflinks")
+    assert result.exit_code == 1 and "cache.type" in result.stderr and "copy" in result.stderr, result.stderr
+    assert not list(workspace.root.glob(".pipetmp-*"))
