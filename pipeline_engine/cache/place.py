@@ -8,6 +8,7 @@ next checkout does not read it again. A corrupt object is moved to the store's q
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -23,6 +24,9 @@ from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError, PathError
 
 __all__ = ["Placer", "make_dirs", "relink"]
+
+# Failures that no other cache.type would avoid: they reach the user as they are (cli maps OSErrors).
+_NOT_ABOUT_LINKS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ENAMETOOLONG})
 
 
 class Placer:
@@ -63,6 +67,8 @@ class Placer:
                 f"object '{oid}' is not in the cache", hint="run 'pipe pull' to fetch it"
             ) from None
         except OSError as exc:
+            if exc.errno in _NOT_ABOUT_LINKS:
+                raise  # a full disk or a read-only/denied directory: cli reports it by path and cause
             names = ",".join(t.value for t in self.link_types)
             raise CacheError(
                 f"cannot create '{dest.name}' in '{dest.parent}' with cache.type '{names}': "
@@ -133,9 +139,12 @@ def relink(
     if not link_types or link_types[0] not in SHARING_TYPES:
         return
     placer = Placer(store, memo, link_types, trusted=fresh)
-    todo = [f for f in files if not f[3]]  # executables stay copies: see Placer._types_for
-    for _, path, oid, _ in todo:
-        if not placer.verify(oid):
+    # Executables stay copies (see Placer._types_for); files already linked to their object
+    # (adding a linked directory again) need neither verifying nor linking.
+    todo = [f for f in files if not f[3] and not _is_linked(f[1], store.path_of(f[2]))]
+    checked = map_chunked(lambda f: (f, placer.verify(f[2])), todo)
+    for (_, path, oid, _), intact in checked:
+        if not intact:
             store.quarantine(oid)
             store.add_files([(path, oid)])
 
@@ -147,6 +156,18 @@ def relink(
     placed = map_chunked(work, todo)
     if memo is not None:
         memo.put_many(p for p in placed if p is not None)
+
+
+def _is_linked(path: Path, obj: Path) -> bool:
+    """True when `path` is a hardlink of `obj` or a symlink to it."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return os.readlink(path) == str(obj)
+        obj_st = os.stat(obj)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (obj_st.st_dev, obj_st.st_ino)
 
 
 def make_dirs(base: Path, relpath: str, dirs: Collection[str], *, force: bool) -> None:
