@@ -95,7 +95,10 @@ def _key_path(root: yaml.Node, target: yaml.Node) -> str:
         current, label = parent[id(current)]
         if label is not None:
             labels.append(label)
-    return f" key '{'.'.join(reversed(labels))}':" if labels else ""
+    labels.reverse()
+    if len(labels) > 8:  # deep nesting: the start of the path says where
+        labels = [*labels[:8], "..."]
+    return f" key '{'.'.join(labels)}':" if labels else ""
 
 
 class _GraphCheck:
@@ -283,7 +286,8 @@ def check_values(data: Any, *, source: str) -> None:
     stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
     while stack:
         value, path = stack.pop()
-        where = f"{source}: key '{'.'.join(path)}'" if path else source
+        shown = path if len(path) <= 8 else (*path[:8], "...")
+        where = f"{source}: key '{'.'.join(shown)}'" if path else source
         if isinstance(value, dict | list):
             if len(path) >= MAX_DEPTH:
                 raise SpecError(f"{where}: nested deeper than {MAX_DEPTH} levels")

@@ -267,7 +267,8 @@ class Kind:
 
 
 KINDS = {
-    "pipeline.yaml": Kind("pipeline.yaml", "yaml", (STATUS, DRY), ("pipeline.yaml",)),
+    # A valid pipeline.yaml may name a param that is not there: the error names the stage and the param.
+    "pipeline.yaml": Kind("pipeline.yaml", "yaml", (STATUS, DRY), ("pipeline.yaml", "stage '")),
     "pipeline.lock": Kind("pipeline.lock", "yaml", (STATUS, DRY, CHECKOUT, GC, PUSH), ("pipeline.lock",)),
     "params.yaml": Kind("params.yaml", "yaml", (STATUS, DRY), ("params.yaml",)),
     "params.json": Kind("params.json", "json", (STATUS, DRY), ("params.json",)),

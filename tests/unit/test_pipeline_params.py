@@ -31,7 +31,7 @@ def test_each_format_reads_a_mapping(tmp_path: Path) -> None:
         ("p.json", '{"a": NaN}', r"^p.json: NaN is not a finite number"),
         ("p.json", '{"a": 1e400}', r"^p.json: 1e400 is not a finite number"),
         ("p.toml", "a = [" * 2000 + "]" * 2000, r"^p.toml: (nested deeper|invalid TOML)"),
-        ("p.toml", "[x]\na = " + "[" * 150 + "]" * 150, r"^p.toml: key 'x.a(\.0)*': nested deeper"),
+        ("p.toml", "[x]\na = " + "[" * 150 + "]" * 150, r"^p.toml: key 'x.a.0.0.0.0.0.0....': nested deeper"),
         ("p.toml", "[x]\na = nan\n", r"^p.toml: key 'x.a': nan is not a finite number"),
         ("p.toml", "[x]\na = -inf\n", r"^p.toml: key 'x.a': -inf is not a finite number"),
         ("p.toml", "a = 99999999999999999999999\n", r"^p.toml: key 'a': the number does not fit in 64 bits"),
