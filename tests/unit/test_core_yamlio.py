@@ -62,7 +62,7 @@ def test_nesting_is_bounded_in_yaml_and_json() -> None:
     for parse in (parse_yaml, parse_json):
         with pytest.raises(SpecError, match=f"nested deeper than {MAX_DEPTH} levels"):
             parse(too_deep, source="f")
-    with pytest.raises(SpecError, match=r"^f:1: key 'a\.0\.0\.0\.0\.0\.0\.0\.\.\.': nested deeper"):
+    with pytest.raises(SpecError, match=r"^f:1: key 'a(\.0){7}\.\.\.\.': nested deeper"):
         parse_yaml("a: " + "[" * 150 + "]" * 150, source="f")
     with pytest.raises(SpecError, match=r"^p.json: nested deeper"):
         parse_json("[" * 100_000 + "]" * 100_000, source="p.json")
