@@ -118,7 +118,8 @@ def walk_files(
     inside `root` or inside one of `link_roots` (a cache that `cache.type: symlink` links to);
     any other symlink is refused. A dangling link into a `link_roots` cache (its object was
     quarantined or collected) is skipped, as if the file were missing. Directories named in
-    `skip` (e.g. `.git`) are not entered. Order is unspecified: callers sort when it matters.
+    `skip` (e.g. `.git`) are not entered, and pipe's own temporary files (`temp_name()`) are
+    never yielded. Order is unspecified: callers sort when it matters.
     Errors name a file as `shown_as/<relative path>` (e.g. its project-relative path).
 
     Raises:
@@ -131,6 +132,8 @@ def walk_files(
         path, prefix = stack.pop()
         with os.scandir(path) as it:
             for entry in it:
+                if entry.name.startswith(TEMP_PREFIX) and _TEMP_RE.match(entry.name):
+                    continue  # a pipe temporary file (a checkout in progress, or killed): never data
                 rel = prefix + entry.name
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in skip:

@@ -256,3 +256,13 @@ def test_a_tracked_file_replaced_by_a_link_out_of_the_project_is_neither_read_no
     assert not (workspace.root / "data/big.bin").is_symlink()
     assert (workspace.root / "data/big.bin").read_bytes() == b"\x01" * 1000
     assert outside.read_text() == "not pipe's\n"
+
+
+def test_a_killed_checkouts_temporary_file_is_not_tracked_data(workspace: Workspace, cli: Cli) -> None:
+    _setup(workspace, cli)
+    leftover = workspace.root / "data/images/.pipetmp-999999-0123abcd"
+    leftover.write_text("half a file")
+    assert "up to date" in cli.run("status").stderr
+    cli.run("add", "data/images")
+    assert "up to date" in cli.run("status").stderr
+    assert yaml.safe_load((workspace.root / "data/images.pipe").read_text())["outs"][0]["nfiles"] == len(FILES)
