@@ -60,8 +60,8 @@ def parse_yaml(text: str, *, source: str) -> Any:
         raise SpecError(_describe(exc, source)) from exc
     except RecursionError:  # only the pure-Python composer recurses (no libyaml)
         raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:  # e.g. an integer with more digits than Python converts
-        raise SpecError(f"{source}: invalid value: {exc}") from exc
+    except ValueError as exc:  # a mapping key of more digits than Python converts (values are checked)
+        raise SpecError(f"{source}: invalid key: {exc}") from exc
     finally:
         loader.dispose()
 

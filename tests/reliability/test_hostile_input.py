@@ -7,7 +7,7 @@ command must end with exit 0 or 1 (never an uncaught exception: exit 70 in real 
 when it fails, and change nothing on disk (read-only commands never; the others only when they
 succeed), in the project and in a directory beside it.
 
-Seeded: PIPE_SEED (default 0) and PIPE_TRIALS (examples per file kind, default 25: about a minute) reproduce a run.
+Seeded: PIPE_SEED (default 0) and PIPE_TRIALS (examples per file kind, default 50: about a minute) reproduce a run.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tests.conftest import GIT_ENV, Cli, Workspace
 pytestmark = pytest.mark.reliability
 
 SEED = int(os.environ.get("PIPE_SEED", "0"))
-TRIALS = int(os.environ.get("PIPE_TRIALS", "25"))
+TRIALS = int(os.environ.get("PIPE_TRIALS", "50"))
 HOSTILE = "HOSTILEPAYLOAD"  # a plain scalar in YAML and JSON, replaced by a text payload after dumping
 BOMB = "[&a0 [x,x,x,x,x,x,x,x,x], " + ", ".join(f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)) + "]"
 
@@ -151,6 +151,8 @@ HOSTILE_VALUES = st.one_of(
         None, True, False, 0, -1, 2**63, 2**64, 10**30, "", ".", "..", "../outside/secret.txt",
         "/etc/passwd", ".git", ".git/hooks/post-commit", ".pipe/config.yaml", "a\x00b", "a\nb", "\x1b[31mred",
         "x" * 300, "é/ü", [], {}, [[[]]], {"a": {"b": {}}}, ["x", 1, None], "0" * 32, "a" * 32 + ".dir",
+        {"dir": "../outside"}, {"type": ["symlink"]}, {"url": "../outside"}, {"url": "file:///"},
+        {"path": "../outside/secret.txt", "oid": "0" * 32, "size": 1}, {"cmd": "touch ../outside/x"},
     ]),
     st.integers(),
     st.floats(),
@@ -217,8 +219,12 @@ def mutated(draw: st.DrawFn, original: bytes, fmt: str) -> tuple[str, bytes]:
             for part in path:
                 target = target[part]
             if isinstance(target, dict):
-                target[draw(st.sampled_from(["unknown", "schema", "path", "oid", "outs", "cmd", "url"]))] = (
-                    draw(HOSTILE_VALUES))
+                key = draw(st.sampled_from([
+                    "unknown", "schema", "path", "oid", "outs", "cmd", "url", "cache", "core", "remotes", "dir",
+                    "type", "jobs", "remote", "no_scm", "nfiles", "isexec", "size", "hash", "deps", "params",
+                    "env", "stages", "wdir", "foreach", "do", "vars", "frozen", "<<",
+                ]))
+                target[key] = draw(HOSTILE_VALUES)
         elif how == "payload":
             data = set_at(data, path, HOSTILE)
         else:
