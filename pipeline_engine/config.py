@@ -1,8 +1,14 @@
-"""Layered config: `.pipe/config.yaml` (committed) under `.pipe/config.local.yaml` (this machine)."""
+"""Layered config: system < global < project (`.pipe/config.yaml`) < local (`.pipe/config.local.yaml`).
+
+The four files have the same shape and are merged key by key, the later level winning (git's and
+DVC's levels). `SETTINGS` is the one table of known keys: loading, `pipe config` and the docs use
+it. Remote options are checked against the backend table in `remote.backend`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -13,28 +19,106 @@ from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.redact import has_credentials, mask_url
 from pipeline_engine.core.yamlio import dump_yaml, load_yaml
 from pipeline_engine.errors import ConfigError, SpecError
-from pipeline_engine.remote.backend import is_secret
+from pipeline_engine.pipeline.validate import suggest
+from pipeline_engine.remote.backend import is_secret, protocol_of
 
 __all__ = [
     "CONFIG_FILE",
+    "GLOBAL_DIR_ENV",
+    "LEVELS",
+    "LINK_TYPES",
     "LOCAL_CONFIG_FILE",
+    "SETTINGS",
+    "SYSTEM_DIR_ENV",
     "Config",
+    "ConfigFile",
     "RemoteConfig",
+    "Setting",
+    "config_file",
     "edit_config",
+    "flatten",
     "load_config",
+    "read_config_file",
+    "read_levels",
 ]
 
 CONFIG_FILE = "config.yaml"
 LOCAL_CONFIG_FILE = "config.local.yaml"
-_SECTIONS = {"schema", "cache", "core", "remotes"}
-_CACHE_KEYS = {"type", "dir", "jobs"}
-_CORE_KEYS = {"remote", "jobs", "no_scm"}
+#: Lowest priority first: a key set at a later level overrides the same key at an earlier one.
+LEVELS = ("system", "global", "project", "local")
+GLOBAL_DIR_ENV = "PIPE_GLOBAL_CONFIG_DIR"
+SYSTEM_DIR_ENV = "PIPE_SYSTEM_CONFIG_DIR"
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 _MAX_JOBS = 1024
 _LOCK_TIMEOUT = 60.0
-_LOCAL_HINT = (
-    f"keep credentials in .pipe/{LOCAL_CONFIG_FILE}, which git ignores: add '--local', "
-    "e.g. 'pipe remote modify --local NAME KEY VALUE'"
-)
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One known key: its dotted name, what it must hold, and how a command-line word becomes it."""
+
+    key: str
+    expected: str
+    valid: Callable[[Any], bool]
+    parse: Callable[[str], Any]
+    help: str
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and value.isprintable()
+
+
+def _is_jobs(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_JOBS
+
+
+def _link_types(value: Any) -> list[str] | None:
+    """The link types `value` lists (a comma-separated string or a list), or None when invalid."""
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(parts, list) or not parts:
+        return None
+    if not all(isinstance(p, str) and p in LINK_TYPES for p in parts):
+        return None
+    return parts
+
+
+def _parse_int(text: str) -> Any:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _parse_bool(text: str) -> Any:
+    lowered = text.strip().lower()
+    return True if lowered in _TRUE else False if lowered in _FALSE else text
+
+
+def _parse_link_types(text: str) -> str:
+    return ",".join(p.strip() for p in text.split(","))
+
+
+SETTINGS: Mapping[str, Setting] = MappingProxyType({
+    s.key: s
+    for s in (
+        Setting("cache.dir", "a non-empty path", _is_name, str,
+                "cache directory (relative to the file's directory; default .pipe/cache)"),
+        Setting("cache.jobs", f"an integer from 1 to {_MAX_JOBS}", _is_jobs, _parse_int,
+                "default parallelism (older name of core.jobs)"),
+        Setting("cache.type", f"a comma-separated list of {', '.join(LINK_TYPES)}",
+                lambda v: _link_types(v) is not None, _parse_link_types,
+                "how workspace files refer to cached objects, first that works (default reflink,copy)"),
+        Setting("core.jobs", f"an integer from 1 to {_MAX_JOBS}", _is_jobs, _parse_int,
+                "default parallelism for repro and transfers"),
+        Setting("core.no_scm", "true or false", lambda v: isinstance(v, bool), _parse_bool,
+                "true: use pipe without git"),
+        Setting("core.remote", "a remote name", _is_name, str, "the default remote"),
+    )
+})
+_SECTION_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
+    section: frozenset(k.partition(".")[2] for k in SETTINGS if k.startswith(f"{section}."))
+    for section in sorted({k.partition(".")[0] for k in SETTINGS})
+})
+_SECTIONS = frozenset({"schema", "remotes", *_SECTION_KEYS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,62 +142,133 @@ class Config:
     remotes: Mapping[str, RemoteConfig] = field(default_factory=lambda: MappingProxyType({}))
 
 
-def load_config(control_dir: Path) -> Config:
-    """Read and merge the committed and the local config files.
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """The file of one config level; `label` names it in messages (`.pipe/config.local.yaml`)."""
+
+    level: str
+    path: Path
+
+    @property
+    def label(self) -> str:
+        """How messages and `--show-origin` name the file."""
+        return f".pipe/{self.path.name}" if self.level in ("project", "local") else str(self.path)
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock held while the file is edited: `.pipe/tmp/config.lock`, or `config.lock` beside it."""
+        if self.level in ("project", "local"):
+            return self.path.parent / "tmp" / "config.lock"
+        return self.path.parent / "config.lock"
+
+
+def config_file(level: str, control_dir: Path | None) -> ConfigFile:
+    """The file of `level`; global and system files honour PIPE_GLOBAL_CONFIG_DIR / PIPE_SYSTEM_CONFIG_DIR.
 
     Raises:
-        ConfigError: a file is not valid YAML or has an unknown section or key.
+        ConfigError: a project or local level outside a project.
     """
+    if level in ("project", "local"):
+        if control_dir is None:
+            raise ConfigError(
+                f"the {level} config belongs to a pipe project, and this is not inside one",
+                hint="run it inside a project (after 'pipe init'), or use '--global'",
+            )
+        return ConfigFile(level, control_dir / (CONFIG_FILE if level == "project" else LOCAL_CONFIG_FILE))
+    import platformdirs
+
+    if level == "global":
+        base = os.environ.get(GLOBAL_DIR_ENV) or platformdirs.user_config_dir("pipe")
+    else:
+        base = os.environ.get(SYSTEM_DIR_ENV) or platformdirs.site_config_dir("pipe")
+    return ConfigFile(level, Path(base).expanduser() / CONFIG_FILE)
+
+
+def _project_file(path: Path) -> ConfigFile:
+    return ConfigFile("local" if path.name == LOCAL_CONFIG_FILE else "project", path)
+
+
+def load_config(control_dir: Path) -> Config:
+    """Read and merge the four levels (system, global, project, local).
+
+    Raises:
+        ConfigError: a file is not valid YAML or has an unknown section, key or a wrong value;
+            the message names that file.
+    """
+    levels = read_levels(control_dir)
     merged: dict[str, Any] = {}
-    for name in (CONFIG_FILE, LOCAL_CONFIG_FILE):
-        raw = read_config_file(control_dir / name)
+    for _, raw in levels:
         _merge(merged, raw)
+    _check_remote_urls(merged, levels)
     return _to_config(merged)
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """One config file as a dict ({} when absent), with its sections checked."""
-    if not path.exists():
+def read_levels(control_dir: Path | None) -> list[tuple[ConfigFile, dict[str, Any]]]:
+    """Every level's file and its checked content ({} when absent), lowest priority first.
+
+    Outside a project (`control_dir` None) only the system and global levels are read. Relative
+    paths in the global and system files (`cache.dir`, a local remote's URL) are made absolute
+    from the file's directory, as DVC does.
+    """
+    out = []
+    for level in LEVELS:
+        if control_dir is None and level in ("project", "local"):
+            continue
+        file = config_file(level, control_dir)
+        raw = read_config_file(file)
+        if level in ("system", "global"):
+            _absolute_paths(raw, file.path.parent)
+        out.append((file, raw))
+    return out
+
+
+def read_config_file(target: Path | ConfigFile) -> dict[str, Any]:
+    """One config file as a dict ({} when absent), checked against `SETTINGS`; errors name the file."""
+    file = target if isinstance(target, ConfigFile) else _project_file(target)
+    if not file.path.exists():
         return {}
-    source = f".pipe/{path.name}"
     try:
-        raw = load_yaml(path, source=source)
+        raw = load_yaml(file.path, source=file.label)
     except SpecError as exc:
-        raise ConfigError(str(exc)) from exc
+        raise ConfigError(str(exc), hint=f"fix or remove {file.label}") from exc
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: must be a mapping of sections")
-    unknown = {str(k) for k in raw} - _SECTIONS
-    if unknown:
-        raise ConfigError(f"{source}: unknown section '{min(unknown)}' (known: {', '.join(sorted(_SECTIONS))})")
-    _check_types(raw, source=source)
+        raise ConfigError(f"{file.label}: must be a mapping of sections", hint=f"fix or remove {file.label}")
+    _check_types(raw, source=file.label)
     return raw
 
 
 def _check_types(raw: Mapping[str, Any], *, source: str) -> None:
-    """The values one file sets have the right types (the merged config is checked again)."""
-    for name, keys in (("cache", _CACHE_KEYS), ("core", _CORE_KEYS)):
+    """Sections, keys and values of one file are known and well-typed; the message names `source`."""
+    for name in raw:
+        if name not in _SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section '{name}'{suggest(str(name), sorted(_SECTIONS))} "
+                f"(known: {', '.join(sorted(_SECTIONS))})"
+            )
+    for name, keys in _SECTION_KEYS.items():
         section = raw.get(name) or {}
         if not isinstance(section, Mapping):
             raise ConfigError(f"{source}: section '{name}' must be a mapping")
-        unknown = {str(k) for k in section} - keys
-        if unknown:
-            raise ConfigError(f"{source}: unknown key '{name}.{min(unknown)}' (known: {', '.join(sorted(keys))})")
         for key, value in section.items():
-            if key in ("dir", "remote") and not (isinstance(value, str) and value and value.isprintable()):
-                raise ConfigError(f"{source}: '{name}.{key}' must be a non-empty string, not {value!r}")
-            if key == "no_scm" and not isinstance(value, bool):
-                raise ConfigError(f"{source}: 'core.no_scm' must be true or false, not {value!r}")
-            if key == "jobs" and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_JOBS):
-                raise ConfigError(f"{source}: '{name}.jobs' must be an integer from 1 to {_MAX_JOBS}, not {value!r}")
-            if key == "type" and not isinstance(value, str | list):
-                raise ConfigError(f"{source}: 'cache.type' must be a string or a list, not {value!r}")
-    remotes = raw.get("remotes") or {}
-    if not isinstance(remotes, Mapping):
+            setting = SETTINGS.get(f"{name}.{key}")
+            if setting is None:
+                known = sorted(f"{name}.{k}" for k in keys)
+                raise ConfigError(
+                    f"{source}: unknown key '{name}.{key}'{suggest(f'{name}.{key}', known)} "
+                    f"(known: {', '.join(known)})"
+                )
+            if not setting.valid(value):
+                raise ConfigError(f"{source}: '{setting.key}' must be {setting.expected}, not {value!r}")
+    _check_remotes(raw.get("remotes"), source=source)
+
+
+def _check_remotes(remotes: Any, *, source: str) -> None:
+    if remotes is not None and not isinstance(remotes, Mapping):
         raise ConfigError(f"{source}: 'remotes' must be a mapping of name -> settings")
-    for name, settings in remotes.items():
-        if not isinstance(name, str) or not name.isprintable():
+    for name, settings in (remotes or {}).items():
+        if not isinstance(name, str) or not name or not name.isprintable():
             raise ConfigError(f"{source}: remote name {name!r} must be a string")
         if not isinstance(settings, Mapping):
             raise ConfigError(f"{source}: remote '{name}' must be a mapping with 'url'")
@@ -124,43 +279,83 @@ def _check_types(raw: Mapping[str, Any], *, source: str) -> None:
             raise ConfigError(f"{source}: remote '{name}': option names must be strings")
 
 
-def edit_config(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+def _check_remote_urls(merged: Mapping[str, Any], levels: list[tuple[ConfigFile, dict[str, Any]]]) -> None:
+    """Every remote has a URL once the levels are merged; the error names the files that define it."""
+    for name, settings in (merged.get("remotes") or {}).items():
+        if isinstance(settings.get("url"), str):
+            continue
+        where = [f.label for f, raw in levels if name in (raw.get("remotes") or {})]
+        raise ConfigError(
+            f"{', '.join(where)}: remote '{name}' has no 'url' at any config level",
+            hint=f"set it with 'pipe config remote.{name}.url URL', or remove the remote's settings",
+        )
+
+
+def _absolute_paths(raw: dict[str, Any], base: Path) -> None:
+    cache = raw.get("cache") or {}
+    if isinstance(cache.get("dir"), str) and not os.path.isabs(os.path.expanduser(cache["dir"])):
+        cache["dir"] = str(base / cache["dir"])
+    for settings in (raw.get("remotes") or {}).values():
+        url = settings.get("url")
+        local = isinstance(url, str) and "://" not in url and protocol_of(url) == "file"
+        if local and not os.path.isabs(os.path.expanduser(url)):
+            settings["url"] = str(base / url)
+
+
+def flatten(raw: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every value one file sets: `core.remote`, `remote.NAME.url`, sorted."""
+    items: list[tuple[str, Any]] = []
+    for section, body in raw.items():
+        if section == "schema" or not isinstance(body, Mapping):
+            continue
+        if section == "remotes":
+            for name, settings in body.items():
+                items.extend((f"remote.{name}.{k}", v) for k, v in settings.items())
+        else:
+            items.extend((f"{section}.{k}", v) for k, v in body.items())
+    yield from sorted(items, key=lambda kv: kv[0])
+
+
+def edit_config(target: Path | ConfigFile, change: Callable[[dict[str, Any]], None]) -> None:
     """Apply `change` to one config file's dict and write it back atomically, under the config lock.
 
-    The lock (`.pipe/tmp/config.lock`) makes concurrent edits (two `pipe remote add`) apply one
-    after the other, each to the other's result, so none is lost. `change` sees the file as it
-    is once the lock is held, and may raise to leave it untouched.
+    The lock (`.pipe/tmp/config.lock` for the project's files) makes concurrent edits (two `pipe
+    remote add`) apply one after the other, each to the other's result, so none is lost. `change`
+    sees the file as it is once the lock is held, and may raise to leave it untouched.
 
     Raises:
-        ConfigError: the file is invalid, or the change would put a credential in the committed
-            `.pipe/config.yaml` (nothing is written).
+        ConfigError: the file is invalid before or after the change, or the change would put a
+            credential in the committed `.pipe/config.yaml` (nothing is written).
     """
-    lock_dir = path.parent / "tmp"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with ProjectMutex(lock_dir / "config.lock", command="pipe (config edit)", wait=True, timeout=_LOCK_TIMEOUT):
-        data = read_config_file(path)
+    file = target if isinstance(target, ConfigFile) else _project_file(target)
+    file.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with ProjectMutex(file.lock_path, command="pipe (config edit)", wait=True, timeout=_LOCK_TIMEOUT):
+        data = read_config_file(file)
         data.setdefault("schema", 1)
         change(data)
-        if path.name == CONFIG_FILE:
+        _check_types(data, source=file.label)
+        if file.level == "project":
             _refuse_committed_secrets(data)
-        atomic_write(path, dump_yaml(data))
+        atomic_write(file.path, dump_yaml(data))
+
+
+def _local_hint(name: str, key: str) -> str:
+    return (
+        f"keep credentials in .pipe/{LOCAL_CONFIG_FILE}, which git ignores: add '--local', "
+        f"e.g. 'pipe config --local remote.{name}.{key} VALUE' or 'pipe remote modify --local {name} {key} VALUE'"
+    )
 
 
 def _refuse_committed_secrets(data: Mapping[str, Any]) -> None:
     """Raise when the committed config would hold a credential: in a remote's URL or an option."""
-    remotes = data.get("remotes") or {}
-    if not isinstance(remotes, Mapping):
-        return
-    for name, settings in remotes.items():
-        if not isinstance(settings, Mapping):
-            continue
+    for name, settings in (data.get("remotes") or {}).items():
         url = settings.get("url")
         url = url if isinstance(url, str) else ""
         if url and has_credentials(url):
             raise ConfigError(
                 f"the URL of remote '{name}' contains a password or token ({mask_url(url)}), "
                 f"which would be committed in .pipe/{CONFIG_FILE}",
-                hint=_LOCAL_HINT,
+                hint=_local_hint(name, "url"),
             )
         for key, value in settings.items():
             if key == "url":
@@ -168,7 +363,7 @@ def _refuse_committed_secrets(data: Mapping[str, Any]) -> None:
             if is_secret(url, str(key)) or (isinstance(value, str) and has_credentials(value)):
                 raise ConfigError(
                     f"remote '{name}': '{key}' is a credential: it would be committed in .pipe/{CONFIG_FILE}",
-                    hint=_LOCAL_HINT,
+                    hint=_local_hint(name, str(key)),
                 )
 
 
@@ -183,46 +378,21 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def _section(raw: Mapping[str, Any], name: str, allowed: set[str]) -> Mapping[str, Any]:
-    value = raw.get(name) or {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f".pipe/config.yaml: section '{name}' must be a mapping")
-    unknown = {str(k) for k in value} - allowed
-    if unknown:
-        raise ConfigError(
-            f".pipe/config.yaml: unknown key '{name}.{min(unknown)}' (known: {', '.join(sorted(allowed))})"
-        )
-    return value
-
-
 def _to_config(raw: Mapping[str, Any]) -> Config:
-    cache = _section(raw, "cache", _CACHE_KEYS)
-    core = _section(raw, "core", _CORE_KEYS)
-    types = cache.get("type", "reflink,copy")
-    if isinstance(types, str):
-        types = [t.strip() for t in types.split(",") if t.strip()]
-    if not isinstance(types, list) or not types or not all(
-        isinstance(t, str) and t in {"reflink", "hardlink", "symlink", "copy"} for t in types
-    ):
-        raise ConfigError(
-            f".pipe/config.yaml: 'cache.type' must list reflink, hardlink, symlink or copy, not {types!r}"
+    """The merged, already checked levels as a Config."""
+    cache = raw.get("cache") or {}
+    core = raw.get("core") or {}
+    types = _link_types(cache.get("type", "reflink,copy")) or ["reflink", "copy"]
+    remotes = {
+        str(name): RemoteConfig(
+            str(name), settings["url"], MappingProxyType({k: v for k, v in settings.items() if k != "url"})
         )
-    remotes: dict[str, RemoteConfig] = {}
-    raw_remotes = raw.get("remotes") or {}
-    if not isinstance(raw_remotes, Mapping):
-        raise ConfigError(".pipe/config.yaml: 'remotes' must be a mapping of name -> settings")
-    for name, settings in raw_remotes.items():
-        if not isinstance(settings, Mapping) or not isinstance(settings.get("url"), str):
-            raise ConfigError(f".pipe/config.yaml: remote '{name}' needs a 'url'")
-        options = {k: v for k, v in settings.items() if k != "url"}
-        remotes[str(name)] = RemoteConfig(str(name), settings["url"], MappingProxyType(options))
-    jobs = core.get("jobs", cache.get("jobs"))
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise ConfigError(".pipe/config.yaml: 'core.jobs' must be a positive integer")
+        for name, settings in (raw.get("remotes") or {}).items()
+    }
     return Config(
         cache_types=tuple(types),
         cache_dir=cache.get("dir"),
-        jobs=jobs,
+        jobs=core.get("jobs", cache.get("jobs")),
         default_remote=core.get("remote"),
         no_scm=bool(core.get("no_scm", False)),
         remotes=MappingProxyType(remotes),

@@ -32,6 +32,9 @@ def _git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     home = tmp_path_factory.getbasetemp() / "home"
     home.mkdir(exist_ok=True)
     monkeypatch.setenv("HOME", str(home))
+    # nor pipe's global and system config (pipe config --global/--system)
+    monkeypatch.setenv("PIPE_GLOBAL_CONFIG_DIR", str(home / "pipe-global"))
+    monkeypatch.setenv("PIPE_SYSTEM_CONFIG_DIR", str(home / "pipe-system"))
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
 

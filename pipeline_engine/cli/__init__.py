@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "unfreeze": "repro:unfreeze",
     "stage": "stage:stage",
     "remote": "remote:remote",
+    "config": "config:config",
     "push": "transfer:push",
     "pull": "transfer:pull",
     "fetch": "transfer:fetch",
