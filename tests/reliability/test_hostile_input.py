@@ -270,6 +270,7 @@ class Kind:
     fmt: str
     commands: tuple[tuple[str, ...], ...]
     names: tuple[str, ...]
+    drop: tuple[str, ...] = ()  # files removed first, so that the commands reach this file
 
 
 KINDS = {
@@ -287,7 +288,10 @@ KINDS = {
         ".pipe/config.local.yaml", "yaml", (STATUS, GC, PUSH), (".pipe/config.local.yaml", "remote"),
     ),
     "manifest": Kind("<manifest>", "json", (STATUS, CHECKOUT, GC, PUSH), (".dir", "'d'", "manifest")),
-    "run-cache entry": Kind("<run entry>", "json", (DRY, ("push", "--run-cache")), ("runs",)),
+    # Without the lock, repro looks its stages up in the run cache (and restores or runs them).
+    "run-cache entry": Kind(
+        "<run entry>", "json", (DRY, ("repro",), ("push", "--run-cache")), ("runs",), drop=("pipeline.lock",),
+    ),
 }
 
 
@@ -300,6 +304,8 @@ def run_example(template: Template, work: Path, kind: Kind, how: str, content: b
     target = proj / rel
     target.chmod(0o644)  # cache objects are read-only
     target.write_bytes(content)
+    for name in kind.drop:
+        (proj / name).unlink()
     before = snapshot(work, skip=lambda r: _volatile(r.removeprefix("proj/")))
     with chdir(proj):
         result = CliRunner().invoke(pipe_cli, list(command), catch_exceptions=True)
