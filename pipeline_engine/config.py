@@ -203,27 +203,31 @@ def load_config(control_dir: Path) -> Config:
     return _to_config(merged)
 
 
-def read_levels(control_dir: Path | None) -> list[tuple[ConfigFile, dict[str, Any]]]:
-    """Every level's file and its checked content ({} when absent), lowest priority first.
+def read_levels(control_dir: Path | None, *, check: bool = True) -> list[tuple[ConfigFile, dict[str, Any]]]:
+    """Every level's file and its content ({} when absent), lowest priority first.
 
     Outside a project (`control_dir` None) only the system and global levels are read. Relative
     paths in the global and system files (`cache.dir`, a local remote's URL) are made absolute
-    from the file's directory, as DVC does.
+    from the file's directory, as DVC does. `check` as in `read_config_file`.
     """
     out = []
     for level in LEVELS:
         if control_dir is None and level in ("project", "local"):
             continue
         file = config_file(level, control_dir)
-        raw = read_config_file(file)
+        raw = read_config_file(file, check=check)
         if level in ("system", "global"):
             _absolute_paths(raw, file.path.parent)
         out.append((file, raw))
     return out
 
 
-def read_config_file(target: Path | ConfigFile) -> dict[str, Any]:
-    """One config file as a dict ({} when absent), checked against `SETTINGS`; errors name the file."""
+def read_config_file(target: Path | ConfigFile, *, check: bool = True) -> dict[str, Any]:
+    """One config file as a dict ({} when absent), checked against `SETTINGS`; errors name the file.
+
+    Without `check` only the YAML and its top-level mapping are checked (`pipe config` reads so,
+    to show and repair a file with a wrong key or value).
+    """
     file = target if isinstance(target, ConfigFile) else _project_file(target)
     if not file.path.exists():
         return {}
@@ -235,7 +239,8 @@ def read_config_file(target: Path | ConfigFile) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file.label}: must be a mapping of sections", hint=f"fix or remove {file.label}")
-    _check_types(raw, source=file.label)
+    if check:
+        _check_types(raw, source=file.label)
     return raw
 
 
@@ -292,14 +297,20 @@ def _check_remote_urls(merged: Mapping[str, Any], levels: list[tuple[ConfigFile,
 
 
 def _absolute_paths(raw: dict[str, Any], base: Path) -> None:
-    cache = raw.get("cache") or {}
-    if isinstance(cache.get("dir"), str) and not os.path.isabs(os.path.expanduser(cache["dir"])):
+    cache = raw.get("cache")
+    if isinstance(cache, dict) and _is_relative_path(cache.get("dir")):
         cache["dir"] = str(base / cache["dir"])
-    for settings in (raw.get("remotes") or {}).values():
-        url = settings.get("url")
-        local = isinstance(url, str) and "://" not in url and protocol_of(url) == "file"
-        if local and not os.path.isabs(os.path.expanduser(url)):
-            settings["url"] = str(base / url)
+    remotes = raw.get("remotes")
+    for settings in remotes.values() if isinstance(remotes, dict) else ():
+        if isinstance(settings, dict) and _is_relative_path(settings.get("url")):
+            settings["url"] = str(base / settings["url"])
+
+
+def _is_relative_path(value: Any) -> bool:
+    """A local path (no URL scheme), neither absolute nor starting with `~`."""
+    if not isinstance(value, str) or "://" in value or protocol_of(value) != "file":
+        return False
+    return not os.path.isabs(os.path.expanduser(value))
 
 
 def flatten(raw: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -310,18 +321,23 @@ def flatten(raw: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
             continue
         if section == "remotes":
             for name, settings in body.items():
-                items.extend((f"remote.{name}.{k}", v) for k, v in settings.items())
+                if isinstance(settings, Mapping):
+                    items.extend((f"remote.{name}.{k}", v) for k, v in settings.items())
         else:
             items.extend((f"{section}.{k}", v) for k, v in body.items())
-    yield from sorted(items, key=lambda kv: kv[0])
+    yield from sorted(items, key=lambda kv: str(kv[0]))
 
 
-def edit_config(target: Path | ConfigFile, change: Callable[[dict[str, Any]], None]) -> None:
+def edit_config(
+    target: Path | ConfigFile, change: Callable[[dict[str, Any]], None], *, repair: bool = False
+) -> None:
     """Apply `change` to one config file's dict and write it back atomically, under the config lock.
 
     The lock (`.pipe/tmp/config.lock` for the project's files) makes concurrent edits (two `pipe
     remote add`) apply one after the other, each to the other's result, so none is lost. `change`
-    sees the file as it is once the lock is held, and may raise to leave it untouched.
+    sees the file as it is once the lock is held, and may raise to leave it untouched. With
+    `repair`, the file is not checked before the change (which must then expect any shape), only
+    after it, so a change can fix a wrong key or value.
 
     Raises:
         ConfigError: the file is invalid before or after the change, or the change would put a
@@ -330,7 +346,7 @@ def edit_config(target: Path | ConfigFile, change: Callable[[dict[str, Any]], No
     file = target if isinstance(target, ConfigFile) else _project_file(target)
     file.lock_path.parent.mkdir(parents=True, exist_ok=True)
     with ProjectMutex(file.lock_path, command="pipe (config edit)", wait=True, timeout=_LOCK_TIMEOUT):
-        data = read_config_file(file)
+        data = read_config_file(file, check=not repair)
         data.setdefault("schema", 1)
         change(data)
         _check_types(data, source=file.label)

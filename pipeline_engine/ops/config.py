@@ -1,8 +1,10 @@
 """`pipe config`: get, set, unset and list dotted keys at one level, or read all levels merged.
 
 Levels and the schema of keys are in `config` (`LEVELS`, `SETTINGS`); remote options are checked
-against the backend table. Every write goes through `config.edit_config` (config lock, atomic,
-no credential in the committed file). Values returned here are masked by `core.redact`.
+against the backend table. Files are read without their keys checked (as DVC's `config` command
+does), so a wrong key or value can be shown and repaired; every write goes through
+`config.edit_config` (config lock, atomic, the file checked after the change, no credential in the
+committed file). Values returned here are masked by `core.redact`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = ["ConfigValue", "find_control_dir", "get_value", "list_values", "set_v
 
 _REMOTE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # as `pipe remote add` accepts
 _REMOTE_KEY = "remote.NAME.OPTION"
+_MISSING = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ def get_value(control_dir: Path | None, key: str, *, level: str | None = None) -
         ConfigError: the key is unknown, or not set (at that level).
     """
     _key_path(key)
-    levels = read_levels(control_dir)
+    levels = read_levels(control_dir, check=False)
     for file, raw in reversed(_at(levels, level)):
         for flat_key, value in flatten(raw):
             if flat_key == key:
@@ -75,7 +78,7 @@ def get_value(control_dir: Path | None, key: str, *, level: str | None = None) -
 
 def list_values(control_dir: Path | None, *, level: str | None = None) -> list[ConfigValue]:
     """Every key each level's file sets (or only `level`'s), lowest level first, values masked."""
-    levels = read_levels(control_dir)
+    levels = read_levels(control_dir, check=False)
     if level is not None:
         config_file(level, control_dir)  # a project level outside a project is an error
     return [
@@ -96,16 +99,19 @@ def set_value(control_dir: Path | None, key: str, text: str, *, level: str | Non
     """
     path = _key_path(key)
     file = config_file(level or "project", control_dir)
-    levels = read_levels(control_dir)
+    levels = read_levels(control_dir, check=False)
     value = _remote_value(path, text, levels) if path[0] == "remotes" else _setting_value(key, text, levels)
 
     def change(data: dict[str, Any]) -> None:
         node = data
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"{file.label}: '{where}' must be a mapping", hint=f"fix or remove {file.label}")
         node[path[-1]] = value
 
-    edit_config(file, change)
+    edit_config(file, change, repair=True)
     return file.label
 
 
@@ -116,10 +122,15 @@ def unset_value(control_dir: Path | None, key: str, *, level: str | None = None)
         ConfigError: unknown key, the key is not set in that file, or removing a remote's URL
             would leave its other settings without one.
     """
-    path = _key_path(key)
     file = config_file(level or "project", control_dir)
-    levels = read_levels(control_dir)
+    levels = read_levels(control_dir, check=False)
     mine = next((raw for f, raw in levels if f.level == file.level), {})
+    try:
+        path = _key_path(key)
+    except ConfigError:
+        if key not in dict(flatten(mine)):
+            raise
+        path = (key.partition(".")[0], key.partition(".")[2])  # unknown, but set: removing it repairs the file
     if key not in dict(flatten(mine)):
         elsewhere = [f for f, raw in levels if key in dict(flatten(raw))]
         hint = (
@@ -133,13 +144,17 @@ def unset_value(control_dir: Path | None, key: str, *, level: str | None = None)
     def change(data: dict[str, Any]) -> None:
         nodes = [data]
         for part in path[:-1]:
-            nodes.append(nodes[-1][part])
-        del nodes[-1][path[-1]]
+            child = nodes[-1].get(part)
+            if not isinstance(child, dict):
+                raise ConfigError(f"'{key}' is not set in {file.label}")  # removed meanwhile
+            nodes.append(child)
+        if nodes[-1].pop(path[-1], _MISSING) is _MISSING:
+            raise ConfigError(f"'{key}' is not set in {file.label}")
         for parent, part, node in reversed(list(zip(nodes, path, nodes[1:], strict=False))):
             if not node:
                 del parent[part]
 
-    edit_config(file, change)
+    edit_config(file, change, repair=True)
     return file.label
 
 
@@ -193,24 +208,32 @@ def _remote_value(path: tuple[str, ...], text: str, levels: Levels) -> Any:
 
 
 def _check_url_unset(name: str, file: ConfigFile, levels: Levels) -> None:
-    others = [raw for f, raw in levels if f.level != file.level]
-    if any("url" in ((raw.get("remotes") or {}).get(name) or {}) for raw in others):
+    if any("url" in _remote(raw, name) for f, raw in levels if f.level != file.level):
         return
-    settings = [raw for _, raw in levels if name in (raw.get("remotes") or {})]
-    if len(settings) > 1 or len(settings[0]["remotes"][name]) > 1:
+    settings = [_remote(raw, name) for _, raw in levels if _remote(raw, name)]
+    if len(settings) > 1 or len(settings[0]) > 1:
         raise ConfigError(
             f"remote '{name}' would keep its other settings without a URL",
             hint=f"remove the whole remote with 'pipe remote remove {name}'",
         )
 
 
+def _remote(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """The settings one file gives remote `name` ({} when none, or when the file is malformed there)."""
+    remotes = raw.get("remotes")
+    settings = remotes.get(name) if isinstance(remotes, dict) else None
+    return settings if isinstance(settings, dict) else {}
+
+
 def _remotes(levels: Levels) -> dict[str, str]:
     """Remote name -> URL across all levels (the highest level's URL wins)."""
     urls: dict[str, str] = {}
     for _, raw in levels:
-        for name, settings in (raw.get("remotes") or {}).items():
-            if isinstance(settings.get("url"), str):
-                urls[name] = settings["url"]
+        remotes = raw.get("remotes")
+        for name in remotes if isinstance(remotes, dict) else ():
+            url = _remote(raw, name).get("url")
+            if isinstance(url, str):
+                urls[name] = url
     return urls
 
 
