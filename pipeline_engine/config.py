@@ -7,6 +7,7 @@ it. Remote options are checked against the backend table in `remote.backend`.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ SYSTEM_DIR_ENV = "PIPE_SYSTEM_CONFIG_DIR"
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 _MAX_JOBS = 1024
 _LOCK_TIMEOUT = 60.0
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST})
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -344,15 +346,24 @@ def edit_config(
             credential in the committed `.pipe/config.yaml` (nothing is written).
     """
     file = target if isinstance(target, ConfigFile) else _project_file(target)
-    file.lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with ProjectMutex(file.lock_path, command="pipe (config edit)", wait=True, timeout=_LOCK_TIMEOUT):
-        data = read_config_file(file, check=not repair)
-        data.setdefault("schema", 1)
-        change(data)
-        _check_types(data, source=file.label)
-        if file.level == "project":
-            _refuse_committed_secrets(data)
-        atomic_write(file.path, dump_yaml(data))
+    try:
+        file.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with ProjectMutex(file.lock_path, command="pipe (config edit)", wait=True, timeout=_LOCK_TIMEOUT):
+            data = read_config_file(file, check=not repair)
+            data.setdefault("schema", 1)
+            change(data)
+            _check_types(data, source=file.label)
+            if file.level == "project":
+                _refuse_committed_secrets(data)
+            atomic_write(file.path, dump_yaml(data))
+    except OSError as exc:
+        if exc.errno not in _UNWRITABLE:
+            raise
+        hint = (
+            "the system config needs administrator rights: rerun with sudo, or use '--global' for your own"
+            if file.level == "system" else f"check the permissions of {file.path.parent}"
+        )
+        raise ConfigError(f"cannot write {file.label}: {(exc.strerror or str(exc)).lower()}", hint=hint) from exc
 
 
 def _local_hint(name: str, key: str) -> str:

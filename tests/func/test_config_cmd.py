@@ -306,3 +306,14 @@ def test_setting_a_key_repairs_its_wrong_value_but_not_another_one(workspace: Wo
     assert workspace.project().config.jobs == 2
     cli.run("config", "core.no_scm", "false")
     cli.run("status")
+
+
+def test_a_config_directory_that_cannot_be_written_is_an_error_naming_the_file(
+    bare_dir: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (bare_dir / "not-a-dir").write_text("")
+    monkeypatch.setenv("PIPE_SYSTEM_CONFIG_DIR", str(bare_dir / "not-a-dir" / "pipe"))
+    result = cli.run("config", "--system", "core.jobs", "2", exit_code=1)
+    assert f"cannot write {bare_dir / 'not-a-dir' / 'pipe' / 'config.yaml'}" in result.stderr
+    assert "use '--global'" in result.stderr
+    assert "Traceback" not in result.stderr
