@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -317,3 +318,20 @@ def test_a_config_directory_that_cannot_be_written_is_an_error_naming_the_file(
     assert f"cannot write {bare_dir / 'not-a-dir' / 'pipe' / 'config.yaml'}" in result.stderr
     assert "use '--global'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_concurrent_writes_to_the_global_file_all_survive(bare_dir: Path, user_dirs: dict[str, Path]) -> None:
+    """`pipe config --global` takes the config lock beside the file: no read-modify-write is lost."""
+    names = [f"r{i}" for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline_engine", "config", "--global", f"remote.{n}.url", f"/data/{n}"],
+            cwd=bare_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for n in names
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    written = yaml.safe_load((user_dirs["global"] / "config.yaml").read_text())
+    assert written["remotes"] == {n: {"url": f"/data/{n}"} for n in names}
+    assert sorted(p.name for p in user_dirs["global"].iterdir()) == ["config.lock", "config.yaml"]  # no temp left
