@@ -73,7 +73,12 @@ def get_value(control_dir: Path | None, key: str, *, level: str | None = None) -
             if flat_key == key:
                 return ConfigValue(key, _shown(key, value, levels), file.level, file.label)
     where = config_file(level, control_dir).label if level else "any config level"
-    raise ConfigError(f"'{key}' is not set in {where}", hint=f"set it with 'pipe config {key} VALUE'")
+    elsewhere = [f for f, raw in levels if key in dict(flatten(raw))]
+    hint = (
+        f"it is set in {elsewhere[-1].label} ('pipe config --{elsewhere[-1].level} {key}')" if elsewhere
+        else f"set it with 'pipe config {f'--{level} ' if level else ''}{key} VALUE'"
+    )
+    raise ConfigError(f"'{key}' is not set in {where}", hint=hint)
 
 
 def list_values(control_dir: Path | None, *, level: str | None = None) -> list[ConfigValue]:

@@ -221,7 +221,9 @@ def test_get_and_unset_of_a_key_that_is_not_set(workspace: Workspace, cli: Cli) 
     result = cli.run("config", "--unset", "core.jobs", exit_code=1)
     assert "'core.jobs' is not set in .pipe/config.yaml" in result.stderr
     assert "'pipe config --local --unset core.jobs'" in result.stderr
-    assert cli.run("config", "--project", "core.jobs", exit_code=1).stderr.count("not set in .pipe/config.yaml")
+    result = cli.run("config", "--project", "core.jobs", exit_code=1)
+    assert "'core.jobs' is not set in .pipe/config.yaml" in result.stderr
+    assert "it is set in .pipe/config.local.yaml ('pipe config --local core.jobs')" in result.stderr
     cli.run("config", "--local", "--unset", "core.jobs")  # the hint's command works
     assert "core" not in _file(workspace, "config.local.yaml")
 
