@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ __all__ = ["Git", "find_git_root", "ignore_line", "is_ignorable"]
 _GITIGNORE_SPECIAL = frozenset("[]*?!#\\ \t")
 # No escape exists for these: a .gitignore line ends at a newline, and a trailing CR is stripped.
 _UNIGNORABLE = ("\n", "\r")
+# .gitignore edits are read-modify-write, and stages running in parallel (repro -j) save their outs
+# at the same time: without this, one stage's line could overwrite another's, leaving an out unignored.
+_ignore_lock = threading.Lock()
 
 
 def is_ignorable(name: str) -> bool:
@@ -82,12 +86,13 @@ class Git:
         parent, _, name = relpath.rpartition("/")
         gitignore = self.root / parent / ".gitignore"
         entry = ignore_line(name)
-        lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
-        if entry in lines:
-            return False
-        text = "\n".join([*lines, entry]) + "\n"
-        atomic_write(gitignore, text, fsync=False)
-        return True
+        with _ignore_lock:
+            lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+            if entry in lines:
+                return False
+            text = "\n".join([*lines, entry]) + "\n"
+            atomic_write(gitignore, text, fsync=False)
+            return True
 
     def unignore(self, relpath: str) -> None:
         """Remove the line `ignore` added for `relpath` (or an older pipe's unescaped `/<name>`).
@@ -96,14 +101,15 @@ class Git:
         """
         parent, _, name = relpath.rpartition("/")
         gitignore = self.root / parent / ".gitignore"
-        if not gitignore.exists():
-            return
         ours = {f"/{name}"} | ({ignore_line(name)} if is_ignorable(name) else set())
-        lines = [ln for ln in gitignore.read_text(encoding="utf-8").splitlines() if ln not in ours]
-        if lines:
-            atomic_write(gitignore, "\n".join(lines) + "\n", fsync=False)
-        else:
-            gitignore.unlink()
+        with _ignore_lock:
+            if not gitignore.exists():
+                return
+            lines = [ln for ln in gitignore.read_text(encoding="utf-8").splitlines() if ln not in ours]
+            if lines:
+                atomic_write(gitignore, "\n".join(lines) + "\n", fsync=False)
+            else:
+                gitignore.unlink()
 
     def tracked_under(self, relpath: str) -> list[str]:
         """Files git tracks at or under `relpath` (cheap: one `git ls-files`)."""
