@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-
-def _default_stop_signals() -> None:
-    # A test suite started as a background job (`pytest ... &` in a script) inherits SIGINT
-    # ignored, and a process started with SIGINT ignored keeps ignoring it (Python then installs
-    # no KeyboardInterrupt handler): restore what a foreground terminal gives `pipe`.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+# A test suite started as a background job (`pytest ... &` in a script) inherits SIGINT ignored, and
+# a process started with SIGINT ignored keeps ignoring it (Python installs no KeyboardInterrupt
+# handler then), as `pipe` does for SIGTERM/SIGHUP under nohup. Restore what a terminal gives a
+# foreground `pipe` before it starts (a bootstrap, not preexec_fn, which is unsafe with threads).
+_BOOTSTRAP = (
+    "import runpy, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "for s in (signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_DFL)\n"
+    "sys.argv[0] = 'pipe'\n"
+    "runpy.run_module('pipeline_engine', run_name='__main__', alter_sys=True)\n"
+)
 
 
 def start_pipe(cwd: Path, *args: str, new_session: bool = False) -> subprocess.Popen[str]:
     """`pipe ARGS` in `cwd`, with stop signals at their defaults; stdout/stderr captured as text."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline_engine", *args], cwd=cwd, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_default_stop_signals, start_new_session=new_session,
+        [sys.executable, "-c", _BOOTSTRAP, *args], cwd=cwd, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_session,
     )
 
 
