@@ -448,3 +448,17 @@ def test_pull_replaces_a_corrupt_manifest_in_the_cache(workspace: Workspace, cli
     cli.run("pull", exit_code=None)
     cli.run("pull")
     assert workspace.read("d/a.txt") == "a\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1: a\nfoo: b\n", "cache:\n  type: [[copy]]\n", "core:\n  jobs: true\n", "core:\n  jobs: 99999999999\n",
+     "remotes:\n  1: {url: x}\n", "remotes:\n  r: {url: \"a\\nb\"}\n", "cache:\n  dir: [x]\n", "core: {1: x, a: y}\n"],
+)
+def test_wrong_types_in_config_are_errors_naming_the_file(workspace: Workspace, cli: Cli, text: str) -> None:
+    workspace.write({".pipe": {"config.local.yaml": text}})
+    before = files(workspace)
+    for command in (("status",), ("gc", "-w", "--dry")):
+        result = cli.run(*command, exit_code=1)
+        assert ".pipe/config.local.yaml" in result.output, result.output
+    assert files(workspace) == before
