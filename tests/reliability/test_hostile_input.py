@@ -8,6 +8,7 @@ when it fails, and change nothing on disk (read-only commands never; the others 
 succeed), in the project and in a directory beside it.
 
 Seeded: PIPE_SEED (default 0) and PIPE_TRIALS (examples per file kind, default 50: about a minute) reproduce a run.
+PIPE_HOSTILE_LOG=FILE appends one line per example (file, mutation, command, exit code, output) for a summary.
 """
 
 from __future__ import annotations
