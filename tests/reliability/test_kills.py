@@ -28,7 +28,7 @@ pytestmark = pytest.mark.reliability
 
 TRIALS = int(os.environ.get("PIPE_TRIALS", "25"))
 SEED = int(os.environ.get("PIPE_SEED", str(random.randrange(1 << 30))))
-ADD_FILES = 1500  # `pipe add` of a directory of thousands of small files (well, one and a half)
+ADD_FILES = 1500  # `pipe add` of a directory of 1,500 small files
 DATA_FILES = 300  # the other commands: enough objects to be killed in the middle
 def pipe_ok(ws: Path, *args: str) -> None:
     proc = run_pipe(ws, *args)
