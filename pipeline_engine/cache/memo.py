@@ -14,6 +14,7 @@ entries, as git calls them); they are simply hashed again next time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -170,13 +171,52 @@ class _Transaction:
 
     def __init__(self, memo: HashMemo) -> None:
         self._memo = memo
+        self._began = False
 
     def __enter__(self) -> None:
-        self._memo._lock.acquire()
-        self._memo.db.execute("BEGIN IMMEDIATE")
+        import sqlite3
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._memo._lock.acquire()
         try:
-            self._memo.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            self._memo.db.execute("BEGIN IMMEDIATE")
+            self._began = True
+        except sqlite3.OperationalError as err:
+            if not _is_unwritable(err):  # unwritable: the body's writes fail alike and are skipped
+                self._memo._lock.release()
+                raise
+        except BaseException:
+            self._memo._lock.release()  # never leave the other threads waiting for it
+            raise
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        import sqlite3
+
+        try:
+            db = self._memo.db if self._began else None
+            if db is None:
+                pass
+            elif exc_type is None:
+                try:
+                    db.execute("COMMIT")
+                except sqlite3.OperationalError as err:
+                    if not _is_unwritable(err):
+                        raise
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+            else:
+                with contextlib.suppress(sqlite3.Error):  # sqlite rolls back by itself on a full disk
+                    db.execute("ROLLBACK")
         finally:
             self._memo._lock.release()
+        # A write the disk refuses (full, read-only) is skipped: losing it only costs re-hashing,
+        # and it must not turn a full disk into a traceback (or fail 'pipe cache verify').
+        return isinstance(exc, sqlite3.OperationalError) and _is_unwritable(exc)
+
+
+# sqlite's messages for a database the disk refuses to write (full, read-only, failing).
+_UNWRITABLE = ("disk is full", "readonly database", "unable to open database file", "disk i/o error")
+
+
+def _is_unwritable(err: Exception) -> bool:
+    text = str(err).lower()
+    return any(m in text for m in _UNWRITABLE)

@@ -7,7 +7,10 @@ Commands are imported only when invoked, so `pipe --help` pays for click alone
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -15,7 +18,7 @@ import click
 
 from pipeline_engine.errors import PipeError, PipeInterrupted
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "os_error"]
 
 # command name -> "module:attribute" under pipeline_engine.cli
 COMMANDS: dict[str, str] = {
@@ -81,6 +84,11 @@ class PipeGroup(click.Group):
         except PipeError as exc:
             verbose = bool(ctx.obj and ctx.obj.get("verbose"))
             raise PipeClickError(exc, verbose=verbose) from exc
+        except OSError as exc:
+            error = os_error(exc)
+            if error is None:
+                raise  # no path and no known cause: a bug, reported by main()
+            raise PipeClickError(error, verbose=bool(ctx.obj and ctx.obj.get("verbose"))) from exc
         except KeyboardInterrupt as exc:
             # Ctrl-C, SIGTERM and SIGHUP alike: `finally` blocks have run (no lock held, no temp
             # file kept); exit 128 + the signal number (130, 143, 129).
@@ -90,6 +98,47 @@ class PipeGroup(click.Group):
                                     hint="run the command again to finish it")
             error.exit_code = signals.exit_code(exc)
             raise PipeClickError(error, verbose=False) from None
+
+
+# Causes the user can act on, with the next step; any other OSError counts only when it names a path.
+_OS_CAUSES: dict[int, tuple[str, str | None]] = {
+    errno.ENOSPC: ("no space left on device", "free some space ('pipe gc' removes unused cache objects) and rerun"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space ('pipe gc' removes unused cache objects) and rerun"),
+    errno.EACCES: ("permission denied", "check the permissions of that path and of its directory"),
+    errno.EPERM: ("operation not permitted", "check the permissions (and immutable flags) of that path"),
+    errno.EROFS: ("read-only file system", "use a writable location, or remount it read-write"),
+    errno.ENAMETOOLONG: ("file name too long", "use a shorter name or a shallower directory"),
+    errno.EMFILE: ("too many open files", "raise the limit ('ulimit -n') or pass fewer '--jobs'"),
+    errno.ENFILE: ("too many open files in the system", "close other programs or pass fewer '--jobs'"),
+}
+
+
+def os_error(exc: OSError) -> PipeError | None:
+    """An OSError as a one-line PipeError naming the path and the cause; None when it is neither known nor named.
+
+    A pipe temporary file is named by its directory: the file itself was removed on the way out.
+    """
+    known = _OS_CAUSES.get(exc.errno or 0)
+    if known is None and exc.filename is None:
+        return None
+    cause, hint = known or ((exc.strerror or type(exc).__name__).lower(), None)
+    if exc.filename is None:
+        return PipeError(f"{cause} (the operating system did not say which file)", hint=hint)
+    # A rename names its temporary source first: the destination is the path the user knows.
+    target = exc.filename2 if exc.filename2 is not None else exc.filename
+    return PipeError(f"'{_shown(target)}': {cause}", hint=hint)
+
+
+def _shown(filename: Any) -> str:
+    path = os.fsdecode(filename) if isinstance(filename, (str, bytes, os.PathLike)) else str(filename)
+    name = os.path.basename(path)
+    if name.startswith(".pipetmp-") or name.endswith((".part", ".tmp")):
+        path = os.path.dirname(path) or "."
+    with contextlib.suppress(ValueError, OSError):
+        rel = os.path.relpath(path)
+        if not rel.startswith(".."):
+            return rel
+    return path
 
 
 @click.group(cls=PipeGroup, context_settings={"help_option_names": ["-h", "--help"]})

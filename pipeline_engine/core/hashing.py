@@ -58,6 +58,10 @@ def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mo
                 h.update(chunk)
                 while chunk:
                     chunk = chunk[os.write(fd, chunk):]
+    except OSError as exc:
+        if exc.filename is None:  # os.write names no file: say which one (a full disk is reported by path)
+            exc.filename = os.fspath(dest)
+        raise
     finally:
         os.close(fd)
     return Oid(h.hexdigest())
