@@ -98,11 +98,12 @@ class Project:
 
     @property
     def store(self) -> ObjectStore:
-        """The local object store; opening it registers this project as a user of the cache."""
+        """The local object store; opening a `cache.dir` registers this project as one of its users."""
         if self._store is None:
             base = self.cache_dir
             self._store = ObjectStore(base / "objects")
-            register_cache_user(base, self.root)
+            if self.config.cache_dir:  # the default .pipe/cache is known to belong to this project
+                register_cache_user(base, self.root)
         return self._store
 
     @property
@@ -160,13 +161,18 @@ def register_cache_user(cache_dir: Path, root: Path) -> None:
 
 
 def cache_users(cache_dir: Path) -> list[Path]:
-    """The roots of every project registered in `cache_dir`, sorted (they may no longer exist)."""
+    """The roots of every project registered in `cache_dir`, sorted (they may no longer exist).
+
+    A project's own `.pipe/cache` counts that project, which registers nothing in it.
+    """
+    roots: set[Path] = set()
+    if cache_dir.name == "cache" and cache_dir.parent.name == CONTROL_DIR:
+        roots.add(cache_dir.parent.parent)
     try:
         with os.scandir(cache_dir / CACHE_USERS_DIR) as it:
             entries = list(it)
     except FileNotFoundError:
-        return []
-    roots: set[Path] = set()
+        entries = []
     for entry in entries:
         if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
             continue

@@ -168,3 +168,25 @@ def test_gc_ignores_projects_that_are_gone_or_moved_to_another_cache(
     (c / ".pipe/config.yaml").write_text(f"schema: 1\ncache:\n  dir: {tmp_path / 'own-cache'}\n")
     monkeypatch.chdir(a)
     assert "would remove 2 object(s)" in cli.run("gc", "-w", "--dry").stderr
+
+
+def test_a_project_using_another_projects_own_cache_is_protected_both_ways(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = _project_sharing(tmp_path, "owner", tmp_path / "unused")
+    (owner / ".pipe/config.yaml").write_text("schema: 1\n")  # its own .pipe/cache, nothing registered in it
+    guest = _project_sharing(tmp_path, "guest", owner / ".pipe/cache")
+    monkeypatch.chdir(owner)
+    (owner / "o.txt").write_text("owner's data\n")
+    cli.run("add", "o.txt")
+    assert not (owner / ".pipe/cache/projects").exists()
+    monkeypatch.chdir(guest)
+    (guest / "g.txt").write_text("guest's data\n")
+    cli.run("add", "g.txt")
+    result = cli.run("gc", "-w", "-f", exit_code=1)
+    assert f"'{owner}'" in result.stderr
+    monkeypatch.chdir(owner)
+    result = cli.run("gc", "-w", "-f", exit_code=1)
+    assert f"'{guest}'" in result.stderr
+    cli.run("gc", "-w", "-f", "-p", str(guest))
+    assert set(Project(owner).store.iter_oids()) == {hash_bytes(b"owner's data\n"), hash_bytes(b"guest's data\n")}
