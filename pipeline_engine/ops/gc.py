@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.pointer import read_pointer
 from pipeline_engine.config import CONFIG_FILE
+from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, PipeError
+from pipeline_engine.errors import CacheError, PipeError, ScmError
 from pipeline_engine.ops.objects import plan_objects
 from pipeline_engine.ops.pointers import pointer_files
 from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock, read_lock
@@ -186,8 +187,12 @@ def _named_in_history(project: Project, label: str, unreadable: list[Unreadable]
     parsed: dict[tuple[str, bytes], list[PathRecord] | None] = {}
     scratch = project.control_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch, prefix=".pipetmp-gc-") as tmp:
-        for rev in git.revisions(all_commits=True):
+    revisions = git.revisions(all_commits=True)
+    if not revisions and git.revisions(all_commits=False):
+        # An empty answer from a repository that has commits: its history was not read.
+        raise ScmError(f"cannot list the commits of the git repository at '{git.root}'; nothing was deleted")
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=temp_name("-gc-")) as tmp:
+        for rev in revisions:
             where = f"{label}commit {rev[:8]}"
             files = list(git.iter_files_at(rev, suffix=".pipe"))
             lock_text = git.read_at(rev, lock_path)
