@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime
 import errno
 import math
@@ -204,8 +205,12 @@ class Remote:
             return
         self._makedirs(posixpath.dirname(final))
         tmp = self._tmp_name(oid)
-        self.fs.put_file(str(local), tmp)
-        self.fs.mv(tmp, final)
+        try:
+            self.fs.put_file(str(local), tmp)
+            self.fs.mv(tmp, final)
+        except BaseException:
+            self._discard(tmp)
+            raise
 
     async def _aput_one(self, oid: str, local: Path) -> None:
         final = self.path_of(oid)
@@ -215,8 +220,13 @@ class Remote:
         await self.fs._makedirs(posixpath.dirname(final), exist_ok=True)
         tmp = self._tmp_name(oid)
         await self.fs._makedirs(posixpath.dirname(tmp), exist_ok=True)
-        await self.fs._put_file(str(local), tmp)
-        await self.fs._mv_file(tmp, final)
+        try:
+            await self.fs._put_file(str(local), tmp)
+            await self.fs._mv_file(tmp, final)
+        except BaseException:
+            with contextlib.suppress(*self._errors):
+                await self.fs._rm_file(tmp)
+            raise
 
     def _get_one(self, oid: str, dest: Path) -> None:
         self.fs.get_file(self.path_of(oid), str(dest))
@@ -228,6 +238,12 @@ class Remote:
         tmp_dir = f"{self.root}/{_TMP}"
         self._makedirs(tmp_dir)
         return f"{tmp_dir}/{temp_name(f'.{_HOST}')}"
+
+    def _discard(self, tmp: str) -> None:
+        """Remove a failed upload's temporary file, best effort (the next push sweeps what is left)."""
+        with contextlib.suppress(*self._errors):
+            if self.fs.exists(tmp):
+                self.fs.rm_file(tmp)
 
     def sweep_temps(self, *, max_age: float = _STALE_AFTER) -> int:
         """Remove partial uploads that killed pushes left in `<root>/tmp/`; returns how many.

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_engine.core.hashing import hash_file
 from pipeline_engine.project import Project
 from tests.conftest import git
 
@@ -204,3 +205,29 @@ def test_a_name_too_long_for_its_pointer_is_a_user_error(tmp_path: Path) -> None
     _assert_user_error(proc, "file name too long", ws, "long name")
     _assert_intact(ws, "long name")
     assert (ws / name).read_text() == "data\n"
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_push_to_a_full_remote_fails_cleanly_and_leaves_only_whole_objects(
+    small_fs: Path, tmp_path: Path, trial: int
+) -> None:
+    seed = int(os.environ.get("PIPE_SEED") or random.randrange(2**32))
+    rng = random.Random(seed)
+    why = f"seed {seed}"
+    ws = _project(tmp_path / "ws")
+    count = rng.randint(3, 40)
+    total = rng.randint(FS_SIZE * 110 // 100, FS_SIZE * 200 // 100)
+    (ws / "big").mkdir()
+    for i in range(count):
+        (ws / "big" / f"{i:03}.bin").write_bytes(rng.randbytes(total // count))
+    remote = small_fs / "remote"
+    for args in (("add", "big"), ("remote", "add", "-d", "store", str(remote))):
+        assert pipe(ws, *args).returncode == 0, why
+    proc = pipe(ws, "push", "-j", str(rng.randint(1, 4)))
+    named = _assert_user_error(proc, "no space left on device", ws, why)
+    assert named.resolve().is_relative_to(remote), why
+    assert not any((remote / "tmp").iterdir()), f"{why}: partial uploads left on the remote"
+    for path in remote.glob("??/*"):
+        oid = path.parent.name + path.name
+        assert hash_file(path) == oid.removesuffix(".dir"), f"{why}: '{path}' on the remote is not whole"
+    assert not list(remote.glob("??/*.dir")), f"{why}: a manifest was pushed before its files"
