@@ -42,8 +42,9 @@ def read_pointer(root: Path, relpath: str) -> Pointer:
     raw = load_yaml(root / relpath, source=relpath)
     if not isinstance(raw, dict) or not isinstance(raw.get("outs"), list) or len(raw["outs"]) != 1:
         raise SpecError(f"{relpath}: a pointer file needs 'outs' with exactly one entry")
-    if raw.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise SpecError(f"{relpath}: unsupported schema {raw.get('schema')!r}; upgrade pipe")
+    schema = raw.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION or isinstance(schema, bool):
+        raise SpecError(f"{relpath}: unsupported schema {schema!r}; upgrade pipe")
     out = PathRecord.from_dict(raw["outs"][0], source=relpath)
     if "/" in out.path:
         raise SpecError(f"{relpath}: path '{out.path}' must name a file beside the pointer")

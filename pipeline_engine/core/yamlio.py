@@ -21,6 +21,7 @@ from pipeline_engine.errors import SpecError
 
 __all__ = [
     "MAX_ALIAS_NODES", "MAX_DEPTH", "check_values", "dump_yaml", "load_yaml", "parse_json", "parse_yaml",
+    "read_utf8",
 ]
 
 #: How many nodes aliases may add to a document beyond the nodes written in it.
@@ -218,12 +219,27 @@ def load_yaml(path: Path, *, source: str | None = None) -> Any:
     """
     name = source or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{name}: not UTF-8 text (byte {exc.start})") from exc
-    except OSError as exc:
+        text = read_utf8(path, source=name)
+    except FileNotFoundError as exc:
         raise SpecError(f"{name}: cannot read: {exc.strerror or exc}") from exc
     return parse_yaml(text, source=name)
+
+
+def read_utf8(path: Path, *, source: str) -> str:
+    """A file's text; `source` names it in errors.
+
+    Raises:
+        FileNotFoundError: the file does not exist (callers decide whether that is an error).
+        SpecError: the file cannot be read, or is not UTF-8 (the message gives the byte offset).
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from exc
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SpecError(f"{source}: cannot read: {exc.strerror or exc}") from exc
 
 
 def parse_json(text: str, *, source: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
-from pipeline_engine.core.yamlio import parse_yaml
+from pipeline_engine.core.yamlio import parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.interpolate import Context, Resolver, expand_foreach, expand_matrix
 from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES, read_params_file
@@ -97,11 +97,9 @@ def load_spec(root: Path, *, trusted_digest: str | None = None) -> PipelineSpec:
     """
     path = root / PIPELINE_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, source=PIPELINE_FILE)
     except FileNotFoundError:
         return PipelineSpec()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{PIPELINE_FILE}: cannot read: {exc}") from exc
     return parse_spec(text, root=root, trusted_digest=trusted_digest)
 
 
