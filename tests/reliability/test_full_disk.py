@@ -12,6 +12,7 @@ import hashlib
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -231,3 +232,27 @@ def test_push_to_a_full_remote_fails_cleanly_and_leaves_only_whole_objects(
         oid = path.parent.name + path.name
         assert hash_file(path) == oid.removesuffix(".dir"), f"{why}: '{path}' on the remote is not whole"
     assert not list(remote.glob("??/*.dir")), f"{why}: a manifest was pushed before its files"
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_add_out_of_file_handles_fails_cleanly(tmp_path: Path, trial: int) -> None:
+    seed = int(os.environ.get("PIPE_SEED") or random.randrange(2**32))
+    limit = random.Random(seed).randint(8, 14)
+    why = f"seed {seed}, ulimit -n {limit}"
+    ws = _project(tmp_path / "ws")
+    (ws / "d").mkdir()
+    for i in range(300):
+        (ws / "d" / str(i)).write_text(f"{i}\n")
+    before = _digests(ws)
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "pipeline_engine", "add", "d"], cwd=ws, capture_output=True,
+                          text=True, check=False, preexec_fn=few_files)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, f"{why}: exit {proc.returncode}\n{proc.stderr}"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "too many open files" in errors[0], f"{why}\n{proc.stderr}"
+    assert "ulimit -n" in proc.stderr, why
+    _assert_intact(ws, why)
+    assert _digests(ws) == before and not (ws / "d.pipe").exists(), why
