@@ -303,12 +303,15 @@ class _StageRunner:
                 hint=f"fix the command, then run 'pipe repro {stage.name}'",
             )
         records = save_outs(self.project, stage)
-        entry = self._record(stage, state, records)
-        # Recorded even under --no-run-cache: that flag only stops restoring.
+        entry = self._entry(stage, state, records)
+        # Recorded even under --no-run-cache: that flag only stops restoring. And recorded before
+        # the lock entry: a pipe killed between the two leaves a stage the rerun restores from this
+        # entry (and then records), where the other order would lose the run-cache entry for good.
         if runcache.is_cacheable(stage):
             key = runcache.run_key(stage, state)
             if key:
                 runcache.store_run(self.project, key, entry)
+        self.writer.update(stage.name, entry)
         return Outcome.RAN
 
     def _clear_outs(self, stage: StageSpec) -> None:
@@ -324,10 +327,14 @@ class _StageRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def _record(self, stage: StageSpec, state: StageState, outs: tuple[PathRecord, ...]) -> StageLock:
-        deps = tuple(r for r in state.deps.values() if r is not None)
-        entry = StageLock(stage.cmd, deps, state.params, state.env, outs)
+        entry = self._entry(stage, state, outs)
         self.writer.update(stage.name, entry)
         return entry
+
+    @staticmethod
+    def _entry(stage: StageSpec, state: StageState, outs: tuple[PathRecord, ...]) -> StageLock:
+        deps = tuple(r for r in state.deps.values() if r is not None)
+        return StageLock(stage.cmd, deps, state.params, state.env, outs)
 
     def _log_path(self, name: str) -> Path:
         return self.project.control_dir / "tmp" / "logs" / f"{name}.log"
