@@ -103,10 +103,11 @@ def run_command(
     record: Path | None = None
     try:
         try:
-            proc = _start(script, cwd=cwd, env=env, log=log)
+            proc = _start(script, cwd=cwd, env=env, log=log, gated=record_dir is not None)
             entry = _register(proc)
             if record_dir is not None:
                 record = _write_record(record_dir, proc.pid, name=name, command=script)
+                _open_gate(proc)
             returncode = proc.wait()
         except BaseException:
             # Ctrl-C while this thread registers or waits: never leave the group running behind
@@ -119,6 +120,7 @@ def run_command(
         finally:
             if proc is not None:
                 _unregister(proc)
+                _close_stdin(proc)  # a gate never opened (the record failed) must not leak its pipe
             if record is not None:
                 record.unlink(missing_ok=True)
     except StageFailedError:
@@ -131,13 +133,23 @@ def run_command(
     return CommandResult(returncode=returncode, log_path=log_path, interrupted=entry.interrupted)
 
 
-def _start(script: str, *, cwd: Path, env: Mapping[str, str], log: IO[bytes] | None) -> subprocess.Popen[bytes]:
+# A recorded command first waits at this gate until its record is written: killed before that,
+# `pipe` closes the pipe unwritten, `read` fails, and the command never runs unrecorded.
+_GATE = 'IFS= read -r go || exit 125; exec </dev/null; exec "$@"'
+
+
+def _start(
+    script: str, *, cwd: Path, env: Mapping[str, str], log: IO[bytes] | None, gated: bool = False
+) -> subprocess.Popen[bytes]:
+    argv = shell_argv(script)
+    if gated:
+        argv = [shutil.which("sh") or "/bin/sh", "-c", _GATE, "pipe-stage", *argv]
     try:
         return subprocess.Popen(
-            shell_argv(script),
+            argv,
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if gated else subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT if log is not None else None,
             start_new_session=True,
@@ -233,6 +245,24 @@ def _running_groups() -> set[int]:
         if fields[0] not in (b"Z", b"X"):
             groups.add(int(fields[2]))
     return groups
+
+
+def _open_gate(proc: subprocess.Popen[bytes]) -> None:
+    """Let a gated command run (it is recorded now)."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # it ended already (e.g. killed): nothing to let through
+    finally:
+        _close_stdin(proc)
+
+
+def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
 
 def _write_record(record_dir: Path, pid: int, *, name: str, command: str) -> Path | None:
