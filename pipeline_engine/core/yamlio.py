@@ -4,7 +4,10 @@ Reading composes the node graph with the C loader, then walks it once (iterative
 Python object is built: aliases may add at most `MAX_ALIAS_NODES` nodes (an alias bomb is refused
 in milliseconds, not expanded), nesting is at most `MAX_DEPTH` levels, an alias may not contain
 itself, and mapping keys are unique (YAML requires it; PyYAML would silently keep the last).
-Scalars resolve as PyYAML's SafeLoader resolves them (YAML 1.1: `no` is false, `1e6` a string).
+Scalars resolve by the YAML 1.2 core schema, as DVC reads its files (ruamel.yaml): `no`, `off`,
+`yes` and `on` are strings, `1e6` is the float 1000000.0, `0o17` is 15 and `017` is 17. Writing
+quotes every string that YAML 1.1 or 1.2 would read as something else (`'no'`, `'1e6'`), so what
+pipe writes reads back the same with either.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = [
-    "MAX_ALIAS_NODES", "MAX_DEPTH", "check_values", "dump_yaml", "load_yaml", "parse_json", "parse_yaml",
+    "MAX_ALIAS_NODES", "MAX_DEPTH", "Dumper", "Loader", "check_values", "dump_yaml", "load_yaml", "parse_json", "parse_yaml",
     "read_utf8",
 ]
 
@@ -29,8 +32,8 @@ MAX_ALIAS_NODES = 100_000
 #: How deeply collections may nest (pipe's own files use fewer than 10 levels).
 MAX_DEPTH = 100
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_CLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -39,9 +42,63 @@ _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.or
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-class _NoAliasDumper(_Dumper):  # type: ignore[misc]
+# The YAML 1.2 core schema's implicit types, as ruamel.yaml (DVC's reader) writes them; `=` is a
+# plain string (YAML 1.1's `value` type only made loading fail).
+_YAML12 = [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:float", r"""^(?:
+         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""", "-+0123456789."),
+    ("tag:yaml.org,2002:int", r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0o?[0-7_]+
+        |[-+]?[0-9_]+
+        |[-+]?0x[0-9a-fA-F_]+)$""", "-+0123456789"),
+    (_MERGE_TAG, r"^(?:<<)$", "<"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:timestamp", r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+        |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
+        (?:[Tt]|[\ \t]+)[0-9][0-9]?
+        :[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
+        (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""", "0123456789"),
+]
+
+
+def _add_yaml12(cls: Any) -> None:
+    for tag, pattern, first in _YAML12:
+        cls.add_implicit_resolver(tag, re.compile(pattern, re.X), list(first))
+
+
+def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 integer: `0o17` and `0x1f` by prefix, `017` is decimal (YAML 1.1 read it as octal)."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    bases = {"0b": 2, "0o": 8, "0x": 16}
+    base = bases.get(digits[:2], 10)
+    return sign * int(digits[2:] if base != 10 else digits, base)
+
+
+class Loader(_CLoader):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml when present) with YAML 1.2 core-schema scalars."""
+
+    yaml_implicit_resolvers: dict[Any, list[Any]] = {}
+
+
+_add_yaml12(Loader)
+Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+class Dumper(_CDumper):  # type: ignore[misc]
+    """A safe dumper that never writes aliases and quotes strings YAML 1.1 or 1.2 would not read back."""
+
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+_add_yaml12(Dumper)  # on top of YAML 1.1's resolvers, which the class inherits
 
 
 def parse_yaml(text: str, *, source: str) -> Any:
@@ -50,7 +107,7 @@ def parse_yaml(text: str, *, source: str) -> Any:
     Raises:
         SpecError: invalid YAML, a duplicate key, nesting too deep, aliases expanding too far.
     """
-    loader = _Loader(text)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -318,5 +375,5 @@ def check_values(data: Any, *, source: str) -> None:
 def dump_yaml(data: Any, *, sort_keys: bool = True) -> str:
     """Serialise `data` as block-style YAML with stable ordering."""
     return yaml.dump(
-        data, Dumper=_NoAliasDumper, sort_keys=sort_keys, default_flow_style=False, allow_unicode=True
+        data, Dumper=Dumper, sort_keys=sort_keys, default_flow_style=False, allow_unicode=True
     )

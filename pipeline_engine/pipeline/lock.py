@@ -18,7 +18,7 @@ import yaml
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.core.yamlio import load_yaml, parse_yaml
+from pipeline_engine.core.yamlio import Dumper, load_yaml, parse_yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = [
@@ -140,11 +140,11 @@ def _to_lock(raw: Any) -> LockFile:
     return LockFile(stages)
 
 
-class _LockDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Keeps the key order we build (stable by construction), writes multi-line cmds as `|` blocks."""
+class _LockDumper(Dumper):  # type: ignore[misc]
+    """Keeps the key order we build (stable by construction), writes multi-line cmds as `|` blocks.
 
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
+    Strings YAML 1.1 or 1.2 would read as another type (`'no'`, `'1e6'`) are quoted (yamlio.Dumper).
+    """
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

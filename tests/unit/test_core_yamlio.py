@@ -44,7 +44,8 @@ def test_a_merge_key_may_be_overridden_but_not_a_key_twice() -> None:
     assert exc.value.hint == "remove one of the two entries"
 
 
-@pytest.mark.parametrize("text", ["a: 1\na: 2\n", "1: x\n0x1: y\n", "true: 1\nyes: 2\n", "&k a: 1\n*k: 2\n"])
+@pytest.mark.parametrize("text", ["a: 1\na: 2\n", "1: x\n0x1: y\n", "true: 1\nTrue: 2\n", "017: a\n17: b\n",
+                                  "&k a: 1\n*k: 2\n"])
 def test_keys_equal_after_resolution_are_duplicates(text: str) -> None:
     with pytest.raises(SpecError, match="duplicate key"):
         parse_yaml(text, source="f")
@@ -86,13 +87,13 @@ def test_values_no_reader_can_use_are_refused_with_line_and_key(value: str, mess
         parse_yaml(f"a: 1\nb: {{c: {value}}}\n", source="f")
 
 
-def test_bounds_are_inclusive_and_scalars_resolve_as_before() -> None:
+def test_bounds_are_inclusive_and_scalars_resolve_as_yaml_12() -> None:
     data = parse_yaml(
         "a: 18446744073709551615\nb: -9223372036854775808\nc: no\nd: 1e6\ne: 1.5e+3\nf: !!str 12\ng: ~\n",
         source="f",
     )
-    # YAML 1.1 as PyYAML's SafeLoader resolves it (unchanged): `no` is false, `1e6` a string.
-    assert data == {"a": 2**64 - 1, "b": -(2**63), "c": False, "d": "1e6", "e": 1500.0, "f": "12", "g": None}
+    # YAML 1.2 core schema (as DVC): `no` is a string, `1e6` a float.
+    assert data == {"a": 2**64 - 1, "b": -(2**63), "c": "no", "d": 1e6, "e": 1500.0, "f": "12", "g": None}
 
 
 def test_control_characters_in_keys_are_refused() -> None:
@@ -135,3 +136,43 @@ plain_data = st.recursive(
 def test_what_dump_yaml_writes_parse_yaml_reads_back(data: object) -> None:
     assert parse_yaml(dump_yaml(data), source="f") == data
     assert parse_yaml(dump_yaml(data), source="f") == yaml.safe_load(dump_yaml(data))
+
+
+# YAML 1.2 core schema, as DVC reads its files through ruamel.yaml (the oracle below).
+YAML12_SCALARS = [
+    "no", "No", "NO", "off", "yes", "on", "y", "n", "true", "True", "FALSE", "tRUE", "1e6", "1E6", "1e+6",
+    "1.5e-3", "017", "09", "0o17", "-0o17", "0x1F", "0b101", "1_000", "1:30", "190:20:30", "+12", ".5", "+.5",
+    "-.5e+3", "1.", "0", "-0", "00", "0.1", "~", "null", "Null", "nULL", "", "2024-01-02",
+    "2001-12-14t21:59:43.10-05:00", "1e", "e6", ".e6", "1.5.2", "1,000", "0b2",
+]
+
+
+@pytest.mark.parametrize("scalar", YAML12_SCALARS)
+def test_plain_scalars_resolve_as_dvc_reads_them(scalar: str) -> None:
+    from ruamel.yaml import YAML
+
+    expected = YAML(typ="safe", pure=True).load(f"k: {scalar}\n")["k"]
+    got = parse_yaml(f"k: {scalar}\n", source="f")["k"]
+    assert (type(got), got) == (type(expected), expected)
+
+
+def test_yaml_12_examples_from_the_issue() -> None:
+    data = parse_yaml("country: no\nbig: 1e6\noff: yes\nmode: 0o17\nn: 017\n", source="params.yaml")
+    assert data == {"country": "no", "big": 1000000.0, "off": "yes", "mode": 15, "n": 17}
+    assert isinstance(data["big"], float)
+    assert parse_yaml("k: =\n", source="f") == {"k": "="}  # YAML 1.1's `value` type is gone (ruamel fails)
+
+
+@given(st.lists(st.sampled_from(YAML12_SCALARS) | st.text(max_size=8), max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_strings_written_read_back_as_strings_in_yaml_12_and_11(values: list[str]) -> None:
+    text = dump_yaml({"v": values})
+    assert parse_yaml(text, source="f") == {"v": values}
+    assert yaml.safe_load(text) == {"v": values}  # PyYAML's YAML 1.1 reader agrees: 'no' stays quoted
+
+
+def test_numbers_and_bools_written_read_back_with_their_type() -> None:
+    data = {"f": 1000000.0, "small": 1e-7, "big": 1e20, "t": True, "n": None, "i": -17, "off": "off"}
+    text = dump_yaml(data)
+    assert "'off'" in text and "1000000.0" in text
+    assert parse_yaml(text, source="f") == data
