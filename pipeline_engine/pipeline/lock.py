@@ -140,7 +140,7 @@ def _to_lock(raw: Any) -> LockFile:
     return LockFile(stages)
 
 
-class _LockDumper(Dumper):  # type: ignore[misc]
+class _LockDumper(Dumper):
     """Keeps the key order we build (stable by construction), writes multi-line cmds as `|` blocks.
 
     Strings YAML 1.1 or 1.2 would read as another type (`'no'`, `'1e6'`) are quoted (yamlio.Dumper).
