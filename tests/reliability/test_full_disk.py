@@ -237,7 +237,7 @@ def test_push_to_a_full_remote_fails_cleanly_and_leaves_only_whole_objects(
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_add_out_of_file_handles_fails_cleanly(tmp_path: Path, trial: int) -> None:
     seed = int(os.environ.get("PIPE_SEED") or random.randrange(2**32))
-    limit = random.Random(seed).randint(8, 14)
+    limit = random.Random(seed).randint(8, 12)  # low enough to fail most runs
     why = f"seed {seed}, ulimit -n {limit}"
     ws = _project(tmp_path / "ws")
     (ws / "d").mkdir()
@@ -250,7 +250,12 @@ def test_add_out_of_file_handles_fails_cleanly(tmp_path: Path, trial: int) -> No
 
     proc = subprocess.run([sys.executable, "-m", "pipeline_engine", "add", "d"], cwd=ws, capture_output=True,
                           text=True, check=False, preexec_fn=few_files)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, f"{why}: exit {proc.returncode}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, f"{why}\n{proc.stderr}"
+    if proc.returncode == 0:  # the threads happened to need fewer files at once: then it must be complete
+        _assert_intact(ws, why)
+        assert pipe(ws, "status", "--exit-code").returncode == 0, why
+        return
+    assert proc.returncode == 1, f"{why}: exit {proc.returncode}\n{proc.stderr}"
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "too many open files" in errors[0], f"{why}\n{proc.stderr}"
     assert "ulimit -n" in proc.stderr, why
