@@ -20,7 +20,7 @@ def stage() -> None:
 @click.option("-o", "--outs", multiple=True, help="A path the command writes (cached).")
 @click.option("-O", "--outs-no-cache", multiple=True, help="An out that is not cached.")
 @click.option("--outs-persist", multiple=True, help="An out that is not deleted before the command runs.")
-@click.option("-p", "--params", multiple=True, help="A params key (`train.lr`) or `file.yaml:key1,key2`.")
+@click.option("-p", "--params", multiple=True, help="Params keys (`lr,train.epochs`) or `file.yaml:key1,key2`.")
 @click.option("-m", "--metrics", multiple=True, help="A metrics file (cached).")
 @click.option("-M", "--metrics-no-cache", multiple=True, help="A metrics file that is not cached.")
 @click.option("--plots", multiple=True, help="A plots file.")

@@ -10,10 +10,11 @@ from pipeline_engine.errors import SpecError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.pipeline.edit import add_stage
 from pipeline_engine.pipeline.graph import build_graph
+from pipeline_engine.pipeline.params import PARAMS_FILE
 from pipeline_engine.pipeline.spec import PIPELINE_FILE, parse_spec
 from pipeline_engine.project import Project
 
-__all__ = ["NewStage", "stage_add"]
+__all__ = ["NewStage", "parse_params", "stage_add"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class NewStage:
         if self.deps:
             body["deps"] = list(self.deps)
         if self.params:
-            body["params"] = [_param(p) for p in self.params]
+            body["params"] = parse_params(self.params)
         if self.env:
             body["env"] = list(self.env)
         outs = [*self.outs, *({p: {"cache": False}} for p in self.outs_no_cache),
@@ -87,9 +88,20 @@ def stage_add(project: Project, stage: NewStage, *, force: bool = False) -> str:
         return new_text
 
 
-def _param(value: str) -> str | dict[str, list[str]]:
-    """`train.lr`, or DVC's `file.yaml:key1,key2` as `{file.yaml: [key1, key2]}`."""
-    file, sep, keys = value.partition(":")
-    if not sep:
-        return value
-    return {file: [k.strip() for k in keys.split(",") if k.strip()]}
+def parse_params(values: tuple[str, ...]) -> list[str | dict[str, list[str] | None]]:
+    """DVC's `-p [file:]key1,key2` values as pipeline.yaml `params` entries, grouped by file.
+
+    `-p a,b` is two keys of params.yaml (written as plain strings); `-p other.yaml:a,b` is
+    `{other.yaml: [a, b]}`; `-p other.yaml:` tracks the whole file (`{other.yaml: null}`).
+    """
+    files: dict[str, list[str]] = {}
+    for value in values:
+        file, _, keys = value.rpartition(":")
+        files.setdefault(file or PARAMS_FILE, []).extend(k.strip() for k in keys.split(",") if k.strip())
+    entries: list[str | dict[str, list[str] | None]] = []
+    for file, keys in files.items():
+        if file == PARAMS_FILE:
+            entries.extend(list(dict.fromkeys(keys)) or [PARAMS_FILE])
+        else:
+            entries.append({file: list(dict.fromkeys(keys)) or None})
+    return entries

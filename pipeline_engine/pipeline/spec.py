@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import posixpath
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,16 @@ from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
 from pipeline_engine.core.yamlio import parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
-from pipeline_engine.pipeline.interpolate import Context, Resolver, expand_foreach, expand_matrix
+from pipeline_engine.pipeline.interpolate import (
+    BoolStyle,
+    Context,
+    ListStyle,
+    Origin,
+    Resolver,
+    expand_foreach,
+    expand_matrix,
+    parse_expr,
+)
 from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES, read_params_file
 from pipeline_engine.pipeline.validate import locate, validate
 
@@ -28,6 +38,7 @@ __all__ = [
 
 PIPELINE_FILE = "pipeline.yaml"
 _TEMPLATE_KEYS = ("vars", "foreach", "do", "matrix")
+_WHOLE = re.compile(r"\$\{([^}]*)\}")
 _PLOT_OPTIONS = ("x", "y", "template", "title", "x_label", "y_label", "header")
 
 
@@ -87,10 +98,12 @@ class PipelineSpec:
     plots: tuple[Any, ...] = ()
 
 
-def load_spec(root: Path, *, trusted_digest: str | None = None) -> PipelineSpec:
+def load_spec(root: Path, *, trusted_digest: str | None = None, bool_style: BoolStyle = BoolStyle.STORE_TRUE,
+              list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
     """Read `root/pipeline.yaml` (an empty spec when absent).
 
     `trusted_digest` is the digest of a text validated before: the schema check is skipped for it.
+    `bool_style` / `list_style` are DVC's `parsing.bool` / `parsing.list` for `${dict}` in `cmd`.
 
     Raises:
         SpecError: the file is invalid; the message names the file, line, stage and key.
@@ -100,10 +113,11 @@ def load_spec(root: Path, *, trusted_digest: str | None = None) -> PipelineSpec:
         text = read_utf8(path, source=PIPELINE_FILE)
     except FileNotFoundError:
         return PipelineSpec()
-    return parse_spec(text, root=root, trusted_digest=trusted_digest)
+    return parse_spec(text, root=root, trusted_digest=trusted_digest, bool_style=bool_style, list_style=list_style)
 
 
-def parse_spec(text: str, *, root: Path, trusted_digest: str | None = None) -> PipelineSpec:
+def parse_spec(text: str, *, root: Path, trusted_digest: str | None = None,
+               bool_style: BoolStyle = BoolStyle.STORE_TRUE, list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
     """Parse pipeline.yaml text; params and vars files are read relative to `root`."""
     digest = hash_bytes(text.encode("utf-8"))
     raw = parse_yaml(text, source=PIPELINE_FILE)
@@ -111,7 +125,7 @@ def parse_spec(text: str, *, root: Path, trusted_digest: str | None = None) -> P
         return PipelineSpec(digest=digest)
     if digest != trusted_digest:
         validate(raw, text=text, source=PIPELINE_FILE)
-    builder = _Builder(root, text)
+    builder = _Builder(root, text, bool_style=bool_style, list_style=list_style)
     stages = builder.build(raw)
     metrics = tuple(norm_path("", str(m), what="metrics") for m in raw.get("metrics") or ())
     plots = tuple(norm_path("", p, what="plots") if isinstance(p, str) else p for p in raw.get("plots") or ())
@@ -140,9 +154,11 @@ def norm_path(wdir: str, path: str, *, what: str, allow_root: bool = False) -> s
 class _Builder:
     """Turns validated raw stages into StageSpecs; knows the text for error locations."""
 
-    def __init__(self, root: Path, text: str) -> None:
+    def __init__(self, root: Path, text: str, *, bool_style: BoolStyle, list_style: ListStyle) -> None:
         self.root = root
         self.text = text
+        self.bool_style = bool_style
+        self.list_style = list_style
 
     def fail(self, path: list[str | int], message: str, *, hint: str | None = None) -> SpecError:
         line = locate(self.text, path)
@@ -150,7 +166,8 @@ class _Builder:
         return SpecError(f"{at}: {message}", hint=hint)
 
     def build(self, raw: Mapping[str, Any]) -> dict[str, StageSpec]:
-        context = self._context(raw.get("vars") or [], wdir="", base=self._default_context(), at=["vars"])
+        context = self._default_context()
+        context = self._load_vars(raw.get("vars") or [], wdir="", ctx=context, prefix="", at=["vars"])
         stages: dict[str, StageSpec] = {}
         for name, body in (raw.get("stages") or {}).items():
             for full_name, stage_body, ctx in self._expand(str(name), body, context):
@@ -167,31 +184,45 @@ class _Builder:
             return Context()
         data = read_params_file(resolve_in_project(self.root, PARAMS_FILE, source=PARAMS_FILE, follow=True),
                                 source=PARAMS_FILE)
-        return Context(dict(data), {str(k): PARAMS_FILE for k in data})
+        return Context().merged(data, label=PARAMS_FILE, source=PARAMS_FILE).imported(PARAMS_FILE, None)
 
-    def _context(self, items: list[Any], *, wdir: str, base: Context, at: list[str | int]) -> Context:
-        ctx = base
-        for item in items:
-            if isinstance(item, Mapping):
-                ctx = ctx.merged(item)
-                continue
-            file, _, keys = str(item).partition(":")
-            rel = norm_path(wdir, file, what="vars")
-            data = read_params_file(resolve_in_project(self.root, rel, source=rel, follow=True), source=rel)
-            if keys:
-                wanted = [k.strip() for k in keys.split(",")]
-                missing = [k for k in wanted if k not in data]
-                if missing:
-                    raise self.fail(at, f"vars: '{missing[0]}' is not in '{rel}'")
-                data = {k: data[k] for k in wanted}
-            ctx = ctx.merged(data, source=rel)
+    def _load_vars(self, items: list[Any], *, wdir: str, ctx: Context, prefix: str,
+                   at: list[str | int]) -> Context:
+        """DVC's `vars`: files (`file.yaml`, `file.yaml:a,b`) and inline mappings, merged deeply in order."""
+        if _has_template(items):
+            raise self.fail(at, f"'{prefix}vars': interpolating is not allowed")
+        for index, item in enumerate(items):
+            try:
+                if isinstance(item, Mapping):
+                    ctx = ctx.merged(item, label=f"{prefix}vars[{index}]")
+                else:
+                    ctx = self._load_vars_file(str(item), wdir=wdir, ctx=ctx)
+            except SpecError as exc:
+                raise self.fail([*at, index], exc.message, hint=exc.hint) from None
         return ctx
+
+    def _load_vars_file(self, item: str, *, wdir: str, ctx: Context) -> Context:
+        file, _, keys = item.partition(":")
+        rel = norm_path(wdir, file, what="vars")
+        wanted = tuple(k.strip() for k in keys.split(",") if k.strip()) or None
+        if rel in ctx.imports:
+            loaded = ctx.imports[rel]
+            if wanted is None and loaded is None:
+                return ctx  # the same whole file twice is allowed (DVC)
+            if loaded is None:
+                raise SpecError(f"vars: cannot partially load '{item}' as it's already loaded")
+            if wanted is None or set(wanted) & set(loaded):
+                raise SpecError(f"vars: cannot load '{item}' as it's partially loaded already")
+        data = read_params_file(resolve_in_project(self.root, rel, source=rel, follow=True), source=rel)
+        if wanted is not None:
+            missing = [k for k in wanted if k not in data]
+            if missing:
+                raise SpecError(f"vars: could not find '{missing[0]}' in '{rel}'")
+            data = {k: data[k] for k in wanted}
+        return ctx.merged(data, label=rel, source=rel).imported(rel, wanted)
 
     def _expand(self, name: str, body: Mapping[str, Any], ctx: Context) -> Iterator[tuple[str, Any, Context]]:
         where = f"stage '{name}'"
-        if body.get("vars"):
-            wdir = str(body.get("wdir", "")) if "foreach" not in body else ""
-            ctx = self._context(body["vars"], wdir=wdir, base=ctx, at=["stages", name, "vars"])
         if "do" in body and "foreach" not in body:
             raise self.fail(["stages", name, "do"], f"{where}: 'do' needs 'foreach'")
         if "foreach" in body:
@@ -201,18 +232,44 @@ class _Builder:
             extra = sorted(set(body) - {"foreach", "do", "vars"})
             if extra:
                 raise self.fail(["stages", name, extra[0]], f"{where}: '{extra[0]}' belongs under 'do'")
-            items = self._resolve(Resolver(ctx, where=where), body["foreach"], ["stages", name, "foreach"])
-            for suffix, names in self._guard(expand_foreach, items, where, ["stages", name, "foreach"]):
-                yield f"{name}@{suffix}", body["do"], ctx.merged(names)
+            # `vars` beside `foreach` (pipe also accepts it there) serve every item.
+            ctx = self._load_vars(body.get("vars") or [], wdir="", ctx=ctx, prefix=f"{name}.",
+                                  at=["stages", name, "vars"])
+            at: list[str | int] = ["stages", name, "foreach"]
+            items = self._resolve(Resolver(ctx, where=where), body["foreach"], at)
+            base = self._origin(ctx, body["foreach"])
+            for suffix, names, sub in self._guard(expand_foreach, items, where, at):
+                origins: dict[tuple[str, ...], Origin] = {("item",): Origin(f"{name}.foreach", base.source, (*base.key, *sub))} if base else {}
+                yield f"{name}@{suffix}", body["do"], ctx.with_names(names, origins)
         elif "matrix" in body:
-            matrix = self._resolve(Resolver(ctx, where=where), body["matrix"], ["stages", name, "matrix"])
+            at = ["stages", name, "matrix"]
+            matrix = self._resolve(Resolver(ctx, where=where), body["matrix"], at)
+            bases = {axis: self._origin(ctx, raw) for axis, raw in body["matrix"].items()}
             rest = {k: v for k, v in body.items() if k != "matrix"}
-            for suffix, names in self._guard(expand_matrix, matrix, where, ["stages", name, "matrix"]):
-                yield f"{name}@{suffix}", rest, ctx.merged(names)
+            for suffix, names, indexes in self._guard(expand_matrix, matrix, where, at):
+                axes: dict[tuple[str, ...], Origin] = {
+                    ("item", str(axis)): Origin(f"{name}.matrix", base.source, (*base.key, str(i)))
+                    for (axis, base), i in zip(bases.items(), indexes, strict=True) if base is not None
+                }
+                yield f"{name}@{suffix}", rest, ctx.with_names(names, axes)
         else:
             yield name, body, ctx
 
-    def _guard(self, fn: Any, value: Any, where: str, at: list[str | int]) -> list[tuple[str, dict[str, Any]]]:
+    def _origin(self, ctx: Context, raw: Any) -> Origin | None:
+        """The params-file origin of a `${name}` value (so its items track their own keys), if any."""
+        whole = _WHOLE.fullmatch(raw) if isinstance(raw, str) else None
+        if whole is None:
+            return None
+        try:
+            found = ctx.origin_of(parse_expr(whole.group(1), where=""))
+        except SpecError:
+            return None
+        if found is None or found[0].source is None:
+            return None
+        origin, rest = found
+        return Origin(origin.label, origin.source, (*origin.key, *rest))
+
+    def _guard(self, fn: Any, value: Any, where: str, at: list[str | int]) -> list[Any]:
         try:
             return list(fn(value, where=where))
         except SpecError as exc:
@@ -225,9 +282,24 @@ class _Builder:
             raise self.fail(at, exc.message, hint=exc.hint) from None
 
     def _stage(self, name: str, group: str, body: Mapping[str, Any], ctx: Context) -> StageSpec:
-        resolver = Resolver(ctx, where=f"stage '{name}'")
-        data = resolver.resolve({k: v for k, v in body.items() if k not in _TEMPLATE_KEYS})
+        where = f"stage '{name}'"
+        wdir = body.get("wdir")
+        if isinstance(wdir, str) and "${" in wdir:
+            wdir = Resolver(ctx, where=where).resolve(wdir)
+        vars_wdir = norm_path("", str(wdir or "."), what=where, allow_root=True)
+        ctx = self._load_vars(body.get("vars") or [], wdir=vars_wdir, ctx=ctx, prefix=f"{name}.",
+                              at=["stages", group, "vars"])
+        resolver = Resolver(ctx, where=where, bool_style=self.bool_style, list_style=self.list_style)
+        data = {k: resolver.resolve(v, key=k) for k, v in body.items() if k not in _TEMPLATE_KEYS}
         return _make_stage(name, group, data, resolver.used)
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, Mapping):
+        return any(_has_template(k) or _has_template(v) for k, v in value.items())
+    return isinstance(value, list) and any(_has_template(v) for v in value)
 
 
 def _make_stage(name: str, group: str, data: Mapping[str, Any], used: set[tuple[str, str]]) -> StageSpec:

@@ -109,12 +109,13 @@ stages:
     s = spec.stages["s"]
     assert s.cmd == "run 0.1 16 3 E ${literal} true"
     assert s.outs[0].path == "out_3"
-    assert set(s.params) == {ParamsDep("params.yaml", ("layers", "train.flag", "train.lr")),
+    assert set(s.params) == {ParamsDep("params.yaml", ("layers.1", "train.flag", "train.lr")),
                              ParamsDep("extra.yaml", ("e",))}
 
 
 def test_whole_value_template_keeps_its_type(tmp_path: Path) -> None:
-    ctx = Context({"xs": [1, 2], "m": {"a": 1}}, {"xs": "params.yaml"})
+    ctx = Context().merged({"xs": [1, 2]}, label="params.yaml", source="params.yaml").merged(
+        {"m": {"a": 1}}, label="vars[0]")
     r = Resolver(ctx, where="here")
     assert r.resolve("${xs}") == [1, 2] and r.resolve({"k": "${m}"}) == {"k": {"a": 1}}
     with pytest.raises(SpecError, match="only a whole value"):
