@@ -96,12 +96,13 @@ def parse_params(values: tuple[str, ...]) -> list[str | dict[str, list[str] | No
     """
     files: dict[str, list[str]] = {}
     for value in values:
-        file, _, keys = value.rpartition(":")
-        files.setdefault(file or PARAMS_FILE, []).extend(k.strip() for k in keys.split(",") if k.strip())
+        file, _, text = value.rpartition(":")
+        files.setdefault(file or PARAMS_FILE, []).extend(k.strip() for k in text.split(",") if k.strip())
     entries: list[str | dict[str, list[str] | None]] = []
-    for file, keys in files.items():
+    for file, names in files.items():
+        keys = list(dict.fromkeys(names))
         if file == PARAMS_FILE:
-            entries.extend(list(dict.fromkeys(keys)) or [PARAMS_FILE])
+            entries.extend(keys or [PARAMS_FILE])
         else:
-            entries.append({file: list(dict.fromkeys(keys)) or None})
+            entries.append({file: keys or None})
     return entries
