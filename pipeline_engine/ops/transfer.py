@@ -232,7 +232,7 @@ def fetch_outs(
 ) -> TransferResult:
     """Fetch `outs` from `rem` into `store`: missing manifests first, then the files they list."""
     wanted_manifests: dict[str, str] = {
-        o.oid: o.path for o in outs if is_dir_oid(o.oid) and not store.exists(o.oid)
+        o.oid: o.path for o in outs if is_dir_oid(o.oid) and not _has_intact_manifest(store, o.oid)
     }
     m_done, m_size, failures = download_objects(store, rem, wanted_manifests, progress, f"manifests from {rem.name}")
     plan = plan_objects(store, outs)
@@ -244,6 +244,16 @@ def fetch_outs(
     return TransferResult(
         rem.name, rem.url, len(m_done) + len(f_done), present, tuple(failures), m_size + f_size
     )
+
+
+def _has_intact_manifest(store: ObjectStore, oid: str) -> bool:
+    """True when the manifest is in the store and intact; a corrupt one is quarantined (and fetched again)."""
+    if not store.exists(oid):
+        return False
+    if store.is_intact(oid):
+        return True
+    store.quarantine(oid)
+    return False
 
 
 def download_objects(

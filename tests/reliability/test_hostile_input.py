@@ -436,8 +436,6 @@ def test_a_name_ending_in_a_newline_is_refused_before_it_reaches_the_lock(
     assert not (workspace.root / "pipeline.lock").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="found by the hostile-manifest examples: pull keeps failing on a corrupt "
-                   "manifest in the cache although the remote has a good copy (checkout quarantines it first)")
 def test_pull_replaces_a_corrupt_manifest_in_the_cache(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     workspace.write({"d": {"a.txt": "a\n"}})
     cli.run("add", "d")
