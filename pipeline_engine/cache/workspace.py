@@ -316,7 +316,7 @@ def _build_tree(
         def work(item: tuple[str, os.stat_result]) -> tuple[str, FileStamp, Oid]:
             rel, st = item
             oid = _hash_path(memo, store, base / rel, st)
-            task.advance()
+            task.advance(nbytes=st.st_size)
             return rel, stamp_of(st), oid
 
         hashed = map_chunked(work, todo)

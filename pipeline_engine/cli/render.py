@@ -8,6 +8,7 @@ steps that last longer than about a second.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -100,59 +101,110 @@ def table(df: pandas.DataFrame, *, title: str | None = None) -> Table:
 
 
 class _RichTask:
-    def __init__(self, owner: RichProgress, description: str, total: int | None, unit: str) -> None:
-        self._owner, self._description, self._total, self._unit = owner, description, total, unit
-        self._done = 0
-        self._started = time.monotonic()
-        self._id: Any = None
+    """One bar of a RichProgress; every update goes through the owner's lock (tasks advance from worker threads)."""
 
-    def advance(self, n: int = 1) -> None:
-        self._done += n
-        if self._id is None:
-            if time.monotonic() - self._started < self._owner.delay:
-                return
-            self._id = self._owner.show(self._description, self._total, self._done)
-        else:
-            self._owner.bar.update(self._id, completed=self._done)
+    def __init__(self, owner: RichProgress, description: str, total: int | None, unit: str) -> None:
+        self.owner, self.description, self.total, self.unit = owner, description, total, unit
+        self.done = 0
+        self.nbytes = 0
+        self.started = time.monotonic()
+        self.id: Any = None
+        self.closed = False
+
+    def advance(self, n: int = 1, *, nbytes: int = 0) -> None:
+        self.owner.advance(self, n, nbytes)
 
     def close(self) -> None:
-        if self._id is not None:
-            self._owner.bar.update(self._id, completed=self._done, visible=False)
-            self._owner.release()
+        self.owner.close(self)
+
+
+def _byte_rate(task: Any) -> str:
+    """`12.0 MiB, 4.0 MiB/s` for a bar that has seen bytes; empty otherwise."""
+    nbytes = int(task.fields.get("nbytes", 0))
+    if not nbytes:
+        return ""
+    elapsed = task.elapsed or 0.0
+    rate = f", {size(int(nbytes / elapsed))}/s" if elapsed > 0 else ""
+    return f"{size(nbytes)}{rate}"
 
 
 class RichProgress:
-    """Progress protocol backed by rich; bars appear after `delay` seconds, on a terminal only."""
+    """Progress protocol backed by rich; bars appear after `delay` seconds, on a terminal only.
 
-    def __init__(self, *, delay: float = 1.0) -> None:
+    Tasks are created, advanced and closed from several threads at once (hashing and transfers run
+    in pools, `repro -j` hashes the outs of several stages together). One lock serialises the
+    decision to start or stop the single rich display: without it two threads could each start
+    one, and the display no one stopped kept its bars frozen on the terminal.
+    """
+
+    def __init__(self, *, delay: float = 1.0, console: Console | None = None) -> None:
         self.delay = delay
+        self.console = console or err
         self.bar: Any = None
         self._open = 0
+        self._lock = threading.Lock()
 
     def task(self, description: str, total: int | None = None, *, unit: str = "files") -> ProgressTask:
-        if _state["quiet"] or not err.is_terminal:
+        if _state["quiet"] or not self.console.is_terminal:
             from pipeline_engine.core.progress import NullProgress
 
             return NullProgress().task(description, total, unit=unit)
         return _RichTask(self, description, total, unit)
 
-    def show(self, description: str, total: int | None, done: int) -> Any:
+    def advance(self, task: _RichTask, n: int, nbytes: int) -> None:
+        """Count `n` units and `nbytes` bytes for `task`; show its bar once it has lasted `delay`."""
+        with self._lock:
+            if task.closed:
+                return
+            task.done += n
+            task.nbytes += nbytes
+            if task.id is None:
+                if time.monotonic() - task.started < self.delay:
+                    return
+                task.id = self._show(task)
+            else:
+                self.bar.update(task.id, completed=task.done, nbytes=task.nbytes)
+
+    def close(self, task: _RichTask) -> None:
+        """Finish `task`; the display stops with the last open bar (transient: nothing is left behind)."""
+        with self._lock:
+            if task.closed:
+                return
+            task.closed = True
+            if task.id is None:
+                return
+            self.bar.remove_task(task.id)
+            self._open -= 1
+            if self._open == 0:
+                self.bar.stop()
+                self.bar = None
+
+    def _show(self, task: _RichTask) -> Any:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         if self.bar is None:
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=err, transient=True,
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+                _byte_rate_column(), TimeRemainingColumn(), console=self.console, transient=True,
             )
             self.bar.start()
         self._open += 1
-        return self.bar.add_task(description, total=total, completed=done)
+        return self.bar.add_task(
+            task.description, total=task.total, completed=task.done, unit=task.unit, nbytes=task.nbytes
+        )
 
-    def release(self) -> None:
-        self._open -= 1
-        if self._open <= 0 and self.bar is not None:
-            self.bar.stop()
-            self.bar = None
+
+def _byte_rate_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class ByteRateColumn(ProgressColumn):
+        """Bytes done and their rate, for bars whose work is data (hashing, transfers)."""
+
+        def render(self, task: Any) -> Text:
+            return Text(_byte_rate(task))
+
+    return ByteRateColumn()
 
 
 def progress() -> Progress:

@@ -10,8 +10,11 @@ __all__ = ["NullProgress", "Progress", "ProgressTask"]
 class ProgressTask(Protocol):
     """One bar: advanced as work completes, closed when done."""
 
-    def advance(self, n: int = 1) -> None:
-        """Record `n` more units done."""
+    def advance(self, n: int = 1, *, nbytes: int = 0) -> None:
+        """Record `n` more units done, `nbytes` bytes of data among them (shown with a rate).
+
+        May be called from worker threads; calls after `close()` are ignored.
+        """
 
     def close(self) -> None:
         """Finish the bar."""
@@ -26,7 +29,7 @@ class Progress(Protocol):
 
 
 class _NullTask:
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, *, nbytes: int = 0) -> None:
         return None
 
     def close(self) -> None:

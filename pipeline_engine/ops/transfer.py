@@ -162,8 +162,10 @@ def _upload(
             continue
         ready.append((oid, local))
 
+    sizes = {oid: local.stat().st_size for oid, local in ready}
+
     def done(oid: str, error: PipeError | None) -> None:
-        task.advance()
+        task.advance(nbytes=sizes[oid] if error is None else 0)
 
     errors = rem.put_many(ready, on_done=done)
     failures.extend(Failure(paths[oid], oid, str(exc)) for oid, exc in errors.items())
@@ -278,10 +280,11 @@ def download_objects(
     task = progress.task(label, len(items), unit="objects")
 
     def finish(oid: str, error: PipeError | None) -> None:
-        task.advance()
         if error is not None:
+            task.advance()
             failures.append(Failure(wanted[oid], oid, str(error)))
             return
+        task.advance(nbytes=temp[oid].stat().st_size)
         actual = hash_file(temp[oid])
         if actual != oid.removesuffix(".dir"):
             reason = f"corrupt on remote '{rem.name}': its content hashes to '{actual}'"
