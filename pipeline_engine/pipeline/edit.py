@@ -1,8 +1,10 @@
 """Small edits of pipeline.yaml text that keep the user's comments and layout: add a stage, set a flag.
 
-Each edit changes only the lines it must and is checked by parsing the result: when the
-parsed result is not exactly the intended data (an unusual layout, flow style), the file is
-dumped anew instead, which is correct but loses comments.
+Each edit changes only the lines it must and is checked by parsing the result. When the
+parsed result is not exactly the intended data (flow style, an unusual layout), the edit is
+made by ruamel.yaml's round-trip loader instead, which keeps comments, flow style and the
+file's indentation; it is imported only here, only then. Only if that result does not parse to
+the intended data either is the file dumped anew (correct, but comments are lost).
 """
 
 from __future__ import annotations
@@ -29,6 +31,17 @@ def _stage_nodes(text: str) -> tuple[yaml.MappingNode | None, yaml.Node | None]:
     return root, None
 
 
+def _mapping_indent(text: str) -> int:
+    """The indentation of block mappings in `text`: that of the first stage under `stages:`, or 2."""
+    try:
+        _, stages = _stage_nodes(text)
+    except yaml.YAMLError:
+        return 2
+    if isinstance(stages, yaml.MappingNode) and not stages.flow_style and stages.value:
+        return max(2, int(stages.value[0][0].start_mark.column))
+    return 2
+
+
 def _line_start(text: str, index: int) -> int:
     return text.rfind("\n", 0, index) + 1
 
@@ -39,14 +52,44 @@ def _after_line(text: str, index: int) -> int:
 
 
 def _checked(text: str, new_text: str, change: Callable[[dict[str, Any]], None]) -> str:
+    # The bounded loader reads `text` first: ruamel never sees an alias bomb or a duplicate key.
     expected = parse_yaml(text, source=PIPELINE_FILE) or {}
     change(expected)
-    try:
-        if parse_yaml(new_text, source=PIPELINE_FILE) == expected:
-            return new_text
-    except SpecError:
-        pass
+    for candidate in (new_text, None):
+        if candidate is None:
+            candidate = _round_trip(text, change)
+        try:
+            if parse_yaml(candidate, source=PIPELINE_FILE) == expected:
+                return candidate
+        except SpecError:
+            pass
     return dump_yaml(expected, sort_keys=False)
+
+
+def _round_trip(text: str, change: Callable[[dict[str, Any]], None]) -> str:
+    """`text` edited through ruamel.yaml's round-trip mode (comments, flow style and quotes kept)."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    yaml_rt = YAML(typ="rt")
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 1 << 16  # never fold a long command onto two lines
+    try:
+        if text.strip():
+            _, seq_indent, offset = load_yaml_guess_indent(text)
+            yaml_rt.indent(mapping=_mapping_indent(text), sequence=seq_indent or 2, offset=offset or 0)
+        data = yaml_rt.load(text) if text.strip() else None
+        if data is None:
+            data = {}
+        change(data)
+        out = io.StringIO()
+        yaml_rt.dump(data, out)
+    except (YAMLError, TypeError, KeyError, AttributeError):
+        return ""  # the caller falls back to a plain dump
+    return out.getvalue()
 
 
 def add_stage(text: str, name: str, body: Mapping[str, Any], *, replace: bool = False) -> str:

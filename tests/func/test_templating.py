@@ -116,3 +116,28 @@ def test_stage_add_p_a_b_is_two_params(workspace: Workspace, cli: Cli) -> None:
     cli.run("repro")
     assert lock_of(workspace.root)["stages"]["s"]["params"] == {"params.yaml": {"a": 1, "b": 2},
                                                                 "other.yaml": {"x": 1, "y": 2}}
+
+
+FLOW_PIPELINE = """\
+# data pipeline
+stages:
+  prep: {cmd: echo p > p.txt, outs: [p.txt]}  # fast
+  train:
+    cmd: echo t > t.txt   # slow
+    outs:
+      - t.txt
+"""
+
+
+def test_freeze_unfreeze_and_stage_add_keep_comments_and_flow_style(workspace: Workspace, cli: Cli) -> None:
+    files(workspace, pipeline__yaml=FLOW_PIPELINE)
+    cli.run("freeze", "prep")
+    text = workspace.read("pipeline.yaml")
+    assert "prep: {cmd: echo p > p.txt, outs: [p.txt], frozen: true}" in text
+    assert text.startswith("# data pipeline\n") and "# fast" in text and "    cmd: echo t > t.txt   # slow\n" in text
+    cli.run("unfreeze", "prep")
+    assert workspace.read("pipeline.yaml").replace(" ", "") == FLOW_PIPELINE.replace(" ", "")
+    cli.run("stage", "add", "-n", "eval", "-d", "t.txt", "echo", "e")
+    text = workspace.read("pipeline.yaml")
+    assert "# fast" in text and "# slow" in text and "prep: {cmd: echo p > p.txt, outs: [p.txt]}" in text
+    assert yaml.safe_load(text)["stages"]["eval"] == {"cmd": "echo e", "deps": ["t.txt"]}
