@@ -176,6 +176,8 @@ class _Builder:
                 try:
                     stages[full_name] = self._stage(full_name, str(name), stage_body, ctx)
                 except SpecError as exc:
+                    if exc.message.startswith(f"{PIPELINE_FILE}:"):
+                        raise  # located already (a stage's vars)
                     raise self.fail(["stages", name], exc.message, hint=exc.hint) from None
         return stages
 
@@ -198,7 +200,8 @@ class _Builder:
                 else:
                     ctx = self._load_vars_file(str(item), wdir=wdir, ctx=ctx)
             except SpecError as exc:
-                raise self.fail([*at, index], exc.message, hint=exc.hint) from None
+                stage = f"stage '{prefix[:-1]}': " if prefix else ""
+                raise self.fail([*at, index], stage + exc.message, hint=exc.hint) from None
         return ctx
 
     def _load_vars_file(self, item: str, *, wdir: str, ctx: Context) -> Context:
