@@ -277,3 +277,35 @@ def test_a_link_type_this_filesystem_lacks_is_a_clean_error(workspace: Workspace
         pytest.skip("this filesystem supports reflinks")
     assert result.exit_code == 1 and "cache.type" in result.stderr and "copy" in result.stderr, result.stderr
     assert not list(workspace.root.glob(".pipetmp-*"))
+
+
+def test_a_symlink_into_the_cache_is_known_by_its_target_without_reading_it(
+    workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from pipeline_engine.cache import workspace as ws
+
+    config = workspace.root / ".pipe/config.yaml"
+    config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": "symlink"}}))
+    workspace.write({"data": {"images": FILES}})
+    cli.run("add", "data/images")
+    for obj in (workspace.root / ".pipe/cache/objects").rglob("*"):
+        if obj.is_file():
+            old = obj.stat().st_mtime - 60
+            os.utime(obj, (old, old))
+    cli.run("cache", "verify")  # records every object as verified by its stat data
+    db = sqlite3.connect(workspace.root / ".pipe/tmp/memo.sqlite")
+    db.execute("DELETE FROM files")
+    db.execute("DELETE FROM trees")
+    db.commit()
+    db.close()
+    reads: list[str] = []
+    real_hash = ws.hash_file
+    monkeypatch.setattr(ws, "hash_file", lambda p, size=None: reads.append(str(p)) or real_hash(p, size))
+    assert "up to date" in _status(cli)
+    assert reads == []
+    target = Path(os.path.realpath(workspace.root / "data/images/03.txt"))
+    os.chmod(target, 0o644)
+    target.write_text("changed through the link\n")  # new stat data: verified no more, hashed again
+    assert "data/images" in _status(cli) and reads
