@@ -309,3 +309,17 @@ def test_a_symlink_into_the_cache_is_known_by_its_target_without_reading_it(
     os.chmod(target, 0o644)
     target.write_text("changed through the link\n")  # new stat data: verified no more, hashed again
     assert "data/images" in _status(cli) and reads
+
+
+def test_relink_after_changing_the_cache_type(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    config = workspace.root / ".pipe/config.yaml"
+    wanted = config.read_text()
+    config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": "copy"}}))
+    _track(workspace, cli)
+    config.write_text(wanted)
+    cli.run("checkout", "--relink")
+    _assert_linked(workspace, cache_type, "data/model.bin", MODEL)
+    _assert_linked(workspace, cache_type, "data/images/07.txt", FILES["07.txt"].encode())
+    _assert_data(workspace)
+    assert "up to date" in _status(cli)
+    assert not list(workspace.root.rglob(".pipetmp-*"))
