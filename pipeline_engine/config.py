@@ -99,6 +99,8 @@ def _parse_link_types(text: str) -> str:
     return ",".join(p.strip() for p in text.split(","))
 
 
+_PARSING_BOOL = ("store_true", "boolean_optional")
+_PARSING_LIST = ("nargs", "append")
 SETTINGS: Mapping[str, Setting] = MappingProxyType({
     s.key: s
     for s in (
@@ -114,6 +116,10 @@ SETTINGS: Mapping[str, Setting] = MappingProxyType({
         Setting("core.no_scm", "true or false", lambda v: isinstance(v, bool), _parse_bool,
                 "true: use pipe without git"),
         Setting("core.remote", "a remote name", _is_name, str, "the default remote"),
+        Setting("parsing.bool", "store_true or boolean_optional", lambda v: v in _PARSING_BOOL, str,
+                "how ${dict} in a cmd writes false: nothing (store_true) or --no-KEY (DVC)"),
+        Setting("parsing.list", "nargs or append", lambda v: v in _PARSING_LIST, str,
+                "how ${dict} in a cmd writes a list: --k 1 2 (nargs) or --k 1 --k 2 (append) (DVC)"),
     )
 })
 _SECTION_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
@@ -141,6 +147,8 @@ class Config:
     jobs: int | None = None
     default_remote: str | None = None
     no_scm: bool = False
+    parsing_bool: str = "store_true"
+    parsing_list: str = "nargs"
     remotes: Mapping[str, RemoteConfig] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -422,5 +430,7 @@ def _to_config(raw: Mapping[str, Any]) -> Config:
         jobs=core.get("jobs", cache.get("jobs")),
         default_remote=core.get("remote"),
         no_scm=bool(core.get("no_scm", False)),
+        parsing_bool=(raw.get("parsing") or {}).get("bool", "store_true"),
+        parsing_list=(raw.get("parsing") or {}).get("list", "nargs"),
         remotes=MappingProxyType(remotes),
     )

@@ -19,6 +19,7 @@ from pipeline_engine.pipeline.graph import Graph, build_graph
 from pipeline_engine.pipeline.lock import LockFile, StageLock, read_lock
 from pipeline_engine.pipeline.params import pick, read_params_file
 from pipeline_engine.pipeline.plan import StageState
+from pipeline_engine.pipeline.interpolate import BoolStyle, ListStyle
 from pipeline_engine.pipeline.spec import PIPELINE_FILE, StageSpec, load_spec
 from pipeline_engine.project import Project
 
@@ -60,7 +61,8 @@ def load_pipeline(project: Project) -> Pipeline:
                         hint="add a stage with 'pipe stage add -n NAME -d DEP -o OUT COMMAND'")
     mark = project.control_dir / "tmp" / _VALID_MARK
     trusted = mark.read_text(encoding="utf-8").strip() if mark.exists() else None
-    spec = load_spec(project.root, trusted_digest=trusted)
+    spec = load_spec(project.root, trusted_digest=trusted, bool_style=BoolStyle(project.config.parsing_bool),
+                     list_style=ListStyle(project.config.parsing_list))
     if spec.digest and spec.digest != trusted:
         mark.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(mark, spec.digest, fsync=False)

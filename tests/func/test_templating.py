@@ -141,3 +141,14 @@ def test_freeze_unfreeze_and_stage_add_keep_comments_and_flow_style(workspace: W
     text = workspace.read("pipeline.yaml")
     assert "# fast" in text and "# slow" in text and "prep: {cmd: echo p > p.txt, outs: [p.txt]}" in text
     assert yaml.safe_load(text)["stages"]["eval"] == {"cmd": "echo e", "deps": ["t.txt"]}
+
+
+def test_parsing_bool_and_list_config_as_dvc(workspace: Workspace, cli: Cli) -> None:
+    files(workspace, params__yaml="d:\n  on: false\n  l: [1, 2]\n",
+          pipeline__yaml="stages:\n  s:\n    cmd: echo ${d} > o.txt\n    outs: [o.txt]\n")
+    cli.run("config", "parsing.bool", "boolean_optional")
+    cli.run("config", "parsing.list", "append")
+    cli.run("repro")
+    assert workspace.read("o.txt") == "--no-on --l 1 --l 2\n"
+    result = cli.run("config", "parsing.list", "many", exit_code=None)
+    assert result.exit_code != 0 and "nargs or append" in result.output
