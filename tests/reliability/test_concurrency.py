@@ -108,9 +108,9 @@ def report(label: str, problems: list[str], counts: dict[str, int]) -> None:
 
 def test_two_adds_started_together(tmp_path: Path, _workspace_template: Path) -> None:
     start = setup(tmp_path, _workspace_template, "start")
-    write_data(start / "ws", 300, seed=SEED)
+    write_data(start / "ws", 150, seed=SEED)
     shutil.move(start / "ws" / "data", start / "ws" / "one")
-    write_data(start / "ws", 300, seed=SEED, version=1)
+    write_data(start / "ws", 150, seed=SEED, version=1)
     shutil.move(start / "ws" / "data", start / "ws" / "two")
     before = digest_tree(start / "ws", skip=(".git", ".pipe"))
     problems, counts = run_pairs(tmp_path, _workspace_template, "add+add", start / "ws", ("add", "one"), ("add", "two"))
@@ -123,9 +123,9 @@ def test_two_adds_started_together(tmp_path: Path, _workspace_template: Path) ->
 def test_repro_and_gc_started_together(tmp_path: Path, _workspace_template: Path) -> None:
     start = setup(tmp_path, _workspace_template, "start")
     (start / "ws" / "pipeline.yaml").write_text(PIPELINE)
-    write_data(start / "ws", 200, seed=SEED)
+    write_data(start / "ws", 100, seed=SEED)
     assert run_pipe(start / "ws", "add", "data").returncode == 0
-    write_data(start / "ws", 100, seed=SEED, version=1)  # old objects for gc to remove
+    write_data(start / "ws", 50, seed=SEED, version=1)  # old objects for gc to remove
     assert run_pipe(start / "ws", "add", "data").returncode == 0
     problems, counts = run_pairs(tmp_path, _workspace_template, "repro+gc", start / "ws", ("repro",), ("gc", "-w", "-f"))
     report("repro + gc", problems, counts)
@@ -133,7 +133,7 @@ def test_repro_and_gc_started_together(tmp_path: Path, _workspace_template: Path
 
 def test_two_pushes_started_together(tmp_path: Path, _workspace_template: Path) -> None:
     start = setup(tmp_path, _workspace_template, "start")
-    write_data(start / "ws", 300, seed=SEED)
+    write_data(start / "ws", 150, seed=SEED)
     assert run_pipe(start / "ws", "add", "data").returncode == 0
     problems, counts = run_pairs(tmp_path, _workspace_template, "push+push", start / "ws", ("push",), ("push",))
     report("push + push", problems, counts)

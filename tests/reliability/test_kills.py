@@ -4,7 +4,8 @@ Each trial starts from the same state, kills the command after a seeded random d
 no user file lost or truncated; the rerun (the next command) completes; afterwards no temporary
 file is left anywhere in the project or cache, every cached object hashes to its name, and the
 project, cache and remote equal those of an uninterrupted run. PIPE_TRIALS sets the trial count
-(default 25 per command), PIPE_SEED the seed (printed in every failure message).
+(default 25 per command), PIPE_SEED the seed (printed in every failure message), PIPE_ADD_FILES
+the size of the directory `pipe add` is killed on (default 1,000 files).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.reliability
 
 TRIALS = int(os.environ.get("PIPE_TRIALS", "25"))
 SEED = int(os.environ.get("PIPE_SEED", str(random.randrange(1 << 30))))
-ADD_FILES = 1500  # `pipe add` of a directory of 1,500 small files
-DATA_FILES = 300  # the other commands: enough objects to be killed in the middle
+ADD_FILES = int(os.environ.get("PIPE_ADD_FILES", "1000"))  # `pipe add` of a directory of many small files
+DATA_FILES = 200  # the other commands: enough objects to be killed in the middle
 def pipe_ok(ws: Path, *args: str) -> None:
     proc = run_pipe(ws, *args)
     assert proc.returncode == 0, f"pipe {' '.join(args)}: {proc.stderr}"
