@@ -96,7 +96,10 @@ class Placer:
         if oid in self._verified:
             return True
         obj = self.store.path_of(oid)
-        st = os.stat(obj)
+        try:
+            st = os.stat(obj)
+        except FileNotFoundError:
+            return False  # quarantined by another thread between linking and verifying
         stamp = stamp_of(st)
         if self.memo is not None and self.memo.is_verified(oid, stamp):
             ok = True
@@ -145,7 +148,8 @@ def relink(
     checked = map_chunked(lambda f: (f, placer.verify(f[2])), todo)
     for (_, path, oid, _), intact in checked:
         if not intact:
-            store.quarantine(oid)
+            if store.exists(oid):
+                store.quarantine(oid)
             store.add_files([(path, oid)])
 
     def work(item: tuple[str, Path, Oid, bool]) -> tuple[str, FileStamp, Oid] | None:
