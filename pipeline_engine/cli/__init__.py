@@ -8,10 +8,12 @@ Commands are imported only when invoked, so `pipe --help` pays for click alone
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
 import importlib
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -78,6 +80,45 @@ class PipeGroup(click.Group):
         command: click.Command = getattr(module, attr)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, self._hoist_global_flags(ctx, args))
+        except KeyboardInterrupt as exc:  # Ctrl-C while the command's module loads
+            raise _interrupted(exc) from None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            ctx.fail(f"no such command '{name}'.{did_you_mean(name, COMMANDS)}")
+        return super().resolve_command(ctx, args)
+
+    def _hoist_global_flags(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Move -q/-v given after the subcommand (`pipe repro -q`) in front of it.
+
+        A flag the subcommand (or one of its own subcommands) declares keeps its own meaning
+        there (`pipe status -v` names changed files); nothing after `--`, or after the first
+        argument of a command that takes the rest verbatim (`pipe stage add ... cmd -v`), moves.
+        """
+        at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+        if at is None or args[at] not in COMMANDS:
+            return args
+        command = self.get_command(ctx, args[at])
+        assert command is not None
+        own = _declared_flags(command)
+        moved: list[str] = []
+        rest: list[str] = []
+        frozen = False
+        for token in args[at + 1 :]:
+            if token == "--" or (not token.startswith("-") and _takes_rest_verbatim(command, rest)):
+                frozen = True
+            if not frozen and token in _GLOBAL_FLAGS and token not in own:
+                moved.append(token)
+            else:
+                rest.append(token)
+        return [*args[:at], *moved, args[at], *rest]
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -90,14 +131,51 @@ class PipeGroup(click.Group):
                 raise  # no path and no known cause: a bug, reported by main()
             raise PipeClickError(error, verbose=bool(ctx.obj and ctx.obj.get("verbose"))) from exc
         except KeyboardInterrupt as exc:
-            # Ctrl-C, SIGTERM and SIGHUP alike: `finally` blocks have run (no lock held, no temp
-            # file kept); exit 128 + the signal number (130, 143, 129).
-            from pipeline_engine.core import signals
+            raise _interrupted(exc) from None
+        except click.Abort as exc:
+            # click turns Ctrl-C at a prompt into Abort (exit 1): it is an interrupt like any other.
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                click.echo(err=True)  # end the prompt's line
+                raise _interrupted(exc.__context__) from None
+            raise
 
-            error = PipeInterrupted("interrupted; work that had finished was kept",
-                                    hint="run the command again to finish it")
-            error.exit_code = signals.exit_code(exc)
-            raise PipeClickError(error, verbose=False) from None
+
+def _interrupted(exc: KeyboardInterrupt) -> PipeClickError:
+    """Ctrl-C, SIGTERM and SIGHUP alike: `finally` blocks have run (no lock held, no temp file kept);
+    exit 128 + the signal number (130, 143, 129)."""
+    from pipeline_engine.core import signals
+
+    error = PipeInterrupted("interrupted; work that had finished was kept", hint="run the command again to finish it")
+    error.exit_code = signals.exit_code(exc)
+    return PipeClickError(error, verbose=False)
+
+
+_GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose"})
+
+
+def _declared_flags(command: click.Command) -> set[str]:
+    """Every option string `command` and its subcommands declare."""
+    flags = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            flags |= _declared_flags(sub)
+    return flags
+
+
+def _takes_rest_verbatim(command: click.Command, before: list[str]) -> bool:
+    """True for a command whose first argument starts a verbatim tail (`stage add NAME... cmd args`)."""
+    if isinstance(command, click.Group):
+        sub = command.commands.get(next((t for t in before if not t.startswith("-")), ""))
+        return sub is not None and _takes_rest_verbatim(sub, [])
+    return not command.context_settings.get("allow_interspersed_args", command.allow_interspersed_args)
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """` Did you mean 'x'?` for the closest of `choices` to a mistyped `name`, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
 
 
 # Causes the user can act on, with the next step; any other OSError counts only when it names a path.

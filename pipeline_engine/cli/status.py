@@ -41,34 +41,48 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
     stages, changed, data_targets = _stage_section(project, targets)
     data = data_status(project, data_targets) if data_targets or not targets else []
     dirty = [s for s in data if not s.is_clean]
+    problems = list(stages.problems)
     if as_json:
-        render.print_json({"data": [_data_json(s) for s in data], "stages": [_stage_json(d) for d in stages]})
-    elif not data and not stages:
+        render.print_json({
+            "data": [_data_json(s) for s in data],
+            "stages": [_stage_json(d) for d in stages.decisions] + [_problem_json(p) for p in problems],
+        })
+    elif not data and not stages.decisions and not problems:
         render.info("no tracked data (track some with 'pipe add PATH')")
-    elif not dirty and not changed:
-        render.info(f"up to date: {len(data)} tracked path(s), {len(stages)} stage(s)")
+    elif not dirty and not changed and not problems:
+        render.info(f"up to date: {len(data)} tracked path(s), {len(stages.decisions)} stage(s)")
     else:
         for s in dirty:
             _print_data(s, verbose=verbose)
         for d in changed:
             render.out.print(f"{escape(d.stage)}  [yellow]{escape(', '.join(r.describe() for r in d.reasons))}[/]")
+        for p in problems:
+            render.out.print(f"{escape(p.stage)}  [red]error: {escape(str(p.error))}[/]")
+            if p.error.hint:
+                render.info(f"[dim]hint:[/] {escape(p.error.hint)}")
+    if problems:
+        ctx.exit(1)  # the status of those stages is unknown: never "up to date" for scripts
     if exit_code and (dirty or changed):
         ctx.exit(1)
 
 
-def _stage_section(project: Project, targets: tuple[str, ...]) -> tuple[list[Any], list[Any], list[str]]:
-    """Stage decisions (all, and those that would run) and the targets left for data."""
-    from pipeline_engine.ops.stage_status import split_targets, stage_status
+def _stage_section(project: Project, targets: tuple[str, ...]) -> tuple[Any, list[Any], list[str]]:
+    """Stage status (decisions and problems), the decisions that would run, and the targets left for data."""
+    from pipeline_engine.ops.stage_status import StageStatus, split_targets, stage_status
 
     named, rest = split_targets(project, targets)
     if targets and not named:
-        return [], [], rest
+        return StageStatus(()), [], rest
     stages = stage_status(project, named)
-    return stages, [d for d in stages if d.runs], rest
+    return stages, [d for d in stages.decisions if d.runs], rest
 
 
 def _stage_json(d: Any) -> dict[str, Any]:
     return {"stage": d.stage, "runs": d.runs, "frozen": d.frozen, "reasons": [r.to_dict() for r in d.reasons]}
+
+
+def _problem_json(p: Any) -> dict[str, Any]:
+    return {"stage": p.stage, "error": str(p.error), "hint": p.error.hint}
 
 
 def _data_json(s: Any) -> dict[str, Any]:

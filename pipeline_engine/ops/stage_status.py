@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pipeline_engine.errors import SpecError
 from pipeline_engine.ops import runcache
 from pipeline_engine.ops.stages import has_pipeline, is_cached, load_pipeline, measure
 from pipeline_engine.pipeline.graph import resolve_target, select
 from pipeline_engine.pipeline.plan import Decision, decide, propagate
+from pipeline_engine.pipeline.validate import suggest
 from pipeline_engine.project import Project
 
-__all__ = ["Why", "plan_stages", "stage_status", "why"]
+__all__ = ["StageProblem", "StageStatus", "Why", "plan_stages", "stage_status", "why"]
 
 
 def plan_stages(
@@ -28,21 +31,50 @@ def plan_stages(
     return propagate(names, pipeline.graph.upstream, decisions)
 
 
-def stage_status(project: Project, targets: Sequence[str] = ()) -> list[Decision]:
-    """Decisions for the stages named by `targets` (all when empty); [] without a pipeline.yaml.
+@dataclass(frozen=True, slots=True)
+class StageProblem:
+    """A stage whose state could not be measured (a params key that is missing, a params file that is invalid)."""
+
+    stage: str
+    error: SpecError
+
+
+@dataclass(frozen=True, slots=True)
+class StageStatus:
+    """`pipe status` for stages: the decisions of those that could be measured, and the problems of the rest."""
+
+    decisions: tuple[Decision, ...]
+    problems: tuple[StageProblem, ...] = ()
+
+
+def stage_status(project: Project, targets: Sequence[str] = ()) -> StageStatus:
+    """Decisions for the stages named by `targets` (all when empty); empty without a pipeline.yaml.
+
+    One stage's invalid params (a key that is not in its params file) make a problem row for that
+    stage only: every other stage is still reported, and stages below it are predicted from their own
+    state (nothing is known about what the broken stage would produce).
 
     Raises:
-        SpecError: pipeline.yaml, a params file or pipeline.lock is invalid.
+        SpecError: pipeline.yaml or pipeline.lock is invalid.
         StageNotFoundError: a target names no stage.
     """
     if not has_pipeline(project):
-        return []
-    decisions = plan_stages(project, targets)
-    if not targets:
-        return decisions
+        return StageStatus(())
     pipeline = load_pipeline(project)
-    wanted = {n for t in targets for n in resolve_target(pipeline.stages, t)}
-    return [d for d in decisions if d.stage in wanted]
+    names = select(pipeline.graph, targets)
+    decisions: dict[str, Decision] = {}
+    problems: dict[str, StageProblem] = {}
+    for name in names:
+        stage, lock = pipeline.stages[name], pipeline.lock.stages.get(name)
+        try:
+            decisions[name] = decide(stage, lock, measure(project, stage, lock))
+        except SpecError as exc:
+            problems[name] = StageProblem(name, exc)
+    planned = propagate([n for n in names if n in decisions], pipeline.graph.upstream, decisions)
+    wanted = {n for t in targets for n in resolve_target(pipeline.stages, t)} if targets else set(names)
+    return StageStatus(
+        tuple(d for d in planned if d.stage in wanted), tuple(p for n, p in problems.items() if n in wanted)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +119,21 @@ def split_targets(project: Project, targets: Sequence[str]) -> tuple[list[str], 
     for t in targets:
         try:
             resolve_target(stages, t)
-        except StageNotFoundError:
+        except StageNotFoundError as exc:
+            if _is_mistyped_stage(project, t, stages):
+                raise StageNotFoundError(
+                    f"'{t}' is neither a stage nor a path{suggest(t, list(stages))}",
+                    hint="run 'pipe dag' to list the stages, 'pipe status' for everything tracked",
+                ) from exc
             rest.append(t)
         else:
             named.append(t)
     return named, rest
+
+
+def _is_mistyped_stage(project: Project, target: str, stages: Mapping[str, object]) -> bool:
+    """True for a target that names nothing on disk and is close to a stage name (`trian` for `train`)."""
+    if not suggest(target, list(stages)):
+        return False
+    path = project.root / target
+    return not (os.path.lexists(path) or os.path.lexists(f"{path}.pipe"))

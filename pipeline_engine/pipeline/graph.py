@@ -212,8 +212,13 @@ def to_networkx(graph: Graph, *, outs: bool = False) -> networkx.DiGraph:
         stage = graph.stages[name]
         g.add_nodes_from(o.path for o in stage.outs)
         for dep in stage.deps:
-            for up in sorted(graph.producers(dep)):
-                for src in graph.stages[up].outs:
-                    for out in stage.outs:
-                        g.add_edge(src.path, out.path)
+            # Only the outs this dep reads (the same path, one containing it, or one inside it),
+            # not every out of the stage that produces them.
+            for src in sorted(_related_outs(dep, graph.out_owner)):
+                for out in stage.outs:
+                    g.add_edge(src, out.path)
     return g
+
+
+def _related_outs(path: str, out_owner: Mapping[str, str]) -> set[str]:
+    return {p for p in out_owner if p == path or path.startswith(p + "/") or p.startswith(path + "/")}

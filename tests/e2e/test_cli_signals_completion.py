@@ -1,0 +1,90 @@
+"""`pipe` as a real process: Ctrl-C exits 130 in every command (prompts included); shell completion works."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import Cli, Workspace
+from tests.reliability.pipeproc import run_pipe, start_pipe
+
+pytestmark = pytest.mark.e2e
+
+
+def _read_until(stream: object, text: str, timeout: float = 30) -> str:
+    """Read a child's stream byte by byte until `text` appears (a prompt has no newline)."""
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        assert time.monotonic() < deadline, f"never saw {text!r}; got {seen!r}"
+        chunk = os.read(fd, 1)
+        assert chunk, f"stream ended before {text!r}; got {seen!r}"
+        seen += chunk
+    return seen.decode()
+
+
+def test_ctrl_c_at_a_confirmation_prompt_exits_130(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"junk.txt": "junk"})
+    cli.run("add", "junk.txt")
+    (workspace.root / "junk.txt.pipe").unlink()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _bootstrap(), "gc", "-w"], cwd=workspace.root,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    _read_until(proc.stderr, "[y/N]")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err and b"Aborted!" not in err and b"Traceback" not in err
+    assert any(p.is_file() for p in (workspace.root / ".pipe" / "cache" / "objects").rglob("*")), "gc removed data"
+
+
+@pytest.mark.parametrize("command", [("add", "data"), ("push",), ("status",)])
+def test_ctrl_c_while_a_data_command_works_exits_130(
+    workspace: Workspace, cli: Cli, command: tuple[str, ...]
+) -> None:
+    files = {f"f{i}": os.urandom(512) for i in range(3000)}
+    workspace.write({"data": files})
+    cli.run("remote", "add", "-d", "r", str(workspace.root.parent / "remote"))
+    if command[0] != "add":
+        cli.run("add", "data")
+        workspace.write({"data": {"f0": b"changed"}})  # status hashes the directory again
+    proc = start_pipe(workspace.root, *command)
+    time.sleep(0.6)  # past start-up (module imports), inside the command
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    # A command that finished before the signal arrived exits 0; one that was interrupted, 130.
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err and "Aborted!" not in err, err
+    if proc.returncode == 130:
+        assert "interrupted" in err
+    assert run_pipe(workspace.root, *command).returncode == 0
+
+
+def test_bash_completion_script_is_produced_and_completes_commands(workspace: Workspace) -> None:
+    env = {**os.environ, "_PIPE_COMPLETE": "bash_source"}
+    script = subprocess.run(
+        [sys.executable, "-m", "pipeline_engine"], env=env, capture_output=True, text=True, check=False
+    )
+    assert script.returncode == 0 and "_pipe_completion" in script.stdout, script.stderr
+    env = {**os.environ, "_PIPE_COMPLETE": "bash_complete", "COMP_WORDS": "pipe sta", "COMP_CWORD": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline_engine"], env=env, capture_output=True, text=True, check=False
+    )
+    assert "plain,status" in done.stdout.splitlines() and "plain,stage" in done.stdout.splitlines(), done.stdout
+
+
+def _bootstrap() -> str:
+    """`pipe` with SIGINT at its default (as start_pipe), but with a stdin the test can keep open for a prompt."""
+    return (
+        "import runpy, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "sys.argv[0] = 'pipe'\n"
+        "runpy.run_module('pipeline_engine', run_name='__main__', alter_sys=True)\n"
+    )

@@ -1,0 +1,97 @@
+"""The CLI surface: global flags after the subcommand, did-you-mean, status rows for broken stages, dag edges."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Cli, Workspace
+
+
+def _two_stages(workspace: Workspace) -> None:
+    workspace.write_pipeline({
+        "prepare": {"cmd": "echo p > prep.txt", "outs": ["prep.txt"]},
+        "train": {"cmd": "cat prep.txt > model.txt", "deps": ["prep.txt"], "outs": ["model.txt"]},
+    })
+
+
+def test_quiet_after_the_subcommand_silences_repro(workspace: Workspace, cli: Cli) -> None:
+    _two_stages(workspace)
+    loud = cli.run("repro", "--force")
+    assert "prepare" in loud.stderr
+    quiet = cli.run("repro", "--force", "-q")
+    assert quiet.stderr == "", quiet.stderr
+    assert workspace.read("model.txt") == "p\n"
+
+
+def test_verbose_after_the_subcommand_shows_the_cause_of_an_error(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"pipeline.yaml": "stages: [oops\n"})
+    plain = cli.run("repro", exit_code=1)
+    verbose = cli.run("repro", "-v", exit_code=1)
+    assert "Traceback" not in plain.stderr
+    assert "Traceback" in verbose.stderr and "error:" in verbose.stderr
+
+
+def test_status_v_keeps_its_own_meaning_listing_changed_files(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"a.txt": "a", "b.txt": "b"}})
+    cli.run("add", "data")
+    workspace.write({"data": {"a.txt": "changed"}})
+    result = cli.run("status", "-v")
+    assert "modified: data/a.txt" in result.stdout
+
+
+def test_a_flag_inside_a_stage_command_stays_in_the_command(workspace: Workspace, cli: Cli) -> None:
+    cli.run("stage", "add", "-n", "s", "-o", "o.txt", "echo", "-v", ">", "o.txt")
+    assert "echo -v > o.txt" in workspace.read("pipeline.yaml")
+
+
+def test_mistyped_command_suggests_the_closest(workspace: Workspace, cli: Cli) -> None:
+    result = cli.run("stauts", exit_code=2)
+    assert "Did you mean 'status'?" in result.stderr
+    assert "Did you mean" not in cli.run("xyzzy", exit_code=2).stderr
+
+
+def test_mistyped_stage_name_suggests_the_stage(workspace: Workspace, cli: Cli) -> None:
+    _two_stages(workspace)
+    for args in (("repro", "trian"), ("dag", "trian"), ("why", "trian")):
+        result = cli.run(*args, exit_code=1)
+        assert "did you mean 'train'?" in result.stderr, (args, result.stderr)
+
+
+def test_status_of_an_unknown_target_suggests_the_stage_not_add(workspace: Workspace, cli: Cli) -> None:
+    _two_stages(workspace)
+    result = cli.run("status", "trian", exit_code=1)
+    assert "did you mean 'train'?" in result.stderr
+    assert "pipe add" not in result.stderr
+
+
+def test_one_stage_with_a_bad_param_key_does_not_hide_the_others(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"params.yaml": "lr: 1\n"})
+    workspace.write_pipeline({
+        "a": {"cmd": "echo a > a.txt", "outs": ["a.txt"]},
+        "b": {"cmd": "echo b > b.txt", "params": ["nope"], "outs": ["b.txt"]},
+        "c": {"cmd": "echo c > c.txt", "params": ["lr"], "outs": ["c.txt"]},
+    })
+    cli.run("repro", "a", "c")
+    workspace.write({"params.yaml": "lr: 2\n"})
+    result = cli.run("status", exit_code=1)
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("b") and "error" in line and "'nope'" in line for line in lines), result.stdout
+    assert any(line.startswith("c") and "lr" in line for line in lines), result.stdout
+    assert not any(line.startswith("a ") for line in lines), result.stdout  # a is up to date
+    rows = {r["stage"]: r for r in json.loads(cli.run("status", "--json", exit_code=1).stdout)["stages"]}
+    assert "'nope'" in rows["b"]["error"] and rows["a"]["runs"] is False and rows["c"]["runs"] is True
+
+
+def test_dag_outs_draws_only_the_edges_that_exist(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({
+        "split": {"cmd": "echo > train.csv; echo > test.csv", "outs": ["train.csv", "test.csv"]},
+        "train": {"cmd": "echo > model.pkl", "deps": ["train.csv"], "outs": ["model.pkl"]},
+        "evaluate": {"cmd": "echo > scores.json", "deps": ["test.csv", "model.pkl"], "outs": ["scores.json"]},
+    })
+    dot = cli.run("dag", "--outs", "--dot").stdout
+    edges = {line.strip().rstrip(";") for line in dot.splitlines() if "->" in line}
+    assert edges == {
+        '"train.csv" -> "model.pkl"',
+        '"test.csv" -> "scores.json"',
+        '"model.pkl" -> "scores.json"',
+    }, dot
