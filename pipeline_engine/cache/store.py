@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
@@ -79,9 +80,7 @@ class ObjectStore:
         """
         unique = {oid: src for src, oid in items}
         todo = [(src, oid) for oid, src in unique.items() if not self.exists(oid)]
-        # Every temporary file made, so that all of them go if anything fails or is interrupted
-        # (list.append is atomic across the copying threads).
-        temps: list[str] = []
+        temps = _Temps()
         root = str(self.root)
         for fanout in {oid[:2] for _, oid in todo}:
             self._ensure_dir(self.root / fanout)
@@ -92,8 +91,12 @@ class ObjectStore:
             # single directory serialises on that directory's lock.
             dest = f"{root}/{oid[:2]}/{oid[2:]}"
             tmp = f"{root}/{oid[:2]}/{temp_name()}"
-            temps.append(tmp)
+            if not temps.add(tmp):
+                raise CacheError("stopped")  # add_files has returned or raised already: no one sees this
             copied = copy_hashed(src, tmp, mode=_READ_ONLY)
+            if temps.closed:
+                _unlink_quietly(tmp)
+                raise CacheError("stopped")
             if copied != oid:
                 raise CacheError(
                     f"'{src}' changed while it was being cached; nothing was stored for it",
@@ -106,9 +109,8 @@ class ObjectStore:
         try:
             return self._commit_many(map_chunked(copy, todo, jobs=jobs), jobs=jobs)
         finally:
-            for tmp in temps:  # renamed ones are gone already
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            for tmp in temps.close():  # renamed ones are gone already
+                _unlink_quietly(tmp)
 
     def adopt_verified(self, items: Sequence[tuple[Path, Oid]]) -> int:
         """Move files the caller has already hashed to their oids (downloads in `<root>/tmp/`) into place.
@@ -246,6 +248,37 @@ class ObjectStore:
                 os.close(fd)
         os.replace(tmp, dest)
         return True
+
+
+class _Temps:
+    """The temporary files copying threads make; once closed, they make no more and remove their own.
+
+    An interrupt can end `add_files` while copies still run in pool threads; they must not leave
+    files behind the clean-up that has already run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: list[str] = []
+        self.closed = False
+
+    def add(self, path: str) -> bool:
+        """Note a temporary file about to be made; False (do not make it) once closed."""
+        with self._lock:
+            if not self.closed:
+                self._paths.append(path)
+            return not self.closed
+
+    def close(self) -> list[str]:
+        """Stop new temporary files; return every one noted so far."""
+        with self._lock:
+            self.closed = True
+            return list(self._paths)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _sync_filesystem(path: Path) -> None:
