@@ -20,11 +20,13 @@ _run_cache = click.option(
 )
 
 
-def _summary(verb: str, result: TransferResult) -> None:
-    render.info(
-        f"{verb} '{result.remote}': {result.transferred} transferred ({render.size(result.bytes)}), "
-        f"{result.present} already present, {len(result.failed)} failed"
-    )
+def _summary(verb: str, result: TransferResult | tuple[TransferResult, ...]) -> None:
+    """One line per remote (outs with their own `remote:` make more than one)."""
+    for r in result if isinstance(result, tuple) else (result,):
+        render.info(
+            f"{verb} '{r.remote}': {r.transferred} transferred ({render.size(r.bytes)}), "
+            f"{r.present} already present, {len(r.failed)} failed"
+        )
 
 
 @click.command()
@@ -108,6 +110,7 @@ def show_cloud_status(
                         "not_pushed": o.not_pushed,
                         "not_fetched": o.not_fetched,
                         "missing": o.missing,
+                        "remote": o.remote,
                     }
                     for o in status.outs
                 ],
@@ -116,7 +119,9 @@ def show_cloud_status(
     elif not status.outs:
         render.info("no tracked data (track some with 'pipe add PATH')")
     elif not behind:
-        render.info(f"in sync with remote '{status.remote}': {len(status.outs)} tracked path(s)")
+        names = sorted({o.remote for o in status.outs} | {status.remote})
+        label = "remote" if len(names) == 1 else "remotes"
+        render.info(f"in sync with {label} {', '.join(repr(n) for n in names)}: {len(status.outs)} tracked path(s)")
     else:
         for o in behind:
             parts = [
@@ -128,7 +133,8 @@ def show_cloud_status(
                 )
                 if n
             ]
-            render.out.print(f"{o.path}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects)")
+            where = f", remote '{o.remote}'" if o.remote != status.remote else ""
+            render.out.print(f"{o.path}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects{where})")
         hints = []
         if any(o.not_pushed for o in behind):
             hints.append("'pipe push --verify' uploads what the remote lacks" if verify

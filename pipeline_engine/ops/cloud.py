@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid, is_dir_oid
-from pipeline_engine.ops.remote import open_project_remote
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
 
@@ -24,6 +24,7 @@ class OutCloudStatus:
     not_pushed: int = 0
     not_fetched: int = 0
     missing: int = 0
+    remote: str = ""  # the remote it was compared with (its own `remote:`, or the command's)
 
     @property
     def is_synced(self) -> bool:
@@ -33,7 +34,7 @@ class OutCloudStatus:
 
 @dataclass(frozen=True, slots=True)
 class CloudStatus:
-    """The cloud status of every out, against one remote."""
+    """The cloud status of every out, against its remote; `remote` is the command's (or default) one."""
 
     remote: str
     url: str
@@ -59,20 +60,28 @@ def cloud_status(
     jobs: int | None = None,
     verify: bool = False,
 ) -> CloudStatus:
-    """For each out of `targets` (all when empty): which objects the remote or the cache lacks.
+    """For each out of `targets` (all when empty): which objects its remote or the cache lacks.
 
-    A directory whose manifest is not in the cache counts as one object; its files are unknown
-    until 'pipe fetch' brings the manifest. A manifest on the remote vouches for its files unless
-    `verify`: then every object is looked up.
+    A stage out with its own `remote:` is compared with that remote, the others with `remote` (or
+    the default), as push and pull would use them. A directory whose manifest is not in the cache
+    counts as one object; its files are unknown until 'pipe fetch' brings the manifest. A manifest
+    on the remote vouches for its files unless `verify`: then every object is looked up.
 
     Raises:
         RemoteNotConfiguredError, RemoteError: the remote is not configured or cannot be reached.
     """
+    from pipeline_engine.ops.transfer import open_remotes_for
     from pipeline_engine.ops.used import used_outs
 
-    rem = open_project_remote(project, remote, jobs=jobs)
-    store = project.store
     outs = used_outs(project, targets=targets)
+    groups = open_remotes_for(project, outs, remote, jobs=jobs)
+    result = [s for rem, group in groups for s in _against(project, rem, group, verify=verify)]
+    main = next((rem for rem, _ in groups if rem.name == (remote or project.config.default_remote)), groups[0][0])
+    return CloudStatus(main.name, main.url, tuple(result))
+
+
+def _against(project: Project, rem: Remote, outs: Sequence[PathRecord], *, verify: bool) -> list[OutCloudStatus]:
+    store = project.store
     members: dict[str, set[str]] = {}
     for out in outs:
         found: set[str] = {out.oid}
@@ -102,9 +111,10 @@ def cloud_status(
                 not_pushed=len(local - on_remote),
                 not_fetched=len((oids - local) & on_remote),
                 missing=len(oids - local - on_remote),
+                remote=rem.name,
             )
         )
-    return CloudStatus(rem.name, rem.url, tuple(result))
+    return result
 
 
 def gc_remote(rem: Remote, keep_oids: Collection[str], *, dry: bool) -> RemoteGcResult:

@@ -21,7 +21,7 @@ from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
 from pipeline_engine.core.progress import NullProgress, Progress, ProgressTask
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, PipeError, RemoteError
+from pipeline_engine.errors import CacheError, PipeError, RemoteError, RemoteNotConfiguredError
 from pipeline_engine.ops.objects import Failure, plan_objects, present_on_remote
 from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.project import Project
@@ -34,6 +34,8 @@ __all__ = [
     "download_objects",
     "fetch",
     "fetch_outs",
+    "open_remotes_for",
+    "out_remotes",
     "pull",
     "push",
     "push_outs",
@@ -61,7 +63,7 @@ class TransferResult:
 class PullResult:
     """What a pull fetched and what checkout then wrote."""
 
-    fetched: TransferResult
+    fetched: tuple[TransferResult, ...]  # one per remote
     checkouts: tuple[CheckoutResult, ...] = field(default_factory=tuple)
 
 
@@ -73,27 +75,88 @@ def push(
     jobs: int | None = None,
     verify: bool = False,
     progress: Progress | None = None,
-) -> TransferResult:
+) -> tuple[TransferResult, ...]:
     """Upload every object `targets` reference (all tracked data when empty) that the remote lacks.
 
-    With `verify`, every object is looked up on the remote, not only the manifests that vouch
-    for their files, so objects deleted from the remote are uploaded again. Partial uploads that
-    killed pushes left on the remote are removed first.
+    A stage out with its own `remote:` goes to that remote, every other out to `remote` (or the
+    default); one result per remote. With `verify`, every object is looked up on the remote, not
+    only the manifests that vouch for their files, so objects deleted from the remote are uploaded
+    again. Partial uploads that killed pushes left on the remote are removed first.
 
     Raises:
-        RemoteNotConfiguredError: no remote given and no default set.
+        RemoteNotConfiguredError: no remote given and no default set, or an out names an unknown remote.
         RemoteError: the remote is unreachable, or some objects failed (the rest were uploaded).
     """
     from pipeline_engine.ops.used import used_outs
 
-    rem = open_project_remote(project, remote, jobs=jobs)
+    results = []
     with project.mutex("pipe push"):
-        rem.sweep_temps()
         unpushed = _unpushed_paths(project)
         outs = [o for o in used_outs(project, targets=targets) if o.path not in unpushed]
-        result = push_outs(project.store, rem, outs, verify=verify, progress=progress or NullProgress())
-    raise_for_failures("push", result)
-    return result
+        for rem, group in open_remotes_for(project, outs, remote, jobs=jobs):
+            rem.sweep_temps()
+            results.append(push_outs(project.store, rem, group, verify=verify, progress=progress or NullProgress()))
+    for result in results:
+        raise_for_failures("push", result)
+    return tuple(results)
+
+
+def open_remotes_for(
+    project: Project, outs: Sequence[PathRecord], remote: str | None, *, jobs: int | None = None
+) -> list[tuple[Remote, list[PathRecord]]]:
+    """The remotes `outs` go to or come from, each with its outs (DVC's per-output `remote:`).
+
+    An out of a stage that declares `remote: NAME` uses NAME; the others use `remote`, or the
+    default remote when it is None. As in DVC, an explicit `remote` skips the outs that name a
+    different one (`pipe push -r backup` sends only what belongs on 'backup' or has no remote).
+    Without outs (or when all were skipped), the remote the command would use is still opened (and must exist).
+
+    Raises:
+        RemoteNotConfiguredError: no remote given and no default set for outs without their own,
+            or an out names a remote that is not configured (the message names the out).
+    """
+    own = out_remotes(project)
+    groups: dict[str | None, list[PathRecord]] = {}
+    for out in outs:
+        name = _own_remote(out.path, own)
+        if remote is not None and name is not None and name != remote:
+            continue
+        groups.setdefault(name or remote, []).append(out)
+    if not groups:
+        groups[remote] = []
+    opened = []
+    for name, group in sorted(groups.items(), key=lambda item: item[0] or ""):
+        try:
+            rem = open_project_remote(project, name, jobs=jobs)
+        except RemoteNotConfiguredError as exc:
+            mine = [o.path for o in group if _own_remote(o.path, own) == name]
+            if name is None or not mine:
+                raise
+            raise RemoteNotConfiguredError(
+                f"out '{mine[0]}' names remote '{name}' in pipeline.yaml: {exc}", hint=exc.hint
+            ) from exc
+        opened.append((rem, group))
+    return opened
+
+
+def out_remotes(project: Project) -> dict[str, str]:
+    """Stage out path -> the remote its `remote:` names in pipeline.yaml (outs without one are absent)."""
+    from pipeline_engine.ops.stages import has_pipeline
+    from pipeline_engine.pipeline.spec import load_spec
+
+    if not has_pipeline(project):
+        return {}
+    return {o.path: o.remote for stage in load_spec(project.root).stages.values() for o in stage.outs if o.remote}
+
+
+def _own_remote(path: str, own: dict[str, str]) -> str | None:
+    """The remote of the out at `path`, or of the out directory holding it (a granular target)."""
+    parts = path.split("/")
+    for i in range(len(parts), 0, -1):
+        name = own.get("/".join(parts[:i]))
+        if name is not None:
+            return name
+    return None
 
 
 def _unpushed_paths(project: Project) -> set[str]:
@@ -181,23 +244,28 @@ def fetch(
     remote: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
-) -> TransferResult:
+) -> tuple[TransferResult, ...]:
     """Download every object `targets` reference that the cache lacks, verifying each one.
 
+    Each out comes from its own `remote:` when its stage declares one (see `open_remotes_for`);
+    one result per remote.
+
     Raises:
-        RemoteNotConfiguredError: no remote given and no default set.
+        RemoteNotConfiguredError: no remote given and no default set, or an out names an unknown remote.
         RemoteError: the remote is unreachable, or some objects were missing or corrupt there
             (all others were fetched).
     """
     from pipeline_engine.ops.used import used_outs
 
-    rem = open_project_remote(project, remote, jobs=jobs)
     with project.mutex("pipe fetch"):
-        result = fetch_outs(
-            project.store, rem, used_outs(project, targets=targets), progress=progress or NullProgress()
+        outs = used_outs(project, targets=targets)
+        results = tuple(
+            fetch_outs(project.store, rem, group, progress=progress or NullProgress())
+            for rem, group in open_remotes_for(project, outs, remote, jobs=jobs)
         )
-    raise_for_failures("fetch", result)
-    return result
+    for result in results:
+        raise_for_failures("fetch", result)
+    return results
 
 
 def pull(
@@ -209,7 +277,7 @@ def pull(
     force: bool = False,
     progress: Progress | None = None,
 ) -> PullResult:
-    """Fetch, then check out every out whose objects are all in the cache.
+    """Fetch (each out from its remote, as `fetch`), then check out every out whose objects are all in the cache.
 
     Raises:
         RemoteError: as `fetch`; the outs that were complete are checked out first.
@@ -218,15 +286,19 @@ def pull(
     from pipeline_engine.ops.checkout import checkout_outs
     from pipeline_engine.ops.used import used_outs
 
-    rem = open_project_remote(project, remote, jobs=jobs)
     with project.mutex("pipe pull"):
         outs = used_outs(project, targets=targets)
-        fetched = fetch_outs(project.store, rem, outs, progress=progress or NullProgress())
-        broken = {f.path for f in fetched.failed}
-        complete = [o for o in outs if not any(p == o.path or p.startswith(o.path + "/") for p in broken)]
+        fetched = []
+        complete = []
+        for rem, group in open_remotes_for(project, outs, remote, jobs=jobs):
+            result = fetch_outs(project.store, rem, group, progress=progress or NullProgress())
+            broken = {f.path for f in result.failed}
+            complete += [o for o in group if not any(p == o.path or p.startswith(o.path + "/") for p in broken)]
+            fetched.append(result)
         checkouts = checkout_outs(project, complete, force=force, progress=progress)
-    raise_for_failures("pull", fetched)
-    return PullResult(fetched, tuple(checkouts))
+    for result in fetched:
+        raise_for_failures("pull", result)
+    return PullResult(tuple(fetched), tuple(checkouts))
 
 
 def fetch_outs(

@@ -61,6 +61,7 @@ class OutSpec:
     push: bool = True
     desc: str | None = None
     plot: tuple[tuple[str, Any], ...] = ()
+    remote: str | None = None  # the remote its objects go to and come from (DVC's per-output remote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +360,7 @@ def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
         push=flags.get("push", True),
         desc=flags.get("desc"),
         plot=tuple((k, flags[k]) for k in _PLOT_OPTIONS if k in flags),
+        remote=flags.get("remote") or None,
     )
 
 
