@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from pipeline_engine.errors import PipeError, PipeInterrupted
+from pipeline_engine.errors import LockedError, PipeError, PipeInterrupted
 
 __all__ = ["cli", "main", "os_error"]
 
@@ -94,6 +94,12 @@ class PipeGroup(click.Group):
             ctx.fail(f"no such command '{name}'.{did_you_mean(name, COMMANDS)}")
         return super().resolve_command(ctx, args)
 
+    def _has_wait(self, ctx: click.Context) -> bool:
+        """True when the command that ran takes `--wait` (only then may a hint suggest it)."""
+        name = ctx.invoked_subcommand
+        command = self.get_command(ctx, name) if name in COMMANDS else None
+        return command is not None and "--wait" in _declared_flags(command)
+
     def _hoist_global_flags(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Move -q/-v given after the subcommand (`pipe repro -q`) in front of it.
 
@@ -123,6 +129,8 @@ class PipeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PipeError as exc:
+            if isinstance(exc, LockedError) and exc.hint and "--wait" in exc.hint and not self._has_wait(ctx):
+                exc.hint = "wait for it to finish, then run the command again"
             verbose = bool(ctx.obj and ctx.obj.get("verbose"))
             raise PipeClickError(exc, verbose=verbose) from exc
         except OSError as exc:

@@ -280,12 +280,20 @@ class _StageRunner:
         self._record(stage, state, records)
         return Outcome.RESTORED
 
+    def _missing_dep_hint(self, dep: str) -> str:
+        """`pipe pull` for a dep a pointer tracks (it, or a directory holding it); else how to make one."""
+        parts = dep.split("/")
+        for i in range(len(parts), 0, -1):
+            tracked = "/".join(parts[:i])
+            if (self.project.root / f"{tracked}.pipe").is_file():
+                return f"it is tracked by '{tracked}.pipe': run 'pipe pull {tracked}' (or 'pipe checkout {tracked}')"
+        return "create it, or add a stage whose outs include it"
+
     def _execute(self, stage: StageSpec, old: StageLock | None, state: StageState, d: Decision) -> Outcome:
         missing = [p for p, r in state.deps.items() if r is None]
         if missing:
             raise PathError(
-                f"stage '{stage.name}': dep '{missing[0]}' does not exist",
-                hint="create it, or add a stage whose outs include it",
+                f"stage '{stage.name}': dep '{missing[0]}' does not exist", hint=self._missing_dep_hint(missing[0])
             )
         self._clear_outs(stage)
         log_path = self._log_path(stage.name) if self.log else None

@@ -95,3 +95,25 @@ def test_dag_outs_draws_only_the_edges_that_exist(workspace: Workspace, cli: Cli
         '"test.csv" -> "scores.json"',
         '"model.pkl" -> "scores.json"',
     }, dot
+
+
+def test_a_locked_project_suggests_wait_only_where_the_command_has_it(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"a.txt": "a"})
+    _two_stages(workspace)
+    with workspace.project().mutex("pipe test"):
+        add = cli.run("add", "a.txt", exit_code=1)
+        repro = cli.run("repro", exit_code=1)
+    assert "another pipe process" in add.stderr and "--wait" not in add.stderr, add.stderr
+    assert "--wait" in repro.stderr, repro.stderr
+    assert "--wait" not in cli.run("add", "--help").stdout
+
+
+def test_a_missing_pointer_tracked_dep_suggests_pull(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"raw.txt": "raw"})
+    cli.run("add", "raw.txt")
+    (workspace.root / "raw.txt").unlink()
+    workspace.write_pipeline({"use": {"cmd": "cat raw.txt > u.txt", "deps": ["raw.txt"], "outs": ["u.txt"]}})
+    result = cli.run("repro", exit_code=1)
+    assert "'raw.txt' does not exist" in result.stderr and "pipe pull raw.txt" in result.stderr, result.stderr
+    cli.run("checkout", "raw.txt")  # the other command the hint names works
+    cli.run("repro")
