@@ -158,6 +158,16 @@ def remove_remote(project: Project, name: str) -> None:
         ConfigError: no remote has that name.
     """
     _existing(project, name)
+    here = [local for local in (False, True)
+            if name in (read_config_file(_config_path(project, local=local), check=False).get("remotes") or {})]
+    if not here:
+        # Defined in the global or system config: this project's files cannot remove it.
+        raise ConfigError(
+            f"remote '{name}' is not defined in this project's config "
+            "(it comes from the global or system config)",
+            hint=(f"run 'pipe config --list --show-origin' to see which file, "
+                  f"then 'pipe config --global --unset remote.{name}.url'"),
+        )
     for local in (False, True):
         path = _config_path(project, local=local)
         if not path.exists():

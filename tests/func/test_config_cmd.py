@@ -337,3 +337,13 @@ def test_concurrent_writes_to_the_global_file_all_survive(bare_dir: Path, user_d
     written = yaml.safe_load((user_dirs["global"] / "config.yaml").read_text())
     assert written["remotes"] == {n: {"url": f"/data/{n}"} for n in names}
     assert sorted(p.name for p in user_dirs["global"].iterdir()) == ["config.lock", "config.yaml"]  # no temp left
+
+
+def test_remote_remove_of_a_global_remote_says_where_it_is_instead_of_claiming_success(
+    workspace: Workspace, cli: Cli
+) -> None:
+    cli.run("config", "--global", "remote.gr.url", "/tmp/somewhere")
+    result = cli.run("remote", "remove", "gr", exit_code=1)
+    assert "global or system config" in result.output and "--global --unset remote.gr.url" in result.output
+    cli.run("config", "--global", "--unset", "remote.gr.url")
+    assert "gr" not in cli.run("remote", "list").output
