@@ -428,14 +428,34 @@ def _checkout_dir(
     make_dirs(base, relpath, {os.path.dirname(e.relpath) for e in write}, force=force)
     placed = _write_entries(placer, base, write, progress, relpath)
     _remember(placer, [(f"{relpath}/{e.relpath}", st, e.oid) for e, st in placed if st is not None])
+    if force:
+        deleted += tuple(_remove_empty_dirs(base))
     return CheckoutResult(
         relpath,
         written=tuple(f"{relpath}/{e.relpath}" for e, st in placed if st is not None),
-        deleted=tuple(f"{relpath}/{p}" for p in deleted),
+        deleted=tuple(f"{relpath}/{p}" for p in deleted),  # files, then emptied directories
         kept_extra=() if force else tuple(f"{relpath}/{p}" for p in diff.deleted),
         corrupt=tuple((f"{relpath}/{e.relpath}", e.oid) for e, st in placed if st is None),
         missing=tuple((f"{relpath}/{e.relpath}", e.oid) for e in needed if e.oid in not_cached),
     )
+
+
+def _remove_empty_dirs(base: Path) -> list[str]:
+    """Remove the empty sub-directories of `base` (a manifest lists files only, so none is tracked).
+
+    Bottom-up, so a directory emptied by removing its empty children goes too; symlinks are
+    never entered nor removed here. Returns the removed paths relative to `base`.
+    """
+    removed: list[str] = []
+    for dirpath, _, filenames in os.walk(base, topdown=False):
+        if filenames or dirpath == str(base):
+            continue
+        try:
+            os.rmdir(dirpath)  # fails unless empty (its empty children went first)
+        except OSError:
+            continue
+        removed.append(os.path.relpath(dirpath, base).replace(os.sep, "/"))
+    return removed
 
 
 def _clear_non_directory(placer: Placer, root: Path, relpath: str, force: bool) -> None:

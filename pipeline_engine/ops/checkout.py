@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline_engine.cache.link import parse_link_types
+from pipeline_engine.cache.pointer import POINTER_SUFFIX
 from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.cache.workspace import checkout as checkout_path
 from pipeline_engine.core.progress import NullProgress, Progress
@@ -17,7 +18,7 @@ from pipeline_engine.errors import (
     PathError,
     PipeError,
 )
-from pipeline_engine.ops.pointers import restore_deleted_pointers
+from pipeline_engine.ops.pointers import deleted_pointers, deleted_pointers_error
 from pipeline_engine.ops.used import used_outs
 from pipeline_engine.project import Project
 
@@ -45,9 +46,20 @@ def checkout(
         ObjectNotFoundError: objects are missing from the cache ('pipe pull' fetches them).
     """
     with project.mutex("pipe checkout"):
-        restore_deleted_pointers(project)
-        return checkout_outs(project, used_outs(project, targets=targets), force=force, relink=relink,
-                             progress=progress)
+        # A pointer deleted from the workspace is never restored behind the user's back (git's
+        # index may hold an older version than their last 'pipe add'): the rest is checked out,
+        # then the deleted pointers are reported with the command that restores them.
+        gone = [] if targets else deleted_pointers(project)
+        try:
+            results = checkout_outs(project, used_outs(project, targets=targets), force=force,
+                                    relink=relink, progress=progress)
+        except PipeError as exc:
+            if gone:
+                raise _combined([exc, deleted_pointers_error(project, gone)]) from None
+            raise
+        if gone:
+            raise deleted_pointers_error(project, gone)
+        return results
 
 
 def checkout_outs(
@@ -75,7 +87,7 @@ def checkout_outs(
             failed.append(exc)
             continue
         results.append(result)
-        if project.git is not None:
+        if project.git is not None and not _inside_tracked_dir(project, out.path):
             project.git.ignore(project.relpath_from_git(out.path))
     missing = [pair for r in results for pair in r.missing]
     if missing:
@@ -89,6 +101,12 @@ def checkout_outs(
     if failed:
         raise _combined(failed)
     return results
+
+
+def _inside_tracked_dir(project: Project, rel: str) -> bool:
+    """True for a path inside a directory a pointer tracks (a granular target): its directory is ignored."""
+    parts = rel.split("/")
+    return any((project.root / ("/".join(parts[:i]) + POINTER_SUFFIX)).is_file() for i in range(1, len(parts)))
 
 
 def _listed(pairs: Sequence[tuple[str, str]]) -> str:

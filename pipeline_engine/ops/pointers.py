@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer
-from pipeline_engine.core.fsutil import atomic_write, relpath_in
-from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
+from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.errors import PathError
 from pipeline_engine.project import CONTROL_DIR, Project
 
-__all__ = ["find_pointers", "pointer_files", "resolve_pointers", "restore_deleted_pointers"]
+__all__ = ["Target", "deleted_pointers", "deleted_pointers_error", "find_pointers", "pointer_files", "resolve_pointers"]
 
 
 def find_pointers(project: Project) -> list[Pointer]:
@@ -33,61 +34,83 @@ def pointer_files(project: Project) -> list[str]:
     return sorted(set(names))
 
 
-def resolve_pointers(project: Project, targets: Sequence[str]) -> list[Pointer]:
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A pointer chosen by a target; `inside` is a path inside its tracked directory ("" for all of it)."""
+
+    pointer: Pointer
+    inside: str = ""
+
+    @property
+    def data_relpath(self) -> str:
+        """The project-relative path the target selects."""
+        return f"{self.pointer.data_relpath}/{self.inside}" if self.inside else self.pointer.data_relpath
+
+
+def resolve_pointers(project: Project, targets: Sequence[str]) -> list[Target]:
     """Pointers for `targets` (data paths or pointer files); all pointers when none given.
 
-    A directory target selects every pointer under it.
+    A directory target selects every pointer under it; a path inside a tracked directory selects
+    only that file or sub-directory of it (DVC's granular targets: `inside`).
 
     Raises:
-        PathError: a target is outside the project or tracks nothing.
+        PathError: a target is outside the project or tracks nothing, or its pointer file was
+            deleted from the workspace (still in git's index).
     """
     pointers = find_pointers(project)
     if not targets:
-        return pointers
-    chosen: dict[str, Pointer] = {}
+        return [Target(p) for p in pointers]
+    chosen: dict[tuple[str, str], Target] = {}
     for target in targets:
-        rel = relpath_in(project.root, target)
+        rel = relpath_in(project.root, target).rstrip("/")
         matched = [
-            p for p in pointers
+            Target(p) for p in pointers
             if rel in ("", p.relpath, p.data_relpath) or p.data_relpath.startswith(rel + "/")
         ]
         if not matched:
+            matched = [
+                Target(p, rel[len(p.data_relpath) + 1:]) for p in pointers
+                if p.out.isdir and rel.startswith(p.data_relpath + "/")
+            ]
+        if not matched:
+            gone = [g for g in deleted_pointers(project)
+                    if rel in (g, g[: -len(POINTER_SUFFIX)]) or g.startswith(rel + "/")]
+            if gone:
+                raise deleted_pointers_error(project, gone)
             raise PathError(
                 f"'{target}' is not tracked by any pointer file", hint=f"run 'pipe add {target}' to track it"
             )
-        chosen.update((p.relpath, p) for p in matched)
+        chosen.update(((t.pointer.relpath, t.inside), t) for t in matched)
     return [chosen[k] for k in sorted(chosen)]
 
 
-def restore_deleted_pointers(project: Project) -> list[str]:
-    """Bring back pointer files deleted from the workspace but still in git's index.
+def deleted_pointers(project: Project) -> list[str]:
+    """Pointer files in git's index that are gone from the workspace (sorted, project-relative).
 
-    `rm -rf data && pipe checkout` then restores the data as well as its pointers, as a user
-    expects; a pointer removed with `git rm` (or `pipe remove`) is not in the index and stays gone.
+    They are never restored silently: the index may hold an older version than the user's last
+    `pipe add`, so the user decides (`git checkout -- X.pipe`, or `git rm --cached X.pipe`).
     """
     if project.git is None:
         return []
-    restored = []
+    gone = []
     for rel in _git_ls(project.root, "--cached") or []:
-        if _restore_from_index(project.root, rel):
-            restored.append(rel)
-            # Its .gitignore went with it; the committed one keeps the user's order and entries.
-            parent = rel.rpartition("/")[0]
-            _restore_from_index(project.root, f"{parent}/.gitignore" if parent else ".gitignore")
-    return restored
+        path = project.root / rel
+        if not (path.exists() or path.is_symlink()):
+            gone.append(rel)
+    return sorted(gone)
 
 
-def _restore_from_index(root: Path, rel: str) -> bool:
-    # The index is as untrusted as any commit: a name it lists is written only through the gate.
-    path = resolve_in_project(root, check_relpath(rel, source="git index"), source="git index")
-    if path.exists() or path.is_symlink():
-        return False
-    proc = subprocess.run(["git", "show", f":./{rel}"], cwd=root, capture_output=True, check=False)
-    if proc.returncode != 0:
-        return False
-    (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(root / rel, proc.stdout)
-    return True
+def deleted_pointers_error(project: Project, pointers: Sequence[str]) -> PathError:
+    """The error naming deleted pointer files and the git command that restores them."""
+    shown = [os.path.relpath(project.root / p) for p in pointers]
+    listed = ", ".join(f"'{p}'" for p in shown[:10]) + (f" ... and {len(shown) - 10} more" if len(shown) > 10 else "")
+    quoted = " ".join(shlex.quote(p) for p in shown)
+    return PathError(
+        f"{len(pointers)} pointer file(s) deleted from the workspace (still in git's index): {listed}; "
+        "their data was not checked out",
+        hint=f"run 'git checkout -- {quoted}' to restore the committed version, then 'pipe checkout' "
+        f"(or 'git rm --cached {quoted}' to stop tracking)",
+    )
 
 
 def _git_pointer_files(root: Path) -> list[str] | None:

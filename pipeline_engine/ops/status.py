@@ -6,11 +6,12 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline_engine.cache.pointer import Pointer
 from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workspace import is_cached, scan, scan_tree, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.ops.pointers import resolve_pointers
+from pipeline_engine.ops.used import target_record
 from pipeline_engine.project import Project
 
 __all__ = ["DataState", "DataStatus", "data_status"]
@@ -42,11 +43,12 @@ class DataStatus:
 
 def data_status(project: Project, targets: Sequence[str] = ()) -> list[DataStatus]:
     """The state of every pointer selected by `targets` (all when empty)."""
-    return [_status_of(project, p) for p in resolve_pointers(project, targets)]
+    return [_status_of(project, target_record(project, t), t.pointer.relpath)
+            for t in resolve_pointers(project, targets)]
 
 
-def _status_of(project: Project, pointer: Pointer) -> DataStatus:
-    rel, oid = pointer.data_relpath, pointer.out.oid
+def _status_of(project: Project, out: PathRecord, pointer: str) -> DataStatus:
+    rel, oid = out.path, out.oid
     states: list[DataState] = []
     diff = None
     cached = is_cached(project.store, oid)
@@ -54,13 +56,13 @@ def _status_of(project: Project, pointer: Pointer) -> DataStatus:
         states.append(DataState.MISSING)
     else:
         current = scan(project.root, rel, project.memo, store=project.store)
-        if current.oid != oid or (not is_dir_oid(oid) and current.isexec != pointer.out.isexec):
+        if current.oid != oid or (not is_dir_oid(oid) and current.isexec != out.isexec):
             states.append(DataState.MODIFIED)
             if is_dir_oid(oid) and cached:
                 diff = _dir_diff(project, rel, oid, current.tree)
     if not cached:
         states.append(DataState.NOT_IN_CACHE)
-    return DataStatus(rel, pointer.relpath, tuple(states) or (DataState.UP_TO_DATE,), diff)
+    return DataStatus(rel, pointer, tuple(states) or (DataState.UP_TO_DATE,), diff)
 
 
 def _dir_diff(project: Project, rel: str, oid: str, current: Tree | None) -> TreeDiff | None:

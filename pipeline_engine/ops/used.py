@@ -4,23 +4,64 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline_engine.cache.tree import Tree, TreeEntry
+from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.ops.pointers import resolve_pointers
+from pipeline_engine.errors import ObjectNotFoundError, PathError
+from pipeline_engine.ops.pointers import Target, resolve_pointers
 from pipeline_engine.ops.stages import lock_outs
 from pipeline_engine.project import Project
 
-__all__ = ["used_outs"]
+__all__ = ["target_record", "used_outs"]
 
 
 def used_outs(project: Project, *, targets: Sequence[str] = ()) -> list[PathRecord]:
     """Every out that pointer files (and the lock file) of the workspace reference.
 
-    `PathRecord.path` is project-relative.
+    `PathRecord.path` is project-relative. A target inside a tracked directory selects only
+    that file or sub-directory (see `target_record`).
     """
     stage_outs, rest = lock_outs(project, targets)
-    outs = [] if targets and not rest else [
-        PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles, p.out.isexec)
-        for p in resolve_pointers(project, rest)
-    ]
+    outs = [] if targets and not rest else [target_record(project, t) for t in resolve_pointers(project, rest)]
     outs += [r for r in stage_outs]
     return outs
+
+
+def target_record(project: Project, target: Target) -> PathRecord:
+    """The record of what `target` selects, project-relative.
+
+    For a path inside a tracked directory: its file entry, or for a sub-directory a manifest of
+    the entries under it (stored in the cache, so checkout, status and transfers handle it as
+    any directory out).
+
+    Raises:
+        ObjectNotFoundError: the directory's manifest is not in the cache (it lists the files).
+        PathError: the directory's manifest has no such file or sub-directory.
+    """
+    out = target.pointer.out
+    if not target.inside:
+        return PathRecord(target.pointer.data_relpath, out.oid, out.size, out.nfiles, out.isexec)
+    try:
+        tree = tree_of(project.store, out.oid)
+    except ObjectNotFoundError:
+        data = target.pointer.data_relpath
+        raise ObjectNotFoundError(
+            f"'{target.data_relpath}': the manifest of '{data}' (object '{out.oid}') is not in the cache, "
+            "so the files inside it are not known",
+            hint=f"run 'pipe fetch {data}' to fetch it",
+        ) from None
+    sub = target.inside
+    entry = tree.by_path().get(sub)
+    if entry is not None:
+        return PathRecord(target.data_relpath, entry.oid, entry.size, None, entry.isexec)
+    under = [TreeEntry(e.relpath[len(sub) + 1:], e.oid, e.size, e.isexec)
+             for e in tree.entries if e.relpath.startswith(sub + "/")]
+    if not under:
+        raise PathError(
+            f"'{target.data_relpath}' is not in the tracked version of '{target.pointer.data_relpath}'",
+            hint=f"run 'pipe status {target.pointer.data_relpath}' to see what it holds",
+        )
+    part = Tree.from_entries(under)
+    oid: Oid = project.store.add_bytes(part.to_bytes(), suffix=".dir")
+    return PathRecord(target.data_relpath, oid, part.size, len(part.entries))

@@ -123,7 +123,8 @@ def test_data_round_trip_through_real_processes(workspace: Workspace) -> None:
     workspace.commit("data")
     import shutil
 
-    shutil.rmtree(workspace.root / "data")
+    shutil.rmtree(workspace.root / "data/imgs")  # the data, not its pointers (never resurrected)
+    (workspace.root / "data/model.bin").unlink()
     assert pipe("checkout", cwd=workspace.root).returncode == 0
     assert (workspace.root / "data/model.bin").read_bytes() == data
     status = pipe("status", "--exit-code", cwd=workspace.root)

@@ -24,7 +24,8 @@ def _setup(workspace: Workspace, cli: Cli) -> None:
 def test_checkout_restores_deleted_data_byte_for_byte(workspace: Workspace, cli: Cli) -> None:
     _setup(workspace, cli)
     before = workspace.snapshot()
-    shutil.rmtree(workspace.root / "data")
+    shutil.rmtree(workspace.root / "data/images")
+    os.unlink(workspace.root / "data/big.bin")
     result = cli.run("checkout")
     assert "31 file(s) written" in result.stderr
     assert workspace.snapshot() == before
@@ -119,7 +120,8 @@ def test_checkout_never_writes_a_corrupt_object_and_checks_out_the_rest(workspac
     """The issue's reproduction: a flipped byte was written with exit 0 and status said up to date."""
     _setup(workspace, cli)
     _corrupt(workspace, FILES["007.txt"].encode())
-    shutil.rmtree(workspace.root / "data")
+    shutil.rmtree(workspace.root / "data/images")
+    os.unlink(workspace.root / "data/big.bin")
     result = cli.run("checkout", exit_code=1)
     assert "data/images/007.txt" in result.stderr and "corrupt" in result.stderr
     assert "pipe pull" in result.stderr
@@ -148,7 +150,8 @@ def test_a_corrupt_directory_manifest_is_quarantined_and_named(workspace: Worksp
     manifest = workspace.root / ".pipe/cache/objects" / oid_to_relpath(pointer["outs"][0]["oid"])
     os.chmod(manifest, 0o644)
     manifest.write_text("[]")
-    shutil.rmtree(workspace.root / "data")
+    shutil.rmtree(workspace.root / "data/images")
+    os.unlink(workspace.root / "data/big.bin")
     result = cli.run("checkout", exit_code=1)
     assert "data/images" in result.stderr and "manifest" in result.stderr and "pipe pull" in result.stderr
     assert (workspace.root / "data/big.bin").read_bytes() == b"\x01" * 1000
@@ -266,3 +269,101 @@ def test_a_killed_checkouts_temporary_file_is_not_tracked_data(workspace: Worksp
     cli.run("add", "data/images")
     assert "up to date" in cli.run("status").stderr
     assert yaml.safe_load((workspace.root / "data/images.pipe").read_text())["outs"][0]["nfiles"] == len(FILES)
+
+
+# --- issue 8, group 4: checkout and workspace state ------------------------------------------
+
+
+def test_a_tracked_empty_directory_is_restored(workspace: Workspace, cli: Cli) -> None:
+    (workspace.root / "e").mkdir()
+    cli.run("add", "e")
+    (workspace.root / "e").rmdir()
+    assert "missing" in cli.run("status", exit_code=None).output
+    cli.run("checkout")
+    assert (workspace.root / "e").is_dir()
+    assert "up to date" in cli.run("status").output
+
+
+def test_forced_checkout_leaves_exactly_the_tracked_tree(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": {"a": "a", "sub": {"b": "b"}}})
+    cli.run("add", "d")
+    (workspace.root / "d/empty/deeper").mkdir(parents=True)
+    workspace.write({"d": {"x": {"y": "extra"}, "sub": {"z": "extra"}}})
+    cli.run("checkout", "--force", "d")
+    found = sorted(p.relative_to(workspace.root).as_posix() for p in (workspace.root / "d").rglob("*"))
+    assert found == ["d/a", "d/sub", "d/sub/b"]
+
+
+def test_forced_checkout_removes_an_extra_directory_symlink_as_a_link(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    workspace.write({"d": {"a": "a"}})
+    cli.run("add", "d")
+    (workspace.root / "d/link").symlink_to(outside, target_is_directory=True)
+    cli.run("checkout", "--force", "d", exit_code=None)
+    assert (outside / "keep").is_dir()
+
+
+def test_one_missing_object_fails_only_its_path(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"a.txt": "a", "b.txt": "b", "c.txt": "c"})
+    cli.run("add", "a.txt", "b.txt", "c.txt")
+    oid = yaml.safe_load(workspace.read("b.txt.pipe"))["outs"][0]["oid"]
+    os.unlink(workspace.root / ".pipe/cache/objects" / oid_to_relpath(oid))
+    for name in ("a.txt", "b.txt", "c.txt"):
+        os.unlink(workspace.root / name)
+    result = cli.run("checkout", exit_code=1)
+    assert workspace.read("a.txt") == "a" and workspace.read("c.txt") == "c"
+    assert not (workspace.root / "b.txt").exists()
+    assert "'b.txt'" in result.stderr and "pipe pull" in result.stderr
+
+
+def test_a_deleted_pointer_is_reported_not_resurrected_from_the_index(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"f.txt": "v1"}})
+    cli.run("add", "data/f.txt")
+    workspace.commit("v1")
+    workspace.write({"data": {"f.txt": "v2"}})
+    cli.run("add", "data/f.txt")  # not committed: the index still has v1's pointer
+    workspace.write({"g.txt": "g"})
+    cli.run("add", "g.txt")
+    os.unlink(workspace.root / "g.txt")
+    shutil.rmtree(workspace.root / "data")
+    result = cli.run("checkout", exit_code=1)
+    assert not (workspace.root / "data/f.txt.pipe").exists()  # never silently v1
+    assert "data/f.txt.pipe" in result.stderr and "git checkout -- data/f.txt.pipe" in result.stderr
+    assert workspace.read("g.txt") == "g"  # the rest was checked out
+    # the hint works as written
+    workspace.git("checkout", "--", "data/f.txt.pipe")
+    cli.run("checkout")
+    assert workspace.read("data/f.txt") == "v1"
+
+
+def test_readme_rm_and_checkout_restores_byte_for_byte(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"images": {"0001.jpg": "img"}, "big.bin": b"\x02" * 100}})
+    cli.run("add", "data/images", "data/big.bin")
+    workspace.commit("data")
+    (workspace.root / "data/images/0001.jpg").write_text("img x")
+    cli.run("add", "data/images")
+    before = workspace.snapshot()
+    shutil.rmtree(workspace.root / "data/images")
+    os.unlink(workspace.root / "data/big.bin")
+    cli.run("checkout")
+    assert workspace.snapshot() == before
+
+
+def test_a_path_inside_a_tracked_directory_is_a_target(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": {"a": "a", "sub": {"b": "b", "s2": {"c": "c"}}}})
+    cli.run("add", "d")
+    workspace.commit("d")
+    shutil.rmtree(workspace.root / "d")
+    cli.run("checkout", "d/sub/s2")
+    assert workspace.read("d/sub/s2/c") == "c"
+    assert not (workspace.root / "d/a").exists() and not (workspace.root / "d/sub/b").exists()
+    cli.run("checkout", "d/a")
+    assert workspace.read("d/a") == "a" and not (workspace.root / "d/sub/b").exists()
+    assert workspace.git("status", "--porcelain") == ""  # no .gitignore written inside d/
+    assert "d/sub/b  missing" in cli.run("status", "d/sub/b", exit_code=None).output
+    assert "up to date" in cli.run("status", "d/sub/s2").output
+    result = cli.run("checkout", "d/nope", exit_code=1)
+    assert "'d/nope' is not in the tracked version of 'd'" in result.stderr
