@@ -94,11 +94,18 @@ class PipeGroup(click.Group):
             ctx.fail(f"no such command '{name}'.{did_you_mean(name, COMMANDS)}")
         return super().resolve_command(ctx, args)
 
-    def _has_wait(self, ctx: click.Context) -> bool:
-        """True when the command that ran takes `--wait` (only then may a hint suggest it)."""
+    def _fit_hint(self, ctx: click.Context, exc: PipeError) -> None:
+        """Lower layers suggest "rerun with '--wait'" / "'--force'" without knowing the command: keep
+        that only for a command that has the flag, else name what works there."""
+        if not exc.hint or "rerun with '--" not in exc.hint:
+            return
         name = ctx.invoked_subcommand
         command = self.get_command(ctx, name) if name in COMMANDS else None
-        return command is not None and "--wait" in _declared_flags(command)
+        flags = _declared_flags(command) if command is not None else set()
+        if isinstance(exc, LockedError) and "--wait" not in flags:
+            exc.hint = "wait for it to finish, then run the command again"
+        elif "rerun with '--force'" in exc.hint and "--force" not in flags:
+            exc.hint = "run 'pipe checkout --force' on that path to replace it, then run the command again"
 
     def _hoist_global_flags(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Move -q/-v given after the subcommand (`pipe repro -q`) in front of it.
@@ -129,8 +136,7 @@ class PipeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PipeError as exc:
-            if isinstance(exc, LockedError) and exc.hint and "--wait" in exc.hint and not self._has_wait(ctx):
-                exc.hint = "wait for it to finish, then run the command again"
+            self._fit_hint(ctx, exc)
             verbose = bool(ctx.obj and ctx.obj.get("verbose"))
             raise PipeClickError(exc, verbose=verbose) from exc
         except OSError as exc:

@@ -77,11 +77,28 @@ def resolve_pointers(project: Project, targets: Sequence[str]) -> list[Target]:
                     if rel in (g, g[: -len(POINTER_SUFFIX)]) or g.startswith(rel + "/")]
             if gone:
                 raise deleted_pointers_error(project, gone)
-            raise PathError(
-                f"'{target}' is not tracked by any pointer file", hint=f"run 'pipe add {target}' to track it"
-            )
+            raise PathError(f"'{target}' is not tracked by any pointer file", hint=untracked_hint(project, target))
         chosen.update(((t.pointer.relpath, t.inside), t) for t in matched)
     return [chosen[k] for k in sorted(chosen)]
+
+
+def untracked_hint(project: Project, target: str) -> str:
+    """The next command for a target no pointer tracks: repro for a stage's out, add for existing data."""
+    from pipeline_engine.errors import PipeError
+    from pipeline_engine.pipeline.spec import PIPELINE_FILE, load_spec
+
+    rel = relpath_in(project.root, target)
+    if (project.root / PIPELINE_FILE).is_file():
+        try:
+            stages = load_spec(project.root).stages
+        except PipeError:
+            stages = {}
+        for name, stage in stages.items():
+            if target == name or any(rel == o.path or rel.startswith(o.path + "/") for o in stage.outs):
+                return f"it is an out of stage '{name}': run 'pipe repro {name}' to produce it"
+    if os.path.lexists(project.root / rel):
+        return f"run 'pipe add {target}' to track it"
+    return "run 'pipe status' to list the tracked data and stages"
 
 
 def deleted_pointers(project: Project) -> list[str]:
