@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import shlex
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer, write_pointer
 from pipeline_engine.cache.workspace import save, scan
-from pipeline_engine.core.fsutil import relpath_in
+from pipeline_engine.core.fsutil import atomic_write, relpath_in, remove_path
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
@@ -41,23 +42,44 @@ class Added:
 
 
 def add(project: Project, paths: Sequence[str], *, progress: Progress | None = None) -> list[Added]:
-    """Track `paths`: every path is checked first, so a refusal changes nothing.
+    """Track `paths`, all or nothing: every path is checked, hashed and stored before the first
+    pointer is written, and a failure while writing them puts back the pointers and .gitignore
+    files already changed. (A failure leaves only objects in the cache, which gc collects.)
 
     Raises:
-        PathError: a path is missing, outside the project, inside `.pipe/`, overlaps a tracked
-            path, is tracked by git, or is a symlink pointing outside the project.
+        PathError: a path is missing, outside the project, inside `.pipe/`, one of pipe's own files
+            (pipeline.yaml, pipeline.lock, a params file, a pointer), reached through a symlinked
+            directory, overlaps a tracked path, is tracked by git, is a symlink pointing outside
+            the project, or its new pointer would be ignored by git (the rule is named).
     """
     progress = progress or NullProgress()
     with project.mutex(f"pipe add {' '.join(paths)}"):
         relpaths = _validate(project, paths)
         link_types = parse_link_types(project.config.cache_types)
-        results = []
+        outs = []
         for rel in relpaths:
             scanned = scan(project.root, rel, project.memo, store=project.store, progress=progress)
-            out = save(project.store, project.root, scanned, link_types=link_types, memo=project.memo,
-                       progress=progress)
-            results.append(_record(project, rel, out))
-        return results
+            outs.append(save(project.store, project.root, scanned, link_types=link_types, memo=project.memo,
+                             progress=progress))
+        touched = [p for rel in relpaths
+                   for p in (rel + POINTER_SUFFIX, f"{rel.rpartition('/')[0]}/.gitignore".lstrip("/"))]
+        before = {p: _read_or_none(project.root / p) for p in touched}
+        try:
+            return [_record(project, rel, out) for rel, out in zip(relpaths, outs, strict=True)]
+        except BaseException:
+            for p, data in before.items():
+                if data is None:
+                    remove_path(project.root / p)
+                elif _read_or_none(project.root / p) != data:
+                    atomic_write(project.root / p, data)
+            raise
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _record(project: Project, rel: str, out: PathRecord) -> Added:
@@ -112,7 +134,44 @@ def _validate(project: Project, paths: Sequence[str]) -> list[str]:
         if rel not in chosen:
             chosen.append(rel)
     _refuse_git_tracked(project, chosen)
+    _refuse_ignored_pointers(project, chosen)
     return chosen
+
+
+def _own_files(project: Project) -> dict[str, str]:
+    """pipe's own files, which are never data: path -> what it is."""
+    from pipeline_engine.pipeline.lock import LOCK_FILE
+    from pipeline_engine.pipeline.params import PARAMS_FILE
+    from pipeline_engine.pipeline.spec import PIPELINE_FILE, load_spec
+
+    own = {PIPELINE_FILE: "the pipeline file", LOCK_FILE: "the lock file", PARAMS_FILE: "a params file"}
+    if (project.root / PIPELINE_FILE).is_file():
+        spec = load_spec(project.root)
+        own.update((p.path, "a params file") for stage in spec.stages.values() for p in stage.params)
+    return own
+
+
+def _refuse_ignored_pointers(project: Project, relpaths: Sequence[str]) -> None:
+    """A pointer git would ignore is never committed: its data would be lost to every clone."""
+    if project.git is None or not relpaths:
+        return
+    pointers = [project.relpath_from_git(r + POINTER_SUFFIX) for r in relpaths]
+    proc = subprocess.run(
+        ["git", "check-ignore", "-v", "-z", "--stdin"], input="\0".join(pointers) + "\0",
+        cwd=project.git.root, capture_output=True, text=True, check=False,
+    )
+    fields = proc.stdout.split("\0")
+    # -z -v: source, line number, pattern, path; a pattern starting with '!' (a negation) matched last.
+    for i in range(0, len(fields) - 3, 4):
+        source, line, pattern, path = fields[i:i + 4]
+        if pattern.startswith("!"):
+            continue
+        raise PathError(
+            f"'{path}' would be ignored by git ({source}:{line}: '{pattern}'), so the pointer of the data "
+            "could not be committed",
+            hint=f"change that rule (e.g. add '!{path.rpartition('/')[2]}' after it in {source}), "
+            "then run 'pipe add' again",
+        )
 
 
 def _stage_outs(project: Project) -> dict[str, str]:
@@ -134,6 +193,19 @@ def _check_one(project: Project, path: str) -> str:
         raise PathError(f"'{rel}' is inside '{first}/', which pipe and git manage")
     if rel.endswith(POINTER_SUFFIX):
         raise PathError(f"'{rel}' is a pointer file; add the data path it names instead")
+    what = _own_files(project).get(rel)
+    if what is not None:
+        raise PathError(
+            f"'{rel}' is {what} of pipe; git tracks it, pipe does not cache it",
+            hint=f"commit it with 'git add {rel}'",
+        )
+    link = _symlinked_parent(project.root, path)
+    if link is not None:
+        raise PathError(
+            f"'{path}' is reached through the symlinked directory '{link}'; pipe tracks paths as they are "
+            "in the project",
+            hint=f"add '{rel}' by its real path",
+        )
     _check_name(project, rel)
     absolute = project.root / rel
     if absolute.is_symlink():
@@ -145,6 +217,17 @@ def _check_one(project: Project, path: str) -> str:
     if not absolute.exists():
         raise PathError(f"'{rel}' does not exist")
     return rel
+
+
+def _symlinked_parent(root: Path, path: str) -> str | None:
+    """The first symlinked directory on the way from the project to `path` (as typed), or None."""
+    real_root = os.path.realpath(root)
+    p = Path(os.path.normpath(Path.cwd() / path)).parent
+    while p != p.parent and os.path.realpath(p) != real_root:
+        if p.is_symlink():
+            return os.path.relpath(p)
+        p = p.parent
+    return None
 
 
 def _check_name(project: Project, rel: str) -> None:

@@ -127,3 +127,54 @@ def test_add_refuses_a_stage_out(workspace: Workspace, cli: Cli) -> None:
     workspace.write({"models": {"model.bin": "m"}})
     err = _refused(workspace, cli, "models/model.bin")
     assert "out of stage 'train'" in err and "pipe commit train" in err
+
+
+# --- issue 8, group 5 ---------------------------------------------------------------------------
+
+
+def test_add_of_several_targets_is_all_or_nothing(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"first.csv": "1", "second": {"ok": "2"}, "tracked.csv": "v1"})
+    cli.run("add", "tracked.csv")
+    pointer_before = workspace.read("tracked.csv.pipe")
+    workspace.write({"tracked.csv": "v2"})
+    # Found only while hashing the second directory: a link to a file that does not exist.
+    os.symlink(workspace.root / "second" / "gone", workspace.root / "second" / "dangling")
+    def visible() -> dict[str, bytes]:  # objects may stay in the cache (gc collects them)
+        return {k: v for k, v in workspace.snapshot().items() if not k.startswith(".pipe/")}
+
+    before = visible()
+    result = cli.run("add", "tracked.csv", "first.csv", "second", exit_code=1)
+    assert "does not exist" in result.stderr
+    assert visible() == before
+    assert workspace.read("tracked.csv.pipe") == pointer_before
+    assert not (workspace.root / "first.csv.pipe").exists()
+
+
+def test_add_refuses_pipes_own_files(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"params.yaml": "lr: 1\n", "other.yaml": "x: 1\n"})
+    workspace.write_pipeline({"s": {"cmd": "echo hi", "params": [{"other.yaml": ["x"]}]}})
+    (workspace.root / "pipeline.lock").write_text("schema: '1.0'\n")
+    for name, what in [("pipeline.yaml", "pipeline file"), ("pipeline.lock", "lock file"),
+                       ("params.yaml", "params file"), ("other.yaml", "params file")]:
+        assert what in _refused(workspace, cli, name), name
+    workspace.write({"d.csv": "1"})
+    cli.run("add", "d.csv")
+    assert "pointer file" in _refused(workspace, cli, "d.csv.pipe")
+
+
+def test_add_refuses_a_path_through_a_symlinked_directory(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"real": {"f.csv": "1"}})
+    os.symlink("real", workspace.root / "alias")
+    message = _refused(workspace, cli, "alias/f.csv")
+    assert "symlinked directory 'alias'" in message and "real/f.csv" in message
+    assert not (workspace.root / "real/f.csv.pipe").exists()
+
+
+def test_add_refuses_a_target_whose_pointer_git_would_ignore(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"f.csv": "1"}, ".gitignore": "# mine\ndata/\n", "ok.csv": "2"})
+    message = _refused(workspace, cli, "ok.csv", "data/f.csv")
+    assert ".gitignore:2: 'data/'" in message and "data/f.csv.pipe" in message
+    assert not (workspace.root / "ok.csv.pipe").exists()
+    # a negation after it lets the pointer through
+    workspace.write({".gitignore": "data/*\n!data/*.pipe\n"})
+    cli.run("add", "data/f.csv")
