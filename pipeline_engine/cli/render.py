@@ -8,6 +8,7 @@ steps that last longer than about a second.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import traceback
@@ -208,5 +209,9 @@ def _byte_rate_column() -> Any:
 
 
 def progress() -> Progress:
-    """The Progress to hand to ops for this command."""
-    return RichProgress()
+    """The Progress to hand to ops for this command; PIPE_PROGRESS_DELAY sets the seconds before a bar shows."""
+    try:
+        delay = float(os.environ.get("PIPE_PROGRESS_DELAY", "1"))
+    except ValueError:
+        delay = 1.0
+    return RichProgress(delay=delay)

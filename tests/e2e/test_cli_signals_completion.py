@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +91,35 @@ def _bootstrap() -> str:
         "sys.argv[0] = 'pipe'\n"
         "runpy.run_module('pipeline_engine', run_name='__main__', alter_sys=True)\n"
     )
+
+
+def _data(workspace: Workspace, dirs: int = 3, files: int = 200) -> None:
+    workspace.write({f"d{i}": {f"f{j}": os.urandom(2048) for j in range(files)} for i in range(dirs)})
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux 'script' for a terminal")
+def test_on_a_terminal_bars_show_bytes_and_every_display_ends(workspace: Workspace, tmp_path: Path) -> None:
+    _data(workspace)
+    log = tmp_path / "typescript"
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "pipeline_engine", "add", "d0", "d1", "d2"])
+    env = {**os.environ, "PIPE_PROGRESS_DELAY": "0", "COLUMNS": "120"}
+    proc = subprocess.run(["script", "-qec", command, str(log)], cwd=workspace.root, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=300)
+    screen = log.read_bytes().decode(errors="replace")
+    assert proc.returncode == 0, screen[-2000:]
+    assert "hashing d0" in screen and "KiB" in screen and "/s" in screen, screen[-2000:]
+    # rich hides the cursor when a display starts and shows it when it stops: a display nobody
+    # stopped (the frozen bars) leaves more hides than shows.
+    starts, stops = screen.count("\x1b[?25l"), screen.count("\x1b[?25h")
+    assert starts >= 1 and starts == stops, (starts, stops)
+    assert "added  d2" in screen.split("\x1b[?25h")[-1], "the summary comes after the last bar"
+
+
+def test_off_a_terminal_only_the_summary_is_printed(workspace: Workspace) -> None:
+    _data(workspace)
+    env = {**os.environ, "PIPE_PROGRESS_DELAY": "0"}
+    proc = subprocess.run([sys.executable, "-m", "pipeline_engine", "add", "d0", "d1", "d2"], cwd=workspace.root,
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stderr and "\r" not in proc.stderr and "hashing" not in proc.stderr, proc.stderr
+    assert [line.split()[:2] for line in proc.stderr.splitlines()[:3]] == [["added", f"d{i}"] for i in range(3)]
