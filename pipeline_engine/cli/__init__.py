@@ -20,7 +20,7 @@ import click
 
 from pipeline_engine.errors import LockedError, PipeError, PipeInterrupted
 
-__all__ = ["cli", "main", "os_error"]
+__all__ = ["SuggestingGroup", "cli", "main", "os_error"]
 
 # command name -> "module:attribute" under pipeline_engine.cli
 COMMANDS: dict[str, str] = {
@@ -65,6 +65,18 @@ class PipeClickError(click.ClickException):
         render.error(self.error, verbose=self.verbose)
 
 
+class SuggestingGroup(click.Group):
+    """A command group whose unknown subcommand gets a did-you-mean (`pipe remote ad`)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            ctx.fail(f"no such command '{name}'.{did_you_mean(name, self.list_commands(ctx))}")
+        return super().resolve_command(ctx, args)
+
+
 class PipeGroup(click.Group):
     """Lists commands without importing them; turns PipeError into a click exit."""
 
@@ -97,6 +109,8 @@ class PipeGroup(click.Group):
     def _fit_hint(self, ctx: click.Context, exc: PipeError) -> None:
         """Lower layers suggest "rerun with '--wait'" / "'--force'" without knowing the command: keep
         that only for a command that has the flag, else name what works there."""
+        if exc.hint and ("'pipe pull" in exc.hint or "'pipe fetch" in exc.hint) and not _has_remote():
+            exc.hint += "; first add a remote: 'pipe remote add -d NAME URL'"
         if not exc.hint or "rerun with '--" not in exc.hint:
             return
         name = ctx.invoked_subcommand
@@ -162,6 +176,16 @@ def _interrupted(exc: KeyboardInterrupt) -> PipeClickError:
     error = PipeInterrupted("interrupted; work that had finished was kept", hint="run the command again to finish it")
     error.exit_code = signals.exit_code(exc)
     return PipeClickError(error, verbose=False)
+
+
+def _has_remote() -> bool:
+    """True when the project has a remote to pull from (or when that cannot be told: no advice then)."""
+    from pipeline_engine.project import Project
+
+    try:
+        return bool(Project.find().config.remotes)
+    except PipeError:
+        return True
 
 
 _GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose"})

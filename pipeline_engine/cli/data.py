@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from pipeline_engine.cli import render
+from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _warn_skipped(skipped: Sequence[Unreadable]) -> None:
         render.warn(escape(f"skipped (--skip-failed) {u}"))
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def cache() -> None:
     """Inspect the local cache."""
 

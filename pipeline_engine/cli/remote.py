@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
-from pipeline_engine.cli import render
+from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.project import Project
 
 _local = click.option(
@@ -13,7 +13,7 @@ _local = click.option(
 )
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def remote() -> None:
     """Configure remote storage for push, pull and fetch."""
 

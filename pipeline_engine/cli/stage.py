@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
-from pipeline_engine.cli import render
+from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.project import Project
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def stage() -> None:
     """Edit the stages of pipeline.yaml."""
 

@@ -127,3 +127,24 @@ def test_a_stage_out_not_yet_produced_is_not_suggested_for_add(workspace: Worksp
     assert "pipe add" not in cli.run("checkout", "nothing.txt", exit_code=1).stderr
     workspace.write({"new.csv": "x"})
     assert "pipe add new.csv" in cli.run("checkout", "new.csv", exit_code=1).stderr
+
+
+def test_mistyped_subcommands_of_groups_get_a_suggestion(workspace: Workspace, cli: Cli) -> None:
+    for args, expected in ((("remote", "ad", "x", "y"), "'add'"), (("cache", "verfy"), "'verify'"),
+                           (("stage", "ad"), "'add'")):
+        result = cli.run(*args, exit_code=2)
+        assert f"Did you mean {expected}?" in result.stderr, (args, result.stderr)
+
+
+def test_a_hint_to_pull_says_to_add_a_remote_first_when_there_is_none(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"raw.txt": "raw"})
+    cli.run("add", "raw.txt")
+    (workspace.root / "raw.txt").unlink()
+    for path in (workspace.root / ".pipe" / "cache" / "objects").rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+            path.unlink()
+    result = cli.run("checkout", exit_code=1)
+    assert "pipe pull" in result.stderr and "pipe remote add" in result.stderr, result.stderr
+    cli.run("remote", "add", "-d", "r", str(workspace.root.parent / "remote"))
+    assert "pipe remote add" not in cli.run("checkout", exit_code=1).stderr
