@@ -104,7 +104,9 @@ def scan(
         return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
     # A directory is entered, so a symlink naming it must lead inside the project too.
     resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath))
+    files = sorted(walk_files(
+        path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath, ignore_root=root
+    ))
     fingerprint = _fingerprint(files)
     hit = memo.get_tree(relpath)
     if hit is not None and hit.fingerprint == fingerprint:
@@ -126,7 +128,9 @@ def scan_tree(
 ) -> Tree:
     """The current manifest of directory `relpath`, always built (for diffs and saving)."""
     path = resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath))
+    files = sorted(walk_files(
+        path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath, ignore_root=root
+    ))
     return _build_tree(root, relpath, files, memo, store, progress or NullProgress())
 
 
@@ -335,6 +339,10 @@ def _load_tree(store: ObjectStore, relpath: str, oid: str) -> Tree:
     try:
         return tree_of(store, oid)
     except ObjectNotFoundError:
+        empty = Tree(())
+        if oid == empty.oid:  # an empty directory's manifest is known without any cache (a fresh clone)
+            store.add_bytes(empty.to_bytes(), suffix=".dir")
+            return empty
         raise ObjectNotFoundError(
             f"'{relpath}' is not in the cache (directory manifest '{oid}')",
             hint="run 'pipe pull' to fetch it",

@@ -10,11 +10,12 @@ import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pipeline_engine.errors import PathError
 
 __all__ = [
-    "TEMP_PREFIX", "atomic_write", "copy_file", "is_exec", "relpath_in", "remove_path", "temp_name",
+    "IGNORE_FILE", "TEMP_PREFIX", "atomic_write", "copy_file", "is_exec", "relpath_in", "remove_path", "temp_name",
     "temp_owner", "walk_files",
 ]
 
@@ -109,8 +110,16 @@ def is_exec(mode: int) -> bool:
     return bool(mode & stat.S_IXUSR)
 
 
+IGNORE_FILE = ".pipeignore"
+
+
 def walk_files(
-    root: Path, *, skip: frozenset[str] = frozenset(), link_roots: Sequence[Path] = (), shown_as: str = ""
+    root: Path,
+    *,
+    skip: frozenset[str] = frozenset(),
+    link_roots: Sequence[Path] = (),
+    shown_as: str = "",
+    ignore_root: Path | None = None,
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Yield (POSIX path relative to `root`, stat) for every regular file under `root`.
 
@@ -122,28 +131,81 @@ def walk_files(
     never yielded. Order is unspecified: callers sort when it matters.
     Errors name a file as `shown_as/<relative path>` (e.g. its project-relative path).
 
+    With `ignore_root` (the project root, an ancestor of `root`), `.pipeignore` files are honoured
+    as git honours .gitignore files: gitignore syntax, each file's patterns relative to its own
+    directory, deeper files and later lines winning; those in `ignore_root` and the directories
+    down to `root` apply too. An ignored directory is not entered. Without any `.pipeignore`
+    nothing is matched (and pathspec is not imported).
+
     Raises:
         PathError: a symlink leads outside `root` and `link_roots`, or not to a regular file
             (a symlink to a directory included).
     """
     allowed = [os.path.realpath(root), *(os.path.realpath(r) for r in link_roots)]
-    stack: list[tuple[str, str]] = [(str(root), "")]
+    rules = _ancestor_ignores(ignore_root, root) if ignore_root is not None else ()
+    stack: list[tuple[str, str, tuple[_IgnoreFile, ...]]] = [(str(root), "", rules)]
     while stack:
-        path, prefix = stack.pop()
+        path, prefix, rules = stack.pop()
         with os.scandir(path) as it:
-            for entry in it:
-                if entry.name.startswith(TEMP_PREFIX) and _TEMP_RE.match(entry.name):
-                    continue  # a pipe temporary file (a checkout in progress, or killed): never data
-                rel = prefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in skip:
-                        stack.append((entry.path, rel + "/"))
-                elif entry.is_file(follow_symlinks=False):
-                    yield rel, entry.stat(follow_symlinks=False)
-                elif entry.is_symlink():
-                    st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
-                    if st is not None:
-                        yield rel, st
+            entries = list(it)
+        if ignore_root is not None and any(e.name == IGNORE_FILE for e in entries):
+            rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
+        for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX) and _TEMP_RE.match(entry.name):
+                continue  # a pipe temporary file (a checkout in progress, or killed): never data
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in skip and not (rules and _ignored(rules, rel + "/")):
+                    stack.append((entry.path, rel + "/", rules))
+            elif rules and _ignored(rules, rel):
+                continue
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, entry.stat(follow_symlinks=False)
+            elif entry.is_symlink():
+                st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
+                if st is not None:
+                    yield rel, st
+
+
+# One .pipeignore: (`strip`, `prepend`, compiled spec). It applies to walked paths starting with
+# `strip` (its directory inside the walked root); a file above the root sees `prepend + path`.
+_IgnoreFile = tuple[str, str, Any]
+
+
+def _read_ignore(path: Path, strip: str, prepend: str, shown_as: str) -> _IgnoreFile:
+    import pathspec  # only when a .pipeignore exists: status stays free of it otherwise
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        where = f"{shown_as}/{strip}{IGNORE_FILE}" if shown_as else str(path)
+        raise PathError(f"cannot read '{where}': {exc}") from exc
+    return strip, prepend, pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _ancestor_ignores(ignore_root: Path, root: Path) -> tuple[_IgnoreFile, ...]:
+    """The .pipeignore files of `ignore_root` and of each directory down to (not including) `root`."""
+    try:
+        parts = root.relative_to(ignore_root).parts
+    except ValueError:
+        return ()
+    found = []
+    for depth in range(len(parts)):
+        candidate = ignore_root.joinpath(*parts[:depth]) / IGNORE_FILE
+        if candidate.is_file():
+            found.append(_read_ignore(candidate, "", "/".join(parts[depth:]) + "/", ""))
+    return tuple(found)
+
+
+def _ignored(rules: Sequence[_IgnoreFile], rel: str) -> bool:
+    """gitignore precedence: the deepest file with a matching pattern decides, its last match wins."""
+    for strip, prepend, spec in reversed(rules):
+        if not rel.startswith(strip):
+            continue
+        result = spec.check_file(prepend + rel[len(strip):])
+        if result.include is not None:
+            return bool(result.include)
+    return False
 
 
 def _symlink_target_stat(allowed: Sequence[str], path: str, rel: str) -> os.stat_result | None:

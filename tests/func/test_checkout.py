@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
@@ -367,3 +369,17 @@ def test_a_path_inside_a_tracked_directory_is_a_target(workspace: Workspace, cli
     assert "up to date" in cli.run("status", "d/sub/s2").output
     result = cli.run("checkout", "d/nope", exit_code=1)
     assert "'d/nope' is not in the tracked version of 'd'" in result.stderr
+
+
+def test_a_tracked_empty_directory_is_restored_in_a_fresh_clone(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workspace.root / "e").mkdir()
+    cli.run("add", "e")
+    workspace.commit("empty dir")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(workspace.root), str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    cli.run("checkout")  # no cache, no remote: nothing to fetch for an empty directory
+    assert (clone / "e").is_dir()
+    assert "up to date" in cli.run("status").output
