@@ -242,11 +242,9 @@ def _step(value: Any, part: str) -> Any:
 
 
 def to_text(value: Any) -> str:
-    """A scalar as it appears in text: booleans as `true`/`false` (DVC), None as `null`."""
+    """A scalar as DVC writes it in text: booleans as `true`/`false`, anything else by `str` (null is `None`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if value is None:
-        return "null"
     return str(value)
 
 

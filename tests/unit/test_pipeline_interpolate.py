@@ -159,3 +159,8 @@ stages:
 """, **{"sub/local.yaml": "v: 7\n"})
     assert spec.stages["s"].cmd == "echo 7" and spec.stages["s"].params == (ParamsDep("sub/local.yaml", ("v",)),)
     assert spec.stages["f@b"].cmd == "echo b-x"
+
+
+def test_scalars_in_text_are_written_as_dvc_writes_them() -> None:
+    ctx = ctx_of(params__yaml={"t": True, "f": False, "n": None, "x": 1e6, "i": 7, "s": "no"})
+    assert Resolver(ctx, where="w").resolve("${t} ${f} ${n} ${x} ${i} ${s}") == "true false None 1000000.0 7 no"
