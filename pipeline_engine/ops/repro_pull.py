@@ -15,7 +15,7 @@ from pipeline_engine.ops.checkout import checkout_outs
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.ops.remote import open_project_remote
 from pipeline_engine.ops.stages import is_cached
-from pipeline_engine.ops.transfer import fetch_outs
+from pipeline_engine.ops.transfer import fetch_outs, out_remotes, own_remote
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
@@ -34,6 +34,9 @@ class Puller:
         self._project = project
         self._remote: Remote = open_project_remote(project)
         self._lock = threading.Lock()
+        # Outs whose stage names a `remote:` come from that remote, as in `pipe pull`.
+        self._own = out_remotes(project)
+        self._remotes: dict[str, Remote] = {}
 
     def fetch(self, records: Iterable[PathRecord]) -> None:
         """Download what the cache lacks of `records`; objects the remote lacks are left missing."""
@@ -41,7 +44,18 @@ class Puller:
                    if not is_cached(self._project, r.oid)]
         if missing:
             with self._lock:
-                fetch_outs(self._project.store, self._remote, missing, progress=NullProgress())
+                groups: dict[str | None, list[PathRecord]] = {}
+                for r in missing:
+                    groups.setdefault(own_remote(r.path, self._own), []).append(r)
+                for name, group in groups.items():
+                    fetch_outs(self._project.store, self._remote_named(name), group, progress=NullProgress())
+
+    def _remote_named(self, name: str | None) -> Remote:
+        if name is None:
+            return self._remote
+        if name not in self._remotes:
+            self._remotes[name] = open_project_remote(self._project, name)
+        return self._remotes[name]
 
     def pull_deps(self, stages: Sequence[StageSpec]) -> list[str]:
         """Fetch and check out pointer-tracked deps missing from the workspace; their paths."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ __all__ = [
     "fetch_outs",
     "open_remotes_for",
     "out_remotes",
+    "own_remote",
     "pull",
     "push",
     "push_outs",
@@ -118,7 +119,7 @@ def open_remotes_for(
     own = out_remotes(project)
     groups: dict[str | None, list[PathRecord]] = {}
     for out in outs:
-        name = _own_remote(out.path, own)
+        name = own_remote(out.path, own)
         if remote is not None and name is not None and name != remote:
             continue
         groups.setdefault(name or remote, []).append(out)
@@ -129,7 +130,7 @@ def open_remotes_for(
         try:
             rem = open_project_remote(project, name, jobs=jobs)
         except RemoteNotConfiguredError as exc:
-            mine = [o.path for o in group if _own_remote(o.path, own) == name]
+            mine = [o.path for o in group if own_remote(o.path, own) == name]
             if name is None or not mine:
                 raise
             raise RemoteNotConfiguredError(
@@ -149,7 +150,7 @@ def out_remotes(project: Project) -> dict[str, str]:
     return {o.path: o.remote for stage in load_spec(project.root).stages.values() for o in stage.outs if o.remote}
 
 
-def _own_remote(path: str, own: dict[str, str]) -> str | None:
+def own_remote(path: str, own: Mapping[str, str]) -> str | None:
     """The remote of the out at `path`, or of the out directory holding it (a granular target)."""
     parts = path.split("/")
     for i in range(len(parts), 0, -1):

@@ -19,7 +19,7 @@ def _setup(workspace: Workspace, cli: Cli, tmp_path: Path, *, default: bool = Tr
     cli.run("remote", "add", *(["-d"] if default else []), "main", str(main))
     cli.run("remote", "add", "models", str(models))
     workspace.write_pipeline({"train": {
-        "cmd": f"printf '{MODEL}' > model.pkl; printf 'a,b\\n1,2\\n' > features.csv",
+        "cmd": f"printf '{MODEL}' > model.pkl; printf 'a,b\\n1,2\\n' > features.csv; echo ran >> ran.log",
         "outs": [{"model.pkl": {"remote": "models"}}, "features.csv"],
     }})
     cli.run("repro")
@@ -100,3 +100,14 @@ def test_status_cloud_compares_an_out_with_its_own_remote(
     cli.run("push")
     result = cli.run("status", "-c")
     assert result.stdout == "" and "in sync with remotes 'main', 'models'" in result.stderr, result.stderr
+
+
+def test_repro_pull_restores_an_out_from_its_own_remote(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(workspace, cli, tmp_path)
+    cli.run("push")
+    clone = _clone(workspace, tmp_path, monkeypatch)
+    cli.run("repro", "--pull")
+    assert clone.read("model.pkl") == MODEL and clone.read("features.csv") == FEATURES
+    assert clone.read("ran.log") == "ran\n", "the stage ran instead of being restored"
