@@ -164,3 +164,11 @@ stages:
 def test_scalars_in_text_are_written_as_dvc_writes_them() -> None:
     ctx = ctx_of(params__yaml={"t": True, "f": False, "n": None, "x": 1e6, "i": 7, "s": "no"})
     assert Resolver(ctx, where="w").resolve("${t} ${f} ${n} ${x} ${i} ${s}") == "true false None 1000000.0 7 no"
+
+
+def test_quoted_keys_are_not_part_of_dvcs_grammar() -> None:
+    # DVC reads `${a['b']}` as the key "'b'" (quotes included), which is then not found; so does pipe.
+    r = Resolver(ctx_of(params__yaml={"a": {"b": 1}}), where="w")
+    assert r.resolve("${a[b]}") == 1
+    with pytest.raises(SpecError, match="could not find 'a.'b''"):
+        r.resolve("${a['b']}")
