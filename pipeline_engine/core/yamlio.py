@@ -68,7 +68,7 @@ _YAML12 = [
 
 def _add_yaml12(cls: Any) -> None:
     for tag, pattern, first in _YAML12:
-        cls.add_implicit_resolver(tag, re.compile(pattern, re.X), list(first))
+        cls.add_implicit_resolver(tag, re.compile(pattern, re.VERBOSE), list(first))
 
 
 def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:

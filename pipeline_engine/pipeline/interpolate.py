@@ -27,7 +27,7 @@ _TEMPLATE = re.compile(r"(\\)?\$\{(?P<inner>[^}]*)\}")
 _EXPR = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[[^.\[\]]+\])*")
 _RESERVED = ("item", "key")
 
-Path_ = tuple[str, ...]
+KeyPath = tuple[str, ...]
 
 
 class BoolStyle(enum.Enum):
@@ -50,7 +50,7 @@ class Origin:
 
     label: str
     source: str | None = None  # the params file, or None for inline `vars` and foreach items
-    key: Path_ = ()  # the key path of this part inside `source`
+    key: KeyPath = ()  # the key path of this part inside `source`
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Context:
     """Names available to `${...}`, the origin of each merged part, and the reserved names (`item`, `key`)."""
 
     data: Mapping[str, Any] = field(default_factory=dict)
-    origins: Mapping[Path_, Origin] = field(default_factory=dict)
+    origins: Mapping[KeyPath, Origin] = field(default_factory=dict)
     reserved: frozenset[str] = frozenset()
     #: params files merged so far: the keys taken from each, or None for the whole file
     imports: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
@@ -83,12 +83,12 @@ class Context:
         both = None if keys is None or before is None else (*before, *keys)
         return Context(self.data, self.origins, self.reserved, {**self.imports, source: both})
 
-    def with_names(self, names: Mapping[str, Any], origins: Mapping[Path_, Origin]) -> Context:
+    def with_names(self, names: Mapping[str, Any], origins: Mapping[KeyPath, Origin]) -> Context:
         """`names` (`item`, `key`) set over any existing ones and reserved against `vars`."""
         kept = {p: o for p, o in self.origins.items() if p[0] not in names}
         return Context({**self.data, **names}, {**kept, **origins}, self.reserved | set(names), self.imports)
 
-    def origin_of(self, path: Path_) -> tuple[Origin, Path_] | None:
+    def origin_of(self, path: KeyPath) -> tuple[Origin, KeyPath] | None:
         """The origin of the part holding `path` and the rest of `path` below that part."""
         for cut in range(len(path), 0, -1):
             origin = self.origins.get(path[:cut])
@@ -97,7 +97,7 @@ class Context:
         return None
 
 
-def _merge(into: dict[str, Any], new: Mapping[str, Any], at: Path_, origins: dict[Path_, Origin],
+def _merge(into: dict[str, Any], new: Mapping[str, Any], at: KeyPath, origins: dict[KeyPath, Origin],
            label: str, source: str | None) -> None:
     for raw_key, value in new.items():
         key = str(raw_key)
@@ -115,7 +115,7 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any], at: Path_, origins: dic
             origins[path] = Origin(label, source, path)
 
 
-def parse_expr(expr: str, *, where: str) -> Path_:
+def parse_expr(expr: str, *, where: str) -> KeyPath:
     """`a.b[0].c` as its parts `('a', 'b', '0', 'c')` (DVC's grammar; parts are stripped).
 
     Raises:
@@ -209,7 +209,7 @@ class Resolver:
         self._track(tuple(canonical), value)
         return value
 
-    def _track(self, path: Path_, value: Any) -> None:
+    def _track(self, path: KeyPath, value: Any) -> None:
         found = self.context.origin_of(path)
         if found is not None and found[0].source is not None:
             origin, rest = found
@@ -290,7 +290,7 @@ def item_name(value: Any, index: int, key: str | None = None) -> str:
     return to_text(value)
 
 
-def expand_foreach(items: Any, *, where: str) -> Iterator[tuple[str, dict[str, Any], Path_]]:
+def expand_foreach(items: Any, *, where: str) -> Iterator[tuple[str, dict[str, Any], KeyPath]]:
     """(suffix, names, item's key below `foreach`) per item: a list gives `item`, a mapping `key` and `item`.
 
     Raises:
