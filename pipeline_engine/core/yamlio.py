@@ -16,7 +16,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -84,7 +84,7 @@ def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
 class Loader(_CLoader):  # type: ignore[misc]
     """PyYAML's safe loader (libyaml when present) with YAML 1.2 core-schema scalars."""
 
-    yaml_implicit_resolvers: dict[Any, list[Any]] = {}
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[Any]]] = {}  # fresh: no YAML 1.1 resolvers
 
 
 _add_yaml12(Loader)
