@@ -56,4 +56,8 @@ def test_status_reports_objects_missing_from_cache(workspace: Workspace, cli: Cl
 
 def test_status_of_a_target_that_tracks_nothing_is_an_error(workspace: Workspace, cli: Cli) -> None:
     result = cli.run("status", "nothing/here", exit_code=1)
-    assert "'nothing/here' is not tracked" in result.stderr and "pipe add" in result.stderr
+    # It does not exist: 'pipe add' would fail too, so the hint lists what is tracked instead.
+    assert "'nothing/here' is not tracked" in result.stderr and "pipe status" in result.stderr
+    assert "pipe add" not in result.stderr
+    workspace.write({"untracked.csv": "a"})
+    assert "pipe add untracked.csv" in cli.run("status", "untracked.csv", exit_code=1).stderr
