@@ -54,7 +54,7 @@ def commit(project: Project, targets: Sequence[str] = ()) -> list[str]:
             _check(stage, state)
             todo.append((stage, state))
         for stage, state in todo:
-            outs = save_outs(project, stage)
+            outs = save_outs(project, stage, keep_uncached=runcache.is_cacheable(stage))
             deps = tuple(r for r in state.deps.values() if r is not None)
             entry = StageLock(stage.cmd, deps, state.params, state.env, outs)
             write_stage(project.root, stage.name, entry)

@@ -22,7 +22,14 @@ from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
 from pipeline_engine.ops import runcache
-from pipeline_engine.ops.stages import Pipeline, load_pipeline, measure, restore_outs, save_outs
+from pipeline_engine.ops.stages import (
+    Pipeline,
+    load_pipeline,
+    measure,
+    restore_outs,
+    save_outs,
+    save_pointer_deps,
+)
 from pipeline_engine.pipeline.graph import select
 from pipeline_engine.pipeline.lock import LockWriter, StageLock
 from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide
@@ -140,6 +147,9 @@ def repro(
         jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
         writer = LockWriter(project.root, pipeline.lock)
         puller = _puller(project, [pipeline.stages[n] for n in names]) if options.pull else None
+        # Changed data that a stage reads through a pointer is cached and its pointer rewritten
+        # first (DVC commits changed data sources), so the lock and the pointer agree.
+        save_pointer_deps(project, [pipeline.stages[n] for n in names if not pipeline.stages[n].frozen])
         if not targets:
             # Entries of stages removed from (or renamed in) pipeline.yaml would keep their outs alive.
             for stale in sorted(set(pipeline.lock.stages) - set(pipeline.stages)):
@@ -203,7 +213,9 @@ def _failed(name: str, exc: BaseException) -> StageOutcome:
 
 
 # Reasons that ask for the command itself to run, so cached outs must not stand in for it.
-_FORCING = frozenset({ReasonKind.FORCED, ReasonKind.UPSTREAM_CHANGED, ReasonKind.ALWAYS_CHANGED})
+_FORCING = frozenset({
+    ReasonKind.FORCED, ReasonKind.UPSTREAM_CHANGED, ReasonKind.ALWAYS_CHANGED, ReasonKind.NO_DEPS_NO_OUTS,
+})
 
 
 @dataclass
@@ -263,19 +275,22 @@ class _StageRunner:
         forced = any(r.kind in _FORCING for r in d.reasons)
         if not self.options.run_cache or not runcache.is_cacheable(stage) or forced:
             return None
+        copies = frozenset(o.path for o in stage.outs if not o.cache)
         if old is not None and d.is_restorable:
             recorded = tuple(r for r in old.outs if r.path in {o.path for o in stage.outs})
             if self.puller is not None:
                 self.puller.fetch(recorded)
-            if restore_outs(self.project, recorded):
+            if restore_outs(self.project, recorded, copies):
                 return Outcome.RESTORED
         key = runcache.run_key(stage, state)
         records = runcache.lookup(self.project, key) if key else None
+        if records is None and key and self.puller is not None:
+            records = self.puller.fetch_run(key)
         if records is None or sorted(r.path for r in records) != sorted(o.path for o in stage.outs):
             return None
         if self.puller is not None:
             self.puller.fetch(records)
-        if not restore_outs(self.project, records):
+        if not restore_outs(self.project, records, copies):
             return None
         self._record(stage, state, records)
         return Outcome.RESTORED
@@ -310,7 +325,7 @@ class _StageRunner:
                 returncode=result.returncode,
                 hint=f"fix the command, then run 'pipe repro {stage.name}'",
             )
-        records = save_outs(self.project, stage)
+        records = save_outs(self.project, stage, keep_uncached=runcache.is_cacheable(stage))
         entry = self._entry(stage, state, records)
         # Recorded even under --no-run-cache: that flag only stops restoring. And recorded before
         # the lock entry: a pipe killed between the two leaves a stage the rerun restores from this

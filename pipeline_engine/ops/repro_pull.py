@@ -1,7 +1,9 @@
 """`pipe repro --pull`: fetch the objects a run needs from the default remote instead of rerunning.
 
 Used after `git clone`: the lock says what the outs are, the remote has them, so stages are
-restored rather than run; missing deps tracked by `.pipe` pointers are pulled first.
+restored rather than run; missing deps tracked by `.pipe` pointers are pulled first. A stage
+whose inputs differ from the lock is looked up in the remote's run cache (`push --run-cache`):
+only the entry of its run key is downloaded, then the objects it names.
 """
 
 from __future__ import annotations
@@ -9,11 +11,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 
+from pipeline_engine.core.fsutil import temp_name
+from pipeline_engine.core.layout import oid_to_relpath
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
+from pipeline_engine.errors import PipeError
 from pipeline_engine.ops.checkout import checkout_outs
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.ops.remote import open_project_remote
+from pipeline_engine.ops.runcache import lookup, runs_dir
+from pipeline_engine.ops.runcache_transfer import RUNS_SUBDIR, adopt_entry
 from pipeline_engine.ops.stages import is_cached
 from pipeline_engine.ops.transfer import fetch_outs, out_remotes, own_remote
 from pipeline_engine.pipeline.spec import StageSpec
@@ -34,6 +41,7 @@ class Puller:
         self._project = project
         self._remote: Remote = open_project_remote(project)
         self._lock = threading.Lock()
+        self._runs: Remote | None = None
         # Outs whose stage names a `remote:` come from that remote, as in `pipe pull`.
         self._own = out_remotes(project)
         self._remotes: dict[str, Remote] = {}
@@ -56,6 +64,28 @@ class Puller:
         if name not in self._remotes:
             self._remotes[name] = open_project_remote(self._project, name)
         return self._remotes[name]
+
+    def fetch_run(self, key: str) -> tuple[PathRecord, ...] | None:
+        """The outs of the remote's run-cache entry `key`, adopted into the local run cache.
+
+        None when the remote has no such entry, or it cannot be read or is not a valid entry:
+        the stage then runs (DVC, too, only warns when the run cache cannot be pulled).
+        """
+        project = self._project
+        with self._lock:
+            try:
+                if self._runs is None:
+                    self._runs = open_project_remote(project, subdir=RUNS_SUBDIR)
+                tmp = (runs_dir(project) / oid_to_relpath(key)).with_name(temp_name())
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                if self._runs.get_many([(key, tmp)]):
+                    tmp.unlink(missing_ok=True)
+                    return None
+            except PipeError:
+                return None
+            if not adopt_entry(project, key, tmp):
+                return None
+        return lookup(project, key)
 
     def pull_deps(self, stages: Sequence[StageSpec]) -> list[str]:
         """Fetch and check out pointer-tracked deps missing from the workspace; their paths."""

@@ -34,8 +34,12 @@ def runs_dir(project: Project) -> Path:
 
 
 def is_cacheable(stage: StageSpec) -> bool:
-    """Stages whose outs can stand in for a run: cached, not persistent, not always_changed."""
-    return bool(stage.outs) and not stage.always_changed and all(o.cache and not o.persist for o in stage.outs)
+    """Stages whose outs can stand in for a run: with outs, none persistent, not always_changed.
+
+    `cache: false` outs (metrics) do not prevent it: their content is kept in the store for the
+    run cache (`save_outs(keep_uncached=True)`), as DVC keeps it (DESIGN.md §3).
+    """
+    return bool(stage.outs) and not stage.always_changed and not any(o.persist for o in stage.outs)
 
 
 def run_key(stage: StageSpec, state: StageState) -> str | None:

@@ -23,7 +23,7 @@ from pipeline_engine.ops.runcache import lookup, read_entry, runs_dir
 from pipeline_engine.ops.transfer import TransferResult, fetch_outs, push_outs, raise_for_failures
 from pipeline_engine.project import Project
 
-__all__ = ["RUNS_SUBDIR", "fetch_runs", "push_runs"]
+__all__ = ["RUNS_SUBDIR", "adopt_entry", "fetch_runs", "push_runs"]
 
 RUNS_SUBDIR = "runs"
 
@@ -75,7 +75,7 @@ def fetch_runs(
         for key, tmp in items:
             if key in errors:
                 continue
-            if _adopt_entry(project, key, tmp):
+            if adopt_entry(project, key, tmp):
                 arrived += 1
             else:
                 failed.append(Failure(f"run-cache entry {key}", key, "not a valid run-cache entry; skipped"))
@@ -99,7 +99,7 @@ def _local_keys(project: Project) -> Iterator[str]:
                     yield key
 
 
-def _adopt_entry(project: Project, key: str, tmp: Path) -> bool:
+def adopt_entry(project: Project, key: str, tmp: Path) -> bool:
     """Move a downloaded entry into the run cache if it parses as one; False (and deleted) if not."""
     try:
         if read_entry(tmp) is None:

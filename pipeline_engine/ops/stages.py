@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline_engine.cache.link import LinkType, parse_link_types
+from pipeline_engine.cache.pointer import Pointer, write_pointer
 from pipeline_engine.cache.workspace import checkout, save, scan
 from pipeline_engine.cache.workspace import is_cached as is_complete
 from pipeline_engine.core.fsutil import atomic_write
@@ -16,16 +17,16 @@ from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, MissingOutputError, SpecError
 from pipeline_engine.ops.pointers import find_pointers
 from pipeline_engine.pipeline.graph import Graph, build_graph
+from pipeline_engine.pipeline.interpolate import BoolStyle, ListStyle
 from pipeline_engine.pipeline.lock import LockFile, StageLock, read_lock
 from pipeline_engine.pipeline.params import pick, read_params_file
 from pipeline_engine.pipeline.plan import StageState
-from pipeline_engine.pipeline.interpolate import BoolStyle, ListStyle
 from pipeline_engine.pipeline.spec import PIPELINE_FILE, StageSpec, load_spec
 from pipeline_engine.project import Project
 
 __all__ = [
     "Pipeline", "has_pipeline", "is_cached", "link_types", "load_pipeline", "lock_outs", "measure", "record_of",
-    "restore_outs", "save_outs",
+    "restore_outs", "save_outs", "save_pointer_deps",
 ]
 
 # Digest of the last pipeline.yaml text that passed the schema: an unchanged file skips the check.
@@ -82,7 +83,7 @@ def record_of(project: Project, relpath: str) -> PathRecord | None:
         s = scan(project.root, relpath, project.memo, store=project.store)
     except FileNotFoundError:
         return None
-    return PathRecord(s.relpath, s.oid, s.size, s.nfiles)
+    return PathRecord(s.relpath, s.oid, s.size, s.nfiles, s.isexec and s.nfiles is None)
 
 
 def is_cached(project: Project, oid: str) -> bool:
@@ -128,9 +129,13 @@ def measure(project: Project, stage: StageSpec, lock: StageLock | None) -> Stage
     )
 
 
-def restore_outs(project: Project, records: tuple[PathRecord, ...]) -> bool:
+def restore_outs(
+    project: Project, records: tuple[PathRecord, ...], copies: frozenset[str] = frozenset()
+) -> bool:
     """Check recorded outs out of the cache (overwriting the workspace).
 
+    The outs in `copies` (`cache: false` outs, kept in the store for the run cache) are written
+    as plain copies, never links: like a git-tracked file, the user may edit them in place.
     False when an object is missing, or corrupt (it is then quarantined and the path left as
     it was), so the caller runs the stage instead.
     """
@@ -139,7 +144,8 @@ def restore_outs(project: Project, records: tuple[PathRecord, ...]) -> bool:
     types = link_types(project)
     for r in records:
         try:
-            result = checkout(project.store, project.root, r.path, r.oid, project.memo, link_types=types,
+            result = checkout(project.store, project.root, r.path, r.oid, project.memo,
+                              link_types=(LinkType.COPY,) if r.path in copies else types,
                               isexec=r.isexec, force=True)
         except CacheError:  # a manifest found corrupt (quarantined) or gone meanwhile
             return False
@@ -148,8 +154,12 @@ def restore_outs(project: Project, records: tuple[PathRecord, ...]) -> bool:
     return True
 
 
-def save_outs(project: Project, stage: StageSpec) -> tuple[PathRecord, ...]:
+def save_outs(project: Project, stage: StageSpec, *, keep_uncached: bool = False) -> tuple[PathRecord, ...]:
     """Hash every out of `stage`, store the cached ones and git-ignore them; return their records.
+
+    With `keep_uncached` (a run-cacheable stage), the content of `cache: false` outs goes into the
+    store too, as DVC does, so the run cache can restore them; their workspace files stay plain
+    files (copied, not linked), not git-ignored, and `push`/`checkout` still leave them to git.
 
     Raises:
         MissingOutputError: an out does not exist.
@@ -168,8 +178,44 @@ def save_outs(project: Project, stage: StageSpec) -> tuple[PathRecord, ...]:
             save(project.store, project.root, scanned, link_types=types, memo=project.memo)
             if project.git is not None:
                 project.git.ignore(project.relpath_from_git(out.path))
+        elif keep_uncached:
+            save(project.store, project.root, scanned, link_types=(LinkType.COPY,), memo=project.memo)
         records.append(PathRecord(out.path, scanned.oid, scanned.size, scanned.nfiles, scanned.isexec))
     return tuple(records)
+
+
+def save_pointer_deps(project: Project, stages: Sequence[StageSpec]) -> list[str]:
+    """Cache the pointer-tracked deps of `stages` whose content changed, and rewrite their pointers.
+
+    As DVC's repro commits a changed data source before running its dependents: the pointer and
+    the lock then agree, and `pipe push` sends the new content. A dep is pointer-tracked when a
+    `.pipe` file tracks it or a directory holding it. Returns the rewritten pointer files.
+
+    Raises:
+        SpecError: a pointer file is invalid.
+    """
+    deps = {d for s in stages for d in s.deps}
+    if not deps:
+        return []
+    used = [p for p in find_pointers(project)
+            if any(d == p.data_relpath or d.startswith(p.data_relpath + "/") for d in deps)]
+    types = link_types(project)
+    written = []
+    for pointer in used:
+        path = pointer.data_relpath
+        resolve_in_project(project.root, path, source=pointer.relpath)
+        try:
+            scanned = scan(project.root, path, project.memo, store=project.store)
+        except FileNotFoundError:
+            continue  # a missing dep is the stage's error (with 'pipe pull' as the hint)
+        isexec = scanned.isexec and scanned.nfiles is None
+        if scanned.oid == pointer.out.oid and isexec == pointer.out.isexec:
+            continue
+        out = save(project.store, project.root, scanned, link_types=types, memo=project.memo)
+        name = pointer.out.path
+        write_pointer(project.root, Pointer(pointer.relpath, PathRecord(name, out.oid, out.size, out.nfiles, isexec)))
+        written.append(pointer.relpath)
+    return written
 
 
 def lock_outs(project: Project, targets: Sequence[str] = ()) -> tuple[list[PathRecord], list[str]]:

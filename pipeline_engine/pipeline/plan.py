@@ -17,7 +17,7 @@ from pipeline_engine.pipeline.lock import StageLock
 from pipeline_engine.pipeline.params import PARAMS_FILE
 from pipeline_engine.pipeline.spec import StageSpec
 
-__all__ = ["Decision", "Reason", "ReasonKind", "StageState", "decide", "propagate"]
+__all__ = ["Decision", "Reason", "ReasonKind", "StageState", "decide", "is_callback", "propagate"]
 
 
 class ReasonKind(enum.Enum):
@@ -40,6 +40,7 @@ class ReasonKind(enum.Enum):
     OUT_NOT_CACHED = "out not in cache"
     UPSTREAM_CHANGED = "upstream changed"
     ALWAYS_CHANGED = "always changed"
+    NO_DEPS_NO_OUTS = "always runs (no deps, params or outs)"
     FORCED = "forced"
 
 
@@ -71,7 +72,7 @@ class Reason:
         """The full explanation for `pipe why`, with old and new values."""
         k = self.kind
         if k is ReasonKind.CMD_CHANGED:
-            was, now = (textwrap.indent(str(c).rstrip("\n"), "    ").lstrip() for c in (self.old, self.new))
+            was, now = (textwrap.indent(_show_cmd(c).rstrip("\n"), "    ").lstrip() for c in (self.old, self.new))
             return f"the command changed:\n  was: {was}\n  now: {now}"
         if k is ReasonKind.DEP_MODIFIED:
             return f"dep '{self.subject}' changed content: {self.old} -> {self.new}"
@@ -80,6 +81,9 @@ class Reason:
             return f"{self.describe()} (value {_show(value)})"
         if k is ReasonKind.ENV_CHANGED:
             return f"env variable '{self.subject}' changed: {_show(self.old)} -> {_show(self.new)}"
+        if k is ReasonKind.NO_DEPS_NO_OUTS:
+            return ("the stage has a command but no deps, params or outs, so nothing tells whether it is "
+                    "up to date: it runs on every 'pipe repro' (as in DVC)")
         if k is ReasonKind.OUT_MODIFIED:
             return f"out '{self.subject}' differs from the recorded one: {self.old} -> {self.new}"
         if k is ReasonKind.UPSTREAM_CHANGED:
@@ -94,6 +98,11 @@ class Reason:
 
 def _show(value: Any) -> str:
     return "(unset)" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def _show_cmd(cmd: Any) -> str:
+    """A command for `pipe why`: a `cmd` list as its items, one `- item` per line."""
+    return "\n".join(f"- {c}" for c in cmd) if isinstance(cmd, tuple) else str(cmd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +151,8 @@ def decide(
         reasons.append(Reason(ReasonKind.FORCED))
     if stage.always_changed:
         reasons.append(Reason(ReasonKind.ALWAYS_CHANGED))
+    elif is_callback(stage):
+        reasons.append(Reason(ReasonKind.NO_DEPS_NO_OUTS))
     if lock is None:
         reasons.append(Reason(ReasonKind.NEVER_RAN))
         return Decision(stage.name, tuple(reasons))
@@ -153,6 +164,11 @@ def decide(
     reasons += _out_reasons([o.path for o in stage.outs], lock.outs, state)
     reasons += [Reason(ReasonKind.UPSTREAM_CHANGED, up) for up in upstream]
     return Decision(stage.name, tuple(reasons))
+
+
+def is_callback(stage: StageSpec) -> bool:
+    """A stage with a command and nothing to compare (no deps, params or outs): DVC runs it every time."""
+    return bool(stage.cmd) and not stage.deps and not stage.params and not stage.outs
 
 
 def _dep_reasons(
@@ -211,10 +227,17 @@ def _out_reasons(paths: Sequence[str], recorded: Sequence[PathRecord], state: St
             yield Reason(ReasonKind.OUT_MISSING, path)
         elif now.oid != old[path].oid:
             yield Reason(ReasonKind.OUT_MODIFIED, path, old[path].oid, now.oid)
+        elif not now.isdir and now.isexec != old[path].isexec:
+            # Same bytes, other mode (DVC's isexec): restoring the recorded out resets the bit.
+            yield Reason(ReasonKind.OUT_MODIFIED, path, _mode(old[path].isexec), _mode(now.isexec))
         elif path in state.uncached:
             yield Reason(ReasonKind.OUT_NOT_CACHED, path)
     for path in sorted(set(old) - set(paths)):
         yield Reason(ReasonKind.OUT_REMOVED, path)
+
+
+def _mode(isexec: bool) -> str:
+    return "executable" if isexec else "not executable"
 
 
 def propagate(

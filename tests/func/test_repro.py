@@ -288,16 +288,20 @@ def test_persist_out_linked_to_the_cache_is_copied_before_the_run(
     assert store.path_of(first_oid).read_text() == "1"  # the cached object was not written through
 
 
-def test_uncached_out_is_not_stored_and_reruns_when_deleted(workspace: Workspace, cli: Cli, counter: Counter) -> None:
+def test_uncached_out_is_kept_for_the_run_cache_and_restored_when_deleted(
+    workspace: Workspace, cli: Cli, counter: Counter
+) -> None:
+    # DVC keeps a `cache: false` out's content in the run cache (the file itself stays git's, not ignored).
     workspace.write_pipeline({"s": {"cmd": counter.cmd("s", "echo m > m.json"),
                                     "metrics": [{"m.json": {"cache": False}}]}})
     cli.run("repro")
     oid = lock_of(workspace.root)["stages"]["s"]["outs"][0]["oid"]
-    assert not workspace.project().store.exists(oid)
+    assert workspace.project().store.exists(oid)
     assert ".gitignore" not in os.listdir(workspace.root) or "m.json" not in workspace.read(".gitignore")
     (workspace.root / "m.json").unlink()
     cli.run("repro")
-    assert counter.runs("s") == 2
+    assert counter.runs("s") == 1
+    assert workspace.read("m.json") == "m\n"
 
 
 def test_outs_are_deleted_before_the_command_runs(workspace: Workspace, cli: Cli, counter: Counter) -> None:
