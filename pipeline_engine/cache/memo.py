@@ -5,6 +5,10 @@ never an oid it assumed. It also remembers which cache objects were verified (re
 to match their name) by the object's (inode, mtime_ns, size), so linking an object into the
 workspace (hardlink, symlink, reflink) reads it once, not at every checkout.
 
+It also remembers which tracked paths pipe placed in the workspace (checkout wrote them, or add
+took them over) and the oid they held, so a later checkout can remove data that no pointer or
+lock tracks any more, when it still hashes to that oid (unchanged since, hence in the cache).
+
 An unchanged file then costs one `stat` instead of a read. A directory is memoised by a
 fingerprint of all its files' stat data, so an unchanged tracked tree is neither re-hashed nor
 rebuilt. A file modified within the same clock tick as it was hashed would look unchanged, so
@@ -39,6 +43,9 @@ CREATE TABLE IF NOT EXISTS trees (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verified (
     oid TEXT PRIMARY KEY, ino INTEGER, mtime_ns INTEGER, size INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS placed (
+    relpath TEXT PRIMARY KEY, oid TEXT
 ) WITHOUT ROWID;
 """
 # Timestamps this close to "now" may still change within the same tick: do not trust them.
@@ -136,6 +143,26 @@ class HashMemo:
         if rows:
             with self._transaction():
                 self.db.executemany("INSERT OR REPLACE INTO verified VALUES (?, ?, ?, ?)", rows)
+
+    def put_placed(self, items: Iterable[tuple[str, str]]) -> None:
+        """Remember that pipe put (checkout) or took over (add) tracked path `relpath` holding `oid`."""
+        rows = list(items)
+        if rows:
+            with self._transaction():
+                self.db.executemany("INSERT OR REPLACE INTO placed VALUES (?, ?)", rows)
+
+    def placed(self) -> dict[str, Oid]:
+        """Every tracked path pipe placed, with the oid it held then."""
+        with self._lock:
+            rows = self.db.execute("SELECT relpath, oid FROM placed").fetchall()
+        return {r[0]: Oid(r[1]) for r in rows}
+
+    def drop_placed(self, relpaths: Iterable[str]) -> None:
+        """Forget placed paths (deleted, or handed back to the user)."""
+        rows = [(p,) for p in relpaths]
+        if rows:
+            with self._transaction():
+                self.db.executemany("DELETE FROM placed WHERE relpath = ?", rows)
 
     def get_tree(self, relpath: str) -> TreeMemo | None:
         """The memoised manifest of directory `relpath`, whatever its fingerprint."""

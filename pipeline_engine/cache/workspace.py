@@ -63,6 +63,8 @@ class CheckoutResult:
     `corrupt` lists (workspace path, oid) pairs whose object failed verification: the object was
     moved to the quarantine and the path was left as it was. `missing` lists the files of a
     directory whose objects are not in the cache (the other files were checked out).
+    `kept_changed` lists data pipe placed that nothing tracks any more but that changed since
+    (kept; see ops.checkout).
     """
 
     relpath: str
@@ -71,6 +73,7 @@ class CheckoutResult:
     kept_extra: tuple[str, ...] = ()
     corrupt: tuple[tuple[str, str], ...] = ()
     missing: tuple[tuple[str, str], ...] = ()
+    kept_changed: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -234,8 +237,11 @@ def checkout(
     placer = Placer(store, memo, link_types)
     if is_dir_oid(oid):
         tree = _load_tree(store, relpath, oid)
-        return _checkout_dir(placer, root, relpath, tree, force=force, relink=relink, progress=progress)
-    return _checkout_file(placer, root, relpath, Oid(oid), isexec=isexec, force=force, relink=relink)
+        result = _checkout_dir(placer, root, relpath, tree, force=force, relink=relink, progress=progress)
+    else:
+        result = _checkout_file(placer, root, relpath, Oid(oid), isexec=isexec, force=force, relink=relink)
+    memo.put_placed([(relpath, oid)])
+    return result
 
 
 # --- scanning -------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def add(project: Project, paths: Sequence[str], *, progress: Progress | None = N
                    for p in (rel + POINTER_SUFFIX, f"{rel.rpartition('/')[0]}/.gitignore".lstrip("/"))]
         before = {p: _read_or_none(project.root / p) for p in touched}
         try:
-            return [_record(project, rel, out) for rel, out in zip(relpaths, outs, strict=True)]
+            results = [_record(project, rel, out) for rel, out in zip(relpaths, outs, strict=True)]
         except BaseException:
             for p, data in before.items():
                 if data is None:
@@ -73,6 +73,9 @@ def add(project: Project, paths: Sequence[str], *, progress: Progress | None = N
                 elif _read_or_none(project.root / p) != data:
                     atomic_write(project.root / p, data)
             raise
+        # pipe now holds this content: a checkout after a branch switch may remove it (docs/format.md).
+        project.memo.put_placed((r.relpath, r.out.oid) for r in results)
+        return results
 
 
 def _read_or_none(path: Path) -> bytes | None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
-from pipeline_engine.cache.workspace import CheckoutResult
+from pipeline_engine.cache.workspace import CheckoutResult, scan, tree_of
 from pipeline_engine.cache.workspace import checkout as checkout_path
+from pipeline_engine.core.fsutil import remove_path
+from pipeline_engine.core.hashing import is_dir_oid
+from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import (
@@ -50,13 +56,18 @@ def checkout(
         # index may hold an older version than their last 'pipe add'): the rest is checked out,
         # then the deleted pointers are reported with the command that restores them.
         gone = [] if targets else deleted_pointers(project)
+        outs = used_outs(project, targets=targets)
+        stale: list[CheckoutResult] = []
         try:
-            results = checkout_outs(project, used_outs(project, targets=targets), force=force,
-                                    relink=relink, progress=progress)
+            results = checkout_outs(project, outs, force=force, relink=relink, progress=progress)
         except PipeError as exc:
             if gone:
                 raise _combined([exc, deleted_pointers_error(project, gone)]) from None
             raise
+        finally:
+            if not targets:
+                stale = _remove_stale(project, [o.path for o in outs], [g[: -len(POINTER_SUFFIX)] for g in gone])
+        results += stale
         if gone:
             raise deleted_pointers_error(project, gone)
         return results
@@ -101,6 +112,60 @@ def checkout_outs(
     if failed:
         raise _combined(failed)
     return results
+
+
+def _remove_stale(project: Project, used: Sequence[str], keep: Sequence[str]) -> list[CheckoutResult]:
+    """Remove data pipe placed that no pointer or lock tracks now (after a branch switch).
+
+    Only a path that still holds the oid pipe placed (so its content is in the cache) is removed;
+    one changed since is kept and reported, and one git tracks, overlapping a tracked path, or
+    whose pointer was deleted from the workspace (`keep`) is left alone. Never follows links.
+    """
+    placed = project.memo.placed()
+    tracked = [*used, *keep]
+    results: list[CheckoutResult] = []
+    forget: list[str] = []
+    for rel, oid in sorted(placed.items()):
+        if any(rel == t or rel.startswith(t + "/") or t.startswith(rel + "/") for t in tracked):
+            continue
+        try:
+            path = resolve_in_project(project.root, check_relpath(rel, source="hash memo"), source=rel)
+        except PathError:
+            forget.append(rel)
+            continue
+        if not (path.exists() or path.is_symlink()):
+            forget.append(rel)
+            continue
+        if project.git is not None and project.git.tracked_under(project.relpath_from_git(rel)):
+            forget.append(rel)  # git's own file now: never pipe's to delete
+            continue
+        try:
+            current = scan(project.root, rel, project.memo, store=project.store).oid
+            if is_dir_oid(oid):
+                tree_of(project.store, oid)  # its file list says what to delete
+        except (PipeError, OSError):
+            current = None
+        if current != oid:
+            results.append(CheckoutResult(rel, kept_changed=(rel,)))
+            continue
+        _remove_placed(project, path, oid)
+        forget.append(rel)
+        results.append(CheckoutResult(rel, deleted=(rel,)))
+    project.memo.drop_placed(forget)
+    return results
+
+
+def _remove_placed(project: Project, path: Path, oid: str) -> None:
+    """Delete a placed file, or the files a placed directory's manifest lists and the directories
+    they leave empty (files a .pipeignore hides from the manifest stay)."""
+    if not is_dir_oid(oid):
+        remove_path(path)
+        return
+    for entry in tree_of(project.store, oid).entries:
+        remove_path(path / entry.relpath)
+    for dirpath, _, _ in os.walk(path, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)  # only when empty
 
 
 def _inside_tracked_dir(project: Project, rel: str) -> bool:

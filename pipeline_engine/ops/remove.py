@@ -47,6 +47,7 @@ def remove(project: Project, pointers: Sequence[str], *, outs: bool = False) -> 
             if data is not None:
                 remove_path(data)
             os.unlink(project.root / p.relpath)
+            project.memo.drop_placed([p.data_relpath])  # the data is the user's now: checkout never deletes it
             if project.git is not None:
                 project.git.unignore(project.relpath_from_git(p.data_relpath))
             results.append(Removed(p.relpath, p.data_relpath, outs))

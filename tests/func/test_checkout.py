@@ -383,3 +383,58 @@ def test_a_tracked_empty_directory_is_restored_in_a_fresh_clone(
     cli.run("checkout")  # no cache, no remote: nothing to fetch for an empty directory
     assert (clone / "e").is_dir()
     assert "up to date" in cli.run("status").output
+
+
+def _branch_with_data(workspace: Workspace, cli: Cli) -> None:
+    """main has a.txt tracked; branch b adds big.bin (file) and imgs (directory) as well."""
+    workspace.write({"a.txt": "a"})
+    cli.run("add", "a.txt")
+    workspace.commit("base")
+    workspace.git("checkout", "-qb", "b")
+    workspace.write({"big.bin": "t", "imgs": {"1.png": "1", "sub": {"2.png": "2"}}})
+    cli.run("add", "big.bin", "imgs")
+    workspace.commit("b")
+
+
+def test_checkout_after_switching_branches_removes_data_pipe_placed(workspace: Workspace, cli: Cli) -> None:
+    _branch_with_data(workspace, cli)
+    workspace.git("checkout", "-q", "main")
+    result = cli.run("checkout")
+    assert not (workspace.root / "big.bin").exists() and not (workspace.root / "imgs").exists()
+    assert "2 deleted" in result.stderr and workspace.read("a.txt") == "a"
+    workspace.git("checkout", "-q", "b")
+    cli.run("checkout")  # and back: from the cache
+    assert workspace.read("big.bin") == "t" and workspace.read("imgs/sub/2.png") == "2"
+    workspace.git("checkout", "-q", "main")
+    cli.run("checkout", "--force")
+    assert not (workspace.root / "big.bin").exists()
+
+
+def test_checkout_keeps_placed_data_changed_since_and_what_pipe_never_placed(
+    workspace: Workspace, cli: Cli
+) -> None:
+    _branch_with_data(workspace, cli)
+    (workspace.root / "big.bin").write_text("edited")
+    (workspace.root / "imgs/mine.txt").write_text("mine")
+    workspace.git("checkout", "-q", "main")
+    workspace.write({"user.bin": "never added"})
+    result = cli.run("checkout")
+    assert workspace.read("big.bin") == "edited" and workspace.read("imgs/mine.txt") == "mine"
+    assert "kept 'big.bin'" in result.stderr and "kept 'imgs'" in result.stderr
+    assert workspace.read("user.bin") == "never added"
+
+
+def test_checkout_leaves_data_of_a_removed_pointer_to_the_user(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"keep.bin": "k"})
+    cli.run("add", "keep.bin")
+    cli.run("remove", "keep.bin.pipe")
+    cli.run("checkout")
+    assert workspace.read("keep.bin") == "k"
+
+
+def test_checkout_keeps_ignored_files_of_a_removed_directory(workspace: Workspace, cli: Cli) -> None:
+    _branch_with_data(workspace, cli)
+    workspace.write({".pipeignore": "*.tmp\n", "imgs": {"cache.tmp": "hidden"}})
+    workspace.git("checkout", "-q", "main")
+    cli.run("checkout")
+    assert sorted(p.name for p in (workspace.root / "imgs").rglob("*")) == ["cache.tmp"]
