@@ -265,7 +265,8 @@ class _StageRunner:
         recorded = tuple(r for r in old.outs if r.path in missing) if old else ()
         if missing and self.puller is not None:
             self.puller.fetch(recorded)
-        if missing and not (old and restore_outs(self.project, recorded)):
+        copies = frozenset(o.path for o in stage.outs if not o.cache)
+        if missing and not (old and restore_outs(self.project, recorded, copies)):
             raise MissingOutputError(
                 f"stage '{stage.name}' is frozen but its out '{missing[0]}' is missing",
                 hint=f"run 'pipe unfreeze {stage.name}' and 'pipe repro {stage.name}'",

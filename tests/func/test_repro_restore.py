@@ -105,6 +105,40 @@ def test_uncached_out_stays_a_plain_file_with_link_cache_types(
     assert counter.runs("train") == 1
 
 
+def test_uncached_directory_out_is_restored_as_copies(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+    counter = Counter(tmp_path / "counts")
+    set_lr(workspace, "1")
+    workspace.write_pipeline({"s": {"cmd": counter.cmd("s", "mkdir -p rep && echo ${lr} > rep/a && echo x > rep/b"),
+                                    "params": ["lr"], "outs": [{"rep": {"cache": False}}]}})
+    cli.run("repro")
+    set_lr(workspace, "2")
+    cli.run("repro")
+    set_lr(workspace, "1")
+    cli.run("repro")
+    assert counter.runs("s") == 2
+    assert workspace.read("rep/a") == "1\n" and workspace.read("rep/b") == "x\n"
+    assert_plain_file(workspace.root / "rep/a")
+
+
+def test_frozen_stage_restores_its_deleted_uncached_out_as_a_copy(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    config = workspace.root / ".pipe/config.yaml"
+    data = yaml.safe_load(config.read_text()) or {}
+    data.setdefault("cache", {})["type"] = "hardlink"
+    config.write_text(yaml.safe_dump(data))
+    counter = Counter(tmp_path / "counts")
+    set_lr(workspace, "0.5")
+    workspace.write_pipeline({"train": train_stage(counter)})
+    cli.run("repro")
+    cli.run("freeze", "train")
+    (workspace.root / "m.json").unlink()
+    cli.run("repro")
+    assert counter.runs("train") == 1
+    assert workspace.read("m.json").strip() == '{"lr": 0.5}'
+    assert_plain_file(workspace.root / "m.json")
+
+
 def test_persist_out_still_never_restored(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     counter = Counter(tmp_path / "counts")
     set_lr(workspace, "1")

@@ -89,6 +89,28 @@ def test_rule_8_always_changed_and_force_and_frozen() -> None:
     assert decide(frozen, None, StageState()) == Decision("s", (), frozen=True)
 
 
+def test_rule_6_exec_bit_of_a_file_out_is_a_restorable_modification() -> None:
+    execd = PathRecord("o", Oid(f"{2:032x}"), 2, isexec=True)
+    d = decide(STAGE, LOCK, with_state(outs={"o": execd}))
+    assert [(r.kind, r.old, r.new) for r in d.reasons] == [
+        (ReasonKind.OUT_MODIFIED, "not executable", "executable")
+    ]
+    assert d.is_restorable and "executable" in d.reasons[0].explain()
+    recorded = StageLock("run", LOCK.deps, LOCK.params, LOCK.env, (execd,))
+    assert kinds(decide(STAGE, recorded, STATE)) == [ReasonKind.OUT_MODIFIED]
+    assert decide(STAGE, recorded, with_state(outs={"o": execd})) == Decision("s", ())
+
+
+def test_stage_without_deps_params_or_outs_always_runs() -> None:
+    callback = StageSpec("s", "notify")
+    lock = StageLock("notify", (), {}, {}, ())
+    d = decide(callback, lock, StageState())
+    assert kinds(d) == [ReasonKind.NO_DEPS_NO_OUTS] and not d.is_restorable
+    assert "every 'pipe repro'" in d.reasons[0].explain()
+    with_param = StageSpec("s", "notify", params=STAGE.params)
+    assert decide(with_param, StageLock("notify", (), STATE.params, {}, ()), StageState(params=STATE.params)).reasons == ()
+
+
 # --- property: random DAGs -------------------------------------------------------------------
 
 @st.composite
