@@ -259,7 +259,7 @@ def fetch(
     from pipeline_engine.ops.used import used_outs
 
     with project.mutex("pipe fetch"):
-        outs = used_outs(project, targets=targets)
+        outs = used_outs(project, targets=targets, remote=remote, fetch_manifests=True)
         results = tuple(
             fetch_outs(project.store, rem, group, progress=progress or NullProgress())
             for rem, group in open_remotes_for(project, outs, remote, jobs=jobs)
@@ -288,7 +288,7 @@ def pull(
     from pipeline_engine.ops.used import used_outs
 
     with project.mutex("pipe pull"):
-        outs = used_outs(project, targets=targets)
+        outs = used_outs(project, targets=targets, remote=remote, fetch_manifests=True)
         fetched = []
         complete = []
         for rem, group in open_remotes_for(project, outs, remote, jobs=jobs):

@@ -16,16 +16,35 @@ from pipeline_engine.project import Project
 __all__ = ["target_record", "used_outs"]
 
 
-def used_outs(project: Project, *, targets: Sequence[str] = ()) -> list[PathRecord]:
+def used_outs(
+    project: Project, *, targets: Sequence[str] = (), remote: str | None = None, fetch_manifests: bool = False
+) -> list[PathRecord]:
     """Every out that pointer files (and the lock file) of the workspace reference.
 
     `PathRecord.path` is project-relative. A target inside a tracked directory selects only
-    that file or sub-directory (see `target_record`).
+    that file or sub-directory (see `target_record`); with `fetch_manifests` (fetch, pull), the
+    directory's manifest is first downloaded from `remote` (or the default) when the cache lacks it.
     """
     stage_outs, rest = lock_outs(project, targets)
-    outs = [] if targets and not rest else [target_record(project, t) for t in resolve_pointers(project, rest)]
+    chosen = [] if targets and not rest else resolve_pointers(project, rest)
+    if fetch_manifests:
+        _fetch_manifests(project, [t for t in chosen if t.inside], remote)
+    outs = [target_record(project, t) for t in chosen]
     outs += [r for r in stage_outs]
     return outs
+
+
+def _fetch_manifests(project: Project, inner: Sequence[Target], remote: str | None) -> None:
+    """Download the manifests of the directories that granular targets point into, if missing."""
+    from pipeline_engine.core.progress import NullProgress
+    from pipeline_engine.ops.transfer import download_objects, open_remotes_for
+
+    wanted = {t.pointer.out.oid: t.pointer.data_relpath for t in inner if not project.store.exists(t.pointer.out.oid)}
+    if not wanted:
+        return
+    whole = [PathRecord(path, Oid(oid), 0) for oid, path in wanted.items()]
+    for rem, group in open_remotes_for(project, whole, remote):
+        download_objects(project.store, rem, {o.oid: o.path for o in group}, NullProgress(), "manifests")
 
 
 def target_record(project: Project, target: Target) -> PathRecord:

@@ -219,3 +219,21 @@ def test_push_skips_stage_outs_declared_push_false(workspace: Workspace, cli: Cl
     result = cli.run("push")
     assert "1 transferred" in result.stderr
     assert {p.parent.name + p.name for p in store.glob("??/*")} == {hash_bytes(b"rows\n")}
+
+
+def test_a_path_inside_a_tracked_directory_is_a_target_of_push_fetch_and_pull(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _track(workspace, cli)
+    store = _local_remote(workspace, cli, tmp_path)
+    cli.run("push", "data/images/003.txt")
+    assert (store / oid_to_relpath(_image_oid("003.txt"))).is_file()
+    assert not (store / oid_to_relpath(_image_oid("004.txt"))).exists()
+    cli.run("push")
+    clone = _clone(workspace, tmp_path, monkeypatch)
+    cli.run("pull", "data/images/007.txt")  # the manifest is fetched for it, then only that file
+    assert clone.read("data/images/007.txt") == IMAGES["007.txt"]
+    assert sorted(p.name for p in (clone.root / "data/images").iterdir()) == ["007.txt"]
+    cli.run("fetch", "data/images/008.txt")
+    assert (clone.root / ".pipe/cache/objects" / oid_to_relpath(_image_oid("008.txt"))).is_file()
+    assert not (clone.root / ".pipe/cache/objects" / oid_to_relpath(_image_oid("009.txt"))).exists()
