@@ -6,11 +6,12 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline_engine.cache.pointer import POINTER_SUFFIX
 from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workspace import is_cached, scan, scan_tree, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.ops.pointers import resolve_pointers
+from pipeline_engine.ops.pointers import deleted_pointers, resolve_pointers
 from pipeline_engine.ops.used import target_record
 from pipeline_engine.project import Project
 
@@ -24,6 +25,7 @@ class DataState(enum.Enum):
     MODIFIED = "modified"
     MISSING = "missing from workspace"
     NOT_IN_CACHE = "not in cache"
+    POINTER_DELETED = "pointer file deleted from the workspace ('git checkout -- <path>.pipe' restores it)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,12 @@ class DataStatus:
 
 def data_status(project: Project, targets: Sequence[str] = ()) -> list[DataStatus]:
     """The state of every pointer selected by `targets` (all when empty)."""
-    return [_status_of(project, target_record(project, t), t.pointer.relpath)
-            for t in resolve_pointers(project, targets)]
+    found = [_status_of(project, target_record(project, t), t.pointer.relpath)
+             for t in resolve_pointers(project, targets)]
+    if not targets:  # never silently recreated (see ops.checkout): reported here as well
+        found += [DataStatus(p[: -len(POINTER_SUFFIX)], p, (DataState.POINTER_DELETED,))
+                  for p in deleted_pointers(project)]
+    return found
 
 
 def _status_of(project: Project, out: PathRecord, pointer: str) -> DataStatus:

@@ -61,3 +61,22 @@ def test_status_of_a_target_that_tracks_nothing_is_an_error(workspace: Workspace
     assert "pipe add" not in result.stderr
     workspace.write({"untracked.csv": "a"})
     assert "pipe add untracked.csv" in cli.run("status", "untracked.csv", exit_code=1).stderr
+
+
+def test_status_reports_a_pointer_deleted_from_the_workspace(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"f.csv": "1"}})
+    cli.run("add", "data/f.csv")
+    workspace.commit("f")
+    os.unlink(workspace.root / "data/f.csv.pipe")
+    result = cli.run("status", "--exit-code", exit_code=1)
+    assert "data/f.csv  pointer file deleted" in result.output and "git checkout -- " in result.output
+    assert not (workspace.root / "data/f.csv.pipe").exists()
+
+
+def test_status_of_a_path_inside_a_tracked_directory(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": {"a": "a", "sub": {"b": "b"}}})
+    cli.run("add", "d")
+    (workspace.root / "d/sub/b").write_text("changed")
+    assert "d/sub/b  modified" in cli.run("status", "d/sub/b").output
+    assert "d/sub  modified" in cli.run("status", "d/sub").output
+    assert "up to date" in cli.run("status", "d/a").output
