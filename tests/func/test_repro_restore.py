@@ -13,6 +13,7 @@ import yaml
 
 from tests.conftest import Cli, Workspace, git
 from tests.func.repro_helpers import Counter, lock_of
+from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 
 def train_stage(counter: Counter) -> dict[str, object]:
@@ -222,22 +223,30 @@ def test_exec_bit_of_a_stage_out_counts_as_modified_and_is_restored(
     assert "up to date" in cli.run("status").stderr
 
 
-def test_repro_pull_restores_from_the_remote_run_cache(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    counter = Counter(tmp_path / "counts")
+def _pull_case(workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+               counter: Counter, url: str, endpoint: str | None) -> Path:
+    """Runs with lr 0.1 then 0.3, pushes with --run-cache, commits lr 0.3; cwd is a clone set to lr 0.1."""
     set_lr(workspace, "0.1")
     workspace.write_pipeline({"train": train_stage(counter)})
     cli.run("repro")
     set_lr(workspace, "0.3")
     cli.run("repro")
-    cli.run("remote", "add", "-d", "store", str(tmp_path / "remote-store"))
+    cli.run("remote", "add", "-d", "store", url)
+    if endpoint:
+        cli.run("remote", "modify", "--local", "store", "endpoint_url", endpoint)
     cli.run("push", "--run-cache")
     workspace.commit("lr 0.3")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
+    local = workspace.root / ".pipe/config.local.yaml"
+    if local.exists():
+        (clone / ".pipe/config.local.yaml").write_text(local.read_text())
     monkeypatch.chdir(clone)
     (clone / "params.yaml").write_text("lr: 0.1\n")
+    return clone
+
+
+def _assert_restored_from_remote_run_cache(cli: Cli, clone: Path, counter: Counter) -> None:
     result = cli.run("repro", "--pull")
     assert counter.runs("train") == 2, f"train ran in the clone instead of being restored: {result.stderr}"
     assert "restored" in result.stderr
@@ -247,10 +256,29 @@ def test_repro_pull_restores_from_the_remote_run_cache(
     # Only the entry this run needed came down, not the remote's whole run cache.
     runs = [p for p in (clone / ".pipe/cache/runs").rglob("*") if p.is_file()]
     assert len(runs) == 1, runs
-    # Without --pull (or with --no-run-cache) the clone has nothing to restore from: it runs.
+    # With --no-run-cache the remote's run cache is not asked: the stage runs.
     (clone / "params.yaml").write_text("lr: 0.3\n")
     cli.run("repro", "--pull", "--no-run-cache")
     assert counter.runs("train") == 3
+
+
+def test_repro_pull_restores_from_the_remote_run_cache(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = Counter(tmp_path / "counts")
+    clone = _pull_case(workspace, cli, tmp_path, monkeypatch, counter, str(tmp_path / "remote-store"), None)
+    _assert_restored_from_remote_run_cache(cli, clone, counter)
+
+
+@pytest.mark.s3
+def test_repro_pull_restores_from_the_remote_run_cache_on_s3(
+    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    s3_server: S3Server, s3_bucket: str,
+) -> None:
+    counter = Counter(tmp_path / "counts")
+    clone = _pull_case(workspace, cli, tmp_path, monkeypatch, counter, f"s3://{s3_bucket}/project",
+                       s3_server.endpoint_url)
+    _assert_restored_from_remote_run_cache(cli, clone, counter)
 
 
 def test_repro_pull_runs_when_the_remote_has_no_entry(
