@@ -52,7 +52,7 @@ def test_ctrl_c_at_a_confirmation_prompt_exits_130(workspace: Workspace, cli: Cl
 def test_ctrl_c_while_a_data_command_works_exits_130(
     workspace: Workspace, cli: Cli, command: tuple[str, ...]
 ) -> None:
-    files = {f"f{i}": os.urandom(512) for i in range(3000)}
+    files = {f"f{i}": os.urandom(512) for i in range(2000)}
     workspace.write({"data": files})
     cli.run("remote", "add", "-d", "r", str(workspace.root.parent / "remote"))
     if command[0] != "add":
