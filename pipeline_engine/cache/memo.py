@@ -158,11 +158,13 @@ class HashMemo:
         return {r[0]: Oid(r[1]) for r in rows}
 
     def drop_placed(self, relpaths: Iterable[str]) -> None:
-        """Forget placed paths (deleted, or handed back to the user)."""
-        rows = [(p,) for p in relpaths]
+        """Forget placed paths and any placed path under them (deleted, or handed back to the user)."""
+        rows = [(p, p + "/", p + "0") for p in relpaths]  # '0' sorts right after '/'
         if rows:
             with self._transaction():
-                self.db.executemany("DELETE FROM placed WHERE relpath = ?", rows)
+                self.db.executemany(
+                    "DELETE FROM placed WHERE relpath = ? OR (relpath >= ? AND relpath < ?)", rows
+                )
 
     def get_tree(self, relpath: str) -> TreeMemo | None:
         """The memoised manifest of directory `relpath`, whatever its fingerprint."""

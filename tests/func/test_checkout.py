@@ -438,3 +438,13 @@ def test_checkout_keeps_ignored_files_of_a_removed_directory(workspace: Workspac
     workspace.git("checkout", "-q", "main")
     cli.run("checkout")
     assert sorted(p.name for p in (workspace.root / "imgs").rglob("*")) == ["cache.tmp"]
+
+
+def test_removing_a_pointer_hands_back_files_checked_out_by_granular_target(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": {"a": "a", "b": "b"}})
+    cli.run("add", "d")
+    os.unlink(workspace.root / "d/a")
+    cli.run("checkout", "d/a")
+    cli.run("remove", "d.pipe")
+    cli.run("checkout")
+    assert workspace.read("d/a") == "a" and workspace.read("d/b") == "b"
