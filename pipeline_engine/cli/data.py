@@ -64,7 +64,8 @@ def checkout(targets: tuple[str, ...], force: bool, relink: bool) -> None:
         for extra in r.kept_extra:
             render.warn(f"kept '{extra}': not in the tracked version (use --force to delete it)")
         for changed in r.kept_changed:
-            render.warn(f"kept '{changed}': nothing tracks it at this revision, but it changed since pipe placed it")
+            render.warn(f"kept '{changed}': nothing tracks it at this revision, but it changed since pipe "
+                        "placed it or its content is not in the cache")
     render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")
 
 

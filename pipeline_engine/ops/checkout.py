@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
-from pipeline_engine.cache.workspace import CheckoutResult, scan, tree_of
+from pipeline_engine.cache.workspace import CheckoutResult, is_cached, scan, tree_of
 from pipeline_engine.cache.workspace import checkout as checkout_path
 from pipeline_engine.core.fsutil import remove_path
 from pipeline_engine.core.hashing import is_dir_oid
@@ -117,8 +117,8 @@ def checkout_outs(
 def _remove_stale(project: Project, used: Sequence[str], keep: Sequence[str]) -> list[CheckoutResult]:
     """Remove data pipe placed that no pointer or lock tracks now (after a branch switch).
 
-    Only a path that still holds the oid pipe placed (so its content is in the cache) is removed;
-    one changed since is kept and reported, and one git tracks, overlapping a tracked path, or
+    Only a path that still holds the oid pipe placed, with every object of it in the cache, is
+    removed; one changed since (or whose objects gc collected) is kept and reported, and one git tracks, overlapping a tracked path, or
     whose pointer was deleted from the workspace (`keep`) is left alone. Never follows links.
     """
     placed = project.memo.placed()
@@ -145,7 +145,8 @@ def _remove_stale(project: Project, used: Sequence[str], keep: Sequence[str]) ->
                 tree_of(project.store, oid)  # its file list says what to delete
         except (PipeError, OSError):
             current = None
-        if current != oid:
+        if current != oid or not is_cached(project.store, oid):
+            # changed since, or its objects left the cache (gc): deleting it could lose the only copy
             results.append(CheckoutResult(rel, kept_changed=(rel,)))
             continue
         _remove_placed(project, path, oid)

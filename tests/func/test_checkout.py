@@ -448,3 +448,12 @@ def test_removing_a_pointer_hands_back_files_checked_out_by_granular_target(work
     cli.run("remove", "d.pipe")
     cli.run("checkout")
     assert workspace.read("d/a") == "a" and workspace.read("d/b") == "b"
+
+
+def test_checkout_never_removes_placed_data_whose_objects_left_the_cache(workspace: Workspace, cli: Cli) -> None:
+    _branch_with_data(workspace, cli)
+    workspace.git("checkout", "-q", "main")
+    shutil.rmtree(workspace.root / ".pipe/cache/objects")  # as after a gc, or a cache on another disk lost
+    result = cli.run("checkout", exit_code=None)
+    assert workspace.read("big.bin") == "t" and workspace.read("imgs/sub/2.png") == "2"
+    assert "kept 'big.bin'" in result.stderr
