@@ -84,9 +84,14 @@ class StageOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ReproResult:
-    """Every selected stage's outcome, in topological order."""
+    """Every selected stage's outcome, in topological order, and the pointer files repro rewrote.
+
+    `pointers` are the `.pipe` files of changed pointer-tracked deps that repro cached before
+    running their dependents: the user commits them with pipeline.lock.
+    """
 
     stages: tuple[StageOutcome, ...] = ()
+    pointers: tuple[str, ...] = ()
 
     def of(self, outcome: Outcome) -> list[str]:
         """Names of the stages with this outcome."""
@@ -149,7 +154,7 @@ def repro(
         puller = _puller(project, [pipeline.stages[n] for n in names]) if options.pull else None
         # Changed data that a stage reads through a pointer is cached and its pointer rewritten
         # first (DVC commits changed data sources), so the lock and the pointer agree.
-        save_pointer_deps(project, [pipeline.stages[n] for n in names if not pipeline.stages[n].frozen])
+        saved = save_pointer_deps(project, [pipeline.stages[n] for n in names if not pipeline.stages[n].frozen])
         if not targets:
             # Entries of stages removed from (or renamed in) pipeline.yaml would keep their outs alive.
             for stale in sorted(set(pipeline.lock.stages) - set(pipeline.stages)):
@@ -169,7 +174,7 @@ def repro(
             raise error from None
         if any(isinstance(e, PipeInterrupted) for e in result.failed.values()):
             raise PipeInterrupted("interrupted: finished stages were kept", hint="run 'pipe repro' again")
-        return ReproResult(tuple(_outcome(n, result, runner.failures) for n in names))
+        return ReproResult(tuple(_outcome(n, result, runner.failures) for n in names), tuple(saved))
 
 
 def _end_leftovers(project: Project, listener: ReproListener, *, wait: bool) -> None:

@@ -42,6 +42,7 @@ class Puller:
         self._remote: Remote = open_project_remote(project)
         self._lock = threading.Lock()
         self._runs: Remote | None = None
+        self._runs_failed = False
         # Outs whose stage names a `remote:` come from that remote, as in `pipe pull`.
         self._own = out_remotes(project)
         self._remotes: dict[str, Remote] = {}
@@ -73,15 +74,20 @@ class Puller:
         """
         project = self._project
         with self._lock:
+            if self._runs_failed:
+                return None
+            tmp = (runs_dir(project) / oid_to_relpath(key)).with_name(temp_name())
             try:
                 if self._runs is None:
                     self._runs = open_project_remote(project, subdir=RUNS_SUBDIR)
-                tmp = (runs_dir(project) / oid_to_relpath(key)).with_name(temp_name())
                 tmp.parent.mkdir(parents=True, exist_ok=True)
                 if self._runs.get_many([(key, tmp)]):
                     tmp.unlink(missing_ok=True)
                     return None
             except PipeError:
+                # Unreachable or misconfigured: do not ask again for every stage.
+                self._runs_failed = True
+                tmp.unlink(missing_ok=True)
                 return None
             if not adopt_entry(project, key, tmp):
                 return None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline_engine.ops.repro import repro
 from tests.conftest import Cli, Workspace, git
 from tests.func.repro_helpers import Counter, lock_of
 from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
@@ -184,6 +185,14 @@ def test_repro_saves_a_changed_pointer_tracked_dep_before_its_dependents(
     workspace.write({"foo": "two\n"})
     cli.run("repro")
     assert workspace.read("bar") == "two\n"
+    project = workspace.project()
+    assert repro(project, []).pointers == ()  # nothing changed since: no pointer rewritten
+    (workspace.root / "foo").unlink()
+    workspace.write({"foo": "three\n"})
+    assert repro(project, []).pointers == ("foo.pipe",)  # for the CLI to say what to commit
+    (workspace.root / "foo").unlink()
+    workspace.write({"foo": "two\n"})
+    cli.run("repro")
     pointer = yaml.safe_load(workspace.read("foo.pipe"))["outs"][0]
     lock_dep = lock_of(workspace.root)["stages"]["use"]["deps"][0]
     assert pointer["oid"] == lock_dep["oid"], "foo.pipe and pipeline.lock disagree about foo"
