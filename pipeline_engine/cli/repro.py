@@ -18,22 +18,42 @@ def _reasons(reasons: Any) -> str:
 
 
 class _Printer:
-    """Prints stage progress; with log files, shows each stage's output under its name when it ends."""
+    """Prints each stage's header and commands (DVC: `Running stage 'x':`, `> cmd`) and streams its output.
+
+    Output lines come from worker threads; each is written whole, under one lock. While a stage is
+    the only one running, its lines are shown as they are (its header is right above them); once
+    another stage runs alongside it, both stages' lines carry a `stage | ` prefix until they end.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._prefixed: set[str] = set()
 
     def started(self, stage: str, reasons: Any, log_path: Path | None) -> None:
         with self._lock:
-            render.info(f"[bold]running[/] '{escape(stage)}' [dim]({escape(_reasons(reasons))})[/]")
+            self._running.add(stage)
+            if len(self._running) > 1:
+                self._prefixed |= self._running
+            render.info(f"[bold]Running stage '{escape(stage)}'[/] [dim]({escape(_reasons(reasons))})[/]:")
+
+    def command(self, stage: str, cmd: str) -> None:
+        with self._lock:
+            lines = cmd.rstrip("\n").split("\n")
+            shown = "\n".join(["> " + lines[0], *("  " + line for line in lines[1:])])
+            render.info(escape(self._prefix(stage) + shown))
+
+    def output(self, stage: str, line: str) -> None:
+        with self._lock:
+            render.err.out(self._prefix(stage) + line, end="", highlight=False)
+
+    def _prefix(self, stage: str) -> str:
+        return f"{stage} | " if stage in self._prefixed else ""
 
     def finished(self, outcome: Any) -> None:
         with self._lock:
-            if outcome.log_path is not None and outcome.log_path.exists():
-                text = outcome.log_path.read_text(encoding="utf-8", errors="replace")
-                if text:
-                    render.err.rule(f"output of '{escape(outcome.stage)}'", align="left", style="dim")
-                    render.err.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
+            self._running.discard(outcome.stage)
+            self._prefixed.discard(outcome.stage)
             if outcome.outcome.value == "restored":
                 render.info(f"restored '{escape(outcome.stage)}' outputs from the cache (command not run)")
 

@@ -114,6 +114,12 @@ class ReproListener(Protocol):
     def started(self, stage: str, reasons: tuple[Reason, ...], log_path: Path | None) -> None:
         """The stage's command is about to run (or its outs to be restored)."""
 
+    def command(self, stage: str, cmd: str) -> None:
+        """This command of the stage is about to run (each item of a `cmd` list in turn)."""
+
+    def output(self, stage: str, line: str) -> None:
+        """A line (with its newline) the running stage wrote, while it runs (only when output is logged)."""
+
     def finished(self, outcome: StageOutcome) -> None:
         """The stage is done, whatever the outcome."""
 
@@ -126,6 +132,12 @@ class _Silent:
         return None
 
     def leftover(self, stage: str, pid: int, *, wait: bool) -> None:
+        return None
+
+    def command(self, stage: str, cmd: str) -> None:
+        return None
+
+    def output(self, stage: str, line: str) -> None:
         return None
 
     def finished(self, outcome: StageOutcome) -> None:
@@ -320,14 +332,27 @@ class _StageRunner:
         log_path = self._log_path(stage.name) if self.log else None
         self.listener.started(stage.name, d.reasons, log_path)
         env = {**os.environ, "PIPE_ROOT": str(self.project.root), "PIPE_STAGE": stage.name}
+        if log_path is not None:
+            env.setdefault("PYTHONUNBUFFERED", "1")  # its lines are shown as they come, not when it ends
+        current = [stage.cmd if isinstance(stage.cmd, str) else ""]
+
+        def on_start(cmd: str) -> None:
+            current[0] = cmd
+            self.listener.command(stage.name, cmd)
+
+        def on_output(line: str) -> None:
+            self.listener.output(stage.name, line)
+
         result = run_command(stage.cmd, cwd=self.project.root / stage.wdir, env=env, log_path=log_path,
-                             record_dir=_records_dir(self.project), name=stage.name)
+                             record_dir=_records_dir(self.project), name=stage.name,
+                             on_start=on_start, on_output=on_output)
         if result.interrupted:
             raise PipeInterrupted(f"stage '{stage.name}' was interrupted")
         if result.returncode != 0:
             shown = f"; its output is in '{log_path.relative_to(self.project.root)}'" if log_path else ""
+            which = "its command" if isinstance(stage.cmd, str) else f"its command '{current[0]}'"
             raise StageFailedError(
-                f"stage '{stage.name}' failed: its command exited with code {result.returncode}{shown}",
+                f"stage '{stage.name}' failed: {which} exited with code {result.returncode}{shown}",
                 returncode=result.returncode,
                 hint=f"fix the command, then run 'pipe repro {stage.name}'",
             )

@@ -35,7 +35,7 @@ _write_lock = threading.Lock()
 class StageLock:
     """One stage's recorded run: params are {file: {key: value}}, env is {name: value or None}."""
 
-    cmd: str
+    cmd: str | tuple[str, ...]  # a tuple for a `cmd` list (written as a YAML list, as DVC does)
     deps: tuple[PathRecord, ...] = ()
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     env: Mapping[str, str | None] = field(default_factory=dict)
@@ -43,7 +43,7 @@ class StageLock:
 
     def to_dict(self) -> dict[str, Any]:
         """The on-disk mapping (see docs/format.md), in stable order."""
-        data: dict[str, Any] = {"cmd": self.cmd}
+        data: dict[str, Any] = {"cmd": list(self.cmd) if isinstance(self.cmd, tuple) else self.cmd}
         if self.deps:
             data["deps"] = [d.to_dict() for d in sorted(self.deps, key=lambda r: r.path)]
         if self.params:
@@ -61,8 +61,8 @@ class StageLock:
         Raises:
             SpecError: a field is missing or has the wrong shape.
         """
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("cmd"), str):
-            raise SpecError(f"{source}: a stage entry needs 'cmd' (a string)")
+        if not isinstance(raw, Mapping) or not _is_cmd(raw.get("cmd")):
+            raise SpecError(f"{source}: a stage entry needs 'cmd' (a string or a list of strings)")
         params = raw.get("params") or {}
         env = raw.get("env") or {}
         if not isinstance(params, Mapping) or not all(
@@ -75,12 +75,16 @@ class StageLock:
         ):
             raise SpecError(f"{source}: 'env' must map variable names to strings")
         return cls(
-            cmd=raw["cmd"],
+            cmd=raw["cmd"] if isinstance(raw["cmd"], str) else tuple(raw["cmd"]),
             deps=_records(raw.get("deps"), source=f"{source}: deps"),
             params={check_relpath(f, source=f"{source}: params"): dict(v) for f, v in params.items()},
             env=dict(env),
             outs=_records(raw.get("outs"), source=f"{source}: outs"),
         )
+
+
+def _is_cmd(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(c, str) for c in value))
 
 
 def _records(raw: Any, *, source: str) -> tuple[PathRecord, ...]:

@@ -77,7 +77,7 @@ class StageSpec:
     """One stage after templating; `group` is the name before '@' for generated stages."""
 
     name: str
-    cmd: str
+    cmd: str | tuple[str, ...]  # a tuple: DVC's `cmd` list, each item its own shell command
     wdir: str = ""
     deps: tuple[str, ...] = ()
     outs: tuple[OutSpec, ...] = ()
@@ -309,10 +309,10 @@ def _has_template(value: Any) -> bool:
 def _make_stage(name: str, group: str, data: Mapping[str, Any], used: set[tuple[str, str]]) -> StageSpec:
     where = f"stage '{name}'"
     cmd = data.get("cmd")
-    if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
-        cmd = "\n".join(cmd)
-    if not isinstance(cmd, str) or not cmd.strip():
-        raise SpecError(f"{where}: 'cmd' is required and must be a string or a list of strings")
+    if isinstance(cmd, list) and cmd and all(isinstance(c, str) and c.strip() for c in cmd):
+        cmd = tuple(cmd)  # DVC: each item runs on its own, in order; kept as a list in the lock
+    elif not isinstance(cmd, str) or not cmd.strip():
+        raise SpecError(f"{where}: 'cmd' is required and must be a string or a list of non-empty strings")
     wdir = norm_path("", str(data.get("wdir") or "."), what=where, allow_root=True)
     deps = tuple(dict.fromkeys(norm_path(wdir, str(d), what=where) for d in data.get("deps") or ()))
     outs = tuple(

@@ -1,4 +1,4 @@
-"""Runs one stage command as a shell script in its own process group, and stops them all on demand.
+"""Runs stage commands (a shell script, or a list of them) in their own process groups; stops them on demand.
 
 Every running command is registered in a module-level, thread-safe registry, so that
 `terminate_all()` (called by the scheduler on Ctrl-C) can stop each command together with
@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 _POLL_SECONDS = 0.02
+# How often a running command's log is read for new lines to show.
+_TAIL_SECONDS = 0.05
 _PROC = Path("/proc")
 
 
@@ -82,55 +84,132 @@ class Leftover:
 
 
 def run_command(
-    script: str, *, cwd: Path, env: Mapping[str, str], log_path: Path | None = None,
+    script: str | Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path | None = None,
     record_dir: Path | None = None, name: str = "",
+    on_start: Callable[[str], None] | None = None, on_output: Callable[[str], None] | None = None,
 ) -> CommandResult:
     """Run `script` in `cwd` with exactly `env`, wait for it and return how it ended.
 
-    With `log_path`, stdout and stderr both go to that file (parent directories are made);
-    without it they are inherited. stdin is closed: a stage never reads the terminal.
+    A string runs as one shell script that stops at its first failing line. A sequence runs each
+    item as its own script, in its own shell (a `cd` or a variable does not carry over), in order,
+    stopping after the first item that fails or is stopped (DVC's `cmd` list); the result is that
+    item's. `on_start(item)` is called just before each item starts.
+
+    With `log_path`, stdout and stderr both go to that file (parent directories are made), and
+    `on_output` (if given) receives each line of it (with its newline) while the command runs;
+    without `log_path` they are inherited. stdin is closed: a stage never reads the terminal.
     If the calling thread is interrupted while waiting, the command's group is stopped first.
     With `record_dir`, a record of the running command (named `name`) stays there while it runs.
 
     Raises:
         StageFailedError: the command could not be started (e.g. `cwd` is not a directory).
     """
+    scripts = [script] if isinstance(script, str) else list(script)
     log: IO[bytes] | None = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "wb")  # noqa: SIM115 - closed in the finally below
-    proc: subprocess.Popen[bytes] | None = None
-    record: Path | None = None
+    tail = _Tail(log_path, on_output) if log_path is not None and on_output is not None else None
     try:
-        try:
-            proc = _start(script, cwd=cwd, env=env, log=log, gated=record_dir is not None)
-            entry = _register(proc)
-            if record_dir is not None:
-                record = _write_record(record_dir, proc.pid, name=name, command=script)
-                _open_gate(proc)
-            returncode = proc.wait()
-        except BaseException:
-            # Ctrl-C while this thread registers or waits: never leave the group running behind
-            # us. (The try starts before registration: a Ctrl-C landing between the start and
-            # the wait would otherwise orphan a running stage.)
-            if proc is not None:
-                _stop_groups([_Running(proc)], grace=3.0)
-                proc.wait()
-            raise
-        finally:
-            if proc is not None:
-                _unregister(proc)
-                _close_stdin(proc)  # a gate never opened (the record failed) must not leak its pipe
-            if record is not None:
-                record.unlink(missing_ok=True)
+        result = CommandResult(returncode=0, log_path=log_path, interrupted=False)
+        for item in scripts:
+            if on_start is not None:
+                on_start(item)
+            result = _run_one(item, cwd=cwd, env=env, log=log, log_path=log_path, record_dir=record_dir,
+                              name=name, tail=tail)
+            if result.returncode != 0 or result.interrupted:
+                break
+        if tail is not None:
+            tail.pump(final=True)
     except StageFailedError:
         if log_path is not None:
             log_path.unlink(missing_ok=True)
         raise
     finally:
+        if tail is not None:
+            tail.close()
         if log is not None:
             log.close()
+    return result
+
+
+def _run_one(
+    script: str, *, cwd: Path, env: Mapping[str, str], log: IO[bytes] | None, log_path: Path | None,
+    record_dir: Path | None, name: str, tail: _Tail | None,
+) -> CommandResult:
+    """Run one script to its end (see `run_command`)."""
+    proc: subprocess.Popen[bytes] | None = None
+    record: Path | None = None
+    try:
+        proc = _start(script, cwd=cwd, env=env, log=log, gated=record_dir is not None)
+        entry = _register(proc)
+        if record_dir is not None:
+            record = _write_record(record_dir, proc.pid, name=name, command=script)
+            _open_gate(proc)
+        returncode = _wait(proc, tail)
+    except BaseException:
+        # Ctrl-C while this thread registers or waits: never leave the group running behind
+        # us. (The try starts before registration: a Ctrl-C landing between the start and
+        # the wait would otherwise orphan a running stage.)
+        if proc is not None:
+            _stop_groups([_Running(proc)], grace=3.0)
+            proc.wait()
+        raise
+    finally:
+        if proc is not None:
+            _unregister(proc)
+            _close_stdin(proc)  # a gate never opened (the record failed) must not leak its pipe
+        if record is not None:
+            record.unlink(missing_ok=True)
     return CommandResult(returncode=returncode, log_path=log_path, interrupted=entry.interrupted)
+
+
+def _wait(proc: subprocess.Popen[bytes], tail: _Tail | None) -> int:
+    """Wait for the command's leader to end, passing its log's new lines on meanwhile."""
+    if tail is None:
+        return proc.wait()
+    while True:
+        try:
+            returncode = proc.wait(timeout=_TAIL_SECONDS)
+        except subprocess.TimeoutExpired:
+            tail.pump()
+            continue
+        tail.pump()
+        return returncode
+
+
+class _Tail:
+    """Follows a log file that a command writes, handing each complete line to `emit`.
+
+    The command writes to a regular file, as it always did (so the log is kept, and a background
+    process that outlives the command can never block `pipe` on a pipe it holds open); this reads
+    what was added since the last call.
+    """
+
+    def __init__(self, path: Path, emit: Callable[[str], None]) -> None:
+        self._path = path
+        self._emit = emit
+        self._file: IO[bytes] | None = None
+        self._partial = b""
+
+    def pump(self, *, final: bool = False) -> None:
+        """Emit the complete lines written since the last call; with `final`, the last partial line too."""
+        if self._file is None:
+            try:
+                self._file = open(self._path, "rb")  # noqa: SIM115 - closed by close()
+            except OSError:
+                return
+        data = self._partial + self._file.read()
+        *lines, self._partial = data.split(b"\n")
+        for line in lines:
+            self._emit(line.decode("utf-8", errors="replace") + "\n")
+        if final and self._partial:
+            self._emit(self._partial.decode("utf-8", errors="replace") + "\n")
+            self._partial = b""
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 # A recorded command first waits at this gate until its record is written: killed before that,

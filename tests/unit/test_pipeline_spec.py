@@ -55,7 +55,7 @@ stages:
     meta: {anything: [1, 2]}
 """)
     s = spec.stages["train"]
-    assert s.cmd == "python train.py\necho done" and s.wdir == "src"
+    assert s.cmd == ("python train.py", "echo done") and s.wdir == "src"  # a list: items run apart
     assert s.deps == ("src/train.py", "data")
     assert s.params == (ParamsDep("src/params.yaml", ("lr",)), ParamsDep("src/other.json", ("a.b",)),
                         ParamsDep("src/whole.toml", None))

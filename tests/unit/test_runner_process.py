@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,15 @@ from tests.procutil import is_running, wait_for_file, wait_gone
 
 # A command that leaves a grandchild `sleep` behind it and records both pids.
 SPAWNS_GRANDCHILD = "sleep 30 &\necho $! > grandchild.pid\necho $$ > child.pid\nwait\n"
+
+
+def wait_registered(count: int = 1, timeout: float = 10.0) -> None:
+    """Wait until `count` commands are in the registry: a command can write its pid file before the
+    thread that started it has registered it (seen on a loaded machine), and terminate_all would miss it."""
+    deadline = time.monotonic() + timeout
+    while running_count() < count:
+        assert time.monotonic() < deadline, f"{count} command(s) never registered"
+        time.sleep(0.01)
 
 
 def test_multiline_script_stops_at_first_failing_line(tmp_path: Path) -> None:
@@ -76,6 +86,7 @@ def test_terminate_all_kills_the_whole_process_group(tmp_path: Path) -> None:
     grandchild = int(wait_for_file(tmp_path / "grandchild.pid"))
     assert is_running(grandchild)
 
+    wait_registered()
     terminate_all(grace=2.0)
     worker.join(timeout=10)
 
@@ -93,6 +104,7 @@ def test_terminate_all_kills_a_group_that_ignores_sigterm_after_grace(tmp_path: 
     worker.start()
     child = int(wait_for_file(tmp_path / "child.pid"))
 
+    wait_registered()
     terminate_all(grace=0.2)
     worker.join(timeout=10)
 
@@ -119,4 +131,54 @@ def test_ctrl_c_while_waiting_stops_the_group_and_reraises(tmp_path: Path) -> No
 
 def test_terminate_all_with_nothing_running_is_a_no_op() -> None:
     terminate_all(grace=0.1)
+    assert running_count() == 0
+
+
+def test_a_list_runs_each_item_in_its_own_shell_in_order(tmp_path: Path) -> None:
+    started: list[str] = []
+    items = ["mkdir sub && cd sub && V=set", 'pwd > where.txt; echo "[$V]" >> where.txt', "echo 3 >> where.txt"]
+    result = run_command(items, cwd=tmp_path, env=os.environ, on_start=started.append)
+    assert result == CommandResult(returncode=0, log_path=None, interrupted=False)
+    where, var, three = (tmp_path / "where.txt").read_text().splitlines()
+    assert Path(where).resolve() == tmp_path.resolve() and var == "[]" and three == "3"
+    assert started == items
+
+
+def test_a_list_stops_at_the_first_failing_item_with_its_exit_code(tmp_path: Path) -> None:
+    started: list[str] = []
+    log = tmp_path / "logs" / "s.log"
+    result = run_command(["echo one", "exit 5", "echo three"], cwd=tmp_path, env=os.environ, log_path=log,
+                         on_start=started.append)
+    assert result.returncode == 5 and started == ["echo one", "exit 5"]
+    assert log.read_text() == "one\n", "every item writes to the same log"
+
+
+def test_on_output_gets_each_line_while_the_command_still_runs(tmp_path: Path) -> None:
+    # The command waits for the test to have received its first line: without live output this never ends.
+    seen: list[str] = []
+
+    def on_output(line: str) -> None:
+        seen.append(line)
+        if line == "first\n":
+            (tmp_path / "go").touch()
+
+    script = "echo first\ni=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n[ -e go ]\n" \
+             "printf 'no newline'"
+    result = run_command(script, cwd=tmp_path, env=os.environ, log_path=tmp_path / "s.log", on_output=on_output)
+    assert result.returncode == 0, seen
+    assert seen == ["first\n", "no newline\n"]
+    assert (tmp_path / "s.log").read_text() == "first\nno newline"
+
+
+def test_terminate_all_during_a_list_stops_it_and_no_later_item_runs(tmp_path: Path) -> None:
+    results: list[CommandResult] = []
+    items = ["echo $$ > child.pid; sleep 30", "touch later.txt"]
+    worker = threading.Thread(target=lambda: results.append(run_command(items, cwd=tmp_path, env=os.environ)))
+    worker.start()
+    child = int(wait_for_file(tmp_path / "child.pid"))
+    wait_registered()
+    terminate_all(grace=2.0)
+    worker.join(timeout=10)
+    assert results[0].interrupted and results[0].returncode == -signal.SIGTERM
+    assert wait_gone(child) and not (tmp_path / "later.txt").exists()
     assert running_count() == 0
