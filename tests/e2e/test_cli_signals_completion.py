@@ -48,6 +48,23 @@ def test_ctrl_c_at_a_confirmation_prompt_exits_130(workspace: Workspace, cli: Cl
     assert any(p.is_file() for p in (workspace.root / ".pipe" / "cache" / "objects").rglob("*")), "gc removed data"
 
 
+def _wait_until_reading(proc: subprocess.Popen[str], roots: list[Path], timeout: float = 60) -> None:
+    """Wait until `proc` has a file under one of `roots` open (it is inside the command, past
+    start-up), or has exited. Polling its open files, not sleeping: a loaded machine can take
+    seconds to import the package."""
+    deadline = time.monotonic() + timeout
+    prefixes = tuple(str(r) + os.sep for r in roots)
+    while proc.poll() is None and time.monotonic() < deadline:
+        fd_dir = Path(f"/proc/{proc.pid}/fd")
+        try:
+            targets = [os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)]
+        except OSError:
+            targets = []
+        if any(t.startswith(prefixes) for t in targets):
+            return
+        time.sleep(0.005)
+
+
 @pytest.mark.parametrize("command", [("add", "data"), ("push",), ("status",)])
 def test_ctrl_c_while_a_data_command_works_exits_130(
     workspace: Workspace, cli: Cli, command: tuple[str, ...]
@@ -59,7 +76,7 @@ def test_ctrl_c_while_a_data_command_works_exits_130(
         cli.run("add", "data")
         workspace.write({"data": {"f0": b"changed"}})  # status hashes the directory again
     proc = start_pipe(workspace.root, *command)
-    time.sleep(0.6)  # past start-up (module imports), inside the command
+    _wait_until_reading(proc, [workspace.root / "data", workspace.root / ".pipe" / "cache"])
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     # A command that finished before the signal arrived exits 0; one that was interrupted, 130.
