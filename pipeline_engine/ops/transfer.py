@@ -291,12 +291,23 @@ def pull(
         outs = used_outs(project, targets=targets, remote=remote, fetch_manifests=True)
         fetched = []
         complete = []
-        for rem, group in open_remotes_for(project, outs, remote, jobs=jobs):
+        opened = list(open_remotes_for(project, outs, remote, jobs=jobs))
+        for rem, group in opened:
             result = fetch_outs(project.store, rem, group, progress=progress or NullProgress())
             broken = {f.path for f in result.failed}
             complete += [o for o in group if not any(p == o.path or p.startswith(o.path + "/") for p in broken)]
             fetched.append(result)
-        checkouts = checkout_outs(project, complete, force=force, progress=progress)
+        try:
+            checkouts = checkout_outs(project, complete, force=force, progress=progress)
+        except CacheError:
+            # Checkout found cached objects corrupt and moved them to the quarantine: they are
+            # missing now, and the remote may hold good copies. One more fetch, one more checkout.
+            again = [fetch_outs(project.store, rem, group, progress=progress or NullProgress())
+                     for rem, group in opened]
+            if not any(r.transferred for r in again):
+                raise
+            fetched += again
+            checkouts = checkout_outs(project, complete, force=force, progress=progress)
     for result in fetched:
         raise_for_failures("pull", result)
     return PullResult(tuple(fetched), tuple(checkouts))
