@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import threading
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,10 @@ def _summary(result: Any) -> None:
     for s in result.stages:
         counts[s.outcome.value] = counts.get(s.outcome.value, 0) + 1
     render.info(", ".join(f"{n} {k}" for k, n in counts.items()))
+    if result.pointers:
+        # repro cached changed pointer-tracked deps and rewrote their pointers (as DVC does).
+        listed = " ".join(escape(shlex.quote(p)) for p in result.pointers)
+        render.info(f"updated {len(result.pointers)} pointer file(s) of changed deps; to track them: git add {listed}")
 
 
 @click.command()

@@ -192,7 +192,8 @@ def test_repro_saves_a_changed_pointer_tracked_dep_before_its_dependents(
     assert repro(project, []).pointers == ("foo.pipe",)  # for the CLI to say what to commit
     (workspace.root / "foo").unlink()
     workspace.write({"foo": "two\n"})
-    cli.run("repro")
+    result = cli.run("repro")
+    assert "git add foo.pipe" in result.stderr, result.stderr
     pointer = yaml.safe_load(workspace.read("foo.pipe"))["outs"][0]
     lock_dep = lock_of(workspace.root)["stages"]["use"]["deps"][0]
     assert pointer["oid"] == lock_dep["oid"], "foo.pipe and pipeline.lock disagree about foo"
