@@ -19,8 +19,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
-
 from pipeline_engine.core.fsutil import remove_path, temp_owner
 
 __all__ = ["sweep_temps"]
@@ -36,6 +34,9 @@ def sweep_temps(root: Path, cache_root: Path) -> int:
     Returns how many were removed. Files that vanish meanwhile, or cannot be removed, are skipped:
     a sweep is a best effort and never fails the command that runs it.
     """
+    # Imported here: every command imports this module (the project lock), few ever sweep.
+    import psutil
+
     removed = 0
     cache = os.path.normpath(os.path.realpath(cache_root))
     real_root = os.path.realpath(root)

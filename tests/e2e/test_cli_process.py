@@ -14,7 +14,7 @@ from tests.conftest import Workspace
 
 pytestmark = pytest.mark.e2e
 
-HEAVY = ("pandas", "networkx", "fsspec", "git", "jsonschema")
+HEAVY = ("pandas", "networkx", "fsspec", "git", "jsonschema", "psutil", "ruamel", "pathspec")
 
 
 def pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
