@@ -32,7 +32,7 @@ echo x >> data/images/0001.jpg && rm data/images/0002.jpg && touch data/images/n
 step pipe -v status
 step pipe add data/images
 git commit -q -am "data v2"
-step rm -rf data
+step rm -rf data/images data/big.bin    # the data; the .pipe pointers stay
 step pipe checkout
 step pipe status --exit-code
 step pipe remove data/big.bin.pipe
