@@ -11,6 +11,7 @@ from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workspace import is_cached, scan, scan_tree, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
+from pipeline_engine.errors import CacheError
 from pipeline_engine.ops.pointers import deleted_pointers, resolve_pointers
 from pipeline_engine.ops.used import target_record
 from pipeline_engine.project import Project
@@ -25,6 +26,7 @@ class DataState(enum.Enum):
     MODIFIED = "modified"
     MISSING = "missing from workspace"
     NOT_IN_CACHE = "not in cache"
+    CORRUPT_IN_CACHE = "corrupt in cache ('pipe cache verify' sets it aside, 'pipe pull' fetches a good copy)"
     POINTER_DELETED = "pointer file deleted from the workspace ('git checkout -- <path>.pipe' restores it)"
 
 
@@ -67,8 +69,19 @@ def _status_of(project: Project, out: PathRecord, pointer: str) -> DataStatus:
             if is_dir_oid(oid) and cached:
                 diff = _dir_diff(project, rel, oid, current.tree)
     if not cached:
-        states.append(DataState.NOT_IN_CACHE)
+        states.append(DataState.CORRUPT_IN_CACHE if _is_corrupt_manifest(project, oid) else DataState.NOT_IN_CACHE)
     return DataStatus(rel, pointer, tuple(states) or (DataState.UP_TO_DATE,), diff)
+
+
+def _is_corrupt_manifest(project: Project, oid: str) -> bool:
+    """True when the directory manifest `oid` is in the cache but unreadable (not merely absent)."""
+    if not is_dir_oid(oid) or not project.store.exists(oid):
+        return False
+    try:
+        tree_of(project.store, oid)
+    except CacheError:
+        return True
+    return False
 
 
 def _dir_diff(project: Project, rel: str, oid: str, current: Tree | None) -> TreeDiff | None:

@@ -80,3 +80,16 @@ def test_status_of_a_path_inside_a_tracked_directory(workspace: Workspace, cli: 
     assert "d/sub/b  modified" in cli.run("status", "d/sub/b").output
     assert "d/sub  modified" in cli.run("status", "d/sub").output
     assert "up to date" in cli.run("status", "d/a").output
+
+
+def test_status_names_a_corrupt_manifest_as_corrupt_not_missing(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"d": {"f": "1\n2\n"}})
+    cli.run("add", "d")
+    (manifest,) = (workspace.root / ".pipe" / "cache" / "objects").glob("*/*.dir")
+    manifest.chmod(0o644)
+    manifest.write_text("{")
+    assert "corrupt in cache" in cli.run("status").stdout
+    cli.run("cache", "verify", exit_code=1)
+    assert "not in cache" in cli.run("status").stdout
+    cli.run("add", "d")
+    assert "up to date" in cli.run("status").stdout + cli.run("status").stderr
