@@ -105,7 +105,7 @@ def repro(
     """Run the stages whose deps, params, cmd or outs changed, and record them in pipeline.lock."""
     from pipeline_engine.ops.repro import ReproOptions
     from pipeline_engine.ops.repro import repro as run_repro
-    from pipeline_engine.ops.stage_status import plan_stages
+    from pipeline_engine.ops.stage_status import plan_commands
 
     options = ReproOptions(
         force=force, force_downstream=force_downstream, downstream=downstream, single=single,
@@ -113,10 +113,12 @@ def repro(
     )
     project = Project.find()
     if dry:
-        decisions = plan_stages(project, targets, force=force, downstream=downstream, single=single)
-        decisions = [d for d in decisions if d.runs]
-        for d in decisions:
+        planned = plan_commands(project, targets, force=force, downstream=downstream, single=single)
+        decisions = [(d, cmds) for d, cmds in planned if d.runs]
+        for d, cmds in decisions:
             render.out.print(f"would run '{escape(d.stage)}': {escape(_reasons(d.reasons))}")
+            for cmd in cmds:
+                render.out.print(escape(f"> {cmd}"))
         if not decisions:
             render.info("nothing to do: every stage is up to date")
         return

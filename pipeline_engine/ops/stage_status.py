@@ -14,7 +14,7 @@ from pipeline_engine.pipeline.plan import Decision, decide, propagate
 from pipeline_engine.pipeline.validate import suggest
 from pipeline_engine.project import Project
 
-__all__ = ["StageProblem", "StageStatus", "Why", "plan_stages", "stage_status", "why"]
+__all__ = ["StageProblem", "StageStatus", "Why", "plan_commands", "plan_stages", "stage_status", "why"]
 
 
 def plan_stages(
@@ -22,13 +22,25 @@ def plan_stages(
     single: bool = False,
 ) -> list[Decision]:
     """Every selected stage's decision, predicted without running anything, in topological order."""
+    return [d for d, _ in plan_commands(project, targets, force=force, downstream=downstream, single=single)]
+
+
+def plan_commands(
+    project: Project, targets: Sequence[str], *, force: bool = False, downstream: bool = False,
+    single: bool = False,
+) -> list[tuple[Decision, tuple[str, ...]]]:
+    """As `plan_stages`, each decision with the commands the stage would run (`repro --dry`, as DVC's)."""
     pipeline = load_pipeline(project)
     names = select(pipeline.graph, targets, downstream=downstream, single=single)
     decisions = {}
     for name in names:
         stage, lock = pipeline.stages[name], pipeline.lock.stages.get(name)
         decisions[name] = decide(stage, lock, measure(project, stage, lock), force=force)
-    return propagate(names, pipeline.graph.upstream, decisions)
+    commands = {
+        name: (spec.cmd,) if isinstance(spec.cmd, str) else spec.cmd
+        for name, spec in pipeline.stages.items()
+    }
+    return [(d, commands[d.stage]) for d in propagate(names, pipeline.graph.upstream, decisions)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -508,3 +508,14 @@ def test_params_from_json_and_toml_files(workspace: Workspace, cli: Cli, counter
     assert lock_of(workspace.root)["stages"]["s"]["params"] == {"p.json": {"a.b": 1}, "p.toml": {"t": {"x": 1}}}
     workspace.write({"p.toml": "[t]\nx = 2\n"})
     assert "param 'p.toml:t' {'x': 1} -> {'x': 2}" in cli.run("repro", "--dry").stdout
+
+
+def test_dry_prints_the_commands_that_would_run_as_dvc_does(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({
+        "one": {"cmd": "echo one > a.txt", "outs": ["a.txt"]},
+        "many": {"cmd": ["echo first", "echo second > b.txt"], "deps": ["a.txt"], "outs": ["b.txt"]},
+    })
+    out = cli.run("repro", "--dry").stdout
+    assert "> echo one > a.txt" in out
+    assert out.index("> echo first") < out.index("> echo second > b.txt")
+    assert not (workspace.root / "a.txt").exists()
