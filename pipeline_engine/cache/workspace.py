@@ -28,7 +28,7 @@ from pipeline_engine.core.fsutil import is_exec, remove_path, walk_files
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
 from pipeline_engine.core.layout import relpath_to_oid
 from pipeline_engine.core.parallel import IO_JOBS, map_chunked
-from pipeline_engine.core.pathgate import resolve_in_project
+from pipeline_engine.core.pathgate import is_protected_name, resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import (
@@ -100,7 +100,8 @@ def scan(
         foreign = _foreign_link(root, store, path)
         if foreign is not None:
             raise PathError(
-                f"'{relpath}' is a symlink pointing outside the project ('{foreign}'); pipe does not read it",
+                f"'{relpath}' is a symlink to '{foreign}', outside the project or inside its .git or .pipe; "
+                "pipe does not read it",
                 hint=f"replace the link by the file itself, or run 'pipe checkout --force {relpath}'",
             )
         oid = _hash_one(memo, store, relpath, path, st)
@@ -280,15 +281,19 @@ def _hash_path(memo: HashMemo | None, store: ObjectStore | None, path: Path, st:
 
 
 def _foreign_link(root: Path, store: ObjectStore | None, path: Path) -> str | None:
-    """Where `path` leads when it is a symlink to somewhere outside the project and the cache."""
+    """Where `path` leads when it is a symlink to somewhere outside the project and the cache, or
+    into the project's `.git` or `.pipe` (other than the cache): such a target is never read."""
     if not os.path.islink(path):
         return None
     real = os.path.realpath(path)
-    for inside in (root, *_link_roots(store)):
-        top = os.path.realpath(inside)
+    for top in (os.path.realpath(r) for r in _link_roots(store)):
         if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
             return None
-    return real
+    top = os.path.realpath(root)
+    if real.startswith(top.rstrip(os.sep) + os.sep):
+        inside = os.path.relpath(real, top).split(os.sep)
+        return real if any(is_protected_name(part) for part in inside) else None
+    return None if real == top else real
 
 
 def _linked_oid(store: ObjectStore | None, path: Path) -> Oid | None:

@@ -255,3 +255,20 @@ def test_cache_dir_inside_git_from_a_cloned_config_is_refused(scene: Scene) -> N
     result = scene.cli.run("add", "f", exit_code=1)
     assert "cache.dir" in result.output and "git directory" in result.output
     assert not (scene.ws.root / ".git" / "cache").exists()
+
+
+@pytest.mark.parametrize("target", [".pipe/config.local.yaml", ".git/config"])
+def test_committed_symlink_into_git_or_pipe_is_never_read_cached_or_pushed(scene: Scene, target: str) -> None:
+    """A hostile repo links a stage out or dep to the victim's credentials (red-team finding)."""
+    (scene.ws.root / ".pipe" / "config.local.yaml").write_text("remotes:\n  mine:\n    url: https://me:hunter2@h/p\n")
+    os.symlink(target, scene.ws.root / "t")
+    scene.ws.write_pipeline({"s": {"cmd": "true", "outs": [{"t": {"persist": True}}]}})
+    scene.cli.run("commit", "-f", exit_code=1)
+    scene.cli.run("repro", exit_code=None)
+    scene.cli.run("push", exit_code=None)
+    secret = (scene.ws.root / target).read_bytes()
+    for obj in (scene.ws.root / ".pipe" / "cache" / "objects").rglob("*"):
+        assert not obj.is_file() or obj.read_bytes() != secret, f"{target} was cached"
+    remote = scene.ws.root.parent / "remote"
+    for obj in remote.rglob("*"):
+        assert not obj.is_file() or obj.read_bytes() != secret, f"{target} was pushed"
