@@ -313,8 +313,10 @@ def _make_stage(name: str, group: str, data: Mapping[str, Any], used: set[tuple[
         cmd = tuple(cmd)  # DVC: each item runs on its own, in order; kept as a list in the lock
     elif not isinstance(cmd, str) or not cmd.strip():
         raise SpecError(f"{where}: 'cmd' is required and must be a string or a list of non-empty strings")
-    wdir = norm_path("", str(data.get("wdir") or "."), what=where, allow_root=True)
-    deps = tuple(dict.fromkeys(norm_path(wdir, str(d), what=where) for d in data.get("deps") or ()))
+    wdir = norm_path("", _path_text(data.get("wdir") or ".", where, "wdir"), what=where, allow_root=True)
+    deps = tuple(dict.fromkeys(
+        norm_path(wdir, _path_text(d, where, "deps"), what=where) for d in data.get("deps") or ()
+    ))
     outs = tuple(
         _out(item, kind, wdir, where)
         for kind in OutKind
@@ -342,7 +344,22 @@ def _flag(data: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
+def _path_text(value: Any, where: str, key: str) -> str:
+    """A path after interpolation: templates can produce numbers, lists or mappings (`${a}`)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SpecError(f"{where}: '{key}' must be a path (a string), not {type(value).__name__} {value!r:.60}")
+    return str(value)
+
+
 def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        item = str(item)  # `${n}` of a number names a file, as in deps
+    if not isinstance(item, (str, Mapping)) or (isinstance(item, Mapping) and len(item) != 1):
+        raise SpecError(
+            f"{where}: each of '{kind.value}' must be a path or a mapping {{path: {{flags}}}}, not {item!r:.60}"
+        )
+    if isinstance(item, Mapping) and not isinstance(next(iter(item.values())) or {}, Mapping):
+        raise SpecError(f"{where}: the flags of '{next(iter(item))}' in '{kind.value}' must be a mapping")
     if isinstance(item, str):
         path, flags = item, {}
     else:

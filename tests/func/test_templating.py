@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests.conftest import Cli, Workspace
@@ -152,3 +153,17 @@ def test_parsing_bool_and_list_config_as_dvc(workspace: Workspace, cli: Cli) -> 
     assert workspace.read("o.txt") == "--no-on --l 1 --l 2\n"
     result = cli.run("config", "parsing.list", "many", exit_code=None)
     assert result.exit_code != 0 and "nargs or append" in result.output
+
+
+@pytest.mark.parametrize("value", ["{x: 1}", "[1]", "true"])
+@pytest.mark.parametrize("field", ["outs", "deps", "wdir"])
+def test_a_template_that_yields_no_path_is_an_error_naming_the_stage(
+    workspace: Workspace, cli: Cli, field: str, value: str
+) -> None:
+    """Red-team finding: `outs: ["${a}"]` with a mapping, list or bool crashed (exit 70)."""
+    (workspace.root / "params.yaml").write_text(f"a: {value}\n")
+    body = "    wdir: ${a}\n    outs: [o]\n" if field == "wdir" else f'    {field}: ["${{a}}"]\n'
+    (workspace.root / "pipeline.yaml").write_text("stages:\n  s:\n    cmd: echo hi\n" + body)
+    for command in ("status", "repro", "dag"):
+        result = cli.run(command, exit_code=1)
+        assert "pipeline.yaml" in result.stderr and "stage 's'" in result.stderr, result.stderr
