@@ -360,6 +360,7 @@ def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
         )
     if isinstance(item, Mapping) and not isinstance(next(iter(item.values())) or {}, Mapping):
         raise SpecError(f"{where}: the flags of '{next(iter(item))}' in '{kind.value}' must be a mapping")
+    flags: Mapping[str, Any]
     if isinstance(item, str):
         path, flags = item, {}
     else:
