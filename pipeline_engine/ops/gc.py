@@ -162,7 +162,7 @@ _Named = tuple[str, str, PathRecord]
 def _named_outs(project: Project, label: str, *, all_commits: bool, unreadable: list[Unreadable]) -> list[_Named]:
     where = f"{label}workspace"
     named: list[_Named] = []
-    for rel in pointer_files(project):
+    for rel in pointer_files(project, every=True):
         try:
             named.append((where, rel, read_pointer(project.root, rel).out))
         except PipeError as exc:

@@ -26,11 +26,15 @@ def find_pointers(project: Project) -> list[Pointer]:
     return [read_pointer(project.root, n) for n in pointer_files(project)]
 
 
-def pointer_files(project: Project) -> list[str]:
-    """The project-relative paths of every pointer file, sorted, without reading them (see find_pointers)."""
+def pointer_files(project: Project, *, every: bool = False) -> list[str]:
+    """The project-relative paths of every pointer file, sorted, without reading them (see find_pointers).
+
+    `every` also walks the filesystem for pointers git does not list (git-ignored ones, those
+    inside a nested repository): gc must keep their data even though other commands skip them.
+    """
     names = _git_pointer_files(project.root) if project.git is not None else None
-    if names is None:
-        names = _walk_pointer_files(project.root)
+    if names is None or every:
+        names = [*(names or ()), *_walk_pointer_files(project.root)]
     return sorted(set(names))
 
 

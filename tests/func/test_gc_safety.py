@@ -190,3 +190,18 @@ def test_a_project_using_another_projects_own_cache_is_protected_both_ways(
     assert f"'{guest}'" in result.stderr
     cli.run("gc", "-w", "-f", "-p", str(guest))
     assert set(Project(owner).store.iter_oids()) == {hash_bytes(b"owner's data\n"), hash_bytes(b"guest's data\n")}
+
+
+def test_gc_keeps_data_of_pointers_git_does_not_list(workspace: Workspace, cli: Cli) -> None:
+    """Red-team finding: pointers in a nested repository or a git-ignored directory were invisible to gc."""
+    cli.run("config", "cache.type", "symlink")
+    (workspace.root / "sub").mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace.root / "sub", check=True)
+    workspace.write({"sub": {"x": "precious\n"}, "data": {"y": "precious too\n"}})
+    cli.run("add", "sub/x")
+    cli.run("add", "data/y")
+    with open(workspace.root / ".git" / "info" / "exclude", "a") as f:
+        f.write("data/\n")
+    result = cli.run("gc", "-w", "-f")
+    assert "removed 0 object(s)" in result.output
+    assert workspace.read("sub/x") == "precious\n" and workspace.read("data/y") == "precious too\n"
