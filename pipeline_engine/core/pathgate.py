@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline_engine.errors import UnsafePathError
 
-__all__ = ["PROTECTED_DIRS", "check_relpath", "is_protected_name", "resolve_in_project"]
+__all__ = ["PROTECTED_DIRS", "check_relpath", "check_not_own_file", "is_protected_name", "resolve_in_project"]
 
 # Lower-cased names of directories a tracked path may never enter (case-insensitive filesystems
 # would let `.GIT/hooks` reach `.git/hooks`).
@@ -69,6 +69,25 @@ def check_relpath(path: object, *, source: str, allow_root: bool = False) -> str
     if not parts and not allow_root:
         raise UnsafePathError(f"{source}: path '{shown}' names the project root itself")
     return "/".join(parts)
+
+
+# Files pipe itself writes beside the data: a recorded out (pointer, lock, stage) may not name one,
+# or checkout would overwrite a pointer, the pipeline or an ignore file with data.
+_OWN_FILES = frozenset({"pipeline.yaml", "pipeline.lock"})
+_OWN_NAMES = frozenset({".gitignore", ".pipeignore"})
+_POINTER_SUFFIX = ".pipe"
+
+
+def check_not_own_file(relpath: str, *, source: str) -> str:
+    """Refuse an out path that names one of pipe's own files (a pointer, the pipeline, an ignore file).
+
+    Raises:
+        UnsafePathError: naming `source` and the path.
+    """
+    name = relpath.rpartition("/")[2]
+    if relpath in _OWN_FILES or name in _OWN_NAMES or name.endswith(_POINTER_SUFFIX):
+        raise UnsafePathError(f"{source}: path '{relpath}' is one of pipe's own files, not data")
+    return relpath
 
 
 def resolve_in_project(root: Path, relpath: str, *, source: str, follow: bool = False) -> Path:

@@ -8,7 +8,7 @@ from typing import Any, TypeGuard
 
 from pipeline_engine.core.hashing import ALGORITHM, Oid, is_dir_oid
 from pipeline_engine.core.layout import is_valid_oid
-from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.core.pathgate import check_not_own_file, check_relpath
 from pipeline_engine.errors import SpecError
 
 __all__ = ["PathRecord", "is_count"]
@@ -56,7 +56,7 @@ class PathRecord:
         """
         if not isinstance(raw, Mapping):
             raise SpecError(f"{source}: each entry must be a mapping with 'path' and 'oid'")
-        path = check_relpath(raw.get("path"), source=source)
+        path = check_not_own_file(check_relpath(raw.get("path"), source=source), source=source)
         oid, size, nfiles, isexec = raw.get("oid"), raw.get("size"), raw.get("nfiles"), raw.get("isexec", False)
         if raw.get("hash", ALGORITHM) != ALGORITHM:
             raise SpecError(f"{source}: unsupported hash {raw.get('hash')!r} of '{path}' (expected '{ALGORITHM}')")

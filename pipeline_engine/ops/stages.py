@@ -222,14 +222,16 @@ def lock_outs(project: Project, targets: Sequence[str] = ()) -> tuple[list[PathR
     """Cached outs recorded in pipeline.lock, and the targets that named no stage or stage out.
 
     A target selects a stage (or foreach/matrix group) by name, or the outs at or under a path.
-    Outs declared `cache: false` are left out: their content is never in the store.
+    Outs declared `cache: false` are left out: their content is never in the store. So are lock
+    entries that pipeline.yaml does not declare as a cached out of that stage: pipeline.lock comes
+    through git like everything else, and must not choose on its own what checkout writes.
     """
     lock = read_lock(project.root)
     if not lock.stages:
         return [], list(targets)
     stages = load_spec(project.root).stages if has_pipeline(project) else {}
-    uncached = {(n, o.path) for n, s in stages.items() for o in s.outs if not o.cache}
-    records = [(name, r) for name, entry in lock.stages.items() for r in entry.outs if (name, r.path) not in uncached]
+    declared = {(n, o.path) for n, s in stages.items() for o in s.outs if o.cache}
+    records = [(name, r) for name, entry in lock.stages.items() for r in entry.outs if (name, r.path) in declared]
     if not targets:
         return [r for _, r in records], []
     chosen: dict[str, PathRecord] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.hashing import hash_bytes
-from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
+from pipeline_engine.core.pathgate import check_not_own_file, check_relpath, resolve_in_project
 from pipeline_engine.core.yamlio import parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.interpolate import (
@@ -366,7 +366,7 @@ def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
     else:
         path, flags = next(iter(item.items()))
         flags = flags or {}
-    rel = norm_path(wdir, str(path), what=where)
+    rel = check_not_own_file(norm_path(wdir, str(path), what=where), source=where)
     for key in ("cache", "persist", "push"):
         if not isinstance(flags.get(key, True), bool):
             raise SpecError(f"{where}: '{path}': '{key}' must be true or false")

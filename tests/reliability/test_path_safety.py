@@ -272,3 +272,19 @@ def test_committed_symlink_into_git_or_pipe_is_never_read_cached_or_pushed(scene
     remote = scene.ws.root.parent / "remote"
     for obj in remote.rglob("*"):
         assert not obj.is_file() or obj.read_bytes() != secret, f"{target} was pushed"
+
+
+@pytest.mark.parametrize("path", ["x.pipe", "pipeline.yaml", "pipeline.lock", ".gitignore", ".pipeignore"])
+def test_a_record_naming_one_of_pipes_own_files_is_refused(scene: Scene, path: str) -> None:
+    """Red-team finding: `x.pipe` with `path: x.pipe`, or a lock out `pipeline.yaml`, was overwritten by checkout."""
+    _pointer(scene, path, scene.payload_oid)
+    before = scene.ws.snapshot()
+    result = scene.cli.run("checkout", "--force", exit_code=1)
+    assert "pipe's own files" in result.stderr
+    assert scene.ws.snapshot() == before
+
+
+def test_lock_outs_that_pipeline_yaml_does_not_declare_are_not_checked_out(scene: Scene) -> None:
+    _lock(scene, "elsewhere", scene.payload_oid)  # the stage declares only 'o'
+    scene.cli.run("checkout", "--force", exit_code=None)
+    assert not (scene.ws.root / "elsewhere").exists()
