@@ -25,7 +25,12 @@ _SECRET_WORDS = ("secret", "password", "passwd", "passphrase", "token", "key", "
 _PATH_SUFFIXES = ("file", "path", "dir", "filename")
 # Query parameters that carry a credential without one of the words above in their name
 # (Azure SAS `sig`, OAuth `code`); any parameter ending in `signature` is one too.
-_SECRET_QUERY_NAMES = frozenset({"sig", "sas", "auth", "code"})
+_SECRET_QUERY_NAMES = frozenset({
+    "sig", "sas", "auth", "code", "pwd", "pass", "pw", "passcode", "jwt", "bearer", "authorization",
+    "session", "sid", "jsessionid", "ticket", "hmac", "apikey",
+})
+# scp-style `user:password@host:path` (no scheme): the password is masked as in a URL.
+_SCP_USERINFO_RE = re.compile(r"^([^/@:\s]+):([^@/\s]+)@([^:/\s]+:)")
 # Schemes whose user name is a login, worth showing; elsewhere the user part is an access key or token.
 _LOGIN_SCHEMES = frozenset({"ssh", "sftp", "scp", "ftp", "ftps", "git+ssh", "ssh+git"})
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{}]+")
@@ -46,10 +51,13 @@ def mask_url(url: str) -> str:
     """`url` with its user-info and credential-like query parameters replaced by `***`."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
+        return _SCP_USERINFO_RE.sub(lambda m: f"{m.group(1)}:{MASK}@{m.group(3)}", url)
     rest = _mask_userinfo(scheme.lower(), rest)
     body, hash_, fragment = rest.partition("#")
     body, qmark, query = body.partition("?")
+    path, semi, matrix = body.partition(";")  # path parameters: `/p;token=...;jsessionid=...`
+    if semi:
+        body = f"{path};{_mask_params(matrix)}"
     if qmark:
         body = f"{body}?{_mask_params(query)}"
     if hash_:

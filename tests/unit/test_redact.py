@@ -64,3 +64,19 @@ def test_a_password_never_survives_masking(scheme: str, user: str, password: str
     shown = mask_text(f"error: {url} failed")
     assert f":{password}@" not in shown and "***" in shown
     assert has_credentials(url)
+
+
+@pytest.mark.parametrize("url", [
+    "https://h/p?pwd=hunter2", "https://h/p?pass=hunter2", "https://h/p?jwt=hunter2", "https://h/p?bearer=hunter2",
+    "https://h/p?authorization=hunter2", "https://h/p?session=hunter2", "https://h/p?ticket=hunter2",
+    "https://h/p?hmac=hunter2", "https://h/p;token=hunter2", "https://h/p;jsessionid=hunter2",
+    "me:hunter2@host:/p",
+])
+def test_more_credential_spellings_are_masked_and_count_as_credentials(url: str) -> None:
+    """Red-team findings: these went into the committed config and were printed in clear."""
+    assert "hunter2" not in mask_url(url) and has_credentials(url)
+
+
+@pytest.mark.parametrize("url", ["git@github.com:org/repo", "https://h/a;b/c", "ssh://me@host/p", "/data/remote"])
+def test_plain_locations_are_left_alone(url: str) -> None:
+    assert mask_url(url) == url and not has_credentials(url)
