@@ -169,14 +169,7 @@ def test_checkout_after_cache_verify_and_pull_repairs(
     workspace: Workspace, cli: Cli, tmp_path: Path, cache_type: str
 ) -> None:
     """The issue's other route: `cache verify` quarantines, `pull` fetches, `checkout` writes."""
-    seed = random.randrange(2**32)
-    rng = random.Random(seed)
-    _configure(workspace, cache_type, tmp_path / "remote")
-    files = _data(rng)
-    _track(workspace, cli, files)
-    _remove_data(workspace)
-    damaged = rng.choice(sorted(files))
-    _damage(_obj(workspace, hash_bytes(files[damaged])), "flip", rng)
+    seed, files, _ = _tracked_then_damaged(workspace, cli, tmp_path, cache_type, kinds=("flip",))
     assert "corrupt" in cli.run("cache", "verify", exit_code=1).stderr, f"seed={seed}"
     cli.run("pull")
     cli.run("checkout")
@@ -241,6 +234,17 @@ def test_pull_over_a_corrupt_cache_object_repairs_it_in_one_go(
     workspace: Workspace, cli: Cli, tmp_path: Path, cache_type: str
 ) -> None:
     """`pull` trusts objects already in the cache; checkout finds the corrupt one, pull fetches it again."""
+    seed, files, _ = _tracked_then_damaged(workspace, cli, tmp_path, cache_type, kinds=("flip", "truncate"))
+    cli.run("pull")
+    assert (workspace.root / ".pipe" / "cache" / "quarantine").is_dir(), f"seed={seed}: nothing was quarantined"
+    assert _wrong_bytes(workspace, files) == [] and all((workspace.root / r).exists() for r in files), f"seed={seed}"
+    assert _status_clean(cli), f"seed={seed}"
+
+
+def _tracked_then_damaged(
+    workspace: Workspace, cli: Cli, tmp_path: Path, cache_type: str, *, kinds: tuple[str, ...]
+) -> tuple[int, dict[str, bytes], str]:
+    """Track random files (pushed to a remote), delete them, damage one cached object: (seed, files, damaged)."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     _configure(workspace, cache_type, tmp_path / "remote")
@@ -248,8 +252,5 @@ def test_pull_over_a_corrupt_cache_object_repairs_it_in_one_go(
     _track(workspace, cli, files)
     _remove_data(workspace)
     damaged = rng.choice(sorted(files))
-    _damage(_obj(workspace, hash_bytes(files[damaged])), rng.choice(["flip", "truncate"]), rng)
-    cli.run("pull")
-    assert (workspace.root / ".pipe" / "cache" / "quarantine").is_dir(), f"seed={seed}: nothing was quarantined"
-    assert _wrong_bytes(workspace, files) == [] and all((workspace.root / r).exists() for r in files), f"seed={seed}"
-    assert _status_clean(cli), f"seed={seed}"
+    _damage(_obj(workspace, hash_bytes(files[damaged])), rng.choice(kinds), rng)
+    return seed, files, damaged
