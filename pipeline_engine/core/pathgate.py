@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline_engine.errors import UnsafePathError
 
-__all__ = ["PROTECTED_DIRS", "check_relpath", "check_not_own_file", "is_protected_name", "resolve_in_project"]
+__all__ = ["PROTECTED_DIRS", "check_not_own_file", "check_relpath", "is_protected_name", "resolve_in_project"]
 
 # Lower-cased names of directories a tracked path may never enter (case-insensitive filesystems
 # would let `.GIT/hooks` reach `.git/hooks`).
