@@ -106,8 +106,8 @@ def scan(
             )
         oid = _hash_one(memo, store, relpath, path, st)
         return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
-    # A directory is entered, so a symlink naming it must lead inside the project too.
-    resolve_in_project(root, relpath, source=relpath, follow=True)
+    if os.path.islink(path):  # a directory is entered, so a symlink naming it must lead inside too
+        resolve_in_project(root, relpath, source=relpath, follow=True)
     files = sorted(walk_files(
         path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath, ignore_root=root
     ))
