@@ -17,7 +17,7 @@ from pipeline_engine.core.fsutil import atomic_write, relpath_in, remove_path
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
-from pipeline_engine.ops.pointers import find_pointers
+from pipeline_engine.index.pointers import find_pointers
 from pipeline_engine.project import CONTROL_DIR, Project
 
 __all__ = ["AddOutcome", "Added", "add", "git_add_command"]

@@ -24,8 +24,8 @@ from pipeline_engine.errors import (
     PathError,
     PipeError,
 )
-from pipeline_engine.ops.pointers import deleted_pointers, deleted_pointers_error
-from pipeline_engine.ops.used import used_outs
+from pipeline_engine.index.pointers import deleted_pointers, deleted_pointers_error
+from pipeline_engine.index.used import used_outs
 from pipeline_engine.project import Project
 
 __all__ = ["checkout", "checkout_outs"]

@@ -70,8 +70,8 @@ def cloud_status(
     Raises:
         RemoteNotConfiguredError, RemoteError: the remote is not configured or cannot be reached.
     """
-    from pipeline_engine.ops.transfer import open_remotes_for
-    from pipeline_engine.ops.used import used_outs
+    from pipeline_engine.index.sync import open_remotes_for
+    from pipeline_engine.index.used import used_outs
 
     outs = used_outs(project, targets=targets)
     groups = open_remotes_for(project, outs, remote, jobs=jobs)

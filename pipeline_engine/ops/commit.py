@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from pipeline_engine.errors import MissingOutputError, PathError
-from pipeline_engine.ops import runcache
-from pipeline_engine.ops.stages import load_pipeline, measure, save_outs
+from pipeline_engine.index import runcache
+from pipeline_engine.index.stages import load_pipeline, measure, save_outs
 from pipeline_engine.pipeline.graph import resolve_target
 from pipeline_engine.pipeline.lock import StageLock, write_stage
 from pipeline_engine.pipeline.plan import Decision, StageState, decide

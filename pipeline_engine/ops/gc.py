@@ -25,8 +25,8 @@ from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, PipeError, ScmError
-from pipeline_engine.ops.objects import plan_objects
-from pipeline_engine.ops.pointers import pointer_files
+from pipeline_engine.index.objects import plan_objects
+from pipeline_engine.index.pointers import pointer_files
 from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock, read_lock
 from pipeline_engine.project import CONTROL_DIR, Project, cache_users
 
@@ -113,7 +113,7 @@ def gc(project: Project, options: GcOptions) -> GcResult:
             stack.enter_context(other.mutex("pipe gc (from another project sharing the cache)"))
         rem = None
         if options.cloud:
-            from pipeline_engine.ops.remote import open_project_remote
+            from pipeline_engine.index.remotes import open_project_remote
 
             rem = open_project_remote(project, options.remote)
         used = collect_used(project, all_commits=options.all_commits, others=others, rem=rem)
@@ -232,7 +232,7 @@ def _expand(project: Project, named: Sequence[_Named], rem: Remote | None, unrea
     store = project.store
     outs = [r for _, _, r in named]
     if rem is not None:
-        from pipeline_engine.ops.transfer import download_objects
+        from pipeline_engine.index.sync import download_objects
 
         missing: dict[str, str] = {r.oid: r.path for r in outs if is_dir_oid(r.oid) and not store.exists(r.oid)}
         # Those still missing afterwards are reported by plan_objects below.

@@ -21,8 +21,8 @@ from pipeline_engine.core.fsutil import remove_path, temp_name
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
-from pipeline_engine.ops import runcache
-from pipeline_engine.ops.stages import (
+from pipeline_engine.index import runcache
+from pipeline_engine.index.stages import (
     Pipeline,
     load_pipeline,
     measure,

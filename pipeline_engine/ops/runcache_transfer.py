@@ -17,10 +17,10 @@ from pathlib import Path
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.ops.objects import Failure
-from pipeline_engine.ops.remote import open_project_remote
-from pipeline_engine.ops.runcache import lookup, read_entry, runs_dir
-from pipeline_engine.ops.transfer import TransferResult, fetch_outs, push_outs, raise_for_failures
+from pipeline_engine.index.objects import Failure
+from pipeline_engine.index.remotes import open_project_remote
+from pipeline_engine.index.runcache import lookup, read_entry, runs_dir
+from pipeline_engine.index.sync import TransferResult, fetch_outs, push_outs, raise_for_failures
 from pipeline_engine.project import Project
 
 __all__ = ["RUNS_SUBDIR", "adopt_entry", "fetch_runs", "push_runs"]

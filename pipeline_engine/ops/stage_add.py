@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.errors import SpecError
-from pipeline_engine.ops.pointers import find_pointers
+from pipeline_engine.index.pointers import find_pointers
 from pipeline_engine.pipeline.edit import add_stage
 from pipeline_engine.pipeline.graph import build_graph
 from pipeline_engine.pipeline.params import PARAMS_FILE

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline_engine.errors import SpecError
-from pipeline_engine.ops import runcache
-from pipeline_engine.ops.stages import has_pipeline, is_cached, load_pipeline, measure
+from pipeline_engine.index import runcache
+from pipeline_engine.index.stages import has_pipeline, is_cached, load_pipeline, measure
 from pipeline_engine.pipeline.graph import resolve_target, select
 from pipeline_engine.pipeline.plan import Decision, decide, propagate
 from pipeline_engine.pipeline.validate import suggest

@@ -12,8 +12,8 @@ from pipeline_engine.cache.workspace import is_cached, scan, scan_tree, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
-from pipeline_engine.ops.pointers import deleted_pointers, resolve_pointers
-from pipeline_engine.ops.used import target_record
+from pipeline_engine.index.pointers import deleted_pointers, resolve_pointers
+from pipeline_engine.index.used import target_record
 from pipeline_engine.project import Project
 
 __all__ = ["DataState", "DataStatus", "data_status"]

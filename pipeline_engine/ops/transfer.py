@@ -1,63 +1,27 @@
 """`pipe push` / `fetch` / `pull`: move the objects the workspace references between the cache and a remote.
 
-Push uploads only what the remote lacks, file objects before the manifest that lists them, so a
-remote never holds a directory manifest whose files are missing. Fetch downloads into the store's
-temporary directory and hashes every object before it enters the cache (`store.add_verified`).
-A failed object never stops the others; the command raises a `RemoteError` listing the failures
-(path and oid) once everything else has been transferred.
+The transfer itself (what to send, in which order, verified how) is `index/sync.py`; this module
+picks the outs, takes the project lock and chains fetch and checkout for pull.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import CheckoutResult
-from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
-from pipeline_engine.core.progress import NullProgress, Progress, ProgressTask
-from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, PipeError, RemoteError, RemoteNotConfiguredError
-from pipeline_engine.ops.objects import Failure, plan_objects, present_on_remote
-from pipeline_engine.ops.remote import open_project_remote
+from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.errors import CacheError
+from pipeline_engine.index.sync import (
+    TransferResult,
+    fetch_outs,
+    open_remotes_for,
+    push_outs,
+    raise_for_failures,
+)
 from pipeline_engine.project import Project
-from pipeline_engine.remote.remote import Remote
 
-__all__ = [
-    "Failure",
-    "PullResult",
-    "TransferResult",
-    "download_objects",
-    "fetch",
-    "fetch_outs",
-    "open_remotes_for",
-    "out_remotes",
-    "own_remote",
-    "pull",
-    "push",
-    "push_outs",
-    "raise_for_failures",
-]
-
-_SHOWN_FAILURES = 20
-# Objects fetched between two flushes of the cache (see _download).
-_FETCH_CHUNK = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class TransferResult:
-    """Objects transferred, already present on the receiving side, and failed."""
-
-    remote: str
-    url: str
-    transferred: int
-    present: int
-    failed: tuple[Failure, ...] = ()
-    bytes: int = 0
+__all__ = ["PullResult", "TransferResult", "fetch", "pull", "push"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +52,7 @@ def push(
         RemoteNotConfiguredError: no remote given and no default set, or an out names an unknown remote.
         RemoteError: the remote is unreachable, or some objects failed (the rest were uploaded).
     """
-    from pipeline_engine.ops.used import used_outs
+    from pipeline_engine.index.used import used_outs
 
     results = []
     with project.mutex("pipe push"):
@@ -102,140 +66,14 @@ def push(
     return tuple(results)
 
 
-def open_remotes_for(
-    project: Project, outs: Sequence[PathRecord], remote: str | None, *, jobs: int | None = None
-) -> list[tuple[Remote, list[PathRecord]]]:
-    """The remotes `outs` go to or come from, each with its outs (DVC's per-output `remote:`).
-
-    An out of a stage that declares `remote: NAME` uses NAME; the others use `remote`, or the
-    default remote when it is None. As in DVC, an explicit `remote` skips the outs that name a
-    different one (`pipe push -r backup` sends only what belongs on 'backup' or has no remote).
-    Without outs (or when all were skipped), the remote the command would use is still opened (and must exist).
-
-    Raises:
-        RemoteNotConfiguredError: no remote given and no default set for outs without their own,
-            or an out names a remote that is not configured (the message names the out).
-    """
-    own = out_remotes(project)
-    groups: dict[str | None, list[PathRecord]] = {}
-    for out in outs:
-        name = own_remote(out.path, own)
-        if remote is not None and name is not None and name != remote:
-            continue
-        groups.setdefault(name or remote, []).append(out)
-    if not groups:
-        groups[remote] = []
-    opened = []
-    for name, group in sorted(groups.items(), key=lambda item: item[0] or ""):
-        try:
-            rem = open_project_remote(project, name, jobs=jobs)
-        except RemoteNotConfiguredError as exc:
-            mine = [o.path for o in group if own_remote(o.path, own) == name]
-            if name is None or not mine:
-                raise
-            raise RemoteNotConfiguredError(
-                f"out '{mine[0]}' names remote '{name}' in pipeline.yaml: {exc}", hint=exc.hint
-            ) from exc
-        opened.append((rem, group))
-    return opened
-
-
-def out_remotes(project: Project) -> dict[str, str]:
-    """Stage out path -> the remote its `remote:` names in pipeline.yaml (outs without one are absent)."""
-    from pipeline_engine.ops.stages import has_pipeline
-    from pipeline_engine.pipeline.spec import load_spec
-
-    if not has_pipeline(project):
-        return {}
-    return {o.path: o.remote for stage in load_spec(project.root).stages.values() for o in stage.outs if o.remote}
-
-
-def own_remote(path: str, own: Mapping[str, str]) -> str | None:
-    """The remote of the out at `path`, or of the out directory holding it (a granular target)."""
-    parts = path.split("/")
-    for i in range(len(parts), 0, -1):
-        name = own.get("/".join(parts[:i]))
-        if name is not None:
-            return name
-    return None
-
-
 def _unpushed_paths(project: Project) -> set[str]:
     """Stage outs declared `push: false` in pipeline.yaml: cached locally, never uploaded."""
-    from pipeline_engine.ops.stages import has_pipeline
+    from pipeline_engine.index.stages import has_pipeline
     from pipeline_engine.pipeline.spec import load_spec
 
     if not has_pipeline(project):
         return set()
     return {o.path for stage in load_spec(project.root).stages.values() for o in stage.outs if not o.push}
-
-
-def push_outs(
-    store: ObjectStore, rem: Remote, outs: Sequence[PathRecord], *, progress: Progress, verify: bool = False
-) -> TransferResult:
-    """Push `outs` to `rem`: missing file objects first, then the manifests whose files all arrived.
-
-    `verify` looks every object up on the remote (see `present_on_remote`).
-    """
-    plan = plan_objects(store, outs)
-    failures = list(plan.failures)
-    files = plan.files
-    on_remote = present_on_remote(rem, plan, verify=verify)
-    todo = [oid for oid in files if oid not in on_remote]
-    task = progress.task(
-        f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote), unit="objects"
-    )
-    sent, size, bad = _upload(store, rem, [(oid, files[oid]) for oid in todo], task)
-    failures.extend(bad)
-    settled = on_remote | sent
-    manifests = []
-    for d in plan.dirs:
-        if d.oid in on_remote:
-            continue
-        if d.files <= settled:
-            manifests.append((d.oid, d.path))
-        else:
-            failures.append(
-                Failure(d.path, d.oid, "manifest not pushed: some of its files are not on the remote")
-            )
-    m_sent, m_size, m_bad = _upload(store, rem, manifests, task)
-    task.close()
-    failures.extend(m_bad)
-    present = len(on_remote & ({*files, *(d.oid for d in plan.dirs)}))
-    return TransferResult(rem.name, rem.url, len(sent) + len(m_sent), present, tuple(failures), size + m_size)
-
-
-def _upload(
-    store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], task: ProgressTask
-) -> tuple[set[str], int, list[Failure]]:
-    """Verify then upload (oid, workspace path) pairs; returns the oids sent, their bytes, the failures."""
-    failures: list[Failure] = []
-    ready: list[tuple[str, Path]] = []
-    paths = dict(items)
-    for oid, path in items:
-        local = store.path_of(oid)
-        try:
-            intact = hash_file(local) == oid.removesuffix(".dir")
-        except FileNotFoundError:
-            failures.append(Failure(path, oid, "not in the cache"))
-            continue
-        if not intact:
-            failures.append(
-                Failure(path, oid, "corrupt in the cache (run 'pipe cache verify'); not uploaded")
-            )
-            continue
-        ready.append((oid, local))
-
-    sizes = {oid: local.stat().st_size for oid, local in ready}
-
-    def done(oid: str, error: PipeError | None) -> None:
-        task.advance(nbytes=sizes[oid] if error is None else 0)
-
-    errors = rem.put_many(ready, on_done=done)
-    failures.extend(Failure(paths[oid], oid, str(exc)) for oid, exc in errors.items())
-    sent = {oid for oid, _ in ready if oid not in errors}
-    size = sum(os.path.getsize(local) for oid, local in ready if oid in sent)
-    return sent, size, failures
 
 
 def fetch(
@@ -256,7 +94,7 @@ def fetch(
         RemoteError: the remote is unreachable, or some objects were missing or corrupt there
             (all others were fetched).
     """
-    from pipeline_engine.ops.used import used_outs
+    from pipeline_engine.index.used import used_outs
 
     with project.mutex("pipe fetch"):
         outs = used_outs(project, targets=targets, remote=remote, fetch_manifests=True)
@@ -284,8 +122,8 @@ def pull(
         RemoteError: as `fetch`; the outs that were complete are checked out first.
         CheckoutError: checkout would overwrite uncached changes (and `force` is false).
     """
+    from pipeline_engine.index.used import used_outs
     from pipeline_engine.ops.checkout import checkout_outs
-    from pipeline_engine.ops.used import used_outs
 
     with project.mutex("pipe pull"):
         outs = used_outs(project, targets=targets, remote=remote, fetch_manifests=True)
@@ -311,113 +149,3 @@ def pull(
     for result in fetched:
         raise_for_failures("pull", result)
     return PullResult(tuple(fetched), tuple(checkouts))
-
-
-def fetch_outs(
-    store: ObjectStore, rem: Remote, outs: Sequence[PathRecord], *, progress: Progress
-) -> TransferResult:
-    """Fetch `outs` from `rem` into `store`: missing manifests first, then the files they list."""
-    wanted_manifests: dict[str, str] = {
-        o.oid: o.path for o in outs if is_dir_oid(o.oid) and not _has_intact_manifest(store, o.oid)
-    }
-    m_done, m_size, failures = download_objects(store, rem, wanted_manifests, progress, f"manifests from {rem.name}")
-    plan = plan_objects(store, outs)
-    failures.extend(f for f in plan.failures if f.oid not in wanted_manifests)
-    wanted = {oid: path for oid, path in plan.files.items() if not store.exists(oid)}
-    f_done, f_size, f_failures = download_objects(store, rem, wanted, progress, f"fetch from {rem.name}")
-    failures.extend(f_failures)
-    present = len(plan.files) - len(wanted) + sum(1 for d in plan.dirs if d.oid not in wanted_manifests)
-    return TransferResult(
-        rem.name, rem.url, len(m_done) + len(f_done), present, tuple(failures), m_size + f_size
-    )
-
-
-def _has_intact_manifest(store: ObjectStore, oid: str) -> bool:
-    """True when the manifest is in the store and intact; a corrupt one is quarantined (and fetched again)."""
-    if not store.exists(oid):
-        return False
-    if store.is_intact(oid):
-        return True
-    store.quarantine(oid)
-    return False
-
-
-def download_objects(
-    store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
-) -> tuple[set[str], int, list[Failure]]:
-    """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added.
-
-    Objects are fetched in chunks; each chunk's verified objects enter the store together with
-    one filesystem flush (`store.adopt_verified`), so an interrupted fetch keeps the finished chunks.
-    """
-    if not wanted:
-        return set(), 0, []
-    tmp_dir = store.root / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    items = [(oid, tmp_dir / f"{oid}.{token}.part") for oid in wanted]
-    temp = dict(items)
-    failures: list[Failure] = []
-    verified: list[tuple[Path, Oid]] = []
-    done: set[str] = set()
-    size = 0
-    task = progress.task(label, len(items), unit="objects")
-
-    def finish(oid: str, error: PipeError | None) -> None:
-        if error is not None:
-            task.advance()
-            failures.append(Failure(wanted[oid], oid, str(error)))
-            return
-        task.advance(nbytes=temp[oid].stat().st_size)
-        actual = hash_file(temp[oid])
-        if actual != oid.removesuffix(".dir"):
-            reason = f"corrupt on remote '{rem.name}': its content hashes to '{actual}'"
-            failures.append(Failure(wanted[oid], oid, reason))
-            return
-        verified.append((temp[oid], Oid(oid)))
-
-    try:
-        for start in range(0, len(items), _FETCH_CHUNK):
-            rem.get_many(items[start : start + _FETCH_CHUNK], on_done=finish)
-            size += sum(path.stat().st_size for path, _ in verified)
-            _add_to_store(store, verified)
-            done.update(oid for _, oid in verified)
-            verified.clear()
-    finally:
-        task.close()
-        for path in temp.values():  # refused or interrupted downloads never stay
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-    return done, size, failures
-
-
-def _add_to_store(store: ObjectStore, verified: Sequence[tuple[Path, Oid]]) -> None:
-    try:
-        store.adopt_verified(verified)
-    except OSError as exc:
-        raise CacheError(f"cannot add fetched objects to the cache '{store.root}': {exc}") from exc
-
-
-def raise_for_failures(verb: str, result: TransferResult) -> None:
-    """Raise one RemoteError listing every failed object (path and oid), with the counts.
-
-    Raises:
-        RemoteError: `result` has failures.
-    """
-    if not result.failed:
-        return
-    direction = "to" if verb == "push" else "from"
-    lines = [f"  {f.path} ({f.oid}): {f.reason}" for f in result.failed[:_SHOWN_FAILURES]]
-    if len(result.failed) > _SHOWN_FAILURES:
-        lines.append(f"  ... and {len(result.failed) - _SHOWN_FAILURES} more")
-    hint = (
-        "rerun 'pipe push' to retry; objects missing or corrupt in the cache "
-        "must be fetched or added again first"
-        if verb == "push"
-        else "rerun to retry; a missing or corrupt object must be pushed again from a clone that has it"
-    )
-    raise RemoteError(
-        f"{verb} {direction} remote '{result.remote}' ({result.url}): {len(result.failed)} object(s) failed "
-        f"({result.transferred} transferred, {result.present} already present)\n" + "\n".join(lines),
-        hint=hint,
-    )

@@ -14,8 +14,8 @@ from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
 from pipeline_engine.ops.cloud import gc_remote
 from pipeline_engine.ops.gc import collect_used
-from pipeline_engine.ops.remote import open_project_remote
-from pipeline_engine.ops.used import used_outs
+from pipeline_engine.index.remotes import open_project_remote
+from pipeline_engine.index.used import used_outs
 from pipeline_engine.remote import remote as remote_module
 from tests.conftest import Cli, Workspace
 

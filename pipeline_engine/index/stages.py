@@ -15,7 +15,7 @@ from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, MissingOutputError, SpecError
-from pipeline_engine.ops.pointers import find_pointers
+from pipeline_engine.index.pointers import find_pointers
 from pipeline_engine.pipeline.graph import Graph, build_graph
 from pipeline_engine.pipeline.interpolate import BoolStyle, ListStyle
 from pipeline_engine.pipeline.lock import LockFile, StageLock, read_lock

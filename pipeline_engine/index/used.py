@@ -9,8 +9,8 @@ from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import ObjectNotFoundError, PathError
-from pipeline_engine.ops.pointers import Target, resolve_pointers
-from pipeline_engine.ops.stages import lock_outs
+from pipeline_engine.index.pointers import Target, resolve_pointers
+from pipeline_engine.index.stages import lock_outs
 from pipeline_engine.project import Project
 
 __all__ = ["target_record", "used_outs"]
@@ -37,7 +37,7 @@ def used_outs(
 def _fetch_manifests(project: Project, inner: Sequence[Target], remote: str | None) -> None:
     """Download the manifests of the directories that granular targets point into, if missing."""
     from pipeline_engine.core.progress import NullProgress
-    from pipeline_engine.ops.transfer import download_objects, open_remotes_for
+    from pipeline_engine.index.sync import download_objects, open_remotes_for
 
     wanted = {t.pointer.out.oid: t.pointer.data_relpath for t in inner if not project.store.exists(t.pointer.out.oid)}
     if not wanted:
