@@ -95,7 +95,7 @@ def open_remotes_for(
 
 def out_remotes(project: Project) -> dict[str, str]:
     """Stage out path -> the remote its `remote:` names in pipeline.yaml (outs without one are absent)."""
-    from pipeline_engine.index.stages import has_pipeline
+    from pipeline_engine.index.pipeline import has_pipeline
     from pipeline_engine.pipeline.spec import load_spec
 
     if not has_pipeline(project):

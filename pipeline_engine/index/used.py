@@ -9,8 +9,8 @@ from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import ObjectNotFoundError, PathError
+from pipeline_engine.index.pipeline import lock_outs
 from pipeline_engine.index.pointers import Target, resolve_pointers
-from pipeline_engine.index.stages import lock_outs
 from pipeline_engine.project import Project
 
 __all__ = ["target_record", "used_outs"]

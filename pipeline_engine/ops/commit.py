@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 
 from pipeline_engine.errors import MissingOutputError, PathError
 from pipeline_engine.index import runcache
-from pipeline_engine.index.stages import load_pipeline, measure, save_outs
+from pipeline_engine.index.outs import measure, save_outs
+from pipeline_engine.index.pipeline import load_pipeline
 from pipeline_engine.pipeline.graph import resolve_target
 from pipeline_engine.pipeline.lock import StageLock, write_stage
 from pipeline_engine.pipeline.plan import Decision, StageState, decide

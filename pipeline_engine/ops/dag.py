@@ -6,7 +6,7 @@ import enum
 import json
 from collections.abc import Sequence
 
-from pipeline_engine.index.stages import load_pipeline
+from pipeline_engine.index.pipeline import load_pipeline
 from pipeline_engine.pipeline.graph import select, to_networkx
 from pipeline_engine.project import Project
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.errors import SpecError
-from pipeline_engine.index.stages import load_pipeline
+from pipeline_engine.index.pipeline import load_pipeline
 from pipeline_engine.pipeline.edit import set_stage_flag
 from pipeline_engine.pipeline.graph import resolve_target
 from pipeline_engine.pipeline.spec import PIPELINE_FILE

@@ -22,14 +22,8 @@ from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
 from pipeline_engine.index import runcache
-from pipeline_engine.index.stages import (
-    Pipeline,
-    load_pipeline,
-    measure,
-    restore_outs,
-    save_outs,
-    save_pointer_deps,
-)
+from pipeline_engine.index.outs import measure, restore_outs, save_outs, save_pointer_deps
+from pipeline_engine.index.pipeline import Pipeline, load_pipeline
 from pipeline_engine.pipeline.graph import select
 from pipeline_engine.pipeline.lock import LockWriter, StageLock
 from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide

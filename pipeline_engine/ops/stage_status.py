@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from pipeline_engine.errors import SpecError
 from pipeline_engine.index import runcache
-from pipeline_engine.index.stages import has_pipeline, is_cached, load_pipeline, measure
+from pipeline_engine.index.outs import is_cached, measure
+from pipeline_engine.index.pipeline import has_pipeline, load_pipeline
 from pipeline_engine.pipeline.graph import resolve_target, select
 from pipeline_engine.pipeline.plan import Decision, decide, propagate
 from pipeline_engine.pipeline.validate import suggest

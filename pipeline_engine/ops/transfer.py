@@ -68,7 +68,7 @@ def push(
 
 def _unpushed_paths(project: Project) -> set[str]:
     """Stage outs declared `push: false` in pipeline.yaml: cached locally, never uploaded."""
-    from pipeline_engine.index.stages import has_pipeline
+    from pipeline_engine.index.pipeline import has_pipeline
     from pipeline_engine.pipeline.spec import load_spec
 
     if not has_pipeline(project):
