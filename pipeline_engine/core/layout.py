@@ -1,12 +1,17 @@
-"""Where an object lives under a store root: `<first 2 hex>/<rest>`, the same locally and remotely."""
+"""Where things live on disk: an object under a store root (`<first 2 hex>/<rest>`, the same locally and
+remotely), and the working files under the control directory's `tmp/`."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pipeline_engine.core.hashing import Oid
 
-__all__ = ["is_valid_oid", "oid_to_relpath", "relpath_to_oid"]
+__all__ = ["is_valid_oid", "logs_dir", "oid_to_relpath", "relpath_to_oid", "running_dir", "tmp_dir"]
+
+#: Under `.pipe/`: the project lock, the hash memo, stage logs and running-stage records, scratch files.
+TMP_DIR = "tmp"
 
 _OID_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
@@ -29,3 +34,18 @@ def relpath_to_oid(relpath: str) -> Oid | None:
         return None
     oid = fanout + tail
     return Oid(oid) if is_valid_oid(oid) else None
+
+
+def tmp_dir(control_dir: Path) -> Path:
+    """`.pipe/tmp`: the project lock, the hash memo, marks, logs and scratch files (never committed)."""
+    return control_dir / TMP_DIR
+
+
+def logs_dir(control_dir: Path) -> Path:
+    """Where each stage's output log is kept (`<stage>.log`) when stages run in parallel."""
+    return control_dir / TMP_DIR / "logs"
+
+
+def running_dir(control_dir: Path) -> Path:
+    """Where each running stage command leaves its record, so a later run can stop an orphan."""
+    return control_dir / TMP_DIR / "running"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pipeline_engine.core import signals
 from pipeline_engine.core.fsutil import remove_path, temp_name
+from pipeline_engine.core.layout import logs_dir, running_dir
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
@@ -197,7 +198,7 @@ def _end_leftovers(project: Project, listener: ReproListener, *, wait: bool) -> 
 
 def _records_dir(project: Project) -> Path:
     """Where each running stage command leaves its record (`runner.process`)."""
-    return project.control_dir / "tmp" / "running"
+    return running_dir(project.control_dir)
 
 
 def _outcome(name: str, result: ScheduleResult[StageOutcome], failures: Mapping[str, StageOutcome]) -> StageOutcome:
@@ -385,7 +386,7 @@ class _StageRunner:
         return StageLock(stage.cmd, deps, state.params, state.env, outs)
 
     def _log_path(self, name: str) -> Path:
-        return self.project.control_dir / "tmp" / "logs" / f"{name}.log"
+        return logs_dir(self.project.control_dir) / f"{name}.log"
 
 
 
