@@ -5,6 +5,9 @@ so that a line ignores exactly the tracked path (`scan[1].csv`, `#a`, `trail `) 
 
 gitpython costs ~0.15 s to import, so it is imported only when a method needs the repository
 object; ignore-file edits are plain file I/O and stay cheap.
+
+`Git.files_at` gives the project's files at a commit (`GitRevisionFiles`, a `core.revision.RevisionFiles`)
+read from git's object database: no checkout, no worktree.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.errors import PathError, ScmError
+from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.core.revision import decode_utf8, describe_at
+from pipeline_engine.errors import PathError, ScmError, UnsafePathError
 
-__all__ = ["Git", "find_git_root", "ignore_line", "is_ignorable"]
+__all__ = ["Git", "GitRevisionFiles", "find_git_root", "ignore_line", "is_ignorable"]
 
 # Characters a .gitignore line gives a meaning to: globs, negation, comment, the escape itself, and
 # spaces (trailing ones are dropped unless escaped). A backslash before any of them makes it literal.
@@ -116,6 +121,23 @@ class Git:
         proc = self._git("ls-files", "-z", "--", relpath or ".")
         return [p for p in proc.split("\0") if p]
 
+    def files_at(self, rev: str, *, project_prefix: str = "") -> GitRevisionFiles:
+        """The project's files at `rev`; `project_prefix` is the project root relative to the git root.
+
+        The revision is resolved to a commit once, here.
+
+        Raises:
+            ScmError: `rev` names no commit (the message names it; the hint lists revisions).
+        """
+        import git
+
+        try:
+            commit = self.repo.commit(rev)
+        except (git.GitError, git.BadName, git.BadObject, ValueError) as exc:
+            raise ScmError(f"unknown revision '{rev}'", hint="run 'git log --oneline' to list revisions") from exc
+        prefix = check_relpath(project_prefix, source="project root", allow_root=True) if project_prefix else ""
+        return GitRevisionFiles(commit, label=rev, prefix=prefix)
+
     def read_at(self, rev: str, relpath: str) -> bytes | None:
         """The content of `relpath` at `rev`, or None when it does not exist there."""
         import git
@@ -157,3 +179,151 @@ class Git:
         if check and proc.returncode != 0:
             raise ScmError(f"git {args[0]} failed: {proc.stderr.strip()}")
         return proc.stdout
+
+
+# A git tree entry's mode: a symbolic link (its blob holds the target path, not content).
+_LINK_MODE = 0o120000
+
+
+class GitRevisionFiles:
+    """The project's files in one commit, read from git's object database (a `RevisionFiles`).
+
+    Paths pass the lexical path gate (`check_relpath`). A symbolic link stored in the commit is
+    never followed: where it lies the target cannot be checked against the real filesystem, and a
+    link's blob is a path that could lead anywhere. Listing and `is_file` skip it; reading it by name
+    (`read_bytes`, a directory on the way) is an `UnsafePathError` saying so, so that a params file
+    kept as a link is an error, not silently missing. Submodules are neither files nor directories.
+
+    Each directory's entries are read once and kept (a commit never changes), so reading N files
+    in the same directories costs N blob reads; `list_files` walks the tree once per call.
+    Safe to share between threads (one lock around the object database).
+    """
+
+    __slots__ = ("_commit", "_dirs", "_label", "_lock", "_prefix")
+
+    def __init__(self, commit: Any, *, label: str, prefix: str = "") -> None:
+        self._commit = commit
+        self._label = label
+        self._prefix = prefix
+        self._dirs: dict[str, dict[str, Any] | None] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def rev(self) -> str:
+        """The full commit sha."""
+        sha: str = self._commit.hexsha
+        return sha
+
+    @property
+    def label(self) -> str:
+        """The revision as the user named it."""
+        return self._label
+
+    def describe(self, relpath: str) -> str:
+        """`relpath at 'label'`."""
+        return describe_at(relpath, self.rev, self._label)
+
+    def _entries(self, dirpath: str) -> dict[str, Any] | None:
+        """Entries of the project directory `dirpath` by name; None when it is not a directory there."""
+        if dirpath in self._dirs:
+            return self._dirs[dirpath]
+        if dirpath:
+            parent, _, name = dirpath.rpartition("/")
+            item = (self._entries(parent) or {}).get(name)
+            if item is not None and _is_link(item):
+                raise UnsafePathError(
+                    f"{self.describe(dirpath)}: is a symbolic link; pipe does not follow links read from git history"
+                )
+            tree = item if item is not None and item.type == "tree" else None
+        else:
+            tree = self._commit.tree
+            for part in self._prefix.split("/") if self._prefix else ():
+                found = {i.name: i for i in tree}.get(part) if tree is not None else None
+                tree = found if found is not None and found.type == "tree" else None
+        entries = None if tree is None else {item.name: item for item in tree}
+        self._dirs[dirpath] = entries
+        return entries
+
+    def _item(self, relpath: str) -> Any:
+        rel = check_relpath(relpath, source=self.describe(relpath), allow_root=True)
+        parent, _, name = rel.rpartition("/")
+        with self._lock:
+            return (self._entries(parent) or {}).get(name) if rel else self._commit.tree
+
+    def read_bytes(self, relpath: str) -> bytes | None:
+        """The blob's content, None when no file is there.
+
+        Raises:
+            UnsafePathError: the path gate refuses `relpath`, or it (or a directory on the way) is a link.
+        """
+        item = self._item(relpath)
+        if item is None or item.type != "blob":
+            return None
+        if _is_link(item):
+            raise UnsafePathError(
+                f"{self.describe(relpath)}: is a symbolic link; pipe does not follow links read from git history"
+            )
+        with self._lock:
+            data: bytes = item.data_stream.read()
+        return data
+
+    def read_text(self, relpath: str) -> str | None:
+        """The blob's UTF-8 text, None when absent.
+
+        Raises:
+            UnsafePathError: as `read_bytes`.
+            SpecError: the blob is not UTF-8; the message names the file and the revision.
+        """
+        data = self.read_bytes(relpath)
+        return None if data is None else decode_utf8(data, source=self.describe(relpath))
+
+    def is_file(self, relpath: str) -> bool:
+        """True for a regular blob (not a link, not a submodule)."""
+        item = self._item(relpath)
+        return item is not None and item.type == "blob" and not _is_link(item)
+
+    def is_dir(self, relpath: str) -> bool:
+        """True for a tree ("" is the project root, when it exists in the commit); a link is not one."""
+        rel = check_relpath(relpath, source=self.describe(relpath), allow_root=True)
+        if rel and (item := self._item(rel)) is not None and _is_link(item):
+            return False
+        with self._lock:
+            return self._entries(rel) is not None
+
+    def list_files(self, *, under: str = "", suffix: str = "") -> list[str]:
+        """Sorted project-relative paths of the regular files at or under `under` ending with `suffix`.
+
+        One walk of the subtree; links, submodules and anything under a `.git`/`.pipe` directory are skipped.
+        """
+        rel = check_relpath(under, source=self.describe(under), allow_root=True)
+        if self.is_file(rel):
+            return [rel] if rel.endswith(suffix) else []
+        found: list[str] = []
+        with self._lock:
+            if self._entries(rel) is None:
+                return []
+            stack = [(rel, self._entries(rel) or {})]
+            while stack:
+                top, entries = stack.pop()
+                for name, item in entries.items():
+                    path = f"{top}/{name}" if top else name
+                    if item.type == "tree":
+                        if _is_safe(path):
+                            stack.append((path, {i.name: i for i in item}))
+                    elif item.type == "blob" and not _is_link(item) and name.endswith(suffix):
+                        if _is_safe(path):
+                            found.append(path)
+        return sorted(found)
+
+
+def _is_link(item: Any) -> bool:
+    return bool(item.type == "blob" and (item.mode & 0o170000) == _LINK_MODE)
+
+
+def _is_safe(path: str) -> bool:
+    """True when the path gate accepts `path` (listing skips, rather than fails on, what it refuses)."""
+    try:
+        check_relpath(path, source=path)
+    except UnsafePathError:
+        return False
+    return True
