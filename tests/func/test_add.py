@@ -105,23 +105,6 @@ def test_add_validates_every_path_before_changing_anything(workspace: Workspace,
     assert not (workspace.root / "good.csv.pipe").exists()
 
 
-def test_add_after_change_hashes_only_changed_files(workspace: Workspace, cli: Cli) -> None:
-    files = {f"f{i}": str(i) for i in range(20)}
-    workspace.write({"d": files})
-    old = os.stat(workspace.root / "d/f0").st_mtime_ns - 10**9
-    for name in files:
-        os.utime(workspace.root / "d" / name, ns=(old, old))
-    cli.run("add", "d")
-    workspace.write({"d": {"f3": "changed"}})
-    os.utime(workspace.root / "d/f3", ns=(old + 10**8, old + 10**8))
-    project = workspace.project()
-    memo_before = project.memo.get_under("d")
-    cli.run("add", "d")
-    memo_after = workspace.project().memo.get_under("d")
-    changed = {p for p in memo_after if memo_after[p] != memo_before.get(p)}
-    assert changed == {"d/f3"}
-
-
 def test_add_refuses_a_stage_out(workspace: Workspace, cli: Cli) -> None:
     workspace.write_pipeline({"train": {"cmd": "echo m > models/model.bin", "outs": ["models"]}})
     workspace.write({"models": {"model.bin": "m"}})
