@@ -10,6 +10,9 @@ nothing new after the first failure (running nodes finish); `OnError.KEEP_GOING`
 nodes that do not depend on the failure. With `jobs=1` the order is the topological order
 with ties broken by name, so runs are reproducible.
 
+The scheduler knows nothing of processes: on a stop signal it calls the caller's `on_stop`
+(`pipe repro` passes its executor's `cancel`) until every running node's work has returned.
+
 Pure Python (Kahn's algorithm on a heap); no networkx, so the runner stays cheap to import.
 """
 
@@ -23,7 +26,6 @@ from enum import Enum
 from typing import Generic, TypeVar
 
 from pipeline_engine.core import signals
-from pipeline_engine.runner import process
 
 __all__ = ["OnError", "ScheduleResult", "schedule", "topological_order"]
 
@@ -66,13 +68,18 @@ def schedule(
     *,
     jobs: int,
     on_error: OnError = OnError.FAIL,
+    on_stop: Callable[[], None] | None = None,
 ) -> ScheduleResult[T]:
     """Run `work(name)` for every node of `upstream` (node -> nodes it waits for), in dependency order.
 
+    On a stop signal no new node starts, and `on_stop()` is called (again every 0.1 s, so work
+    that started something meanwhile is stopped too) until every running `work` has returned;
+    it must make them return soon (e.g. `Executor.cancel`). None: running work ends on its own.
+
     Raises:
         ValueError: an upstream name that is not a node, a cycle, or `jobs < 1` (caller bugs).
-        signals.Interrupt: a stop signal (Ctrl-C, SIGTERM, SIGHUP) arrived; raised after every running
-            command was stopped and every worker returned.
+        signals.Interrupt: a stop signal (Ctrl-C, SIGTERM, SIGHUP) arrived; raised after `on_stop`
+            was called and every running work returned.
     """
     order = topological_order(upstream)
     if jobs < 1:
@@ -96,7 +103,7 @@ def schedule(
                     _record(state, running.pop(future), future, done, failed, on_error)
             signum = received()
             if signum is not None:
-                _stop(running)
+                _stop(running, on_stop)
                 raise signals.Interrupt(signum)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -184,9 +191,10 @@ def _record(
         state.stopped = True
 
 
-def _stop(running: Mapping[Future[T], str]) -> None:
-    """Stop every command, including ones a worker starts while we wait, until every worker returned."""
+def _stop(running: Mapping[Future[T], str], on_stop: Callable[[], None] | None) -> None:
+    """Stop every running work, including what a worker starts while we wait, until every worker returned."""
     pending = set(running)
     while pending:
-        process.terminate_all()
+        if on_stop is not None:
+            on_stop()
         _, pending = wait(pending, timeout=_WAIT_SLICE)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_engine.errors import StageFailedError
-from pipeline_engine.runner.process import CommandResult, run_command, running_count
+from pipeline_engine.runner.process import CommandResult, run_command, running_count, terminate_all
 from pipeline_engine.runner.scheduler import OnError, ScheduleResult, schedule, topological_order
 from tests.procutil import wait_for_file, wait_gone
 
@@ -164,10 +164,38 @@ def test_ctrl_c_stops_running_commands_and_reraises(tmp_path: Path) -> None:
     presser = threading.Thread(target=press_ctrl_c)
     presser.start()
     with pytest.raises(KeyboardInterrupt):
-        schedule({"a": (), "b": (), "c": {"a"}}, shell_work(tmp_path, scripts), jobs=2)
+        schedule({"a": (), "b": (), "c": {"a"}}, shell_work(tmp_path, scripts), jobs=2, on_stop=terminate_all)
     presser.join(timeout=10)
 
     pids = [int(wait_for_file(tmp_path / f"{n}.{kind}")) for n in "ab" for kind in ("child", "grandchild")]
     assert all(wait_gone(pid) for pid in pids)
     assert ran(tmp_path) == set()
     assert running_count() == 0
+
+
+def test_a_stop_signal_calls_on_stop_until_the_running_work_returns() -> None:
+    # The scheduler knows no processes: the work below returns only once on_stop was called.
+    stop = threading.Event()
+    started = threading.Barrier(3, timeout=10)
+    calls: list[int] = []
+
+    def work(name: str) -> str:
+        started.wait()
+        assert stop.wait(timeout=10), "on_stop was never called"
+        return name
+
+    def on_stop() -> None:
+        calls.append(1)
+        stop.set()
+
+    def press_ctrl_c() -> None:
+        started.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        schedule({"a": (), "b": (), "c": {"a"}}, work, jobs=2, on_stop=on_stop)
+    presser.join(timeout=10)
+    assert calls, "on_stop was not called"
+    assert stop.is_set()

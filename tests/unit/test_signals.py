@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_engine.core import signals
-from pipeline_engine.runner.process import run_command, running_count
+from pipeline_engine.runner.process import run_command, running_count, terminate_all
 from pipeline_engine.runner.scheduler import schedule
 from tests.procutil import wait_for_file, wait_gone
 
@@ -59,7 +59,7 @@ def test_sigterm_during_schedule_stops_the_commands_and_raises_interrupt(install
     sender = threading.Thread(target=send_sigterm)
     sender.start()
     with pytest.raises(signals.Interrupt) as info:
-        schedule({"a": (), "b": ()}, work, jobs=2)
+        schedule({"a": (), "b": ()}, work, jobs=2, on_stop=terminate_all)
     sender.join(timeout=10)
 
     assert info.value.signum == signal.SIGTERM
