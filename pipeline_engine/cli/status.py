@@ -25,7 +25,7 @@ from pipeline_engine.project import Project
 def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_code: bool, cloud: bool,
            remote: str | None, jobs: int | None, verify: bool, names: bool) -> None:
     """Show tracked data that changed, is missing, or is not in the cache (with --cloud: on a remote)."""
-    from pipeline_engine.ops.status import data_status
+    from pipeline_engine.ops.status import status as project_status
 
     if verify and not cloud:
         raise click.UsageError("'--verify' checks a remote: use it with '--cloud'")
@@ -37,9 +37,9 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
         return
 
     verbose = names or bool(ctx.obj and ctx.obj.get("verbose"))
-    project = Project.find()
-    stages, changed, data_targets = _stage_section(project, targets)
-    data = data_status(project, data_targets) if data_targets or not targets else []
+    result = project_status(Project.find(), targets)
+    stages, data = result.stages, result.data
+    changed = [d for d in stages.decisions if d.runs]
     dirty = [s for s in data if not s.is_clean]
     problems = list(stages.problems)
     if as_json:
@@ -64,17 +64,6 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
         ctx.exit(1)  # the status of those stages is unknown: never "up to date" for scripts
     if exit_code and (dirty or changed):
         ctx.exit(1)
-
-
-def _stage_section(project: Project, targets: tuple[str, ...]) -> tuple[Any, list[Any], list[str]]:
-    """Stage status (decisions and problems), the decisions that would run, and the targets left for data."""
-    from pipeline_engine.ops.stage_status import StageStatus, split_targets, stage_status
-
-    named, rest = split_targets(project, targets)
-    if targets and not named:
-        return StageStatus(()), [], rest
-    stages = stage_status(project, named)
-    return stages, [d for d in stages.decisions if d.runs], rest
 
 
 def _stage_json(d: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Find the pointer files of a project and resolve user targets to them."""
+"""Find the pointer files of a project (and those deleted from the workspace but still in git's index)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import os
 import shlex
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer
-from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.errors import PathError
 from pipeline_engine.project import CONTROL_DIR, Project
 
-__all__ = ["Target", "deleted_pointers", "deleted_pointers_error", "find_pointers", "pointer_files", "resolve_pointers"]
+__all__ = ["deleted_pointers", "deleted_pointers_error", "find_pointers", "pointer_files"]
 
 
 def find_pointers(project: Project) -> list[Pointer]:
@@ -36,73 +34,6 @@ def pointer_files(project: Project, *, every: bool = False) -> list[str]:
     if names is None or every:
         names = [*(names or ()), *_walk_pointer_files(project.root)]
     return sorted(set(names))
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A pointer chosen by a target; `inside` is a path inside its tracked directory ("" for all of it)."""
-
-    pointer: Pointer
-    inside: str = ""
-
-    @property
-    def data_relpath(self) -> str:
-        """The project-relative path the target selects."""
-        return f"{self.pointer.data_relpath}/{self.inside}" if self.inside else self.pointer.data_relpath
-
-
-def resolve_pointers(project: Project, targets: Sequence[str]) -> list[Target]:
-    """Pointers for `targets` (data paths or pointer files); all pointers when none given.
-
-    A directory target selects every pointer under it; a path inside a tracked directory selects
-    only that file or sub-directory of it (DVC's granular targets: `inside`).
-
-    Raises:
-        PathError: a target is outside the project or tracks nothing, or its pointer file was
-            deleted from the workspace (still in git's index).
-    """
-    pointers = find_pointers(project)
-    if not targets:
-        return [Target(p) for p in pointers]
-    chosen: dict[tuple[str, str], Target] = {}
-    for target in targets:
-        rel = relpath_in(project.root, target).rstrip("/")
-        matched = [
-            Target(p) for p in pointers
-            if rel in ("", p.relpath, p.data_relpath) or p.data_relpath.startswith(rel + "/")
-        ]
-        if not matched:
-            matched = [
-                Target(p, rel[len(p.data_relpath) + 1:]) for p in pointers
-                if p.out.isdir and rel.startswith(p.data_relpath + "/")
-            ]
-        if not matched:
-            gone = [g for g in deleted_pointers(project)
-                    if rel in (g, g[: -len(POINTER_SUFFIX)]) or g.startswith(rel + "/")]
-            if gone:
-                raise deleted_pointers_error(project, gone)
-            raise PathError(f"'{target}' is not tracked by any pointer file", hint=untracked_hint(project, target))
-        chosen.update(((t.pointer.relpath, t.inside), t) for t in matched)
-    return [chosen[k] for k in sorted(chosen)]
-
-
-def untracked_hint(project: Project, target: str) -> str:
-    """The next command for a target no pointer tracks: repro for a stage's out, add for existing data."""
-    from pipeline_engine.errors import PipeError
-    from pipeline_engine.pipeline.spec import PIPELINE_FILE, load_spec
-
-    rel = relpath_in(project.root, target)
-    if (project.root / PIPELINE_FILE).is_file():
-        try:
-            stages = load_spec(project.root).stages
-        except PipeError:
-            stages = {}
-        for name, stage in stages.items():
-            if target == name or any(rel == o.path or rel.startswith(o.path + "/") for o in stage.outs):
-                return f"it is an out of stage '{name}': run 'pipe repro {name}' to produce it"
-    if os.path.lexists(project.root / rel):
-        return f"run 'pipe add {target}' to track it"
-    return "run 'pipe status' to list the tracked data and stages"
 
 
 def deleted_pointers(project: Project) -> list[str]:

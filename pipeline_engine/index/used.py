@@ -9,29 +9,34 @@ from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import ObjectNotFoundError, PathError
-from pipeline_engine.index.pipeline import lock_outs
-from pipeline_engine.index.pointers import Target, resolve_pointers
+from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.targets import Target
 from pipeline_engine.project import Project
 
 __all__ = ["target_record", "used_outs"]
 
 
 def used_outs(
-    project: Project, *, targets: Sequence[str] = (), remote: str | None = None, fetch_manifests: bool = False
+    project: Project, *, targets: Sequence[str] = (), remote: str | None = None, fetch_manifests: bool = False,
+    index: ProjectIndex | None = None,
 ) -> list[PathRecord]:
-    """Every out that pointer files (and the lock file) of the workspace reference.
+    """Every out that pointer files (and the lock file) of the workspace reference, chosen by `targets`.
 
-    `PathRecord.path` is project-relative. A target inside a tracked directory selects only
-    that file or sub-directory (see `target_record`); with `fetch_manifests` (fetch, pull), the
-    directory's manifest is first downloaded from `remote` (or the default) when the cache lacks it.
+    `PathRecord.path` is project-relative. Targets follow `index/targets.py`'s rules; a target
+    inside a tracked directory selects only that file or sub-directory (see `target_record`); with
+    `fetch_manifests` (fetch, pull), the directory's manifest is first downloaded from `remote` (or
+    the default) when the cache lacks it. `index`: the command's index, when it has one already.
+
+    Raises:
+        PathError: a target tracks nothing, or its pointer file was deleted from the workspace.
+        ObjectNotFoundError: a target inside a directory whose manifest is not in the cache.
     """
-    stage_outs, rest = lock_outs(project, targets)
-    chosen = [] if targets and not rest else resolve_pointers(project, rest)
+    index = index or ProjectIndex(project)
+    chosen = index.select(targets)
+    chosen.raise_for_unknown(index)
     if fetch_manifests:
-        _fetch_manifests(project, [t for t in chosen if t.inside], remote)
-    outs = [target_record(project, t) for t in chosen]
-    outs += [r for r in stage_outs]
-    return outs
+        _fetch_manifests(project, [t for t in chosen.pointers if t.inside], remote)
+    return [*(target_record(project, t) for t in chosen.pointers), *(o.record for o in chosen.outs)]
 
 
 def _fetch_manifests(project: Project, inner: Sequence[Target], remote: str | None) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline_engine.errors import SpecError
 from pipeline_engine.index import runcache
 from pipeline_engine.index.outs import is_cached, measure
-from pipeline_engine.index.pipeline import has_pipeline, load_pipeline
+from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.pipeline.graph import resolve_target, select
 from pipeline_engine.pipeline.plan import Decision, decide, propagate
-from pipeline_engine.pipeline.validate import suggest
 from pipeline_engine.project import Project
 
 __all__ = ["StageProblem", "StageStatus", "Why", "plan_commands", "plan_stages", "stage_status", "why"]
@@ -31,7 +29,14 @@ def plan_commands(
     single: bool = False,
 ) -> list[tuple[Decision, tuple[str, ...]]]:
     """As `plan_stages`, each decision with the commands the stage would run (`repro --dry`, as DVC's)."""
-    pipeline = load_pipeline(project)
+    return _plan(ProjectIndex(project), targets, force=force, downstream=downstream, single=single)
+
+
+def _plan(
+    index: ProjectIndex, targets: Sequence[str], *, force: bool = False, downstream: bool = False,
+    single: bool = False,
+) -> list[tuple[Decision, tuple[str, ...]]]:
+    project, pipeline = index.project, index.pipeline
     names = select(pipeline.graph, targets, downstream=downstream, single=single)
     decisions = {}
     for name in names:
@@ -60,7 +65,7 @@ class StageStatus:
     problems: tuple[StageProblem, ...] = ()
 
 
-def stage_status(project: Project, targets: Sequence[str] = ()) -> StageStatus:
+def stage_status(index: ProjectIndex, targets: Sequence[str] = ()) -> StageStatus:
     """Decisions for the stages named by `targets` (all when empty); empty without a pipeline.yaml.
 
     One stage's invalid params (a key that is not in its params file) make a problem row for that
@@ -71,9 +76,9 @@ def stage_status(project: Project, targets: Sequence[str] = ()) -> StageStatus:
         SpecError: pipeline.yaml or pipeline.lock is invalid.
         StageNotFoundError: a target names no stage.
     """
-    if not has_pipeline(project):
+    if not index.has_pipeline:
         return StageStatus(())
-    pipeline = load_pipeline(project)
+    project, pipeline = index.project, index.pipeline
     names = select(pipeline.graph, targets)
     decisions: dict[str, Decision] = {}
     problems: dict[str, StageProblem] = {}
@@ -105,10 +110,11 @@ def why(project: Project, target: str) -> list[Why]:
     Raises:
         StageNotFoundError: the target names no stage.
     """
-    pipeline = load_pipeline(project)
+    index = ProjectIndex(project)
+    pipeline = index.pipeline
     result = []
     for name in resolve_target(pipeline.stages, target):
-        decisions = plan_stages(project, [name])
+        decisions = [d for d, _ in _plan(index, [name])]
         mine = decisions[-1]
         stage, lock = pipeline.stages[name], pipeline.lock.stages.get(name)
         restorable = False
@@ -118,35 +124,3 @@ def why(project: Project, target: str) -> list[Why]:
             restorable = records is not None and all(is_cached(project, r.oid) for r in records)
         result.append(Why(mine, tuple(d for d in decisions[:-1] if d.runs), restorable))
     return result
-
-
-def split_targets(project: Project, targets: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(targets naming stages, other targets) for a command that takes both stages and data paths."""
-    if not targets or not has_pipeline(project):
-        return [], list(targets)
-    from pipeline_engine.errors import StageNotFoundError
-    from pipeline_engine.pipeline.spec import load_spec
-
-    stages = load_spec(project.root).stages
-    named, rest = [], []
-    for t in targets:
-        try:
-            resolve_target(stages, t)
-        except StageNotFoundError as exc:
-            if _is_mistyped_stage(project, t, stages):
-                raise StageNotFoundError(
-                    f"'{t}' is neither a stage nor a path{suggest(t, list(stages))}",
-                    hint="run 'pipe dag' to list the stages, 'pipe status' for everything tracked",
-                ) from exc
-            rest.append(t)
-        else:
-            named.append(t)
-    return named, rest
-
-
-def _is_mistyped_stage(project: Project, target: str, stages: Mapping[str, object]) -> bool:
-    """True for a target that names nothing on disk and is close to a stage name (`trian` for `train`)."""
-    if not suggest(target, list(stages)):
-        return False
-    path = project.root / target
-    return not (os.path.lexists(path) or os.path.lexists(f"{path}.pipe"))

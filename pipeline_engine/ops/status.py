@@ -1,4 +1,7 @@
-"""`pipe status` for tracked data: which pointers the workspace or the cache no longer match."""
+"""`pipe status`: which stages would run and why, and which tracked data the workspace or the cache no longer match.
+
+Both halves read one `ProjectIndex`, so pipeline.yaml is parsed and the pointer files listed once.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ from pipeline_engine.cache.workspace import is_cached, scan, scan_tree, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
-from pipeline_engine.index.pointers import deleted_pointers, resolve_pointers
+from pipeline_engine.index.pointers import deleted_pointers
+from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.targets import Target
 from pipeline_engine.index.used import target_record
+from pipeline_engine.ops.stage_status import StageStatus, stage_status
 from pipeline_engine.project import Project
 
-__all__ = ["DataState", "DataStatus", "data_status"]
+__all__ = ["DataState", "DataStatus", "Status", "data_status", "status"]
 
 
 class DataState(enum.Enum):
@@ -45,10 +51,45 @@ class DataStatus:
         return self.states == (DataState.UP_TO_DATE,)
 
 
-def data_status(project: Project, targets: Sequence[str] = ()) -> list[DataStatus]:
-    """The state of every pointer selected by `targets` (all when empty)."""
-    found = [_status_of(project, target_record(project, t), t.pointer.relpath)
-             for t in resolve_pointers(project, targets)]
+@dataclass(frozen=True, slots=True)
+class Status:
+    """`pipe status`: the stages' decisions and problems, and the state of each tracked path."""
+
+    stages: StageStatus
+    data: tuple[DataStatus, ...]
+
+
+def status(project: Project, targets: Sequence[str] = ()) -> Status:
+    """Stage status for targets naming stages, data status for the others (everything when empty).
+
+    Raises:
+        SpecError: pipeline.yaml, pipeline.lock or a pointer file is invalid.
+        StageNotFoundError: a target is close to a stage name and names nothing on disk.
+        PathError: a data target tracks nothing, or its pointer file was deleted.
+    """
+    index = ProjectIndex(project)
+    named = [t for t in targets if index.select([t]).stages] if targets and index.has_pipeline else []
+    rest = [t for t in targets if t not in named]
+    stages = stage_status(index, named) if named or not targets else StageStatus(())
+    data = data_status(project, rest, index=index) if rest or not targets else []
+    return Status(stages, tuple(data))
+
+
+def data_status(project: Project, targets: Sequence[str] = (), *, index: ProjectIndex | None = None) -> list[DataStatus]:
+    """The state of every pointer selected by `targets` (all when empty).
+
+    Raises:
+        PathError: a target selects no pointer (the hint names the stage that produces it, if one
+            does), or its pointer file was deleted from the workspace.
+    """
+    index = index or ProjectIndex(project)
+    chosen: dict[tuple[str, str], Target] = {}
+    selections = [(t, index.select([t])) for t in targets] if targets else [(None, index.select(()))]
+    for target, selection in selections:
+        if target is not None and not selection.pointers:
+            selection.raise_for_unknown(index, unmatched=target)
+        chosen.update(((t.pointer.relpath, t.inside), t) for t in selection.pointers)
+    found = [_status_of(project, target_record(project, t), t.pointer.relpath) for _, t in sorted(chosen.items())]
     if not targets:  # never silently recreated (see ops.checkout): reported here as well
         found += [DataStatus(p[: -len(POINTER_SUFFIX)], p, (DataState.POINTER_DELETED,))
                   for p in deleted_pointers(project)]
