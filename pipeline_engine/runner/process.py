@@ -1,7 +1,7 @@
 """Runs stage commands (a shell script, or a list of them) in their own process groups; stops them on demand.
 
 Every running command is registered in a module-level, thread-safe registry, so that
-`terminate_all()` (called by the scheduler on Ctrl-C) can stop each command together with
+`terminate_all()` (called by `LocalExecutor.cancel` on Ctrl-C) can stop each command together with
 every process it spawned: a stage runs in a new session, so the terminal's SIGINT reaches
 only `pipe`, and we forward the stop to each whole group with `os.killpg`.
 
