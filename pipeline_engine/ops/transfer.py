@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.errors import CacheError
+from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.sync import (
     TransferResult,
     fetch_outs,
@@ -52,28 +53,16 @@ def push(
         RemoteNotConfiguredError: no remote given and no default set, or an out names an unknown remote.
         RemoteError: the remote is unreachable, or some objects failed (the rest were uploaded).
     """
-    from pipeline_engine.index.used import used_outs
-
     results = []
     with project.mutex("pipe push"):
-        unpushed = _unpushed_paths(project)
-        outs = [o for o in used_outs(project, targets=targets) if o.path not in unpushed]
+        index = ProjectIndex(project)
+        outs = [o for o in index.used_outs(targets) if o.path not in index.unpushed]
         for rem, group in open_remotes_for(project, outs, remote, jobs=jobs):
             rem.sweep_temps()
             results.append(push_outs(project.store, rem, group, verify=verify, progress=progress or NullProgress()))
     for result in results:
         raise_for_failures("push", result)
     return tuple(results)
-
-
-def _unpushed_paths(project: Project) -> set[str]:
-    """Stage outs declared `push: false` in pipeline.yaml: cached locally, never uploaded."""
-    from pipeline_engine.index.pipeline import has_pipeline
-    from pipeline_engine.pipeline.spec import load_spec
-
-    if not has_pipeline(project):
-        return set()
-    return {o.path for stage in load_spec(project.root).stages.values() for o in stage.outs if not o.push}
 
 
 def fetch(
@@ -94,10 +83,8 @@ def fetch(
         RemoteError: the remote is unreachable, or some objects were missing or corrupt there
             (all others were fetched).
     """
-    from pipeline_engine.index.used import used_outs
-
     with project.mutex("pipe fetch"):
-        outs = used_outs(project, targets=targets, remote=remote, fetch_manifests=True)
+        outs = ProjectIndex(project).used_outs(targets, remote=remote, fetch_manifests=True)
         results = tuple(
             fetch_outs(project.store, rem, group, progress=progress or NullProgress())
             for rem, group in open_remotes_for(project, outs, remote, jobs=jobs)
@@ -122,11 +109,10 @@ def pull(
         RemoteError: as `fetch`; the outs that were complete are checked out first.
         CheckoutError: checkout would overwrite uncached changes (and `force` is false).
     """
-    from pipeline_engine.index.used import used_outs
     from pipeline_engine.ops.checkout import checkout_outs
 
     with project.mutex("pipe pull"):
-        outs = used_outs(project, targets=targets, remote=remote, fetch_manifests=True)
+        outs = ProjectIndex(project).used_outs(targets, remote=remote, fetch_manifests=True)
         fetched = []
         complete = []
         opened = list(open_remotes_for(project, outs, remote, jobs=jobs))
