@@ -1,9 +1,61 @@
-"""Waiting on real processes in tests: files they write, and their exit (zombies count as gone)."""
+"""Real `pipe` processes in tests: start or run one as a user's shell does, wait for files and exits.
+
+Every e2e and reliability test starts `pipe` through `start_pipe` / `pipe_process`, so what a
+terminal gives a foreground command (stop signals at their defaults, no stdin) is set up in one place.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+# A test suite started as a background job (`pytest ... &` in a script) inherits SIGINT ignored, and
+# a process started with SIGINT ignored keeps ignoring it (Python installs no KeyboardInterrupt
+# handler then), as `pipe` does for SIGTERM/SIGHUP under nohup. Restore what a terminal gives a
+# foreground `pipe` before it starts (a bootstrap, not preexec_fn, which is unsafe with threads).
+BOOTSTRAP = (
+    "import runpy, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "for s in (signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_DFL)\n"
+    "sys.argv[0] = 'pipe'\n"
+    "runpy.run_module('pipeline_engine', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def start_pipe(*args: str, cwd: Path, env: Mapping[str, str] | None = None, new_session: bool = False,
+               stdin: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """`pipe ARGS` in `cwd` with stop signals at their defaults; stdout/stderr captured as text.
+
+    `env` is added to this process's environment; `new_session` is `setsid pipe ... &`.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", BOOTSTRAP, *args], cwd=cwd, env={**os.environ, **(env or {})}, stdin=stdin,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_session,
+    )
+
+
+def pipe_process(*args: str, cwd: Path, env: Mapping[str, str] | None = None, check: int | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `pipe ARGS` to completion as a real process; `check` is the exit code to assert (None: any).
+
+    A run longer than `timeout` seconds is killed and fails the test with its stderr.
+    """
+    proc = start_pipe(*args, cwd=cwd, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"pipe {' '.join(args)} did not finish in {timeout} s\n{err}") from None
+    if check is not None:
+        assert proc.returncode == check, (
+            f"pipe {' '.join(args)} exited {proc.returncode}, expected {check}\n--- stdout\n{out}\n--- stderr\n{err}"
+        )
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def wait_for_file(path: Path, timeout: float = 10.0) -> str:

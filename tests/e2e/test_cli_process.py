@@ -11,16 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Workspace
+from tests.procutil import pipe_process
 
 pytestmark = pytest.mark.e2e
 
 HEAVY = ("pandas", "networkx", "fsspec", "git", "jsonschema", "psutil", "ruamel", "pathspec")
-
-
-def pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline_engine", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
 
 
 def _modules_after(args: list[str], cwd: Path) -> set[str]:
@@ -44,32 +39,32 @@ def _modules_after(args: list[str], cwd: Path) -> set[str]:
 def test_help_and_data_only_status_do_not_import_heavy_libraries(workspace: Workspace) -> None:
     assert _modules_after(["--help"], workspace.root) == set()
     workspace.write({"d": {"a": "1"}})
-    assert pipe("add", "d", cwd=workspace.root).returncode == 0
+    pipe_process("add", "d", cwd=workspace.root, check=0)
     assert _modules_after(["status"], workspace.root) == set()
 
 
 def test_user_error_exits_1_with_message_and_no_traceback(workspace: Workspace) -> None:
-    proc = pipe("add", "missing.csv", cwd=workspace.root)
+    proc = pipe_process("add", "missing.csv", cwd=workspace.root)
     assert proc.returncode == 1
     assert "error: 'missing.csv' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
 def test_verbose_user_error_shows_traceback(workspace: Workspace) -> None:
-    proc = pipe("-v", "add", "missing.csv", cwd=workspace.root)
+    proc = pipe_process("-v", "add", "missing.csv", cwd=workspace.root)
     assert proc.returncode == 1 and "Traceback" in proc.stderr
 
 
 def test_usage_error_exits_2(workspace: Workspace) -> None:
-    proc = pipe("add", cwd=workspace.root)
+    proc = pipe_process("add", cwd=workspace.root)
     assert proc.returncode == 2 and "Missing argument" in proc.stderr
 
 
 def test_output_has_no_colour_codes_when_not_a_tty(workspace: Workspace) -> None:
     workspace.write({"d": {"a": "1"}})
-    pipe("add", "d", cwd=workspace.root)
+    pipe_process("add", "d", cwd=workspace.root)
     workspace.write({"d": {"a": "2"}})
-    proc = pipe("status", cwd=workspace.root)
+    proc = pipe_process("status", cwd=workspace.root)
     assert "d  modified" in proc.stdout and "\x1b[" not in proc.stdout + proc.stderr
 
 
@@ -89,7 +84,7 @@ def test_second_process_is_refused_with_holder_pid(workspace: Workspace) -> None
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         workspace.write({"f": "x"})
-        proc = pipe("add", "f", cwd=workspace.root)
+        proc = pipe_process("add", "f", cwd=workspace.root)
         assert proc.returncode == 1
         assert f"pid {holder.pid}: pipe repro (test holder)" in proc.stderr
         assert "--wait" not in proc.stderr  # 'pipe add' has no --wait: the hint must not offer it
@@ -97,7 +92,7 @@ def test_second_process_is_refused_with_holder_pid(workspace: Workspace) -> None
         holder.kill()
         holder.communicate()
     # The kernel released the lock of the killed process: no stale lock to clean up.
-    assert pipe("add", "f", cwd=workspace.root).returncode == 0
+    pipe_process("add", "f", cwd=workspace.root, check=0)
 
 
 def test_internal_error_exits_70_with_bug_report(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -120,13 +115,13 @@ def test_internal_error_exits_70_with_bug_report(monkeypatch: pytest.MonkeyPatch
 def test_data_round_trip_through_real_processes(workspace: Workspace) -> None:
     data = os.urandom(200_000)
     workspace.write({"data": {"model.bin": data, "imgs": {f"{i}.png": str(i) for i in range(50)}}})
-    assert pipe("add", "data/model.bin", "data/imgs", cwd=workspace.root).returncode == 0
+    pipe_process("add", "data/model.bin", "data/imgs", cwd=workspace.root, check=0)
     workspace.commit("data")
     import shutil
 
     shutil.rmtree(workspace.root / "data/imgs")  # the data, not its pointers (never resurrected)
     (workspace.root / "data/model.bin").unlink()
-    assert pipe("checkout", cwd=workspace.root).returncode == 0
+    pipe_process("checkout", cwd=workspace.root, check=0)
     assert (workspace.root / "data/model.bin").read_bytes() == data
-    status = pipe("status", "--exit-code", cwd=workspace.root)
+    status = pipe_process("status", "--exit-code", cwd=workspace.root)
     assert status.returncode == 0, status.stdout + status.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, Workspace
-from tests.reliability.pipeproc import run_pipe, start_pipe
+from tests.procutil import pipe_process, start_pipe
 
 pytestmark = pytest.mark.e2e
 
@@ -36,15 +36,12 @@ def test_ctrl_c_at_a_confirmation_prompt_exits_130(workspace: Workspace, cli: Cl
     workspace.write({"junk.txt": "junk"})
     cli.run("add", "junk.txt")
     (workspace.root / "junk.txt.pipe").unlink()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _bootstrap(), "gc", "-w"], cwd=workspace.root,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    proc = start_pipe("gc", "-w", cwd=workspace.root, stdin=subprocess.PIPE)  # a stdin kept open for the prompt
     _read_until(proc.stderr, "[y/N]")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert b"interrupted" in err and b"Aborted!" not in err and b"Traceback" not in err
+    assert "interrupted" in err and "Aborted!" not in err and "Traceback" not in err
     assert any(p.is_file() for p in (workspace.root / ".pipe" / "cache" / "objects").rglob("*")), "gc removed data"
 
 
@@ -75,7 +72,7 @@ def test_ctrl_c_while_a_data_command_works_exits_130(
     if command[0] != "add":
         cli.run("add", "data")
         workspace.write({"data": {"f0": b"changed"}})  # status hashes the directory again
-    proc = start_pipe(workspace.root, *command)
+    proc = start_pipe(*command, cwd=workspace.root)
     _wait_until_reading(proc, [workspace.root / "data", workspace.root / ".pipe" / "cache"])
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -84,30 +81,15 @@ def test_ctrl_c_while_a_data_command_works_exits_130(
     assert "Traceback" not in err and "Aborted!" not in err, err
     if proc.returncode == 130:
         assert "interrupted" in err
-    assert run_pipe(workspace.root, *command).returncode == 0
+    pipe_process(*command, cwd=workspace.root, check=0)
 
 
 def test_bash_completion_script_is_produced_and_completes_commands(workspace: Workspace) -> None:
-    env = {**os.environ, "_PIPE_COMPLETE": "bash_source"}
-    script = subprocess.run(
-        [sys.executable, "-m", "pipeline_engine"], env=env, capture_output=True, text=True, check=False
-    )
-    assert script.returncode == 0 and "_pipe_completion" in script.stdout, script.stderr
-    env = {**os.environ, "_PIPE_COMPLETE": "bash_complete", "COMP_WORDS": "pipe sta", "COMP_CWORD": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline_engine"], env=env, capture_output=True, text=True, check=False
-    )
+    script = pipe_process(cwd=workspace.root, env={"_PIPE_COMPLETE": "bash_source"}, check=0)
+    assert "_pipe_completion" in script.stdout, script.stderr
+    env = {"_PIPE_COMPLETE": "bash_complete", "COMP_WORDS": "pipe sta", "COMP_CWORD": "1"}
+    done = pipe_process(cwd=workspace.root, env=env)
     assert "plain,status" in done.stdout.splitlines() and "plain,stage" in done.stdout.splitlines(), done.stdout
-
-
-def _bootstrap() -> str:
-    """`pipe` with SIGINT at its default (as start_pipe), but with a stdin the test can keep open for a prompt."""
-    return (
-        "import runpy, signal, sys\n"
-        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "sys.argv[0] = 'pipe'\n"
-        "runpy.run_module('pipeline_engine', run_name='__main__', alter_sys=True)\n"
-    )
 
 
 def _data(workspace: Workspace, dirs: int = 3, files: int = 200) -> None:
@@ -134,9 +116,6 @@ def test_on_a_terminal_bars_show_bytes_and_every_display_ends(workspace: Workspa
 
 def test_off_a_terminal_only_the_summary_is_printed(workspace: Workspace) -> None:
     _data(workspace)
-    env = {**os.environ, "PIPE_PROGRESS_DELAY": "0"}
-    proc = subprocess.run([sys.executable, "-m", "pipeline_engine", "add", "d0", "d1", "d2"], cwd=workspace.root,
-                          env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
+    proc = pipe_process("add", "d0", "d1", "d2", cwd=workspace.root, env={"PIPE_PROGRESS_DELAY": "0"}, check=0)
     assert "\x1b" not in proc.stderr and "\r" not in proc.stderr and "hashing" not in proc.stderr, proc.stderr
     assert [line.split()[:2] for line in proc.stderr.splitlines()[:3]] == [["added", f"d{i}"] for i in range(3)]

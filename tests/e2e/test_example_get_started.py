@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipeline_engine.cli import COMMANDS
+from tests.procutil import pipe_process
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "get-started"
 STAGES = ("prepare", "featurize", "train", "evaluate")
@@ -31,16 +32,16 @@ pytestmark = [
 ]
 
 
+# Stage commands find this interpreter as `python`.
+PYTHON_ON_PATH = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a command in the example project; stage commands find this interpreter as `python`."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(list(args), cwd=root, env=env, capture_output=True, text=True, check=False)
+    """Run a command (not pipe) in the example project."""
+    proc = subprocess.run(list(args), cwd=root, env={**os.environ, **PYTHON_ON_PATH}, capture_output=True,
+                          text=True, check=False)
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def pipe(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run(root, sys.executable, "-m", "pipeline_engine", *args)
 
 
 def lock_entries(root: Path) -> dict[str, Any]:
@@ -67,28 +68,28 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "get-started"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__"))
     run(root, "git", "init", "-q")
-    pipe(root, "init")
+    pipe_process("init", cwd=root, env=PYTHON_ON_PATH, check=0)
     run(root, sys.executable, "src/generate.py")
-    pipe(root, "add", "data/raw.csv")
+    pipe_process("add", "data/raw.csv", cwd=root, env=PYTHON_ON_PATH, check=0)
     return root
 
 
 def test_get_started_runs_all_then_nothing_then_only_what_a_param_touches(project: Path) -> None:
-    pipe(project, "repro")
+    pipe_process("repro", cwd=project, env=PYTHON_ON_PATH, check=0)
     assert sorted(lock_entries(project)) == sorted(STAGES)
     metrics = yaml.safe_load((project / "metrics.json").read_text())
     assert 0.5 < metrics["auc"] <= 1.0
     before = {stage: stamps(project, stage) for stage in STAGES}
     lock_before = (project / "pipeline.lock").read_bytes()
 
-    pipe(project, "repro")
+    pipe_process("repro", cwd=project, env=PYTHON_ON_PATH, check=0)
     assert (project / "pipeline.lock").read_bytes() == lock_before
     assert {stage: stamps(project, stage) for stage in STAGES} == before
 
     entries_before = lock_entries(project)
     model_before = (project / "models/model.json").read_text()
     set_lr(project, "0.3")
-    pipe(project, "repro")
+    pipe_process("repro", cwd=project, env=PYTHON_ON_PATH, check=0)
     entries_after = lock_entries(project)
 
     for stage in ("prepare", "featurize"):

@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import Workspace
-from tests.procutil import is_running, wait_for_file, wait_gone
-from tests.reliability.pipeproc import run_pipe, start_pipe
+from tests.procutil import is_running, pipe_process, start_pipe, wait_for_file, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +30,7 @@ def test_ctrl_c_stops_children_keeps_finished_stages_and_exits_130(
     })
     # start_pipe restores SIGINT's default: a suite run as a background job inherits it ignored,
     # and then `pipe` rightly ignored this test's Ctrl-C (the 30 s timeouts seen in such runs).
-    proc = start_pipe(workspace.root, "repro", "-j", "2")
+    proc = start_pipe("repro", "-j", "2", cwd=workspace.root)
     wait_for_file(workspace.root / "child.pid", timeout=30)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
@@ -49,14 +48,14 @@ def test_ctrl_c_stops_children_keeps_finished_stages_and_exits_130(
 
 def test_sigterm_during_a_single_job_repro_exits_143_and_the_rerun_completes(workspace: Workspace) -> None:
     workspace.write_pipeline({"s": {"cmd": "echo $$ > s.pid; sleep 60; echo done > o", "outs": ["o"]}})
-    proc = start_pipe(workspace.root, "repro", "-j", "1")
+    proc = start_pipe("repro", "-j", "1", cwd=workspace.root)
     pid = int(wait_for_file(workspace.root / "s.pid", timeout=30))
     proc.terminate()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
     assert wait_gone(pid, timeout=10)
     workspace.write_pipeline({"s": {"cmd": "echo done > o", "outs": ["o"]}})
-    assert run_pipe(workspace.root, "repro").returncode == 0
+    pipe_process("repro", cwd=workspace.root, check=0)
     assert workspace.read("o") == "done\n"
 
 
@@ -68,7 +67,7 @@ def _kill_repro_mid_stage(workspace: Workspace, tmp_path: Path) -> int:
     workspace.write_pipeline({"c": {
         "cmd": COUNTER.format(tmp=tmp_path), "outs": ["out.txt"],
     }})
-    proc = start_pipe(workspace.root, "repro", new_session=True)  # like `setsid pipe repro &`
+    proc = start_pipe("repro", cwd=workspace.root, new_session=True)  # like `setsid pipe repro &`
     stage_pid = int(wait_for_file(tmp_path / "c.pid", timeout=30))
     deadline = time.monotonic() + 30
     while not (workspace.root / "out.txt").exists() or len(workspace.read("out.txt").split()) < 2:
@@ -83,14 +82,14 @@ def _kill_repro_mid_stage(workspace: Workspace, tmp_path: Path) -> int:
 def test_rerun_after_sigkill_stops_the_orphaned_stage_command_first(workspace: Workspace, tmp_path: Path) -> None:
     stage_pid = _kill_repro_mid_stage(workspace, tmp_path)
 
-    rerun = run_pipe(workspace.root, "repro")
+    rerun = pipe_process("repro", cwd=workspace.root)
 
     assert rerun.returncode == 0, rerun.stderr
     assert f"stopping the command of stage 'c' (process group {stage_pid})" in rerun.stderr
     assert not is_running(stage_pid)
     assert not (tmp_path / f"done.{stage_pid}").exists(), "the orphan was not stopped, it finished"
     assert workspace.read("out.txt").split() == [str(i) for i in range(1, 11)]
-    status = run_pipe(workspace.root, "status")
+    status = pipe_process("status", cwd=workspace.root)
     assert status.returncode == 0 and "up to date" in status.stdout + status.stderr, status
     assert not list((workspace.root / ".pipe" / "tmp" / "running").glob("*"))
 
@@ -98,7 +97,7 @@ def test_rerun_after_sigkill_stops_the_orphaned_stage_command_first(workspace: W
 def test_rerun_with_wait_lets_the_orphaned_stage_command_finish(workspace: Workspace, tmp_path: Path) -> None:
     stage_pid = _kill_repro_mid_stage(workspace, tmp_path)
 
-    rerun = run_pipe(workspace.root, "repro", "--wait")
+    rerun = pipe_process("repro", "--wait", cwd=workspace.root)
 
     assert rerun.returncode == 0, rerun.stderr
     assert f"waiting for the command of stage 'c' (process group {stage_pid})" in rerun.stderr
@@ -117,7 +116,7 @@ def test_a_stale_run_record_of_a_reused_pid_stops_nothing(workspace: Workspace) 
             '"create_time": 1000.0, "cmd": "sleep 60"}'
         )
         workspace.write_pipeline({"c": {"cmd": "echo hi > o", "outs": ["o"]}})
-        rerun = run_pipe(workspace.root, "repro")
+        rerun = pipe_process("repro", cwd=workspace.root)
         assert rerun.returncode == 0, rerun.stderr
         assert "stopping" not in rerun.stderr
         assert bystander.poll() is None, "an unrelated process was killed"
@@ -142,7 +141,7 @@ def test_repro_wait_blocks_until_the_project_lock_is_released(workspace: Workspa
     project = workspace.project()
     lock_path = (workspace.root / ".pipe" / "tmp" / "lock").resolve()
     with project.mutex("pipe test (holder)"):
-        proc = start_pipe(workspace.root, "repro", "--wait")
+        proc = start_pipe("repro", "--wait", cwd=workspace.root)
         deadline = time.monotonic() + 20
         while not holds_open(proc.pid, lock_path):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import Cli, Workspace
-from tests.reliability.pipeproc import run_pipe, start_pipe
+from tests.procutil import pipe_process, start_pipe
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ def test_an_empty_or_malformed_cmd_list_is_refused(workspace: Workspace, cli: Cl
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_repro_prints_each_command_under_the_stage_header_before_it_runs(workspace: Workspace, jobs: str) -> None:
     workspace.write_pipeline({"s": {"cmd": ["echo first-output", "echo second-output > o.txt"], "outs": ["o.txt"]}})
-    result = run_pipe(workspace.root, "repro", "-j", jobs)
+    result = pipe_process("repro", "-j", jobs, cwd=workspace.root)
     assert result.returncode == 0, result.stderr
     err = result.stderr
     header = err.index("Running stage 's'")
@@ -116,7 +116,7 @@ def test_repro_prints_each_command_under_the_stage_header_before_it_runs(workspa
 
 def test_quiet_repro_prints_no_header_and_no_command(workspace: Workspace) -> None:
     workspace.write_pipeline({"s": {"cmd": "echo hi > o.txt", "outs": ["o.txt"]}})
-    result = run_pipe(workspace.root, "repro", "-q")
+    result = pipe_process("repro", "-q", cwd=workspace.root)
     assert result.returncode == 0, result.stderr
     assert "Running stage" not in result.stderr and "> echo" not in result.stderr
 
@@ -173,7 +173,7 @@ def test_a_single_stage_streams_its_output_live_with_the_default_jobs(workspace:
                "[ -e go ] && echo second line && echo done > o.txt",
         "outs": ["o.txt"],
     }})
-    proc = start_pipe(workspace.root, "repro")
+    proc = start_pipe("repro", cwd=workspace.root)
     lines = _Lines(proc.stderr)
     stdout = ""
     try:
@@ -200,7 +200,7 @@ def test_stages_running_together_stream_whole_prefixed_lines(workspace: Workspac
         "a": {"cmd": stage("a", "b"), "outs": ["a.txt"]},
         "b": {"cmd": stage("b", "a"), "outs": ["b.txt"]},
     })
-    result = run_pipe(workspace.root, "repro", "-j", "2")
+    result = pipe_process("repro", "-j", "2", cwd=workspace.root)
     assert result.returncode == 0, result.stderr
     body = "0" * 200 + " end"
     for me in ("a", "b"):

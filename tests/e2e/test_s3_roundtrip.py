@@ -13,19 +13,12 @@ import pytest
 
 from pipeline_engine.core.hashing import hash_file
 from tests.conftest import Workspace, git
+from tests.procutil import pipe_process
 from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 
 FILES = {f"part-{i:03}.csv": "".join(f"{i},{j},{i * j}\n" for j in range(i + 1)) for i in range(60)}
-
-
-def pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline_engine", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, f"pipe {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
-    return proc
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -38,7 +31,7 @@ def test_clone_b_pulls_exactly_what_clone_a_pushed(
 ) -> None:
     a = workspace.root
     workspace.write({"data": {"raw": FILES, "labels.json": '{"classes": 3}\n'}})
-    pipe("add", "data/raw", "data/labels.json", cwd=a)
+    pipe_process("add", "data/raw", "data/labels.json", cwd=a, check=0)
     workspace.write_pipeline(
         {
             "count": {
@@ -48,20 +41,20 @@ def test_clone_b_pulls_exactly_what_clone_a_pushed(
             }
         }
     )
-    pipe("repro", cwd=a)
-    pipe("remote", "add", "-d", "shared", f"s3://{s3_bucket}/team/project", cwd=a)
-    pipe("remote", "modify", "shared", "endpoint_url", s3_server.endpoint_url, cwd=a)
-    pushed = pipe("push", cwd=a)
+    pipe_process("repro", cwd=a, check=0)
+    pipe_process("remote", "add", "-d", "shared", f"s3://{s3_bucket}/team/project", cwd=a, check=0)
+    pipe_process("remote", "modify", "shared", "endpoint_url", s3_server.endpoint_url, cwd=a, check=0)
+    pushed = pipe_process("push", cwd=a, check=0)
     assert "65 transferred" in pushed.stderr  # 60 files + manifest, labels, 2 outs + manifest
-    assert "0 transferred" in pipe("push", cwd=a).stderr
+    assert "0 transferred" in pipe_process("push", cwd=a, check=0).stderr
     workspace.commit("data and pipeline on s3")
 
     b = tmp_path / "clone-b"
     git(tmp_path, "clone", "-q", str(a), str(b))
-    pulled = pipe("pull", cwd=b)
+    pulled = pipe_process("pull", cwd=b, check=0)
     assert "65 transferred" in pulled.stderr and "0 failed" in pulled.stderr
-    assert "up to date" in pipe("status", cwd=b).stderr
-    assert "nothing to do" in pipe("repro", cwd=b).stderr
+    assert "up to date" in pipe_process("status", cwd=b, check=0).stderr
+    assert "nothing to do" in pipe_process("repro", cwd=b, check=0).stderr
     assert _files(b / "data") == _files(a / "data")
     assert _files(b / "out") == _files(a / "out")
 
@@ -97,13 +90,13 @@ def test_killed_push_and_fetch_leave_no_partial_object_and_a_rerun_completes(
 ) -> None:
     a = workspace.root
     workspace.write({"data": {"many": {f"{i:04}.txt": f"row {i}\n" * 50 for i in range(600)}}})
-    pipe("add", "data/many", cwd=a)
+    pipe_process("add", "data/many", cwd=a, check=0)
     remote = tmp_path / "remote"
-    pipe("remote", "add", "-d", "store", str(remote), cwd=a)
+    pipe_process("remote", "add", "-d", "store", str(remote), cwd=a, check=0)
     assert _run_then_kill(["push", "-j", "1"], a, lambda: len(list(remote.glob("??/*"))) >= 20)
     on_remote = _objects_are_intact(remote)
     assert 20 <= on_remote < 601
-    rerun = pipe("push", cwd=a)
+    rerun = pipe_process("push", cwd=a, check=0)
     assert f"{601 - on_remote} transferred" in rerun.stderr and f"{on_remote} already present" in rerun.stderr
     workspace.commit("data")
 
@@ -113,6 +106,6 @@ def test_killed_push_and_fetch_leave_no_partial_object_and_a_rerun_completes(
     # Downloads land in the store's tmp/ and get their final names a chunk at a time.
     assert _run_then_kill(["fetch", "-j", "1"], b, lambda: len(list(objects.glob("tmp/*.part"))) >= 20)
     in_cache = _objects_are_intact(objects)
-    rerun = pipe("pull", cwd=b)
+    rerun = pipe_process("pull", cwd=b, check=0)
     assert f"{601 - in_cache} transferred" in rerun.stderr
     assert _files(b / "data") == _files(a / "data")

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline_engine.ops.verify import verify
 from pipeline_engine.project import Project
-from tests.reliability.pipeproc import run_pipe, start_pipe
+from tests.procutil import pipe_process, start_pipe
 from tests.reliability.projstate import PIPELINE, digest_tree, set_remote, state, temp_files, write_data
 
 pytestmark = pytest.mark.reliability
@@ -28,9 +28,9 @@ LOCKED = "another pipe process is working in this project (pid "
 
 def race(ws: Path, first: tuple[str, ...], second: tuple[str, ...], delay: float) -> list[tuple[int, str]]:
     """Start both commands (the second after `delay` s); their (exit code, stderr)."""
-    procs = [start_pipe(ws, *first)]
+    procs = [start_pipe(*first, cwd=ws)]
     time.sleep(delay)
-    procs.append(start_pipe(ws, *second))
+    procs.append(start_pipe(*second, cwd=ws))
     results = []
     for proc in procs:
         _, err = proc.communicate(timeout=120)
@@ -61,7 +61,7 @@ def integrity_problems(trial: Path, *, status: bool) -> list[str]:
     found = [f"temp file left: {t}" for t in temp_files(trial)]
     found += [f"corrupt object {oid}" for oid, _ in verify(Project(trial / "ws")).corrupt]
     if status:  # (every trial's end state is also compared with the first's)
-        proc = run_pipe(trial / "ws", "status")
+        proc = pipe_process("status", cwd=trial / "ws")
         if proc.returncode != 0 or "up to date" not in proc.stdout + proc.stderr:
             found.append(f"status after both: {proc.stdout} {proc.stderr}")
     return found
@@ -85,7 +85,7 @@ def run_pairs(
         counts["both ran" if all(c == 0 for c, _ in results) else "one locked out"] += 1
         for (code, _), args in zip(results, [first, second]):
             if code != 0 and retry:
-                again = run_pipe(trial / "ws", *args)
+                again = pipe_process(*args, cwd=trial / "ws")
                 if again.returncode != 0:
                     found.append(f"rerun of pipe {' '.join(args)} failed: {again.stderr.strip()[-400:]}")
         found += integrity_problems(trial, status=n in (0, TRIALS - 1))
@@ -124,9 +124,9 @@ def test_repro_and_gc_started_together(tmp_path: Path, _workspace_template: Path
     start = setup(tmp_path, _workspace_template, "start")
     (start / "ws" / "pipeline.yaml").write_text(PIPELINE)
     write_data(start / "ws", 100, seed=SEED)
-    assert run_pipe(start / "ws", "add", "data").returncode == 0
+    pipe_process("add", "data", cwd=start / "ws", check=0)
     write_data(start / "ws", 50, seed=SEED, version=1)  # old objects for gc to remove
-    assert run_pipe(start / "ws", "add", "data").returncode == 0
+    pipe_process("add", "data", cwd=start / "ws", check=0)
     problems, counts = run_pairs(tmp_path, _workspace_template, "repro+gc", start / "ws", ("repro",), ("gc", "-w", "-f"))
     report("repro + gc", problems, counts)
 
@@ -134,7 +134,7 @@ def test_repro_and_gc_started_together(tmp_path: Path, _workspace_template: Path
 def test_two_pushes_started_together(tmp_path: Path, _workspace_template: Path) -> None:
     start = setup(tmp_path, _workspace_template, "start")
     write_data(start / "ws", 150, seed=SEED)
-    assert run_pipe(start / "ws", "add", "data").returncode == 0
+    pipe_process("add", "data", cwd=start / "ws", check=0)
     problems, counts = run_pairs(tmp_path, _workspace_template, "push+push", start / "ws", ("push",), ("push",))
     report("push + push", problems, counts)
 
@@ -157,7 +157,7 @@ def test_parallel_stages_each_get_their_gitignore_line(tmp_path: Path, _workspac
     for n in range(max(1, TRIALS // 2)):
         trial = setup(tmp_path, _workspace_template, f"gitignore-{n}")
         (trial / "ws" / "pipeline.yaml").write_text("stages:\n" + stages)
-        proc = run_pipe(trial / "ws", "repro", "-j", str(rng.choice([4, 8])))
+        proc = pipe_process("repro", "-j", str(rng.choice([4, 8])), cwd=trial / "ws")
         assert proc.returncode == 0, proc.stderr
         lines = set((trial / "ws" / ".gitignore").read_text().splitlines())
         missing = sorted({f"/o{i}.txt" for i in range(8)} - lines)

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from tests.conftest import Workspace
+from tests.procutil import pipe_process, start_pipe
 
 pytestmark = pytest.mark.reliability
 
 TRIALS = int(os.environ.get("PIPE_TRIALS", "3"))
 WRITERS = 6
-
-
-def _start(args: list[str], cwd: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline_engine", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
 
 
 @pytest.mark.parametrize("trial", range(TRIALS))
@@ -38,7 +30,7 @@ def test_remote_adds_started_together_all_survive(workspace: Workspace, trial: i
         for n in names
     ]
     rng.shuffle(commands)
-    procs = [_start(c, workspace.root) for c in commands]
+    procs = [start_pipe(*c, cwd=workspace.root) for c in commands]
     results = [(c, p.communicate(timeout=120)) for c, p in zip(commands, procs, strict=True)]
     failed = [(c, err) for (c, (_, err)), p in zip(results, procs, strict=True) if p.returncode != 0]
     assert not failed, f"seed {seed}: {failed}"
@@ -51,8 +43,5 @@ def test_remote_adds_started_together_all_survive(workspace: Workspace, trial: i
     assert all(found[n] == {"url": f"/tmp/{n}"} for n in names), f"seed {seed}: {found}"
     where = in_local if default in local else committed
     assert where["core"]["remote"] == default, f"seed {seed}: default lost"
-    listed = subprocess.run(
-        [sys.executable, "-m", "pipeline_engine", "remote", "list"],
-        cwd=workspace.root, capture_output=True, text=True, check=True,
-    ).stdout
+    listed = pipe_process("remote", "list", cwd=workspace.root, check=0).stdout
     assert all(n in listed for n in names), f"seed {seed}: {listed}"

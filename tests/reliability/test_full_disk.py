@@ -24,17 +24,12 @@ import pytest
 from pipeline_engine.core.hashing import hash_file
 from pipeline_engine.project import Project
 from tests.conftest import git
+from tests.procutil import pipe_process
 
 pytestmark = pytest.mark.reliability
 
 TRIALS = int(os.environ.get("PIPE_TRIALS", "2"))
 FS_SIZE = 4 * 1024 * 1024
-
-
-def pipe(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline_engine", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
 
 
 def _mount(*args: str) -> None:
@@ -104,7 +99,7 @@ def _assert_user_error(proc: subprocess.CompletedProcess[str], cause: str, cwd: 
 
 def _assert_intact(ws: Path, why: str) -> None:
     assert _temps(ws) == [], f"{why}: temporary files left: {_temps(ws)}"
-    verify = pipe(ws, "cache", "verify")
+    verify = pipe_process("cache", "verify", cwd=ws)
     assert verify.returncode == 0, f"{why}: cache verify failed\n{verify.stderr}"
 
 
@@ -115,7 +110,7 @@ def test_add_on_a_full_disk_fails_cleanly(small_fs: Path, trial: int) -> None:
     why = f"seed {seed}"
     ws = _project(small_fs / "ws")
     (ws / "early.txt").write_text("earlier data\n")
-    assert pipe(ws, "add", "early.txt").returncode == 0, why
+    assert pipe_process("add", "early.txt", cwd=ws).returncode == 0, why
     # The data fits on the disk, but not twice (the cache needs a copy).
     count = rng.randint(3, 40)
     total = rng.randint(FS_SIZE * 55 // 100, FS_SIZE * 80 // 100)
@@ -123,14 +118,14 @@ def test_add_on_a_full_disk_fails_cleanly(small_fs: Path, trial: int) -> None:
     for i in range(count):
         (ws / "big" / f"{i:03}.bin").write_bytes(rng.randbytes(total // count))
     before = _digests(ws)
-    proc = pipe(ws, "add", "big")
+    proc = pipe_process("add", "big", cwd=ws)
     named = _assert_user_error(proc, "no space left on device", ws, why)
     assert named.resolve().is_relative_to(ws), why
     assert "free some space" in proc.stderr, why
     _assert_intact(ws, why)
     assert _digests(ws) == before, f"{why}: workspace files changed"
     assert not (ws / "big.pipe").exists(), why
-    status = pipe(ws, "status", "early.txt", "--exit-code")
+    status = pipe_process("status", "early.txt", "--exit-code", cwd=ws)
     assert status.returncode == 0, f"{why}\n{status.stdout}{status.stderr}"
 
 
@@ -148,13 +143,13 @@ def test_pull_on_a_full_disk_fails_cleanly(small_fs: Path, tmp_path: Path, trial
     for i in range(count):
         (src / "big" / f"{i:03}.bin").write_bytes(rng.randbytes(total // count))
     for args in (("add", "early.txt", "big"), ("remote", "add", "-d", "store", str(tmp_path / "remote")), ("push",)):
-        assert pipe(src, *args).returncode == 0, why
+        assert pipe_process(*args, cwd=src).returncode == 0, why
     git(src, "add", "-A")
     git(src, "commit", "-q", "-m", "data")
     ws = small_fs / "ws"
     git(tmp_path, "clone", "-q", str(src), str(ws))
-    assert pipe(ws, "pull", "early.txt").returncode == 0, why
-    proc = pipe(ws, "pull")
+    assert pipe_process("pull", "early.txt", cwd=ws).returncode == 0, why
+    proc = pipe_process("pull", cwd=ws)
     named = _assert_user_error(proc, "no space left on device", ws, f"{why}, {total} bytes")
     assert named.resolve().is_relative_to(ws), why
     _assert_intact(ws, why)
@@ -171,7 +166,7 @@ def test_add_into_a_read_only_cache_names_the_cache(tmp_path: Path) -> None:
     try:
         _mount("-o", "remount,bind,ro", str(cache))
         (ws / "data.csv").write_text("a,b\n1,2\n")
-        proc = pipe(ws, "add", "data.csv")
+        proc = pipe_process("add", "data.csv", cwd=ws)
         named = _assert_user_error(proc, "read-only file system", ws, "read-only cache")
         assert named.resolve().is_relative_to(cache)
         assert "writable location" in proc.stderr
@@ -189,7 +184,7 @@ def test_add_into_an_immutable_directory_names_it(tmp_path: Path) -> None:
     if shutil.which("chattr") is None or subprocess.run(chattr, capture_output=True, check=False).returncode != 0:
         pytest.skip("chattr +i is not available on this file system")
     try:
-        proc = pipe(ws, "add", "data/f.csv")
+        proc = pipe_process("add", "data/f.csv", cwd=ws)
         named = _assert_user_error(proc, "operation not permitted", ws, "immutable directory")
         assert named.resolve() == (ws / "data").resolve() or named.resolve().parent == (ws / "data").resolve()
         assert not (ws / "data" / "f.csv.pipe").exists()
@@ -202,7 +197,7 @@ def test_a_name_too_long_for_its_pointer_is_a_user_error(tmp_path: Path) -> None
     ws = _project(tmp_path / "ws")
     name = "n" * 252  # fits (NAME_MAX is 255); its pointer 'NAME.pipe' does not
     (ws / name).write_text("data\n")
-    proc = pipe(ws, "add", name)
+    proc = pipe_process("add", name, cwd=ws)
     _assert_user_error(proc, "file name too long", ws, "long name")
     _assert_intact(ws, "long name")
     assert (ws / name).read_text() == "data\n"
@@ -223,8 +218,8 @@ def test_push_to_a_full_remote_fails_cleanly_and_leaves_only_whole_objects(
         (ws / "big" / f"{i:03}.bin").write_bytes(rng.randbytes(total // count))
     remote = small_fs / "remote"
     for args in (("add", "big"), ("remote", "add", "-d", "store", str(remote))):
-        assert pipe(ws, *args).returncode == 0, why
-    proc = pipe(ws, "push", "-j", str(rng.randint(1, 4)))
+        assert pipe_process(*args, cwd=ws).returncode == 0, why
+    proc = pipe_process("push", "-j", str(rng.randint(1, 4)), cwd=ws)
     named = _assert_user_error(proc, "no space left on device", ws, why)
     assert named.resolve().is_relative_to(remote), why
     assert not any((remote / "tmp").iterdir()), f"{why}: partial uploads left on the remote"
@@ -253,7 +248,7 @@ def test_add_out_of_file_handles_fails_cleanly(tmp_path: Path, trial: int) -> No
     assert "Traceback" not in proc.stderr, f"{why}\n{proc.stderr}"
     if proc.returncode == 0:  # the threads happened to need fewer files at once: then it must be complete
         _assert_intact(ws, why)
-        assert pipe(ws, "status", "--exit-code").returncode == 0, why
+        assert pipe_process("status", "--exit-code", cwd=ws).returncode == 0, why
         return
     assert proc.returncode == 1, f"{why}: exit {proc.returncode}\n{proc.stderr}"
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

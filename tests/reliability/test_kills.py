@@ -22,7 +22,7 @@ import pytest
 
 from pipeline_engine.ops.verify import verify
 from pipeline_engine.project import Project
-from tests.reliability.pipeproc import run_pipe, start_pipe
+from tests.procutil import pipe_process, start_pipe
 from tests.reliability.projstate import PIPELINE, TEMP, digest_tree, set_remote, state, temp_files, write_data
 
 pytestmark = pytest.mark.reliability
@@ -31,11 +31,6 @@ TRIALS = int(os.environ.get("PIPE_TRIALS", "25"))
 SEED = int(os.environ.get("PIPE_SEED", str(random.randrange(1 << 30))))
 ADD_FILES = int(os.environ.get("PIPE_ADD_FILES", "1000"))  # `pipe add` of a directory of many small files
 DATA_FILES = 200  # the other commands: enough objects to be killed in the middle
-def pipe_ok(ws: Path, *args: str) -> None:
-    proc = run_pipe(ws, *args)
-    assert proc.returncode == 0, f"pipe {' '.join(args)}: {proc.stderr}"
-
-
 def copy_trial(start: Path, dest: Path) -> Path:
     shutil.copytree(start, dest, symlinks=True)
     set_remote(dest / "ws", dest / "remote")
@@ -62,12 +57,12 @@ def prep_repro(ws: Path) -> None:
 
 def prep_push(ws: Path) -> None:
     write_data(ws, DATA_FILES, seed=SEED)
-    pipe_ok(ws, "add", "data")
+    pipe_process("add", "data", cwd=ws, check=0)
 
 
 def prep_pull(ws: Path) -> None:
     prep_push(ws)
-    pipe_ok(ws, "push")
+    pipe_process("push", cwd=ws, check=0)
     shutil.rmtree(ws / "data")
     shutil.rmtree(ws / ".pipe" / "cache")
 
@@ -80,7 +75,7 @@ def prep_checkout(ws: Path) -> None:
 def prep_gc(ws: Path) -> None:
     prep_push(ws)
     write_data(ws, DATA_FILES // 2, seed=SEED, version=1)  # half the files change: their old objects are unused
-    pipe_ok(ws, "add", "data")
+    pipe_process("add", "data", cwd=ws, check=0)
 
 
 SCENARIOS = {
@@ -121,7 +116,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_the_rerun_equals_an_uninter
 
     ref = copy_trial(start, tmp_path / "reference")
     began = time.monotonic()
-    pipe_ok(ref / "ws", *scenario.args)
+    pipe_process(*scenario.args, cwd=ref / "ws", check=0)
     duration = time.monotonic() - began
     reference = state(ref)
 
@@ -131,13 +126,13 @@ def test_sigkill_at_random_moments_loses_nothing_and_the_rerun_equals_an_uninter
         trial = copy_trial(start, tmp_path / f"trial-{trial_no}")
         delay = rng.uniform(0.05, duration * 1.1)
         where = f"[seed {SEED}, {name} trial {trial_no}, kill after {delay:.3f} s of ~{duration:.2f} s]"
-        proc = start_pipe(trial / "ws", *scenario.args)
+        proc = start_pipe(*scenario.args, cwd=trial / "ws")
         time.sleep(delay)
         proc.kill()
         proc.communicate(timeout=60)
         killed_mid_run += proc.returncode == -9
         found = check_user_data(scenario.user_data, trial, start_data, reference)
-        rerun = run_pipe(trial / "ws", *scenario.args)
+        rerun = pipe_process(*scenario.args, cwd=trial / "ws")
         if rerun.returncode != 0:
             found.append(f"the rerun failed ({rerun.returncode}): {rerun.stderr.strip()[-500:]}")
         found += [f"temp file left after the next command: {t}" for t in temp_files(trial)[:5]]
