@@ -1,14 +1,28 @@
-"""Shared fixtures: a real git repository with a pipe project (`workspace`) and a CLI runner (`cli`)."""
+"""Shared fixtures: a real git repository with a pipe project (`workspace`) and a CLI runner (`cli`).
+
+Build state in one call, then act and assert:
+
+    workspace.track({"data/raw.csv": "a,b\n1,2\n", "data/images": {"1.png": "..."}})  # write + pipe add
+    workspace.stage("train", "python train.py", deps=["data/raw.csv"], outs=["model.pkl"], params=["lr"])
+    workspace.commit("data and pipeline")
+    shas = workspace.history([{"params.yaml": "lr: 1\n"}, {"params.yaml": "lr: 2\n"}])  # one commit each
+    store = workspace.add_remote(tmp_path / "store")       # or the `local_remote` fixture
+    clone = workspace.clone()                               # a git clone; cwd moves there
+    other = make_repo("other", tracked={"d.csv": "1"})      # a second project (fixture), cwd unchanged
+
+Subprocess runs of `pipe` (e2e, reliability) go through `tests.procutil.pipe_process`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -16,6 +30,8 @@ from click.testing import CliRunner, Result
 
 from pipeline_engine.cli import cli as pipe_cli
 from pipeline_engine.project import Project
+
+_Url = TypeVar("_Url", str, Path)
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "pipe tests",
@@ -61,11 +77,27 @@ def write_tree(root: Path, files: Mapping[str, Any]) -> None:
                 path.write_text(value)
 
 
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    """Run in-process `pipe` in `path` (it finds its project from the cwd), then go back."""
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 @dataclass
 class Workspace:
-    """A temporary git repository with an initialised pipe project; cwd is its root."""
+    """A temporary git repository with an initialised pipe project; cwd is its root.
+
+    `monkeypatch` is what `clone()` moves the cwd with (restored after the test); a Workspace built
+    by hand (`Workspace(path)`) can do everything but clone.
+    """
 
     root: Path
+    monkeypatch: pytest.MonkeyPatch | None = field(default=None, repr=False, compare=False)
 
     def write(self, files: Mapping[str, Any]) -> None:
         """Write files, e.g. `write({"data": {"raw.csv": "a,b\\n"}})`."""
@@ -91,6 +123,64 @@ class Workspace:
     def project(self) -> Project:
         """A freshly opened Project for the workspace."""
         return Project(self.root)
+
+    def pipe(self, *args: str, exit_code: int | None = 0) -> Result:
+        """Run `pipe ARGS` in-process in this workspace (whatever the cwd) and check its exit code."""
+        with _cwd(self.root):
+            return Cli().run(*args, exit_code=exit_code)
+
+    def track(self, files: Mapping[str, Any]) -> list[Path]:
+        """Write `files` and `pipe add` each top-level key in one call; returns their pointer paths.
+
+        A key is one tracked path (slashes allowed); a str/bytes value makes it a file, a nested
+        dict a directory: `track({"data/raw.csv": "a\n", "data/images": {"1.png": "1"}})`.
+        """
+        self.write(files)
+        self.pipe("add", *files)
+        return [self.root / f"{name}.pipe" for name in files]
+
+    def stage(self, name: str, cmd: str, *, deps: Sequence[Any] = (), outs: Sequence[Any] = (),
+              params: Sequence[Any] = (), metrics: Sequence[Any] = ()) -> None:
+        """Add (or replace) one stage in pipeline.yaml, keeping the other stages and top-level keys."""
+        path = self.root / "pipeline.yaml"
+        data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+        entry: dict[str, Any] = {"cmd": cmd}
+        for key, value in (("deps", deps), ("outs", outs), ("params", params), ("metrics", metrics)):
+            if value:
+                entry[key] = list(value)
+        data.setdefault("stages", {})[name] = entry
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def lock(self) -> dict[str, Any]:
+        """pipeline.lock as plain data."""
+        data: dict[str, Any] = yaml.safe_load(self.read("pipeline.lock"))
+        return data
+
+    def history(self, commits: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Write each mapping of files (as `write`) and commit it: one commit each; returns their shas.
+
+        E.g. three revisions whose params and metrics differ:
+        `history([{"params.yaml": "lr: 1\n", "metrics.json": '{"acc": 0.5}'}, {...}, {...}])`.
+        """
+        shas = []
+        for number, files in enumerate(commits, 1):
+            self.write(files)
+            self.commit(f"revision {number}")
+            shas.append(self.git("rev-parse", "HEAD").strip())
+        return shas
+
+    def add_remote(self, url: _Url, name: str = "store", *, default: bool = True) -> _Url:
+        """`pipe remote add [-d] NAME URL`; returns `url` (a Path stays a Path, for looking inside)."""
+        self.pipe("remote", "add", *(["-d"] if default else []), name, str(url))
+        return url
+
+    def clone(self, name: str = "clone") -> Workspace:
+        """`git clone` this repository (its commits, not uncommitted work) next to it; cwd moves there."""
+        assert self.monkeypatch is not None, "clone() needs a Workspace from the `workspace` fixture"
+        dest = self.root.parent / name
+        git(self.root.parent, "clone", "-q", str(self.root), str(dest))
+        self.monkeypatch.chdir(dest)
+        return Workspace(dest, self.monkeypatch)
 
     def snapshot(self) -> dict[str, bytes]:
         """Every file outside .git/ and the cache, for 'nothing changed' assertions."""
@@ -126,7 +216,44 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _workspace_templa
     root = tmp_path / "ws"
     shutil.copytree(_workspace_template, root, symlinks=True)
     monkeypatch.chdir(root)
-    return Workspace(root)
+    return Workspace(root, monkeypatch)
+
+
+MakeRepo = Callable[..., Workspace]
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _workspace_template: Path) -> MakeRepo:
+    """Build another project in one call: `make_repo(name, files=, tracked=, stages=, commits=)`.
+
+    `tmp_path/name` gets git + `pipe init` (committed), then `files` (as `write`), `tracked` (as
+    `track`) and `stages` (name -> stage dict, as `write_pipeline`), committed together when any
+    is given, then one commit per mapping in `commits` (as `history`). The cwd does not move.
+    """
+
+    def build(name: str, *, files: Mapping[str, Any] | None = None, tracked: Mapping[str, Any] | None = None,
+              stages: Mapping[str, Any] | None = None, commits: Sequence[Mapping[str, Any]] = ()) -> Workspace:
+        repo = Workspace(tmp_path / name, monkeypatch)
+        shutil.copytree(_workspace_template, repo.root, symlinks=True)
+        repo.write(files or {})
+        if tracked:
+            repo.track(tracked)
+        if stages:
+            repo.write_pipeline(stages)
+        if files or tracked or stages:
+            repo.commit("files, data and stages")
+        repo.history(commits)
+        return repo
+
+    return build
+
+
+@pytest.fixture
+def local_remote(workspace: Workspace, tmp_path: Path) -> Path:
+    """A directory remote named 'store', the workspace's default (not created until a push)."""
+    store = tmp_path / "remote-store"
+    workspace.add_remote(store)
+    return store
 
 
 @pytest.fixture

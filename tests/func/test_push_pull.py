@@ -10,30 +10,14 @@ import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
-from tests.conftest import Cli, Workspace, git
+from tests.conftest import Cli, Workspace
 from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 IMAGES = {f"{i:03}.txt": f"image {i}\n" * (i + 1) for i in range(40)}
 SECRET = "moto-accepts-any-secret-0123456789"
 
 
-def _track(workspace: Workspace, cli: Cli) -> None:
-    workspace.write({"data": {"images": IMAGES, "model.bin": b"\x00\x01" * 500}})
-    cli.run("add", "data/images", "data/model.bin")
-
-
-def _local_remote(workspace: Workspace, cli: Cli, tmp_path: Path) -> Path:
-    store = tmp_path / "remote-store"
-    cli.run("remote", "add", "-d", "store", str(store))
-    return store
-
-
-def _clone(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    workspace.commit("data and remote")
-    dest = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(dest))
-    monkeypatch.chdir(dest)
-    return Workspace(dest)
+DATA = {"data/images": IMAGES, "data/model.bin": b"\x00\x01" * 500}
 
 
 def _image_oid(name: str) -> str:
@@ -41,13 +25,13 @@ def _image_oid(name: str) -> str:
 
 
 def test_push_then_pull_into_a_fresh_clone_gives_identical_bytes(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, local_remote: Path
 ) -> None:
-    _track(workspace, cli)
-    _local_remote(workspace, cli, tmp_path)
+    workspace.track(DATA)
     result = cli.run("push")
     assert "42 transferred" in result.stderr and "0 failed" in result.stderr
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    workspace.commit("data and remote")
+    clone = workspace.clone()
     assert not (clone.root / "data/images").exists()
     result = cli.run("pull")
     assert "42 transferred" in result.stderr
@@ -57,17 +41,16 @@ def test_push_then_pull_into_a_fresh_clone_gives_identical_bytes(
     assert "up to date" in cli.run("status").stderr
 
 
-def test_second_push_transfers_nothing(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
-    _track(workspace, cli)
-    _local_remote(workspace, cli, tmp_path)
+def test_second_push_transfers_nothing(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    workspace.track(DATA)
     cli.run("push")
     result = cli.run("push")
     assert "0 transferred" in result.stderr and "42 already present" in result.stderr
 
 
-def test_rerun_push_uploads_only_what_is_missing(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
-    _track(workspace, cli)
-    store = _local_remote(workspace, cli, tmp_path)
+def test_rerun_push_uploads_only_what_is_missing(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    workspace.track(DATA)
+    store = local_remote
     cli.run("push")
     # As if the first push had been interrupted: two files and so their manifest never arrived.
     manifest = next(store.glob("??/*.dir"))
@@ -77,19 +60,19 @@ def test_rerun_push_uploads_only_what_is_missing(workspace: Workspace, cli: Cli,
     assert "3 transferred" in result.stderr and "39 already present" in result.stderr
 
 
-def test_push_of_targets_sends_only_their_objects(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
-    _track(workspace, cli)
-    store = _local_remote(workspace, cli, tmp_path)
+def test_push_of_targets_sends_only_their_objects(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    workspace.track(DATA)
+    store = local_remote
     result = cli.run("push", "data/model.bin")
     assert "1 transferred" in result.stderr
     assert len([p for p in store.rglob("*") if p.is_file()]) == 1
 
 
 def test_corrupt_cache_object_is_not_pushed_and_its_manifest_waits(
-    workspace: Workspace, cli: Cli, tmp_path: Path
+    workspace: Workspace, cli: Cli, local_remote: Path
 ) -> None:
-    _track(workspace, cli)
-    store = _local_remote(workspace, cli, tmp_path)
+    workspace.track(DATA)
+    store = local_remote
     cache_obj = workspace.project().store.path_of(_image_oid("007.txt"))
     os.chmod(cache_obj, 0o644)
     cache_obj.write_text("damaged")
@@ -103,14 +86,15 @@ def test_corrupt_cache_object_is_not_pushed_and_its_manifest_waits(
 
 
 def test_corrupt_remote_object_is_reported_and_the_rest_still_pulled(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, local_remote: Path
 ) -> None:
-    _track(workspace, cli)
-    store = _local_remote(workspace, cli, tmp_path)
+    workspace.track(DATA)
+    store = local_remote
     cli.run("push")
     bad = _image_oid("003.txt")
     (store / oid_to_relpath(bad)).write_text("bit rot")
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    workspace.commit("data and remote")
+    clone = workspace.clone()
     result = cli.run("pull", exit_code=1)
     assert f"data/images/003.txt ({bad})" in result.stderr and "corrupt on remote 'store'" in result.stderr
     assert "1 object(s) failed (41 transferred" in result.stderr
@@ -122,14 +106,15 @@ def test_corrupt_remote_object_is_reported_and_the_rest_still_pulled(
 
 
 def test_missing_remote_object_is_reported_by_path_and_id(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, local_remote: Path
 ) -> None:
-    _track(workspace, cli)
-    store = _local_remote(workspace, cli, tmp_path)
+    workspace.track(DATA)
+    store = local_remote
     cli.run("push")
     gone = _image_oid("010.txt")
     os.unlink(store / oid_to_relpath(gone))
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    workspace.commit("data and remote")
+    clone = workspace.clone()
     result = cli.run("fetch", exit_code=1)
     assert f"data/images/010.txt ({gone})" in result.stderr and "is not on remote 'store'" in result.stderr
     assert not (clone.root / "data/images").exists(), "fetch must not touch the workspace"
@@ -137,7 +122,7 @@ def test_missing_remote_object_is_reported_by_path_and_id(
 
 
 def test_missing_backend_names_the_extra_to_install(workspace: Workspace, cli: Cli) -> None:
-    _track(workspace, cli)
+    workspace.track(DATA)
     cli.run("remote", "add", "-d", "gcs", "gs://bucket/project")
     before = workspace.snapshot()
     result = cli.run("push", exit_code=1)
@@ -146,25 +131,19 @@ def test_missing_backend_names_the_extra_to_install(workspace: Workspace, cli: C
     assert workspace.snapshot() == before
 
 
-def test_unknown_remote_name_is_an_error(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
-    _track(workspace, cli)
-    _local_remote(workspace, cli, tmp_path)
+def test_unknown_remote_name_is_an_error(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    workspace.track(DATA)
     result = cli.run("fetch", "-r", "elsewhere", exit_code=1)
     assert "remote 'elsewhere' is not configured (configured: store)" in result.stderr
 
 
 @pytest.mark.s3
 def test_s3_push_and_pull_with_credentials_from_local_config(
-    workspace: Workspace,
-    cli: Cli,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    s3_server: S3Server,
-    s3_bucket: str,
+    workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch, s3_server: S3Server, s3_bucket: str
 ) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key)
-    _track(workspace, cli)
+    workspace.track(DATA)
     outputs = [
         cli.run("remote", "add", "-d", "s3", f"s3://{s3_bucket}/project").output,
         cli.run("remote", "modify", "--local", "s3", "endpoint_url", s3_server.endpoint_url).output,
@@ -182,7 +161,8 @@ def test_s3_push_and_pull_with_credentials_from_local_config(
     keys = {o["Key"] for o in listing["Contents"]}
     assert f"project/{oid_to_relpath(_image_oid('000.txt'))}" in keys and len(keys) == 42
     local_config = (workspace.root / ".pipe/config.local.yaml").read_text()
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    workspace.commit("data and remote")
+    clone = workspace.clone()
     (clone.root / ".pipe/config.local.yaml").write_text(local_config)  # the teammate's own credentials
     cli.run("pull")
     assert clone.read("data/images/039.txt") == IMAGES["039.txt"]
@@ -190,9 +170,9 @@ def test_s3_push_and_pull_with_credentials_from_local_config(
 
 @pytest.mark.s3
 def test_s3_missing_bucket_fails_fast_naming_the_remote_and_no_secret_shown(
-    workspace: Workspace, cli: Cli, s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, s3_server: S3Server, s3_bucket: str
 ) -> None:
-    _track(workspace, cli)
+    workspace.track(DATA)
     cli.run("remote", "add", "-d", "s3", "s3://no-such-bucket-here/p")
     cli.run("remote", "modify", "--local", "s3", "endpoint_url", s3_server.endpoint_url)
     cli.run("remote", "modify", "--local", "s3", "access_key_id", "AKIDLOCALONLY")
@@ -203,7 +183,9 @@ def test_s3_missing_bucket_fails_fast_naming_the_remote_and_no_secret_shown(
     assert SECRET not in result.output
 
 
-def test_push_skips_stage_outs_declared_push_false(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
+def test_push_skips_stage_outs_declared_push_false(
+    workspace: Workspace, cli: Cli, local_remote: Path
+) -> None:
     workspace.write({"data.txt": "rows\n"})
     workspace.write_pipeline(
         {
@@ -215,22 +197,23 @@ def test_push_skips_stage_outs_declared_push_false(workspace: Workspace, cli: Cl
         }
     )
     cli.run("repro")
-    store = _local_remote(workspace, cli, tmp_path)
+    store = local_remote
     result = cli.run("push")
     assert "1 transferred" in result.stderr
     assert {p.parent.name + p.name for p in store.glob("??/*")} == {hash_bytes(b"rows\n")}
 
 
 def test_a_path_inside_a_tracked_directory_is_a_target_of_push_fetch_and_pull(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, local_remote: Path
 ) -> None:
-    _track(workspace, cli)
-    store = _local_remote(workspace, cli, tmp_path)
+    workspace.track(DATA)
+    store = local_remote
     cli.run("push", "data/images/003.txt")
     assert (store / oid_to_relpath(_image_oid("003.txt"))).is_file()
     assert not (store / oid_to_relpath(_image_oid("004.txt"))).exists()
     cli.run("push")
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    workspace.commit("data and remote")
+    clone = workspace.clone()
     cli.run("pull", "data/images/007.txt")  # the manifest is fetched for it, then only that file
     assert clone.read("data/images/007.txt") == IMAGES["007.txt"]
     assert sorted(p.name for p in (clone.root / "data/images").iterdir()) == ["007.txt"]
