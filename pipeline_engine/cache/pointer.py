@@ -7,10 +7,11 @@ from pathlib import Path
 
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.core.yamlio import dump_yaml, load_yaml
+from pipeline_engine.core.revision import RevisionFiles, decode_utf8
+from pipeline_engine.core.yamlio import dump_yaml, parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
 
-__all__ = ["POINTER_SUFFIX", "Pointer", "read_pointer", "write_pointer"]
+__all__ = ["POINTER_SUFFIX", "Pointer", "parse_pointer", "read_pointer", "write_pointer"]
 
 POINTER_SUFFIX = ".pipe"
 SCHEMA_VERSION = 1
@@ -33,21 +34,43 @@ class Pointer:
         return f"{parent}/{self.out.path}" if parent else self.out.path
 
 
-def read_pointer(root: Path, relpath: str) -> Pointer:
-    """Load the pointer file at project-relative `relpath`.
+def read_pointer(root_or_files: Path | RevisionFiles, relpath: str) -> Pointer:
+    """Load the pointer file at project-relative `relpath`, in the workspace under a root or in any `RevisionFiles`.
 
     Raises:
-        SpecError: the file is unreadable or not a valid pointer.
+        SpecError: the file is missing, unreadable or not a valid pointer (the message names it).
     """
-    raw = load_yaml(root / relpath, source=relpath)
+    if isinstance(root_or_files, Path):
+        try:
+            text = read_utf8(root_or_files / relpath, source=relpath)
+        except FileNotFoundError as exc:
+            raise SpecError(f"{relpath}: cannot read: {exc.strerror or exc}") from exc
+        return parse_pointer(text, relpath)
+    found = root_or_files.read_text(relpath)
+    if found is None:
+        raise SpecError(f"{root_or_files.describe(relpath)}: no such pointer file")
+    return parse_pointer(found, relpath, source=root_or_files.describe(relpath))
+
+
+def parse_pointer(text: str | bytes, relpath: str, *, source: str | None = None) -> Pointer:
+    """A pointer from its text; `relpath` is where it lies (project-relative), `source` names it in errors.
+
+    Raises:
+        SpecError: not a valid pointer; UnsafePathError (a SpecError) when the path it records
+            does not pass the path gate.
+    """
+    source = source or relpath
+    if isinstance(text, bytes):
+        text = decode_utf8(text, source=source)
+    raw = parse_yaml(text, source=source)
     if not isinstance(raw, dict) or not isinstance(raw.get("outs"), list) or len(raw["outs"]) != 1:
-        raise SpecError(f"{relpath}: a pointer file needs 'outs' with exactly one entry")
+        raise SpecError(f"{source}: a pointer file needs 'outs' with exactly one entry")
     schema = raw.get("schema", SCHEMA_VERSION)
     if schema != SCHEMA_VERSION or isinstance(schema, bool):
-        raise SpecError(f"{relpath}: unsupported schema {schema!r}; upgrade pipe")
-    out = PathRecord.from_dict(raw["outs"][0], source=relpath)
+        raise SpecError(f"{source}: unsupported schema {schema!r}; upgrade pipe")
+    out = PathRecord.from_dict(raw["outs"][0], source=source)
     if "/" in out.path:
-        raise SpecError(f"{relpath}: path '{out.path}' must name a file beside the pointer")
+        raise SpecError(f"{source}: path '{out.path}' must name a file beside the pointer")
     return Pointer(relpath, out)
 
 

@@ -18,6 +18,7 @@ import yaml
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import PathRecord
+from pipeline_engine.core.revision import RevisionFiles, decode_utf8
 from pipeline_engine.core.yamlio import Dumper, load_yaml, parse_yaml
 from pipeline_engine.errors import SpecError
 
@@ -102,45 +103,45 @@ class LockFile:
     stages: Mapping[str, StageLock] = field(default_factory=dict)
 
 
-def read_lock(root: Path) -> LockFile:
-    """Read `root/pipeline.lock` (empty when absent).
+def read_lock(root_or_files: Path | RevisionFiles) -> LockFile:
+    """Read pipeline.lock from a project root (the workspace) or any `RevisionFiles` (empty when absent).
 
     Raises:
-        SpecError: the file is not a valid lock file.
+        SpecError: the file is not a valid lock file; the message names it (and the revision).
     """
-    path = root / LOCK_FILE
-    if not path.exists():
-        return LockFile()
-    return _to_lock(load_yaml(path, source=LOCK_FILE))
+    if isinstance(root_or_files, Path):
+        path = root_or_files / LOCK_FILE
+        if not path.exists():
+            return LockFile()
+        return _to_lock(load_yaml(path, source=LOCK_FILE), source=LOCK_FILE)
+    text = root_or_files.read_text(LOCK_FILE)
+    return LockFile() if text is None else parse_lock(text, source=root_or_files.describe(LOCK_FILE))
 
 
-def parse_lock(text: str | bytes) -> LockFile:
-    """A lock file from its text (e.g. pipeline.lock at a past git revision).
+def parse_lock(text: str | bytes, *, source: str = LOCK_FILE) -> LockFile:
+    """A lock file from its text (e.g. pipeline.lock at a past git revision); `source` names it in errors.
 
     Raises:
         SpecError: the text is not a valid lock file.
     """
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SpecError(f"{LOCK_FILE}: not UTF-8 text (byte {exc.start})") from None
-    return _to_lock(parse_yaml(text, source=LOCK_FILE))
+        text = decode_utf8(text, source=source)
+    return _to_lock(parse_yaml(text, source=source), source=source)
 
 
-def _to_lock(raw: Any) -> LockFile:
+def _to_lock(raw: Any, *, source: str) -> LockFile:
     if raw is None:
         return LockFile()
     if not isinstance(raw, Mapping) or not isinstance(raw.get("stages") or {}, Mapping):
-        raise SpecError(f"{LOCK_FILE}: must be a mapping with 'schema' and 'stages'")
+        raise SpecError(f"{source}: must be a mapping with 'schema' and 'stages'")
     schema = raw.get("schema", SCHEMA_VERSION)
     if schema != SCHEMA_VERSION or isinstance(schema, bool):
-        raise SpecError(f"{LOCK_FILE}: unsupported schema {schema!r}; upgrade pipe")
+        raise SpecError(f"{source}: unsupported schema {schema!r}; upgrade pipe")
     stages = {}
     for name, entry in (raw.get("stages") or {}).items():
         if not isinstance(name, str):
-            raise SpecError(f"{LOCK_FILE}: stage name {name!r} must be a string")
-        stages[name] = StageLock.from_dict(entry, source=f"{LOCK_FILE}: stage '{name}'")
+            raise SpecError(f"{source}: stage name {name!r} must be a string")
+        stages[name] = StageLock.from_dict(entry, source=f"{source}: stage '{name}'")
     return LockFile(stages)
 
 

@@ -4,24 +4,37 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipeline_engine.core.revision import RevisionFiles
 from pipeline_engine.core.yamlio import MAX_DEPTH, check_values, parse_json, parse_yaml
 from pipeline_engine.errors import SpecError
 
-__all__ = ["PARAMS_FILE", "PARAMS_SUFFIXES", "lookup", "pick", "read_params_file"]
+__all__ = ["PARAMS_FILE", "PARAMS_SUFFIXES", "lookup", "parse_params", "pick", "read_params", "read_params_file"]
 
 #: The params file every stage reads when it names keys without a file.
 PARAMS_FILE = "params.yaml"
 PARAMS_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 
 
-def read_params_file(path: Path, *, source: str) -> Mapping[str, Any]:
-    """Parse a params file by its suffix; an empty file is an empty mapping.
+def read_params(files: RevisionFiles, relpath: str) -> Mapping[str, Any]:
+    """The params file at project-relative `relpath` in `files` (the workspace or a revision).
 
-    The file comes from git, so it is parsed within bounds (yamlio): no alias bombs, no deep
-    nesting, unique keys, finite numbers that fit in 64 bits, string keys.
+    Raises:
+        SpecError: the file is missing, unreadable, not parseable, or not a mapping; the message
+            names the file (and the revision, when not the workspace).
+        UnsafePathError: the path gate refuses `relpath`.
+    """
+    source = files.describe(relpath)
+    text = files.read_text(relpath)
+    if text is None:
+        raise SpecError(f"params file '{source}' does not exist", hint=f"create '{relpath}'")
+    return parse_params(text, suffix=PurePosixPath(relpath).suffix, source=source)
+
+
+def read_params_file(path: Path, *, source: str) -> Mapping[str, Any]:
+    """Parse the params file at `path` by its suffix (see `parse_params`); `source` names it in errors.
 
     Raises:
         SpecError: the file is missing, unreadable, not parseable, or not a mapping.
@@ -34,7 +47,19 @@ def read_params_file(path: Path, *, source: str) -> Mapping[str, Any]:
         raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise SpecError(f"{source}: cannot read: {exc.strerror or exc}") from exc
-    data = _parse(text, path.suffix.lower(), source=source)
+    return parse_params(text, suffix=path.suffix, source=source)
+
+
+def parse_params(text: str, *, suffix: str, source: str) -> Mapping[str, Any]:
+    """Params from text, by the file's `suffix` (`.json`, `.toml`, else YAML); empty text is {}.
+
+    The text comes from git, so it is parsed within bounds (yamlio): no alias bombs, no deep
+    nesting, unique keys, finite numbers that fit in 64 bits, string keys.
+
+    Raises:
+        SpecError: naming `source`: not parseable, or not a mapping.
+    """
+    data = _parse(text, suffix.lower(), source=source)
     if data is None:
         return {}
     if not isinstance(data, Mapping):

@@ -2,6 +2,8 @@
 
 This is the only module that sees the raw YAML of pipeline.yaml; everything after it sees
 `StageSpec`s whose paths are project-relative POSIX paths and whose templates are resolved.
+params.yaml and `vars` files are read from the same `RevisionFiles` as the spec itself, so a spec
+at a git revision is resolved with that revision's params.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.hashing import hash_bytes
-from pipeline_engine.core.pathgate import check_not_own_file, check_relpath, resolve_in_project
-from pipeline_engine.core.yamlio import parse_yaml, read_utf8
+from pipeline_engine.core.pathgate import check_not_own_file, check_relpath
+from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
+from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.interpolate import (
     BoolStyle,
@@ -28,7 +31,16 @@ from pipeline_engine.pipeline.interpolate import (
     expand_matrix,
     parse_expr,
 )
-from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES, read_params_file
+from pipeline_engine.pipeline.outputs import (
+    ArtifactSpec,
+    PlotOptions,
+    PlotSpec,
+    parse_artifacts,
+    parse_metrics_paths,
+    parse_plot_options,
+    parse_plots,
+)
+from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES, parse_params, read_params
 from pipeline_engine.pipeline.validate import locate, validate
 
 __all__ = [
@@ -39,7 +51,6 @@ __all__ = [
 PIPELINE_FILE = "pipeline.yaml"
 _TEMPLATE_KEYS = ("vars", "foreach", "do", "matrix")
 _WHOLE = re.compile(r"\$\{([^}]*)\}")
-_PLOT_OPTIONS = ("x", "y", "template", "title", "x_label", "y_label", "header")
 
 
 class OutKind(enum.Enum):
@@ -60,7 +71,7 @@ class OutSpec:
     persist: bool = False
     push: bool = True
     desc: str | None = None
-    plot: tuple[tuple[str, Any], ...] = ()
+    plot: PlotOptions | None = None  # set for `plots` outs only
     remote: str | None = None  # the remote its objects go to and come from (DVC's per-output remote)
 
 
@@ -91,46 +102,59 @@ class StageSpec:
 
 @dataclass(frozen=True, slots=True)
 class PipelineSpec:
-    """Every stage of pipeline.yaml, in file order; `digest` identifies the text that was validated."""
+    """Every stage of pipeline.yaml, in file order; `digest` identifies the text that was validated.
+
+    `metrics`, `plots` and `artifacts` are the top-level keys (pipeline.outputs), paths project-relative.
+    """
 
     stages: Mapping[str, StageSpec] = field(default_factory=dict)
     digest: str = ""
     metrics: tuple[str, ...] = ()
-    plots: tuple[Any, ...] = ()
+    plots: tuple[PlotSpec, ...] = ()
+    artifacts: Mapping[str, ArtifactSpec] = field(default_factory=dict)
 
 
-def load_spec(root: Path, *, trusted_digest: str | None = None, bool_style: BoolStyle = BoolStyle.STORE_TRUE,
-              list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
-    """Read `root/pipeline.yaml` (an empty spec when absent).
+def load_spec(root_or_files: Path | RevisionFiles, *, trusted_digest: str | None = None,
+              bool_style: BoolStyle = BoolStyle.STORE_TRUE, list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
+    """Read pipeline.yaml from a project root (the workspace) or any `RevisionFiles`; empty when absent.
 
     `trusted_digest` is the digest of a text validated before: the schema check is skipped for it.
     `bool_style` / `list_style` are DVC's `parsing.bool` / `parsing.list` for `${dict}` in `cmd`.
 
     Raises:
-        SpecError: the file is invalid; the message names the file, line, stage and key.
+        SpecError: the file is invalid; the message names the file (and revision), line, stage and key.
     """
-    path = root / PIPELINE_FILE
-    try:
-        text = read_utf8(path, source=PIPELINE_FILE)
-    except FileNotFoundError:
+    files = WorkspaceFiles(root_or_files) if isinstance(root_or_files, Path) else root_or_files
+    text = files.read_text(PIPELINE_FILE)
+    if text is None:
         return PipelineSpec()
-    return parse_spec(text, root=root, trusted_digest=trusted_digest, bool_style=bool_style, list_style=list_style)
+    return parse_spec(text, files=files, trusted_digest=trusted_digest, bool_style=bool_style, list_style=list_style)
 
 
-def parse_spec(text: str, *, root: Path, trusted_digest: str | None = None,
-               bool_style: BoolStyle = BoolStyle.STORE_TRUE, list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
-    """Parse pipeline.yaml text; params and vars files are read relative to `root`."""
+def parse_spec(text: str, *, files: RevisionFiles | None = None, root: Path | None = None,
+               trusted_digest: str | None = None, bool_style: BoolStyle = BoolStyle.STORE_TRUE,
+               list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
+    """Parse pipeline.yaml text; params.yaml and `vars` files are read from `files`.
+
+    `root` (a workspace directory) is the older spelling of `files=WorkspaceFiles(root)`.
+
+    Raises:
+        SpecError: as `load_spec`.
+    """
+    if files is None:
+        assert root is not None, "parse_spec needs files (or root)"
+        files = WorkspaceFiles(root)
     digest = hash_bytes(text.encode("utf-8"))
-    raw = parse_yaml(text, source=PIPELINE_FILE)
+    raw = parse_yaml(text, source=files.describe(PIPELINE_FILE))
     if raw is None:
         return PipelineSpec(digest=digest)
+    at = "" if files.rev is None else f" at '{files.label}'"
     if digest != trusted_digest:
-        validate(raw, text=text, source=PIPELINE_FILE)
-    builder = _Builder(root, text, bool_style=bool_style, list_style=list_style)
+        validate(raw, text=text, source=PIPELINE_FILE, at=at)
+    builder = _Builder(files, text, bool_style=bool_style, list_style=list_style)
     stages = builder.build(raw)
-    metrics = tuple(norm_path("", str(m), what="metrics") for m in raw.get("metrics") or ())
-    plots = tuple(norm_path("", p, what="plots") if isinstance(p, str) else p for p in raw.get("plots") or ())
-    return PipelineSpec(stages, digest, metrics, plots)
+    top = builder.top_level(raw)
+    return PipelineSpec(stages, digest, *top)
 
 
 def norm_path(wdir: str, path: str, *, what: str, allow_root: bool = False) -> str:
@@ -155,16 +179,33 @@ def norm_path(wdir: str, path: str, *, what: str, allow_root: bool = False) -> s
 class _Builder:
     """Turns validated raw stages into StageSpecs; knows the text for error locations."""
 
-    def __init__(self, root: Path, text: str, *, bool_style: BoolStyle, list_style: ListStyle) -> None:
-        self.root = root
+    def __init__(self, files: RevisionFiles, text: str, *, bool_style: BoolStyle, list_style: ListStyle) -> None:
+        self.files = files
         self.text = text
         self.bool_style = bool_style
         self.list_style = list_style
 
-    def fail(self, path: list[str | int], message: str, *, hint: str | None = None) -> SpecError:
+    def fail(self, path: list[str | int], message: str, *, hint: str | None = None,
+             kind: type[SpecError] = SpecError) -> SpecError:
         line = locate(self.text, path)
         at = f"{PIPELINE_FILE}:{line}" if line else PIPELINE_FILE
-        return SpecError(f"{at}: {message}", hint=hint)
+        if self.files.rev is not None:
+            at += f" at '{self.files.label}'"
+        return kind(f"{at}: {message}", hint=hint)
+
+    def top_level(self, raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[PlotSpec, ...],
+                                                          Mapping[str, ArtifactSpec]]:
+        """`metrics`, `plots` and `artifacts`, with errors located in the file."""
+        def norm(path: str, what: str) -> str:
+            return norm_path("", path, what=what)
+
+        parsed: list[Any] = []
+        for key, parse in (("metrics", parse_metrics_paths), ("plots", parse_plots), ("artifacts", parse_artifacts)):
+            try:
+                parsed.append(parse(raw.get(key), norm))
+            except SpecError as exc:
+                raise self.fail([key], exc.message, hint=exc.hint, kind=type(exc)) from None
+        return parsed[0], parsed[1], parsed[2]
 
     def build(self, raw: Mapping[str, Any]) -> dict[str, StageSpec]:
         context = self._default_context()
@@ -177,16 +218,17 @@ class _Builder:
                 try:
                     stages[full_name] = self._stage(full_name, str(name), stage_body, ctx)
                 except SpecError as exc:
-                    if exc.message.startswith(f"{PIPELINE_FILE}:"):
+                    if exc.message.startswith(PIPELINE_FILE):
                         raise  # located already (a stage's vars)
                     raise self.fail(["stages", name], exc.message, hint=exc.hint) from None
         return stages
 
     def _default_context(self) -> Context:
-        if not (self.root / PARAMS_FILE).is_file():
+        # Read, not tested with is_file: a params.yaml kept as a link at a git revision is an error there.
+        text = self.files.read_text(PARAMS_FILE)
+        if text is None:
             return Context()
-        data = read_params_file(resolve_in_project(self.root, PARAMS_FILE, source=PARAMS_FILE, follow=True),
-                                source=PARAMS_FILE)
+        data = parse_params(text, suffix=".yaml", source=self.files.describe(PARAMS_FILE))
         return Context().merged(data, label=PARAMS_FILE, source=PARAMS_FILE).imported(PARAMS_FILE, None)
 
     def _load_vars(self, items: list[Any], *, wdir: str, ctx: Context, prefix: str,
@@ -217,7 +259,7 @@ class _Builder:
                 raise SpecError(f"vars: cannot partially load '{item}' as it's already loaded")
             if wanted is None or set(wanted) & set(loaded):
                 raise SpecError(f"vars: cannot load '{item}' as it's partially loaded already")
-        data = read_params_file(resolve_in_project(self.root, rel, source=rel, follow=True), source=rel)
+        data = read_params(self.files, rel)
         if wanted is not None:
             missing = [k for k in wanted if k not in data]
             if missing:
@@ -377,7 +419,7 @@ def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
         persist=flags.get("persist", False),
         push=flags.get("push", True),
         desc=flags.get("desc"),
-        plot=tuple((k, flags[k]) for k in _PLOT_OPTIONS if k in flags),
+        plot=parse_plot_options(flags, where=f"{where}: '{path}'") if kind is OutKind.PLOT else None,
         remote=flags.get("remote") or None,
     )
 

@@ -30,8 +30,10 @@ def schema(name: str) -> dict[str, Any]:
     return data
 
 
-def validate(raw: Any, *, text: str, source: str) -> None:
+def validate(raw: Any, *, text: str, source: str, at: str = "") -> None:
     """Check a parsed pipeline.yaml against schemas/pipeline.schema.json.
+
+    `at` follows the line number in messages (` at 'HEAD~1'` for a file read at a revision).
 
     Raises:
         SpecError: the first problem, as `file:line: stage 'x': message`.
@@ -44,7 +46,7 @@ def validate(raw: Any, *, text: str, source: str) -> None:
         return
     path = list(error.absolute_path)
     message, path = _describe(error, path)
-    raise SpecError(f"{where(source, text, path)}{message}")
+    raise SpecError(f"{where(source, text, path, at=at)}{message}")
 
 
 @lru_cache(maxsize=1)
@@ -68,10 +70,10 @@ def _ecma(regex: str) -> str:
     return re.sub(r"(?<!\\)\$$", r"\\Z", regex)
 
 
-def where(source: str, text: str, path: Sequence[str | int]) -> str:
-    """`file:line: stage 'name': ` for a location inside pipeline.yaml."""
+def where(source: str, text: str, path: Sequence[str | int], *, at: str = "") -> str:
+    """`file:line: stage 'name': ` for a location inside pipeline.yaml (`at` goes after the line)."""
     line = locate(text, path)
-    prefix = f"{source}:{line}: " if line else f"{source}: "
+    prefix = f"{source}:{line}{at}: " if line else f"{source}{at}: "
     if len(path) >= 2 and path[0] == "stages":
         prefix += f"stage '{path[1]}': "
     return prefix

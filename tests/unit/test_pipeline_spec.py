@@ -8,6 +8,7 @@ import pytest
 
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.interpolate import Context, Resolver
+from pipeline_engine.pipeline.outputs import PlotOptions
 from pipeline_engine.pipeline.params import lookup, pick, read_params_file
 from pipeline_engine.pipeline.spec import OutKind, ParamsDep, load_spec, norm_path, parse_spec
 
@@ -63,7 +64,7 @@ stages:
         ("src/model.pkl", OutKind.OUT, True, False, True), ("src/cache_dir", OutKind.OUT, False, True, False),
         ("src/m.json", OutKind.METRIC, False, False, True), ("src/roc.csv", OutKind.PLOT, True, False, True),
     ]
-    assert dict(s.outs[3].plot) == {"x": "fpr", "y": "tpr", "title": "ROC"}
+    assert s.outs[3].plot == PlotOptions(x="fpr", y="tpr", title="ROC") and s.outs[0].plot is None
     assert s.env == ("SEED",) and s.frozen and s.desc == "fit"
 
 
