@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
-from pipeline_engine.ops.cloud import gc_remote
-from pipeline_engine.ops.gc import collect_used
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.used import used_outs
+from pipeline_engine.ops.cloud import gc_remote
+from pipeline_engine.ops.gc import collect_used
 from pipeline_engine.remote import remote as remote_module
 from tests.conftest import Cli, Workspace
 
@@ -23,10 +23,8 @@ IMAGES = {f"{i:02}.txt": f"image {i}\n" for i in range(10)}
 
 
 def _pushed(workspace: Workspace, cli: Cli, tmp_path: Path) -> Path:
-    workspace.write({"data": {"images": IMAGES, "model.bin": "weights v1"}})
-    cli.run("add", "data/images", "data/model.bin")
-    store = tmp_path / "remote-store"
-    cli.run("remote", "add", "-d", "store", str(store))
+    workspace.track({"data/images": IMAGES, "data/model.bin": "weights v1"})
+    store = workspace.add_remote(tmp_path / "remote-store")
     cli.run("push")
     return store
 
@@ -181,10 +179,8 @@ def test_push_removes_partial_uploads_of_killed_pushes(workspace: Workspace, cli
 
 def test_push_to_a_killed_push_leaves_no_partial_upload(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     """A real SIGKILL in the middle of a push: the next push completes and leaves no temp file."""
-    workspace.write({"big": {f"{i:03}.bin": os.urandom(20_000) for i in range(300)}})
-    cli.run("add", "big")
-    store = tmp_path / "remote-store"
-    cli.run("remote", "add", "-d", "store", str(store))
+    workspace.track({"big": {f"{i:03}.bin": os.urandom(20_000) for i in range(300)}})
+    store = workspace.add_remote(tmp_path / "remote-store")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline_engine", "push", "-j", "1"], cwd=workspace.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
-from tests.conftest import Cli, Workspace, git
+from tests.conftest import Cli, Workspace
 
 MODEL = "weights " * 100
 FEATURES = "a,b\n1,2\n"
 
 
 def _setup(workspace: Workspace, cli: Cli, tmp_path: Path, *, default: bool = True) -> tuple[Path, Path]:
-    main, models = tmp_path / "main-store", tmp_path / "models-store"
-    cli.run("remote", "add", *(["-d"] if default else []), "main", str(main))
-    cli.run("remote", "add", "models", str(models))
+    main = workspace.add_remote(tmp_path / "main-store", "main", default=default)
+    models = workspace.add_remote(tmp_path / "models-store", "models", default=False)
     workspace.write_pipeline({"train": {
         "cmd": f"printf '{MODEL}' > model.pkl; printf 'a,b\\n1,2\\n' > features.csv; echo ran >> ran.log",
         "outs": [{"model.pkl": {"remote": "models"}}, "features.csv"],
@@ -28,14 +25,6 @@ def _setup(workspace: Workspace, cli: Cli, tmp_path: Path, *, default: bool = Tr
 
 def _has(store: Path, content: str) -> bool:
     return (store / oid_to_relpath(hash_bytes(content.encode()))).is_file()
-
-
-def _clone(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    workspace.commit("pipeline and remotes")
-    dest = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(dest))
-    monkeypatch.chdir(dest)
-    return Workspace(dest)
 
 
 def test_push_sends_an_out_to_its_own_remote_and_the_rest_to_the_default(
@@ -49,11 +38,12 @@ def test_push_sends_an_out_to_its_own_remote_and_the_rest_to_the_default(
 
 
 def test_pull_and_fetch_take_an_out_from_its_own_remote(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
     _setup(workspace, cli, tmp_path)
     cli.run("push")
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    workspace.commit("pipeline and remotes")
+    clone = workspace.clone()
     cli.run("fetch")
     assert not (clone.root / "model.pkl").exists()
     cli.run("pull")
@@ -70,11 +60,9 @@ def test_explicit_remote_skips_outs_that_belong_to_another(
     assert _has(models, MODEL) and _has(models, FEATURES)
 
 
-def test_outs_that_all_name_a_remote_need_no_default(
-    workspace: Workspace, cli: Cli, tmp_path: Path
-) -> None:
+def test_outs_that_all_name_a_remote_need_no_default(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     models = tmp_path / "models-store"
-    cli.run("remote", "add", "models", str(models))
+    workspace.add_remote(models, "models", default=False)
     workspace.write_pipeline({"train": {"cmd": f"printf '{MODEL}' > model.pkl", "outs": [{"model.pkl": {"remote": "models"}}]}})
     cli.run("repro")
     cli.run("push")
@@ -84,7 +72,7 @@ def test_outs_that_all_name_a_remote_need_no_default(
 def test_an_out_naming_an_unknown_remote_is_an_error_naming_the_out(
     workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
-    cli.run("remote", "add", "-d", "main", str(tmp_path / "main-store"))
+    workspace.add_remote(tmp_path / "main-store", "main")
     workspace.write_pipeline({"train": {"cmd": "echo m > model.pkl", "outs": [{"model.pkl": {"remote": "nope"}}]}})
     cli.run("repro")
     result = cli.run("push", exit_code=1)
@@ -103,11 +91,12 @@ def test_status_cloud_compares_an_out_with_its_own_remote(
 
 
 def test_repro_pull_restores_an_out_from_its_own_remote(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
     _setup(workspace, cli, tmp_path)
     cli.run("push")
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    workspace.commit("pipeline and remotes")
+    clone = workspace.clone()
     cli.run("repro", "--pull")
     assert clone.read("model.pkl") == MODEL and clone.read("features.csv") == FEATURES
     assert clone.read("ran.log") == "ran\n", "the stage ran instead of being restored"
