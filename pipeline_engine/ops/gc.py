@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_engine.cache.pointer import read_pointer
+from pipeline_engine.cache.pointer import parse_pointer, read_pointer
 from pipeline_engine.config import CONFIG_FILE
-from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GcOptions", "GcResult", "Unreadable", "UsedObjects", "collect_used", "gc"]
 
-# Historic pointers are parsed from a scratch copy under this name; messages name the real path.
+# Historic pointers are parsed under this name (`_reason` strips it); the report names the real path.
 _PROBE = "pointer.pipe"
 _SHOWN = 20
 
@@ -185,38 +183,34 @@ def _named_in_history(project: Project, label: str, unreadable: list[Unreadable]
     lock_path = project.relpath_from_git(LOCK_FILE)
     named: list[_Named] = []
     parsed: dict[tuple[str, bytes], list[PathRecord] | None] = {}
-    scratch = project.control_dir / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
     revisions = git.revisions(all_commits=True)
     if not revisions and git.revisions(all_commits=False):
         # An empty answer from a repository that has commits: its history was not read.
         raise ScmError(f"cannot list the commits of the git repository at '{git.root}'; nothing was deleted")
-    with tempfile.TemporaryDirectory(dir=scratch, prefix=temp_name("-gc-")) as tmp:
-        for rev in revisions:
-            where = f"{label}commit {rev[:8]}"
-            files = list(git.iter_files_at(rev, suffix=".pipe"))
-            lock_text = git.read_at(rev, lock_path)
-            if lock_text is not None:
-                files.append((lock_path, lock_text))
-            for path, data in files:
-                key = (path, data)
-                if key not in parsed:
-                    try:
-                        parsed[key] = _parse_blob(Path(tmp), path == lock_path, data)
-                    except PipeError as exc:
-                        parsed[key] = None
-                        unreadable.append(Unreadable(where, path, _reason(exc)))
-                records = parsed[key]
-                named.extend((where, path, r) for r in records or ())
+    for rev in revisions:
+        where = f"{label}commit {rev[:8]}"
+        files = list(git.iter_files_at(rev, suffix=".pipe"))
+        lock_text = git.read_at(rev, lock_path)
+        if lock_text is not None:
+            files.append((lock_path, lock_text))
+        for path, data in files:
+            key = (path, data)
+            if key not in parsed:
+                try:
+                    parsed[key] = _parse_blob(path == lock_path, data)
+                except PipeError as exc:
+                    parsed[key] = None
+                    unreadable.append(Unreadable(where, path, _reason(exc)))
+            records = parsed[key]
+            named.extend((where, path, r) for r in records or ())
     return named
 
 
-def _parse_blob(tmp: Path, is_lock: bool, data: bytes) -> list[PathRecord]:
+def _parse_blob(is_lock: bool, data: bytes) -> list[PathRecord]:
     if is_lock:
         lock = parse_lock(data)
         return [r for e in lock.stages.values() for r in e.outs]
-    (tmp / _PROBE).write_bytes(data)
-    return [read_pointer(tmp, _PROBE).out]
+    return [parse_pointer(data, _PROBE).out]
 
 
 def _reason(exc: PipeError) -> str:
