@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
-from pipeline_engine.cache.pointer import Pointer
+from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, parse_pointer
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.layout import tmp_dir
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import SpecError
+from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
+from pipeline_engine.errors import ScmError, SpecError
 from pipeline_engine.index.pipeline import Pipeline
 from pipeline_engine.index.pointers import find_pointers
 from pipeline_engine.index.targets import Selection, StageOut, select_targets
@@ -42,13 +43,32 @@ class ProjectIndex:
     the parts a worker thread needs (`pipeline`, `pointers`) before starting threads.
     """
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, files: RevisionFiles | None = None) -> None:
         self.project = project
+        self.files: RevisionFiles = files or WorkspaceFiles(project.root)
+
+    @classmethod
+    def at(cls, project: Project, rev: str) -> ProjectIndex:
+        """The index of the project as committed at git revision `rev` (read without checking it out).
+
+        Raises:
+            ScmError: the project is not in a git repository, or `rev` names no commit.
+        """
+        git = project.git
+        if git is None:
+            raise ScmError(f"'{project.root}' is not in a git repository, so it has no revision '{rev}'",
+                           hint="run 'git init' and commit, or leave out the revision")
+        return cls(project, git.files_at(rev, project_prefix=project.relpath_from_git("")))
+
+    @property
+    def is_workspace(self) -> bool:
+        """True for the working tree; False for a committed revision."""
+        return self.files.rev is None
 
     @cached_property
     def has_pipeline(self) -> bool:
-        """True when the project has a pipeline.yaml."""
-        return (self.project.root / PIPELINE_FILE).is_file()
+        """True when the project has a pipeline.yaml (at this revision)."""
+        return self.files.is_file(PIPELINE_FILE)
 
     @cached_property
     def spec(self) -> PipelineSpec:
@@ -58,12 +78,14 @@ class ProjectIndex:
             SpecError: the file, a params file or a vars file it reads is invalid.
         """
         project = self.project
+        bools, lists = BoolStyle(project.config.parsing_bool), ListStyle(project.config.parsing_list)
         if not self.has_pipeline:
             return PipelineSpec()
+        if not self.is_workspace:
+            return load_spec(self.files, bool_style=bools, list_style=lists)
         mark = tmp_dir(project.control_dir) / _VALID_MARK
         trusted = mark.read_text(encoding="utf-8").strip() if mark.exists() else None
-        spec = load_spec(project.root, trusted_digest=trusted, bool_style=BoolStyle(project.config.parsing_bool),
-                         list_style=ListStyle(project.config.parsing_list))
+        spec = load_spec(project.root, trusted_digest=trusted, bool_style=bools, list_style=lists)
         if spec.digest and spec.digest != trusted:
             mark.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(mark, spec.digest, fsync=False)
@@ -76,16 +98,20 @@ class ProjectIndex:
         Raises:
             SpecError: the lock file is invalid.
         """
-        return read_lock(self.project.root)
+        return read_lock(self.files)
 
     @cached_property
     def pointers(self) -> tuple[Pointer, ...]:
-        """Every pointer file, sorted by path (git lists them; see `index.pointers.find_pointers`).
+        """Every pointer file, sorted by path (in the workspace git lists them: `index.pointers.find_pointers`).
 
         Raises:
             SpecError: a pointer file is invalid.
         """
-        return tuple(find_pointers(self.project))
+        if self.is_workspace:
+            return tuple(find_pointers(self.project))
+        files = self.files
+        return tuple(parse_pointer(files.read_bytes(rel) or b"", rel, source=files.describe(rel))
+                     for rel in files.list_files(suffix=POINTER_SUFFIX))
 
     @cached_property
     def pipeline(self) -> Pipeline:

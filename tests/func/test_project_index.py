@@ -117,3 +117,36 @@ def test_owners_name_the_pointer_or_the_stage_of_each_tracked_path(tracked: Work
     assert owners["data/raw"] == "data/raw.pipe"
     assert owners["out/prep"] == "stage 'prepare'"
     assert owners["out/model-y.txt"] == "stage 'train@y'"
+
+
+def test_an_index_at_a_revision_reads_that_revisions_spec_lock_params_and_pointers(
+    tracked: Workspace, cli: Cli
+) -> None:
+    tracked.git("add", "-A")
+    tracked.git("commit", "-qm", "first")
+    tracked.write({"params.yaml": "lr: 0.2\n", "data": {"raw": {"a.csv": "changed\n"}}})
+    cli.run("add", "data/raw")
+    spec = (tracked.root / "pipeline.yaml").read_text().replace("cp data/raw/a.csv", "cat data/raw/a.csv >")
+    (tracked.root / "pipeline.yaml").write_text(spec)
+    cli.run("repro")
+    tracked.git("add", "-A")
+    tracked.git("commit", "-qm", "second")
+    tracked.write({"params.yaml": "lr: 0.3\n"})  # the workspace moves on; revisions must not see it
+
+    project = Project(tracked.root)
+    old, new, now = ProjectIndex.at(project, "HEAD~1"), ProjectIndex.at(project, "HEAD"), ProjectIndex(project)
+    assert not old.is_workspace and now.is_workspace
+    assert "cp data/raw/a.csv" in str(old.spec.stages["prepare"].cmd)
+    assert "cat data/raw/a.csv" in str(new.spec.stages["prepare"].cmd)
+    assert old.lock.stages["train@x"].params == {"params.yaml": {"lr": 0.1}}
+    assert new.lock.stages["train@x"].params == {"params.yaml": {"lr": 0.2}}
+    assert old.pointers[0].out.oid != new.pointers[0].out.oid == now.pointers[0].out.oid
+    assert [o.record.path for o in old.select(["train@y"]).outs] == ["out/model-y.txt"]
+
+
+def test_an_unknown_revision_is_an_error_naming_it(tracked: Workspace) -> None:
+    from pipeline_engine.errors import ScmError
+
+    with pytest.raises(ScmError) as info:
+        ProjectIndex.at(Project(tracked.root), "no-such-rev")
+    assert "no-such-rev" in str(info.value)
