@@ -7,7 +7,10 @@ from typing import NewType
 
 import xxhash
 
-__all__ = ["ALGORITHM", "DIR_SUFFIX", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid"]
+__all__ = [
+    "ALGORITHM", "DIR_SUFFIX", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid", "mismatch",
+    "verify_bytes", "verify_file",
+]
 
 Oid = NewType("Oid", str)
 
@@ -73,3 +76,27 @@ def is_dir_oid(oid: str) -> bool:
     """True when `oid` names a directory manifest."""
     return oid.endswith(DIR_SUFFIX)
 
+
+
+def mismatch(actual: str, oid: str) -> Oid | None:
+    """None when `actual` (a content hash) is the hash `oid` names, else `actual`.
+
+    A manifest's oid is the hash of its bytes plus `.dir`: the suffix is not part of the hash.
+    Every check of content against an oid goes through here (or `verify_file`/`verify_bytes`).
+    """
+    return None if actual == oid.removesuffix(DIR_SUFFIX) else Oid(actual)
+
+
+def verify_file(path: str | os.PathLike[str], oid: str, size: int | None = None) -> Oid | None:
+    """Hash the file at `path` against `oid`: None when it matches, else the hash it actually has.
+
+    The one check every ingest and every read of an object uses (fetch, push before upload,
+    checkout before linking, `pipe cache verify`), so a `.dir` oid is hashed the same way everywhere.
+    Raises FileNotFoundError when `path` does not exist.
+    """
+    return mismatch(hash_file(path, size), oid)
+
+
+def verify_bytes(data: bytes, oid: str) -> Oid | None:
+    """`verify_file` for content already in memory (manifests, run records)."""
+    return mismatch(hash_bytes(data), oid)
