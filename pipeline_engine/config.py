@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.layout import config_lock_path
 from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.redact import has_credentials, mask_url
 from pipeline_engine.core.yamlio import dump_yaml, load_yaml
@@ -168,7 +169,7 @@ class ConfigFile:
     def lock_path(self) -> Path:
         """The lock held while the file is edited: `.pipe/tmp/config.lock`, or `config.lock` beside it."""
         if self.level in ("project", "local"):
-            return self.path.parent / "tmp" / "config.lock"
+            return config_lock_path(self.path.parent)
         return self.path.parent / "config.lock"
 
 

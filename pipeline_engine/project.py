@@ -11,6 +11,7 @@ from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.config import CONFIG_FILE, LOCAL_CONFIG_FILE, Config, load_config
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import TMP_DIR, default_cache_dir, lock_path, memo_path, objects_dir, tmp_dir
 from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.tempsweep import sweep_temps
 from pipeline_engine.errors import ConfigError, NotAProjectError, ProjectExistsError, ScmError
@@ -22,7 +23,7 @@ CONTROL_DIR = ".pipe"
 #: One small file per project that ever opened the cache, naming its root: several projects may share
 #: one `cache.dir`, and gc must not delete what the others use.
 CACHE_USERS_DIR = "projects"
-_IGNORED_IN_CONTROL_DIR = ("/cache/", "/tmp/", f"/{LOCAL_CONFIG_FILE}")
+_IGNORED_IN_CONTROL_DIR = ("/cache/", f"/{TMP_DIR}/", f"/{LOCAL_CONFIG_FILE}")
 
 
 class Project:
@@ -71,8 +72,8 @@ class Project:
                 f"'{root}' is not inside a git repository",
                 hint="run 'git init' first, or 'pipe init --no-scm' to use pipe without git",
             )
-        for sub in ("cache/objects", "tmp"):
-            (control / sub).mkdir(parents=True, exist_ok=True)
+        for sub in (objects_dir(default_cache_dir(control)), tmp_dir(control)):
+            sub.mkdir(parents=True, exist_ok=True)
         config = control / CONFIG_FILE
         if not config.exists() or force:
             scm_line = "" if scm else "core:\n  no_scm: true\n"
@@ -84,7 +85,7 @@ class Project:
     def cache_dir(self) -> Path:
         """The cache directory (`cache.dir`, default `.pipe/cache`); it holds `objects/` and `projects/`."""
         configured = self.config.cache_dir
-        base = Path(os.path.expanduser(configured)) if configured else self.control_dir / "cache"
+        base = Path(os.path.expanduser(configured)) if configured else default_cache_dir(self.control_dir)
         base = base if base.is_absolute() else self.control_dir / base
         # `cache.dir` may come from a cloned config: a cache inside a git directory would have pipe
         # write (and gc delete) files there.
@@ -101,7 +102,7 @@ class Project:
         """The local object store; opening a `cache.dir` registers this project as one of its users."""
         if self._store is None:
             base = self.cache_dir
-            self._store = ObjectStore(base / "objects")
+            self._store = ObjectStore(objects_dir(base))
             if self.config.cache_dir:  # the default .pipe/cache is known to belong to this project
                 register_cache_user(base, self.root)
         return self._store
@@ -110,7 +111,7 @@ class Project:
     def memo(self) -> HashMemo:
         """The hash memo database."""
         if self._memo is None:
-            self._memo = HashMemo(self.control_dir / "tmp" / "memo.sqlite")
+            self._memo = HashMemo(memo_path(self.control_dir))
         return self._memo
 
     @property
@@ -133,13 +134,13 @@ class Project:
         Taking it removes the temporary files of killed pipe processes when its previous holder
         did not exit cleanly, and always with `sweep` (gc).
         """
-        (self.control_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        tmp_dir(self.control_dir).mkdir(parents=True, exist_ok=True)
 
         def on_take(unclean: bool) -> None:
             if unclean or sweep:
                 sweep_temps(self.root, self.store.root.parent)
 
-        return ProjectMutex(self.control_dir / "tmp" / "lock", command=command, wait=wait, on_take=on_take)
+        return ProjectMutex(lock_path(self.control_dir), command=command, wait=wait, on_take=on_take)
 
     def close(self) -> None:
         """Release open databases."""
@@ -166,7 +167,7 @@ def cache_users(cache_dir: Path) -> list[Path]:
     A project's own `.pipe/cache` counts that project, which registers nothing in it.
     """
     roots: set[Path] = set()
-    if cache_dir.name == "cache" and cache_dir.parent.name == CONTROL_DIR:
+    if cache_dir.parent.name == CONTROL_DIR and cache_dir == default_cache_dir(cache_dir.parent):
         roots.add(cache_dir.parent.parent)
     try:
         with os.scandir(cache_dir / CACHE_USERS_DIR) as it:

@@ -19,7 +19,7 @@ from pipeline_engine.cache.link import SHARING_TYPES, LinkType, link
 from pipeline_engine.cache.memo import FileStamp, HashMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.fsutil import remove_path, temp_name
-from pipeline_engine.core.hashing import Oid, hash_file
+from pipeline_engine.core.hashing import Oid, mismatch, verify_file
 from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError, PathError
 
@@ -76,7 +76,7 @@ class Placer:
                 hint="add 'copy' to cache.type in .pipe/config.yaml (e.g. 'reflink,copy')",
             ) from exc
         try:
-            intact = linked.copied == oid if linked.copied is not None else self.verify(oid)
+            intact = mismatch(linked.copied, oid) is None if linked.copied is not None else self.verify(oid)
             if intact:
                 os.replace(tmp, dest)
                 if linked.kind is LinkType.HARDLINK:
@@ -104,7 +104,7 @@ class Placer:
         if self.memo is not None and self.memo.is_verified(oid, stamp):
             ok = True
         else:
-            ok = hash_file(obj, st.st_size) == oid
+            ok = verify_file(obj, oid, st.st_size) is None
             if ok and self.memo is not None:
                 self.memo.put_verified([(oid, stamp)])
         if ok:
@@ -150,7 +150,7 @@ def relink(
         if not intact:
             if store.exists(oid):
                 store.quarantine(oid)
-            store.add_files([(path, oid)])
+            store.put(oid, path)
 
     def work(item: tuple[str, Path, Oid, bool]) -> tuple[str, FileStamp, Oid] | None:
         rel, path, oid, _ = item

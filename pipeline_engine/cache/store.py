@@ -1,4 +1,4 @@
-"""ObjectStore: write-once, read-only, content-addressed files under one root."""
+"""ObjectStore: write-once, read-only, content-addressed files under one root (an `ObjectDB`)."""
 
 from __future__ import annotations
 
@@ -6,34 +6,52 @@ import contextlib
 import os
 import stat
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from pipeline_engine.core.fsutil import temp_name
-from pipeline_engine.core.hashing import Oid, copy_hashed, hash_bytes, hash_file
-from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath, relpath_to_oid
+from pipeline_engine.core.hashing import Oid, copy_hashed, hash_bytes, mismatch, verify_bytes, verify_file
+from pipeline_engine.core.layout import (
+    is_valid_oid,
+    oid_to_relpath,
+    quarantine_dir,
+    relpath_to_oid,
+    store_tmp_dir,
+)
+from pipeline_engine.core.objectdb import ObjectDB, OnDone
 from pipeline_engine.core.parallel import map_chunked
-from pipeline_engine.errors import CacheError, CorruptObjectError, ObjectNotFoundError
+from pipeline_engine.errors import CacheError, CorruptObjectError, ObjectNotFoundError, PipeError
 
 __all__ = ["ObjectStore"]
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-_TMP_DIR = "tmp"
-_QUARANTINE_DIR = "quarantine"
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
 
 
 class ObjectStore:
-    """Objects live at `<root>/<2 hex>/<30 hex>`; temporary files in `<root>/tmp/`.
+    """Objects live at `<root>/<2 hex>/<30 hex>`; temporary files beside them or in `<root>/tmp/`.
 
     An object is written to a temporary file inside the store, flushed, then renamed into
     place, so an object under its final name is always complete. Objects are never modified.
+    Nothing enters the store unhashed: `put_many` hashes what it copies, `put_bytes` what it
+    writes; only `put_many(verified=True)` trusts its caller, who checked each file with
+    `core.hashing.verify_file` (fetch does, as each download arrives).
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._made_dirs: set[str] = set()
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where corrupt objects go (`quarantine`)."""
+        return quarantine_dir(self.root)
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Temporary files on the store's filesystem (downloads that `put_many(verified=True)` moves in)."""
+        return store_tmp_dir(self.root)
 
     def path_of(self, oid: str) -> Path:
         """Return where `oid` is (or would be) stored.
@@ -44,6 +62,8 @@ class ObjectStore:
         if not is_valid_oid(oid):
             raise CacheError(f"'{oid}' is not a valid object id", hint="the file that named it is corrupt")
         return self.root / oid_to_relpath(oid)
+
+    # -- queries -------------------------------------------------------------------------------
 
     def exists(self, oid: str) -> bool:
         """True when the object is present (its content is not checked)."""
@@ -69,128 +89,6 @@ class ObjectStore:
             absent.update(o for o in group if o[2:] not in present)
         return absent
 
-    def add_files(
-        self, items: Sequence[tuple[Path, Oid]], *, jobs: int = 8, on_done: Callable[[], None] | None = None
-    ) -> int:
-        """Copy many hashed files into the store; returns how many were new.
-
-        Copies run in a thread pool (file creation is latency-bound), then one `syncfs` makes
-        them all durable before any is renamed into place: the same guarantee as a per-object
-        fsync (an object under its final name is complete) at the cost of one flush, not one each.
-        """
-        unique = {oid: src for src, oid in items}
-        todo = [(src, oid) for oid, src in unique.items() if not self.exists(oid)]
-        temps = _Temps()
-        root = str(self.root)
-        for fanout in {oid[:2] for _, oid in todo}:
-            self._ensure_dir(self.root / fanout)
-
-        def copy(item: tuple[Path, Oid]) -> tuple[str, str]:
-            src, oid = item
-            # Beside its final name, not in one shared tmp/: creating thousands of files in a
-            # single directory serialises on that directory's lock.
-            dest = f"{root}/{oid[:2]}/{oid[2:]}"
-            tmp = f"{root}/{oid[:2]}/{temp_name()}"
-            if not temps.add(tmp):
-                raise CacheError("stopped")  # add_files has returned or raised already: no one sees this
-            copied = copy_hashed(src, tmp, mode=_READ_ONLY)
-            if temps.closed:
-                _unlink_quietly(tmp)
-                raise CacheError("stopped")
-            if copied != oid:
-                raise CacheError(
-                    f"'{src}' changed while it was being cached; nothing was stored for it",
-                    hint="run the command again once the file is no longer being written",
-                )
-            if on_done is not None:
-                on_done()
-            return tmp, dest
-
-        try:
-            return self._commit_many(map_chunked(copy, todo, jobs=jobs), jobs=jobs)
-        finally:
-            for tmp in temps.close():  # renamed ones are gone already
-                _unlink_quietly(tmp)
-
-    def adopt_verified(self, items: Sequence[tuple[Path, Oid]]) -> int:
-        """Move files the caller has already hashed to their oids (downloads in `<root>/tmp/`) into place.
-
-        No copy: the files are on the store's filesystem already. One flush covers them all, as
-        in `add_files`. Files whose object already exists are deleted. Returns how many were new.
-        """
-        staged: list[tuple[str, str]] = []
-        try:
-            for download, oid in items:
-                if self.exists(oid):
-                    os.unlink(download)
-                else:
-                    os.chmod(download, _READ_ONLY)
-                    self._ensure_dir(self.root / oid[:2])
-                    staged.append((str(download), str(self.path_of(oid))))
-            return self._commit_many(staged)
-        finally:
-            for tmp, _ in staged:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-
-    def _commit_many(self, staged: Sequence[tuple[str, str]], *, jobs: int = 8) -> int:
-        """Make staged read-only temporary files durable, then rename each to its final name."""
-        if not staged:
-            return 0
-        _sync_filesystem(self.root)
-        map_chunked(lambda pair: os.replace(*pair), staged, jobs=jobs)
-        return len(staged)
-
-    def add_verified(self, src: Path, oid: str) -> bool:
-        """Move a downloaded file into the store after checking it hashes to `oid`.
-
-        Raises:
-            CorruptObjectError: the content does not match; `src` is deleted.
-        """
-        actual = hash_file(src)
-        expected = oid.removesuffix(".dir")
-        if actual != expected:
-            with contextlib.suppress(OSError):
-                os.unlink(src)
-            raise CorruptObjectError(f"object '{oid}' is corrupt: its content hashes to '{actual}'")
-        dest = self.path_of(oid)
-        if dest.exists():
-            os.unlink(src)
-            return False
-        return self._commit(src, dest, fsync=True)
-
-    def add_bytes(self, data: bytes, *, suffix: str = "") -> Oid:
-        """Store `data` (a manifest, a run record) and return its oid (plus `suffix`)."""
-        oid = Oid(hash_bytes(data) + suffix)
-        dest = self.path_of(oid)
-        if not dest.exists():
-            tmp = self._tmp_path(oid)
-            tmp.write_bytes(data)
-            self._commit(tmp, dest, fsync=True)
-        return oid
-
-    def read_bytes(self, oid: str) -> bytes:
-        """Return an object's content, checked against its oid.
-
-        Raises:
-            ObjectNotFoundError: the object is not in the store.
-            CorruptObjectError: the content does not hash to `oid`.
-        """
-        try:
-            data = self.path_of(oid).read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFoundError(f"object '{oid}' is not in the cache") from None
-        if hash_bytes(data) != oid.removesuffix(".dir"):
-            raise CorruptObjectError(f"object '{oid}' in the cache is corrupt", hint="run 'pipe cache verify'")
-        return data
-
-    def is_intact(self, oid: str) -> bool:
-        """True when the stored object hashes to its oid (re-reads the whole file)."""
-        try:
-            return hash_file(self.path_of(oid)) == oid.removesuffix(".dir")
-        except FileNotFoundError:
-            return False
-
     def iter_oids(self) -> Iterator[Oid]:
         """Yield the oid of every object in the store."""
         if not self.root.is_dir():
@@ -209,25 +107,204 @@ class ObjectStore:
         """Return the stored object's size in bytes."""
         return self.path_of(oid).stat().st_size
 
-    def remove(self, oid: str) -> None:
-        """Delete an object (gc); a missing object is not an error."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path_of(oid))
+    def is_intact(self, oid: str) -> bool:
+        """True when the stored object hashes to its oid (re-reads the whole file)."""
+        try:
+            return verify_file(self.path_of(oid), oid) is None
+        except FileNotFoundError:
+            return False
+
+    # -- bringing objects in -------------------------------------------------------------------
+
+    def put(self, oid: str, path: Path) -> None:
+        """Copy the file at `path` in as object `oid`, hashing what is copied.
+
+        Raises:
+            CorruptObjectError: the bytes copied do not hash to `oid`; nothing was stored.
+        """
+        for error in self.put_many([(oid, path)]).values():
+            raise error
+
+    def put_many(
+        self,
+        items: Sequence[tuple[str, Path]],
+        *,
+        verified: bool = False,
+        jobs: int = 8,
+        on_done: OnDone | None = None,
+    ) -> dict[str, PipeError]:
+        """Bring `(oid, file)` pairs in; returns the refused ones by oid (the others are stored).
+
+        Without `verified`, each file is copied in a thread pool and hashed as it is copied (a
+        file that changed since its oid was computed is refused). With `verified`, the files are
+        temporary files on the store's filesystem that the caller has checked with `verify_file`:
+        they are moved into place, not read again, and gone afterwards (a duplicate is deleted).
+        Either way one `syncfs` makes all of them durable before any is renamed into place: the
+        guarantee of a per-object fsync (an object under its final name is complete) for one flush.
+        An OSError (a full disk) stops the batch and nothing is renamed into place.
+        """
+        if verified:
+            return self._adopt(items, on_done)
+        unique = {oid: src for oid, src in items}
+        todo = [(oid, src) for oid, src in unique.items() if not self.exists(oid)]
+        temps = _Temps()
+        failures: dict[str, PipeError] = {}
+        root = str(self.root)
+        for fanout in {oid[:2] for oid, _ in todo}:
+            self._ensure_dir(self.root / fanout)
+
+        def copy(item: tuple[str, Path]) -> tuple[str, str] | None:
+            oid, src = item
+            # Beside its final name, not in one shared tmp/: creating thousands of files in a
+            # single directory serialises on that directory's lock.
+            tmp = f"{root}/{oid[:2]}/{temp_name()}"
+            if not temps.add(tmp):
+                raise CacheError("stopped")  # put_many has returned or raised already: no one sees this
+            copied = copy_hashed(src, tmp, mode=_READ_ONLY)
+            if temps.closed:
+                _unlink_quietly(tmp)
+                raise CacheError("stopped")
+            error: PipeError | None = None
+            if mismatch(copied, oid) is not None:
+                _unlink_quietly(tmp)
+                error = failures[oid] = CorruptObjectError(
+                    f"'{src}' changed while it was being cached; nothing was stored for it",
+                    hint="run the command again once the file is no longer being written",
+                )
+            if on_done is not None:
+                on_done(oid, error)
+            return None if error else (tmp, f"{root}/{oid[:2]}/{oid[2:]}")
+
+        try:
+            staged = [s for s in map_chunked(copy, todo, jobs=jobs) if s is not None]
+            self._commit_many(staged, jobs=jobs)
+        finally:
+            for tmp in temps.close():  # renamed ones are gone already
+                _unlink_quietly(tmp)
+        return failures
+
+    def _adopt(self, items: Sequence[tuple[str, Path]], on_done: OnDone | None) -> dict[str, PipeError]:
+        staged: list[tuple[str, str]] = []
+        try:
+            for oid, download in items:
+                if self.exists(oid):
+                    os.unlink(download)
+                else:
+                    os.chmod(download, _READ_ONLY)
+                    self._ensure_dir(self.root / oid[:2])
+                    staged.append((str(download), str(self.path_of(oid))))
+                if on_done is not None:
+                    on_done(oid, None)
+            self._commit_many(staged)
+        finally:
+            for tmp, _ in staged:
+                _unlink_quietly(tmp)
+        return {}
+
+    def put_bytes(self, data: bytes, *, suffix: str = "") -> Oid:
+        """Store `data` (a manifest, a run record) under its hash (plus `suffix`) and return that oid."""
+        oid = Oid(hash_bytes(data) + suffix)
+        dest = self.path_of(oid)
+        if not dest.exists():
+            tmp = self._tmp_path()
+            tmp.write_bytes(data)
+            self._commit(tmp, dest)
+        return oid
+
+    def add_bytes(self, data: bytes, *, suffix: str = "") -> Oid:
+        """Deprecated name of `put_bytes`, kept while callers outside the store's owners move over."""
+        return self.put_bytes(data, suffix=suffix)
+
+    # -- taking objects out --------------------------------------------------------------------
+
+    def read_bytes(self, oid: str) -> bytes:
+        """Return an object's content, checked against its oid.
+
+        Raises:
+            ObjectNotFoundError: the object is not in the store.
+            CorruptObjectError: the content does not hash to `oid`.
+        """
+        try:
+            data = self.path_of(oid).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object '{oid}' is not in the cache") from None
+        if verify_bytes(data, oid) is not None:
+            raise CorruptObjectError(f"object '{oid}' in the cache is corrupt", hint="run 'pipe cache verify'")
+        return data
+
+    def get(self, oid: str, dest: Path) -> None:
+        """Copy object `oid` to the new file `dest`, hashing what is copied.
+
+        Raises:
+            ObjectNotFoundError: the object is not in the store.
+            CorruptObjectError: its content does not hash to `oid` (`dest` is not left behind).
+        """
+        for error in self.get_many([(oid, dest)]).values():
+            raise error
+
+    def get_many(
+        self, items: Sequence[tuple[str, Path]], *, jobs: int = 8, on_done: OnDone | None = None
+    ) -> dict[str, PipeError]:
+        """Copy `(oid, dest)` pairs out in a thread pool; returns the failures by oid (see `get`)."""
+        failures: dict[str, PipeError] = {}
+
+        def copy(item: tuple[str, Path]) -> None:
+            oid, dest = item
+            error: PipeError | None = None
+            obj = self.path_of(oid)
+            if not obj.exists():
+                error = ObjectNotFoundError(f"object '{oid}' is not in the cache")
+            else:
+                try:
+                    actual = copy_hashed(obj, dest)
+                except FileExistsError:
+                    raise  # not ours to delete
+                except BaseException:
+                    _unlink_quietly(str(dest))
+                    raise
+                if mismatch(actual, oid) is not None:
+                    _unlink_quietly(str(dest))
+                    error = CorruptObjectError(
+                        f"object '{oid}' in the cache is corrupt", hint="run 'pipe cache verify'"
+                    )
+            if error is not None:
+                failures[oid] = error
+            if on_done is not None:
+                on_done(oid, error)
+
+        map_chunked(copy, list(items), jobs=jobs)
+        return failures
+
+    # -- removing objects ----------------------------------------------------------------------
+
+    def remove(self, oids: Iterable[str]) -> None:
+        """Delete objects (gc); absent ones are not an error. (A single oid string is accepted too.)"""
+        for oid in (oids,) if isinstance(oids, str) else oids:
+            _unlink_quietly(str(self.path_of(oid)))
 
     def quarantine(self, oid: str) -> Path:
         """Move a corrupt object out of the store, keeping it for inspection; returns where."""
-        qdir = self.root.parent / _QUARANTINE_DIR
+        qdir = self.quarantine_dir
         qdir.mkdir(parents=True, exist_ok=True)
         dest = qdir / oid
         os.replace(self.path_of(oid), dest)
         return dest
 
-    def _tmp_path(self, oid: str) -> Path:
+    # -- writing -------------------------------------------------------------------------------
+
+    def _commit_many(self, staged: Sequence[tuple[str, str]], *, jobs: int = 8) -> None:
+        """Make staged read-only temporary files durable, then rename each to its final name."""
+        if not staged:
+            return
+        _sync_filesystem(self.root)
+        map_chunked(lambda pair: os.replace(*pair), staged, jobs=jobs)
+
+    def _tmp_path(self) -> Path:
         """A new, empty temporary file in `<root>/tmp/`, named by `temp_name` (its PID tells a leftover)."""
-        tmp_dir = self.root / _TMP_DIR
-        if _TMP_DIR not in self._made_dirs:
+        tmp_dir = self.tmp_dir
+        if tmp_dir.name not in self._made_dirs:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(_TMP_DIR)
+            self._made_dirs.add(tmp_dir.name)
         path = tmp_dir / temp_name()
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         return path
@@ -237,23 +314,25 @@ class ObjectStore:
             fanout_dir.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(fanout_dir.name)
 
-    def _commit(self, tmp: Path, dest: Path, *, fsync: bool) -> bool:
+    def _commit(self, tmp: Path, dest: Path) -> None:
         self._ensure_dir(dest.parent)
         os.chmod(tmp, _READ_ONLY)
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
-        return True
+
+
+# mypy (strict, in CI) proves the store speaks the shared vocabulary.
+_CHECK_PROTOCOL: type[ObjectDB] = ObjectStore
 
 
 class _Temps:
     """The temporary files copying threads make; once closed, they make no more and remove their own.
 
-    An interrupt can end `add_files` while copies still run in pool threads; they must not leave
+    An interrupt can end `put_many` while copies still run in pool threads; they must not leave
     files behind the clean-up that has already run.
     """
 

@@ -181,7 +181,7 @@ def save(
     path = resolve_in_project(root, scanned.relpath, source=scanned.relpath, follow=is_dir_oid(scanned.oid))
     if not is_dir_oid(scanned.oid):
         fresh = store.missing([scanned.oid])
-        store.add_files([(path, scanned.oid)])
+        store.put(scanned.oid, path)
         relink(store, memo, [(scanned.relpath, path, scanned.oid, scanned.isexec)], link_types, fresh)
         return PathRecord(scanned.relpath, scanned.oid, scanned.size, None, scanned.isexec)
     tree = scanned.tree
@@ -193,11 +193,13 @@ def save(
             else scan_tree(root, scanned.relpath, memo, store=store)
         )
     absent = store.missing([e.oid for e in tree.entries])
-    missing = [(path / e.relpath, e.oid) for e in tree.entries if e.oid in absent]
+    missing = [(e.oid, path / e.relpath) for e in tree.entries if e.oid in absent]
     task = progress.task(f"caching {scanned.relpath}", len(missing))
-    store.add_files(missing, jobs=IO_JOBS, on_done=task.advance)
+    refused = store.put_many(missing, jobs=IO_JOBS, on_done=lambda _oid, _error: task.advance())
     task.close()
-    store.add_bytes(tree.to_bytes(), suffix=".dir")
+    for error in refused.values():
+        raise error  # a file changed while it was being cached: no manifest for a directory not all stored
+    store.put_bytes(tree.to_bytes(), suffix=".dir")
     files = [(f"{scanned.relpath}/{e.relpath}", path / e.relpath, e.oid, e.isexec) for e in tree.entries]
     relink(store, memo, files, link_types, absent)
     return PathRecord(scanned.relpath, tree.oid, tree.size, len(tree.entries))
@@ -352,7 +354,7 @@ def _load_tree(store: ObjectStore, relpath: str, oid: str) -> Tree:
     except ObjectNotFoundError:
         empty = Tree(())
         if oid == empty.oid:  # an empty directory's manifest is known without any cache (a fresh clone)
-            store.add_bytes(empty.to_bytes(), suffix=".dir")
+            store.put_bytes(empty.to_bytes(), suffix=".dir")
             return empty
         raise ObjectNotFoundError(
             f"'{relpath}' is not in the cache (directory manifest '{oid}')",

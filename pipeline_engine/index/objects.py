@@ -77,8 +77,12 @@ def present_on_remote(rem: Remote, plan: ObjectPlan, *, verify: bool = False) ->
         RemoteError: the remote cannot be reached or listed.
     """
     if verify:
-        return rem.exists_many({*plan.files, *(d.oid for d in plan.dirs)})
-    manifests = rem.exists_many({d.oid for d in plan.dirs})
+        return _present(rem, {*plan.files, *(d.oid for d in plan.dirs)})
+    manifests = _present(rem, {d.oid for d in plan.dirs})
     vouched = {oid for d in plan.dirs if d.oid in manifests for oid in d.files}
     rest = {oid for oid in plan.files if oid not in vouched}
-    return manifests | vouched | rem.exists_many(rest)
+    return manifests | vouched | _present(rem, rest)
+
+
+def _present(rem: Remote, oids: set[str]) -> set[str]:
+    return oids - rem.missing(oids)

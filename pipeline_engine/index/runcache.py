@@ -15,6 +15,7 @@ from typing import Any
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
+from pipeline_engine.core.layout import runs_dir as cache_runs_dir
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.yamlio import parse_json
 from pipeline_engine.errors import SpecError
@@ -30,7 +31,7 @@ SCHEMA_VERSION = 1
 
 def runs_dir(project: Project) -> Path:
     """`<cache>/runs`, beside the objects directory."""
-    return project.store.root.parent / "runs"
+    return cache_runs_dir(project.store.root.parent)
 
 
 def is_cacheable(stage: StageSpec) -> bool:

@@ -2,7 +2,8 @@
 
 Push uploads only what the remote lacks, file objects before the manifest that lists them, so a
 remote never holds a directory manifest whose files are missing. Fetch downloads into the store's
-temporary directory and hashes every object before it enters the cache (`store.adopt_verified`).
+temporary directory and checks every object with `verify_file` before it enters the cache
+(`store.put_many(verified=True)`); push checks each object the same way before uploading it.
 A failed object never stops the others; the caller raises a `RemoteError` listing the failures
 (path and oid) once everything else has been transferred (`raise_for_failures`).
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
+from pipeline_engine.core.hashing import is_dir_oid, verify_file
+from pipeline_engine.core.layout import download_path
 from pipeline_engine.core.progress import Progress, ProgressTask
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, PipeError, RemoteError, RemoteNotConfiguredError
@@ -158,7 +159,7 @@ def _upload(
     for oid, path in items:
         local = store.path_of(oid)
         try:
-            intact = hash_file(local) == oid.removesuffix(".dir")
+            intact = verify_file(local, oid) is None
         except FileNotFoundError:
             failures.append(Failure(path, oid, "not in the cache"))
             continue
@@ -216,17 +217,16 @@ def download_objects(
     """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added.
 
     Objects are fetched in chunks; each chunk's verified objects enter the store together with
-    one filesystem flush (`store.adopt_verified`), so an interrupted fetch keeps the finished chunks.
+    one filesystem flush (`store.put_many(verified=True)`), so an interrupted fetch keeps the finished chunks.
     """
     if not wanted:
         return set(), 0, []
-    tmp_dir = store.root / "tmp"
+    tmp_dir = store.tmp_dir
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    items = [(oid, tmp_dir / f"{oid}.{token}.part") for oid in wanted]
+    items = [(oid, download_path(tmp_dir, oid)) for oid in wanted]
     temp = dict(items)
     failures: list[Failure] = []
-    verified: list[tuple[Path, Oid]] = []
+    verified: list[tuple[str, Path]] = []
     done: set[str] = set()
     size = 0
     task = progress.task(label, len(items), unit="objects")
@@ -237,19 +237,19 @@ def download_objects(
             failures.append(Failure(wanted[oid], oid, str(error)))
             return
         task.advance(nbytes=temp[oid].stat().st_size)
-        actual = hash_file(temp[oid])
-        if actual != oid.removesuffix(".dir"):
+        actual = verify_file(temp[oid], oid)
+        if actual is not None:
             reason = f"corrupt on remote '{rem.name}': its content hashes to '{actual}'"
             failures.append(Failure(wanted[oid], oid, reason))
             return
-        verified.append((temp[oid], Oid(oid)))
+        verified.append((oid, temp[oid]))
 
     try:
         for start in range(0, len(items), _FETCH_CHUNK):
             rem.get_many(items[start : start + _FETCH_CHUNK], on_done=finish)
-            size += sum(path.stat().st_size for path, _ in verified)
+            size += sum(path.stat().st_size for _, path in verified)
             _add_to_store(store, verified)
-            done.update(oid for _, oid in verified)
+            done.update(oid for oid, _ in verified)
             verified.clear()
     finally:
         task.close()
@@ -259,9 +259,9 @@ def download_objects(
     return done, size, failures
 
 
-def _add_to_store(store: ObjectStore, verified: Sequence[tuple[Path, Oid]]) -> None:
+def _add_to_store(store: ObjectStore, verified: Sequence[tuple[str, Path]]) -> None:
     try:
-        store.adopt_verified(verified)
+        store.put_many(verified, verified=True)
     except OSError as exc:
         raise CacheError(f"cannot add fetched objects to the cache '{store.root}': {exc}") from exc
 

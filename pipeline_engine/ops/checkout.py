@@ -181,7 +181,7 @@ def _listed(pairs: Sequence[tuple[str, str]]) -> str:
 
 
 def _corrupt_error(project: Project, corrupt: Sequence[tuple[str, str]]) -> CorruptObjectError:
-    quarantine = project.store.root.parent / "quarantine"
+    quarantine = project.store.quarantine_dir
     shown = quarantine.relative_to(project.root) if quarantine.is_relative_to(project.root) else quarantine
     return CorruptObjectError(
         f"{len(corrupt)} file(s) not checked out: their cache objects are corrupt and were moved to "

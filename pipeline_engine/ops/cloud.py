@@ -94,11 +94,12 @@ def _against(project: Project, rem: Remote, outs: Sequence[PathRecord], *, verif
     }
     everything = {o for oids in members.values() for o in oids}
     if verify:
-        on_remote = rem.exists_many(everything)
+        on_remote = everything - rem.missing(everything)
     else:
-        manifests = rem.exists_many(set(dirs))
+        manifests = set(dirs) - rem.missing(dirs)
         vouched = {oid for d in manifests for oid in dirs[d]}
-        on_remote = manifests | vouched | rem.exists_many(everything - vouched - set(dirs))
+        rest = everything - vouched - set(dirs)
+        on_remote = manifests | vouched | (rest - rem.missing(rest))
     result = []
     for out in outs:
         oids = members[out.path]

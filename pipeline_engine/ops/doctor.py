@@ -20,6 +20,7 @@ import psutil
 
 from pipeline_engine.cache.link import LinkType, link
 from pipeline_engine.core.fsutil import remove_path, temp_name
+from pipeline_engine.core.layout import objects_dir, tmp_dir
 from pipeline_engine.core.redact import mask_text
 from pipeline_engine.errors import NotAProjectError, PipeError
 from pipeline_engine.ops.remote import RemoteInfo, list_remotes
@@ -114,8 +115,8 @@ def doctor(start: Path | None = None) -> DoctorReport:
 def _inspect_project(project: Project, problems: list[str]) -> ProjectReport:
     cache_dir = project.cache_dir
     checks: tuple[LinkCheck, ...] = ()
-    if (cache_dir / "objects").is_dir():
-        checks = check_link_types(cache_dir / "objects", project.control_dir / "tmp")
+    if objects_dir(cache_dir).is_dir():
+        checks = check_link_types(objects_dir(cache_dir), tmp_dir(project.control_dir))
         working = {c.link_type for c in checks if c.works}
         if not working.intersection(project.config.cache_types):
             problems.append(

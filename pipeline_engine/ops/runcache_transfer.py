@@ -10,11 +10,10 @@ and skipped.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
+from pipeline_engine.core.layout import RUNS_DIR, download_path, oid_to_relpath, relpath_to_oid, tmp_dir
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.index.objects import Failure
@@ -25,7 +24,8 @@ from pipeline_engine.project import Project
 
 __all__ = ["RUNS_SUBDIR", "adopt_entry", "fetch_runs", "push_runs"]
 
-RUNS_SUBDIR = "runs"
+#: The run cache on a remote: `<remote>/runs/`, in the object layout.
+RUNS_SUBDIR = RUNS_DIR
 
 
 def push_runs(
@@ -41,7 +41,7 @@ def push_runs(
     objects_remote = open_project_remote(project, remote, jobs=jobs)
     with project.mutex("pipe push --run-cache"):
         keys = list(_local_keys(project))
-        have = runs_remote.exists_many(keys)
+        have = set(keys) - runs_remote.missing(keys)
         todo = [(k, runs_dir(project) / oid_to_relpath(k)) for k in keys if k not in have]
         errors = runs_remote.put_many(todo)
         outs = [o for k in keys for o in lookup(project, k) or ()]
@@ -66,9 +66,9 @@ def fetch_runs(
     with project.mutex("pipe fetch --run-cache"):
         local = set(_local_keys(project))
         remote_keys = [k for k in runs_remote.iter_oids() if k not in local]
-        token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp_dir = project.control_dir / "tmp"
-        items = [(k, tmp_dir / f"run-{k}.{token}") for k in remote_keys]
+        scratch = tmp_dir(project.control_dir)
+        scratch.mkdir(parents=True, exist_ok=True)
+        items = [(k, download_path(scratch, f"run-{k}")) for k in remote_keys]
         errors = runs_remote.get_many(items)
         failed = [Failure(f"run-cache entry {k}", k, str(e)) for k, e in errors.items()]
         arrived = 0

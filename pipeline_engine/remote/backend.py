@@ -28,12 +28,16 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One remote option: its DVC-style name, where it goes in the fsspec kwargs, its type."""
+    """One remote option: its DVC-style name, where it goes in the fsspec kwargs, its type.
+
+    `listed` options are passed to the backend as a one-item list (sshfs takes `client_keys=[path]`).
+    """
 
     name: str
     target: tuple[str, ...]
     kind: type = str
     secret: bool = False
+    listed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,8 @@ class Backend:
     """How to open one family of URLs.
 
     `object_store` backends write an object with one PUT, which is atomic: the object appears whole or
-    not at all. Other backends write to a temporary name and rename it into place.
+    not at all. Other backends write to a temporary name and rename it into place. A `local` backend's
+    URL is a path on this machine; a relative one is taken from the project root.
     """
 
     protocols: tuple[str, ...]
@@ -52,6 +57,7 @@ class Backend:
     fixed: Mapping[str, Any] | None = None
     errors: tuple[str, ...] = ()
     read_only: bool = False
+    local: bool = False
 
     def option(self, name: str) -> Option | None:
         """The option called `name` (backend-specific or common), or None."""
@@ -126,7 +132,7 @@ _SSH = Backend(
         Option("user", ("username",)),
         Option("port", ("port",), int),
         Option("password", ("password",), secret=True),
-        Option("keyfile", ("client_keys",)),
+        Option("keyfile", ("client_keys",), listed=True),
         Option("passphrase", ("passphrase",), secret=True),
     ),
 )
@@ -134,7 +140,7 @@ _HTTP = Backend(protocols=("http", "https"), package="aiohttp", extra=None, obje
 _WEBDAV = Backend(
     protocols=("webdav", "webdavs", "dav", "davs"), package="webdav4", extra=None, object_store=True
 )
-_LOCAL = Backend(protocols=("file", "local"), package="fsspec", extra=None, object_store=False)
+_LOCAL = Backend(protocols=("file", "local"), package="fsspec", extra=None, object_store=False, local=True)
 _MEMORY = Backend(protocols=("memory",), package="fsspec", extra=None, object_store=True)
 
 BACKENDS: tuple[Backend, ...] = (_S3, _GS, _AZURE, _SSH, _HTTP, _WEBDAV, _LOCAL, _MEMORY)

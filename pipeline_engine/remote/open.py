@@ -43,7 +43,7 @@ def open_remote(
     protocol = protocol_of(url)
     shown = redact_url(url)
     fs = _filesystem(name, shown, backend, protocol, kwargs)
-    if protocol in ("file", "local"):
+    if backend.local:
         path = url.partition("://")[2] if "://" in url else url
         root = str((base_dir / os.path.expanduser(path)).resolve())
     else:
@@ -71,9 +71,7 @@ def _backend_kwargs(backend: Backend, options: Mapping[str, Any]) -> dict[str, A
         node = kwargs
         for parent in parents:
             node = node.setdefault(parent, {})
-        node[leaf] = value
-    if "keyfile" in options:
-        kwargs["client_keys"] = [options["keyfile"]]
+        node[leaf] = [value] if opt.listed else value
     return kwargs
 
 

@@ -227,8 +227,10 @@ def test_a_linked_object_is_verified_once_then_remembered_until_it_changes(
     old = obj.stat().st_mtime - 60
     os.utime(obj, (old, old))  # out of the memo's "racy" window, as any object a minute old
     reads: list[str] = []
-    real_hash = place.hash_file
-    monkeypatch.setattr(place, "hash_file", lambda p, size=None: reads.append(str(p)) or real_hash(p, size))
+    real_verify = place.verify_file
+    monkeypatch.setattr(
+        place, "verify_file", lambda p, oid, size=None: reads.append(str(p)) or real_verify(p, oid, size)
+    )
     for _ in range(2):
         (workspace.root / "model.bin").unlink()
         cli.run("checkout")

@@ -25,8 +25,8 @@ def test_store_add_is_write_once_read_only_and_idempotent(tmp_path: Path) -> Non
     src = tmp_path / "f"
     src.write_bytes(b"data")
     oid = hash_bytes(b"data")
-    assert store.add_files([(src, oid)]) == 1
-    assert store.add_files([(src, oid)]) == 0
+    assert store.put_many([(oid, src)]) == {}
+    store.put(oid, src)  # present already: nothing changes
     path = store.path_of(oid)
     assert path.read_bytes() == b"data"
     assert not path.stat().st_mode & stat.S_IWUSR
@@ -38,14 +38,14 @@ def test_store_add_is_write_once_read_only_and_idempotent(tmp_path: Path) -> Non
 @given(st.binary(max_size=2048))
 def test_store_read_returns_what_was_added(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
     store = ObjectStore(tmp_path_factory.mktemp("s"))
-    oid = store.add_bytes(data)
+    oid = store.put_bytes(data)
     assert store.read_bytes(oid) == data
-    assert store.add_bytes(data) == oid
+    assert store.put_bytes(data) == oid
 
 
 def test_store_detects_corrupt_and_missing_objects(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path)
-    oid = store.add_bytes(b"good")
+    oid = store.put_bytes(b"good")
     path = store.path_of(oid)
     os.chmod(path, 0o644)
     path.write_bytes(b"evil")
@@ -56,13 +56,14 @@ def test_store_detects_corrupt_and_missing_objects(tmp_path: Path) -> None:
         store.read_bytes(hash_bytes(b"absent"))
 
 
-def test_store_add_verified_refuses_content_that_does_not_match(tmp_path: Path) -> None:
+def test_store_put_refuses_content_that_does_not_match(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path / "o")
     download = tmp_path / "dl"
     download.write_bytes(b"not what was asked")
     with pytest.raises(CorruptObjectError):
-        store.add_verified(download, hash_bytes(b"expected"))
-    assert not download.exists() and list(store.iter_oids()) == []
+        store.put(hash_bytes(b"expected"), download)
+    assert list(store.iter_oids()) == []
+    assert not [p for p in (tmp_path / "o").rglob("*") if p.is_file()], "no temporary file left"
 
 
 def _tree(files: dict[str, bytes]) -> Tree:
@@ -177,14 +178,18 @@ def test_memo_is_safe_to_share_between_threads(tmp_path: Path) -> None:
     assert len(memo.get_under("d")) == 200
 
 
-def test_store_adopt_verified_moves_downloads_into_place(tmp_path: Path) -> None:
+def test_store_put_many_verified_moves_downloads_into_place(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path / "objects")
-    (tmp_path / "objects" / "tmp").mkdir(parents=True)
-    new, dup = tmp_path / "objects/tmp/a.part", tmp_path / "objects/tmp/b.part"
+    store.tmp_dir.mkdir(parents=True)
+    new, dup = store.tmp_dir / "a.part", store.tmp_dir / "b.part"
     new.write_bytes(b"fresh")
-    existing = store.add_bytes(b"known")
+    existing = store.put_bytes(b"known")
     dup.write_bytes(b"known")
-    assert store.adopt_verified([(new, hash_bytes(b"fresh")), (dup, existing)]) == 1
+    done: list[str] = []
+    failures = store.put_many(
+        [(hash_bytes(b"fresh"), new), (existing, dup)], verified=True, on_done=lambda o, e: done.append(o)
+    )
+    assert failures == {} and sorted(done) == sorted([hash_bytes(b"fresh"), existing])
     assert store.read_bytes(hash_bytes(b"fresh")) == b"fresh"
     assert not new.exists() and not dup.exists()
     assert not store.path_of(hash_bytes(b"fresh")).stat().st_mode & stat.S_IWUSR
@@ -192,7 +197,7 @@ def test_store_adopt_verified_moves_downloads_into_place(tmp_path: Path) -> None
 
 def test_store_missing_agrees_for_few_and_many_oids(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path)
-    present = [store.add_bytes(str(i).encode()) for i in range(600)]
+    present = [store.put_bytes(str(i).encode()) for i in range(600)]
     absent = [hash_bytes(f"absent {i}".encode()) for i in range(100)]
     assert store.missing(present + absent) == set(absent)  # many: listing fan-out directories
     assert store.missing(present[:3] + absent[:3]) == set(absent[:3])  # few: one check each
@@ -204,6 +209,6 @@ def test_store_refuses_a_file_that_changed_since_it_was_hashed(tmp_path: Path) -
     src.write_bytes(b"hashed content")
     stale = hash_bytes(b"content before the last write")
     with pytest.raises(CacheError, match="changed while it was being cached"):
-        store.add_files([(src, stale)])
+        store.put(stale, src)
     assert list(store.iter_oids()) == []
     assert not [p for p in (tmp_path / "objects").rglob("*") if p.is_file()]
