@@ -131,8 +131,8 @@ def gc(project: Project, options: GcOptions) -> GcResult:
             with contextlib.suppress(FileNotFoundError):
                 size += project.store.size_of(oid)
             removed.append(oid)
-            if not options.dry:
-                project.store.remove(oid)
+        if not options.dry:
+            project.store.remove(removed)
         return GcResult(tuple(removed), size, kept, options.dry, cloud, used.unreadable)
 
 
