@@ -41,9 +41,8 @@ def _object(workspace: Workspace, data: bytes) -> Path:
     return workspace.root / ".pipe/cache/objects" / oid_to_relpath(hash_bytes(data))
 
 
-def _track(workspace: Workspace, cli: Cli) -> None:
-    workspace.write({"data": {"images": FILES, "model.bin": MODEL}})
-    cli.run("add", "data/images", "data/model.bin")
+def _track(workspace: Workspace) -> None:
+    workspace.track({"data/images": FILES, "data/model.bin": MODEL})
 
 
 def _assert_data(workspace: Workspace) -> None:
@@ -63,7 +62,7 @@ def _assert_linked(workspace: Workspace, cache_type: str, relpath: str, data: by
 
 
 def test_add_status_checkout_round_trip(workspace: Workspace, cli: Cli, cache_type: str) -> None:
-    _track(workspace, cli)
+    _track(workspace)
     _assert_linked(workspace, cache_type, "data/model.bin", MODEL)
     _assert_linked(workspace, cache_type, "data/images/03.txt", FILES["03.txt"].encode())
     assert "up to date" in _status(cli)
@@ -88,7 +87,7 @@ def test_add_status_checkout_round_trip(workspace: Workspace, cli: Cli, cache_ty
 def test_deleting_or_replacing_a_workspace_file_leaves_the_cache_object_alone(
     workspace: Workspace, cli: Cli, cache_type: str
 ) -> None:
-    _track(workspace, cli)
+    _track(workspace)
     (workspace.root / "data/model.bin").unlink()
     replaced = workspace.root / "data/images/01.txt"
     replaced.unlink()
@@ -106,7 +105,7 @@ def test_deleting_or_replacing_a_workspace_file_leaves_the_cache_object_alone(
 
 
 def test_cache_objects_are_read_only(workspace: Workspace, cli: Cli, cache_type: str) -> None:
-    _track(workspace, cli)
+    _track(workspace)
     mode = os.stat(_object(workspace, MODEL)).st_mode
     assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 
@@ -115,7 +114,7 @@ def test_an_edit_through_a_link_is_detected_never_checked_out_as_intact(
     workspace: Workspace, cli: Cli, cache_type: str
 ) -> None:
     """Objects are read-only, but root (or a user who chmods them) can still write through a link."""
-    _track(workspace, cli)
+    _track(workspace)
     path = workspace.root / "data/model.bin"
     target = Path(os.path.realpath(path))
     os.chmod(target, 0o644)
@@ -186,7 +185,7 @@ def test_gc_keeps_what_the_workspace_links_to(workspace: Workspace, cli: Cli, ca
 
 
 def test_remove_outs_removes_links_not_objects(workspace: Workspace, cli: Cli, cache_type: str) -> None:
-    _track(workspace, cli)
+    _track(workspace)
     cli.run("remove", "--outs", "data/images.pipe", "data/model.bin.pipe")
     assert not (workspace.root / "data/images").exists() and not (workspace.root / "data/model.bin").exists()
     assert _object(workspace, MODEL).read_bytes() == MODEL
@@ -317,7 +316,7 @@ def test_relink_after_changing_the_cache_type(workspace: Workspace, cli: Cli, ca
     config = workspace.root / ".pipe/config.yaml"
     wanted = config.read_text()
     config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": "copy"}}))
-    _track(workspace, cli)
+    _track(workspace)
     config.write_text(wanted)
     cli.run("checkout", "--relink")
     _assert_linked(workspace, cache_type, "data/model.bin", MODEL)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
@@ -17,14 +15,13 @@ from tests.conftest import Cli, Workspace
 FILES = {f"{i:03}.txt": f"content {i}\n" for i in range(30)}
 
 
-def _setup(workspace: Workspace, cli: Cli) -> None:
-    workspace.write({"data": {"images": FILES, "big.bin": b"\x01" * 1000}})
-    cli.run("add", "data/images", "data/big.bin")
+def _setup(workspace: Workspace) -> None:
+    workspace.track({"data/images": FILES, "data/big.bin": b"\x01" * 1000})
     workspace.commit("data")
 
 
 def test_checkout_restores_deleted_data_byte_for_byte(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     before = workspace.snapshot()
     shutil.rmtree(workspace.root / "data/images")
     os.unlink(workspace.root / "data/big.bin")
@@ -35,7 +32,7 @@ def test_checkout_restores_deleted_data_byte_for_byte(workspace: Workspace, cli:
 
 
 def test_checkout_touches_only_files_that_differ(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     os.unlink(workspace.root / "data/images/003.txt")
     untouched = (workspace.root / "data/images/004.txt").stat().st_ino
     result = cli.run("checkout")
@@ -45,7 +42,7 @@ def test_checkout_touches_only_files_that_differ(workspace: Workspace, cli: Cli)
 
 
 def test_checkout_refuses_to_overwrite_uncached_changes(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     workspace.write({"data": {"images": {"005.txt": "my precious edit"}, "big.bin": "edited too"}})
     before = workspace.snapshot()
     result = cli.run("checkout", exit_code=1)
@@ -57,7 +54,7 @@ def test_checkout_refuses_to_overwrite_uncached_changes(workspace: Workspace, cl
 
 
 def test_checkout_overwrites_content_that_is_safe_in_the_cache(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     workspace.write({"data": {"big.bin": "version 2"}})
     cli.run("add", "data/big.bin")
     workspace.git("checkout", "--", "data/big.bin.pipe")  # back to version 1's pointer
@@ -66,7 +63,7 @@ def test_checkout_overwrites_content_that_is_safe_in_the_cache(workspace: Worksp
 
 
 def test_checkout_keeps_extra_files_unless_forced(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     workspace.write({"data": {"images": {"extra.txt": "mine"}}})
     result = cli.run("checkout")
     assert "kept 'data/images/extra.txt'" in result.stderr
@@ -76,7 +73,7 @@ def test_checkout_keeps_extra_files_unless_forced(workspace: Workspace, cli: Cli
 
 
 def test_checkout_of_objects_missing_from_cache_suggests_pull(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     shutil.rmtree(workspace.root / ".pipe/cache/objects")
     os.unlink(workspace.root / "data/big.bin")
     result = cli.run("checkout", "data/big.bin", exit_code=1)
@@ -84,7 +81,7 @@ def test_checkout_of_objects_missing_from_cache_suggests_pull(workspace: Workspa
 
 
 def test_checkout_follows_git_history(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     workspace.write({"data": {"big.bin": "v2"}})
     cli.run("add", "data/big.bin")
     workspace.commit("v2")
@@ -98,7 +95,7 @@ def test_checkout_follows_git_history(workspace: Workspace, cli: Cli) -> None:
 
 def test_hardlink_cache_type_links_workspace_files(workspace: Workspace, cli: Cli) -> None:
     (workspace.root / ".pipe/config.yaml").write_text("schema: 1\ncache:\n  type: hardlink,copy\n")
-    _setup(workspace, cli)
+    _setup(workspace)
     st = os.stat(workspace.root / "data/big.bin")
     assert st.st_nlink == 2
     shutil.rmtree(workspace.root / "data/images")
@@ -120,7 +117,7 @@ def _corrupt(workspace: Workspace, data: bytes) -> Path:
 
 def test_checkout_never_writes_a_corrupt_object_and_checks_out_the_rest(workspace: Workspace, cli: Cli) -> None:
     """The issue's reproduction: a flipped byte was written with exit 0 and status said up to date."""
-    _setup(workspace, cli)
+    _setup(workspace)
     _corrupt(workspace, FILES["007.txt"].encode())
     shutil.rmtree(workspace.root / "data/images")
     os.unlink(workspace.root / "data/big.bin")
@@ -137,7 +134,7 @@ def test_checkout_never_writes_a_corrupt_object_and_checks_out_the_rest(workspac
 
 
 def test_checkout_of_a_corrupt_single_file_leaves_the_workspace_file_alone(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     _corrupt(workspace, b"\x01" * 1000)
     (workspace.root / "data/big.bin").unlink()
     result = cli.run("checkout", "data/big.bin", exit_code=1)
@@ -147,7 +144,7 @@ def test_checkout_of_a_corrupt_single_file_leaves_the_workspace_file_alone(works
 
 
 def test_a_corrupt_directory_manifest_is_quarantined_and_named(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     pointer = yaml.safe_load((workspace.root / "data/images.pipe").read_text())
     manifest = workspace.root / ".pipe/cache/objects" / oid_to_relpath(pointer["outs"][0]["oid"])
     os.chmod(manifest, 0o644)
@@ -162,7 +159,7 @@ def test_a_corrupt_directory_manifest_is_quarantined_and_named(workspace: Worksp
 
 
 def test_status_hashes_what_checkout_wrote_rather_than_trusting_it(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     (workspace.root / "data/big.bin").unlink()
     cli.run("checkout")
     (workspace.root / "data/big.bin").write_bytes(b"\x02" * 1000)  # same size, new content
@@ -215,7 +212,7 @@ def test_checkout_never_writes_through_a_symlinked_sub_directory(
 
 
 def test_forced_checkout_deletes_an_extra_symlink_as_a_link(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     outside = tmp_path / "outside.txt"
     outside.write_text("not pipe's\n")
     os.symlink(outside, workspace.root / "data/images/link.txt")
@@ -235,7 +232,7 @@ def test_checkout_handles_a_file_name_of_250_characters(workspace: Workspace, cl
 
 
 def test_checkout_keeps_a_directory_of_user_files_where_a_file_is_tracked(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     os.unlink(workspace.root / "data/images/002.txt")
     workspace.write({"data": {"images": {"002.txt": {"mine.txt": "precious\n"}}}})
     result = cli.run("checkout", exit_code=1)
@@ -248,7 +245,7 @@ def test_checkout_keeps_a_directory_of_user_files_where_a_file_is_tracked(worksp
 def test_a_tracked_file_replaced_by_a_link_out_of_the_project_is_neither_read_nor_followed(
     workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     outside = tmp_path / "secret.txt"
     outside.write_text("not pipe's\n")
     os.unlink(workspace.root / "data/big.bin")
@@ -264,7 +261,7 @@ def test_a_tracked_file_replaced_by_a_link_out_of_the_project_is_neither_read_no
 
 
 def test_a_killed_checkouts_temporary_file_is_not_tracked_data(workspace: Workspace, cli: Cli) -> None:
-    _setup(workspace, cli)
+    _setup(workspace)
     leftover = workspace.root / "data/images/.pipetmp-999999-0123abcd"
     leftover.write_text("half a file")
     assert "up to date" in cli.run("status").stderr
@@ -371,33 +368,26 @@ def test_a_path_inside_a_tracked_directory_is_a_target(workspace: Workspace, cli
     assert "'d/nope' is not in the tracked version of 'd'" in result.stderr
 
 
-def test_a_tracked_empty_directory_is_restored_in_a_fresh_clone(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (workspace.root / "e").mkdir()
-    cli.run("add", "e")
+def test_a_tracked_empty_directory_is_restored_in_a_fresh_clone(workspace: Workspace, cli: Cli) -> None:
+    workspace.track({"e": {}})
     workspace.commit("empty dir")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(workspace.root), str(clone)], check=True)
-    monkeypatch.chdir(clone)
+    clone = workspace.clone()
     cli.run("checkout")  # no cache, no remote: nothing to fetch for an empty directory
-    assert (clone / "e").is_dir()
+    assert (clone.root / "e").is_dir()
     assert "up to date" in cli.run("status").output
 
 
-def _branch_with_data(workspace: Workspace, cli: Cli) -> None:
+def _branch_with_data(workspace: Workspace) -> None:
     """main has a.txt tracked; branch b adds big.bin (file) and imgs (directory) as well."""
-    workspace.write({"a.txt": "a"})
-    cli.run("add", "a.txt")
+    workspace.track({"a.txt": "a"})
     workspace.commit("base")
     workspace.git("checkout", "-qb", "b")
-    workspace.write({"big.bin": "t", "imgs": {"1.png": "1", "sub": {"2.png": "2"}}})
-    cli.run("add", "big.bin", "imgs")
+    workspace.track({"big.bin": "t", "imgs": {"1.png": "1", "sub": {"2.png": "2"}}})
     workspace.commit("b")
 
 
 def test_checkout_after_switching_branches_removes_data_pipe_placed(workspace: Workspace, cli: Cli) -> None:
-    _branch_with_data(workspace, cli)
+    _branch_with_data(workspace)
     workspace.git("checkout", "-q", "main")
     result = cli.run("checkout")
     assert not (workspace.root / "big.bin").exists() and not (workspace.root / "imgs").exists()
@@ -413,7 +403,7 @@ def test_checkout_after_switching_branches_removes_data_pipe_placed(workspace: W
 def test_checkout_keeps_placed_data_changed_since_and_what_pipe_never_placed(
     workspace: Workspace, cli: Cli
 ) -> None:
-    _branch_with_data(workspace, cli)
+    _branch_with_data(workspace)
     (workspace.root / "big.bin").write_text("edited")
     (workspace.root / "imgs/mine.txt").write_text("mine")
     workspace.git("checkout", "-q", "main")
@@ -433,7 +423,7 @@ def test_checkout_leaves_data_of_a_removed_pointer_to_the_user(workspace: Worksp
 
 
 def test_checkout_keeps_ignored_files_of_a_removed_directory(workspace: Workspace, cli: Cli) -> None:
-    _branch_with_data(workspace, cli)
+    _branch_with_data(workspace)
     workspace.write({".pipeignore": "*.tmp\n", "imgs": {"cache.tmp": "hidden"}})
     workspace.git("checkout", "-q", "main")
     cli.run("checkout")
@@ -451,7 +441,7 @@ def test_removing_a_pointer_hands_back_files_checked_out_by_granular_target(work
 
 
 def test_checkout_never_removes_placed_data_whose_objects_left_the_cache(workspace: Workspace, cli: Cli) -> None:
-    _branch_with_data(workspace, cli)
+    _branch_with_data(workspace)
     workspace.git("checkout", "-q", "main")
     shutil.rmtree(workspace.root / ".pipe/cache/objects")  # as after a gc, or a cache on another disk lost
     result = cli.run("checkout", exit_code=None)

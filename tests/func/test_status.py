@@ -8,19 +8,18 @@ import os
 from tests.conftest import Cli, Workspace
 
 
-def _tracked_images(workspace: Workspace, cli: Cli) -> None:
-    workspace.write({"data": {"images": {f"{i:04}.jpg": f"img{i}" for i in range(1, 6)}, "big.bin": "B"}})
-    cli.run("add", "data/images", "data/big.bin")
+def _tracked_images(workspace: Workspace) -> None:
+    workspace.track({"data/images": {f"{i:04}.jpg": f"img{i}" for i in range(1, 6)}, "data/big.bin": "B"})
 
 
 def test_status_up_to_date(workspace: Workspace, cli: Cli) -> None:
-    _tracked_images(workspace, cli)
+    _tracked_images(workspace)
     assert "up to date" in cli.run("status").stderr
     cli.run("status", "--exit-code")
 
 
 def test_status_counts_added_modified_deleted_and_names_them_with_v(workspace: Workspace, cli: Cli) -> None:
-    _tracked_images(workspace, cli)
+    _tracked_images(workspace)
     with open(workspace.root / "data/images/0001.jpg", "a") as f:
         f.write("x")
     os.unlink(workspace.root / "data/images/0002.jpg")
@@ -36,7 +35,7 @@ def test_status_counts_added_modified_deleted_and_names_them_with_v(workspace: W
 
 
 def test_status_json_is_machine_readable(workspace: Workspace, cli: Cli) -> None:
-    _tracked_images(workspace, cli)
+    _tracked_images(workspace)
     os.unlink(workspace.root / "data/big.bin")
     data = json.loads(cli.run("status", "--json").stdout)["data"]
     by_path = {d["path"]: d for d in data}
@@ -45,7 +44,7 @@ def test_status_json_is_machine_readable(workspace: Workspace, cli: Cli) -> None
 
 
 def test_status_reports_objects_missing_from_cache(workspace: Workspace, cli: Cli) -> None:
-    _tracked_images(workspace, cli)
+    _tracked_images(workspace)
     cli.run("gc", "--workspace", "-f")  # keeps everything: still referenced
     project = workspace.project()
     for oid in list(project.store.iter_oids()):
