@@ -11,7 +11,10 @@ from pipeline_engine.core.revision import RevisionFiles
 from pipeline_engine.core.yamlio import MAX_DEPTH, check_values, parse_json, parse_yaml
 from pipeline_engine.errors import SpecError
 
-__all__ = ["PARAMS_FILE", "PARAMS_SUFFIXES", "lookup", "parse_params", "pick", "read_params", "read_params_file"]
+__all__ = [
+    "PARAMS_FILE", "PARAMS_SUFFIXES", "lookup", "parse_document", "parse_params", "pick", "read_params",
+    "read_params_file",
+]
 
 #: The params file every stage reads when it names keys without a file.
 PARAMS_FILE = "params.yaml"
@@ -59,7 +62,7 @@ def parse_params(text: str, *, suffix: str, source: str) -> Mapping[str, Any]:
     Raises:
         SpecError: naming `source`: not parseable, or not a mapping.
     """
-    data = _parse(text, suffix.lower(), source=source)
+    data = parse_document(text, suffix=suffix, source=source)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -68,7 +71,13 @@ def parse_params(text: str, *, suffix: str, source: str) -> Mapping[str, Any]:
     return data
 
 
-def _parse(text: str, suffix: str, *, source: str) -> Any:
+def parse_document(text: str, *, suffix: str, source: str) -> Any:
+    """Bounded JSON (`.json`), TOML (`.toml`) or YAML (anything else) -> plain values; None for empty JSON/YAML.
+
+    Raises:
+        SpecError: naming `source`: invalid text, or outside the bounds of `core.yamlio`.
+    """
+    suffix = suffix.lower()
     if suffix == ".json":
         return parse_json(text, source=source) if text.strip() else None
     if suffix == ".toml":
