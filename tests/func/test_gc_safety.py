@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.project import Project
-from tests.conftest import Cli, Workspace, git
+from tests.conftest import Cli, MakeRepo, Workspace
 
 FILES = {f"{i}.txt": f"row {i}\n" for i in range(5)}
 
@@ -123,26 +123,18 @@ def test_dry_run_lists_exactly_what_gc_then_deletes(workspace: Workspace, cli: C
     assert before - _objects(workspace) == listed
 
 
-def _project_sharing(tmp_path: Path, name: str, cache: Path) -> Path:
-    root = tmp_path / name
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    Project.init(root)
-    (root / ".pipe/config.yaml").write_text(f"schema: 1\ncache:\n  dir: {cache}\n")
-    return root
+def _sharing(cache: Path) -> dict[str, str]:
+    """The files of a project whose cache is `cache`."""
+    return {".pipe/config.yaml": f"schema: 1\ncache:\n  dir: {cache}\n"}
 
 
 def test_gc_refuses_while_another_project_shares_the_cache(
-    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, make_repo: MakeRepo
 ) -> None:
     cache = tmp_path / "shared-cache"
-    a, b = _project_sharing(tmp_path, "a", cache), _project_sharing(tmp_path, "b", cache)
-    monkeypatch.chdir(b)
-    (b / "data.csv").write_text("b's only copy\n")
-    cli.run("add", "data.csv")
+    a = make_repo("a", files=_sharing(cache), tracked={"old.csv": "a, old\n"}).root
+    b = make_repo("b", files=_sharing(cache), tracked={"data.csv": "b's only copy\n"}).root
     monkeypatch.chdir(a)
-    (a / "old.csv").write_text("a, old\n")
-    cli.run("add", "old.csv")
     cli.run("remove", "--outs", "old.csv.pipe")
     before = set(Project(a).store.iter_oids())
     for args in (("gc", "-w", "-f"), ("gc", "-w", "--dry")):
@@ -156,14 +148,10 @@ def test_gc_refuses_while_another_project_shares_the_cache(
 
 
 def test_gc_ignores_projects_that_are_gone_or_moved_to_another_cache(
-    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, make_repo: MakeRepo
 ) -> None:
     cache = tmp_path / "shared-cache"
-    a, b, c = (_project_sharing(tmp_path, n, cache) for n in "abc")
-    for root in (a, b, c):
-        monkeypatch.chdir(root)
-        (root / "x").write_text(f"{root.name}\n")
-        cli.run("add", "x")
+    a, b, c = (make_repo(n, files=_sharing(cache), tracked={"x": f"{n}\n"}).root for n in "abc")
     subprocess.run(["rm", "-rf", str(b)], check=True)
     (c / ".pipe/config.yaml").write_text(f"schema: 1\ncache:\n  dir: {tmp_path / 'own-cache'}\n")
     monkeypatch.chdir(a)
@@ -171,18 +159,13 @@ def test_gc_ignores_projects_that_are_gone_or_moved_to_another_cache(
 
 
 def test_a_project_using_another_projects_own_cache_is_protected_both_ways(
-    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, make_repo: MakeRepo
 ) -> None:
-    owner = _project_sharing(tmp_path, "owner", tmp_path / "unused")
-    (owner / ".pipe/config.yaml").write_text("schema: 1\n")  # its own .pipe/cache, nothing registered in it
-    guest = _project_sharing(tmp_path, "guest", owner / ".pipe/cache")
-    monkeypatch.chdir(owner)
-    (owner / "o.txt").write_text("owner's data\n")
-    cli.run("add", "o.txt")
+    # The owner has its own .pipe/cache, with nothing registered in it.
+    owner = make_repo("owner", files={".pipe/config.yaml": "schema: 1\n"}, tracked={"o.txt": "owner's data\n"}).root
     assert not (owner / ".pipe/cache/projects").exists()
+    guest = make_repo("guest", files=_sharing(owner / ".pipe/cache"), tracked={"g.txt": "guest's data\n"}).root
     monkeypatch.chdir(guest)
-    (guest / "g.txt").write_text("guest's data\n")
-    cli.run("add", "g.txt")
     result = cli.run("gc", "-w", "-f", exit_code=1)
     assert f"'{owner}'" in result.stderr
     monkeypatch.chdir(owner)
