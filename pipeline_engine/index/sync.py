@@ -57,7 +57,8 @@ class TransferResult:
 
 
 def open_remotes_for(
-    project: Project, outs: Sequence[PathRecord], remote: str | None, *, jobs: int | None = None
+    project: Project, outs: Sequence[PathRecord], remote: str | None, *, jobs: int | None = None,
+    own: Mapping[str, str] | None = None,
 ) -> list[tuple[Remote, list[PathRecord]]]:
     """The remotes `outs` go to or come from, each with its outs (DVC's per-output `remote:`).
 
@@ -66,11 +67,14 @@ def open_remotes_for(
     different one (`pipe push -r backup` sends only what belongs on 'backup' or has no remote).
     Without outs (or when all were skipped), the remote the command would use is still opened (and must exist).
 
+    `own` is out path -> its `remote:` (`ProjectIndex.out_remotes`; read from pipeline.yaml when None).
+
     Raises:
         RemoteNotConfiguredError: no remote given and no default set for outs without their own,
             or an out names a remote that is not configured (the message names the out).
     """
-    own = out_remotes(project)
+    if own is None:
+        own = out_remotes(project)
     groups: dict[str | None, list[PathRecord]] = {}
     for out in outs:
         name = own_remote(out.path, own)
@@ -94,14 +98,11 @@ def open_remotes_for(
     return opened
 
 
-def out_remotes(project: Project) -> dict[str, str]:
+def out_remotes(project: Project) -> Mapping[str, str]:
     """Stage out path -> the remote its `remote:` names in pipeline.yaml (outs without one are absent)."""
-    from pipeline_engine.index.pipeline import has_pipeline
-    from pipeline_engine.pipeline.spec import load_spec
+    from pipeline_engine.index.project_index import ProjectIndex
 
-    if not has_pipeline(project):
-        return {}
-    return {o.path: o.remote for stage in load_spec(project.root).stages.values() for o in stage.outs if o.remote}
+    return ProjectIndex(project).out_remotes
 
 
 def own_remote(path: str, own: Mapping[str, str]) -> str | None:

@@ -35,12 +35,13 @@ def used_outs(
     chosen = index.select(targets)
     chosen.raise_for_unknown(index)
     if fetch_manifests:
-        _fetch_manifests(project, [t for t in chosen.pointers if t.inside], remote)
+        _fetch_manifests(index, [t for t in chosen.pointers if t.inside], remote)
     return [*(target_record(project, t) for t in chosen.pointers), *(o.record for o in chosen.outs)]
 
 
-def _fetch_manifests(project: Project, inner: Sequence[Target], remote: str | None) -> None:
+def _fetch_manifests(index: ProjectIndex, inner: Sequence[Target], remote: str | None) -> None:
     """Download the manifests of the directories that granular targets point into, if missing."""
+    project = index.project
     from pipeline_engine.core.progress import NullProgress
     from pipeline_engine.index.sync import download_objects, open_remotes_for
 
@@ -48,7 +49,7 @@ def _fetch_manifests(project: Project, inner: Sequence[Target], remote: str | No
     if not wanted:
         return
     whole = [PathRecord(path, Oid(oid), 0) for oid, path in wanted.items()]
-    for rem, group in open_remotes_for(project, whole, remote):
+    for rem, group in open_remotes_for(project, whole, remote, own=index.out_remotes):
         download_objects(project.store, rem, {o.oid: o.path for o in group}, NullProgress(), "manifests")
 
 

@@ -57,7 +57,7 @@ def push(
     with project.mutex("pipe push"):
         index = ProjectIndex(project)
         outs = [o for o in index.used_outs(targets) if o.path not in index.unpushed]
-        for rem, group in open_remotes_for(project, outs, remote, jobs=jobs):
+        for rem, group in open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes):
             rem.sweep_temps()
             results.append(push_outs(project.store, rem, group, verify=verify, progress=progress or NullProgress()))
     for result in results:
@@ -84,10 +84,11 @@ def fetch(
             (all others were fetched).
     """
     with project.mutex("pipe fetch"):
-        outs = ProjectIndex(project).used_outs(targets, remote=remote, fetch_manifests=True)
+        index = ProjectIndex(project)
+        outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
         results = tuple(
             fetch_outs(project.store, rem, group, progress=progress or NullProgress())
-            for rem, group in open_remotes_for(project, outs, remote, jobs=jobs)
+            for rem, group in open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
         )
     for result in results:
         raise_for_failures("fetch", result)
@@ -112,10 +113,11 @@ def pull(
     from pipeline_engine.ops.checkout import checkout_outs
 
     with project.mutex("pipe pull"):
-        outs = ProjectIndex(project).used_outs(targets, remote=remote, fetch_manifests=True)
+        index = ProjectIndex(project)
+        outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
         fetched = []
         complete = []
-        opened = list(open_remotes_for(project, outs, remote, jobs=jobs))
+        opened = list(open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes))
         for rem, group in opened:
             result = fetch_outs(project.store, rem, group, progress=progress or NullProgress())
             broken = {f.path for f in result.failed}
