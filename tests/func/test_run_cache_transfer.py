@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from tests.conftest import Cli, Workspace, git
+from tests.conftest import Cli, Workspace
 
 
 def _pipeline(workspace: Workspace, counter: Path) -> None:
@@ -18,16 +17,15 @@ def _pipeline(workspace: Workspace, counter: Path) -> None:
 
 
 def test_pull_run_cache_lets_a_clone_restore_instead_of_rerunning(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: object
+    workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
     counter = tmp_path / "runs.log"
-    store = tmp_path / "remote-store"
     _pipeline(workspace, counter)
     workspace.write({"params.yaml": "n: 1\n"})
     cli.run("repro")
     workspace.write({"params.yaml": "n: 2\n"})
     cli.run("repro")
-    cli.run("remote", "add", "-d", "store", str(store))
+    store = workspace.add_remote(tmp_path / "remote-store")
     pushed = cli.run("push", "--run-cache")
     # 2 entries and the n=1 output; the n=2 output went with the plain push
     assert "run cache, push to 'store': 3 transferred (3 B), 1 already present" in pushed.stderr
@@ -35,23 +33,20 @@ def test_pull_run_cache_lets_a_clone_restore_instead_of_rerunning(
     workspace.commit("n=2")
     assert counter.read_text().count("run") == 2
 
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
-    os.chdir(clone)
-    (clone / "params.yaml").write_text("n: 1\n")  # a run only the first workspace made
+    clone = workspace.clone()
+    clone.write({"params.yaml": "n: 1\n"})  # a run only the first workspace made
     cli.run("pull", "--run-cache")
     result = cli.run("repro")
     assert counter.read_text().count("run") == 2, "the command must not run again"
-    assert (clone / "out.txt").read_text() == "10\n"
+    assert clone.read("out.txt") == "10\n"
     assert "restored" in result.stderr + result.stdout
 
 
 def test_fetch_run_cache_skips_invalid_entries(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
-    store = tmp_path / "remote-store"
     _pipeline(workspace, tmp_path / "runs.log")
     workspace.write({"params.yaml": "n: 1\n"})
     cli.run("repro")
-    cli.run("remote", "add", "-d", "store", str(store))
+    store = workspace.add_remote(tmp_path / "remote-store")
     cli.run("push", "--run-cache")
     bogus = store / "runs" / "ab" / ("c" * 30)
     bogus.parent.mkdir(parents=True, exist_ok=True)
