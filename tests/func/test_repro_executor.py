@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import tempfile
 import threading
@@ -21,10 +22,10 @@ from pipeline_engine.cache.memo import HashMemo
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import checkout, is_cached, save, scan
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import MissingOutputError, StageFailedError
+from pipeline_engine.errors import MissingOutputError, PipeInterrupted, StageFailedError
 from pipeline_engine.ops.repro import Outcome, ReproOptions, StageOutcome, repro
 from pipeline_engine.pipeline.plan import Reason
-from pipeline_engine.runner.executor import JobEvents, JobResult, StageJob
+from pipeline_engine.runner.executor import JobEvents, JobResult, LocalExecutor, StageJob
 from pipeline_engine.runner.process import run_command, terminate_all
 from tests.conftest import Cli, Workspace, git
 from tests.func.repro_helpers import lock_of
@@ -211,3 +212,62 @@ def test_a_failure_and_a_missing_out_reported_by_an_executor_fail_their_stages(
     assert isinstance(failed["lazy"], MissingOutputError) and "'never.txt'" in str(failed["lazy"])
     assert set(lock_of(workspace.root)["stages"]) == {"ok"}
     assert workspace.read("ok.txt") == "ok\n"
+
+
+class GateExecutor:
+    """Runs jobs locally, except stage 'slow', which stands for a remote task that ends only when cancelled."""
+
+    def __init__(self) -> None:
+        self.local = LocalExecutor(2)
+        self.slow_submitted = threading.Event()
+        self.cancelled = threading.Event()
+
+    def submit(self, job: StageJob, events: JobEvents) -> Future[JobResult]:
+        if job.name != "slow":
+            return self.local.submit(job, events)
+        future: Future[JobResult] = Future()
+
+        def finish_when_cancelled() -> None:
+            self.cancelled.wait(timeout=30)
+            future.set_result(JobResult(-int(signal.SIGTERM), "touch slow.txt", interrupted=True))
+
+        threading.Thread(target=finish_when_cancelled, daemon=True).start()
+        self.slow_submitted.set()
+        return future
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.local.cancel()
+
+    def close(self) -> None:
+        self.local.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def test_ctrl_c_cancels_the_executor_and_keeps_finished_stages(workspace: Workspace) -> None:
+    workspace.write_pipeline({
+        "fast": {"cmd": "echo fast > fast.txt", "outs": ["fast.txt"]},
+        "slow": {"cmd": "touch slow.txt", "deps": ["fast.txt"], "outs": ["slow.txt"]},
+        "after": {"cmd": "touch after.txt", "deps": ["slow.txt"], "outs": ["after.txt"]},
+    })
+
+    def press_ctrl_c() -> None:
+        if executor.slow_submitted.wait(timeout=30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with GateExecutor() as executor:
+        presser = threading.Thread(target=press_ctrl_c)
+        presser.start()
+        with pytest.raises(PipeInterrupted) as info:
+            repro(workspace.project(), [], ReproOptions(jobs=2), executor=executor)
+        presser.join(timeout=10)
+
+    assert executor.cancelled.is_set(), "the stop signal did not reach the executor's cancel"
+    assert info.value.exit_code == 130
+    assert set(lock_of(workspace.root)["stages"]) == {"fast"}
+    assert not (workspace.root / "after.txt").exists()
