@@ -28,7 +28,7 @@ import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
-from tests.conftest import Cli, Workspace, git
+from tests.conftest import Cli, Workspace
 
 pytestmark = pytest.mark.reliability
 
@@ -50,15 +50,11 @@ def _configure(workspace: Workspace, cache_type: str, remote: Path) -> None:
     data = yaml.safe_load(config.read_text()) or {}
     data.setdefault("cache", {})["type"] = cache_type
     config.write_text(yaml.safe_dump(data))
-    cli = Cli()
-    cli.run("remote", "add", "-d", "store", str(remote))
+    workspace.add_remote(remote)
 
 
 def _track(workspace: Workspace, cli: Cli, files: dict[str, bytes]) -> None:
-    for rel, content in files.items():
-        path = workspace.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+    workspace.write(files)
     cli.run("add", "data/images", "data/model.bin", "data/labels.csv")
     cli.run("push")
     workspace.commit("data")
@@ -177,16 +173,9 @@ def test_checkout_after_cache_verify_and_pull_repairs(
     assert _status_clean(cli), f"seed={seed}"
 
 
-def _clone(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    dest = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(dest))
-    monkeypatch.chdir(dest)
-    return Workspace(dest)
-
-
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
 def test_remote_object_damage_is_reported_by_path_and_oid(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+    workspace: Workspace, cli: Cli, tmp_path: Path, damage: str
 ) -> None:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
@@ -197,7 +186,7 @@ def test_remote_object_damage_is_reported_by_path_and_oid(
     damaged = rng.choice(sorted(files))
     oid = hash_bytes(files[damaged])
     _damage(remote / oid_to_relpath(oid), damage, rng)
-    clone = _clone(workspace, tmp_path, monkeypatch)
+    clone = workspace.clone()
     for verb in ("fetch", "pull"):
         result = cli.run(verb, exit_code=1)
         assert damaged in result.stderr and oid in result.stderr, f"seed={seed} {verb}: {result.stderr}"
