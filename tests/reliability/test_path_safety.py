@@ -102,9 +102,8 @@ def scene(workspace: Workspace, cli: Cli, tmp_path: Path) -> Scene:
     (outside / "x").write_text("precious\n")
     (outside / "hooks" / "post-commit").write_text("#!/bin/sh\necho precious\n")
     # A payload directory shaped like a git hook, as the issue's reproduction uses.
-    workspace.write({"payload": {"hooks": {"post-commit": "#!/bin/sh\ntouch HOOK-RAN\n"}}})
-    cli.run("add", "payload")
-    cli.run("remote", "add", "-d", "r", str(tmp_path / "remote"))
+    workspace.track({"payload": {"hooks": {"post-commit": "#!/bin/sh\ntouch HOOK-RAN\n"}}})
+    workspace.add_remote(tmp_path / "remote", "r")
     cli.run("push")
     record = yaml.safe_load(workspace.read("payload.pipe"))["outs"][0]
     os.unlink(workspace.root / "payload.pipe")
@@ -209,12 +208,10 @@ def test_pointer_naming_git_does_not_plant_a_hook_through_pull(scene: Scene) -> 
     """The issue's first reproduction: a pointer whose path is `.git` and whose data holds hooks/."""
     _pointer(scene, ".git", scene.payload_oid)
     scene.ws.commit("evil")
-    clone = scene.ws.root.parent / "victim"
-    scene.ws.git("clone", "-q", str(scene.ws.root), str(clone))
-    os.chdir(clone)
+    clone = scene.ws.clone("victim")
     result = scene.cli.run("pull", exit_code=1)
     assert "evil.pipe" in result.output and ".git" in result.output
-    assert not (clone / ".git" / "hooks" / "post-commit").exists()
+    assert not (clone.root / ".git" / "hooks" / "post-commit").exists()
 
 
 def test_stage_out_naming_git_leaves_the_repository(scene: Scene) -> None:
