@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_engine.core.hashing import hash_file
-from tests.conftest import Workspace, git
+from tests.conftest import Workspace
 from tests.procutil import pipe_process
 from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
@@ -27,7 +27,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.s3
 def test_clone_b_pulls_exactly_what_clone_a_pushed(
-    workspace: Workspace, tmp_path: Path, s3_server: S3Server, s3_bucket: str
+    workspace: Workspace, s3_server: S3Server, s3_bucket: str
 ) -> None:
     a = workspace.root
     workspace.write({"data": {"raw": FILES, "labels.json": '{"classes": 3}\n'}})
@@ -49,8 +49,7 @@ def test_clone_b_pulls_exactly_what_clone_a_pushed(
     assert "0 transferred" in pipe_process("push", cwd=a, check=0).stderr
     workspace.commit("data and pipeline on s3")
 
-    b = tmp_path / "clone-b"
-    git(tmp_path, "clone", "-q", str(a), str(b))
+    b = workspace.clone("clone-b").root
     pulled = pipe_process("pull", cwd=b, check=0)
     assert "65 transferred" in pulled.stderr and "0 failed" in pulled.stderr
     assert "up to date" in pipe_process("status", cwd=b, check=0).stderr
@@ -100,8 +99,7 @@ def test_killed_push_and_fetch_leave_no_partial_object_and_a_rerun_completes(
     assert f"{601 - on_remote} transferred" in rerun.stderr and f"{on_remote} already present" in rerun.stderr
     workspace.commit("data")
 
-    b = tmp_path / "clone-b"
-    git(tmp_path, "clone", "-q", str(a), str(b))
+    b = workspace.clone("clone-b").root
     objects = b / ".pipe" / "cache" / "objects"
     # Downloads land in the store's tmp/ and get their final names a chunk at a time.
     assert _run_then_kill(["fetch", "-j", "1"], b, lambda: len(list(objects.glob("tmp/*.part"))) >= 20)

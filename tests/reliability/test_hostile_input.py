@@ -437,9 +437,8 @@ def test_a_name_ending_in_a_newline_is_refused_before_it_reaches_the_lock(
 
 
 def test_pull_replaces_a_corrupt_manifest_in_the_cache(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
-    workspace.write({"d": {"a.txt": "a\n"}})
-    cli.run("add", "d")
-    cli.run("remote", "add", "-d", "r", str(tmp_path / "remote"))
+    workspace.track({"d": {"a.txt": "a\n"}})
+    workspace.add_remote(tmp_path / "remote", "r")
     cli.run("push")
     manifest = next((workspace.root / ".pipe" / "cache" / "objects").rglob("*.dir"))
     manifest.chmod(0o644)
