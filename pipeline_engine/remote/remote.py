@@ -1,53 +1,38 @@
 """Remote: a store-shaped directory (`<root>/<2 hex>/<30 hex>`) on any fsspec filesystem (an `ObjectDB`).
 
 Every bulk operation (transfers, existence checks, prefix listings, deletions) is one coroutine
-with `jobs` requests in flight. A backend with an async implementation (s3fs, gcsfs, adlfs,
-sshfs) runs it on fsspec's event loop; any other is seen through fsspec's
-`AsyncFileSystemWrapper` (each call in a thread) and runs it on a private loop whose thread pool
-has `jobs` threads. Every fsspec, OS or backend error comes out as a `RemoteError` naming the
-remote and its URL, except a local condition that would fail every object (a full disk, a
-read-only file system, no file handles left): that stops the transfer and is raised as the
-OSError, naming its file (`remote.batch`).
+path with `jobs` requests in flight, whatever the backend (`remote.aio`). Every fsspec, OS or
+backend error comes out as a `RemoteError` naming the remote and its URL, except a local
+condition that would fail every object (a full disk, a read-only file system, no file handles
+left): that stops the transfer and is raised as the OSError, naming its file (`remote.batch`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import datetime
 import math
-import os
 import posixpath
-import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import psutil
-
-from pipeline_engine.core.fsutil import temp_name, temp_owner
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid, remote_tmp_dir
 from pipeline_engine.core.objectdb import ObjectDB, OnDone
 from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
+from pipeline_engine.remote.aio import AsyncDriver
 from pipeline_engine.remote.batch import Batch
+from pipeline_engine.remote.partial import STALE_AFTER, is_leftover, partial_path
 
 __all__ = ["Lookup", "OnDone", "Remote"]
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 # Fewer oids than this are checked one by one without estimating the remote's size first.
 _FEW = 32
 # Objects per listing page on S3-like stores; used to estimate what listing a prefix costs.
 _PAGE = 1000
-# Partial uploads of other hosts (whose processes cannot be asked) are removed after this many seconds.
-_STALE_AFTER = 24 * 3600.0
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 
 
 class Lookup(Enum):
@@ -84,15 +69,8 @@ class Remote:
         self._object_store = object_store
         self._errors: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
         self._made_dirs: set[str] = set()
-        self._native = bool(fs.async_impl)
-        if self._native:
-            self._afs = fs
-        else:
-            from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
-
-            self._afs = AsyncFileSystemWrapper(fs, asynchronous=True)
-        # A native backend's file move; the wrapper's `_mv_file` would copy then delete, not rename.
-        self._rename = self._afs._mv_file if self._native else self._afs._mv
+        self._aio = AsyncDriver(fs, jobs)
+        self._afs = self._aio.afs
 
     def path_of(self, oid: str) -> str:
         """The object's path inside `fs`."""
@@ -163,7 +141,7 @@ class Remote:
     def _exists_each(self, oids: set[str]) -> set[str]:
         ordered = sorted(oids)
         try:
-            found = self._run(lambda: self._each(self._afs._exists, [self.path_of(o) for o in ordered]))
+            found = self._aio.run(lambda: self._aio.each(self._afs._exists, [self.path_of(o) for o in ordered]))
         except self._errors as exc:
             raise self._error("check objects on", self.root, exc) from exc
         return {o for o, hit in zip(ordered, found, strict=True) if hit}
@@ -173,7 +151,7 @@ class Remote:
         if not prefixes:
             return set()
         try:
-            listings = self._run(lambda: self._each(self._ls, list(prefixes)))
+            listings = self._aio.run(lambda: self._aio.each(self._ls, list(prefixes)))
         except self._errors as exc:
             raise self._error("list", self.root, exc) from exc
         found: set[str] = set()
@@ -234,7 +212,7 @@ class Remote:
         if not paths:
             return
         try:
-            self._run(lambda: self._remove(paths))
+            self._aio.run(lambda: self._remove(paths))
         except self._errors as exc:
             raise self._error("delete objects from", self.root, exc) from exc
 
@@ -278,7 +256,7 @@ class Remote:
             limit = asyncio.Semaphore(jobs)
             await asyncio.gather(*(work(oid, path, limit) for oid, path in items))
 
-        self._run(run_all, threads=jobs)
+        self._aio.run(run_all, threads=jobs)
         batch.raise_if_stopped()
         if raise_first and batch.failures:
             raise next(iter(batch.failures.values()))
@@ -291,10 +269,10 @@ class Remote:
             return
         await self._makedirs(posixpath.dirname(final))
         await self._makedirs(remote_tmp_dir(self.root))
-        tmp = f"{remote_tmp_dir(self.root)}/{temp_name(f'.{_HOST}')}"
+        tmp = partial_path(self.root)
         try:
             await self._afs._put_file(str(local), tmp)
-            await self._rename(tmp, final)
+            await self._aio.rename(tmp, final)
         except BaseException:
             with contextlib.suppress(*self._errors):
                 await self._afs._rm_file(tmp)
@@ -308,7 +286,7 @@ class Remote:
             await self._afs._makedirs(path, exist_ok=True)
             self._made_dirs.add(path)
 
-    def sweep_temps(self, *, max_age: float = _STALE_AFTER) -> int:
+    def sweep_temps(self, *, max_age: float = STALE_AFTER) -> int:
         """Remove partial uploads that killed pushes left in `<root>/tmp/`; returns how many.
 
         An upload of this host is removed when its process is gone; another host's (or an older
@@ -328,17 +306,7 @@ class Remote:
         except self._errors as exc:
             raise self._error("list", tmp_dir, exc) from exc
         now = time.time()
-        doomed = []
-        for entry in entries:
-            name = posixpath.basename(str(entry["name"]).rstrip("/"))
-            pid = temp_owner(name)
-            if pid is not None and name.endswith(f".{_HOST}"):
-                if pid != os.getpid() and not psutil.pid_exists(pid):
-                    doomed.append(str(entry["name"]))
-                continue
-            mtime = _mtime(entry)
-            if mtime is not None and now - mtime > max_age:
-                doomed.append(str(entry["name"]))
+        doomed = [str(e["name"]) for e in entries if is_leftover(e, now=now, max_age=max_age)]
         for path in doomed:
             try:
                 self.fs.rm_file(path)
@@ -347,31 +315,6 @@ class Remote:
             except self._errors as exc:
                 raise self._error("remove a partial upload from", path, exc) from exc
         return len(doomed)
-
-    # -- running coroutines ----------------------------------------------------------------------
-
-    def _run(self, make: Callable[[], Coroutine[Any, Any, _T]], *, threads: int | None = None) -> _T:
-        """Run the coroutine `make()` returns to completion, on the loop its backend needs."""
-        if self._native:
-            from fsspec.asyn import sync
-
-            result: _T = sync(self.fs.loop, make)
-            return result
-        with asyncio.Runner() as runner:
-            runner.get_loop().set_default_executor(
-                concurrent.futures.ThreadPoolExecutor(max_workers=max(threads or self.jobs, 1))
-            )
-            return runner.run(make())
-
-    async def _each(self, fn: Callable[[str], Awaitable[_R]], args: Sequence[str]) -> list[_R]:
-        """`fn` of every argument, `jobs` at a time, in order."""
-        limit = asyncio.Semaphore(self.jobs)
-
-        async def one(arg: str) -> _R:
-            async with limit:
-                return await fn(arg)
-
-        return list(await asyncio.gather(*(one(a) for a in args)))
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -388,13 +331,3 @@ class Remote:
 
 # mypy (strict, in CI) proves a remote speaks the shared vocabulary.
 _CHECK_PROTOCOL: type[ObjectDB] = Remote
-
-
-def _mtime(entry: Mapping[str, Any]) -> float | None:
-    """A listing entry's modification time in seconds (backends give a float, an int or a datetime)."""
-    value = entry.get("mtime", entry.get("LastModified", entry.get("last_modified")))
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, datetime.datetime):
-        return value.timestamp()
-    return None

@@ -16,7 +16,7 @@ from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.used import used_outs
 from pipeline_engine.ops.cloud import gc_remote
 from pipeline_engine.ops.gc import collect_used
-from pipeline_engine.remote import remote as remote_module
+from pipeline_engine.remote import partial as remote_partial
 from tests.conftest import Cli, Workspace
 
 IMAGES = {f"{i:02}.txt": f"image {i}\n" for i in range(10)}
@@ -162,7 +162,7 @@ def _dead_pid() -> int:
 def test_push_removes_partial_uploads_of_killed_pushes(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     store = _pushed(workspace, cli, tmp_path)
     tmp = store / "tmp"
-    host = remote_module._HOST
+    host = remote_partial.HOST
     dead = tmp / f".pipetmp-{_dead_pid()}-0123abcd.{host}"
     live = tmp / f".pipetmp-{os.getpid()}-0123abcd.{host}"  # a push still running (here: this process)
     foreign_new = tmp / ".pipetmp-1-0123abcd.other-host"
