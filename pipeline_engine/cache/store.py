@@ -211,10 +211,6 @@ class ObjectStore:
             self._commit(tmp, dest)
         return oid
 
-    def add_bytes(self, data: bytes, *, suffix: str = "") -> Oid:
-        """Deprecated name of `put_bytes`, kept while callers outside the store's owners move over."""
-        return self.put_bytes(data, suffix=suffix)
-
     # -- taking objects out --------------------------------------------------------------------
 
     def read_bytes(self, oid: str) -> bytes:

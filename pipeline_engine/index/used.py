@@ -88,5 +88,5 @@ def target_record(project: Project, target: Target) -> PathRecord:
             hint=f"run 'pipe status {target.pointer.data_relpath}' to see what it holds",
         )
     part = Tree.from_entries(under)
-    oid: Oid = project.store.add_bytes(part.to_bytes(), suffix=".dir")
+    oid: Oid = project.store.put_bytes(part.to_bytes(), suffix=".dir")
     return PathRecord(target.data_relpath, oid, part.size, len(part.entries))

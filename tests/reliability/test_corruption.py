@@ -207,7 +207,7 @@ def test_manifest_listing_foreign_paths_is_never_written(workspace: Workspace, c
     raw = json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()
     from pipeline_engine.project import Project
 
-    oid = Project(workspace.root).store.add_bytes(raw, suffix=".dir")
+    oid = Project(workspace.root).store.put_bytes(raw, suffix=".dir")
     pointer = workspace.root / "data/images.pipe"
     data = yaml.safe_load(pointer.read_text())
     data["outs"][0]["oid"] = oid
