@@ -274,8 +274,8 @@ class ObjectStore:
     # -- removing objects ----------------------------------------------------------------------
 
     def remove(self, oids: Iterable[str]) -> None:
-        """Delete objects (gc); absent ones are not an error. (A single oid string is accepted too.)"""
-        for oid in (oids,) if isinstance(oids, str) else oids:
+        """Delete objects (gc); absent ones are not an error."""
+        for oid in oids:
             _unlink_quietly(str(self.path_of(oid)))
 
     def quarantine(self, oid: str) -> Path:

@@ -175,7 +175,7 @@ def test_out_missing_from_cache_reruns(workspace: Workspace, cli: Cli, counter: 
     cli.run("repro")
     store = workspace.project().store
     oid = lock_of(workspace.root)["stages"]["train"]["outs"][0]["oid"]
-    store.remove(oid)
+    store.remove([oid])
     assert "out 'model.txt' not in cache" in cli.run("repro", "--dry").stdout
     cli.run("repro")
     assert counter.snapshot() == {"prep": 1, "train": 2}

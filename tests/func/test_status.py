@@ -47,8 +47,7 @@ def test_status_reports_objects_missing_from_cache(workspace: Workspace, cli: Cl
     _tracked_images(workspace)
     cli.run("gc", "--workspace", "-f")  # keeps everything: still referenced
     project = workspace.project()
-    for oid in list(project.store.iter_oids()):
-        project.store.remove(oid)
+    project.store.remove(list(project.store.iter_oids()))
     result = cli.run("status")
     assert "data/big.bin  not in cache" in result.stdout
 
