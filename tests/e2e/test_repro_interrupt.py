@@ -85,7 +85,7 @@ def test_rerun_after_sigkill_stops_the_orphaned_stage_command_first(workspace: W
     rerun = pipe_process("repro", cwd=workspace.root)
 
     assert rerun.returncode == 0, rerun.stderr
-    assert f"stopping the command of stage 'c' (process group {stage_pid})" in rerun.stderr
+    assert "stage 'c'" in rerun.stderr and f"process group {stage_pid}" in rerun.stderr
     assert not is_running(stage_pid)
     assert not (tmp_path / f"done.{stage_pid}").exists(), "the orphan was not stopped, it finished"
     assert workspace.read("out.txt").split() == [str(i) for i in range(1, 11)]
@@ -100,7 +100,7 @@ def test_rerun_with_wait_lets_the_orphaned_stage_command_finish(workspace: Works
     rerun = pipe_process("repro", "--wait", cwd=workspace.root)
 
     assert rerun.returncode == 0, rerun.stderr
-    assert f"waiting for the command of stage 'c' (process group {stage_pid})" in rerun.stderr
+    assert "stage 'c'" in rerun.stderr and f"process group {stage_pid}" in rerun.stderr
     assert (tmp_path / f"done.{stage_pid}").exists(), "--wait must let the orphan finish, not stop it"
     assert workspace.read("out.txt").split() == [str(i) for i in range(1, 11)]
 

