@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,7 +66,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.runner.process import run_command, terminate_all
+from pipeline_engine.runner.process import CommandGroup, run_command
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -173,14 +172,15 @@ class LocalExecutor:
 
     A job runs `runner.process.run_command` in a worker thread: its output goes to its log (and,
     line by line, to `events.output`), and its running record to `job.record_dir`. `cancel()`
-    stops the process groups of every command this process runs (`process.terminate_all`).
+    stops the process groups of this executor's commands (SIGTERM, SIGKILL after 3 s), including
+    one that is starting at that moment; other executors' commands run on.
     """
 
     def __init__(self, jobs: int) -> None:
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pipe-run")
-        self._cancelled = threading.Event()
+        self._commands = CommandGroup()
 
     def submit(self, job: StageJob, events: JobEvents | None = None) -> Future[JobResult]:
         """Run `job` in a worker thread (see `Executor.submit`)."""
@@ -188,8 +188,7 @@ class LocalExecutor:
 
     def cancel(self) -> None:
         """Stop every running command (SIGTERM to its group, SIGKILL after 3 s); later jobs do not start."""
-        self._cancelled.set()
-        terminate_all()
+        self._commands.stop()
 
     def close(self) -> None:
         """Wait for the running jobs and end the worker threads."""
@@ -207,7 +206,7 @@ class LocalExecutor:
 
     def _run(self, job: StageJob, events: JobEvents) -> JobResult:
         command = job.cmd if isinstance(job.cmd, str) else ""
-        if self._cancelled.is_set():
+        if self._commands.is_stopped:
             return JobResult(-int(signal.SIGTERM), command, interrupted=True, log_path=None)
         env = {**os.environ, **job.env}
         if job.log_path is not None:
@@ -220,5 +219,5 @@ class LocalExecutor:
 
         clock = time.monotonic()
         result = run_command(job.cmd, cwd=job.cwd, env=env, log_path=job.log_path, record_dir=job.record_dir,
-                             name=job.name, on_start=on_start, on_output=events.output)
+                             name=job.name, on_start=on_start, on_output=events.output, group=self._commands)
         return JobResult(result.returncode, started[0], result.interrupted, time.monotonic() - clock, result.log_path)

@@ -1,9 +1,11 @@
 """Runs stage commands (a shell script, or a list of them) in their own process groups; stops them on demand.
 
 Every running command is registered in a module-level, thread-safe registry, so that
-`terminate_all()` (called by `LocalExecutor.cancel` on Ctrl-C) can stop each command together with
-every process it spawned: a stage runs in a new session, so the terminal's SIGINT reaches
-only `pipe`, and we forward the stop to each whole group with `os.killpg`.
+`terminate_all()` can stop each command together with every process it spawned: a stage runs
+in a new session, so the terminal's SIGINT reaches only `pipe`, and we forward the stop to each
+whole group with `os.killpg`. A command run with a `CommandGroup` is also registered there, so
+that its owner (a `LocalExecutor`, on Ctrl-C) stops its own commands, and every command that
+registers after the stop is stopped at once (no command slips past a stop while starting).
 
 A command can outlive a `pipe` that is killed with SIGKILL. So, given a `record_dir`, each
 running command leaves a small JSON record there (name, pid = pgid, the process's create time,
@@ -33,8 +35,8 @@ from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.errors import StageFailedError
 
 __all__ = [
-    "CommandResult", "Leftover", "end_leftovers", "find_leftovers", "run_command", "running_count", "shell_argv",
-    "terminate_all",
+    "CommandGroup", "CommandResult", "Leftover", "end_leftovers", "find_leftovers", "run_command", "running_count",
+    "shell_argv", "terminate_all",
 ]
 
 _POLL_SECONDS = 0.02
@@ -64,6 +66,39 @@ _registry: dict[int, _Running] = {}
 _registry_lock = threading.Lock()
 
 
+class CommandGroup:
+    """The commands of one owner: `stop()` ends those running and every one that starts after it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, _Running] = {}
+        self._stopped = False
+
+    @property
+    def is_stopped(self) -> bool:
+        """True once `stop()` was called: the group's commands do not start any more."""
+        return self._stopped
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM every running command's process group; SIGKILL what is left after `grace` s."""
+        with self._lock:
+            self._stopped = True
+            entries = list(self._running.values())
+        _stop_groups(entries, grace=grace)
+
+    def _add(self, entry: _Running) -> bool:
+        """Register a started command; False (not registered) when the group was stopped."""
+        with self._lock:
+            if self._stopped:
+                return False
+            self._running[entry.proc.pid] = entry
+            return True
+
+    def _discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.pop(proc.pid, None)
+
+
 def shell_argv(script: str) -> list[str]:
     """The argv running `script` as one script that stops at its first failing line."""
     bash = shutil.which("bash")
@@ -87,6 +122,7 @@ def run_command(
     script: str | Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path | None = None,
     record_dir: Path | None = None, name: str = "",
     on_start: Callable[[str], None] | None = None, on_output: Callable[[str], None] | None = None,
+    group: CommandGroup | None = None,
 ) -> CommandResult:
     """Run `script` in `cwd` with exactly `env`, wait for it and return how it ended.
 
@@ -100,6 +136,8 @@ def run_command(
     without `log_path` they are inherited. stdin is closed: a stage never reads the terminal.
     If the calling thread is interrupted while waiting, the command's group is stopped first.
     With `record_dir`, a record of the running command (named `name`) stays there while it runs.
+    With `group`, `group.stop()` stops it; once the group is stopped, no item starts (the result
+    is then interrupted).
 
     Raises:
         StageFailedError: the command could not be started (e.g. `cwd` is not a directory).
@@ -113,10 +151,13 @@ def run_command(
     try:
         result = CommandResult(returncode=0, log_path=log_path, interrupted=False)
         for item in scripts:
+            if group is not None and group.is_stopped:
+                result = CommandResult(returncode=-int(signal.SIGTERM), log_path=log_path, interrupted=True)
+                break
             if on_start is not None:
                 on_start(item)
             result = _run_one(item, cwd=cwd, env=env, log=log, log_path=log_path, record_dir=record_dir,
-                              name=name, tail=tail)
+                              name=name, tail=tail, group=group)
             if result.returncode != 0 or result.interrupted:
                 break
         if tail is not None:
@@ -135,15 +176,15 @@ def run_command(
 
 def _run_one(
     script: str, *, cwd: Path, env: Mapping[str, str], log: IO[bytes] | None, log_path: Path | None,
-    record_dir: Path | None, name: str, tail: _Tail | None,
+    record_dir: Path | None, name: str, tail: _Tail | None, group: CommandGroup | None = None,
 ) -> CommandResult:
     """Run one script to its end (see `run_command`)."""
     proc: subprocess.Popen[bytes] | None = None
     record: Path | None = None
     try:
         proc = _start(script, cwd=cwd, env=env, log=log, gated=record_dir is not None)
-        entry = _register(proc)
-        if record_dir is not None:
+        entry = _register(proc, group)
+        if record_dir is not None and not entry.interrupted:
             record = _write_record(record_dir, proc.pid, name=name, command=script)
             _open_gate(proc)
         returncode = _wait(proc, tail)
@@ -157,7 +198,7 @@ def _run_one(
         raise
     finally:
         if proc is not None:
-            _unregister(proc)
+            _unregister(proc, group)
             _close_stdin(proc)  # a gate never opened (the record failed) must not leak its pipe
         if record is not None:
             record.unlink(missing_ok=True)
@@ -254,16 +295,21 @@ def terminate_all(grace: float = 3.0) -> None:
     _stop_groups(entries, grace=grace)
 
 
-def _register(proc: subprocess.Popen[bytes]) -> _Running:
+def _register(proc: subprocess.Popen[bytes], group: CommandGroup | None) -> _Running:
     entry = _Running(proc)
     with _registry_lock:
         _registry[proc.pid] = entry
+    if group is not None and not group._add(entry):
+        # Its group was stopped while it started: stop it now (a gated command never runs).
+        _stop_groups([entry], grace=3.0)
     return entry
 
 
-def _unregister(proc: subprocess.Popen[bytes]) -> None:
+def _unregister(proc: subprocess.Popen[bytes], group: CommandGroup | None) -> None:
     with _registry_lock:
         _registry.pop(proc.pid, None)
+    if group is not None:
+        group._discard(proc)
 
 
 def _stop_groups(entries: list[_Running], *, grace: float) -> None:

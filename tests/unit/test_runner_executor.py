@@ -107,6 +107,20 @@ def test_cancel_stops_a_running_sleep_and_its_result_says_interrupted(tmp_path: 
     assert running_count() == 0
 
 
+def test_cancel_stops_this_executors_jobs_only(tmp_path: Path) -> None:
+    with LocalExecutor(1) as mine, LocalExecutor(1) as other:
+        stopped = mine.submit(StageJob("a", "echo x > a.started; sleep 30", root=tmp_path), Recorder())
+        running = other.submit(StageJob("b", "echo x > b.started; for i in $(seq 500); do [ -e go ] && break; "
+                                            "sleep 0.01; done", root=tmp_path), Recorder())
+        for name in ("a", "b"):
+            wait_for_file(tmp_path / f"{name}.started")
+        mine.cancel()
+        assert stopped.result(timeout=10).interrupted
+        assert not running.done(), "cancelling one executor stopped another's job"
+        (tmp_path / "go").touch()
+        assert running.result(timeout=10).returncode == 0
+
+
 def test_cancel_resolves_pending_jobs_as_interrupted_without_running_them(tmp_path: Path) -> None:
     with LocalExecutor(1) as executor:
         running = executor.submit(StageJob("a", "echo x > a.started; sleep 30", root=tmp_path), Recorder())

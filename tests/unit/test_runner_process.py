@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from pipeline_engine.errors import StageFailedError
-from pipeline_engine.runner.process import CommandResult, run_command, running_count, terminate_all
+from pipeline_engine.runner.process import (
+    CommandGroup,
+    CommandResult,
+    run_command,
+    running_count,
+    terminate_all,
+)
 from tests.procutil import is_running, wait_for_file, wait_gone
 
 # A command that leaves a grandchild `sleep` behind it and records both pids.
@@ -181,4 +187,48 @@ def test_terminate_all_during_a_list_stops_it_and_no_later_item_runs(tmp_path: P
     worker.join(timeout=10)
     assert results[0].interrupted and results[0].returncode == -signal.SIGTERM
     assert wait_gone(child) and not (tmp_path / "later.txt").exists()
+    assert running_count() == 0
+
+
+def test_a_group_stops_its_own_commands_only(tmp_path: Path) -> None:
+    mine, other = CommandGroup(), CommandGroup()
+    results: dict[str, CommandResult] = {}
+
+    def run(name: str, group: CommandGroup) -> None:
+        script = f"echo $$ > {name}.pid\nsleep 30 & wait\ntouch {name}.ran"
+        results[name] = run_command(script, cwd=tmp_path, env=os.environ, group=group)
+
+    threads = [threading.Thread(target=run, args=("mine", mine)), threading.Thread(target=run, args=("other", other))]
+    for t in threads:
+        t.start()
+    pids = {name: int(wait_for_file(tmp_path / f"{name}.pid")) for name in ("mine", "other")}
+    wait_registered(2)
+    mine.stop()
+    threads[0].join(timeout=10)
+    assert results["mine"].interrupted and wait_gone(pids["mine"])
+    assert is_running(pids["other"]), "stopping one group stopped another's command"
+    other.stop()
+    threads[1].join(timeout=10)
+    assert results["other"].interrupted and not list(tmp_path.glob("*.ran"))
+
+
+def test_a_stopped_group_starts_nothing_more(tmp_path: Path) -> None:
+    group = CommandGroup()
+    group.stop()
+    result = run_command(["touch first", "touch second"], cwd=tmp_path, env=os.environ, group=group)
+    assert result.interrupted and result.returncode != 0
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_command_registering_after_its_group_stopped_never_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop lands between the check before starting and the registration (a race, forced here):
+    # the command is stopped as it registers, and behind the record gate it never ran a line.
+    group = CommandGroup()
+    group.stop()
+    monkeypatch.setattr(CommandGroup, "is_stopped", property(lambda self: False))
+    result = run_command("touch ran", cwd=tmp_path, env=os.environ, group=group, record_dir=tmp_path / "records")
+    assert result.interrupted and result.returncode != 0
+    assert not (tmp_path / "ran").exists()
     assert running_count() == 0
