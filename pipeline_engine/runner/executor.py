@@ -78,13 +78,14 @@ __all__ = ["Executor", "JobEvents", "JobResult", "LocalExecutor", "NoEvents", "S
 class StageJob:
     """Everything needed to run one prepared stage, on this machine or another.
 
-    `root` is the project's absolute root and `wdir` the stage's working directory relative to
-    it ("" for the root; `cwd` joins them). `env` holds only what pipe adds to the executor's own environment
-    (`PIPE_ROOT`, `PIPE_STAGE` and the stage's declared `env:` variables as the client saw
-    them). `log_path` None: the command's output goes to pipe's own stdout/stderr (one stage
-    at a time). `record_dir`: where a local command leaves its running record (None: none).
-    `deps` are the records (path, oid) of the stage's deps as the client measured them; `outs`
-    the project-relative paths the command must produce. `resources`: see the module docstring.
+    `root` is the project's absolute root and `wdir` the stage's working directory relative
+    to it ("" for the root; `cwd` joins them). `env` holds only what pipe adds to the executor's
+    own environment (`PIPE_ROOT`, `PIPE_STAGE` and the stage's declared `env:` variables as the
+    client saw them). `log_path` None: the output goes to pipe's own stdout/stderr (one stage at
+    a time; an executor that cannot do that passes each line to `JobEvents.output`).
+    `record_dir`: where a local command leaves its running record (None: none). `deps` are the
+    records (path, oid) of the stage's deps as the client measured them; `outs` the
+    project-relative paths the command must produce. `resources`: see the module docstring.
     """
 
     name: str
