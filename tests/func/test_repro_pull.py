@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import Cli, Workspace, git
+from tests.conftest import Cli, Workspace
 from tests.func.repro_helpers import Counter
 
 
-def cloned_project(workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                   counter: Counter) -> Path:
+def cloned_project(workspace: Workspace, cli: Cli, tmp_path: Path, counter: Counter) -> Path:
     """A project with a tracked dep and two stages, run and pushed, then cloned; cwd is the clone."""
     workspace.write({"data": {"raw.csv": "a,b\n1,2\n"}})
     cli.run("add", "data/raw.csv")
@@ -22,20 +19,17 @@ def cloned_project(workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: 
                   "outs": ["model.txt"]},
     })
     cli.run("repro")
-    cli.run("remote", "add", "-d", "store", str(tmp_path / "remote-store"))
+    workspace.add_remote(tmp_path / "remote-store")
     cli.run("push")
     workspace.commit("pipeline")
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
-    monkeypatch.chdir(clone)
-    return clone
+    return workspace.clone().root
 
 
 def test_clone_repro_pull_restores_everything_without_running(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
     counter = Counter(tmp_path / "counts")
-    clone = cloned_project(workspace, cli, tmp_path, monkeypatch, counter)
+    clone = cloned_project(workspace, cli, tmp_path, counter)
     status = cli.run("status").stdout
     assert "out 'out' missing" in status
     result = cli.run("repro", "--pull")
@@ -47,11 +41,9 @@ def test_clone_repro_pull_restores_everything_without_running(
     assert "up to date" in cli.run("status").stderr
 
 
-def test_clone_pull_then_repro_runs_nothing(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_clone_pull_then_repro_runs_nothing(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     counter = Counter(tmp_path / "counts")
-    clone = cloned_project(workspace, cli, tmp_path, monkeypatch, counter)
+    clone = cloned_project(workspace, cli, tmp_path, counter)
     cli.run("pull")
     assert (clone / "model.txt").read_text().strip() == "2"
     assert "nothing to do" in cli.run("repro").stderr

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline_engine.ops.repro import repro
-from tests.conftest import Cli, Workspace, git
+from tests.conftest import Cli, Workspace
 from tests.func.repro_helpers import Counter, lock_of
 from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
@@ -199,13 +199,10 @@ def test_repro_saves_a_changed_pointer_tracked_dep_before_its_dependents(
     assert pointer["oid"] == lock_dep["oid"], "foo.pipe and pipeline.lock disagree about foo"
     assert "foo" not in cli.run("status").stdout
     # The new content is in the cache: push sends it, and a clone pulls it back.
-    remote = tmp_path / "remote"
-    cli.run("remote", "add", "-d", "r", str(remote))
+    workspace.add_remote(tmp_path / "remote", "r")
     cli.run("push")
     workspace.commit("two")
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
-    os.chdir(clone)
+    clone = workspace.clone().root
     cli.run("pull")
     assert (clone / "foo").read_text() == "two\n"
     assert (clone / "bar").read_text() == "two\n"
@@ -233,25 +230,22 @@ def test_exec_bit_of_a_stage_out_counts_as_modified_and_is_restored(
     assert "up to date" in cli.run("status").stderr
 
 
-def _pull_case(workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-               counter: Counter, url: str, endpoint: str | None) -> Path:
+def _pull_case(workspace: Workspace, cli: Cli, counter: Counter, url: str, endpoint: str | None) -> Path:
     """Runs with lr 0.1 then 0.3, pushes with --run-cache, commits lr 0.3; cwd is a clone set to lr 0.1."""
     set_lr(workspace, "0.1")
     workspace.write_pipeline({"train": train_stage(counter)})
     cli.run("repro")
     set_lr(workspace, "0.3")
     cli.run("repro")
-    cli.run("remote", "add", "-d", "store", url)
+    workspace.add_remote(url)
     if endpoint:
         cli.run("remote", "modify", "--local", "store", "endpoint_url", endpoint)
     cli.run("push", "--run-cache")
     workspace.commit("lr 0.3")
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
+    clone = workspace.clone().root
     local = workspace.root / ".pipe/config.local.yaml"
     if local.exists():
         (clone / ".pipe/config.local.yaml").write_text(local.read_text())
-    monkeypatch.chdir(clone)
     (clone / "params.yaml").write_text("lr: 0.1\n")
     return clone
 
@@ -273,37 +267,32 @@ def _assert_restored_from_remote_run_cache(cli: Cli, clone: Path, counter: Count
 
 
 def test_repro_pull_restores_from_the_remote_run_cache(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
     counter = Counter(tmp_path / "counts")
-    clone = _pull_case(workspace, cli, tmp_path, monkeypatch, counter, str(tmp_path / "remote-store"), None)
+    clone = _pull_case(workspace, cli, counter, str(tmp_path / "remote-store"), None)
     _assert_restored_from_remote_run_cache(cli, clone, counter)
 
 
 @pytest.mark.s3
 def test_repro_pull_restores_from_the_remote_run_cache_on_s3(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    s3_server: S3Server, s3_bucket: str,
+    workspace: Workspace, cli: Cli, tmp_path: Path, s3_server: S3Server, s3_bucket: str
 ) -> None:
     counter = Counter(tmp_path / "counts")
-    clone = _pull_case(workspace, cli, tmp_path, monkeypatch, counter, f"s3://{s3_bucket}/project",
+    clone = _pull_case(workspace, cli, counter, f"s3://{s3_bucket}/project",
                        s3_server.endpoint_url)
     _assert_restored_from_remote_run_cache(cli, clone, counter)
 
 
-def test_repro_pull_runs_when_the_remote_has_no_entry(
-    workspace: Workspace, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_repro_pull_runs_when_the_remote_has_no_entry(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     counter = Counter(tmp_path / "counts")
     set_lr(workspace, "0.1")
     workspace.write_pipeline({"train": train_stage(counter)})
     cli.run("repro")
-    cli.run("remote", "add", "-d", "store", str(tmp_path / "remote-store"))
+    workspace.add_remote(tmp_path / "remote-store")
     cli.run("push", "--run-cache")
     workspace.commit("lr 0.1")
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(workspace.root), str(clone))
-    monkeypatch.chdir(clone)
+    clone = workspace.clone().root
     (clone / "params.yaml").write_text("lr: 0.7\n")
     cli.run("repro", "--pull")
     assert counter.runs("train") == 2
