@@ -1,8 +1,8 @@
-"""Between workspace and store: hash a path (through the memo), save it, and check it out again.
+"""Between workspace and store: save a scanned path into the store, and check it out again.
 
-`scan` answers "what is this path now" at the cost of one stat per unchanged file; `save`
-stores whatever the store lacks; `checkout` makes a path match an oid, touching only the files
-that differ and refusing to destroy content that exists nowhere else.
+`scan` (in `cache.scan`, re-exported here) answers "what is this path now" at the cost of one
+stat per unchanged file; `save` stores whatever the store lacks; `checkout` makes a path match
+an oid, touching only the files that differ and refusing to destroy content that exists nowhere else.
 
 Corrupt objects never reach the workspace (cache.place verifies every object it puts there):
 a corrupt object is moved to the store's quarantine and its workspace paths are reported in
@@ -17,43 +17,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import xxhash
-
 from pipeline_engine.cache.link import LinkType, file_mode
-from pipeline_engine.cache.memo import FileStamp, HashMemo, TreeMemo, stamp_of
+from pipeline_engine.cache.memo import FileStamp, HashMemo
 from pipeline_engine.cache.place import Placer, make_dirs, relink
+from pipeline_engine.cache.scan import Scan, foreign_link, hash_memoised, scan, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
-from pipeline_engine.core.fsutil import is_exec, remove_path, walk_files
-from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
-from pipeline_engine.core.layout import relpath_to_oid
+from pipeline_engine.core.fsutil import is_exec, remove_path
+from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.parallel import IO_JOBS, map_chunked
-from pipeline_engine.core.pathgate import is_protected_name, resolve_in_project
+from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import (
-    CacheError,
-    CheckoutError,
-    CorruptObjectError,
-    ObjectNotFoundError,
-    PathError,
-)
+from pipeline_engine.errors import CacheError, CheckoutError, CorruptObjectError, ObjectNotFoundError
 
 __all__ = ["CheckoutResult", "Scan", "checkout", "is_cached", "save", "scan", "scan_tree", "tree_of"]
-
-_SKIP_DIRS = frozenset({".git", ".pipe"})
-
-
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """What a workspace path holds now; `tree` is None for files and for memo hits."""
-
-    relpath: str
-    oid: Oid
-    size: int
-    nfiles: int | None
-    tree: Tree | None = None
-    isexec: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,63 +57,6 @@ class CheckoutResult:
     def changed(self) -> bool:
         """True when any file was written or deleted."""
         return bool(self.written or self.deleted)
-
-
-def scan(
-    root: Path,
-    relpath: str,
-    memo: HashMemo,
-    *,
-    store: ObjectStore | None = None,
-    progress: Progress | None = None,
-) -> Scan:
-    """Hash the project-relative file or directory `relpath`, reusing memoised hashes.
-
-    With `store`, symlinks into it (`cache.type: symlink`) are accepted as the objects they name.
-    Raises FileNotFoundError when the path does not exist.
-    """
-    path = resolve_in_project(root, relpath, source=relpath)
-    st = os.stat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        foreign = _foreign_link(root, store, path)
-        if foreign is not None:
-            raise PathError(
-                f"'{relpath}' is a symlink to '{foreign}', outside the project or inside its .git or .pipe; "
-                "pipe does not read it",
-                hint=f"replace the link by the file itself, or run 'pipe checkout --force {relpath}'",
-            )
-        oid = _hash_one(memo, store, relpath, path, st)
-        return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
-    if os.path.islink(path):  # a directory is entered, so a symlink naming it must lead inside too
-        resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(
-        path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath, ignore_root=root
-    ))
-    fingerprint = _fingerprint(files)
-    hit = memo.get_tree(relpath)
-    if hit is not None and hit.fingerprint == fingerprint:
-        return Scan(relpath, hit.oid, hit.size, hit.nfiles)
-    tree = _build_tree(root, relpath, files, memo, store, progress or NullProgress())
-    newest = max((s.st_mtime_ns for _, s in files), default=0)
-    memoised = TreeMemo(fingerprint, tree.oid, tree.size, len(tree.entries))
-    memo.put_tree(relpath, memoised, newest_mtime_ns=newest)
-    return Scan(relpath, tree.oid, tree.size, len(tree.entries), tree)
-
-
-def scan_tree(
-    root: Path,
-    relpath: str,
-    memo: HashMemo | None,
-    *,
-    store: ObjectStore | None = None,
-    progress: Progress | None = None,
-) -> Tree:
-    """The current manifest of directory `relpath`, always built (for diffs and saving)."""
-    path = resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(
-        path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath, ignore_root=root
-    ))
-    return _build_tree(root, relpath, files, memo, store, progress or NullProgress())
 
 
 def tree_of(store: ObjectStore, oid: str) -> Tree:
@@ -247,103 +168,6 @@ def checkout(
     return result
 
 
-# --- scanning -------------------------------------------------------------------------------
-
-
-def _link_roots(store: ObjectStore | None) -> tuple[Path, ...]:
-    return (store.root,) if store is not None else ()
-
-
-def _fingerprint(files: Sequence[tuple[str, os.stat_result]]) -> str:
-    h = xxhash.xxh3_128()
-    for rel, st in files:
-        h.update(f"{rel}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_mode & 0o100}\n".encode())
-    return h.hexdigest()
-
-
-def _hash_one(memo: HashMemo, store: ObjectStore | None, relpath: str, path: Path, st: os.stat_result) -> Oid:
-    stamp = stamp_of(st)
-    oid = memo.get(relpath, stamp)
-    if oid is None:
-        oid = _hash_path(memo, store, path, st)
-        memo.put_many([(relpath, stamp, oid)])
-    return oid
-
-
-def _hash_path(memo: HashMemo | None, store: ObjectStore | None, path: Path, st: os.stat_result) -> Oid:
-    """Hash a file; a symlink to a cache object whose verification is remembered costs no read."""
-    linked = _linked_oid(store, path)
-    stamp = stamp_of(st)
-    if linked is not None and memo is not None and memo.is_verified(linked, stamp):
-        return linked
-    oid = hash_file(path, st.st_size)
-    if linked == oid and memo is not None:
-        memo.put_verified([(oid, stamp)])
-    return oid
-
-
-def _foreign_link(root: Path, store: ObjectStore | None, path: Path) -> str | None:
-    """Where `path` leads when it is a symlink to somewhere outside the project and the cache, or
-    into the project's `.git` or `.pipe` (other than the cache): such a target is never read."""
-    if not os.path.islink(path):
-        return None
-    real = os.path.realpath(path)
-    for top in (os.path.realpath(r) for r in _link_roots(store)):
-        if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
-            return None
-    top = os.path.realpath(root)
-    if real.startswith(top.rstrip(os.sep) + os.sep):
-        inside = os.path.relpath(real, top).split(os.sep)
-        return real if any(is_protected_name(part) for part in inside) else None
-    return None if real == top else real
-
-
-def _linked_oid(store: ObjectStore | None, path: Path) -> Oid | None:
-    """The oid of the store object that `path` symlinks to, or None."""
-    if store is None or not os.path.islink(path):
-        return None
-    inside = os.path.relpath(os.path.realpath(path), os.path.realpath(store.root))
-    if inside.startswith(".."):
-        return None
-    oid = relpath_to_oid(inside.replace(os.sep, "/"))
-    return oid if oid is not None and not is_dir_oid(oid) else None
-
-
-def _build_tree(
-    root: Path,
-    relpath: str,
-    files: Sequence[tuple[str, os.stat_result]],
-    memo: HashMemo | None,
-    store: ObjectStore | None,
-    progress: Progress,
-) -> Tree:
-    known = memo.get_under(relpath) if memo is not None else {}
-    base = root / relpath
-    oids: dict[str, Oid] = {}
-    todo: list[tuple[str, os.stat_result]] = []
-    for rel, st in files:
-        hit = known.get(f"{relpath}/{rel}")
-        if hit is not None and hit[0] == stamp_of(st):
-            oids[rel] = hit[1]
-        else:
-            todo.append((rel, st))
-    if todo:
-        task = progress.task(f"hashing {relpath}", len(todo))
-
-        def work(item: tuple[str, os.stat_result]) -> tuple[str, FileStamp, Oid]:
-            rel, st = item
-            oid = _hash_path(memo, store, base / rel, st)
-            task.advance(nbytes=st.st_size)
-            return rel, stamp_of(st), oid
-
-        hashed = map_chunked(work, todo)
-        task.close()
-        if memo is not None:
-            memo.put_many((f"{relpath}/{rel}", stamp, oid) for rel, stamp, oid in hashed)
-        oids.update((rel, oid) for rel, _, oid in hashed)
-    return Tree(tuple(TreeEntry(rel, oids[rel], st.st_size, is_exec(st.st_mode)) for rel, st in files))
-
-
 # --- checkout -------------------------------------------------------------------------------
 
 
@@ -376,12 +200,12 @@ def _current_file(placer: Placer, root: Path, relpath: str) -> tuple[Oid | None,
         st = os.stat(path)
     except FileNotFoundError:
         return None, False
-    if stat.S_ISDIR(st.st_mode) or _foreign_link(root, placer.store, path) is not None:
+    if stat.S_ISDIR(st.st_mode) or foreign_link(root, placer.store, path) is not None:
         # A directory, or a link leading out of the project (never read): unknown content that
         # only --force replaces; "" never equals a file oid.
         return Oid(""), False
     assert placer.memo is not None
-    return _hash_one(placer.memo, placer.store, relpath, path, st), is_exec(st.st_mode)
+    return hash_memoised(placer.memo, placer.store, relpath, path, st), is_exec(st.st_mode)
 
 
 def _checkout_file(

@@ -285,7 +285,7 @@ def test_a_symlink_into_the_cache_is_known_by_its_target_without_reading_it(
 ) -> None:
     import sqlite3
 
-    from pipeline_engine.cache import workspace as ws
+    from pipeline_engine.cache import scan as ws
 
     config = workspace.root / ".pipe/config.yaml"
     config.write_text(yaml.safe_dump({"schema": 1, "cache": {"type": "symlink"}}))
