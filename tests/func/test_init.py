@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Cli, Workspace
 
 
@@ -31,12 +33,10 @@ def test_init_outside_git_needs_no_scm(bare_dir: Path, cli: Cli) -> None:
 
 
 def test_commands_find_the_project_root_from_a_subdirectory(
-    workspace: Workspace, cli: Cli, monkeypatch: object
+    workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace.write({"sub": {"deeper": {"f.txt": "x"}}})
-    import os
-
-    os.chdir(workspace.root / "sub" / "deeper")
+    monkeypatch.chdir(workspace.root / "sub" / "deeper")
     cli.run("add", "f.txt")
     assert (workspace.root / "sub/deeper/f.txt.pipe").is_file()
 
