@@ -11,8 +11,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline_engine.core.fsutil import atomic_write, relpath_in, walk_files
-from pipeline_engine.core.hashing import hash_bytes, hash_file
-from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath, relpath_to_oid
+from pipeline_engine.core.hashing import hash_bytes, hash_file, verify_bytes, verify_file
+from pipeline_engine.core.layout import (
+    download_path,
+    is_valid_oid,
+    lock_path,
+    memo_path,
+    objects_dir,
+    oid_to_relpath,
+    quarantine_dir,
+    relpath_to_oid,
+    store_tmp_dir,
+)
+from pipeline_engine.core.tempsweep import sweep_temps
 from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import PathError, SpecError
 
@@ -78,3 +89,44 @@ def test_relpath_in_refuses_paths_outside_root(tmp_path: Path) -> None:
 def test_yaml_syntax_error_names_source_line_and_column() -> None:
     with pytest.raises(SpecError, match=r"pipeline.yaml:3:1: invalid YAML"):
         parse_yaml("a: 1\nb: [\n", source="pipeline.yaml")
+
+
+def test_verify_checks_files_and_manifests_against_their_oid_the_same_way(tmp_path: Path) -> None:
+    manifest = b'[{"relpath": "a", "hash": "..."}]'
+    path = tmp_path / "m"
+    path.write_bytes(manifest)
+    dir_oid = hash_bytes(manifest) + ".dir"
+    assert verify_file(path, dir_oid) is None and verify_bytes(manifest, dir_oid) is None
+    assert verify_file(path, hash_bytes(manifest)) is None  # a file object with the same bytes
+    other = hash_bytes(b"something else")
+    assert verify_file(path, other) == hash_bytes(manifest) == verify_bytes(manifest, other + ".dir")
+    with pytest.raises(FileNotFoundError):
+        verify_file(tmp_path / "absent", other)
+
+
+def test_layout_names_the_documented_paths(tmp_path: Path) -> None:
+    control = tmp_path / ".pipe"
+    cache = control / "cache"
+    assert lock_path(control) == control / "tmp/lock" and memo_path(control) == control / "tmp/memo.sqlite"
+    store_root = objects_dir(cache)
+    assert store_root == cache / "objects"
+    assert quarantine_dir(store_root) == cache / "quarantine"
+    assert store_tmp_dir(store_root) == store_root / "tmp"
+
+
+def test_a_download_left_by_a_killed_fetch_is_swept(tmp_path: Path) -> None:
+    """Download names carry their writer's PID: the sweep after an unclean exit removes them."""
+    import subprocess
+    import sys
+
+    tmp = store_tmp_dir(objects_dir(tmp_path / ".pipe" / "cache"))
+    tmp.mkdir(parents=True)
+    code = "import sys; from pathlib import Path; from pipeline_engine.core.layout import download_path; " \
+        "p = download_path(Path(sys.argv[1]), 'ab' * 16); p.write_bytes(b'partial'); print(p)"
+    left = Path(subprocess.run([sys.executable, "-c", code, str(tmp)], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    mine = download_path(tmp, "cd" * 16)
+    mine.write_bytes(b"in progress")
+    assert left.exists() and left.parent == tmp and ("ab" * 16) in left.name
+    assert sweep_temps(tmp_path, tmp_path / ".pipe" / "cache") == 1
+    assert not left.exists() and mine.exists(), "a live process's download is left alone"
