@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "push": "transfer:push",
     "pull": "transfer:pull",
     "fetch": "transfer:fetch",
+    "diff": "history:diff",
 }
 
 EXIT_BUG = 70
