@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.record import PathRecord
+from pipeline_engine.index.objects import DirObject, ObjectPlan, present_on_remote
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
 
@@ -93,13 +94,11 @@ def _against(project: Project, rem: Remote, outs: Sequence[PathRecord], *, verif
         out.oid: members[out.path] - {out.oid} for out in outs if is_dir_oid(out.oid)
     }
     everything = {o for oids in members.values() for o in oids}
-    if verify:
-        on_remote = everything - rem.missing(everything)
-    else:
-        manifests = set(dirs) - rem.missing(dirs)
-        vouched = {oid for d in manifests for oid in dirs[d]}
-        rest = everything - vouched - set(dirs)
-        on_remote = manifests | vouched | (rest - rem.missing(rest))
+    plan = ObjectPlan(
+        files={o: "" for o in everything if o not in dirs},
+        dirs=tuple(DirObject("", oid, frozenset(files)) for oid, files in dirs.items()),
+    )
+    on_remote = present_on_remote(rem, plan, verify=verify)
     result = []
     for out in outs:
         oids = members[out.path]
