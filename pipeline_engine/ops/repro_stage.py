@@ -41,7 +41,7 @@ from pipeline_engine.runner.executor import Executor, JobResult, StageJob
 if TYPE_CHECKING:
     from pipeline_engine.ops.repro_pull import Puller
 
-__all__ = ["Outcome", "ReproListener", "StageLife", "StageOutcome"]
+__all__ = ["Decided", "Outcome", "ReproListener", "StageLife", "StageOutcome"]
 
 
 class Outcome(enum.Enum):
