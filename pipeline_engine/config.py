@@ -16,10 +16,11 @@ from types import MappingProxyType
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.core.layout import config_lock_path
+from pipeline_engine.core.layout import config_lock_path, tmp_dir
 from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.redact import has_credentials, mask_url
-from pipeline_engine.core.yamlio import dump_yaml, load_yaml
+from pipeline_engine.core.schema import check_schema
+from pipeline_engine.core.yamlio import dump_yaml, parse_yaml, read_utf8
 from pipeline_engine.errors import ConfigError, SpecError
 from pipeline_engine.pipeline.validate import suggest
 from pipeline_engine.remote.backend import is_secret, protocol_of
@@ -54,6 +55,8 @@ LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 _MAX_JOBS = 1024
 _LOCK_TIMEOUT = 60.0
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST})
+#: schemas/config.schema.json: every key of SETTINGS (a test keeps the two in step).
+CONFIG_SCHEMA = "config.schema.json"
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -226,24 +229,29 @@ def read_levels(control_dir: Path | None, *, check: bool = True) -> list[tuple[C
         if control_dir is None and level in ("project", "local"):
             continue
         file = config_file(level, control_dir)
-        raw = read_config_file(file, check=check)
+        raw = read_config_file(file, check=check, memo=None if control_dir is None else tmp_dir(control_dir))
         if level in ("system", "global"):
             _absolute_paths(raw, file.path.parent)
         out.append((file, raw))
     return out
 
 
-def read_config_file(target: Path | ConfigFile, *, check: bool = True) -> dict[str, Any]:
+def read_config_file(target: Path | ConfigFile, *, check: bool = True, memo: Path | None = None) -> dict[str, Any]:
     """One config file as a dict ({} when absent), checked against `SETTINGS`; errors name the file.
 
     Without `check` only the YAML and its top-level mapping are checked (`pipe config` reads so,
-    to show and repair a file with a wrong key or value).
+    to show and repair a file with a wrong key or value). With it, the file is also checked
+    against schemas/config.schema.json once per text (`memo`: the project's `.pipe/tmp`; the
+    project and local files default to theirs; see core.schema).
     """
     file = target if isinstance(target, ConfigFile) else _project_file(target)
     if not file.path.exists():
         return {}
     try:
-        raw = load_yaml(file.path, source=file.label)
+        text = read_utf8(file.path, source=file.label)
+        raw = parse_yaml(text, source=file.label)
+    except FileNotFoundError:
+        return {}
     except SpecError as exc:
         raise ConfigError(str(exc), hint=f"fix or remove {file.label}") from exc
     if raw is None:
@@ -252,7 +260,16 @@ def read_config_file(target: Path | ConfigFile, *, check: bool = True) -> dict[s
         raise ConfigError(f"{file.label}: must be a mapping of sections", hint=f"fix or remove {file.label}")
     if check:
         _check_types(raw, source=file.label)
+        try:
+            check_schema(raw, name=CONFIG_SCHEMA, source=file.label, text=text, memo=memo or _memo(file))
+        except SpecError as exc:
+            raise ConfigError(str(exc), hint=f"fix or remove {file.label}") from exc
     return raw
+
+
+def _memo(file: ConfigFile) -> Path | None:
+    """`.pipe/tmp` for the project's own files (their directory is the control directory)."""
+    return tmp_dir(file.path.parent) if file.level in ("project", "local") else None
 
 
 def _check_types(raw: Mapping[str, Any], *, source: str) -> None:
@@ -364,7 +381,12 @@ def edit_config(
             _check_types(data, source=file.label)
             if file.level == "project":
                 _refuse_committed_secrets(data)
-            atomic_write(file.path, dump_yaml(data))
+            text = dump_yaml(data)
+            try:  # checked (and remembered) before it is written: the next read skips the schema check
+                check_schema(data, name=CONFIG_SCHEMA, source=file.label, text=text, memo=_memo(file))
+            except SpecError as exc:
+                raise ConfigError(str(exc)) from exc
+            atomic_write(file.path, text)
     except OSError as exc:
         if exc.errno not in _UNWRITABLE:
             raise

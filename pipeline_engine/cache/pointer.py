@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.revision import RevisionFiles, decode_utf8
+from pipeline_engine.core.schema import check_schema, memo_of, remember_valid
 from pipeline_engine.core.yamlio import dump_yaml, parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
 
@@ -15,6 +16,7 @@ __all__ = ["POINTER_SUFFIX", "Pointer", "parse_pointer", "read_pointer", "write_
 
 POINTER_SUFFIX = ".pipe"
 SCHEMA_VERSION = 1
+POINTER_SCHEMA = "pointer.schema.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +47,18 @@ def read_pointer(root_or_files: Path | RevisionFiles, relpath: str) -> Pointer:
             text = read_utf8(root_or_files / relpath, source=relpath)
         except FileNotFoundError as exc:
             raise SpecError(f"{relpath}: cannot read: {exc.strerror or exc}") from exc
-        return parse_pointer(text, relpath)
+        return parse_pointer(text, relpath, memo=memo_of(root_or_files))
     found = root_or_files.read_text(relpath)
     if found is None:
         raise SpecError(f"{root_or_files.describe(relpath)}: no such pointer file")
-    return parse_pointer(found, relpath, source=root_or_files.describe(relpath))
+    return parse_pointer(found, relpath, source=root_or_files.describe(relpath), memo=memo_of(root_or_files))
 
 
-def parse_pointer(text: str | bytes, relpath: str, *, source: str | None = None) -> Pointer:
+def parse_pointer(text: str | bytes, relpath: str, *, source: str | None = None, memo: Path | None = None) -> Pointer:
     """A pointer from its text; `relpath` is where it lies (project-relative), `source` names it in errors.
+
+    After the checks below, the text is checked against schemas/pointer.schema.json unless it passed
+    before (`memo`: the project's `.pipe/tmp`, see core.schema).
 
     Raises:
         SpecError: not a valid pointer; UnsafePathError (a SpecError) when the path it records
@@ -71,10 +76,13 @@ def parse_pointer(text: str | bytes, relpath: str, *, source: str | None = None)
     out = PathRecord.from_dict(raw["outs"][0], source=source)
     if "/" in out.path:
         raise SpecError(f"{source}: path '{out.path}' must name a file beside the pointer")
+    check_schema(raw, name=POINTER_SCHEMA, source=source, text=text, memo=memo)
     return Pointer(relpath, out)
 
 
 def write_pointer(root: Path, pointer: Pointer) -> None:
     """Write a pointer file atomically, with stable key order."""
     data = {"schema": SCHEMA_VERSION, "outs": [pointer.out.to_dict()]}
-    atomic_write(root / pointer.relpath, dump_yaml(data))
+    text = dump_yaml(data)
+    remember_valid(POINTER_SCHEMA, text, memo=memo_of(root))  # pipe's own output: no check on the next read
+    atomic_write(root / pointer.relpath, text)

@@ -19,7 +19,8 @@ from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.revision import RevisionFiles, decode_utf8
-from pipeline_engine.core.yamlio import Dumper, load_yaml, parse_yaml
+from pipeline_engine.core.schema import check_schema, memo_of, remember_valid
+from pipeline_engine.core.yamlio import Dumper, parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
 
 LOCK_FILE = "pipeline.lock"
 SCHEMA_VERSION = 1
+LOCK_SCHEMA = "lock.schema.json"
 _write_lock = threading.Lock()
 
 
@@ -109,24 +111,35 @@ def read_lock(root_or_files: Path | RevisionFiles) -> LockFile:
     Raises:
         SpecError: the file is not a valid lock file; the message names it (and the revision).
     """
+    memo = memo_of(root_or_files)
     if isinstance(root_or_files, Path):
-        path = root_or_files / LOCK_FILE
-        if not path.exists():
-            return LockFile()
-        return _to_lock(load_yaml(path, source=LOCK_FILE), source=LOCK_FILE)
-    text = root_or_files.read_text(LOCK_FILE)
-    return LockFile() if text is None else parse_lock(text, source=root_or_files.describe(LOCK_FILE))
+        try:
+            text: str | None = read_utf8(root_or_files / LOCK_FILE, source=LOCK_FILE)
+        except FileNotFoundError:
+            text = None
+        source = LOCK_FILE
+    else:
+        text = root_or_files.read_text(LOCK_FILE)
+        source = root_or_files.describe(LOCK_FILE)
+    return LockFile() if text is None else parse_lock(text, source=source, memo=memo)
 
 
-def parse_lock(text: str | bytes, *, source: str = LOCK_FILE) -> LockFile:
+def parse_lock(text: str | bytes, *, source: str = LOCK_FILE, memo: Path | None = None) -> LockFile:
     """A lock file from its text (e.g. pipeline.lock at a past git revision); `source` names it in errors.
+
+    After the checks below, the text is checked against schemas/lock.schema.json unless it passed
+    before (`memo`: the project's `.pipe/tmp`, see core.schema).
 
     Raises:
         SpecError: the text is not a valid lock file.
     """
     if isinstance(text, bytes):
         text = decode_utf8(text, source=source)
-    return _to_lock(parse_yaml(text, source=source), source=source)
+    raw = parse_yaml(text, source=source)
+    lock = _to_lock(raw, source=source)
+    if raw is not None:
+        check_schema(raw, name=LOCK_SCHEMA, source=source, text=text, memo=memo)
+    return lock
 
 
 def _to_lock(raw: Any, *, source: str) -> LockFile:
@@ -192,6 +205,7 @@ class LockWriter:
 
     def __init__(self, root: Path, lock: LockFile) -> None:
         self._path = root / LOCK_FILE
+        self._memo = memo_of(root)
         self._stages = dict(lock.stages)
         self._texts: dict[str, str] | None = None
         self._lock = threading.Lock()
@@ -208,7 +222,9 @@ class LockWriter:
                 self._stages[name] = entry
                 self._texts[name] = _entry_text(name, entry)
             body = "".join(self._texts[n] for n in sorted(self._texts))
-            atomic_write(self._path, _HEADER + body if body else dump_lock(LockFile()))
+            text = _HEADER + body if body else dump_lock(LockFile())
+            remember_valid(LOCK_SCHEMA, text, memo=self._memo)  # pipe's own output: no check on the next read
+            atomic_write(self._path, text)
             return LockFile(dict(self._stages))
 
 

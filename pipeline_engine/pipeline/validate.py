@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import difflib
-import json
-import re
-from collections.abc import Iterator, Sequence
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
+from pipeline_engine.core.schema import SCHEMA_DIR, load_schema, schema_errors
 from pipeline_engine.errors import SpecError
 
-__all__ = ["SCHEMA_DIR", "locate", "schema", "suggest", "validate", "where"]
+__all__ = ["PIPELINE_SCHEMA", "SCHEMA_DIR", "locate", "schema", "suggest", "validate", "where"]
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _TYPE_WORDS = {
     "array": "a list", "object": "a mapping", "string": "a string", "boolean": "true or false",
     "integer": "an integer", "number": "a number", "null": "empty",
 }
+#: The schema file's name (the shared loader and validators are in core.schema).
+PIPELINE_SCHEMA = "pipeline.schema.json"
 
 
-@lru_cache(maxsize=4)
 def schema(name: str) -> dict[str, Any]:
-    """A schema from pipeline_engine/schemas/ by file name."""
-    data: dict[str, Any] = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
-    return data
+    """A schema from pipeline_engine/schemas/ by file name (see core.schema.load_schema)."""
+    return load_schema(name)
 
 
 def validate(raw: Any, *, text: str, source: str, at: str = "") -> None:
@@ -38,36 +34,12 @@ def validate(raw: Any, *, text: str, source: str, at: str = "") -> None:
     Raises:
         SpecError: the first problem, as `file:line: stage 'x': message`.
     """
-    import jsonschema
-
-    validator = _validator_class()(schema("pipeline.schema.json"))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    error = schema_errors(raw, PIPELINE_SCHEMA)
     if error is None:
         return
     path = list(error.absolute_path)
     message, path = _describe(error, path)
     raise SpecError(f"{where(source, text, path, at=at)}{message}")
-
-
-@lru_cache(maxsize=1)
-def _validator_class() -> Any:
-    """Draft 2020-12 with ECMA-262 `pattern`s: a final `$` matches only at the end of the string.
-
-    (Python's `$` also matches before a final newline, which let `env: ["A\\n"]` through.)
-    """
-    import jsonschema
-
-    def pattern(validator: Any, regex: str, instance: Any, _schema: Any) -> Iterator[Any]:
-        if validator.is_type(instance, "string") and not re.search(_ecma(regex), instance):
-            yield jsonschema.ValidationError(f"{instance!r} does not match {regex!r}")
-
-    extend: Any = jsonschema.validators.extend  # untyped in the stubs
-    return extend(jsonschema.Draft202012Validator, {"pattern": pattern})
-
-
-@lru_cache(maxsize=16)
-def _ecma(regex: str) -> str:
-    return re.sub(r"(?<!\\)\$$", r"\\Z", regex)
 
 
 def where(source: str, text: str, path: Sequence[str | int], *, at: str = "") -> str:

@@ -307,12 +307,12 @@ class GitRevisionFiles:
                 top, entries = stack.pop()
                 for name, item in entries.items():
                     path = f"{top}/{name}" if top else name
+                    if not _is_safe(path):
+                        continue
                     if item.type == "tree":
-                        if _is_safe(path):
-                            stack.append((path, {i.name: i for i in item}))
+                        stack.append((path, {i.name: i for i in item}))
                     elif item.type == "blob" and not _is_link(item) and name.endswith(suffix):
-                        if _is_safe(path):
-                            found.append(path)
+                        found.append(path)
         return sorted(found)
 
 

@@ -12,12 +12,12 @@ NESTED = {"acc": 0.9, "loss": 1, "train.acc": 0.95, "train.steps": 10, "layers.0
 
 
 @pytest.mark.parametrize(("suffix", "text"), [
-    (".json", '{"acc": 0.9, "loss": 1, "train": {"acc": 0.95, "steps": 10},'
-              ' "layers": [{"units": 64}, {"units": 32}], "name": "resnet", "ok": true, "none": null}'),
-    (".yaml", "acc: 0.9\nloss: 1\ntrain: {acc: 0.95, steps: 10}\nlayers:\n- units: 64\n- units: 32\n"
-              "name: resnet\nok: true\nnone: null\n"),
-    (".YML", "acc: 0.9\nloss: 1\ntrain: {acc: 0.95, steps: 10}\nlayers: [{units: 64}, {units: 32}]\n"
-             "name: resnet\nok: true\nnone:\n"),
+    (".json", ('{"acc": 0.9, "loss": 1, "train": {"acc": 0.95, "steps": 10},'
+              ' "layers": [{"units": 64}, {"units": 32}], "name": "resnet", "ok": true, "none": null}')),
+    (".yaml", ("acc: 0.9\nloss: 1\ntrain: {acc: 0.95, steps: 10}\nlayers:\n- units: 64\n- units: 32\n"
+              "name: resnet\nok: true\nnone: null\n")),
+    (".YML", ("acc: 0.9\nloss: 1\ntrain: {acc: 0.95, steps: 10}\nlayers: [{units: 64}, {units: 32}]\n"
+             "name: resnet\nok: true\nnone:\n")),
 ])
 def test_nested_formats_flatten_in_file_order(suffix: str, text: str) -> None:
     metrics = parse_metrics(text, suffix=suffix, source="m")
@@ -54,10 +54,10 @@ def test_a_top_level_list_is_indexed() -> None:
     (".json", '{"a": NaN}', r"m: NaN is not a finite number"),
     (".json", '{"a": ' + "1" * 30 + "}", r"m: .*64 bits"),
     (".json", "[" * 200 + "]" * 200, r"nested deeper than"),
-    (".yaml", "a: &a [1, 2]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    (".yaml", ("a: &a [1, 2]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
               "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
               "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
-              "g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", r"alias"),
+              "g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"), r"alias"),
     (".yaml", "a: [\n", r"^m:"),
     (".yaml", "3\n", r"m: metrics must be a mapping \(or a list\), not int"),
     (".yaml", "a.b: 1\na: {b: 2}\n", r"m: key 'a.b' appears twice"),
