@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "pull": "transfer:pull",
     "fetch": "transfer:fetch",
     "diff": "history:diff",
+    "install": "install:install",
 }
 
 EXIT_BUG = 70
