@@ -1,4 +1,4 @@
-"""Shared fixtures: a real git repository with a pipe project (`workspace`) and a CLI runner (`cli`).
+r"""Shared fixtures: a real git repository with a pipe project (`workspace`) and a CLI runner (`cli`).
 
 Build state in one call, then act and assert:
 
@@ -133,7 +133,7 @@ class Workspace:
         """Write `files` and `pipe add` each top-level key in one call; returns their pointer paths.
 
         A key is one tracked path (slashes allowed); a str/bytes value makes it a file, a nested
-        dict a directory: `track({"data/raw.csv": "a\n", "data/images": {"1.png": "1"}})`.
+        dict a directory: `track({"data/raw.csv": "a\\n", "data/images": {"1.png": "1"}})`.
         """
         self.write(files)
         self.pipe("add", *files)
@@ -160,7 +160,7 @@ class Workspace:
         """Write each mapping of files (as `write`) and commit it: one commit each; returns their shas.
 
         E.g. three revisions whose params and metrics differ:
-        `history([{"params.yaml": "lr: 1\n", "metrics.json": '{"acc": 0.5}'}, {...}, {...}])`.
+        `history([{"params.yaml": "lr: 1\\n", "metrics.json": '{"acc": 0.5}'}, {...}, {...}])`.
         """
         shas = []
         for number, files in enumerate(commits, 1):
