@@ -36,8 +36,10 @@ class Pointer:
         return f"{parent}/{self.out.path}" if parent else self.out.path
 
 
-def read_pointer(root_or_files: Path | RevisionFiles, relpath: str) -> Pointer:
+def read_pointer(root_or_files: Path | RevisionFiles, relpath: str, *, memo: Path | None = None) -> Pointer:
     """Load the pointer file at project-relative `relpath`, in the workspace under a root or in any `RevisionFiles`.
+
+    `memo` (the project's `.pipe/tmp`; by default the workspace's) skips the schema check of known texts.
 
     Raises:
         SpecError: the file is missing, unreadable or not a valid pointer (the message names it).
@@ -47,11 +49,11 @@ def read_pointer(root_or_files: Path | RevisionFiles, relpath: str) -> Pointer:
             text = read_utf8(root_or_files / relpath, source=relpath)
         except FileNotFoundError as exc:
             raise SpecError(f"{relpath}: cannot read: {exc.strerror or exc}") from exc
-        return parse_pointer(text, relpath, memo=memo_of(root_or_files))
+        return parse_pointer(text, relpath, memo=memo or memo_of(root_or_files))
     found = root_or_files.read_text(relpath)
     if found is None:
         raise SpecError(f"{root_or_files.describe(relpath)}: no such pointer file")
-    return parse_pointer(found, relpath, source=root_or_files.describe(relpath), memo=memo_of(root_or_files))
+    return parse_pointer(found, relpath, source=root_or_files.describe(relpath), memo=memo or memo_of(root_or_files))
 
 
 def parse_pointer(text: str | bytes, relpath: str, *, source: str | None = None, memo: Path | None = None) -> Pointer:

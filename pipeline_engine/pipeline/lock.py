@@ -105,13 +105,15 @@ class LockFile:
     stages: Mapping[str, StageLock] = field(default_factory=dict)
 
 
-def read_lock(root_or_files: Path | RevisionFiles) -> LockFile:
+def read_lock(root_or_files: Path | RevisionFiles, *, memo: Path | None = None) -> LockFile:
     """Read pipeline.lock from a project root (the workspace) or any `RevisionFiles` (empty when absent).
+
+    `memo` (the project's `.pipe/tmp`; by default the workspace's) skips the schema check of known texts.
 
     Raises:
         SpecError: the file is not a valid lock file; the message names it (and the revision).
     """
-    memo = memo_of(root_or_files)
+    memo = memo or memo_of(root_or_files)
     if isinstance(root_or_files, Path):
         try:
             text: str | None = read_utf8(root_or_files / LOCK_FILE, source=LOCK_FILE)

@@ -19,6 +19,7 @@ from typing import Any
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.pathgate import check_not_own_file, check_relpath
 from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
+from pipeline_engine.core.schema import is_known_valid, memo_of, remember_valid
 from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.interpolate import (
@@ -41,7 +42,7 @@ from pipeline_engine.pipeline.outputs import (
     parse_plots,
 )
 from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES, parse_params, read_params
-from pipeline_engine.pipeline.validate import locate, validate
+from pipeline_engine.pipeline.validate import PIPELINE_SCHEMA, locate, validate
 
 __all__ = [
     "PIPELINE_FILE", "OutKind", "OutSpec", "ParamsDep", "PipelineSpec", "StageSpec",
@@ -115,10 +116,13 @@ class PipelineSpec:
 
 
 def load_spec(root_or_files: Path | RevisionFiles, *, trusted_digest: str | None = None,
-              bool_style: BoolStyle = BoolStyle.STORE_TRUE, list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
+              bool_style: BoolStyle = BoolStyle.STORE_TRUE, list_style: ListStyle = ListStyle.NARGS,
+              memo: Path | None = None) -> PipelineSpec:
     """Read pipeline.yaml from a project root (the workspace) or any `RevisionFiles`; empty when absent.
 
-    `trusted_digest` is the digest of a text validated before: the schema check is skipped for it.
+    `trusted_digest` is the digest of a text validated before: the schema check is skipped for it,
+    as for any text `memo` (the project's `.pipe/tmp`, see core.schema; by default the workspace's)
+    remembers as valid: give it when reading many revisions.
     `bool_style` / `list_style` are DVC's `parsing.bool` / `parsing.list` for `${dict}` in `cmd`.
 
     Raises:
@@ -128,12 +132,13 @@ def load_spec(root_or_files: Path | RevisionFiles, *, trusted_digest: str | None
     text = files.read_text(PIPELINE_FILE)
     if text is None:
         return PipelineSpec()
-    return parse_spec(text, files=files, trusted_digest=trusted_digest, bool_style=bool_style, list_style=list_style)
+    return parse_spec(text, files=files, trusted_digest=trusted_digest, bool_style=bool_style, list_style=list_style,
+                      memo=memo)
 
 
 def parse_spec(text: str, *, files: RevisionFiles | None = None, root: Path | None = None,
                trusted_digest: str | None = None, bool_style: BoolStyle = BoolStyle.STORE_TRUE,
-               list_style: ListStyle = ListStyle.NARGS) -> PipelineSpec:
+               list_style: ListStyle = ListStyle.NARGS, memo: Path | None = None) -> PipelineSpec:
     """Parse pipeline.yaml text; params.yaml and `vars` files are read from `files`.
 
     `root` (a workspace directory) is the older spelling of `files=WorkspaceFiles(root)`.
@@ -149,8 +154,10 @@ def parse_spec(text: str, *, files: RevisionFiles | None = None, root: Path | No
     if raw is None:
         return PipelineSpec(digest=digest)
     at = "" if files.rev is None else f" at '{files.label}'"
-    if digest != trusted_digest:
+    memo = memo or memo_of(files)
+    if digest != trusted_digest and not is_known_valid(PIPELINE_SCHEMA, text, memo=memo):
         validate(raw, text=text, source=PIPELINE_FILE, at=at)
+        remember_valid(PIPELINE_SCHEMA, text, memo=memo)
     builder = _Builder(files, text, bool_style=bool_style, list_style=list_style)
     stages = builder.build(raw)
     top = builder.top_level(raw)

@@ -164,3 +164,33 @@ def test_a_no_op_status_after_add_does_not_import_jsonschema(tmp_path: Path) -> 
     out = subprocess.run([sys.executable, "-c", probe, "status"], cwd=tmp_path, capture_output=True, text=True,
                          check=False)
     assert "up to date: 20 tracked" in out.stderr and out.stderr.strip().endswith("LIGHT"), (out.stdout, out.stderr)
+
+
+def test_texts_read_at_a_revision_are_remembered_in_the_given_memo(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_engine.pipeline.spec import load_spec
+    from pipeline_engine.scm.git import Git
+
+    git(tmp_path, "init", "-q")
+    (tmp_path / "pipeline.yaml").write_text("stages:\n  a:\n    cmd: echo\n")
+    (tmp_path / "a.pipe").write_text(POINTER.replace("raw.csv", "a"))
+    (tmp_path / LOCK_FILE).write_text("schema: 1\nstages:\n  a:\n    cmd: echo\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "c")
+    memo = tmp_path / ".pipe" / "tmp"
+    memo.mkdir(parents=True)
+    files = Git(tmp_path).files_at("HEAD")
+    load_spec(files, memo=memo)
+    read_pointer(files, "a.pipe", memo=memo)
+    read_lock(files, memo=memo)
+    assert len((memo / MEMO_FILE).read_text().split()) == 3
+    core_schema._known.clear()
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(core_schema, "schema_errors", refuse)
+    monkeypatch.setattr("pipeline_engine.pipeline.validate.schema_errors", refuse)
+    assert list(load_spec(files, memo=memo).stages) == ["a"]
+    assert read_pointer(files, "a.pipe", memo=memo).out.size == 3 and list(read_lock(files, memo=memo).stages) == ["a"]
+    assert list(load_spec(tmp_path).stages) == ["a"]  # the workspace's memo is .pipe/tmp by default
