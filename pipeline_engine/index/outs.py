@@ -135,12 +135,15 @@ def save_outs(project: Project, stage: StageSpec, *, keep_uncached: bool = False
     return tuple(records)
 
 
-def save_pointer_deps(project: Project, stages: Sequence[StageSpec]) -> list[str]:
+def save_pointer_deps(
+    project: Project, stages: Sequence[StageSpec], *, pointers: Sequence[Pointer] | None = None
+) -> list[str]:
     """Cache the pointer-tracked deps of `stages` whose content changed, and rewrite their pointers.
 
     As DVC's repro commits a changed data source before running its dependents: the pointer and
     the lock then agree, and `pipe push` sends the new content. A dep is pointer-tracked when a
     `.pipe` file tracks it or a directory holding it. Returns the rewritten pointer files.
+    `pointers`: the command's pointers (`ProjectIndex.pointers`); listed here when None.
 
     Raises:
         SpecError: a pointer file is invalid.
@@ -148,7 +151,7 @@ def save_pointer_deps(project: Project, stages: Sequence[StageSpec]) -> list[str
     deps = {d for s in stages for d in s.deps}
     if not deps:
         return []
-    used = [p for p in find_pointers(project)
+    used = [p for p in (find_pointers(project) if pointers is None else pointers)
             if any(d == p.data_relpath or d.startswith(p.data_relpath + "/") for d in deps)]
     types = link_types(project)
     written = []

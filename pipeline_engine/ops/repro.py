@@ -20,7 +20,7 @@ from pipeline_engine.core import signals
 from pipeline_engine.core.layout import running_dir
 from pipeline_engine.errors import PipeError, PipeInterrupted
 from pipeline_engine.index.outs import save_pointer_deps
-from pipeline_engine.index.pipeline import load_pipeline
+from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.ops.repro_stage import Outcome, ReproListener, StageLife, StageOutcome
 from pipeline_engine.pipeline.graph import select
 from pipeline_engine.pipeline.lock import LockWriter
@@ -113,14 +113,16 @@ def repro(
     listener = listener or _Silent()
     with project.mutex("pipe repro " + " ".join(targets), wait=options.wait):
         _end_leftovers(project, listener, wait=options.wait)
-        pipeline = load_pipeline(project)
+        index = ProjectIndex(project)
+        pipeline = index.pipeline
         names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
         jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
         writer = LockWriter(project.root, pipeline.lock)
-        puller = _puller(project, [pipeline.stages[n] for n in names]) if options.pull else None
+        puller = _puller(index, [pipeline.stages[n] for n in names]) if options.pull else None
         # Changed data that a stage reads through a pointer is cached and its pointer rewritten
         # first (DVC commits changed data sources), so the lock and the pointer agree.
-        saved = save_pointer_deps(project, [pipeline.stages[n] for n in names if not pipeline.stages[n].frozen])
+        saved = save_pointer_deps(project, [pipeline.stages[n] for n in names if not pipeline.stages[n].frozen],
+                                  pointers=index.pointers)
         if not targets:
             # Entries of stages removed from (or renamed in) pipeline.yaml would keep their outs alive.
             for stale in sorted(set(pipeline.lock.stages) - set(pipeline.stages)):
@@ -180,11 +182,11 @@ def _outcome(name: str, result: ScheduleResult[StageOutcome], failures: Mapping[
     return StageOutcome(name, Outcome.SKIPPED)
 
 
-def _puller(project: Project, stages: Sequence[StageSpec]) -> Puller:
+def _puller(index: ProjectIndex, stages: Sequence[StageSpec]) -> Puller:
     """Open the default remote for --pull and bring missing pointer-tracked deps first."""
     from pipeline_engine.ops.repro_pull import Puller
 
-    puller = Puller(project)
+    puller = Puller(index)
     puller.pull_deps(stages)
     return puller
 

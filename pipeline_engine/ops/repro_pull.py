@@ -17,14 +17,13 @@ from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PipeError
 from pipeline_engine.index.outs import is_cached
-from pipeline_engine.index.pointers import find_pointers
+from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.runcache import lookup, runs_dir
-from pipeline_engine.index.sync import fetch_outs, out_remotes, own_remote
+from pipeline_engine.index.sync import fetch_outs, own_remote
 from pipeline_engine.ops.checkout import checkout_outs
 from pipeline_engine.ops.runcache_transfer import RUNS_SUBDIR, adopt_entry
 from pipeline_engine.pipeline.spec import StageSpec
-from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
 
 __all__ = ["Puller"]
@@ -37,14 +36,16 @@ class Puller:
         RemoteNotConfiguredError: no default remote is set.
     """
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, index: ProjectIndex) -> None:
+        project = index.project
         self._project = project
+        self._pointers = index.pointers
         self._remote: Remote = open_project_remote(project)
         self._lock = threading.Lock()
         self._runs: Remote | None = None
         self._runs_failed = False
         # Outs whose stage names a `remote:` come from that remote, as in `pipe pull`.
-        self._own = out_remotes(project)
+        self._own = index.out_remotes
         self._remotes: dict[str, Remote] = {}
 
     def fetch(self, records: Iterable[PathRecord]) -> None:
@@ -99,7 +100,7 @@ class Puller:
         wanted = {d for s in stages for d in s.deps if not (root / d).exists()}
         if not wanted:
             return []
-        chosen = [p for p in find_pointers(self._project)
+        chosen = [p for p in self._pointers
                   if any(p.data_relpath == d or d.startswith(p.data_relpath + "/") for d in wanted)]
         records = [
             PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles, p.out.isexec) for p in chosen
