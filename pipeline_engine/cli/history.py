@@ -20,11 +20,28 @@ __all__ = ["diff"]
 
 
 
-@click.command()
+class _TargetsCommand(click.Command):
+    """`--targets a b` takes every argument up to the next option, as DVC's argparse (`nargs="*"`) does."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        spread: list[str] = []
+        greedy = False
+        for arg in args:
+            if arg == "--targets":
+                greedy = True
+            elif arg.startswith("-"):
+                greedy = False
+                spread.append(arg)
+            else:
+                spread.extend(["--targets", arg] if greedy else [arg])
+        return super().parse_args(ctx, spread)
+
+
+@click.command(cls=_TargetsCommand)
 @click.argument("a_rev", required=False, default="HEAD")
 @click.argument("b_rev", required=False)
-@click.option("--targets", multiple=True, metavar="PATH",
-              help="Compare only these tracked paths (repeat the option for several).")
+@click.option("--targets", multiple=True, metavar="PATH...",
+              help="Compare only these tracked paths (every argument up to the next option).")
 @click.option("--json", "as_json", is_flag=True, help="Print DVC's JSON shape on stdout.")
 @click.option("--md", "as_md", is_flag=True, help="Print a Markdown table.")
 @click.option("--show-hash", is_flag=True, help="Show the oid of each entry.")

@@ -164,8 +164,10 @@ def test_targets_limit_the_diff_to_those_paths(workspace: Workspace, cli: Cli) -
     assert inside["modified"] == [{"path": "data/a.csv"}]
     pointer = json.loads(cli.run("diff", "--json", "--targets", "notes.txt.pipe").stdout)
     assert pointer["modified"] == [{"path": "notes.txt"}]
-    both = json.loads(cli.run("diff", "--json", "--targets", "data", "--targets", "notes.txt").stdout)
+    both = json.loads(cli.run("diff", "--targets", "data", "notes.txt", "--json").stdout)  # DVC's nargs="*"
     assert [e["path"] for e in both["modified"]] == ["data/", "data/a.csv", "data/b.csv", "notes.txt"]
+    repeated = json.loads(cli.run("diff", "HEAD", "--targets", "data/b.csv", "--targets", "notes.txt", "--json").stdout)
+    assert [e["path"] for e in repeated["modified"]] == ["data/b.csv", "notes.txt"]
 
 
 def test_a_target_tracked_on_neither_side_is_an_error_naming_it(workspace: Workspace, cli: Cli) -> None:
