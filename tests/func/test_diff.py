@@ -12,11 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
-from tests.conftest import Cli, Workspace
+from tests.conftest import Cli, Workspace, git
 
 DATA = {"data": {"a.csv": "a,1\n", "b.csv": "b,2\n"}, "notes.txt": "first notes\n"}
 
@@ -265,3 +266,22 @@ def test_text_output_shows_sizes_and_a_files_summary(workspace: Workspace, cli: 
 
     assert "data/c.csv" in result.stdout and "400 B" in result.stdout
     assert "files summary: 1 added, 1 deleted" in result.stdout  # the directory itself is not a file
+
+
+def test_a_project_in_a_subdirectory_of_the_repository(git_only: Path, cli: Cli,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    project = git_only / "proj"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    cli.run("init")
+    (project / "d.txt").write_text("v1\n")
+    cli.run("add", "d.txt")
+    git(git_only, "add", "-A")
+    git(git_only, "commit", "-q", "-m", "v1")
+    (project / "d.txt").write_text("v2\n")
+    cli.run("add", "d.txt")
+    git(git_only, "commit", "-q", "-am", "v2")
+
+    result = _diff_json(cli, "HEAD~1", "HEAD")
+
+    assert result["modified"] == [{"path": "d.txt", "hash": {"old": _oid("v1\n"), "new": _oid("v2\n")}}]
