@@ -26,3 +26,6 @@ def install(uninstall: bool) -> None:
     for change in result.changes:
         shown = os.path.relpath(change.path)
         render.info(f"{change.hook}: {change.action.value} ({escape(shown)})")
+    if not uninstall and result.default_remote is None:
+        render.warn("the pre-push hook runs 'pipe push', which needs a default remote: until "
+                    "'pipe remote add -d NAME URL', 'git push' stops with its error")

@@ -47,10 +47,12 @@ class HookChange:
 
 @dataclass(frozen=True, slots=True)
 class InstallResult:
-    """The hooks directory (git's `core.hooksPath` or `.git/hooks`) and what happened to each hook."""
+    """The hooks directory (git's `core.hooksPath` or `.git/hooks`), what happened to each hook, and
+    the default remote the pre-push hook's `pipe push` will use (None: that push fails, and so does git's)."""
 
     hooks_dir: Path
     changes: tuple[HookChange, ...]
+    default_remote: str | None = None
 
 
 def install(project: Project, *, uninstall: bool = False) -> InstallResult:
@@ -83,7 +85,7 @@ def install(project: Project, *, uninstall: bool = False) -> InstallResult:
         planned.append((HookChange(hook, path, action), new))
     for change, text in planned:
         _apply(change, text)
-    return InstallResult(where, tuple(change for change, _ in planned))
+    return InstallResult(where, tuple(change for change, _ in planned), project.config.default_remote)
 
 
 def _read_hook(path: Path, source: str) -> str | None:

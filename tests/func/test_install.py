@@ -41,6 +41,13 @@ def test_install_creates_three_executable_hooks_running_this_python(workspace: W
         assert f"{sys.executable} -m pipeline_engine {command}" in text
         assert os.access(path, os.X_OK)
         assert f"{hook}: created" in result.stderr
+    assert "needs a default remote" in result.stderr  # pre-push would stop every git push
+
+
+def test_install_does_not_warn_when_a_default_remote_is_set(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    result = cli.run("install")
+
+    assert "remote" not in result.stderr
 
 
 def test_installing_twice_changes_nothing(workspace: Workspace, cli: Cli) -> None:
