@@ -29,12 +29,12 @@ NEW_SCRIPT = "#!/bin/sh\n"
 # Interpreters whose scripts can take pipe's POSIX shell lines.
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 
-# What each hook does with the pipe command `{run}` (a shell function taking pipe's arguments).
+# Each hook's guard before pipe runs, and what follows its exit status.
 _ACTIONS = {
     # $3 is 1 for a branch checkout, 0 for `git checkout -- FILE` (DVC's rule); never in a rebase.
-    "post-checkout": ('[ "$3" = 1 ] && [ ! -d "$(git rev-parse --git-path rebase-merge)" ] && ', "checkout", ""),
-    "pre-commit": ("", "status", " || true"),  # shown, never blocks the commit
-    "pre-push": ("", "push", " || exit $?"),  # data not on the remote: the git push stops too
+    "post-checkout": ('[ "$3" = 1 ] && [ ! -d "$(git rev-parse --git-path rebase-merge)" ] && ', ""),
+    "pre-commit": ("", " || true"),  # shown, never blocks the commit
+    "pre-push": ("", " || exit $?"),  # data not on the remote: the git push stops too
 }
 
 
@@ -53,7 +53,8 @@ def hook_block(hook: str, *, python: str, project_dir: str) -> str:
     """
     if "\n" in project_dir or "\r" in project_dir:
         raise ScmError(f"cannot install git hooks for a project directory with a line break: {project_dir!r}")
-    guard, command, tail = _ACTIONS[hook]
+    guard, tail = _ACTIONS[hook]
+    command = HOOKS[hook]
     begin, end = _markers(project_dir)
     py, where = shlex.quote(python), shlex.quote(project_dir)
     config = shlex.quote(f"{project_dir}/.pipe/config.yaml" if project_dir != "." else ".pipe/config.yaml")
