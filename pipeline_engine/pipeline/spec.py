@@ -1,15 +1,14 @@
 """pipeline.yaml -> frozen PipelineSpec: validation, templating, foreach/matrix expansion, paths.
 
 This is the only module that sees the raw YAML of pipeline.yaml; everything after it sees
-`StageSpec`s whose paths are project-relative POSIX paths and whose templates are resolved.
+`StageSpec`s (pipeline.stage, re-exported here) whose paths are project-relative POSIX paths and
+whose templates are resolved.
 params.yaml and `vars` files are read from the same `RevisionFiles` as the spec itself, so a spec
 at a git revision is resolved with that revision's params.
 """
 
 from __future__ import annotations
 
-import enum
-import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.hashing import hash_bytes
-from pipeline_engine.core.pathgate import check_not_own_file, check_relpath
 from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
 from pipeline_engine.core.schema import is_known_valid, memo_of, remember_valid
 from pipeline_engine.core.yamlio import parse_yaml
@@ -34,14 +32,13 @@ from pipeline_engine.pipeline.interpolate import (
 )
 from pipeline_engine.pipeline.outputs import (
     ArtifactSpec,
-    PlotOptions,
     PlotSpec,
     parse_artifacts,
     parse_metrics_paths,
-    parse_plot_options,
     parse_plots,
 )
-from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES, parse_params, read_params
+from pipeline_engine.pipeline.params import PARAMS_FILE, parse_params, read_params
+from pipeline_engine.pipeline.stage import OutKind, OutSpec, ParamsDep, StageSpec, make_stage, norm_path
 from pipeline_engine.pipeline.validate import PIPELINE_SCHEMA, locate, validate
 
 __all__ = [
@@ -52,53 +49,6 @@ __all__ = [
 PIPELINE_FILE = "pipeline.yaml"
 _TEMPLATE_KEYS = ("vars", "foreach", "do", "matrix")
 _WHOLE = re.compile(r"\$\{([^}]*)\}")
-
-
-class OutKind(enum.Enum):
-    """Which list of the stage an out was declared in."""
-
-    OUT = "outs"
-    METRIC = "metrics"
-    PLOT = "plots"
-
-
-@dataclass(frozen=True, slots=True)
-class OutSpec:
-    """A path a stage writes, with its caching flags."""
-
-    path: str
-    kind: OutKind = OutKind.OUT
-    cache: bool = True
-    persist: bool = False
-    push: bool = True
-    desc: str | None = None
-    plot: PlotOptions | None = None  # set for `plots` outs only
-    remote: str | None = None  # the remote its objects go to and come from (DVC's per-output remote)
-
-
-@dataclass(frozen=True, slots=True)
-class ParamsDep:
-    """Tracked keys of one params file; `keys` None tracks the whole file."""
-
-    path: str
-    keys: tuple[str, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class StageSpec:
-    """One stage after templating; `group` is the name before '@' for generated stages."""
-
-    name: str
-    cmd: str | tuple[str, ...]  # a tuple: DVC's `cmd` list, each item its own shell command
-    wdir: str = ""
-    deps: tuple[str, ...] = ()
-    outs: tuple[OutSpec, ...] = ()
-    params: tuple[ParamsDep, ...] = ()
-    env: tuple[str, ...] = ()
-    frozen: bool = False
-    always_changed: bool = False
-    desc: str | None = None
-    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,25 +112,6 @@ def parse_spec(text: str, *, files: RevisionFiles | None = None, root: Path | No
     stages = builder.build(raw)
     top = builder.top_level(raw)
     return PipelineSpec(stages, digest, *top)
-
-
-def norm_path(wdir: str, path: str, *, what: str, allow_root: bool = False) -> str:
-    """`path` (relative to `wdir`) as a project-relative POSIX path, through the path gate.
-
-    `..` is resolved lexically against `wdir` first (`wdir: src` with `../data` is `data`, as in
-    DVC); the result must then pass `core.pathgate.check_relpath`. `allow_root` accepts the
-    project root itself (a `wdir` of `.`), returned as "".
-
-    Raises:
-        SpecError: the path starts with `~`.
-        UnsafePathError: (a SpecError) the path is absolute, leaves the project, names
-            `.git`/`.pipe`, or holds a control character; the message names `what`.
-    """
-    if path.startswith("~"):
-        raise SpecError(f"{what}: path '{path}' must be relative to the project")
-    joined = posixpath.join(wdir, path) if wdir else path
-    normal = posixpath.normpath(joined) if joined and not joined.startswith("/") else joined
-    return check_relpath(normal, source=what, allow_root=allow_root)
 
 
 class _Builder:
@@ -344,7 +275,7 @@ class _Builder:
                               at=["stages", group, "vars"])
         resolver = Resolver(ctx, where=where, bool_style=self.bool_style, list_style=self.list_style)
         data = {k: resolver.resolve(v, key=k) for k, v in body.items() if k not in _TEMPLATE_KEYS}
-        return _make_stage(name, group, data, resolver.used)
+        return make_stage(name, group, data, resolver.used)
 
 
 def _has_template(value: Any) -> bool:
@@ -353,104 +284,3 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, Mapping):
         return any(_has_template(k) or _has_template(v) for k, v in value.items())
     return isinstance(value, list) and any(_has_template(v) for v in value)
-
-
-def _make_stage(name: str, group: str, data: Mapping[str, Any], used: set[tuple[str, str]]) -> StageSpec:
-    where = f"stage '{name}'"
-    cmd = data.get("cmd")
-    if isinstance(cmd, list) and cmd and all(isinstance(c, str) and c.strip() for c in cmd):
-        cmd = tuple(cmd)  # DVC: each item runs on its own, in order; kept as a list in the lock
-    elif not isinstance(cmd, str) or not cmd.strip():
-        raise SpecError(f"{where}: 'cmd' is required and must be a string or a list of non-empty strings")
-    wdir = norm_path("", _path_text(data.get("wdir") or ".", where, "wdir"), what=where, allow_root=True)
-    deps = tuple(dict.fromkeys(
-        norm_path(wdir, _path_text(d, where, "deps"), what=where) for d in data.get("deps") or ()
-    ))
-    outs = tuple(
-        _out(item, kind, wdir, where)
-        for kind in OutKind
-        for item in data.get(kind.value) or ()
-    )
-    return StageSpec(
-        name=name,
-        cmd=cmd,
-        wdir=wdir,
-        deps=deps,
-        outs=outs,
-        params=_params(data.get("params") or [], wdir, used),
-        env=tuple(dict.fromkeys(str(e) for e in data.get("env") or ())),
-        frozen=_flag(data, "frozen", where),
-        always_changed=_flag(data, "always_changed", where),
-        desc=data.get("desc"),
-        group=group,
-    )
-
-
-def _flag(data: Mapping[str, Any], key: str, where: str) -> bool:
-    value = data.get(key, False)
-    if not isinstance(value, bool):
-        raise SpecError(f"{where}: '{key}' must be true or false, not {value!r}")
-    return value
-
-
-def _path_text(value: Any, where: str, key: str) -> str:
-    """A path after interpolation: templates can produce numbers, lists or mappings (`${a}`)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise SpecError(f"{where}: '{key}' must be a path (a string), not {type(value).__name__} {value!r:.60}")
-    return str(value)
-
-
-def _out(item: Any, kind: OutKind, wdir: str, where: str) -> OutSpec:
-    if isinstance(item, (int, float)) and not isinstance(item, bool):
-        item = str(item)  # `${n}` of a number names a file, as in deps
-    if not isinstance(item, (str, Mapping)) or (isinstance(item, Mapping) and len(item) != 1):
-        raise SpecError(
-            f"{where}: each of '{kind.value}' must be a path or a mapping {{path: {{flags}}}}, not {item!r:.60}"
-        )
-    if isinstance(item, Mapping) and not isinstance(next(iter(item.values())) or {}, Mapping):
-        raise SpecError(f"{where}: the flags of '{next(iter(item))}' in '{kind.value}' must be a mapping")
-    flags: Mapping[str, Any]
-    if isinstance(item, str):
-        path, flags = item, {}
-    else:
-        path, flags = next(iter(item.items()))
-        flags = flags or {}
-    rel = check_not_own_file(norm_path(wdir, str(path), what=where), source=where)
-    for key in ("cache", "persist", "push"):
-        if not isinstance(flags.get(key, True), bool):
-            raise SpecError(f"{where}: '{path}': '{key}' must be true or false")
-    return OutSpec(
-        path=rel,
-        kind=kind,
-        cache=flags.get("cache", True),
-        persist=flags.get("persist", False),
-        push=flags.get("push", True),
-        desc=flags.get("desc"),
-        plot=parse_plot_options(flags, where=f"{where}: '{path}'") if kind is OutKind.PLOT else None,
-        remote=flags.get("remote") or None,
-    )
-
-
-def _params(items: list[Any], wdir: str, used: set[tuple[str, str]]) -> tuple[ParamsDep, ...]:
-    default = norm_path(wdir, PARAMS_FILE, what="params")
-    files: dict[str, list[str] | None] = {}
-
-    def track(file: str, keys: list[str] | None) -> None:
-        current = files.get(file, [])
-        if keys is None or current is None:
-            files[file] = None
-        else:
-            files[file] = list(dict.fromkeys([*current, *keys]))
-
-    for item in items:
-        if isinstance(item, Mapping):
-            for file, keys in item.items():
-                track(norm_path(wdir, str(file), what="params"), list(keys) if keys else None)
-        elif str(item).lower().endswith(PARAMS_SUFFIXES):
-            track(norm_path(wdir, str(item), what="params"), None)
-        else:
-            track(default, [str(item)])
-    # Values interpolated from a params file are inputs of the stage too.
-    for file, key in sorted(used):
-        track(file, [key])
-    return tuple(ParamsDep(f, None if k is None else tuple(k)) for f, k in files.items())
