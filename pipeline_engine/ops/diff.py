@@ -102,7 +102,8 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
     new_label, new = _revision(project, b_rev) if b_rev is not None else (WORKSPACE, _workspace(project, wanted))
     for target, rel in zip(targets, wanted, strict=True):
         if not any(_related(path, rel) for path in (*old, *new)):
-            raise PathError(f"'{target}' is tracked neither at '{old_label}' nor in '{new_label}'",
+            there = "in the workspace" if b_rev is None else f"at '{new_label}'"
+            raise PathError(f"'{target}' is tracked neither at '{old_label}' nor {there}",
                             hint="run 'pipe status' to list the tracked data")
     old_entries, new_entries = _entries(old, new, wanted), _entries(new, old, wanted)
     added, deleted, modified, renamed = _compare(old_entries, new_entries)
