@@ -8,7 +8,7 @@ import pytest
 
 from pipeline_engine.cache.pointer import parse_pointer, read_pointer
 from pipeline_engine.core.revision import WorkspaceFiles
-from pipeline_engine.errors import SpecError
+from pipeline_engine.errors import SpecError, UnsafePathError
 from pipeline_engine.pipeline.lock import parse_lock, read_lock
 from pipeline_engine.pipeline.params import parse_params, read_params
 from pipeline_engine.pipeline.spec import load_spec
@@ -87,3 +87,16 @@ def test_text_parsers_take_a_source_name() -> None:
     assert (pointer.relpath, pointer.data_relpath, pointer.out.size) == ("d/raw.csv.pipe", "d/raw.csv", 5)
     with pytest.raises(SpecError, match=r"^shown.pipe: path '\.\./x' leaves the project"):
         parse_pointer(POINTER.format(n=1).replace("raw.csv", "../x"), "a.pipe", source="shown.pipe")
+
+
+def test_a_params_file_kept_as_a_link_at_a_revision_is_an_error_not_missing(repo: Path) -> None:
+    """In the workspace the gate follows a link that stays inside; at a revision links are never followed."""
+    proj = repo / "proj"
+    (proj / "real.yaml").write_text("lr: 0.5\n")
+    (proj / "params.yaml").unlink()
+    (proj / "params.yaml").symlink_to("real.yaml")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "link")
+    assert load_spec(proj).stages["train"].cmd.startswith("python train.py --lr 0.5")
+    with pytest.raises(UnsafePathError, match=r"params.yaml at 'HEAD': is a symbolic link"):
+        load_spec(Git(repo).files_at("HEAD", project_prefix="proj"))
