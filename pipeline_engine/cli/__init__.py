@@ -46,6 +46,8 @@ COMMANDS: dict[str, str] = {
     "fetch": "transfer:fetch",
     "diff": "history:diff",
     "install": "install:install",
+    "metrics": "show:metrics",
+    "params": "show:params",
 }
 
 EXIT_BUG = 70

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from pipeline_engine.core.progress import Progress, ProgressTask
 
 __all__ = [
-    "configure", "err", "error", "info", "out", "print_json", "progress", "rows_table", "size", "table", "warn",
+    "configure", "err", "error", "frame", "info", "markdown_table", "out", "print_json", "progress", "rows_table", "size",
+    "table", "warn",
 ]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -99,6 +100,25 @@ def rows_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: 
 def table(df: pandas.DataFrame, *, title: str | None = None) -> Table:
     """A rich Table from a pandas DataFrame (index not shown)."""
     return rows_table([str(c) for c in df.columns], df.itertuples(index=False), title=title)
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table (DVC's `--md`), columns padded to their widest cell."""
+    cells = [[str(c) for c in columns], *([str(v).replace("|", "\\|") for v in r] for r in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    text = [f"| {' | '.join(c.ljust(w) for c, w in zip(line, widths, strict=True))} |" for line in cells]
+    text.insert(1, f"|{'|'.join('-' * (w + 2) for w in widths)}|")
+    return "\n".join(text) + "\n"
+
+
+def frame(df: pandas.DataFrame, *, markdown: bool = False, csv: bool = False) -> None:
+    """Print a DataFrame of display strings on stdout: a rich table, or Markdown, or CSV (`--md`, `--csv`)."""
+    if csv:
+        out.file.write(df.to_csv(index=False))
+    elif markdown:
+        out.file.write(markdown_table(list(df.columns), df.itertuples(index=False)))
+    else:
+        out.print(table(df))
 
 
 class _RichTask:

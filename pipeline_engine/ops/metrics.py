@@ -1,0 +1,242 @@
+"""`pipe metrics show` and `pipe metrics diff`: the metrics files of each revision, read without checkout.
+
+The metrics files are those pipeline.yaml declares at that revision: stage `metrics:` outs and the
+top-level `metrics:` key (a file, or a directory: every metrics file inside it). Each is read
+through `index.tracked.read_at` (the workspace from disk; a revision from git, or from the cache by
+the oid its lock entry records for a `cache: true` out) and parsed by `pipeline.metrics`.
+
+A file that cannot be read (invalid, hostile, its object not in the cache) does not stop the
+others: its error is kept with it, as DVC does, and the command reports it. Results are plain
+values; `ops/report.py` turns them into DataFrames for tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+from pipeline_engine.core.fsutil import relpath_in
+from pipeline_engine.core.revision import WORKSPACE, decode_utf8
+from pipeline_engine.errors import PathError, PipeError
+from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.revisions import Revision, Scope, select_revisions
+from pipeline_engine.index.tracked import list_at, read_at
+from pipeline_engine.pipeline.metrics import METRICS_SUFFIXES, parse_metrics
+from pipeline_engine.pipeline.params import parse_document
+from pipeline_engine.pipeline.spec import OutKind
+from pipeline_engine.project import Project
+
+__all__ = [
+    "MetricChange", "MetricsDiff", "MetricsFile", "RevisionMetrics", "compare", "diff", "index_of", "metrics_at",
+    "show", "target_paths",
+]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsFile:
+    """One metrics file at one revision: `data` as the file nests it, `flat` with keys joined `a.b.c`.
+
+    `error` is set (and the data empty) when the file could not be read or parsed.
+    """
+
+    path: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    flat: Mapping[str, Any] = field(default_factory=dict)
+    error: PipeError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionMetrics:
+    """The metrics files of one revision (`rev` is its label), sorted by path; `error` when the revision itself failed."""
+
+    rev: str
+    files: tuple[MetricsFile, ...] = ()
+    error: PipeError | None = None
+
+    @property
+    def errors(self) -> list[PipeError]:
+        """The revision's error, or every file's."""
+        return [self.error] if self.error else [f.error for f in self.files if f.error]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricChange:
+    """One metric (`key`, flattened) of one file, old and new; `state` is added, deleted, modified or unchanged."""
+
+    path: str
+    key: str
+    old: Any
+    new: Any
+    state: str
+
+    @property
+    def diff(self) -> int | float | None:
+        """new - old when both are numbers (DVC's `diff`)."""
+        if _is_number(self.old) and _is_number(self.new):
+            value: int | float = self.new - self.old
+            return value
+        return None
+
+    @property
+    def pct(self) -> float | None:
+        """The relative change in percent, when both are numbers and old is not zero."""
+        change = self.diff
+        if change is None or self.old == 0:
+            return None
+        return float(change) / abs(float(self.old)) * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsDiff:
+    """`pipe metrics diff A B`: the changes sorted by (path, key), and the errors of either side."""
+
+    a_rev: str
+    b_rev: str
+    changes: tuple[MetricChange, ...] = ()
+    errors: tuple[PipeError, ...] = field(default=())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def target_paths(project: Project, targets: Sequence[str]) -> list[str]:
+    """User targets (relative to the current directory) as project-relative paths.
+
+    Raises:
+        PathError: a target is outside the project.
+    """
+    return [relpath_in(project.root, t).rstrip("/") for t in targets]
+
+
+def index_of(project: Project, rev: Revision) -> ProjectIndex:
+    """The index of `rev` (the workspace's for the workspace).
+
+    Raises:
+        ScmError: the revision names no commit.
+    """
+    return ProjectIndex(project) if rev.is_workspace else ProjectIndex.at(project, rev.sha or rev.label)
+
+
+def _declared(index: ProjectIndex) -> list[str]:
+    spec = index.spec
+    paths = [o.path for s in spec.stages.values() for o in s.outs if o.kind is OutKind.METRIC]
+    return list(dict.fromkeys([*paths, *spec.metrics]))
+
+
+def _under(path: str, target: str) -> bool:
+    return target in ("", path) or path.startswith(target + "/")
+
+
+def _metrics_paths(index: ProjectIndex, wanted: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(metrics files to read, targets that name no declared metrics: read as metrics files themselves, as DVC does)."""
+    declared = _declared(index)
+    chosen = [p for p in declared if not wanted or any(_under(p, w) or _under(w, p) for w in wanted)]
+    files: list[str] = []
+    for path in chosen:
+        inside = [w for w in wanted if _under(w, path) and w != path]
+        for base in inside or [path]:
+            files.extend(list_at(index, base, suffixes=METRICS_SUFFIXES))
+    extra = [w for w in wanted if not any(_under(w, p) or _under(p, w) for p in declared)]
+    return list(dict.fromkeys(files)), extra
+
+
+def _read_file(index: ProjectIndex, path: str, *, required: bool) -> MetricsFile | None:
+    files = index.files
+    source = files.describe(path)
+    try:
+        data = read_at(index, path)
+        if data is None:
+            if not required:
+                return None
+            raise PathError(f"metrics file '{source}' does not exist")
+        text = decode_utf8(data, source=source)
+        suffix = PurePosixPath(path).suffix
+        flat = parse_metrics(text, suffix=suffix, source=source)
+        nested = flat if suffix.lower() in (".csv", ".tsv") else parse_document(text, suffix=suffix, source=source)
+        return MetricsFile(path, MappingProxyType(dict(nested or {})) if isinstance(nested, Mapping)
+                           else MappingProxyType({"": nested}), MappingProxyType(flat))
+    except PipeError as exc:
+        return MetricsFile(path, error=exc)
+
+
+def metrics_at(index: ProjectIndex, wanted: Sequence[str] = (), *, label: str | None = None) -> RevisionMetrics:
+    """The metrics files of one revision, filtered to project-relative `wanted` paths (all when empty).
+
+    Never raises a PipeError: a revision whose pipeline.yaml or lock is invalid carries the error.
+    """
+    label = label or index.files.label
+    try:
+        paths, extra = _metrics_paths(index, wanted)
+        read = [_read_file(index, p, required=False) for p in paths]
+        read += [_read_file(index, p, required=True) for p in extra if p not in paths]
+    except PipeError as exc:
+        return RevisionMetrics(label, error=exc)
+    return RevisionMetrics(label, tuple(sorted((f for f in read if f is not None), key=lambda f: f.path)))
+
+
+def show(project: Project, targets: Sequence[str] = (), *, scope: Scope | None = None) -> list[RevisionMetrics]:
+    """The metrics of every revision `scope` covers (the workspace by default), in `select_revisions` order.
+
+    Raises:
+        ScmError: a revision is asked for outside git, or a `--rev` names no commit.
+        PathError: a target is outside the project.
+    """
+    wanted = target_paths(project, targets)
+    result: list[RevisionMetrics] = []
+    for rev in select_revisions(project, scope or Scope()):
+        try:
+            index = index_of(project, rev)
+        except PipeError as exc:
+            result.append(RevisionMetrics(rev.label, error=exc))
+            continue
+        result.append(metrics_at(index, wanted, label=rev.label))
+    return result
+
+
+def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
+         targets: Sequence[str] = (), all: bool = False) -> MetricsDiff:  # noqa: A002 - DVC's flag name
+    """Compare the metrics of `a_rev` with `b_rev` (None: the workspace), per (file, flattened key).
+
+    A file or key on one side only is `added` or `deleted`; unchanged metrics are left out unless `all`.
+
+    Raises:
+        ScmError: a revision names no commit, or the project is not in a git repository.
+        PathError: a target is outside the project.
+    """
+    wanted = target_paths(project, targets)
+    sides = []
+    for rev in (a_rev, b_rev):
+        index = ProjectIndex(project) if rev is None else ProjectIndex.at(project, rev)
+        sides.append(metrics_at(index, wanted, label=rev or WORKSPACE))
+    old, new = sides
+    changes = compare(_flat_by_path(old), _flat_by_path(new), all=all)
+    return MetricsDiff(old.rev, new.rev, tuple(changes), tuple([*old.errors, *new.errors]))
+
+
+def _flat_by_path(side: RevisionMetrics) -> dict[str, Mapping[str, Any]]:
+    return {f.path: f.flat for f in side.files if f.error is None}
+
+
+def compare(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]], *,
+            all: bool) -> list[MetricChange]:  # noqa: A002
+    """Per (path, key): added, deleted, modified (and, with `all`, unchanged) values, sorted by path then key."""
+    changes: list[MetricChange] = []
+    for path in sorted(old.keys() | new.keys()):
+        before, after = old.get(path, _EMPTY), new.get(path, _EMPTY)
+        for key in sorted(before.keys() | after.keys()):
+            if key not in before:
+                changes.append(MetricChange(path, key, None, after[key], "added"))
+            elif key not in after:
+                changes.append(MetricChange(path, key, before[key], None, "deleted"))
+            elif before[key] != after[key]:
+                changes.append(MetricChange(path, key, before[key], after[key], "modified"))
+            elif all:
+                changes.append(MetricChange(path, key, before[key], after[key], "unchanged"))
+    return changes

@@ -1,0 +1,125 @@
+"""`pipe params diff` and the API's params_show: the params the stages track, at any revision, without checkout.
+
+The tracked params of a revision are what its pipeline.yaml's stages declare (`params:`): the
+named keys of each params file, or every key of a file a stage tracks whole. Values are read from
+that revision's params files (`ProjectIndex.files`); a params file or key missing at a revision is
+simply absent there (it shows as added or deleted in a diff). Keys are flattened as `a.b.c`, as
+DVC shows them; list values stay lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from pipeline_engine.core.revision import WORKSPACE
+from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.ops.metrics import MetricChange, compare, target_paths
+from pipeline_engine.pipeline.params import lookup, parse_params
+from pipeline_engine.project import Project
+
+__all__ = ["ParamsDiff", "diff", "flatten", "params_at", "tracked_params"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamsDiff:
+    """`pipe params diff A B`: changed (with `all`, every) tracked param per (file, key), sorted."""
+
+    a_rev: str
+    b_rev: str
+    changes: tuple[MetricChange, ...] = ()
+
+
+def tracked_params(index: ProjectIndex, stages: Sequence[str] | None = None) -> dict[str, tuple[str, ...] | None]:
+    """Params file -> the keys the stages track (None: the whole file), in pipeline.yaml's order.
+
+    `stages` limits it to those stage names (or foreach/matrix groups).
+
+    Raises:
+        SpecError: pipeline.yaml is invalid.
+    """
+    tracked: dict[str, tuple[str, ...] | None] = {}
+    for stage in index.spec.stages.values():
+        if stages is not None and stage.name not in stages and stage.group not in stages:
+            continue
+        for dep in stage.params:
+            known = tracked.get(dep.path, ())
+            if dep.keys is None or known is None:
+                tracked[dep.path] = None
+            else:
+                tracked[dep.path] = tuple(dict.fromkeys([*known, *dep.keys]))
+    return tracked
+
+
+def params_at(index: ProjectIndex, *, stages: Sequence[str] | None = None,
+              files: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Params file -> {key: value} of the tracked params at the index's revision (nested values, as in the file).
+
+    `files` (project-relative) limits the result to those params files (tracked whole when no stage tracks them).
+
+    Raises:
+        SpecError: pipeline.yaml or a params file is invalid (the message names the file and revision).
+        UnsafePathError: a params path is refused by the path gate.
+    """
+    tracked = tracked_params(index, stages)
+    if files:
+        tracked = {f: tracked.get(f) for f in files}
+    return _read(index, tracked)
+
+
+def flatten(values: Mapping[str, Any]) -> dict[str, Any]:
+    """{key: value} with nested mappings joined `a.b.c` (lists stay values, as DVC shows params)."""
+    flat: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [(k, v) for k, v in reversed(list(values.items()))]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, Mapping) and value:
+            stack.extend((f"{key}.{k}", v) for k, v in reversed(list(value.items())))
+        else:
+            flat[key] = value
+    return flat
+
+
+def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
+         targets: Sequence[str] = (), all: bool = False) -> ParamsDiff:  # noqa: A002 - DVC's flag name
+    """Compare the tracked params of `a_rev` with `b_rev` (None: the workspace).
+
+    A param is tracked when either side's pipeline.yaml tracks it. `targets` are params files.
+
+    Raises:
+        ScmError: a revision names no commit, or the project is not in a git repository.
+        SpecError: pipeline.yaml or a params file is invalid on either side.
+    """
+    files = target_paths(project, targets)
+    indexes = [ProjectIndex.at(project, a_rev), ProjectIndex.at(project, b_rev) if b_rev else ProjectIndex(project)]
+    # Each side reads the files and keys either side tracks, so a newly tracked param shows its old value.
+    wanted: dict[str, tuple[str, ...] | None] = {}
+    for index in indexes:
+        for path, keys in tracked_params(index).items():
+            if files and path not in files:
+                continue
+            known = wanted.get(path, ())
+            wanted[path] = None if keys is None or known is None else tuple(dict.fromkeys([*known, *keys]))
+    for path in files:
+        wanted.setdefault(path, None)
+    sides = [{p: flatten(v) for p, v in _read(index, wanted).items()} for index in indexes]
+    return ParamsDiff(a_rev, b_rev or WORKSPACE, tuple(compare(sides[0], sides[1], all=all)))
+
+
+def _read(index: ProjectIndex, wanted: Mapping[str, tuple[str, ...] | None]) -> dict[str, dict[str, Any]]:
+    values: dict[str, dict[str, Any]] = {}
+    for path, keys in wanted.items():
+        text = index.files.read_text(path)
+        if text is None:
+            continue
+        data = parse_params(text, suffix=PurePosixPath(path).suffix, source=index.files.describe(path))
+        values[path] = {}
+        for key in keys if keys is not None else list(data):
+            try:
+                values[path][key] = lookup(data, key)
+            except KeyError:
+                continue  # absent on this side: shown added or deleted
+    return values
+
