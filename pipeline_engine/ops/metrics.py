@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.revision import WORKSPACE, decode_utf8
-from pipeline_engine.errors import PathError, PipeError
+from pipeline_engine.errors import PathError, PipeError, ScmError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.revisions import Revision, Scope, select_revisions
 from pipeline_engine.index.tracked import list_at, read_at
@@ -121,7 +121,14 @@ def index_of(project: Project, rev: Revision) -> ProjectIndex:
     Raises:
         ScmError: the revision names no commit.
     """
-    return ProjectIndex(project) if rev.is_workspace else ProjectIndex.at(project, rev.sha or rev.label)
+    if rev.is_workspace:
+        return ProjectIndex(project)
+    # Read by the label when it names the same commit, so messages and hints say `v1`, not a sha.
+    try:
+        index = ProjectIndex.at(project, rev.label)
+    except ScmError:
+        index = None
+    return index if index is not None and index.files.rev == rev.sha else ProjectIndex.at(project, rev.sha or "")
 
 
 def _declared(index: ProjectIndex) -> list[str]:
