@@ -104,13 +104,16 @@ def parse_spec(text: str, *, files: RevisionFiles | None = None, root: Path | No
     if raw is None:
         return PipelineSpec(digest=digest)
     at = "" if files.rev is None else f" at '{files.label}'"
+    builder = _Builder(files, text, bool_style=bool_style, list_style=list_style)
+    # The reporting keys' own checks run before the schema's: they name the entry (`plots: 'roc'`).
+    top = builder.top_level(raw) if isinstance(raw, Mapping) else None
     memo = memo or memo_of(files)
     if digest != trusted_digest and not is_known_valid(PIPELINE_SCHEMA, text, memo=memo):
         validate(raw, text=text, source=PIPELINE_FILE, at=at)
         remember_valid(PIPELINE_SCHEMA, text, memo=memo)
-    builder = _Builder(files, text, bool_style=bool_style, list_style=list_style)
+    if top is None:  # past the schema only with a trusted digest
+        raise SpecError(f"{files.describe(PIPELINE_FILE)}: must be a mapping with 'stages'")
     stages = builder.build(raw)
-    top = builder.top_level(raw)
     return PipelineSpec(stages, digest, *top)
 
 
