@@ -146,7 +146,9 @@ class WorkspaceFiles:
     def list_files(self, *, under: str = "", suffix: str = "") -> list[str]:
         """Sorted paths of files under `under`; `.git`/`.pipe` and symlinked directories are not entered.
 
-        A symlinked file is listed when the gate allows reading it (it stays in the project).
+        A symlinked file is listed when the gate allows reading it (it stays in the project). This
+        walks every directory, tracked data included: to find the pointers of a large git
+        workspace, `git ls-files` (index.pointers) is cheaper.
         """
         base = self._path(under)
         prefix = check_relpath(under, source=under, allow_root=True)
