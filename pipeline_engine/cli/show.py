@@ -106,16 +106,18 @@ def params() -> None:
 @click.argument("b_rev", required=False)
 @click.option("--targets", multiple=True, metavar="PATH", help="Compare only these params files (repeatable).")
 @click.option("--all", "show_all", is_flag=True, help="Show unchanged params as well.")
+@click.option("--deps", is_flag=True, help="Only the params stages track (by default all of params.yaml too).")
 @click.option("--no-path", is_flag=True, help="Do not show the Path column.")
 @click.option("--json", "as_json", is_flag=True, help="Print DVC's JSON shape on stdout.")
 @click.option("--md", "as_md", is_flag=True, help="Print a Markdown (GitHub) table.")
-def params_diff(a_rev: str, b_rev: str | None, targets: tuple[str, ...], show_all: bool, no_path: bool,
-                as_json: bool, as_md: bool) -> None:
-    """Compare tracked params between A_REV (default HEAD) and B_REV (default: the workspace)."""
+def params_diff(a_rev: str, b_rev: str | None, targets: tuple[str, ...], show_all: bool, deps: bool,
+                no_path: bool, as_json: bool, as_md: bool) -> None:
+    """Compare params between A_REV (default HEAD) and B_REV (default: the workspace)."""
     from pipeline_engine.ops.params import diff
 
     _one_format(as_json, as_md, False)
-    result = diff(Project.find(), a_rev, _rev_or_workspace(b_rev), targets=targets, all=show_all)
+    result = diff(Project.find(), a_rev, _rev_or_workspace(b_rev), targets=targets, all=show_all,
+                  deps_only=deps)
     _print_diff(result.changes, result.a_rev, result.b_rev, title="Param", as_json=as_json, as_md=as_md,
                 as_csv=False, precision=None, no_path=no_path, with_change=False)
 

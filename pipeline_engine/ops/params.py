@@ -1,7 +1,8 @@
-"""`pipe params diff` and the API's params_show: the params the stages track, at any revision, without checkout.
+"""`pipe params diff` and the API's params_show: the params of a revision, read without checkout.
 
-The tracked params of a revision are what its pipeline.yaml's stages declare (`params:`): the
-named keys of each params file, or every key of a file a stage tracks whole. Values are read from
+The params of a revision are what its pipeline.yaml's stages track (`params:`: the named keys of
+each params file, or every key of a file a stage tracks whole) and, as in DVC, every key of
+params.yaml unless only the tracked ones are asked for (`--deps`). Values are read from
 that revision's params files (`ProjectIndex.files`); a params file or key missing at a revision is
 simply absent there (it shows as added or deleted in a diff). Keys are flattened as `a.b.c`, as
 DVC shows them; list values stay lists.
@@ -17,7 +18,7 @@ from typing import Any
 from pipeline_engine.core.revision import WORKSPACE
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.ops.metrics import MetricChange, compare, target_paths
-from pipeline_engine.pipeline.params import lookup, parse_params
+from pipeline_engine.pipeline.params import PARAMS_FILE, lookup, parse_params
 from pipeline_engine.project import Project
 
 __all__ = ["ParamsDiff", "diff", "flatten", "params_at", "tracked_params"]
@@ -53,11 +54,13 @@ def tracked_params(index: ProjectIndex, stages: Sequence[str] | None = None) -> 
     return tracked
 
 
-def params_at(index: ProjectIndex, *, stages: Sequence[str] | None = None,
-              files: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+def params_at(index: ProjectIndex, *, stages: Sequence[str] | None = None, files: Sequence[str] = (),
+              deps_only: bool = False) -> dict[str, dict[str, Any]]:
     """Params file -> {key: value} of the tracked params at the index's revision (nested values, as in the file).
 
-    `files` (project-relative) limits the result to those params files (tracked whole when no stage tracks them).
+    As in DVC, params.yaml is read whole unless `deps_only` (only what stages track) or `stages`
+    is given; `files` (project-relative) limits the result to those params files (whole when no
+    stage tracks them).
 
     Raises:
         SpecError: pipeline.yaml or a params file is invalid (the message names the file and revision).
@@ -66,6 +69,8 @@ def params_at(index: ProjectIndex, *, stages: Sequence[str] | None = None,
     tracked = tracked_params(index, stages)
     if files:
         tracked = {f: tracked.get(f) for f in files}
+    elif not deps_only and stages is None:
+        tracked[PARAMS_FILE] = None
     return _read(index, tracked)
 
 
@@ -82,11 +87,12 @@ def flatten(values: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
-         targets: Sequence[str] = (), all: bool = False) -> ParamsDiff:  # noqa: A002 - DVC's flag name
-    """Compare the tracked params of `a_rev` with `b_rev` (None: the workspace).
+def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, targets: Sequence[str] = (),
+         all: bool = False, deps_only: bool = False) -> ParamsDiff:  # noqa: A002 - DVC's flag name
+    """Compare the params of `a_rev` with `b_rev` (None: the workspace).
 
-    A param is tracked when either side's pipeline.yaml tracks it. `targets` are params files.
+    A param counts when either side's pipeline.yaml tracks it; as in DVC, every key of params.yaml
+    counts too unless `deps_only`. `targets` are params files (compared whole when no stage tracks them).
 
     Raises:
         ScmError: a revision names no commit, or the project is not in a git repository.
@@ -104,6 +110,8 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
             wanted[path] = None if keys is None or known is None else tuple(dict.fromkeys([*known, *keys]))
     for path in files:
         wanted.setdefault(path, None)
+    if not files and not deps_only:
+        wanted[PARAMS_FILE] = None
     sides = [{p: flatten(v) for p, v in _read(index, wanted).items()} for index in indexes]
     return ParamsDiff(a_rev, b_rev or WORKSPACE, tuple(compare(sides[0], sides[1], all=all)))
 

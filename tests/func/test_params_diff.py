@@ -39,12 +39,24 @@ def test_diff_against_the_workspace_shows_changed_added_and_deleted_params(works
         "params.yaml": {
             "train.layers": {"old": [1, 2], "new": [1, 2, 3]},
             "train.lr": {"old": 0.1, "new": 0.01, "diff": 0.01 - 0.1},
+            "train.untracked": {"old": 5, "new": 6, "diff": 1},  # params.yaml counts whole, as in DVC
         },
     }
-    every = _json(cli, "--all")
+    every = _json(cli, "--all", "--deps")
     assert every["params.yaml"]["prep.split"] == {"old": 0.2, "new": 0.2, "diff": 0.0}
     assert every["extra.json"]["seed"] == {"old": 1, "new": 1, "diff": 0}
-    assert "train.untracked" not in every["params.yaml"]  # not tracked by any stage
+    assert "train.untracked" not in every["params.yaml"]  # --deps: only what the stages track
+
+
+def test_params_yaml_counts_whole_unless_deps(workspace: Workspace, cli: Cli) -> None:
+    # DVC's rule: `params diff` shows every key of params.yaml; `--deps` only the tracked ones.
+    workspace.write_pipeline({"train": {"cmd": "echo", "params": ["lr"]}})
+    workspace.history([{"params.yaml": "lr: 1\nnotes: {a: x}\n"}])
+    workspace.write({"params.yaml": "lr: 2\nnotes: {a: y}\n"})
+
+    assert _json(cli) == {"params.yaml": {"lr": {"old": 1, "new": 2, "diff": 1},
+                                          "notes.a": {"old": "x", "new": "y"}}}
+    assert _json(cli, "--deps") == {"params.yaml": {"lr": {"old": 1, "new": 2, "diff": 1}}}
 
 
 def test_diff_between_revisions_and_markdown(workspace: Workspace, cli: Cli) -> None:
@@ -72,7 +84,7 @@ def test_a_param_newly_tracked_shows_its_old_value(workspace: Workspace, cli: Cl
     workspace.write_pipeline({"train": {"cmd": "echo", "params": ["lr", "batch"]}})
     workspace.write({"params.yaml": "lr: 1\nbatch: 64\n"})
 
-    assert _json(cli) == {"params.yaml": {"batch": {"old": 32, "new": 64, "diff": 32}}}
+    assert _json(cli, "--deps") == {"params.yaml": {"batch": {"old": 32, "new": 64, "diff": 32}}}
 
 
 def test_params_file_missing_at_the_old_revision_shows_params_added(workspace: Workspace, cli: Cli) -> None:
