@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "fetch": "transfer:fetch",
     "diff": "history:diff",
     "install": "install:install",
+    "plots": "plots:plots",
     "metrics": "show:metrics",
     "params": "show:params",
 }

@@ -1,0 +1,143 @@
+"""pipe plots show | diff | templates: draw plot files as charts, alone or overlaid across revisions.
+
+Flags and output follow `dvc plots`: the page's `file://` URL on stdout (`--open` also opens it),
+`--json` DVC's shape (`{"data": {plot: [{"type", "revisions", "content" | "url"}]}, "errors": [...]}`),
+and `-t/-x/-y/--title/--x-label/--y-label/--no-header` over the options in pipeline.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.markup import escape
+
+from pipeline_engine.cli import SuggestingGroup, render
+from pipeline_engine.project import Project
+
+if TYPE_CHECKING:
+    from pipeline_engine.ops.plots import PlotProps, PlotsResult
+
+__all__ = ["plots"]
+
+
+class _TargetsCommand(click.Command):
+    """`--targets a b` takes every argument up to the next option, as DVC's argparse (`nargs="*"`) does."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        spread: list[str] = []
+        greedy = False
+        for arg in args:
+            if arg == "--targets":
+                greedy = True
+            elif arg.startswith("-"):
+                greedy = False
+                spread.append(arg)
+            else:
+                spread.extend(["--targets", arg] if greedy else [arg])
+        return super().parse_args(ctx, spread)
+
+
+def _options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags `show` and `diff` share (DVC's)."""
+    for decorator in reversed([
+        click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR",
+                     help="Directory to write index.html and the images to (default: pipe_plots)."),
+        click.option("--open", "open_page", is_flag=True, help="Open the page in a web browser."),
+        click.option("--json", "as_json", is_flag=True, help="Print the Vega-Lite specs with their data (DVC's shape)."),
+        click.option("-t", "--template", help="Template to draw with (a built-in name or .pipe/plots/NAME.json)."),
+        click.option("-x", help="Column for the X axis."),
+        click.option("-y", help="Column for the Y axis."),
+        click.option("--no-header", "no_header", is_flag=True, default=None,
+                     help="CSV/TSV files have no header row (columns are 0, 1, ...)."),
+        click.option("--title", help="Plot title."),
+        click.option("--x-label", help="X axis label."),
+        click.option("--y-label", help="Y axis label."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def _props(options: dict[str, Any]) -> PlotProps:
+    from pipeline_engine.ops.plots import PlotProps
+
+    return PlotProps(template=options["template"], x=options["x"], y=options["y"], title=options["title"],
+                     x_label=options["x_label"], y_label=options["y_label"],
+                     header=False if options["no_header"] else None)
+
+
+@click.group(cls=SuggestingGroup)
+def plots() -> None:
+    """Draw plots (pipeline.yaml's `plots:`) as charts: show the workspace, diff revisions, list templates."""
+
+
+@plots.command()
+@click.argument("targets", nargs=-1)
+@_options
+def show(targets: tuple[str, ...], out_dir: Path | None, open_page: bool, as_json: bool, **options: Any) -> None:
+    """Draw the plots (or TARGETS: plot ids, paths, or any data file) of the workspace."""
+    from pipeline_engine.ops.plots import show as plots_show
+
+    result = plots_show(Project.find(), targets, out_dir=out_dir, props=_props(options), render_files=not as_json)
+    _report(result, open_page=open_page, as_json=as_json)
+
+
+@plots.command(cls=_TargetsCommand)
+@click.argument("revisions", nargs=-1)
+@click.option("--targets", multiple=True, metavar="PATH...",
+              help="Draw only these plots (every argument up to the next option).")
+@_options
+def diff(revisions: tuple[str, ...], targets: tuple[str, ...], out_dir: Path | None, open_page: bool,
+         as_json: bool, **options: Any) -> None:
+    """Overlay the plots of REVISIONS (default: HEAD and the workspace; one revision: it and the workspace)."""
+    from pipeline_engine.ops.plots import diff as plots_diff
+
+    result = plots_diff(Project.find(), revisions, targets=targets, out_dir=out_dir, props=_props(options),
+                        render_files=not as_json)
+    _report(result, open_page=open_page, as_json=as_json)
+
+
+@plots.command()
+@click.argument("template", required=False)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="Write the template (all of them without TEMPLATE) to DIR/NAME.json, e.g. .pipe/plots.")
+def templates(template: str | None, out_dir: Path | None) -> None:
+    """List the plot templates, print TEMPLATE's JSON, or write templates to customise (-o)."""
+    from pipeline_engine.ops import plots as ops
+
+    project = Project.find()
+    if out_dir is not None:
+        for path in ops.export_templates(project, out_dir, [template] if template else []):
+            render.out.print(escape(str(path)))
+    elif template:
+        render.out.file.write(ops.template_text(project, template))
+    else:
+        for name, source in ops.templates(project):
+            render.out.print(escape(name if source == "built-in" else f"{name}  ({source})"))
+
+
+def _report(result: PlotsResult, *, open_page: bool, as_json: bool) -> None:
+    for problem in result.problems:
+        render.warn(escape(f"plot '{problem.plot}' at '{problem.rev}': {problem.message}"))
+    if as_json:
+        render.print_json(_as_json(result))
+        return
+    assert result.page is not None
+    render.out.print(escape(result.page.as_uri()))
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(result.page.as_uri())
+
+
+def _as_json(result: PlotsResult) -> dict[str, Any]:
+    data: dict[str, list[dict[str, Any]]] = {}
+    for plot in result.plots:
+        if plot.spec is not None:
+            data[plot.id] = [{"type": "vega", "revisions": list(plot.revisions), "content": plot.spec}]
+        else:
+            data[plot.id] = [{"type": "image", "revisions": [rev], "url": str(path)} for rev, path in plot.images]
+    errors = [{"name": p.plot, "rev": p.rev, "source": p.source, "msg": p.message} for p in result.problems]
+    return {"data": data, **({"errors": errors} if errors else {})}
