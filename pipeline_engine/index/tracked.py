@@ -19,7 +19,7 @@ from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import ObjectNotFoundError
 from pipeline_engine.index.project_index import ProjectIndex
 
-__all__ = ["Located", "list_at", "locate", "missing_object", "read_at"]
+__all__ = ["Located", "covering", "list_at", "locate", "missing_object", "read_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +44,8 @@ def _records(index: ProjectIndex, *, pointers: bool) -> Iterable[PathRecord]:
         yield from (PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in index.pointers)
 
 
-def _covering(index: ProjectIndex, path: str, *, pointers: bool) -> PathRecord | None:
-    """The tracked record at `path`, or of the tracked directory holding it."""
+def covering(index: ProjectIndex, path: str, *, pointers: bool) -> PathRecord | None:
+    """The tracked record (a cached stage out; with `pointers`, a pointer's out too) at `path`, or of the directory holding it."""
     for record in _records(index, pointers=pointers):
         if record.path == path or (record.isdir and path.startswith(record.path + "/")):
             return record
@@ -69,7 +69,7 @@ def locate(index: ProjectIndex, path: str, *, pointers: bool = True) -> Located 
     Raises:
         ObjectNotFoundError: the directory's manifest is not in the local cache (the hint names `pipe fetch --rev`).
     """
-    record = _covering(index, path, pointers=pointers)
+    record = covering(index, path, pointers=pointers)
     if record is None:
         return None
     if record.path == path:
@@ -119,7 +119,7 @@ def list_at(index: ProjectIndex, path: str, *, suffixes: Sequence[str] = ()) -> 
     ends = tuple(suffixes)
     found = {p for p in index.files.list_files(under=path) if not ends or p.lower().endswith(ends)}
     if not index.is_workspace:
-        record = _covering(index, path, pointers=not found)
+        record = covering(index, path, pointers=not found)
         if record is not None and record.isdir:
             inner = path[len(record.path) + 1 :] if path != record.path else ""
             for entry in _tree(index, record, path).entries:

@@ -68,7 +68,7 @@ def params_at(index: ProjectIndex, *, stages: Sequence[str] | None = None, files
     """
     tracked = tracked_params(index, stages)
     if files:
-        tracked = {f: tracked.get(f) for f in files}
+        tracked = dict.fromkeys(files)
     elif not deps_only and stages is None:
         tracked[PARAMS_FILE] = None
     return _read(index, tracked)
@@ -92,7 +92,7 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, tar
     """Compare the params of `a_rev` with `b_rev` (None: the workspace).
 
     A param counts when either side's pipeline.yaml tracks it; as in DVC, every key of params.yaml
-    counts too unless `deps_only`. `targets` are params files (compared whole when no stage tracks them).
+    counts too unless `deps_only`. `targets` are params files, compared whole instead (DVC's `--targets`).
 
     Raises:
         ScmError: a revision names no commit, or the project is not in a git repository.
@@ -101,15 +101,11 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, tar
     files = target_paths(project, targets)
     indexes = [ProjectIndex.at(project, a_rev), ProjectIndex.at(project, b_rev) if b_rev else ProjectIndex(project)]
     # Each side reads the files and keys either side tracks, so a newly tracked param shows its old value.
-    wanted: dict[str, tuple[str, ...] | None] = {}
-    for index in indexes:
+    wanted: dict[str, tuple[str, ...] | None] = dict.fromkeys(files)
+    for index in indexes if not files else ():
         for path, keys in tracked_params(index).items():
-            if files and path not in files:
-                continue
             known = wanted.get(path, ())
             wanted[path] = None if keys is None or known is None else tuple(dict.fromkeys([*known, *keys]))
-    for path in files:
-        wanted.setdefault(path, None)
     if not files and not deps_only:
         wanted[PARAMS_FILE] = None
     sides = [{p: flatten(v) for p, v in _read(index, wanted).items()} for index in indexes]
