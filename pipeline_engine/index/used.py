@@ -1,19 +1,22 @@
-"""Which outs the workspace references (pointers, and stage outs from pipeline.lock)."""
+"""Which outs the workspace (or a scope of git revisions) references: pointers, and stage outs from pipeline.lock."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pipeline_engine.cache.tree import Tree, TreeEntry
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import ObjectNotFoundError, PathError
+from pipeline_engine.index.history import History
 from pipeline_engine.index.project_index import ProjectIndex
-from pipeline_engine.index.targets import Target
+from pipeline_engine.index.revisions import WORKSPACE, Revision
+from pipeline_engine.index.targets import Selection, Target
 from pipeline_engine.project import Project
 
-__all__ = ["target_record", "used_outs"]
+__all__ = ["UsedOut", "target_record", "used_outs", "used_outs_in"]
 
 
 def used_outs(
@@ -37,6 +40,65 @@ def used_outs(
     if fetch_manifests:
         _fetch_manifests(index, [t for t in chosen.pointers if t.inside], remote)
     return [*(target_record(project, t) for t in chosen.pointers), *(o.record for o in chosen.outs)]
+
+
+@dataclass(frozen=True, slots=True)
+class UsedOut:
+    """An out some revision references, with the `remote:` its stage names there and whether push may send it."""
+
+    record: PathRecord
+    remote: str | None = None
+    pushable: bool = True
+
+
+def used_outs_in(
+    project: Project, revisions: Sequence[Revision], targets: Sequence[str] = (), *, remote: str | None = None,
+    fetch_manifests: bool = False, history: History | None = None,
+) -> list[UsedOut]:
+    """Every out `targets` select at any of `revisions` (all tracked data when empty), each once.
+
+    Each revision is read through its `ProjectIndex` (`History.index`, nothing checked out) and
+    selects by the same rules as `used_outs`; an out is one (path, oid, remote) however many
+    revisions name it, in the order first met (the workspace first when included). A target only
+    needs to select something at one revision; a target inside a tracked directory selects that
+    part at each revision whose directory holds it. `remote` and `fetch_manifests` as `used_outs`.
+
+    Raises:
+        PathError: a target selects nothing at any of the revisions (the hint is the workspace's).
+        SpecError: a revision's pointer, lock or pipeline.yaml is invalid (the message names it and the revision).
+        ObjectNotFoundError: a target inside a directory whose manifest is not in the cache.
+    """
+    from pipeline_engine.index.sync import own_remote
+
+    history = history or History(project)
+    found: dict[tuple[str, str, str | None], UsedOut] = {}
+    matched: set[str] = set()
+    inside_found: set[str] = set()
+    inside_missed: dict[str, PathError] = {}
+    for revision in revisions:
+        index = history.index(revision)
+        chosen = index.select(targets)
+        if fetch_manifests:
+            _fetch_manifests(index, [t for t in chosen.pointers if t.inside], remote)
+        records = [o.record for o in chosen.outs]
+        for target in chosen.pointers:
+            try:
+                records.append(target_record(project, target))
+                inside_found.add(target.data_relpath)
+            except PathError as exc:  # not in the directory at this revision: it may be at another
+                inside_missed.setdefault(target.data_relpath, exc)
+        matched.update(t for t in targets if t not in chosen.unknown)
+        own, unpushed = index.out_remotes, index.unpushed
+        for r in records:
+            name = own_remote(r.path, own)
+            found.setdefault((r.path, r.oid, name), UsedOut(r, name, r.path not in unpushed))
+    for path, error in inside_missed.items():
+        if path not in inside_found:
+            raise error
+    missing = [t for t in targets if t not in matched]
+    if missing:
+        Selection().raise_for_unknown(history.index(Revision(WORKSPACE)), unmatched=missing[0])
+    return list(found.values())
 
 
 def _fetch_manifests(index: ProjectIndex, inner: Sequence[Target], remote: str | None) -> None:
