@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -10,7 +11,10 @@ from pipeline_engine.cli import render
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
+    from pipeline_engine.index.revisions import Scope
     from pipeline_engine.ops.transfer import TransferResult
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _targets = click.argument("targets", nargs=-1)
 _remote = click.option("-r", "--remote", help="Remote to use (default: core.remote).")
@@ -18,6 +22,37 @@ _jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), help="Concurren
 _run_cache = click.option(
     "--run-cache", is_flag=True, help="Also transfer run-cache entries and the outputs they record."
 )
+
+
+def scope_options(verb: str) -> Callable[[_F], _F]:
+    """DVC's revision flags: `-a/--all-branches`, `-T/--all-tags`, `-A/--all-commits`, `--rev REV` (repeatable), `-n N`."""
+    options = [
+        click.option("-a", "--all-branches", is_flag=True, help=f"{verb} what the tip of every git branch uses too."),
+        click.option("-T", "--all-tags", is_flag=True, help=f"{verb} what every git tag uses too."),
+        click.option("-A", "--all-commits", is_flag=True, help=f"{verb} what every git commit uses too."),
+        click.option("--rev", "revs", multiple=True, metavar="REV",
+                     help=f"{verb} what git revision REV uses too (repeatable; with -n, its ancestors)."),
+        click.option("-n", "--num", type=click.IntRange(min=1), metavar="N",
+                     help="With --rev: REV and its N-1 first ancestors."),
+    ]
+
+    def decorate(f: _F) -> _F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def scope_of(*, workspace: bool = True, all_branches: bool, all_tags: bool, all_commits: bool,
+             revs: tuple[str, ...], num: int | None) -> Scope:
+    """The `Scope` of the flags from `scope_options` (the workspace included, as in DVC)."""
+    from pipeline_engine.index.revisions import Scope
+
+    if num is not None and not revs:
+        raise click.UsageError("'-n/--num' needs '--rev'")
+    return Scope(workspace=workspace, all_branches=all_branches, all_tags=all_tags, all_commits=all_commits,
+                 revs=revs, num=num or 1)
 
 
 def _summary(verb: str, result: TransferResult | tuple[TransferResult, ...]) -> None:
@@ -36,12 +71,16 @@ def _summary(verb: str, result: TransferResult | tuple[TransferResult, ...]) -> 
 @_run_cache
 @click.option("--verify", is_flag=True,
               help="Look up every object on the remote (not only the manifests) and upload what is missing.")
-def push(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool, verify: bool) -> None:
+@scope_options("Push")
+def push(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool, verify: bool,
+         all_branches: bool, all_tags: bool, all_commits: bool, revs: tuple[str, ...], num: int | None) -> None:
     """Upload the cached objects of TARGETS (all tracked data by default) that the remote lacks."""
     from pipeline_engine.ops.transfer import push as push_objects
 
+    scope = scope_of(all_branches=all_branches, all_tags=all_tags, all_commits=all_commits, revs=revs, num=num)
     project = Project.find()
-    result = push_objects(project, targets, remote=remote, jobs=jobs, verify=verify, progress=render.progress())
+    result = push_objects(project, targets, remote=remote, jobs=jobs, verify=verify, progress=render.progress(),
+                          scope=scope)
     _summary("push to", result)
     if run_cache:
         from pipeline_engine.ops.runcache_transfer import push_runs
@@ -54,12 +93,16 @@ def push(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cac
 @_remote
 @_jobs
 @_run_cache
-def fetch(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool) -> None:
+@scope_options("Fetch")
+def fetch(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool,
+          all_branches: bool, all_tags: bool, all_commits: bool, revs: tuple[str, ...], num: int | None) -> None:
     """Download the objects of TARGETS that the cache lacks (the workspace is not changed)."""
     from pipeline_engine.ops.transfer import fetch as fetch_objects
 
+    scope = scope_of(all_branches=all_branches, all_tags=all_tags, all_commits=all_commits, revs=revs, num=num)
     project = Project.find()
-    _summary("fetch from", fetch_objects(project, targets, remote=remote, jobs=jobs, progress=render.progress()))
+    _summary("fetch from", fetch_objects(project, targets, remote=remote, jobs=jobs, progress=render.progress(),
+                                         scope=scope))
     _fetch_runs(project, run_cache, remote=remote, jobs=jobs)
 
 
@@ -76,13 +119,17 @@ def _fetch_runs(project: Project, run_cache: bool, *, remote: str | None, jobs: 
 @_jobs
 @_run_cache
 @click.option("-f", "--force", is_flag=True, help="Overwrite workspace changes that are not in the cache.")
-def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool, force: bool) -> None:
-    """Fetch the objects of TARGETS, then check them out into the workspace."""
+@scope_options("Fetch")
+def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool, force: bool,
+         all_branches: bool, all_tags: bool, all_commits: bool, revs: tuple[str, ...], num: int | None) -> None:
+    """Fetch the objects of TARGETS, then check them out into the workspace (only the workspace's, with -a/-T/-A/--rev)."""
     from pipeline_engine.ops.transfer import pull as pull_objects
 
+    scope = scope_of(all_branches=all_branches, all_tags=all_tags, all_commits=all_commits, revs=revs, num=num)
     project = Project.find()
     _fetch_runs(project, run_cache, remote=remote, jobs=jobs)
-    result = pull_objects(project, targets, remote=remote, jobs=jobs, force=force, progress=render.progress())
+    result = pull_objects(project, targets, remote=remote, jobs=jobs, force=force, progress=render.progress(),
+                          scope=scope)
     _summary("fetch from", result.fetched)
     written = sum(len(c.written) for c in result.checkouts)
     deleted = sum(len(c.deleted) for c in result.checkouts)

@@ -2,6 +2,10 @@
 
 The transfer itself (what to send, in which order, verified how) is `index/sync.py`; this module
 picks the outs, takes the project lock and chains fetch and checkout for pull.
+
+A `Scope` (DVC's `-a/-T/-A/--rev REV -n N`) widens the outs to every revision it covers, read
+from git without a checkout (`index.used.used_outs_in`); as in DVC, the workspace is always one
+of them, and pull checks out the workspace only.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from dataclasses import dataclass, field
 
 from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
+from pipeline_engine.index.objects import plan_objects
 from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.revisions import Scope, select_revisions
 from pipeline_engine.index.sync import (
     TransferResult,
     fetch_outs,
@@ -20,9 +27,14 @@ from pipeline_engine.index.sync import (
     push_outs,
     raise_for_failures,
 )
+from pipeline_engine.index.used import used_outs_in
 from pipeline_engine.project import Project
+from pipeline_engine.remote.remote import Remote
 
-__all__ = ["PullResult", "TransferResult", "fetch", "pull", "push"]
+__all__ = ["PullResult", "Scope", "TransferResult", "fetch", "pull", "push"]
+
+# One remote and the outs to move with it.
+_Groups = list[tuple[Remote, list[PathRecord]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +53,12 @@ def push(
     jobs: int | None = None,
     verify: bool = False,
     progress: Progress | None = None,
+    scope: Scope | None = None,
 ) -> tuple[TransferResult, ...]:
     """Upload every object `targets` reference (all tracked data when empty) that the remote lacks.
+
+    `scope` adds the outs of the git revisions it covers (see the module docstring); an object
+    a revision needs that is not in the cache is a failure, as in the workspace.
 
     A stage out with its own `remote:` goes to that remote, every other out to `remote` (or the
     default); one result per remote. With `verify`, every object is looked up on the remote, not
@@ -52,12 +68,17 @@ def push(
     Raises:
         RemoteNotConfiguredError: no remote given and no default set, or an out names an unknown remote.
         RemoteError: the remote is unreachable, or some objects failed (the rest were uploaded).
+        ScmError: `scope` names an unknown revision (nothing was sent).
     """
     results = []
     with project.mutex("pipe push"):
-        index = ProjectIndex(project)
-        outs = [o for o in index.used_outs(targets) if o.path not in index.unpushed]
-        for rem, group in open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes):
+        if scope is None or scope.is_workspace_only:
+            index = ProjectIndex(project)
+            outs = [o for o in index.used_outs(targets) if o.path not in index.unpushed]
+            groups = open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
+        else:
+            groups = _scoped_groups(project, targets, scope, remote=remote, jobs=jobs, push=True)
+        for rem, group in groups:
             rem.sweep_temps()
             results.append(push_outs(project.store, rem, group, verify=verify, progress=progress or NullProgress()))
     for result in results:
@@ -72,23 +93,30 @@ def fetch(
     remote: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    scope: Scope | None = None,
 ) -> tuple[TransferResult, ...]:
     """Download every object `targets` reference that the cache lacks, verifying each one.
 
     Each out comes from its own `remote:` when its stage declares one (see `open_remotes_for`);
-    one result per remote.
+    one result per remote. `scope` adds the outs of the git revisions it covers (manifests
+    first, then the files they list): `pipe fetch --rev REV` is how an old revision's data
+    (a `cache: true` metrics file, say) gets into the cache.
 
     Raises:
         RemoteNotConfiguredError: no remote given and no default set, or an out names an unknown remote.
         RemoteError: the remote is unreachable, or some objects were missing or corrupt there
             (all others were fetched).
+        ScmError: `scope` names an unknown revision (nothing was fetched).
     """
     with project.mutex("pipe fetch"):
-        index = ProjectIndex(project)
-        outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
+        if scope is None or scope.is_workspace_only:
+            index = ProjectIndex(project)
+            outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
+            groups = open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
+        else:
+            groups = _scoped_groups(project, targets, scope, remote=remote, jobs=jobs)
         results = tuple(
-            fetch_outs(project.store, rem, group, progress=progress or NullProgress())
-            for rem, group in open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
+            fetch_outs(project.store, rem, group, progress=progress or NullProgress()) for rem, group in groups
         )
     for result in results:
         raise_for_failures("fetch", result)
@@ -103,26 +131,32 @@ def pull(
     jobs: int | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    scope: Scope | None = None,
 ) -> PullResult:
     """Fetch (each out from its remote, as `fetch`), then check out every out whose objects are all in the cache.
+
+    With `scope`, the outs of the revisions it covers are fetched first; only the workspace's
+    are checked out (DVC's `pull -a`). A target needs to select something at one revision only.
 
     Raises:
         RemoteError: as `fetch`; the outs that were complete are checked out first.
         CheckoutError: checkout would overwrite uncached changes (and `force` is false).
+        ScmError: `scope` names an unknown revision (nothing was fetched).
     """
     from pipeline_engine.ops.checkout import checkout_outs
 
     with project.mutex("pipe pull"):
         index = ProjectIndex(project)
-        outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
-        fetched = []
-        complete = []
-        opened = list(open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes))
-        for rem, group in opened:
-            result = fetch_outs(project.store, rem, group, progress=progress or NullProgress())
-            broken = {f.path for f in result.failed}
-            complete += [o for o in group if not any(p == o.path or p.startswith(o.path + "/") for p in broken)]
-            fetched.append(result)
+        if scope is None or scope.is_workspace_only:
+            outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
+            opened = open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
+        else:
+            opened = _scoped_groups(project, targets, scope, remote=remote, jobs=jobs)
+            here = [t for t in targets if t not in index.select(targets).unknown]
+            outs = index.used_outs(here) if here or not targets else []  # the others are at older revisions only
+        fetched = [fetch_outs(project.store, rem, group, progress=progress or NullProgress()) for rem, group in opened]
+        failed = {f.oid for r in fetched for f in r.failed}
+        complete = [o for o in outs if not _objects_of(project, o) & failed]
         try:
             checkouts = checkout_outs(project, complete, force=force, progress=progress)
         except CacheError:
@@ -137,3 +171,31 @@ def pull(
     for result in fetched:
         raise_for_failures("pull", result)
     return PullResult(tuple(fetched), tuple(checkouts))
+
+
+def _objects_of(project: Project, out: PathRecord) -> set[str]:
+    """The oids an out needs as far as the cache knows: its own, and a directory's files when its manifest is there."""
+    plan = plan_objects(project.store, [out])
+    return {out.oid, *plan.files, *(d.oid for d in plan.dirs)}
+
+
+def _scoped_groups(project: Project, targets: Sequence[str], scope: Scope, *, remote: str | None,
+                   jobs: int | None, push: bool = False) -> _Groups:
+    """The remotes and outs of every revision `scope` covers; each out goes to the remote its stage names there.
+
+    Raises:
+        ScmError: a revision is unknown. PathError: a target selects nothing at any revision.
+        RemoteNotConfiguredError: as `open_remotes_for`.
+    """
+    revisions = select_revisions(project, scope)
+    used = used_outs_in(project, revisions, targets, remote=remote, fetch_manifests=not push)
+    by_name: dict[str | None, list[PathRecord]] = {}
+    for u in used:
+        if u.pushable or not push:
+            by_name.setdefault(u.remote, []).append(u.record)
+    merged: dict[str, tuple[Remote, list[PathRecord]]] = {}
+    for name, group in by_name.items() or [(None, [])]:
+        own = {r.path: name for r in group} if name else {}
+        for rem, outs in open_remotes_for(project, group, remote, jobs=jobs, own=own):
+            merged.setdefault(rem.name, (rem, []))[1].extend(outs)
+    return list(merged.values())
