@@ -11,6 +11,7 @@ import click
 from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
+from pipeline_engine.cli.transfer import scope_options
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def remove(pointers: tuple[str, ...], outs: bool) -> None:
 
 @click.command()
 @click.option("-w", "--workspace", is_flag=True, help="Keep objects the current workspace references.")
-@click.option("-a", "--all-commits", is_flag=True, help="Keep objects any git commit references.")
+@scope_options("Keep")
 @click.option("-p", "--projects", multiple=True, metavar="PATH",
               help="Also keep what another project sharing this cache uses (repeat for each).")
 @click.option("-c", "--cloud", is_flag=True, help="Also delete unreferenced objects from the remote.")
@@ -93,17 +94,24 @@ def remove(pointers: tuple[str, ...], outs: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.option("-v", "--verbose", "names", is_flag=True, help="List every object removed (or, with --dry, to remove).")
 @click.pass_context
-def gc(ctx: click.Context, workspace: bool, all_commits: bool, projects: tuple[str, ...], cloud: bool,
+def gc(ctx: click.Context, workspace: bool, all_branches: bool, all_tags: bool, all_commits: bool,
+       revs: tuple[str, ...], num: int | None, projects: tuple[str, ...], cloud: bool,
        remote: str | None, skip_failed: bool, dry: bool, force: bool, names: bool) -> None:
-    """Delete cache objects (and with --cloud, remote objects) that the chosen scope does not use."""
+    """Delete cache objects (and with --cloud, remote objects) that the chosen scope does not use.
+
+    The workspace is always kept; -a/-T/-A/--rev keep what those git revisions use too.
+    """
     from pipeline_engine.ops.gc import GcOptions
     from pipeline_engine.ops.gc import gc as collect
+    from pipeline_engine.ops.gc import scope_of as gc_scope
 
     project = _project()
-    options = GcOptions(workspace=workspace, all_commits=all_commits, cloud=cloud, remote=remote, dry=dry,
-                        skip_failed=skip_failed, projects=projects)
+    options = GcOptions(workspace=workspace, all_branches=all_branches, all_tags=all_tags, all_commits=all_commits,
+                        revs=revs, num=num, cloud=cloud, remote=remote, dry=dry, skip_failed=skip_failed,
+                        projects=projects)
+    gc_scope(options)  # no scope, or -n without --rev: the error comes before any question
     warned = False
-    if not (dry or force) and (workspace or all_commits):
+    if not (dry or force):
         preview = collect(project, replace(options, dry=True))
         _warn_skipped(preview.skipped)
         warned = True

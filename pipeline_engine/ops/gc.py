@@ -1,11 +1,15 @@
 """`pipe gc`: delete cache objects that the chosen scope is proved not to use.
 
 gc deletes an object only when every file that could name it was read: the pointers and the lock
-of the workspace (and, with `all_commits`, of every commit), and the directory manifests those
-name. One unreadable file, or a manifest missing from the cache, stops gc before it deletes
-anything (`skip_failed` proceeds and reports them). A cache shared through `cache.dir` keeps a
-registration per project (`project.cache_users`); gc refuses while a project it was not given
-still uses the cache.
+of the workspace and of every git revision the scope covers (DVC's `-a` branches, `-T` tags,
+`-A` all commits, `--rev REV -n N`; the workspace always), and the directory manifests those
+name. Revisions are chosen by `index.revisions.select_revisions` and read through their
+`ProjectIndex` (`index.history.History`: nothing checked out, each distinct file parsed once),
+as push and fetch read them; gc keeps every out a lock records, declared in pipeline.yaml or not.
+One unreadable file, or a manifest missing from the cache, stops gc before it deletes anything
+(`skip_failed` proceeds and reports them); so does an unknown `--rev`. A cache shared through
+`cache.dir` keeps a registration per project (`project.cache_users`); gc refuses while a project
+it was not given still uses the cache.
 """
 
 from __future__ import annotations
@@ -17,15 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_engine.cache.pointer import parse_pointer, read_pointer
+from pipeline_engine.cache.pointer import read_pointer
 from pipeline_engine.config import CONFIG_FILE
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, PipeError, ScmError
+from pipeline_engine.index.history import History
 from pipeline_engine.index.objects import plan_objects
 from pipeline_engine.index.pointers import pointer_files
-from pipeline_engine.pipeline.lock import LOCK_FILE, parse_lock, read_lock
+from pipeline_engine.index.revisions import Revision, Scope, select_revisions
+from pipeline_engine.pipeline.lock import LOCK_FILE, read_lock
 from pipeline_engine.project import CONTROL_DIR, Project, cache_users
 
 if TYPE_CHECKING:
@@ -34,20 +40,25 @@ if TYPE_CHECKING:
 
 __all__ = ["GcOptions", "GcResult", "Unreadable", "UsedObjects", "collect_used", "gc"]
 
-# Historic pointers are parsed under this name (`_reason` strips it); the report names the real path.
-_PROBE = "pointer.pipe"
 _SHOWN = 20
 
 
 @dataclass(frozen=True, slots=True)
 class GcOptions:
-    """What to keep (`workspace`, `all_commits`, other `projects`), whether to clean a remote too, `dry`.
+    """What to keep (`workspace`, DVC's revision flags, other `projects`), whether to clean a remote too, `dry`.
 
-    `skip_failed` deletes even when some files could not be read (what they name is then not kept).
+    The workspace is always kept; `workspace` alone keeps only it. `all_branches`, `all_tags`,
+    `all_commits` and `revs` (with `num`: each rev and its `num - 1` first ancestors) keep what those
+    git revisions use too. `skip_failed` deletes even when some files could not be read (what they
+    name is then not kept).
     """
 
     workspace: bool = False
     all_commits: bool = False
+    all_branches: bool = False
+    all_tags: bool = False
+    revs: tuple[str, ...] = ()
+    num: int | None = None
     cloud: bool = False
     remote: str | None = None
     dry: bool = False
@@ -87,23 +98,40 @@ class GcResult:
     skipped: tuple[Unreadable, ...] = ()
 
 
+def scope_of(options: GcOptions) -> Scope:
+    """The revisions `options` keep, as the `Scope` every command reads revisions through (the workspace included).
+
+    Raises:
+        PipeError: no scope was chosen, or `num` without `revs`.
+    """
+    scope = Scope(workspace=True, all_branches=options.all_branches, all_tags=options.all_tags,
+                  all_commits=options.all_commits, revs=options.revs, num=options.num or 1)
+    if not (options.workspace or not scope.is_workspace_only):
+        raise PipeError(
+            "choose what to keep: '--workspace' (this checkout), '--all-branches', '--all-tags', "
+            "'--all-commits' (every git commit) or '--rev REV'",
+            hint="run 'pipe gc --workspace --dry' to see what would be removed",
+        )
+    if options.num is not None and not options.revs:
+        raise PipeError("'--num' can only be used with '--rev'", hint="e.g. 'pipe gc --rev main -n 5'")
+    return scope
+
+
 def gc(project: Project, options: GcOptions) -> GcResult:
     """Remove the objects the scope does not use from the cache and, with `cloud`, from the remote.
 
-    The scope is the workspace, plus every commit with `all_commits`, plus the `projects` given;
-    gc never guesses it. Nothing is deleted unless every file naming objects was read.
+    The scope is the workspace, plus the git revisions the options name (`scope_of`), plus the
+    `projects` given (at the same revisions); gc never guesses it. Nothing is deleted unless every
+    file naming objects was read.
 
     Raises:
         PipeError: no scope was chosen.
+        ScmError: a `--rev` names no commit, or the history cannot be read (nothing was deleted).
         CacheError: a file of the scope could not be read (without `skip_failed`), or another
             project uses this cache and was not given in `projects`.
         RemoteError: with `cloud`, the remote cannot be listed or changed.
     """
-    if not (options.workspace or options.all_commits):
-        raise PipeError(
-            "choose what to keep: '--workspace' (this checkout) or '--all-commits' (every git commit)",
-            hint="run 'pipe gc --workspace --dry' to see what would be removed",
-        )
+    scope = scope_of(options)
     with contextlib.ExitStack() as stack:
         stack.enter_context(project.mutex("pipe gc", sweep=True))
         others = _other_projects(project, options)
@@ -114,7 +142,7 @@ def gc(project: Project, options: GcOptions) -> GcResult:
             from pipeline_engine.index.remotes import open_project_remote
 
             rem = open_project_remote(project, options.remote)
-        used = collect_used(project, all_commits=options.all_commits, others=others, rem=rem)
+        used = collect_used(project, scope=scope, others=others, rem=rem)
         if used.unreadable and not options.skip_failed:
             raise _unreadable_error(used.unreadable)
         cloud = None
@@ -137,18 +165,26 @@ def gc(project: Project, options: GcOptions) -> GcResult:
 
 
 def collect_used(
-    project: Project, *, all_commits: bool = False, others: Sequence[Project] = (), rem: Remote | None = None
+    project: Project, *, all_commits: bool = False, others: Sequence[Project] = (), rem: Remote | None = None,
+    scope: Scope | None = None,
 ) -> UsedObjects:
-    """Every oid the workspace (and with `all_commits` every commit) of `project` and `others` uses.
+    """Every oid the workspace and the revisions of `scope` (or, with `all_commits`, every commit) use.
 
-    Directory oids are expanded through their manifests; with `rem`, manifests missing from the
-    cache are fetched from it first. Files that cannot be read are returned, not skipped silently.
+    The same scope is read in `project` and in each of `others`. Directory oids are expanded
+    through their manifests; with `rem`, manifests missing from the cache are fetched from it
+    first. Files that cannot be read are returned, not skipped silently.
+
+    Raises:
+        ScmError: a revision of the scope is unknown, or the history cannot be listed.
     """
+    scope = scope or Scope(all_commits=all_commits)
     oids: set[str] = set()
     unreadable: list[Unreadable] = []
     for p in (project, *others):
         label = "" if p is project else f"project '{p.root}', "
-        named = _named_outs(p, label, all_commits=all_commits, unreadable=unreadable)
+        named = _named_in_workspace(p, label, unreadable)
+        if not scope.is_workspace_only:
+            named.extend(_named_in_history(p, scope, label, unreadable))
         oids |= _expand(p, named, rem, unreadable)
     return UsedObjects(frozenset(oids), tuple(unreadable))
 
@@ -157,68 +193,74 @@ def collect_used(
 _Named = tuple[str, str, PathRecord]
 
 
-def _named_outs(project: Project, label: str, *, all_commits: bool, unreadable: list[Unreadable]) -> list[_Named]:
+def _named_in_workspace(project: Project, label: str, unreadable: list[Unreadable]) -> list[_Named]:
+    """Outs named by the workspace's pointers (those git does not list too) and its lock file."""
     where = f"{label}workspace"
     named: list[_Named] = []
     for rel in pointer_files(project, every=True):
         try:
             named.append((where, rel, read_pointer(project.root, rel).out))
         except PipeError as exc:
-            unreadable.append(Unreadable(where, rel, _reason(exc)))
+            unreadable.append(Unreadable(where, rel, _reason(exc, rel)))
     try:
         lock = read_lock(project.root)
     except PipeError as exc:
-        unreadable.append(Unreadable(where, LOCK_FILE, _reason(exc)))
+        unreadable.append(Unreadable(where, LOCK_FILE, _reason(exc, LOCK_FILE)))
     else:
         named.extend((where, LOCK_FILE, r) for e in lock.stages.values() for r in e.outs)
-    if all_commits and project.git is not None:
-        named.extend(_named_in_history(project, label, unreadable))
     return named
 
 
-def _named_in_history(project: Project, label: str, unreadable: list[Unreadable]) -> list[_Named]:
-    """Outs named by the pointer files and pipeline.lock of every commit; each distinct blob is parsed once."""
+def _named_in_history(project: Project, scope: Scope, label: str, unreadable: list[Unreadable]) -> list[_Named]:
+    """Outs named by the pointer files and pipeline.lock of each revision of `scope` (each distinct file parsed once).
+
+    Every out a lock records is kept, whether or not that revision's pipeline.yaml declares it:
+    gc never needs pipeline.yaml, so a broken one cannot make it delete what the lock names.
+    An unreadable file is reported once, at the first revision that has it.
+    """
+    revisions = [r for r in select_revisions(project, scope) if not r.is_workspace]
     git = project.git
-    assert git is not None
-    lock_path = project.relpath_from_git(LOCK_FILE)
-    named: list[_Named] = []
-    parsed: dict[tuple[str, bytes], list[PathRecord] | None] = {}
-    revisions = git.revisions(all_commits=True)
-    if not revisions and git.revisions(all_commits=False):
+    if scope.all_commits and not revisions and git is not None and git.revisions(all_commits=False):
         # An empty answer from a repository that has commits: its history was not read.
         raise ScmError(f"cannot list the commits of the git repository at '{git.root}'; nothing was deleted")
-    for rev in revisions:
-        where = f"{label}commit {rev[:8]}"
-        files = list(git.iter_files_at(rev, suffix=".pipe"))
-        lock_text = git.read_at(rev, lock_path)
-        if lock_text is not None:
-            files.append((lock_path, lock_text))
-        for path, data in files:
-            key = (path, data)
-            if key not in parsed:
-                try:
-                    parsed[key] = _parse_blob(path == lock_path, data)
-                except PipeError as exc:
-                    parsed[key] = None
-                    unreadable.append(Unreadable(where, path, _reason(exc)))
-            records = parsed[key]
-            named.extend((where, path, r) for r in records or ())
+    history = History(project)
+    named: list[_Named] = []
+    reported: set[int] = set()
+
+    def report(where: str, file: str, exc: PipeError) -> None:
+        if id(exc) not in reported:  # the memo hands out the same error for the same file content
+            reported.add(id(exc))
+            unreadable.append(Unreadable(where, file, _reason(exc, file)))
+
+    for revision in revisions:
+        where = f"{label}{_describe(revision)}"
+        index = history.index(revision)
+        pointers, errors = history.pointers_of(index)
+        named.extend((where, p.relpath, p.out) for p in pointers)
+        for error in errors:
+            report(where, error.relpath, error.error)
+        try:
+            lock = index.lock
+        except PipeError as exc:
+            report(where, LOCK_FILE, exc)
+        else:
+            named.extend((where, LOCK_FILE, r) for e in lock.stages.values() for r in e.outs)
     return named
 
 
-def _parse_blob(is_lock: bool, data: bytes) -> list[PathRecord]:
-    if is_lock:
-        lock = parse_lock(data)
-        return [r for e in lock.stages.values() for r in e.outs]
-    return [parse_pointer(data, _PROBE).out]
+def _describe(revision: Revision) -> str:
+    """`commit 1a2b3c4d`, with the branch or tag (or the rev as given) when the label is not the sha."""
+    assert revision.sha is not None
+    short = revision.sha[:8]
+    return f"commit {short}" if revision.sha.startswith(revision.label) else f"commit {short} ({revision.label})"
 
 
-def _reason(exc: PipeError) -> str:
-    """The error's message without the file name it starts with (the report names the file)."""
+def _reason(exc: PipeError, file: str) -> str:
+    """The error's message without the file (and revision) it starts with: the report names them."""
     text = str(exc)
-    for prefix in (f"{_PROBE}: ", f"{LOCK_FILE}: "):
-        text = text.removeprefix(prefix)
-    return text.replace(_PROBE, "the pointer file")
+    if text.startswith(f"{file} at '") and "': " in text:
+        return text[text.index("': ") + 3:]
+    return text.removeprefix(f"{file}: ")
 
 
 def _expand(project: Project, named: Sequence[_Named], rem: Remote | None, unreadable: list[Unreadable]) -> set[str]:
@@ -270,7 +312,7 @@ def _other_projects(project: Project, options: GcOptions) -> list[Project]:
         if theirs == cache:
             unlisted.append(str(root))
     if unlisted:
-        scope = "-a" if options.all_commits else "-w"
+        scope = _flags(options)
         named = ", ".join(f"'{u}'" for u in unlisted)
         raise CacheError(
             f"the cache '{project.cache_dir}' is shared with {len(unlisted)} other project(s) ({named}); "
@@ -278,6 +320,14 @@ def _other_projects(project: Project, options: GcOptions) -> list[Project]:
             hint=f"keep their data too: 'pipe gc {scope} {' '.join(f'-p {u}' for u in unlisted)}'",
         )
     return list(others.values())
+
+
+def _flags(options: GcOptions) -> str:
+    """The scope flags of `options` as the user would type them again."""
+    flags = [flag for flag, on in (("-w", options.workspace), ("-a", options.all_branches), ("-T", options.all_tags),
+                                   ("-A", options.all_commits)) if on]
+    flags += [f"--rev {rev}" for rev in options.revs] + ([f"-n {options.num}"] if options.num else [])
+    return " ".join(flags)
 
 
 def _unreadable_error(unreadable: Sequence[Unreadable]) -> CacheError:

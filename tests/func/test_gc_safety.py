@@ -31,7 +31,7 @@ def test_gc_stops_on_a_corrupt_manifest_and_deletes_nothing(workspace: Workspace
     cli.run("add", "d")
     before = _objects(workspace)
     _manifest(workspace).write_text("{")
-    for args in (("gc", "-w", "-f"), ("gc", "-w", "--dry"), ("gc", "-a", "-f")):
+    for args in (("gc", "-w", "-f"), ("gc", "-w", "--dry"), ("gc", "-A", "-f")):
         result = cli.run(*args, exit_code=1)
         assert "gc stopped before deleting anything" in result.stderr, args
         assert "d.pipe" in result.stderr and "'d'" in result.stderr
@@ -84,10 +84,10 @@ def test_gc_all_commits_stops_on_an_unparseable_pointer_in_an_old_commit(
     workspace.write({"f": "version 2", "f.pipe": pointer})
     cli.run("add", "f")
     workspace.commit("v2")
-    result = cli.run("gc", "-a", "-f", exit_code=1)
+    result = cli.run("gc", "-A", "-f", exit_code=1)
     assert f"commit {old}: f.pipe:" in result.stderr and "'size'" in result.stderr
     assert hash_bytes(b"version 1") in _objects(workspace)
-    skipped = cli.run("gc", "-a", "-f", "--skip-failed")
+    skipped = cli.run("gc", "-A", "-f", "--skip-failed")
     assert f"skipped (--skip-failed) commit {old}: f.pipe" in skipped.stderr
     assert hash_bytes(b"version 1") not in _objects(workspace)
     assert hash_bytes(b"version 2") in _objects(workspace)
@@ -104,7 +104,7 @@ def test_gc_all_commits_stops_on_a_broken_lock_file_in_an_old_commit(workspace: 
     workspace.write_pipeline({"make": {"cmd": "echo two > out.txt", "outs": ["out.txt"]}})
     cli.run("repro")
     workspace.commit("two")
-    result = cli.run("gc", "-a", "--dry", exit_code=1)
+    result = cli.run("gc", "-A", "--dry", exit_code=1)
     assert f"commit {old}: pipeline.lock:" in result.stderr
     assert hash_bytes(b"one\n") in _objects(workspace)
 
