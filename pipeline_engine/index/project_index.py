@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, parse_pointer
-from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.layout import tmp_dir
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
@@ -30,9 +29,6 @@ from pipeline_engine.pipeline.spec import PIPELINE_FILE, PipelineSpec, load_spec
 from pipeline_engine.project import Project
 
 __all__ = ["ProjectIndex"]
-
-# Digest of the last pipeline.yaml text that passed the schema: an unchanged file skips the check.
-_VALID_MARK = "pipeline.valid"
 
 
 class ProjectIndex:
@@ -78,18 +74,12 @@ class ProjectIndex:
             SpecError: the file, a params file or a vars file it reads is invalid.
         """
         project = self.project
-        bools, lists = BoolStyle(project.config.parsing_bool), ListStyle(project.config.parsing_list)
         if not self.has_pipeline:
             return PipelineSpec()
-        if not self.is_workspace:
-            return load_spec(self.files, bool_style=bools, list_style=lists)
-        mark = tmp_dir(project.control_dir) / _VALID_MARK
-        trusted = mark.read_text(encoding="utf-8").strip() if mark.exists() else None
-        spec = load_spec(project.root, trusted_digest=trusted, bool_style=bools, list_style=lists)
-        if spec.digest and spec.digest != trusted:
-            mark.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(mark, spec.digest, fsync=False)
-        return spec
+        # A text that passed the schema once is not checked again (core.schema's memo in .pipe/tmp),
+        # at any revision: `metrics show -A` over 200 commits validates each distinct text once.
+        return load_spec(self.files, bool_style=BoolStyle(project.config.parsing_bool),
+                         list_style=ListStyle(project.config.parsing_list), memo=tmp_dir(project.control_dir))
 
     @cached_property
     def lock(self) -> LockFile:
