@@ -166,8 +166,9 @@ class _Builder:
         if self.render_files:
             slug = self._slug(plot_id)
             svg, png = self.out / STATIC / f"{slug}.svg", self.out / STATIC / f"{slug}.png"
-            _write(svg, render.render_svg(spec, plot_id=plot_id).encode("utf-8"))
-            _write(png, render.render_png(spec, plot_id=plot_id))
+            svg_text, png_data = render.render_images(spec, plot_id=plot_id)
+            _write(svg, svg_text.encode("utf-8"))
+            _write(png, png_data)
             files = [svg, png]
             self.charts.append(render.Chart(plot_id, spec=spec))
         self.plots.append(Plot(plot_id, tuple(revs), spec=spec, files=tuple(files)))

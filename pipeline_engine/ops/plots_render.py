@@ -31,7 +31,7 @@ from pipeline_engine.ops.plots_data import REV, SeriesPoints
 
 __all__ = [
     "DEFAULT_TEMPLATE", "TEMPLATE_NAMES", "Chart", "Template", "fill_chart", "javascript_bundle",
-    "load_template", "page_html", "render_png", "render_svg", "template_names",
+    "load_template", "page_html", "render_images", "template_names",
 ]
 
 TEMPLATE_NAMES = ("linear", "simple", "scatter", "scatter_jitter", "smooth", "bar_horizontal",
@@ -200,30 +200,23 @@ def _vl_convert() -> Any:
     return vl_convert
 
 
-def render_svg(spec: Mapping[str, Any], *, plot_id: str) -> str:
-    """`spec` as an SVG document, rendered offline (no data is fetched from anywhere).
+def render_images(spec: Mapping[str, Any], *, plot_id: str) -> tuple[str, bytes]:
+    """`spec` as an SVG document and a PNG image (2x scale, sharp in a pull-request comment), rendered offline.
+
+    Vega runs once: the PNG is rasterised from the SVG. No data is fetched from anywhere.
 
     Raises:
         PipeError: vl-convert-python is missing; SpecError: the spec does not render (a custom template's fault).
     """
+    vl_convert = _vl_convert()
     try:
-        svg: str = _vl_convert().vegalite_to_svg(dict(spec), allowed_base_urls=[])
-    except ValueError as exc:
-        raise SpecError(f"plot '{plot_id}': the chart does not render: {str(exc)[:300]}") from exc
-    return svg
-
-
-def render_png(spec: Mapping[str, Any], *, plot_id: str) -> bytes:
-    """`spec` as a PNG image (2x scale, for sharp text in a pull-request comment).
-
-    Raises:
-        PipeError: vl-convert-python is missing; SpecError: the spec does not render.
-    """
-    try:
-        png: bytes = _vl_convert().vegalite_to_png(dict(spec), scale=2, allowed_base_urls=[])
-    except ValueError as exc:
-        raise SpecError(f"plot '{plot_id}': the chart does not render: {str(exc)[:300]}") from exc
-    return png
+        svg: str = vl_convert.vegalite_to_svg(dict(spec), allowed_base_urls=[])
+        png: bytes = vl_convert.svg_to_png(svg, scale=2)
+    except (ValueError, RuntimeError) as exc:  # vl-convert's errors: a spec Vega-Lite refuses, an SVG resvg cannot read
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[:2])[:300]  # not the JS stack
+        raise SpecError(f"plot '{plot_id}': the chart does not render: {detail}",
+                        hint="check the plot's template ('pipe plots templates NAME' prints a built-in one)") from exc
+    return svg, png
 
 
 def javascript_bundle() -> str:

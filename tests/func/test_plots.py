@@ -379,6 +379,15 @@ def test_a_template_that_loads_data_by_url_is_refused(workspace: Workspace, cli:
     assert ".pipe/plots/leak.json" in result.stderr and "url" in result.stderr
 
 
+def test_a_template_vega_lite_refuses_is_an_error_naming_the_plot(workspace: Workspace, cli: Cli) -> None:
+    custom = {"data": {"values": "<PIPE_DATA>"}, "mark": "no-such-mark"}
+    workspace.write({".pipe/plots/broken.json": json.dumps(custom), "d.csv": "x,y\n1,2\n"})
+
+    result = cli.run("plots", "show", "d.csv", "-t", "broken", exit_code=1)
+
+    assert "plot 'd.csv'" in result.stderr and "does not render" in result.stderr
+
+
 def test_without_vl_convert_the_page_needs_the_plots_extra_and_json_still_works(
         workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     workspace.write({"d.csv": "x,y\n1,2\n"})
