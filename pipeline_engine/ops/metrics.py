@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.revision import WORKSPACE, decode_utf8
-from pipeline_engine.errors import PathError, PipeError, ScmError
+from pipeline_engine.errors import PathError, PipeError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.revisions import Revision, Scope, select_revisions
 from pipeline_engine.index.tracked import list_at, read_at
@@ -29,6 +29,7 @@ from pipeline_engine.pipeline.metrics import METRICS_SUFFIXES, parse_metrics
 from pipeline_engine.pipeline.params import parse_document
 from pipeline_engine.pipeline.spec import OutKind
 from pipeline_engine.project import Project
+from pipeline_engine.scm.git import GitRevisionFiles
 
 __all__ = [
     "MetricChange", "MetricsDiff", "MetricsFile", "RevisionMetrics", "compare", "diff", "index_of", "metrics_at",
@@ -121,14 +122,14 @@ def index_of(project: Project, rev: Revision) -> ProjectIndex:
     Raises:
         ScmError: the revision names no commit.
     """
-    if rev.is_workspace:
+    if rev.is_workspace or rev.sha is None:
         return ProjectIndex(project)
-    # Read by the label when it names the same commit, so messages and hints say `v1`, not a sha.
-    try:
-        index = ProjectIndex.at(project, rev.label)
-    except ScmError:
-        index = None
-    return index if index is not None and index.files.rev == rev.sha else ProjectIndex.at(project, rev.sha or "")
+    git = project.git
+    if git is None:
+        return ProjectIndex.at(project, rev.sha)  # raises the ScmError that says so
+    # The commit by its sha (resolved once, by select_revisions), named by its label in messages and hints.
+    files = GitRevisionFiles(git.repo.commit(rev.sha), label=rev.label, prefix=project.relpath_from_git(""))
+    return ProjectIndex(project, files)
 
 
 def _declared(index: ProjectIndex) -> list[str]:
