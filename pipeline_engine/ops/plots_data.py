@@ -17,6 +17,7 @@ number of datapoints one plot may hold is bounded too.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import os
 import re
@@ -82,7 +83,7 @@ def parse_records(text: str, *, suffix: str, source: str, header: bool = True) -
     if data is None:
         return []
     if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
-        return [dict(r) for r in data]
+        return [_record(r) for r in data]
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}: plot data must be a list of records or a mapping holding one, "
                         f"not {type(data).__name__}")
@@ -91,8 +92,13 @@ def parse_records(text: str, *, suffix: str, source: str, header: bool = True) -
         for i, row in enumerate(rows):
             if i == len(records):
                 records.append({})
-            records[i].update(row)
+            records[i].update(_record(row))
     return records
+
+
+def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A record as JSON can hold it: keys as text, YAML dates and times as ISO text (as metrics show them)."""
+    return {str(k): v.isoformat() if isinstance(v, (datetime.date, datetime.time)) else v for k, v in row.items()}
 
 
 def _record_lists(data: Mapping[str, Any]) -> Iterator[list[Mapping[str, Any]]]:

@@ -90,7 +90,8 @@ def load_template(name: str | None, control_dir: Path) -> Template:
                         hint="run 'pipe plots templates' to list them")
     path = control_dir / CUSTOM_DIR / f"{name}.json"
     source = f".pipe/{CUSTOM_DIR}/{name}.json"
-    if path.is_file() and not path.is_symlink():
+    # The template comes through git: a link (or a linked .pipe/plots) must not make pipe read elsewhere.
+    if path.is_file() and path.resolve().is_relative_to(control_dir.resolve()) and not path.is_symlink():
         if path.stat().st_size > _MAX_TEMPLATE:
             raise SpecError(f"{source}: larger than {_MAX_TEMPLATE} bytes")
         text = path.read_text(encoding="utf-8", errors="replace")

@@ -92,10 +92,24 @@ def test_show_writes_a_page_and_an_svg_and_png_per_plot(workspace: Workspace, cl
     page = workspace.root / "out" / "index.html"
     assert result.stdout.strip() == page.as_uri()
     html = page.read_text()
+    embedded = json.loads(html.split('id="pipe-plots">')[1].split("</script>")[0])
+    assert [_points(plot["spec"]) for plot in embedded] == [LOSS_ROWS]
     assert "window.vegaEmbed" in html and "<script src" not in html and "<link" not in html  # all inlined
     svg = (workspace.root / "out/static/logs_loss.csv.svg").read_text()
     xml.dom.minidom.parseString(svg)
     assert (workspace.root / "out/static/logs_loss.csv.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_open_opens_the_page_in_a_browser(workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *args, **kwargs: opened.append(url) or True)
+    workspace.write({"loss.csv": LOSS_CSV})
+
+    cli.run("plots", "show", "loss.csv", "--open")
+
+    assert opened == [(workspace.root / "pipe_plots/index.html").as_uri()]
 
 
 def test_show_infers_step_and_the_last_column_as_dvc_does(workspace: Workspace, cli: Cli) -> None:
@@ -110,7 +124,7 @@ def test_show_infers_step_and_the_last_column_as_dvc_does(workspace: Workspace, 
 @pytest.mark.parametrize(("name", "text"), [
     ("records.json", json.dumps([{"x": 1, "y": 2.5}, {"x": 2, "y": 3.5}])),
     ("nested.json", json.dumps({"roc": [{"x": 1, "y": 2.5}, {"x": 2, "y": 3.5}]})),
-    ("records.yaml", "- {x: 1, y: 2.5}\n- {x: 2, y: 3.5}\n"),
+    ("records.yaml", "- {x: 1, y: 2.5, day: 2024-01-01}\n- {x: 2, y: 3.5, day: 2024-01-02}\n"),
     ("noheader.csv", "1,2.5\n2,3.5\n"),
 ])
 def test_show_reads_json_yaml_and_csv_records(workspace: Workspace, cli: Cli, name: str, text: str) -> None:
@@ -377,6 +391,18 @@ def test_a_template_that_loads_data_by_url_is_refused(workspace: Workspace, cli:
     result = cli.run("plots", "show", "d.csv", "-t", "leak", exit_code=1)
 
     assert ".pipe/plots/leak.json" in result.stderr and "url" in result.stderr
+
+
+def test_a_linked_template_is_not_followed(workspace: Workspace, cli: Cli) -> None:
+    outside = workspace.root.parent / "outside.json"
+    outside.write_text(json.dumps({"data": {"values": "<PIPE_DATA>"}, "mark": "point"}))
+    (workspace.root / ".pipe/plots").mkdir()
+    (workspace.root / ".pipe/plots/linked.json").symlink_to(outside)
+    workspace.write({"d.csv": "x,y\n1,2\n"})
+
+    result = cli.run("plots", "show", "d.csv", "-t", "linked", "--json", exit_code=1)
+
+    assert "'linked' not found" in result.stderr
 
 
 def test_a_template_vega_lite_refuses_is_an_error_naming_the_plot(workspace: Workspace, cli: Cli) -> None:
