@@ -22,17 +22,17 @@ from typing import Any
 from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.revision import WORKSPACE, decode_utf8
 from pipeline_engine.errors import PathError, PipeError
+from pipeline_engine.index.history import History
 from pipeline_engine.index.project_index import ProjectIndex
-from pipeline_engine.index.revisions import Revision, Scope, select_revisions
+from pipeline_engine.index.revisions import Scope, select_revisions
 from pipeline_engine.index.tracked import list_at, read_at
 from pipeline_engine.pipeline.metrics import METRICS_SUFFIXES, parse_metrics
 from pipeline_engine.pipeline.params import parse_document
 from pipeline_engine.pipeline.spec import OutKind
 from pipeline_engine.project import Project
-from pipeline_engine.scm.git import GitRevisionFiles
 
 __all__ = [
-    "MetricChange", "MetricsDiff", "MetricsFile", "RevisionMetrics", "compare", "diff", "index_of", "metrics_at",
+    "MetricChange", "MetricsDiff", "MetricsFile", "RevisionMetrics", "compare", "diff", "metrics_at",
     "show", "target_paths",
 ]
 
@@ -116,22 +116,6 @@ def target_paths(project: Project, targets: Sequence[str]) -> list[str]:
     return [relpath_in(project.root, t).rstrip("/") for t in targets]
 
 
-def index_of(project: Project, rev: Revision) -> ProjectIndex:
-    """The index of `rev` (the workspace's for the workspace).
-
-    Raises:
-        ScmError: the revision names no commit.
-    """
-    if rev.is_workspace or rev.sha is None:
-        return ProjectIndex(project)
-    git = project.git
-    if git is None:
-        return ProjectIndex.at(project, rev.sha)  # raises the ScmError that says so
-    # The commit by its sha (resolved once, by select_revisions), named by its label in messages and hints.
-    files = GitRevisionFiles(git.repo.commit(rev.sha), label=rev.label, prefix=project.relpath_from_git(""))
-    return ProjectIndex(project, files)
-
-
 def _declared(index: ProjectIndex) -> list[str]:
     spec = index.spec
     paths = [o.path for s in spec.stages.values() for o in s.outs if o.kind is OutKind.METRIC]
@@ -197,10 +181,14 @@ def show(project: Project, targets: Sequence[str] = (), *, scope: Scope | None =
         PathError: a target is outside the project.
     """
     wanted = target_paths(project, targets)
+    revisions = select_revisions(project, scope or Scope())
+    # One memo for every revision: pipeline.yaml and lock blobs shared by commits are parsed once.
+    history = History(project)
+    history.read_trees(revisions)
     result: list[RevisionMetrics] = []
-    for rev in select_revisions(project, scope or Scope()):
+    for rev in revisions:
         try:
-            index = index_of(project, rev)
+            index = history.index(rev)
         except PipeError as exc:
             result.append(RevisionMetrics(rev.label, error=exc))
             continue
