@@ -13,6 +13,7 @@ Blobs are read through gitpython, never checked out; paths pass the path gate ex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -33,6 +34,9 @@ __all__ = ["History", "PointerError"]
 # A tree entry's mode bits: a symbolic link (never followed from git) and a submodule.
 _LINK_MODE = 0o120000
 _TYPE_MASK = 0o170000
+_TREE_MODE = 0o040000
+# Commits named on one `git log` command line.
+_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,28 @@ class History:
         self.project = project
         self._memo = _Memo()
         self._workspace: ProjectIndex | None = None
+        self._root_trees: dict[str, str] = {}  # commit sha -> its root tree's sha (`read_trees`)
+
+    def read_trees(self, revisions: Sequence[Revision]) -> None:
+        """Look up the root trees of `revisions` in one git call per 1000 (gitpython parses a commit in ~1 ms).
+
+        Raises:
+            ScmError: git cannot read the commits.
+        """
+        git = self.project.git
+        shas = [r.sha for r in revisions if r.sha is not None and r.sha not in self._root_trees]
+        if git is None or not shas:
+            return
+        import git as gitpython
+
+        for start in range(0, len(shas), _BATCH):
+            try:
+                out: str = git.repo.git.log("--no-walk=unsorted", "--format=%H %T", *shas[start:start + _BATCH])
+            except gitpython.GitCommandError as exc:
+                raise ScmError(f"cannot read the commits of '{git.root}': {exc.stderr.strip()}") from exc
+            for line in out.splitlines():
+                sha, _, tree = line.partition(" ")
+                self._root_trees[sha] = tree
 
     def index(self, revision: Revision) -> ProjectIndex:
         """The index of `revision`: the workspace's (built once), or a commit's read from git.
@@ -84,8 +110,14 @@ class History:
         from pipeline_engine.scm.git import GitRevisionFiles
 
         try:
-            commit = git.repo.commit(revision.sha)
-            tree = _subtree(commit.tree, self.project.relpath_from_git(""))
+            root = self._root_trees.get(revision.sha)
+            if root is None:
+                commit = git.repo.commit(revision.sha)
+                root = commit.tree
+            else:  # a commit object read only if a file is read through `files` (a params file)
+                commit = gitpython.Commit(git.repo, bytes.fromhex(revision.sha))
+                root = gitpython.Tree(git.repo, bytes.fromhex(root), _TREE_MODE, "")
+            tree = _subtree(root, self.project.relpath_from_git(""))
         except (gitpython.GitError, ValueError) as exc:
             raise ScmError(f"cannot read revision '{revision.label}': {exc}") from exc
         prefix = check_relpath(self.project.relpath_from_git(""), source="project root", allow_root=True)

@@ -71,6 +71,7 @@ def used_outs_in(
     from pipeline_engine.index.sync import own_remote
 
     history = history or History(project)
+    history.read_trees(revisions)
     found: dict[tuple[str, str, str | None], UsedOut] = {}
     matched: set[str] = set()
     inside_found: set[str] = set()

@@ -224,6 +224,7 @@ def _named_in_history(project: Project, scope: Scope, label: str, unreadable: li
         # An empty answer from a repository that has commits: its history was not read.
         raise ScmError(f"cannot list the commits of the git repository at '{git.root}'; nothing was deleted")
     history = History(project)
+    history.read_trees(revisions)
     named: list[_Named] = []
     reported: set[int] = set()
 
