@@ -227,3 +227,45 @@ def test_fetch_rev_brings_an_old_cached_metrics_file(workspace: Workspace, cli: 
     clone = workspace.clone()
     cli.run("fetch", "--rev", "HEAD~1")
     assert clone.project().store.exists(old)
+
+
+def test_history_reads_each_revision_as_project_index_at_does(history: History) -> None:
+    from pipeline_engine.index.history import History as Indexes
+    from pipeline_engine.index.project_index import ProjectIndex
+    from pipeline_engine.index.revisions import Scope, select_revisions
+
+    project = history.workspace.project()
+    revisions = select_revisions(project, Scope(all_commits=True, all_tags=True, all_branches=True))
+    indexes = Indexes(project)
+    indexes.read_trees(revisions)
+    for revision in revisions:
+        mine = indexes.index(revision)
+        theirs = ProjectIndex(project) if revision.sha is None else ProjectIndex.at(project, revision.sha)
+        assert mine.pointers == theirs.pointers and mine.lock == theirs.lock, revision
+        assert mine.used_outs() == theirs.used_outs(), revision
+
+
+def test_a_pointer_file_shared_by_many_commits_is_parsed_once(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline_engine.index.history as module
+
+    workspace.track({"kept": "same in every commit"})
+    workspace.history([{"n.txt": str(i)} for i in range(30)])  # 30 commits, one pointer blob
+    parsed: list[str] = []
+    real = module.parse_pointer
+
+    def counting(text: str | bytes, relpath: str, **kwargs: object) -> object:
+        parsed.append(relpath)
+        return real(text, relpath, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "parse_pointer", counting)
+    from pipeline_engine.index.revisions import Scope, select_revisions
+    from pipeline_engine.index.used import used_outs_in
+
+    project = workspace.project()
+    revisions = select_revisions(project, Scope(workspace=False, all_commits=True))
+    assert len(revisions) >= 30
+    outs = used_outs_in(project, revisions)
+    assert [o.record.oid for o in outs] == [hash_bytes(b"same in every commit")]
+    assert parsed == ["kept.pipe"]
