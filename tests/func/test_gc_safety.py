@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.project import Project
-from tests.conftest import Cli, MakeRepo, Workspace
+from tests.conftest import Cli, MakeRepo, Workspace, git
 
 FILES = {f"{i}.txt": f"row {i}\n" for i in range(5)}
 
@@ -188,3 +188,54 @@ def test_gc_keeps_data_of_pointers_git_does_not_list(workspace: Workspace, cli: 
     result = cli.run("gc", "-w", "-f")
     assert "removed 0 object(s)" in result.output
     assert workspace.read("sub/x") == "precious\n" and workspace.read("data/y") == "precious too\n"
+
+
+def test_gc_keeps_what_an_old_lock_records_even_when_that_revisions_pipeline_yaml_is_broken(
+    workspace: Workspace, cli: Cli
+) -> None:
+    workspace.write_pipeline({"make": {"cmd": "echo one > out.txt", "outs": ["out.txt"]}})
+    cli.run("repro")
+    workspace.write({"pipeline.yaml": workspace.read("pipeline.yaml") + "  broken: [\n"})
+    workspace.commit("a lock and a broken pipeline.yaml")
+    workspace.write_pipeline({"make": {"cmd": "echo two > out.txt", "outs": ["out.txt"]}})
+    cli.run("repro")
+    workspace.commit("two")
+    cli.run("gc", "-A", "-f")  # gc reads pointers and locks only: the broken pipeline.yaml cannot stop it
+    assert hash_bytes(b"one\n") in _objects(workspace)
+    assert "removed 1 object(s)" in cli.run("gc", "-w", "-f").stderr
+
+
+def test_gc_reads_the_history_of_a_project_below_the_git_root(
+    git_only: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (git_only / "other.txt").write_text("before the project existed\n")
+    git(git_only, "add", "-A")
+    git(git_only, "commit", "-q", "-m", "no project yet")
+    project = git_only / "proj"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    cli.run("init")
+    for version in ("v1", "v2", "v3"):
+        (project / "d.txt").write_text(version)
+        cli.run("add", "d.txt")
+        git(git_only, "add", "-A")
+        git(git_only, "commit", "-q", "-m", version)
+    git(git_only, "tag", "first", "HEAD~2")
+    assert "removed 0 object(s)" in cli.run("gc", "-A", "-f").stderr
+    cli.run("gc", "-T", "-f")
+    assert set(Project(project).store.iter_oids()) == {hash_bytes(b"v1"), hash_bytes(b"v3")}
+    cli.run("gc", "-w", "-f")
+    assert set(Project(project).store.iter_oids()) == {hash_bytes(b"v3")}
+
+
+def test_gc_rev_with_an_unknown_revision_or_num_alone_deletes_nothing(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"f": "v1"})
+    cli.run("add", "f")
+    workspace.commit("v1")
+    workspace.write({"f": "v2"})
+    cli.run("add", "f")
+    before = _objects(workspace)
+    for args, named in ((("--rev", "v9"), "'v9'"), (("-w", "-n", "2"), "--rev")):
+        result = cli.run("gc", *args, "-f", exit_code=1)
+        assert named in result.stderr and "Traceback" not in result.output, args
+    assert _objects(workspace) == before
