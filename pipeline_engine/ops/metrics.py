@@ -212,12 +212,14 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
         index = ProjectIndex(project) if rev is None else ProjectIndex.at(project, rev)
         sides.append(metrics_at(index, wanted, label=rev or WORKSPACE))
     old, new = sides
-    changes = compare(_flat_by_path(old), _flat_by_path(new), all=all)
+    # A file that failed on either side is left out: its values are unknown, not added or deleted.
+    failed = {f.path for side in sides for f in side.files if f.error is not None}
+    changes = compare(_flat_by_path(old, failed), _flat_by_path(new, failed), all=all)
     return MetricsDiff(old.rev, new.rev, tuple(changes), tuple([*old.errors, *new.errors]))
 
 
-def _flat_by_path(side: RevisionMetrics) -> dict[str, Mapping[str, Any]]:
-    return {f.path: f.flat for f in side.files if f.error is None}
+def _flat_by_path(side: RevisionMetrics, failed: set[str]) -> dict[str, Mapping[str, Any]]:
+    return {f.path: f.flat for f in side.files if f.path not in failed}
 
 
 def compare(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]], *,

@@ -195,6 +195,30 @@ def test_hostile_metrics_files_are_refused_with_the_file_named(workspace: Worksp
     assert shown["deep.json"]["error"]["type"] == "SpecError"
 
 
+def test_a_file_broken_on_one_side_is_reported_not_diffed(workspace: Workspace, cli: Cli) -> None:
+    _top_level(workspace, "a.json", "b.json")
+    workspace.history([{"a.json": '{"x": 1}', "b.json": '{"y": 1}'}])
+    workspace.write({"a.json": '{"x": 2}', "b.json": '{"y": [unclosed'})
+
+    result = cli.run("metrics", "diff", "--json", exit_code=1)
+    assert json.loads(result.stdout) == {"a.json": {"x": {"old": 1, "new": 2, "diff": 1}}}
+    assert "b.json" in result.stderr
+
+
+def test_json_output_does_not_import_pandas(workspace: Workspace) -> None:
+    import subprocess
+    import sys
+
+    _top_level(workspace, "m.json")
+    workspace.history([{"m.json": '{"a": 1}'}])
+    code = ("import sys\nfrom pipeline_engine.cli import cli\n"
+            "cli.main(['metrics', 'show', '-A', '--json'], prog_name='pipe', standalone_mode=False)\n"
+            "cli.main(['metrics', 'diff', '--json'], prog_name='pipe', standalone_mode=False)\n"
+            "print('PANDAS' if 'pandas' in sys.modules else 'NO-PANDAS')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workspace.root, capture_output=True, text=True, check=True)
+    assert proc.stdout.rstrip().endswith("NO-PANDAS")
+
+
 def test_no_metrics_is_a_message_not_an_error(workspace: Workspace, cli: Cli) -> None:
     result = cli.run("metrics", "show")
     assert result.stdout == "" and "no metrics found" in result.stderr
