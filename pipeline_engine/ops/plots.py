@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.core.revision import decode_utf8
+from pipeline_engine.core.revision import WORKSPACE, decode_utf8
 from pipeline_engine.errors import PathError, PipeError, ScmError, SpecError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.ops import plots_render as render
@@ -108,8 +108,9 @@ def _has_head(project: Project) -> bool:
 
 def plots(project: Project, revs: Sequence[str | None], *, targets: Sequence[str] = (), out_dir: Path | None = None,
           props: PlotProps = PlotProps(), render_files: bool = True) -> PlotsResult:
-    """The plots of `revs` (None: the workspace) in one chart each; see `show` and `diff`."""
-    indexes = [ProjectIndex(project) if rev is None else ProjectIndex.at(project, rev) for rev in revs]
+    """The plots of `revs` (None or `workspace`: the working tree) in one chart each; see `show` and `diff`."""
+    # `workspace` names the working tree, as in DVC (`pipe plots diff workspace HEAD`).
+    indexes = [ProjectIndex(project) if rev in (None, WORKSPACE) else ProjectIndex.at(project, rev) for rev in revs]
     per_plot: dict[str, list[tuple[ProjectIndex, PlotDef]]] = {}
     matched: set[str] = set()
     for index in indexes:
@@ -119,7 +120,8 @@ def plots(project: Project, revs: Sequence[str | None], *, targets: Sequence[str
             per_plot.setdefault(plot_id, []).append((index, plot))
     unmatched = [t for t in targets if t not in matched]
     if unmatched:
-        where = "the workspace" if revs == [None] else f"any of {', '.join(i.files.label for i in indexes)}"
+        labels = [i.files.label for i in indexes]
+        where = f"'{labels[0]}'" if len(labels) == 1 else f"any of {', '.join(repr(label) for label in labels)}"
         raise PathError(f"'{unmatched[0]}' is neither a plot in pipeline.yaml nor a file in {where}",
                         hint="run 'pipe plots show' to draw every plot")
     if not per_plot:

@@ -161,7 +161,7 @@ def test_unknown_target_names_it(workspace: Workspace, cli: Cli) -> None:
 
     result = cli.run("plots", "show", "nope.csv", exit_code=1)
 
-    assert "'nope.csv'" in result.stderr and "pipe plots show" in result.stderr
+    assert "'nope.csv'" in result.stderr and "'workspace'" in result.stderr and "pipe plots show" in result.stderr
 
 
 def test_no_plots_is_an_error_with_the_next_step(workspace: Workspace, cli: Cli) -> None:
@@ -193,6 +193,16 @@ def test_diff_overlays_two_revisions_each_with_its_own_points(workspace: Workspa
     assert _points(spec, rev=new) == [(0, 1.0), (1, 0.6), (2, 0.2)]
     assert spec["encoding"]["color"]["field"] == "rev"  # the legend names each revision
     assert spec["encoding"]["color"]["scale"]["domain"] == [old, new]
+
+
+def test_diff_names_the_workspace_as_dvc_does(workspace: Workspace, cli: Cli) -> None:
+    _pipeline(workspace, {"plots": ["loss.csv"]})
+    (old,) = workspace.history([{"loss.csv": LOSS_CSV}])
+    workspace.write({"loss.csv": LOSS_CSV.replace("0.4,", "0.2,")})
+
+    result = _json(cli, "diff", "workspace", old)
+
+    assert result["data"]["loss.csv"][0]["revisions"] == ["workspace", old]
 
 
 def test_diff_without_revisions_is_head_against_the_workspace(workspace: Workspace, cli: Cli) -> None:
