@@ -71,7 +71,7 @@ class PlotsResult:
 
 
 def show(project: Project, targets: Sequence[str] = (), *, out_dir: Path | None = None,
-         props: PlotProps = PlotProps(), render_files: bool = True) -> PlotsResult:
+         props: PlotProps | None = None, render_files: bool = True) -> PlotsResult:
     """The workspace's plots (those `targets` choose: plot ids, paths, or data files to plot as they are).
 
     Raises:
@@ -82,7 +82,7 @@ def show(project: Project, targets: Sequence[str] = (), *, out_dir: Path | None 
 
 
 def diff(project: Project, revs: Sequence[str] = (), *, targets: Sequence[str] = (), out_dir: Path | None = None,
-         props: PlotProps = PlotProps(), render_files: bool = True) -> PlotsResult:
+         props: PlotProps | None = None, render_files: bool = True) -> PlotsResult:
     """The plots of several revisions overlaid: no revision means HEAD and the workspace, one means it and the workspace.
 
     Raises:
@@ -107,9 +107,10 @@ def _has_head(project: Project) -> bool:
 
 
 def plots(project: Project, revs: Sequence[str | None], *, targets: Sequence[str] = (), out_dir: Path | None = None,
-          props: PlotProps = PlotProps(), render_files: bool = True) -> PlotsResult:
+          props: PlotProps | None = None, render_files: bool = True) -> PlotsResult:
     """The plots of `revs` (None or `workspace`: the working tree) in one chart each; see `show` and `diff`."""
     # `workspace` names the working tree, as in DVC (`pipe plots diff workspace HEAD`).
+    props = props or PlotProps()
     indexes = [ProjectIndex(project) if rev in (None, WORKSPACE) else ProjectIndex.at(project, rev) for rev in revs]
     per_plot: dict[str, list[tuple[ProjectIndex, PlotDef]]] = {}
     matched: set[str] = set()

@@ -18,7 +18,7 @@ import base64
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -104,27 +104,24 @@ def load_template(name: str | None, control_dir: Path) -> Template:
     content = parse_json(text, source=source)
     if not isinstance(content, dict):
         raise SpecError(f"{source}: a template must be a JSON object (a Vega-Lite spec)")
-    if not any(_find(content, lambda s: s == f"{p}DATA>") for p in _PREFIXES):
+    anchors = {f"{prefix}DATA>" for prefix in _PREFIXES}
+    if not any(isinstance(node, str) and node in anchors for node in _nodes(content)):
         raise SpecError(f"{source}: the template has no '<PIPE_DATA>' anchor for the data")
-    if _find(content, lambda s: False, key="url"):
+    if any(isinstance(node, Mapping) and "url" in node for node in _nodes(content)):
         raise SpecError(f"{source}: a template may not load data by 'url' (plots show only the data pipe reads)")
     return Template(name, content, source)
 
 
-def _find(value: Any, match: Any, *, key: str | None = None) -> bool:
-    """True when a string in `value` satisfies `match`, or (with `key`) a mapping anywhere has that key."""
+def _nodes(value: Any) -> Iterator[Any]:
+    """Every value nested in `value` (itself included), without recursion."""
     stack = [value]
     while stack:
         item = stack.pop()
+        yield item
         if isinstance(item, Mapping):
-            if key is not None and key in item:
-                return True
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, str) and match(item):
-            return True
-    return False
 
 
 def fill_chart(template: Template, data: SeriesPoints, *, title: str, revs: Sequence[str]) -> dict[str, Any]:

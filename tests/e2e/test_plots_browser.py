@@ -65,8 +65,8 @@ def test_plots_diff_page_renders_every_chart_offline_in_chromium(workspace: Work
     page = workspace.root / "out" / "index.html"
     assert proc.stdout.strip() == page.as_uri()
     dom = _dump_dom(page, tmp_path / "profile")
-    charts = re.findall(r'<div id="(plot-\d+)" class="vega[^"]*"[^>]*>.*?<svg[^>]*class="marks"', dom, flags=re.S)
+    charts = re.findall(r'<div id="(plot-\d+)" class="vega[^"]*"[^>]*>.*?<svg[^>]*class="marks"', dom, flags=re.DOTALL)
     assert charts == ["plot-0", "plot-1"], dom[-3000:]
     assert "HEAD" in dom and "workspace" in dom  # the legend (and the confusion panels) name the revisions
     assert "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]
-    assert "Error" not in re.sub(r"<script.*?</script>", "", dom, flags=re.S)
+    assert "Error" not in re.sub(r"<script.*?</script>", "", dom, flags=re.DOTALL)
