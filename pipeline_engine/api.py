@@ -98,7 +98,7 @@ def _download(project: Project, index: ProjectIndex, path: str, oid: str, remote
 
 
 @contextlib.contextmanager
-def open(path: str | os.PathLike[str], repo: str | os.PathLike[str] | None = None,  # noqa: A001 - dvc.api's name
+def open(path: str | os.PathLike[str], repo: str | os.PathLike[str] | None = None,
          rev: str | None = None, remote: str | None = None, mode: str = "r",
          encoding: str | None = None) -> Iterator[IO[Any]]:
     """Open a file of the project at `rev` for reading, as a context manager (dvc.api.open).

@@ -19,7 +19,7 @@ from pipeline_engine.errors import PipeError
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
-    from pipeline_engine.ops.metrics import MetricChange, RevisionMetrics
+    from pipeline_engine.ops.metrics import RevisionMetrics, ValueChange
 
 __all__ = ["metrics", "params"]
 
@@ -131,7 +131,7 @@ def _precision(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def _print_diff(changes: Sequence[MetricChange], a_rev: str, b_rev: str, *, title: str, as_json: bool,
+def _print_diff(changes: Sequence[ValueChange], a_rev: str, b_rev: str, *, title: str, as_json: bool,
                 as_md: bool, as_csv: bool, precision: int | None, no_path: bool, with_change: bool) -> None:
     if as_json:
         render.print_json(_diff_json(changes))
@@ -148,7 +148,7 @@ def _print_diff(changes: Sequence[MetricChange], a_rev: str, b_rev: str, *, titl
     render.frame(frame, markdown=as_md, csv=as_csv)
 
 
-def _diff_json(changes: Sequence[MetricChange]) -> dict[str, Any]:
+def _diff_json(changes: Sequence[ValueChange]) -> dict[str, Any]:
     """DVC's `metrics diff --json`: {path: {key: {old, new[, diff]}}}; `diff` only when both values are numbers."""
     shaped: dict[str, dict[str, Any]] = {}
     for c in changes:

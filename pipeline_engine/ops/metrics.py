@@ -12,6 +12,7 @@ values; `ops/report.py` turns them into DataFrames for tables.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,16 @@ from pipeline_engine.pipeline.spec import OutKind
 from pipeline_engine.project import Project
 
 __all__ = [
-    "MetricChange", "MetricsDiff", "MetricsFile", "RevisionMetrics", "compare", "diff", "metrics_at",
-    "show", "target_paths",
+    "ChangeState",
+    "MetricsDiff",
+    "MetricsFile",
+    "RevisionMetrics",
+    "ValueChange",
+    "compare",
+    "diff",
+    "metrics_at",
+    "show",
+    "target_paths",
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -66,15 +75,24 @@ class RevisionMetrics:
         return [self.error] if self.error else [f.error for f in self.files if f.error]
 
 
+class ChangeState(enum.Enum):
+    """How a value differs between the two sides of a diff."""
+
+    ADDED = "added"
+    DELETED = "deleted"
+    MODIFIED = "modified"
+    UNCHANGED = "unchanged"
+
+
 @dataclass(frozen=True, slots=True)
-class MetricChange:
-    """One metric (`key`, flattened) of one file, old and new; `state` is added, deleted, modified or unchanged."""
+class ValueChange:
+    """One value (`key`, flattened) of one metrics or params file: old, new (None on the side it is absent)."""
 
     path: str
     key: str
     old: Any
     new: Any
-    state: str
+    state: ChangeState
 
     @property
     def diff(self) -> int | float | None:
@@ -99,7 +117,7 @@ class MetricsDiff:
 
     a_rev: str
     b_rev: str
-    changes: tuple[MetricChange, ...] = ()
+    changes: tuple[ValueChange, ...] = ()
     errors: tuple[PipeError, ...] = field(default=())
 
 
@@ -197,7 +215,7 @@ def show(project: Project, targets: Sequence[str] = (), *, scope: Scope | None =
 
 
 def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
-         targets: Sequence[str] = (), all: bool = False) -> MetricsDiff:  # noqa: A002 - DVC's flag name
+         targets: Sequence[str] = (), all: bool = False) -> MetricsDiff:
     """Compare the metrics of `a_rev` with `b_rev` (None: the workspace), per (file, flattened key).
 
     A file or key on one side only is `added` or `deleted`; unchanged metrics are left out unless `all`.
@@ -215,7 +233,7 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
     # A file that failed on either side is left out: its values are unknown, not added or deleted.
     failed = {f.path for side in sides for f in side.files if f.error is not None}
     changes = compare(_flat_by_path(old, failed), _flat_by_path(new, failed), all=all)
-    return MetricsDiff(old.rev, new.rev, tuple(changes), tuple([*old.errors, *new.errors]))
+    return MetricsDiff(old.rev, new.rev, tuple(changes), (*old.errors, *new.errors))
 
 
 def _flat_by_path(side: RevisionMetrics, failed: set[str]) -> dict[str, Mapping[str, Any]]:
@@ -223,18 +241,18 @@ def _flat_by_path(side: RevisionMetrics, failed: set[str]) -> dict[str, Mapping[
 
 
 def compare(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]], *,
-            all: bool) -> list[MetricChange]:  # noqa: A002
+            all: bool) -> list[ValueChange]:
     """Per (path, key): added, deleted, modified (and, with `all`, unchanged) values, sorted by path then key."""
-    changes: list[MetricChange] = []
+    changes: list[ValueChange] = []
     for path in sorted(old.keys() | new.keys()):
         before, after = old.get(path, _EMPTY), new.get(path, _EMPTY)
         for key in sorted(before.keys() | after.keys()):
             if key not in before:
-                changes.append(MetricChange(path, key, None, after[key], "added"))
+                changes.append(ValueChange(path, key, None, after[key], ChangeState.ADDED))
             elif key not in after:
-                changes.append(MetricChange(path, key, before[key], None, "deleted"))
+                changes.append(ValueChange(path, key, before[key], None, ChangeState.DELETED))
             elif before[key] != after[key]:
-                changes.append(MetricChange(path, key, before[key], after[key], "modified"))
+                changes.append(ValueChange(path, key, before[key], after[key], ChangeState.MODIFIED))
             elif all:
-                changes.append(MetricChange(path, key, before[key], after[key], "unchanged"))
+                changes.append(ValueChange(path, key, before[key], after[key], ChangeState.UNCHANGED))
     return changes

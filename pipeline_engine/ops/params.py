@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline_engine.core.revision import WORKSPACE
 from pipeline_engine.index.project_index import ProjectIndex
-from pipeline_engine.ops.metrics import MetricChange, compare, target_paths
+from pipeline_engine.ops.metrics import ValueChange, compare, target_paths
 from pipeline_engine.pipeline.params import PARAMS_FILE, lookup, parse_params
 from pipeline_engine.project import Project
 
@@ -30,7 +30,7 @@ class ParamsDiff:
 
     a_rev: str
     b_rev: str
-    changes: tuple[MetricChange, ...] = ()
+    changes: tuple[ValueChange, ...] = ()
 
 
 def tracked_params(index: ProjectIndex, stages: Sequence[str] | None = None) -> dict[str, tuple[str, ...] | None]:
@@ -88,7 +88,7 @@ def flatten(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, targets: Sequence[str] = (),
-         all: bool = False, deps_only: bool = False) -> ParamsDiff:  # noqa: A002 - DVC's flag name
+         all: bool = False, deps_only: bool = False) -> ParamsDiff:
     """Compare the params of `a_rev` with `b_rev` (None: the workspace).
 
     A param counts when either side's pipeline.yaml tracks it; as in DVC, every key of params.yaml

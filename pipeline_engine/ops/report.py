@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas
 
-from pipeline_engine.ops.metrics import MetricChange, RevisionMetrics
+from pipeline_engine.ops.metrics import ChangeState, RevisionMetrics, ValueChange
 
 __all__ = ["DEFAULT_PRECISION", "diff_frame", "format_value", "metrics_frame"]
 
@@ -57,7 +57,7 @@ def metrics_frame(revisions: Sequence[RevisionMetrics], *, precision: int = DEFA
     return pandas.DataFrame([[row.get(c, _NONE) for c in columns] for row in rows], columns=columns, dtype=object)
 
 
-def diff_frame(changes: Sequence[MetricChange], a_rev: str, b_rev: str, *, title: str = "Metric",
+def diff_frame(changes: Sequence[ValueChange], a_rev: str, b_rev: str, *, title: str = "Metric",
                precision: int = DEFAULT_PRECISION, with_change: bool = True) -> pandas.DataFrame:
     """One row per changed value: Path, `title`, the old and new values, and (`with_change`) the absolute and relative change.
 
@@ -67,17 +67,17 @@ def diff_frame(changes: Sequence[MetricChange], a_rev: str, b_rev: str, *, title
     columns = ["Path", title, a_rev, new_label, *(["Change", "Change %"] if with_change else [])]
     rows = []
     for c in changes:
-        row = [c.path, c.key, format_value(c.old, precision) if c.state != "added" else _NONE,
-               format_value(c.new, precision) if c.state != "deleted" else _NONE]
+        row = [c.path, c.key, format_value(c.old, precision) if c.state is not ChangeState.ADDED else _NONE,
+               format_value(c.new, precision) if c.state is not ChangeState.DELETED else _NONE]
         if with_change:
             row += _change(c, precision)
         rows.append(row)
     return pandas.DataFrame(rows, columns=columns, dtype=object)
 
 
-def _change(c: MetricChange, precision: int) -> list[str]:
-    if c.state in ("added", "deleted"):
-        return [c.state, _NONE]
+def _change(c: ValueChange, precision: int) -> list[str]:
+    if c.state in (ChangeState.ADDED, ChangeState.DELETED):
+        return [c.state.value, _NONE]
     delta, pct = c.diff, c.pct
     return [_NONE if delta is None else format_value(delta, precision),
             _NONE if pct is None else f"{pct:+.{min(precision, 2)}f}%"]

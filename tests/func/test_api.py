@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import pipeline_engine.api as api
+from pipeline_engine import api
 from pipeline_engine.errors import ObjectNotFoundError, PathError, PipeError
 from tests.conftest import MakeRepo, Workspace
 
