@@ -5,8 +5,9 @@ Plots are defined in two places, as in DVC: a stage's `plots:` outs (options `x`
 A plot whose path is a directory is one plot per data or image file inside it. A target that no
 definition matches but that names a data file (or a directory of them) plots that file as it is.
 
-A plot file is read from the revision's files (the workspace, or git); a cached one, which git
-does not hold, from the local cache by the oid the revision's lock or pointer records.
+A plot file is read where it lives at that revision (`index/tracked.py`): the workspace as it is on
+disk; at a git revision, a cached out from the local cache by the oid its lock or pointer records
+(inside a cached directory too, as dvclive's `eval/`), any other file from git.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from pipeline_engine.cache.tree import Tree
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import relpath_in
-from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import ObjectNotFoundError, PathError
+from pipeline_engine.errors import PathError
 from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.tracked import list_at, read_at
 from pipeline_engine.ops.plots_data import DATA_SUFFIXES
 from pipeline_engine.pipeline.outputs import IMAGE_SUFFIXES, PlotOptions, PlotSource
 from pipeline_engine.pipeline.spec import OutKind
@@ -92,8 +91,7 @@ def _select(index: ProjectIndex, defined: Mapping[str, PlotDef],
         rel = _relpath(index, target)
         hits = {i: p for i, p in defined.items()
                 if target == i or (rel is not None and any(_under(path, rel) for path in (i, *_paths(p))))}
-        if not hits and rel is not None and (index.files.is_file(rel) or index.files.is_dir(rel)
-                                             or _record_for(index, rel) is not None):
+        if not hits and rel and list_at(index, rel):
             hits = {p.id: p for p in _expand(index, PlotDef(rel, (PlotSource(rel),)))}
         if hits:
             matched.add(target)
@@ -131,79 +129,22 @@ def _override(plot: PlotDef, props: PlotProps) -> PlotDef:
 
 
 def _expand(index: ProjectIndex, plot: PlotDef) -> list[PlotDef]:
-    """A single-path plot whose path is a directory: one plot per data or image file in it (sorted)."""
+    """A single-path plot whose path is a directory (in git, on disk or in the cache): one plot per data or image file in it."""
     if len(plot.sources) != 1:
         return [plot]
-    path = plot.sources[0].path
-    files = _dir_files(index, path)
-    if files is None:
-        return [plot]
     source = plot.sources[0]
-    return [replace(plot, id=f, sources=(PlotSource(f, source.x, source.y),))
-            for f in files if f.lower().endswith((*DATA_SUFFIXES, *IMAGE_SUFFIXES))]
-
-
-def _dir_files(index: ProjectIndex, path: str) -> list[str] | None:
-    """The files under directory `path` at this revision (from the files, else the cached manifest); None if not a directory."""
-    if index.files.is_dir(path):
-        return index.files.list_files(under=path)
-    record = _record_for(index, path)
-    if record is None or record[0].path != path or not record[0].isdir:
-        return None
-    tree = _tree(index, record[0])
-    return [f"{path}/{e.relpath}" for e in tree.entries]
+    files = list_at(index, source.path, suffixes=(*DATA_SUFFIXES, *IMAGE_SUFFIXES))
+    if not files or files == [source.path]:
+        return [plot]
+    return [replace(plot, id=f, sources=(PlotSource(f, source.x, source.y),)) for f in files]
 
 
 def read_plot_file(index: ProjectIndex, path: str) -> bytes | None:
-    """The content of plot file `path` at this revision: from its files, else from the cache; None if it has none.
+    """The content of plot file `path` at this revision (`index.tracked.read_at`); None when it has none.
 
     Raises:
-        ObjectNotFoundError: the revision records the file as cached, and the local cache lacks it
-            (the hint names `pipe fetch --rev REV`, or `pipe pull` for the workspace).
+        ObjectNotFoundError: the revision tracks the file in the cache and the local cache lacks it
+            (the hint names `pipe fetch --rev REV`).
         CorruptObjectError: the cached object does not match its oid.
     """
-    data = index.files.read_bytes(path)
-    if data is not None:
-        return data
-    found = _record_for(index, path)
-    if found is None:
-        return None
-    record, inside = found
-    oid = record.oid
-    if inside:
-        entry = _tree(index, record).by_path().get(inside)
-        if entry is None:
-            return None
-        oid = entry.oid
-    try:
-        return index.project.store.read_bytes(oid)
-    except ObjectNotFoundError:
-        raise _missing(index, path, oid) from None
-
-
-def _record_for(index: ProjectIndex, path: str) -> tuple[PathRecord, str] | None:
-    """The cached record holding `path` at this revision (a stage out or a pointer), and the part of it inside a directory."""
-    records = [o.record for o in index.stage_outs] + [
-        PathRecord(p.data_relpath, p.out.oid, p.out.size, p.out.nfiles) for p in index.pointers]
-    for record in records:
-        if record.path == path:
-            return record, ""
-        if record.isdir and path.startswith(record.path + "/"):
-            return record, path[len(record.path) + 1:]
-    return None
-
-
-def _tree(index: ProjectIndex, record: PathRecord) -> Tree:
-    try:
-        return tree_of(index.project.store, record.oid)
-    except ObjectNotFoundError:
-        raise _missing(index, record.path, record.oid) from None
-
-
-def _missing(index: ProjectIndex, path: str, oid: str) -> ObjectNotFoundError:
-    label = index.files.label
-    if index.is_workspace:
-        return ObjectNotFoundError(f"plot file '{path}' is not in the workspace, and its cached content "
-                                   f"(object '{oid}') is not in the local cache", hint=f"run 'pipe pull {path}'")
-    return ObjectNotFoundError(f"plot file '{path}' at '{label}' is cached, and its object '{oid}' is not in the local cache",
-                               hint=f"run 'pipe fetch --rev {label}' to fetch what that revision needs")
+    return read_at(index, path)
