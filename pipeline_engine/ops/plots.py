@@ -27,9 +27,10 @@ from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.revision import WORKSPACE, decode_utf8
 from pipeline_engine.errors import PathError, PipeError, ScmError, SpecError
 from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.tracked import read_at
 from pipeline_engine.ops import plots_render as render
 from pipeline_engine.ops.plots_data import Series, SeriesPoints, default_y, parse_records, series_points
-from pipeline_engine.ops.plots_source import PlotDef, PlotProps, collect_plots, read_plot_file
+from pipeline_engine.ops.plots_source import PlotDef, PlotProps, collect_plots
 from pipeline_engine.project import Project
 
 __all__ = ["DEFAULT_OUT", "Plot", "PlotProps", "PlotsResult", "Problem", "diff", "export_templates",
@@ -181,7 +182,7 @@ class _Builder:
         records: dict[str, list[dict[str, Any]]] = {}
         for source in plot.sources:
             try:
-                data = read_plot_file(index, source.path)
+                data = read_at(index, source.path)
                 if data is None:
                     self._problem(plot_id, index, source.path, "no such file")
                     continue
@@ -202,7 +203,7 @@ class _Builder:
         images: list[tuple[str, Path]] = []
         for index, plot in defs:
             path, label = plot.sources[0].path, index.files.label
-            data = read_plot_file(index, path)
+            data = read_at(index, path)
             if data is None:
                 self._problem(plot_id, index, path, "no such file")
                 continue

@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.errors import PathError
 from pipeline_engine.index.project_index import ProjectIndex
-from pipeline_engine.index.tracked import list_at, read_at
+from pipeline_engine.index.tracked import list_at
 from pipeline_engine.ops.plots_data import DATA_SUFFIXES
 from pipeline_engine.pipeline.outputs import IMAGE_SUFFIXES, PlotOptions, PlotSource
 from pipeline_engine.pipeline.spec import OutKind
 
-__all__ = ["PlotDef", "PlotProps", "collect_plots", "read_plot_file"]
+__all__ = ["PlotDef", "PlotProps", "collect_plots"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +138,3 @@ def _expand(index: ProjectIndex, plot: PlotDef) -> list[PlotDef]:
         return [plot]
     return [replace(plot, id=f, sources=(PlotSource(f, source.x, source.y),)) for f in files]
 
-
-def read_plot_file(index: ProjectIndex, path: str) -> bytes | None:
-    """The content of plot file `path` at this revision (`index.tracked.read_at`); None when it has none.
-
-    Raises:
-        ObjectNotFoundError: the revision tracks the file in the cache and the local cache lacks it
-            (the hint names `pipe fetch --rev REV`).
-        CorruptObjectError: the cached object does not match its oid.
-    """
-    return read_at(index, path)
