@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import Cli, Workspace
@@ -176,6 +177,34 @@ def test_dvc_get_started_layout_is_shown_and_diffed(workspace: Workspace, cli: C
         "avg_prec": {"train": 0.9, "test": 0.8}, "roc_auc": {"train": 0.95, "test": 0.9}}}}}
     assert _json(cli, "diff") == {"eval/metrics.json": {"avg_prec.test": {"old": 0.8, "new": 0.85,
                                                                           "diff": 0.85 - 0.8}}}
+
+
+def test_a_metrics_directory_that_is_a_cached_out_is_listed_from_its_manifest(workspace: Workspace,
+                                                                              cli: Cli) -> None:
+    workspace.write({"src.json": '{"a": 1}'})
+    workspace.write_pipeline({"eval": {"cmd": "mkdir -p eval/sub && cp src.json eval/sub/m.json && echo x > eval/log.txt",
+                                       "deps": ["src.json"], "outs": ["eval"]}}, metrics=["eval"])
+    cli.run("repro")
+    workspace.commit("first")
+    workspace.write({"src.json": '{"a": 2}'})
+    cli.run("repro")
+
+    assert _json(cli, "show", "--rev", "HEAD") == {
+        "workspace": {"data": {"eval/sub/m.json": {"data": {"a": 2}}}},
+        "HEAD": {"data": {"eval/sub/m.json": {"data": {"a": 1}}}},
+    }
+    assert _json(cli, "show", "--rev", "HEAD", "eval/sub")["HEAD"] == {"data": {"eval/sub/m.json": {"data": {"a": 1}}}}
+
+
+def test_a_metrics_link_leading_outside_the_project_is_refused(workspace: Workspace, cli: Cli,
+                                                               tmp_path: Path) -> None:
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": 1}')
+    (workspace.root / "m.json").symlink_to(secret)
+    _top_level(workspace, "m.json")
+
+    result = cli.run("metrics", "show", "--json", exit_code=1)
+    assert "password" not in result.stdout and "m.json" in result.stderr
 
 
 def test_hostile_metrics_files_are_refused_with_the_file_named(workspace: Workspace, cli: Cli) -> None:
