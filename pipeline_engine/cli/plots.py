@@ -47,6 +47,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Directory to write index.html and the images to (default: pipe_plots)."),
         click.option("--open", "open_page", is_flag=True, help="Open the page in a web browser."),
         click.option("--json", "as_json", is_flag=True, help="Print the Vega-Lite specs with their data (DVC's shape)."),
+        click.option("--show-vega", is_flag=True, help="Print the one target's Vega-Lite spec with its data."),
         click.option("-t", "--template", help="Template to draw with (a built-in name or .pipe/plots/NAME.json)."),
         click.option("-x", help="Column for the X axis."),
         click.option("-y", help="Column for the Y axis."),
@@ -76,12 +77,15 @@ def plots() -> None:
 @plots.command()
 @click.argument("targets", nargs=-1)
 @_options
-def show(targets: tuple[str, ...], out_dir: Path | None, open_page: bool, as_json: bool, **options: Any) -> None:
+def show(targets: tuple[str, ...], out_dir: Path | None, open_page: bool, as_json: bool, show_vega: bool,
+         **options: Any) -> None:
     """Draw the plots (or TARGETS: plot ids, paths, or any data file) of the workspace."""
     from pipeline_engine.ops.plots import show as plots_show
 
-    result = plots_show(Project.find(), targets, out_dir=out_dir, props=_props(options), render_files=not as_json)
-    _report(result, open_page=open_page, as_json=as_json)
+    _check_show_vega(targets, show_vega=show_vega, as_json=as_json)
+    result = plots_show(Project.find(), targets, out_dir=out_dir, props=_props(options),
+                        render_files=not (as_json or show_vega))
+    _report(result, open_page=open_page, as_json=as_json, show_vega=show_vega)
 
 
 @plots.command(cls=_TargetsCommand)
@@ -90,13 +94,14 @@ def show(targets: tuple[str, ...], out_dir: Path | None, open_page: bool, as_jso
               help="Draw only these plots (every argument up to the next option).")
 @_options
 def diff(revisions: tuple[str, ...], targets: tuple[str, ...], out_dir: Path | None, open_page: bool,
-         as_json: bool, **options: Any) -> None:
+         as_json: bool, show_vega: bool, **options: Any) -> None:
     """Overlay the plots of REVISIONS (default: HEAD and the workspace; one revision: it and the workspace)."""
     from pipeline_engine.ops.plots import diff as plots_diff
 
+    _check_show_vega(targets, show_vega=show_vega, as_json=as_json)
     result = plots_diff(Project.find(), revisions, targets=targets, out_dir=out_dir, props=_props(options),
-                        render_files=not as_json)
-    _report(result, open_page=open_page, as_json=as_json)
+                        render_files=not (as_json or show_vega))
+    _report(result, open_page=open_page, as_json=as_json, show_vega=show_vega)
 
 
 @plots.command()
@@ -118,11 +123,24 @@ def templates(template: str | None, out_dir: Path | None) -> None:
             render.out.print(escape(name if source == "built-in" else f"{name}  ({source})"))
 
 
-def _report(result: PlotsResult, *, open_page: bool, as_json: bool) -> None:
+def _check_show_vega(targets: tuple[str, ...], *, show_vega: bool, as_json: bool) -> None:
+    """DVC's rules for `--show-vega`: exactly one target, and not with `--json`."""
+    if show_vega and len(targets) != 1:
+        raise click.UsageError("'--show-vega' needs exactly one target")
+    if show_vega and as_json:
+        raise click.UsageError("'--show-vega' and '--json' are mutually exclusive")
+
+
+def _report(result: PlotsResult, *, open_page: bool, as_json: bool, show_vega: bool = False) -> None:
     for problem in result.problems:
         render.warn(escape(f"plot '{problem.plot}' at '{problem.rev}': {problem.message}"))
     if as_json:
         render.print_json(_as_json(result))
+        return
+    if show_vega:
+        spec = next((p.spec for p in result.plots if p.spec is not None), None)
+        if spec is not None:
+            render.print_json(spec)
         return
     assert result.page is not None
     render.out.print(escape(result.page.as_uri()))

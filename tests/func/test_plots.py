@@ -195,6 +195,25 @@ def test_diff_overlays_two_revisions_each_with_its_own_points(workspace: Workspa
     assert spec["encoding"]["color"]["scale"]["domain"] == [old, new]
 
 
+def test_diff_targets_take_every_argument_up_to_the_next_option(workspace: Workspace, cli: Cli) -> None:
+    _pipeline(workspace, {"plots": ["a.csv", "b.csv", "c.csv"]})
+    (old,) = workspace.history([{"a.csv": "x,y\n1,2\n", "b.csv": "x,y\n1,3\n", "c.csv": "x,y\n1,4\n"}])
+
+    result = json.loads(cli.run("plots", "diff", old, "--targets", "a.csv", "c.csv", "--json").stdout)
+
+    assert sorted(result["data"]) == ["a.csv", "c.csv"]
+    assert result["data"]["a.csv"][0]["revisions"] == [old, "workspace"]
+
+
+def test_show_vega_prints_one_targets_spec(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"loss.csv": LOSS_CSV})
+
+    spec = json.loads(cli.run("plots", "show", "loss.csv", "-x", "epoch", "-y", "loss", "--show-vega").stdout)
+
+    assert _points(spec) == LOSS_ROWS and not (workspace.root / "pipe_plots").exists()
+    assert "exactly one target" in cli.run("plots", "show", "--show-vega", exit_code=2).stderr
+
+
 def test_diff_names_the_workspace_as_dvc_does(workspace: Workspace, cli: Cli) -> None:
     _pipeline(workspace, {"plots": ["loss.csv"]})
     (old,) = workspace.history([{"loss.csv": LOSS_CSV}])
