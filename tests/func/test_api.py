@@ -77,6 +77,19 @@ def test_a_cache_miss_is_downloaded_from_the_remote(workspace: Workspace, tmp_pa
         api.read("data.csv", rev="v1")
 
 
+def test_a_file_inside_a_tracked_directory_comes_with_its_manifest_from_the_remote(workspace: Workspace,
+                                                                                    tmp_path: Path) -> None:
+    workspace.track({"images": {"a.txt": "A\n", "sub": {"b.txt": "B\n"}}})
+    workspace.commit("images")
+    store = workspace.add_remote(tmp_path / "store")
+    workspace.pipe("push")
+    shutil.rmtree(workspace.root / ".pipe" / "cache")
+
+    assert api.read("images/sub/b.txt", rev="HEAD") == "B\n"
+    assert Path(api.get_url("images/a.txt", rev="HEAD")).read_text() == "A\n"
+    assert api.get_url("images", rev="HEAD").startswith(str(store)) and api.get_url("images").endswith(".dir")
+
+
 def test_untracked_missing_file_and_get_url_of_an_untracked_file_are_errors(workspace: Workspace) -> None:
     workspace.write({"notes.txt": "hi\n"})
     workspace.commit("notes")

@@ -254,5 +254,15 @@ def test_no_metrics_is_a_message_not_an_error(workspace: Workspace, cli: Cli) ->
     assert _json(cli, "show") == {"workspace": {"data": {}}}
 
 
+def test_no_path_and_one_output_format(workspace: Workspace, cli: Cli) -> None:
+    _top_level(workspace, "m.json")
+    workspace.history([{"m.json": '{"a": 1}'}])
+    workspace.write({"m.json": '{"a": 2}'})
+
+    assert cli.run("metrics", "diff", "--csv", "--no-path").stdout.splitlines() == [
+        "Metric,HEAD,workspace,Change,Change %", "a,1,2,1,+100.00%"]
+    assert "choose one of" in cli.run("metrics", "diff", "--json", "--md", exit_code=2).stderr
+
+
 def test_unknown_revision_is_an_error_naming_it(workspace: Workspace, cli: Cli) -> None:
     assert "unknown revision 'nope'" in cli.run("metrics", "diff", "nope", exit_code=1).stderr
