@@ -9,11 +9,11 @@ from pipeline_engine.cache.tree import Tree, TreeEntry
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import ObjectNotFoundError, PathError
+from pipeline_engine.errors import ObjectNotFoundError, PathError, StageNotFoundError
 from pipeline_engine.index.history import History
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.revisions import WORKSPACE, Revision
-from pipeline_engine.index.targets import Selection, Target
+from pipeline_engine.index.targets import Selection, StageOut, Target
 from pipeline_engine.project import Project
 
 __all__ = ["UsedOut", "target_record", "used_outs", "used_outs_in"]
@@ -76,9 +76,10 @@ def used_outs_in(
     matched: set[str] = set()
     inside_found: set[str] = set()
     inside_missed: dict[str, PathError] = {}
+    not_stages: dict[str, StageNotFoundError] = {}
     for revision in revisions:
         index = history.index(revision)
-        chosen = index.select(targets)
+        chosen = _select_each(index, targets, not_stages)
         if fetch_manifests:
             _fetch_manifests(index, [t for t in chosen.pointers if t.inside], remote)
         records = [o.record for o in chosen.outs]
@@ -97,9 +98,35 @@ def used_outs_in(
         if path not in inside_found:
             raise error
     missing = [t for t in targets if t not in matched]
+    if missing and missing[0] in not_stages:
+        raise not_stages[missing[0]]
     if missing:
         Selection().raise_for_unknown(history.index(Revision(WORKSPACE)), unmatched=missing[0])
     return list(found.values())
+
+
+def _select_each(index: ProjectIndex, targets: Sequence[str], not_stages: dict[str, StageNotFoundError]) -> Selection:
+    """`index.select(targets)`, one target at a time: a name close to a stage of this revision is unknown here.
+
+    `select` refuses such a name (`trian` for `train`); across revisions it may be a stage or a
+    path of another one, so the refusal is kept in `not_stages` for when no revision knows it.
+    """
+    if not targets:
+        return index.select(targets)
+    outs: dict[str, StageOut] = {}
+    pointers: dict[tuple[str, str], Target] = {}
+    unknown: list[str] = []
+    for target in targets:
+        try:
+            chosen = index.select([target])
+        except StageNotFoundError as exc:
+            not_stages.setdefault(target, exc)
+            unknown.append(target)
+            continue
+        outs.update((o.record.path, o) for o in chosen.outs)
+        pointers.update(((t.pointer.relpath, t.inside), t) for t in chosen.pointers)
+        unknown.extend(chosen.unknown)
+    return Selection((), tuple(outs.values()), tuple(pointers.values()), tuple(unknown))
 
 
 def _fetch_manifests(index: ProjectIndex, inner: Sequence[Target], remote: str | None) -> None:

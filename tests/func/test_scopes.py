@@ -269,3 +269,20 @@ def test_a_pointer_file_shared_by_many_commits_is_parsed_once(
     outs = used_outs_in(project, revisions)
     assert [o.record.oid for o in outs] == [hash_bytes(b"same in every commit")]
     assert parsed == ["kept.pipe"]
+
+
+def test_stage_targets_select_at_each_revision(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo one > one.txt", "outs": ["one.txt"]}})
+    cli.run("repro")
+    workspace.commit("train")
+    workspace.write_pipeline({"train2": {"cmd": "echo two > two.txt", "outs": ["two.txt"]}})
+    cli.run("repro")
+    workspace.commit("train2 replaces train")
+    cli.run("push", "-A", "train2")  # close to 'train' at the first commit: a stage here, so no error
+    remote = {p.parent.name + p.name for p in local_remote.rglob("*") if p.is_file()}
+    assert remote == {hash_bytes(b"two\n")}
+    cli.run("push", "--rev", "HEAD~1", "train")  # a stage of the old revision only
+    remote = {p.parent.name + p.name for p in local_remote.rglob("*") if p.is_file()}
+    assert remote == {hash_bytes(b"two\n"), hash_bytes(b"one\n")}
+    result = cli.run("push", "-A", "trian", exit_code=1)
+    assert "'trian'" in result.stderr and "train" in result.stderr
