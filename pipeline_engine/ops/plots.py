@@ -110,8 +110,8 @@ def _has_head(project: Project) -> bool:
 def plots(project: Project, revs: Sequence[str | None], *, targets: Sequence[str] = (), out_dir: Path | None = None,
           props: PlotProps | None = None, render_files: bool = True) -> PlotsResult:
     """The plots of `revs` (None or `workspace`: the working tree) in one chart each; see `show` and `diff`."""
-    # `workspace` names the working tree, as in DVC (`pipe plots diff workspace HEAD`).
     props = props or PlotProps()
+    # `workspace` names the working tree, as in DVC (`pipe plots diff workspace HEAD`).
     indexes = [ProjectIndex(project) if rev in (None, WORKSPACE) else ProjectIndex.at(project, rev) for rev in revs]
     per_plot: dict[str, list[tuple[ProjectIndex, PlotDef]]] = {}
     matched: set[str] = set()
