@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError
+from pipeline_engine.errors import CacheError, StageNotFoundError
 from pipeline_engine.index.objects import plan_objects
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.revisions import Scope, select_revisions
@@ -152,7 +152,7 @@ def pull(
             opened = open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
         else:
             opened = _scoped_groups(project, targets, scope, remote=remote, jobs=jobs)
-            here = [t for t in targets if t not in index.select(targets).unknown]
+            here = [t for t in targets if _selects(index, t)]
             outs = index.used_outs(here) if here or not targets else []  # the others are at older revisions only
         fetched = [fetch_outs(project.store, rem, group, progress=progress or NullProgress()) for rem, group in opened]
         failed = {f.oid for r in fetched for f in r.failed}
@@ -171,6 +171,14 @@ def pull(
     for result in fetched:
         raise_for_failures("pull", result)
     return PullResult(tuple(fetched), tuple(checkouts))
+
+
+def _selects(index: ProjectIndex, target: str) -> bool:
+    """True when `target` selects something in the workspace (pull checks out only those)."""
+    try:
+        return not index.select([target]).unknown
+    except StageNotFoundError:
+        return False
 
 
 def _objects_of(project: Project, out: PathRecord) -> set[str]:

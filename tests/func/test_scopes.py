@@ -286,3 +286,17 @@ def test_stage_targets_select_at_each_revision(workspace: Workspace, cli: Cli, l
     assert remote == {hash_bytes(b"two\n"), hash_bytes(b"one\n")}
     result = cli.run("push", "-A", "trian", exit_code=1)
     assert "'trian'" in result.stderr and "train" in result.stderr
+
+
+def test_pull_rev_of_a_stage_the_workspace_no_longer_has(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo one > one.txt", "outs": ["one.txt"]}})
+    cli.run("repro")
+    workspace.commit("train")
+    workspace.write_pipeline({"train2": {"cmd": "echo two > two.txt", "outs": ["two.txt"]}})
+    cli.run("repro")
+    workspace.commit("train2 replaces train")
+    cli.run("push", "-A")
+    clone = workspace.clone()
+    cli.run("pull", "--rev", "HEAD~1", "train")
+    assert clone.project().store.exists(hash_bytes(b"one\n"))
+    assert not (clone.root / "one.txt").exists() and not (clone.root / "two.txt").exists()
