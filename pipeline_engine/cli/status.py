@@ -8,6 +8,7 @@ import click
 from rich.markup import escape
 
 from pipeline_engine.cli import render
+from pipeline_engine.cli.transfer import scope_of, scope_options
 from pipeline_engine.project import Project
 
 
@@ -21,18 +22,24 @@ from pipeline_engine.project import Project
 @click.option("--verify", is_flag=True,
               help="With --cloud: look up every object on the remote, not only the manifests that list them.")
 @click.option("-v", "--verbose", "names", is_flag=True, help="Name the changed files inside directories.")
+@scope_options("With --cloud: compare")
 @click.pass_context
 def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_code: bool, cloud: bool,
-           remote: str | None, jobs: int | None, verify: bool, names: bool) -> None:
+           remote: str | None, jobs: int | None, verify: bool, names: bool, all_branches: bool, all_tags: bool,
+           all_commits: bool, revs: tuple[str, ...], num: int | None) -> None:
     """Show tracked data that changed, is missing, or is not in the cache (with --cloud: on a remote)."""
     from pipeline_engine.ops.status import status as project_status
 
     if verify and not cloud:
         raise click.UsageError("'--verify' checks a remote: use it with '--cloud'")
+    scope = scope_of(all_branches=all_branches, all_tags=all_tags, all_commits=all_commits, revs=revs, num=num)
+    if not (cloud or scope.is_workspace_only):
+        raise click.UsageError("'-a/-T/-A/--rev' compare revisions with a remote: use them with '--cloud'")
     if cloud:
         from pipeline_engine.cli.transfer import show_cloud_status
 
-        if not show_cloud_status(targets, remote=remote, jobs=jobs, as_json=as_json, verify=verify) and exit_code:
+        if not show_cloud_status(targets, remote=remote, jobs=jobs, as_json=as_json, verify=verify,
+                                 scope=scope) and exit_code:
             ctx.exit(1)
         return
 

@@ -139,12 +139,17 @@ def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cac
 
 
 def show_cloud_status(
-    targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool, verify: bool = False
+    targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool, verify: bool = False,
+    scope: Scope | None = None,
 ) -> bool:
-    """Print `pipe status --cloud`; returns True when everything is in sync (for --exit-code)."""
+    """Print `pipe status --cloud`; returns True when everything is in sync (for --exit-code).
+
+    With a revision `scope`, a version of a path that only an older revision needs is labelled with it.
+    """
+    from pipeline_engine.index.revisions import WORKSPACE
     from pipeline_engine.ops.cloud import cloud_status
 
-    status = cloud_status(Project.find(), targets, remote=remote, jobs=jobs, verify=verify)
+    status = cloud_status(Project.find(), targets, remote=remote, jobs=jobs, verify=verify, scope=scope)
     behind = [o for o in status.outs if not o.is_synced]
     if as_json:
         render.print_json(
@@ -158,6 +163,7 @@ def show_cloud_status(
                         "not_fetched": o.not_fetched,
                         "missing": o.missing,
                         "remote": o.remote,
+                        **({"revision": o.revision} if o.revision else {}),
                     }
                     for o in status.outs
                 ],
@@ -181,7 +187,8 @@ def show_cloud_status(
                 if n
             ]
             where = f", remote '{o.remote}'" if o.remote != status.remote else ""
-            render.out.print(f"{o.path}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects{where})")
+            at = f" at '{o.revision}'" if o.revision and o.revision != WORKSPACE else ""
+            render.out.print(f"{o.path}{at}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects{where})")
         hints = []
         if any(o.not_pushed for o in behind):
             hints.append("'pipe push --verify' uploads what the remote lacks" if verify

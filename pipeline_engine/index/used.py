@@ -49,6 +49,7 @@ class UsedOut:
     record: PathRecord
     remote: str | None = None
     pushable: bool = True
+    revision: str = ""  # the label of the first revision met that needs it (`workspace`, a branch, a short sha)
 
 
 def used_outs_in(
@@ -93,7 +94,7 @@ def used_outs_in(
         own, unpushed = index.out_remotes, index.unpushed
         for r in records:
             name = own_remote(r.path, own)
-            found.setdefault((r.path, r.oid, name), UsedOut(r, name, r.path not in unpushed))
+            found.setdefault((r.path, r.oid, name), UsedOut(r, name, r.path not in unpushed, revision.label))
     for path, error in inside_missed.items():
         if path not in inside_found:
             raise error

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid, is_dir_oid
@@ -11,6 +12,9 @@ from pipeline_engine.core.record import PathRecord
 from pipeline_engine.index.objects import DirObject, ObjectPlan, present_on_remote
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
+
+if TYPE_CHECKING:
+    from pipeline_engine.index.revisions import Scope
 
 __all__ = ["CloudStatus", "OutCloudStatus", "RemoteGcResult", "cloud_status", "gc_remote"]
 
@@ -26,6 +30,7 @@ class OutCloudStatus:
     not_fetched: int = 0
     missing: int = 0
     remote: str = ""  # the remote it was compared with (its own `remote:`, or the command's)
+    revision: str = ""  # with a revision scope: the first revision that needs this version of the path
 
     @property
     def is_synced(self) -> bool:
@@ -60,8 +65,12 @@ def cloud_status(
     remote: str | None = None,
     jobs: int | None = None,
     verify: bool = False,
+    scope: Scope | None = None,
 ) -> CloudStatus:
     """For each out of `targets` (all when empty): which objects its remote or the cache lacks.
+
+    `scope` (DVC's `status -c -a/-T/-A`) adds the outs of the git revisions it covers; each
+    version of a path is one entry, labelled with the first revision that needs it.
 
     A stage out with its own `remote:` is compared with that remote, the others with `remote` (or
     the default), as push and pull would use them. A directory whose manifest is not in the cache
@@ -70,28 +79,40 @@ def cloud_status(
 
     Raises:
         RemoteNotConfiguredError, RemoteError: the remote is not configured or cannot be reached.
+        ScmError: `scope` names an unknown revision.
     """
     from pipeline_engine.index.sync import open_remotes_for
     from pipeline_engine.index.used import used_outs
 
-    outs = used_outs(project, targets=targets)
-    groups = open_remotes_for(project, outs, remote, jobs=jobs)
-    result = [s for rem, group in groups for s in _against(project, rem, group, verify=verify)]
+    labels: dict[tuple[str, str], str] = {}
+    if scope is None or scope.is_workspace_only:
+        outs = used_outs(project, targets=targets)
+        groups = open_remotes_for(project, outs, remote, jobs=jobs)
+    else:
+        from pipeline_engine.index.revisions import select_revisions
+        from pipeline_engine.index.used import used_outs_in
+        from pipeline_engine.ops.transfer import open_remotes_of
+
+        used = used_outs_in(project, select_revisions(project, scope), targets)
+        labels = {(u.record.path, u.record.oid): u.revision for u in used}
+        groups = open_remotes_of(project, used, remote, jobs=jobs)
+    result = [replace(s, revision=labels.get((s.path, s.oid), "")) if labels else s
+              for rem, group in groups for s in _against(project, rem, group, verify=verify)]
     main = next((rem for rem, _ in groups if rem.name == (remote or project.config.default_remote)), groups[0][0])
     return CloudStatus(main.name, main.url, tuple(result))
 
 
 def _against(project: Project, rem: Remote, outs: Sequence[PathRecord], *, verify: bool) -> list[OutCloudStatus]:
     store = project.store
-    members: dict[str, set[str]] = {}
+    members: dict[tuple[str, str], set[str]] = {}  # (path, oid): one entry per version of a path
     for out in outs:
         found: set[str] = {out.oid}
         if is_dir_oid(out.oid) and store.exists(out.oid):
             found.update(e.oid for e in tree_of(store, out.oid).entries)
-        members[out.path] = found
+        members[(out.path, out.oid)] = found
     # A manifest on the remote vouches for its files (push uploads it last): see present_on_remote.
     dirs: dict[str, set[str]] = {
-        out.oid: members[out.path] - {out.oid} for out in outs if is_dir_oid(out.oid)
+        out.oid: members[(out.path, out.oid)] - {out.oid} for out in outs if is_dir_oid(out.oid)
     }
     everything = {o for oids in members.values() for o in oids}
     plan = ObjectPlan(
@@ -101,7 +122,7 @@ def _against(project: Project, rem: Remote, outs: Sequence[PathRecord], *, verif
     on_remote = present_on_remote(rem, plan, verify=verify)
     result = []
     for out in outs:
-        oids = members[out.path]
+        oids = members[(out.path, out.oid)]
         local = {o for o in oids if store.exists(o)}
         result.append(
             OutCloudStatus(

@@ -27,11 +27,11 @@ from pipeline_engine.index.sync import (
     push_outs,
     raise_for_failures,
 )
-from pipeline_engine.index.used import used_outs_in
+from pipeline_engine.index.used import UsedOut, used_outs_in
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
 
-__all__ = ["PullResult", "Scope", "TransferResult", "fetch", "pull", "push"]
+__all__ = ["PullResult", "Scope", "TransferResult", "fetch", "open_remotes_of", "pull", "push"]
 
 # One remote and the outs to move with it.
 _Groups = list[tuple[Remote, list[PathRecord]]]
@@ -197,10 +197,21 @@ def _scoped_groups(project: Project, targets: Sequence[str], scope: Scope, *, re
     """
     revisions = select_revisions(project, scope)
     used = used_outs_in(project, revisions, targets, remote=remote, fetch_manifests=not push)
+    return open_remotes_of(project, [u for u in used if u.pushable or not push], remote, jobs=jobs)
+
+
+def open_remotes_of(project: Project, used: Sequence[UsedOut], remote: str | None, *,
+                    jobs: int | None = None) -> _Groups:
+    """`open_remotes_for` for outs of several revisions: each out with the `remote:` its stage names at its revision.
+
+    One entry per remote, however many revisions name it.
+
+    Raises:
+        RemoteNotConfiguredError: as `open_remotes_for`.
+    """
     by_name: dict[str | None, list[PathRecord]] = {}
     for u in used:
-        if u.pushable or not push:
-            by_name.setdefault(u.remote, []).append(u.record)
+        by_name.setdefault(u.remote, []).append(u.record)
     merged: dict[str, tuple[Remote, list[PathRecord]]] = {}
     for name, group in by_name.items() or [(None, [])]:
         own = {r.path: name for r in group} if name else {}

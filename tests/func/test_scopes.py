@@ -300,3 +300,19 @@ def test_pull_rev_of_a_stage_the_workspace_no_longer_has(workspace: Workspace, c
     cli.run("pull", "--rev", "HEAD~1", "train")
     assert clone.project().store.exists(hash_bytes(b"one\n"))
     assert not (clone.root / "one.txt").exists() and not (clone.root / "two.txt").exists()
+
+
+def test_status_cloud_with_tags_reports_each_version_of_a_path(history: History, cli: Cli) -> None:
+    import json
+
+    cli.run("push")
+    result = json.loads(cli.run("status", "--cloud", "-T", "--json").stdout)
+    rows = {(r["path"], r.get("revision", "")): r for r in result["cloud"]}
+    assert rows[("f", "workspace")]["not_pushed"] == 0
+    assert rows[("f", "v1")]["not_pushed"] == 1 and rows[("old.txt", "v1")]["not_pushed"] == 1
+    assert rows[("d", "v1")]["not_pushed"] == 2  # the old manifest and a1 (b1 is still in the workspace's d)
+    text = cli.run("status", "--cloud", "-T").stdout
+    assert "f at 'v1'" in text and "old.txt at 'v1'" in text
+    cli.run("push", "-T")
+    assert "in sync" in cli.run("status", "--cloud", "-T").stderr
+    assert "--cloud" in cli.run("status", "-T", exit_code=2).stderr
