@@ -145,12 +145,10 @@ def _manifest_loader(store: ObjectStore, record: PathRecord, label: str) -> Call
         try:
             return tree_of(store, record.oid)
         except ObjectNotFoundError:
-            # TODO(issue 10, scopes): name 'pipe fetch --rev REV' once fetch takes revisions.
             raise ObjectNotFoundError(
                 f"'{record.path}' at '{label}': its directory manifest '{record.oid}' is not in the cache, "
                 "so the files inside it are not known",
-                hint=f"fetch that revision's data: 'git checkout {label} && pipe fetch {record.path}', "
-                     "then 'git checkout -' to come back",
+                hint=f"run 'pipe fetch --rev {label} {record.path}' to download that revision's data",
             ) from None
 
     return load

@@ -205,7 +205,7 @@ def test_missing_manifest_of_a_revision_is_an_error_with_the_fetch_hint(workspac
     result = cli.run("diff", exit_code=1)
 
     assert "'data'" in result.stderr and "not in the cache" in result.stderr
-    assert "git checkout HEAD && pipe fetch data" in result.stderr
+    assert "pipe fetch --rev HEAD data" in result.stderr
 
 
 def test_an_unchanged_directory_needs_no_manifest(workspace: Workspace, cli: Cli) -> None:

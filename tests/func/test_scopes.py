@@ -316,3 +316,13 @@ def test_status_cloud_with_tags_reports_each_version_of_a_path(history: History,
     cli.run("push", "-T")
     assert "in sync" in cli.run("status", "--cloud", "-T").stderr
     assert "--cloud" in cli.run("status", "-T", exit_code=2).stderr
+
+
+def test_the_fetch_rev_that_pipe_diff_names_makes_the_diff_work(history: History, cli: Cli) -> None:
+    cli.run("push", "-A")
+    history.workspace.commit("workspace")
+    history.workspace.clone()
+    result = cli.run("diff", "v1", "HEAD", exit_code=1)
+    assert "pipe fetch --rev v1 d" in result.stderr
+    cli.run("fetch", "--rev", "v1", "d")
+    assert "d/a" in cli.run("diff", "v1", "HEAD").stdout
