@@ -184,7 +184,12 @@ def collect_used(
         label = "" if p is project else f"project '{p.root}', "
         named = _named_in_workspace(p, label, unreadable)
         if not scope.is_workspace_only:
-            named.extend(_named_in_history(p, scope, label, unreadable))
+            try:
+                named.extend(_named_in_history(p, scope, label, unreadable))
+            except ScmError as exc:
+                if p is project:
+                    raise
+                raise ScmError(f"project '{p.root}': {exc}; nothing was deleted", hint=exc.hint) from exc
         oids |= _expand(p, named, rem, unreadable)
     return UsedObjects(frozenset(oids), tuple(unreadable))
 

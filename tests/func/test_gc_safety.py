@@ -239,3 +239,21 @@ def test_gc_rev_with_an_unknown_revision_or_num_alone_deletes_nothing(workspace:
         result = cli.run("gc", *args, "-f", exit_code=1)
         assert named in result.stderr and "Traceback" not in result.output, args
     assert _objects(workspace) == before
+
+
+def test_gc_keeps_the_history_of_another_project_given_with_p(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, make_repo: MakeRepo
+) -> None:
+    cache = tmp_path / "shared-cache"
+    a = make_repo("a", files=_sharing(cache), tracked={"a.txt": "a's data\n"}).root
+    b = make_repo("b", files=_sharing(cache), tracked={"b.txt": "b v1\n"})
+    b.track({"b.txt": "b v2\n"})
+    b.commit("b v2")
+    git(a, "tag", "only-in-a")
+    monkeypatch.chdir(a)
+    cli.run("gc", "-A", "-f", "-p", str(b.root))
+    assert set(Project(a).store.iter_oids()) == {hash_bytes(x) for x in (b"a's data\n", b"b v1\n", b"b v2\n")}
+    a_tag = cli.run("gc", "--rev", "only-in-a", "-f", "-p", str(b.root), exit_code=1)
+    assert f"project '{b.root}'" in a_tag.stderr and "'only-in-a'" in a_tag.stderr
+    cli.run("gc", "-w", "-f", "-p", str(b.root))
+    assert set(Project(a).store.iter_oids()) == {hash_bytes(x) for x in (b"a's data\n", b"b v2\n")}
