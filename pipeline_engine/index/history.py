@@ -183,6 +183,11 @@ class _CommitIndex(ProjectIndex):
         return tuple(found), tuple(errors)
 
     @cached_property
+    def has_pipeline(self) -> bool:
+        """As `ProjectIndex.has_pipeline`, from the tree already listed (no commit object read)."""
+        return self._blob(PIPELINE_FILE) is not None
+
+    @cached_property
     def pointers(self) -> tuple[Pointer, ...]:
         """As `ProjectIndex.pointers`, parsed once per distinct pointer blob.
 
