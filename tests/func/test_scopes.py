@@ -326,3 +326,24 @@ def test_the_fetch_rev_that_pipe_diff_names_makes_the_diff_work(history: History
     assert "pipe fetch --rev v1 d" in result.stderr
     cli.run("fetch", "--rev", "v1", "d")
     assert "d/a" in cli.run("diff", "v1", "HEAD").stdout
+
+
+def test_hostile_pointers_in_history_are_refused_or_skipped_never_followed(
+    workspace: Workspace, cli: Cli, local_remote: Path
+) -> None:
+    import os
+
+    workspace.track({"f": "kept"})
+    pointer = workspace.read("f.pipe")
+    workspace.write({"evil.pipe": pointer.replace("path: f", "path: ../../outside")})
+    os.symlink("/etc/passwd", workspace.root / "link.pipe")
+    workspace.commit("a pointer leaving the project, a link named like a pointer")
+    workspace.git("rm", "-q", "evil.pipe", "link.pipe")
+    workspace.commit("only history has them now")
+    for command in (("push", "-A"), ("fetch", "-A")):
+        result = cli.run(*command, exit_code=1)
+        assert "evil.pipe at '" in result.stderr and "Traceback" not in result.output, command
+    result = cli.run("gc", "-A", "-f", exit_code=1)
+    assert "evil.pipe" in result.stderr and "gc stopped before deleting anything" in result.stderr
+    assert "link.pipe" not in result.stderr  # a link from git is never read
+    assert hash_bytes(b"kept") in set(workspace.project().store.iter_oids())
