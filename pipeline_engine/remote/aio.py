@@ -1,16 +1,17 @@
-"""Drive an fsspec filesystem's coroutines from plain code, whatever the backend.
+"""Drive an fsspec filesystem from one coroutine path, whatever the backend.
 
-A backend with an async implementation (s3fs, gcsfs, adlfs, sshfs) runs its coroutines on
-fsspec's own event loop. Any other is seen through fsspec's `AsyncFileSystemWrapper`, whose
-coroutines run each call in a thread of the running loop's default executor: they run on a
-private loop whose pool has as many threads as requests may be in flight. Either way the caller
-writes one coroutine path, with one concurrency limit.
+`call("put_file", ...)` awaits the backend's coroutine (`_put_file`) when it has an async
+implementation (s3fs, gcsfs, adlfs, sshfs), on fsspec's own event loop; otherwise it runs the
+plain method (`put_file`) in a thread of a private loop whose pool has as many threads as
+requests may be in flight. Either way the caller writes one coroutine path with one
+concurrency limit, and a sync backend pays one thread hop per call, as a thread pool would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -21,28 +22,38 @@ _A = TypeVar("_A")
 
 
 class AsyncDriver:
-    """`afs`: the async view of `fs`; `run` a coroutine to completion; `each` maps a coroutine, `jobs` at a time."""
+    """`call` one filesystem method as a coroutine; `run` a coroutine to completion; `each` maps one, `jobs` at a time."""
 
     def __init__(self, fs: Any, jobs: int) -> None:
         self.fs = fs
         self.jobs = jobs
         self.native = bool(fs.async_impl)
-        if self.native:
-            self.afs: Any = fs
-        else:
-            from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
-            self.afs = AsyncFileSystemWrapper(fs, asynchronous=True)
-
-    async def rename(self, src: str, dest: str) -> None:
-        """Move a file within the filesystem (the wrapper's `_mv_file` would copy then delete, not rename)."""
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The filesystem's `method` (e.g. "exists", "ls", "rm_file"), awaited."""
         if self.native:
-            await self.afs._mv_file(src, dest)
+            return await getattr(self.fs, f"_{method}")(*args, **kwargs)
+        job = functools.partial(getattr(self.fs, method), *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, job)
+
+    async def put_renamed(self, local: str, tmp: str, dest: str) -> None:
+        """Upload `local` to `tmp`, then rename it to `dest`, so `dest` only ever appears complete.
+
+        A sync backend does both in one thread hop. (fsspec's async `_mv_file` is its rename; a
+        sync filesystem's is `mv`.)
+        """
+        if self.native:
+            await self.fs._put_file(local, tmp)
+            await self.fs._mv_file(tmp, dest)
         else:
-            await self.afs._mv(src, dest)
+            await asyncio.get_running_loop().run_in_executor(None, self._put_renamed, local, tmp, dest)
+
+    def _put_renamed(self, local: str, tmp: str, dest: str) -> None:
+        self.fs.put_file(local, tmp)
+        self.fs.mv(tmp, dest)
 
     def run(self, make: Callable[[], Coroutine[Any, Any, _T]], *, threads: int | None = None) -> _T:
-        """Run the coroutine `make()` returns to completion; `threads` sizes a wrapped backend's pool."""
+        """Run the coroutine `make()` returns to completion; `threads` sizes a sync backend's pool."""
         if self.native:
             from fsspec.asyn import sync
 

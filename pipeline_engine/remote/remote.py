@@ -70,7 +70,6 @@ class Remote:
         self._errors: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
         self._made_dirs: set[str] = set()
         self._aio = AsyncDriver(fs, jobs)
-        self._afs = self._aio.afs
 
     def path_of(self, oid: str) -> str:
         """The object's path inside `fs`."""
@@ -141,7 +140,7 @@ class Remote:
     def _exists_each(self, oids: set[str]) -> set[str]:
         ordered = sorted(oids)
         try:
-            found = self._aio.run(lambda: self._aio.each(self._afs._exists, [self.path_of(o) for o in ordered]))
+            found = self._aio.run(lambda: self._aio.each(self._exists, [self.path_of(o) for o in ordered]))
         except self._errors as exc:
             raise self._error("check objects on", self.root, exc) from exc
         return {o for o, hit in zip(ordered, found, strict=True) if hit}
@@ -159,9 +158,12 @@ class Remote:
             found.update(prefix + posixpath.basename(n.rstrip("/")) for n in names)
         return found
 
+    async def _exists(self, path: str) -> bool:
+        return bool(await self._aio.call("exists", path))
+
     async def _ls(self, prefix: str) -> list[str]:
         try:
-            return list(await self._afs._ls(f"{self.root}/{prefix}", detail=False))
+            return list(await self._aio.call("ls", f"{self.root}/{prefix}", detail=False))
         except FileNotFoundError:
             return []
 
@@ -218,11 +220,11 @@ class Remote:
 
     async def _remove(self, paths: list[str]) -> None:
         try:
-            await self._afs._rm(paths)  # one batched request on object stores
+            await self._aio.call("rm", paths)  # one batched request on object stores
         except FileNotFoundError:  # some backends stop at the first absent path: go one by one
             for path in paths:
                 with contextlib.suppress(FileNotFoundError):
-                    await self._afs._rm_file(path)
+                    await self._aio.call("rm_file", path)
 
     def _transfer(
         self,
@@ -236,25 +238,28 @@ class Remote:
         batch = Batch(lambda oid, exc: self._transfer_error(upload, oid, exc), on_done)
         one = self._upload if upload else self._download
 
-        async def work(oid: str, path: Path, limit: asyncio.Semaphore) -> None:
-            error: BaseException | None = None
-            async with limit:
+        async def worker(queue: Iterator[tuple[str, Path]], finishing: list[asyncio.Future[None]]) -> None:
+            loop = asyncio.get_running_loop()
+            for oid, path in queue:  # one iterator shared by `jobs` workers: each item is taken once
                 if batch.stopped:
                     return
+                error: BaseException | None = None
                 try:
                     await one(oid, path)
                 except self._errors as exc:
                     if batch.stop_on(exc, self.path_of(oid) if upload else str(path)):
                         return
                     error = exc
-            if upload:
-                batch.finish(oid, error)
-            else:  # the callback hashes and moves the downloaded file: keep that off the event loop
-                await asyncio.get_running_loop().run_in_executor(None, batch.finish, oid, error)
+                if upload:
+                    batch.finish(oid, error)
+                else:  # the callback hashes and moves the download: off the event loop, without holding a slot
+                    finishing.append(loop.run_in_executor(None, batch.finish, oid, error))
 
         async def run_all() -> None:
-            limit = asyncio.Semaphore(jobs)
-            await asyncio.gather(*(work(oid, path, limit) for oid, path in items))
+            queue = iter(items)
+            finishing: list[asyncio.Future[None]] = []
+            await asyncio.gather(*(worker(queue, finishing) for _ in range(max(1, min(jobs, len(items))))))
+            await asyncio.gather(*finishing)
 
         self._aio.run(run_all, threads=jobs)
         batch.raise_if_stopped()
@@ -265,25 +270,24 @@ class Remote:
     async def _upload(self, oid: str, local: Path) -> None:
         final = self.path_of(oid)
         if self._object_store:
-            await self._afs._put_file(str(local), final)
+            await self._aio.call("put_file", str(local), final)
             return
         await self._makedirs(posixpath.dirname(final))
         await self._makedirs(remote_tmp_dir(self.root))
         tmp = partial_path(self.root)
         try:
-            await self._afs._put_file(str(local), tmp)
-            await self._aio.rename(tmp, final)
+            await self._aio.put_renamed(str(local), tmp, final)
         except BaseException:
             with contextlib.suppress(*self._errors):
-                await self._afs._rm_file(tmp)
+                await self._aio.call("rm_file", tmp)
             raise
 
     async def _download(self, oid: str, dest: Path) -> None:
-        await self._afs._get_file(self.path_of(oid), str(dest))
+        await self._aio.call("get_file", self.path_of(oid), str(dest))
 
     async def _makedirs(self, path: str) -> None:
         if path not in self._made_dirs:
-            await self._afs._makedirs(path, exist_ok=True)
+            await self._aio.call("makedirs", path, exist_ok=True)
             self._made_dirs.add(path)
 
     def sweep_temps(self, *, max_age: float = STALE_AFTER) -> int:
