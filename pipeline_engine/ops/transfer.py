@@ -11,7 +11,7 @@ of them, and pull checks out the workspace only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeline_engine.cache.workspace import CheckoutResult
 from pipeline_engine.core.progress import NullProgress, Progress
@@ -151,7 +151,8 @@ def pull(
             outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
             opened = open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
         else:
-            opened = _scoped_groups(project, targets, scope, remote=remote, jobs=jobs)
+            # The workspace's outs are checked out, so they are always fetched.
+            opened = _scoped_groups(project, targets, replace(scope, workspace=True), remote=remote, jobs=jobs)
             here = [t for t in targets if _selects(index, t)]
             outs = index.used_outs(here) if here or not targets else []  # the others are at older revisions only
         fetched = [fetch_outs(project.store, rem, group, progress=progress or NullProgress()) for rem, group in opened]
