@@ -1,7 +1,10 @@
 """Remote: a store-shaped directory (`<root>/<2 hex>/<30 hex>`) on any fsspec filesystem (an `ObjectDB`).
 
-Every bulk operation (transfers, existence checks, prefix listings, deletions) is one coroutine
-path with `jobs` requests in flight, whatever the backend (`remote.aio`). Every fsspec, OS or
+Every bulk operation (transfers, existence checks, prefix listings) runs `jobs` requests at once
+in a thread pool, one code path for every backend: each thread calls the filesystem's plain
+methods (an async backend such as s3fs runs each call on its own event loop). A thread per
+request in flight costs less than scheduling coroutines from plain code for a local disk, and a
+network request's latency dwarfs a thread switch. Every fsspec, OS or
 backend error comes out as a `RemoteError` naming the remote and its URL, except a local
 condition that would fail every object (a full disk, a read-only file system, no file handles
 left): that stops the transfer and is raised as the OSError, naming its file (`remote.batch`).
@@ -9,25 +12,27 @@ left): that stops the transfer and is raised as the OSError, naming its file (`r
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import contextlib
 import math
 import posixpath
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid, remote_tmp_dir
 from pipeline_engine.core.objectdb import ObjectDB, OnDone
 from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
-from pipeline_engine.remote.aio import AsyncDriver
 from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.partial import STALE_AFTER, is_leftover, partial_path
 
 __all__ = ["Lookup", "OnDone", "Remote"]
+
+_T = TypeVar("_T")
+_A = TypeVar("_A")
 
 # Fewer oids than this are checked one by one without estimating the remote's size first.
 _FEW = 32
@@ -69,7 +74,6 @@ class Remote:
         self._object_store = object_store
         self._errors: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
         self._made_dirs: set[str] = set()
-        self._aio = AsyncDriver(fs, jobs)
 
     def path_of(self, oid: str) -> str:
         """The object's path inside `fs`."""
@@ -140,7 +144,7 @@ class Remote:
     def _exists_each(self, oids: set[str]) -> set[str]:
         ordered = sorted(oids)
         try:
-            found = self._aio.run(lambda: self._aio.each(self._exists, [self.path_of(o) for o in ordered]))
+            found = self._each(self.fs.exists, [self.path_of(o) for o in ordered])
         except self._errors as exc:
             raise self._error("check objects on", self.root, exc) from exc
         return {o for o, hit in zip(ordered, found, strict=True) if hit}
@@ -150,7 +154,7 @@ class Remote:
         if not prefixes:
             return set()
         try:
-            listings = self._aio.run(lambda: self._aio.each(self._ls, list(prefixes)))
+            listings = self._each(self._ls, list(prefixes))
         except self._errors as exc:
             raise self._error("list", self.root, exc) from exc
         found: set[str] = set()
@@ -158,12 +162,9 @@ class Remote:
             found.update(prefix + posixpath.basename(n.rstrip("/")) for n in names)
         return found
 
-    async def _exists(self, path: str) -> bool:
-        return bool(await self._aio.call("exists", path))
-
-    async def _ls(self, prefix: str) -> list[str]:
+    def _ls(self, prefix: str) -> list[str]:
         try:
-            return list(await self._aio.call("ls", f"{self.root}/{prefix}", detail=False))
+            return list(self.fs.ls(f"{self.root}/{prefix}", detail=False))
         except FileNotFoundError:
             return []
 
@@ -214,17 +215,17 @@ class Remote:
         if not paths:
             return
         try:
-            self._aio.run(lambda: self._remove(paths))
+            self._remove(paths)
         except self._errors as exc:
             raise self._error("delete objects from", self.root, exc) from exc
 
-    async def _remove(self, paths: list[str]) -> None:
+    def _remove(self, paths: list[str]) -> None:
         try:
-            await self._aio.call("rm", paths)  # one batched request on object stores
+            self.fs.rm(paths)  # one batched request on object stores
         except FileNotFoundError:  # some backends stop at the first absent path: go one by one
             for path in paths:
                 with contextlib.suppress(FileNotFoundError):
-                    await self._aio.call("rm_file", path)
+                    self.fs.rm_file(path)
 
     def _transfer(
         self,
@@ -238,57 +239,73 @@ class Remote:
         batch = Batch(lambda oid, exc: self._transfer_error(upload, oid, exc), on_done)
         one = self._upload if upload else self._download
 
-        async def worker(queue: Iterator[tuple[str, Path]], finishing: list[asyncio.Future[None]]) -> None:
-            loop = asyncio.get_running_loop()
-            for oid, path in queue:  # one iterator shared by `jobs` workers: each item is taken once
-                if batch.stopped:
-                    return
-                error: BaseException | None = None
+        def work(oid: str, path: Path) -> None:
+            if batch.stopped:
+                return
+            try:
+                one(oid, path)
+            except self._errors as exc:
+                if not batch.stop_on(exc, self.path_of(oid) if upload else str(path)):
+                    batch.finish(oid, exc)
+                return
+            batch.finish(oid, None)  # a download's callback may hash and move the file: in this worker
+
+        if jobs <= 1 or len(items) <= 1:
+            for oid, path in items:
+                work(oid, path)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(work, oid, path) for oid, path in items]
                 try:
-                    await one(oid, path)
-                except self._errors as exc:
-                    if batch.stop_on(exc, self.path_of(oid) if upload else str(path)):
-                        return
-                    error = exc
-                if upload:
-                    batch.finish(oid, error)
-                else:  # the callback hashes and moves the download: off the event loop, without holding a slot
-                    finishing.append(loop.run_in_executor(None, batch.finish, oid, error))
-
-        async def run_all() -> None:
-            queue = iter(items)
-            finishing: list[asyncio.Future[None]] = []
-            await asyncio.gather(*(worker(queue, finishing) for _ in range(max(1, min(jobs, len(items))))))
-            await asyncio.gather(*finishing)
-
-        self._aio.run(run_all, threads=jobs)
+                    for future in concurrent.futures.as_completed(futures):
+                        future.result()
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
         batch.raise_if_stopped()
         if raise_first and batch.failures:
             raise next(iter(batch.failures.values()))
         return batch.failures
 
-    async def _upload(self, oid: str, local: Path) -> None:
+    def _upload(self, oid: str, local: Path) -> None:
         final = self.path_of(oid)
         if self._object_store:
-            await self._aio.call("put_file", str(local), final)
+            self.fs.put_file(str(local), final)
             return
-        await self._makedirs(posixpath.dirname(final))
-        await self._makedirs(remote_tmp_dir(self.root))
+        self._makedirs(posixpath.dirname(final))
+        self._makedirs(remote_tmp_dir(self.root))
         tmp = partial_path(self.root)
         try:
-            await self._aio.put_renamed(str(local), tmp, final)
+            self.fs.put_file(str(local), tmp)
+            self._rename(tmp, final)
         except BaseException:
             with contextlib.suppress(*self._errors):
-                await self._aio.call("rm_file", tmp)
+                self.fs.rm_file(tmp)
             raise
 
-    async def _download(self, oid: str, dest: Path) -> None:
-        await self._aio.call("get_file", self.path_of(oid), str(dest))
+    def _rename(self, tmp: str, final: str) -> None:
+        """fsspec names a file rename `mv` on a plain filesystem and `_mv_file` on an async one (sshfs)."""
+        if self.fs.async_impl:
+            from fsspec.asyn import sync
 
-    async def _makedirs(self, path: str) -> None:
+            sync(self.fs.loop, self.fs._mv_file, tmp, final)
+        else:
+            self.fs.mv(tmp, final)
+
+    def _download(self, oid: str, dest: Path) -> None:
+        self.fs.get_file(self.path_of(oid), str(dest))
+
+    def _makedirs(self, path: str) -> None:
         if path not in self._made_dirs:
-            await self._aio.call("makedirs", path, exist_ok=True)
+            self.fs.makedirs(path, exist_ok=True)
             self._made_dirs.add(path)
+
+    def _each(self, fn: Callable[[_A], _T], args: Sequence[_A]) -> list[_T]:
+        """`fn` of every argument, `jobs` at a time, results in order."""
+        if len(args) <= 1:
+            return [fn(a) for a in args]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.jobs, len(args))) as pool:
+            return list(pool.map(fn, args))
 
     def sweep_temps(self, *, max_age: float = STALE_AFTER) -> int:
         """Remove partial uploads that killed pushes left in `<root>/tmp/`; returns how many.

@@ -1,4 +1,4 @@
-"""Remote transfers over a backend without async support: the one coroutine path keeps `jobs` in flight."""
+"""Remote transfers over a plain (sync) backend: the one transfer path keeps `jobs` requests in flight."""
 
 from __future__ import annotations
 
