@@ -4,10 +4,12 @@ Every bulk operation (transfers, existence checks, prefix listings) runs `jobs` 
 in a thread pool, one code path for every backend: each thread calls the filesystem's plain
 methods (an async backend such as s3fs runs each call on its own event loop). A thread per
 request in flight costs less than scheduling coroutines from plain code for a local disk, and a
-network request's latency dwarfs a thread switch. Every fsspec, OS or
-backend error comes out as a `RemoteError` naming the remote and its URL, except a local
-condition that would fail every object (a full disk, a read-only file system, no file handles
-left): that stops the transfer and is raised as the OSError, naming its file (`remote.batch`).
+network request's latency dwarfs a thread switch.
+
+Every fsspec, OS or backend error comes out as a `RemoteError` naming the remote and its URL,
+except a local condition that would fail every object (a full disk, a read-only file system, no
+file handles left): that stops the transfer and is raised as the OSError, naming its file
+(`remote.batch`).
 """
 
 from __future__ import annotations
