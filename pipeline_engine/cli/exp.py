@@ -1,0 +1,223 @@
+"""pipe exp run|show|list|apply|branch|remove|clean and pipe queue status|logs|remove: DVC's names and flags."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from pipeline_engine.cli import SuggestingGroup, render
+from pipeline_engine.errors import PipeError
+from pipeline_engine.project import Project
+
+__all__ = ["exp", "queue"]
+
+
+@click.group(cls=SuggestingGroup)
+def exp() -> None:
+    """Run, compare and share experiments (runs with param overrides, kept as git refs)."""
+
+
+@exp.command("run")
+@click.argument("targets", nargs=-1)
+@click.option("-S", "--set-param", "set_params", multiple=True, metavar="[FILE:]KEY=VALUE",
+              help="Override a param; VALUE may sweep: a,b,c | range(start, stop[, step]) | choice(a, b).")
+@click.option("-n", "--name", default=None, help="Name of the experiment (NAME-1, NAME-2, ... for a sweep).")
+@click.option("--queue", "to_queue", is_flag=True, help="Queue the experiments instead of running them.")
+@click.option("--run-all", is_flag=True, help="Run every queued experiment.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="With --run-all: experiments at once.")
+@click.option("-f", "--force", is_flag=True, help="Replace an experiment of the same name; run stages even if unchanged.")
+@click.option("-k", "--keep-going", is_flag=True, help="After a stage fails, go on with stages that do not depend on it.")
+@click.option("--no-run-cache", is_flag=True, help="Always run changed stages; do not restore outs from the run cache.")
+def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None, to_queue: bool, run_all: bool,
+        jobs: int, force: bool, keep_going: bool, no_run_cache: bool) -> None:
+    """Run the pipeline with param overrides in a private worktree and record the result under refs/exps/."""
+    from pipeline_engine.ops.exp.run import ExpRunOptions
+    from pipeline_engine.ops.exp.run import run as run_exps
+    from pipeline_engine.ops.exp.run_all import run_all as run_queued
+    from pipeline_engine.ops.repro import ReproOptions
+    from pipeline_engine.pipeline.overrides import parse_sweep
+
+    project = Project.find()
+    repro_options = ReproOptions(force=force, keep_going=keep_going, run_cache=not no_run_cache)
+    sweeps = [parse_sweep(s) for s in set_params]
+    results = []
+    if set_params or not run_all or targets or name:
+        options = ExpRunOptions(name=name, force=force, queue=to_queue or run_all, repro=repro_options)
+        results = run_exps(project, targets, sweeps, options, None if to_queue else _printer())
+        for r in results if to_queue else ():
+            render.info(f"queued experiment '{escape(r.name)}'" + escape(_overrides(r.overrides)))
+    if run_all:
+        results = run_queued(project, jobs=jobs, options=repro_options, listener=_printer() if jobs == 1 else None)
+    failed = [r for r in results if r.state.value == "failed"]
+    for r in results:
+        if r.state.value == "success":
+            render.info(f"experiment '{escape(r.name)}' done: {r.ref} ({r.rev[:7] if r.rev else ''})"
+                        + escape(_overrides(r.overrides)))
+        elif r.state.value == "failed":
+            render.warn(f"experiment '{escape(r.name)}' failed: {escape(str(r.error))}")
+    if failed:
+        raise PipeError(f"{len(failed)} of {len(results)} experiment(s) failed",
+                        hint=f"see their logs: pipe queue logs {failed[0].name}")
+
+
+def _printer() -> Any:
+    from pipeline_engine.cli.repro import _Printer
+
+    return _Printer()
+
+
+def _overrides(overrides: Any) -> str:
+    return (" [" + ", ".join(f"{o.key}={o.value}" for o in overrides) + "]") if overrides else ""
+
+
+@exp.command("show")
+@click.option("-a", "--all-branches", is_flag=True, help="Experiments of every branch's head.")
+@click.option("-A", "--all-commits", is_flag=True, help="Experiments of every commit.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@click.option("--md", "as_md", is_flag=True, help="Print a Markdown table.")
+@click.option("--sort-by", default=None, metavar="KEY", help="Sort the experiments by this metric or param.")
+@click.option("--sort-order", type=click.Choice(["asc", "desc"]), default="asc", help="Sort order.")
+@click.option("--only-changed", is_flag=True, help="Only the columns whose values differ.")
+@click.option("--drop", default=None, metavar="REGEX", help="Leave out the columns matching REGEX.")
+@click.option("--keep", default=None, metavar="REGEX", help="Keep the columns matching REGEX (over --drop).")
+@click.option("--precision", type=click.IntRange(0, 20), default=5, metavar="N", help="Round floats to N digits.")
+def show(all_branches: bool, all_commits: bool, as_json: bool, as_csv: bool, as_md: bool, sort_by: str | None,
+         sort_order: str, only_changed: bool, drop: str | None, keep: str | None, precision: int) -> None:
+    """A table of the baseline and its experiments: name, created, state, every metric and param."""
+    from pipeline_engine.ops.exp.show import ShowOptions, table
+    from pipeline_engine.ops.exp.show import show as show_exps
+
+    rows = show_exps(Project.find(), all_branches=all_branches, all_commits=all_commits)
+    if as_json:
+        render.print_json([{"name": r.name, "rev": r.rev, "baseline": r.baseline, "created": r.created,
+                            "state": r.state or None, "kind": r.kind, "params": dict(r.params),
+                            "metrics": dict(r.metrics), "error": r.error or None} for r in rows])
+        return
+    options = ShowOptions(sort_by=sort_by, descending=sort_order == "desc", only_changed=only_changed,
+                          drop=drop, keep=keep)
+    header, body = table(rows, options)
+    cells = [[_cell(v, precision, created=i == 2) for i, v in enumerate(row)] for row in body]
+    if as_csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([[c.replace("├── ", "") for c in row] for row in cells])
+        render.out.file.write(buffer.getvalue())
+    elif as_md:
+        render.out.file.write(render.markdown_table(header, cells))
+    else:
+        render.out.print(render.rows_table(header, cells))
+
+
+def _cell(value: Any, precision: int, *, created: bool = False) -> str:
+    if value is None:
+        return "-"
+    if created and isinstance(value, float):
+        return datetime.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return str(round(value, precision))
+    return str(value)
+
+
+@exp.command("list")
+@click.option("-A", "--all-commits", is_flag=True, help="Experiments of every baseline.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {baseline: [names]}.")
+def list_(all_commits: bool, as_json: bool) -> None:
+    """The experiments of HEAD (or of every commit), by baseline."""
+    from pipeline_engine.ops.exp.show import list_exps
+
+    found = list_exps(Project.find(), all_commits=all_commits)
+    if as_json:
+        render.print_json(found)
+        return
+    for baseline, names in found.items():
+        render.out.print(f"{baseline[:7]}:")
+        for n in names:
+            render.out.print(f"\t{escape(n)}")
+
+
+@exp.command("apply")
+@click.argument("name")
+def apply(name: str) -> None:
+    """Bring the experiment's params, lock and metrics into the workspace, and its outs from the cache."""
+    from pipeline_engine.ops.exp.apply import apply as apply_exp
+
+    result = apply_exp(Project.find(), name)
+    render.info(f"applied experiment '{escape(result.name)}' ({result.rev[:7]}): "
+                f"{len(result.written)} file(s) written, {len(result.removed)} removed")
+
+
+@exp.command("branch")
+@click.argument("name")
+@click.argument("branch_name")
+def branch(name: str, branch_name: str) -> None:
+    """Create a git branch at the experiment's commit."""
+    from pipeline_engine.ops.exp.apply import branch as branch_exp
+
+    sha = branch_exp(Project.find(), name, branch_name)
+    render.info(f"branch '{escape(branch_name)}' created at experiment '{escape(name)}' ({sha[:7]})")
+
+
+@exp.command("remove")
+@click.argument("names", nargs=-1)
+@click.option("-A", "--all-commits", is_flag=True, help="Remove every recorded experiment.")
+@click.option("--queue", "queued", is_flag=True, help="Remove every queued and failed experiment.")
+def remove(names: tuple[str, ...], all_commits: bool, queued: bool) -> None:
+    """Remove experiments: their refs, or their queue entries."""
+    from pipeline_engine.ops.exp.remove import remove as remove_exps
+
+    removed = remove_exps(Project.find(), names, all_commits=all_commits, queued=queued)
+    render.info(f"removed {len(removed)} experiment(s)" + (": " + ", ".join(removed) if removed else ""))
+
+
+@exp.command("clean")
+def clean() -> None:
+    """Remove worktrees and logs that killed runs left behind."""
+    from pipeline_engine.ops.exp.remove import clean as clean_exps
+
+    render.info(f"removed {clean_exps(Project.find())} leftover(s)")
+
+
+@click.group(cls=SuggestingGroup)
+def queue() -> None:
+    """The experiment queue (pipe exp run --queue): status, logs, remove."""
+
+
+@queue.command("status")
+def status() -> None:
+    """Queued, running and failed experiments."""
+    from pipeline_engine.ops.exp.records import entries
+
+    rows = [(e.name, e.baseline[:7], datetime.datetime.fromtimestamp(e.created).strftime("%Y-%m-%d %H:%M:%S"),
+             e.state.value) for e in entries(Project.find())]
+    render.out.print(render.rows_table(["Task", "Baseline", "Created", "Status"], rows))
+
+
+@queue.command("logs")
+@click.argument("name")
+def logs(name: str) -> None:
+    """The log of an experiment run from the queue."""
+    from pipeline_engine.ops.exp.records import exps_dir
+
+    project = Project.find()
+    found = sorted((exps_dir(project) / "logs").glob(f"*-{name}.log"))
+    if not found:
+        raise PipeError(f"no log for experiment '{name}'", hint="run 'pipe queue status' to list experiments")
+    render.out.file.write(found[-1].read_text(encoding="utf-8", errors="replace"))
+
+
+@queue.command("remove")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Remove every queued and failed experiment.")
+def queue_remove(names: tuple[str, ...], all_: bool) -> None:
+    """Remove experiments from the queue."""
+    from pipeline_engine.ops.exp.remove import remove as remove_exps
+
+    removed = remove_exps(Project.find(), names, queued=all_)
+    render.info(f"removed {len(removed)} experiment(s)")

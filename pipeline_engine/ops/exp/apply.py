@@ -1,0 +1,88 @@
+"""`pipe exp apply NAME` and `pipe exp branch NAME BRANCH`: bring an experiment into the workspace, or give it a branch.
+
+`apply` writes the files the experiment's commit changed (params, lock, pointers, metrics) into the
+workspace, leaving git's index and HEAD alone, then checks the outs out from the store: nothing
+reruns. As DVC does, the workspace's own changes to those files are replaced.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
+from pipeline_engine.errors import PipeError, UnsafePathError
+from pipeline_engine.ops.checkout import checkout
+from pipeline_engine.ops.exp.show import resolve
+from pipeline_engine.ops.exp.worktree import git_root
+from pipeline_engine.project import Project
+from pipeline_engine.scm.exps import rev_parse, run_git
+
+__all__ = ["ApplyResult", "apply", "branch"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """The experiment applied and the files (git-root relative) written or removed."""
+
+    name: str
+    rev: str
+    written: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def apply(project: Project, name: str) -> ApplyResult:
+    """Write the experiment's files into the workspace and check its outs out from the store.
+
+    Raises:
+        PipeError: no such experiment; CheckoutError/ObjectNotFoundError from the checkout
+            (an out missing from the store: `pipe exp pull` or `pipe fetch` it).
+    """
+    root = git_root(project)
+    ref, sha = resolve(project, name)
+    written, removed = [], []
+    status = run_git(root, "diff", "--no-renames", "--name-status", "-z", "HEAD", sha)
+    fields = [f for f in status.split("\0") if f]
+    with project.mutex("pipe exp apply"):
+        for state, path in zip(fields[::2], fields[1::2], strict=True):
+            try:  # the commit came from git: its paths pass the gate; `.pipe/` files are not applied
+                rel = check_relpath(path, source=f"experiment '{name}'")
+                target = resolve_in_project(root, rel, source=f"experiment '{name}'")
+            except UnsafePathError:
+                continue
+            if state == "D":
+                target.unlink(missing_ok=True)
+                removed.append(rel)
+                continue
+            data = _blob(root, sha, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, data)
+            written.append(rel)
+    checkout(Project(project.root), force=True)
+    return ApplyResult(ref.name, sha, tuple(written), tuple(removed))
+
+
+def _blob(root: Path, sha: str, path: str) -> bytes:
+    proc = subprocess.run(["git", "cat-file", "blob", f"{sha}:{path}"], cwd=root, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise PipeError(f"cannot read '{path}' of {sha[:7]}: {proc.stderr.decode(errors='replace').strip()}")
+    data: bytes = proc.stdout
+    return data
+
+
+def branch(project: Project, name: str, branch_name: str) -> str:
+    """Create branch `branch_name` at the experiment's commit; returns the sha.
+
+    Raises:
+        PipeError: no such experiment, or the branch exists or is not a valid name.
+    """
+    root = git_root(project)
+    _, sha = resolve(project, name)
+    if rev_parse(root, f"refs/heads/{branch_name}") is not None:
+        raise PipeError(f"branch '{branch_name}' already exists", hint="choose another branch name")
+    if run_git(root, "check-ref-format", "--branch", branch_name, check=False).strip() != branch_name:
+        raise PipeError(f"'{branch_name}' is not a valid branch name")
+    run_git(root, "update-ref", f"refs/heads/{branch_name}", sha, "0" * 40)
+    return sha

@@ -1,0 +1,181 @@
+"""What pipe keeps about experiments besides their refs: queued, running and failed ones, their logs.
+
+```
+.pipe/tmp/exps/
+    queue/<baseline[:12]>-<name>.json   one entry per experiment not (yet) recorded as a ref
+    logs/<baseline[:12]>-<name>.log     what its stages printed, and the error of a failed one
+    run/<name>-<hex>/                   the worktree of a running experiment (removed after)
+```
+An entry's snapshot commit (the workspace as it was when the experiment was queued, without the
+overrides) is kept reachable by `refs/pipe/queue/<baseline[:12]>-<name>`, so `git gc` keeps it.
+A successful run deletes the entry: from then on the ref under `refs/exps/` is the record.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.layout import tmp_dir
+from pipeline_engine.core.yamlio import parse_json
+from pipeline_engine.errors import PipeError, SpecError
+from pipeline_engine.pipeline.overrides import Override, from_records, to_records
+from pipeline_engine.project import Project
+from pipeline_engine.scm.exps import is_valid_name, list_exp_refs
+
+__all__ = ["ExpEntry", "ExpState", "entries", "exps_dir", "log_path", "new_name", "now", "queue_ref", "remove_entry",
+           "save_entry", "taken_names"]
+
+
+class ExpState(enum.Enum):
+    """Where an experiment is in its life (DVC's states)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpEntry:
+    """One experiment that has no ref yet (queued, running) or never will (failed)."""
+
+    name: str
+    baseline: str
+    snapshot: str
+    overrides: tuple[Override, ...]
+    targets: tuple[str, ...]
+    state: ExpState
+    created: float
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        """`<baseline[:12]>-<name>`: the entry's file and log name."""
+        return f"{self.baseline[:12]}-{self.name}"
+
+
+def exps_dir(project: Project) -> Path:
+    """`.pipe/tmp/exps`."""
+    return tmp_dir(project.control_dir) / "exps"
+
+
+def queue_ref(entry: ExpEntry) -> str:
+    """The ref that keeps a queued entry's snapshot commit alive."""
+    return f"refs/pipe/queue/{entry.key}"
+
+
+def log_path(project: Project, entry: ExpEntry) -> Path:
+    """The entry's log file."""
+    return exps_dir(project) / "logs" / f"{entry.key}.log"
+
+
+def save_entry(project: Project, entry: ExpEntry) -> None:
+    """Write (or rewrite) the entry's file atomically."""
+    path = exps_dir(project) / "queue" / f"{entry.key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "schema": 1, "name": entry.name, "baseline": entry.baseline, "snapshot": entry.snapshot,
+        "overrides": to_records(entry.overrides), "targets": list(entry.targets), "state": entry.state.value,
+        "created": entry.created, "error": entry.error, "pid": os.getpid(),
+    }
+    atomic_write(path, json.dumps(record, indent=1) + "\n")
+
+
+def remove_entry(project: Project, entry: ExpEntry) -> None:
+    """Delete the entry's file (its log stays until `pipe exp clean`)."""
+    (exps_dir(project) / "queue" / f"{entry.key}.json").unlink(missing_ok=True)
+
+
+def entries(project: Project, *, states: Sequence[ExpState] = ()) -> list[ExpEntry]:
+    """Every entry (or those in `states`), oldest first; a running one whose process is gone is failed.
+
+    Raises:
+        SpecError: an entry file is not one pipe wrote (naming it).
+    """
+    folder = exps_dir(project) / "queue"
+    found: list[ExpEntry] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        entry, pid = _read(path)
+        if entry.state is ExpState.RUNNING and pid != os.getpid() and not _alive(pid):
+            entry = replace(entry, state=ExpState.FAILED, error="its pipe process ended while it ran")
+        if not states or entry.state in states:
+            found.append(entry)
+    return sorted(found, key=lambda e: (e.created, e.name))
+
+
+def _read(path: Path) -> tuple[ExpEntry, int]:
+    source = f".pipe/tmp/exps/queue/{path.name}"
+    raw: Any = parse_json(path.read_text(encoding="utf-8"), source=source)
+    try:
+        entry = ExpEntry(
+            name=str(raw["name"]), baseline=str(raw["baseline"]), snapshot=str(raw["snapshot"]),
+            overrides=from_records(raw["overrides"], source=source),
+            targets=tuple(str(t) for t in raw["targets"]), state=ExpState(raw["state"]),
+            created=float(raw["created"]), error=str(raw.get("error", "")),
+        )
+        return entry, int(raw.get("pid", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"{source}: not an experiment entry ({exc})", hint="run 'pipe exp remove --queue'") from None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def taken_names(project: Project, baseline: str) -> set[str]:
+    """Names of the baseline's experiments: refs and entries."""
+    root = project.git.root if project.git is not None else project.root
+    names = {ref.name for ref, _, _ in list_exp_refs(root, baseline)}
+    return names | {e.name for e in entries(project) if e.baseline == baseline}
+
+
+_ADJECTIVES = (
+    "amber", "bold", "brisk", "calm", "clear", "cool", "crisp", "dense", "eager", "early", "fair", "fast",
+    "fine", "firm", "fresh", "glad", "grand", "green", "happy", "keen", "kind", "late", "light", "lucky",
+    "merry", "mild", "neat", "noble", "plain", "prime", "proud", "quick", "quiet", "rapid", "ready", "rich",
+    "sharp", "shy", "silky", "slim", "smart", "solid", "spare", "stark", "steady", "sunny", "swift", "tidy",
+    "vivid", "warm", "wise", "young",
+)
+_NOUNS = (
+    "acorn", "alder", "aspen", "basin", "birch", "brook", "cedar", "cliff", "cloud", "comet", "coral",
+    "creek", "delta", "dune", "ember", "fern", "field", "fjord", "flint", "grove", "harbor", "hazel", "heron",
+    "inlet", "iris", "lake", "larch", "lotus", "maple", "marsh", "meadow", "moss", "oak", "orbit", "otter",
+    "pine", "plain", "pond", "quartz", "raven", "reef", "ridge", "river", "sage", "shore", "spruce",
+    "stone", "thorn", "tide", "vale", "willow", "wren",
+)
+
+
+def new_name(taken: set[str]) -> str:
+    """A readable adjective-noun name not in `taken` (a digit suffix once the pairs run out).
+
+    Raises:
+        PipeError: never in practice (more than a million names taken).
+    """
+    for attempt in range(1000):
+        name = f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}"
+        name = name if attempt < 100 else f"{name}-{secrets.randbelow(10_000)}"
+        if name not in taken and is_valid_name(name):
+            return name
+    raise PipeError("could not find a free experiment name", hint="give one with -n NAME")
+
+
+def now() -> float:
+    """The time an entry is created (seconds since the epoch)."""
+    return time.time()
