@@ -27,6 +27,7 @@ from pipeline_engine.remote.backend import is_secret, protocol_of
 
 __all__ = [
     "CONFIG_FILE",
+    "EXECUTORS",
     "GLOBAL_DIR_ENV",
     "LEVELS",
     "LINK_TYPES",
@@ -103,6 +104,8 @@ def _parse_link_types(text: str) -> str:
     return ",".join(p.strip() for p in text.split(","))
 
 
+#: The executors `executor.type` and `pipe repro --executor` accept.
+EXECUTORS = ("local", "dask")
 _PARSING_BOOL = ("store_true", "boolean_optional")
 _PARSING_LIST = ("nargs", "append")
 SETTINGS: Mapping[str, Setting] = MappingProxyType({
@@ -120,6 +123,12 @@ SETTINGS: Mapping[str, Setting] = MappingProxyType({
         Setting("core.no_scm", "true or false", lambda v: isinstance(v, bool), _parse_bool,
                 "true: use pipe without git"),
         Setting("core.remote", "a remote name", _is_name, str, "the default remote"),
+        Setting("executor.scheduler", "a scheduler address such as tcp://HOST:8786", _is_name, str,
+                "the Dask scheduler pipe repro --executor dask uses (none: a local cluster)"),
+        Setting("executor.shared_fs", "true or false", lambda v: isinstance(v, bool), _parse_bool,
+                "true: Dask workers run in the project directory and share its cache"),
+        Setting("executor.type", "local or dask", lambda v: v in EXECUTORS, str,
+                "where pipe repro runs stage commands: local processes (default) or a Dask cluster"),
         Setting("parsing.bool", "store_true or boolean_optional", lambda v: v in _PARSING_BOOL, str,
                 "how ${dict} in a cmd writes false: nothing (store_true) or --no-KEY (DVC)"),
         Setting("parsing.list", "nargs or append", lambda v: v in _PARSING_LIST, str,
@@ -154,6 +163,9 @@ class Config:
     parsing_bool: str = "store_true"
     parsing_list: str = "nargs"
     remotes: Mapping[str, RemoteConfig] = field(default_factory=lambda: MappingProxyType({}))
+    executor: str = "local"
+    scheduler: str | None = None
+    shared_fs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,4 +468,7 @@ def _to_config(raw: Mapping[str, Any]) -> Config:
         parsing_bool=(raw.get("parsing") or {}).get("bool", "store_true"),
         parsing_list=(raw.get("parsing") or {}).get("list", "nargs"),
         remotes=MappingProxyType(remotes),
+        executor=(raw.get("executor") or {}).get("type", "local"),
+        scheduler=(raw.get("executor") or {}).get("scheduler"),
+        shared_fs=bool((raw.get("executor") or {}).get("shared_fs", False)),
     )

@@ -257,6 +257,7 @@ class StageLife:
             record_dir=running_dir(self.project.control_dir),
             deps=tuple(r for r in d.state.deps.values() if r is not None),
             outs=tuple(o.path for o in stage.outs),
+            resources=dict(stage.resources),
         )
 
     def _place(self, stage: StageSpec, outs: tuple[PathRecord, ...]) -> tuple[PathRecord, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.outputs import PlotOptions, parse_plot_options
 from pipeline_engine.pipeline.params import PARAMS_FILE, PARAMS_SUFFIXES
 
-__all__ = ["OutKind", "OutSpec", "ParamsDep", "StageSpec", "make_stage", "norm_path"]
+__all__ = ["RESOURCES", "OutKind", "OutSpec", "ParamsDep", "StageSpec", "make_stage", "norm_path"]
 
 
 class OutKind(enum.Enum):
@@ -65,6 +66,10 @@ class StageSpec:
     always_changed: bool = False
     desc: str | None = None
     group: str = ""
+    # What the stage needs where it runs, as (name, amount) pairs sorted by name: `cpus`, `memory`
+    # (bytes), `gpus`. Executors map them to their own (a Dask executor: worker resources); the
+    # lock never records them, so changing them never reruns a stage.
+    resources: tuple[tuple[str, float], ...] = ()
 
 
 def norm_path(wdir: str, path: str, *, what: str, allow_root: bool = False) -> str:
@@ -119,7 +124,42 @@ def make_stage(name: str, group: str, data: Mapping[str, Any], used: set[tuple[s
         always_changed=_flag(data, "always_changed", where),
         desc=data.get("desc"),
         group=group,
+        resources=_resources(data.get("resources"), where),
     )
+
+
+RESOURCES = ("cpus", "gpus", "memory")
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "ki": 2**10, "kib": 2**10, "mi": 2**20, "mib": 2**20,
+          "gi": 2**30, "gib": 2**30, "ti": 2**40, "tib": 2**40}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def _resources(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
+    """`resources: {cpus: 2, memory: 4GiB, gpus: 1}` as sorted (name, amount) pairs; memory in bytes (Dask's units)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: 'resources' must be a mapping of {', '.join(RESOURCES)}")
+    pairs = []
+    for name, value in raw.items():
+        if name not in RESOURCES:
+            raise SpecError(f"{where}: 'resources': unknown resource '{name}' (known: {', '.join(RESOURCES)})")
+        amount = _size(value) if name == "memory" else value
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            what = "a size such as 4GiB or a number of bytes" if name == "memory" else "a positive number"
+            raise SpecError(f"{where}: 'resources': '{name}' must be {what}, not {value!r:.40}")
+        pairs.append((str(name), float(amount)))
+    return tuple(sorted(pairs))
+
+
+def _size(value: Any) -> Any:
+    """A memory size: a number of bytes, or text such as `4GiB`, `512 MB`, `2G` (as Dask reads them)."""
+    if not isinstance(value, str):
+        return value
+    match = _SIZE.match(value)
+    unit = _UNITS.get(match.group(2).lower()) if match else None
+    return None if match is None or unit is None else float(match.group(1)) * unit
 
 
 def _flag(data: Mapping[str, Any], key: str, where: str) -> bool:

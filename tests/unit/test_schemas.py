@@ -61,6 +61,9 @@ SAMPLES: dict[str, tuple[list[Any], list[Any]]] = {
     "core.jobs": ([8], [0, 2.5]),
     "core.no_scm": ([True, False], ["yes", 1]),
     "core.remote": (["store"], ["", None]),
+    "executor.scheduler": (["tcp://10.0.0.5:8786"], ["", 3]),
+    "executor.shared_fs": ([True, False], ["yes", 1]),
+    "executor.type": (["local", "dask"], ["ray", "", True]),
     "parsing.bool": (["store_true", "boolean_optional"], ["true", True]),
     "parsing.list": (["nargs", "append"], ["extend"]),
 }
