@@ -49,6 +49,8 @@ COMMANDS: dict[str, str] = {
     "plots": "plots:plots",
     "metrics": "show:metrics",
     "params": "show:params",
+    "exp": "exp:exp",
+    "queue": "exp:queue",
 }
 
 EXIT_BUG = 70
