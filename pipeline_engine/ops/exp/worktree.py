@@ -5,6 +5,7 @@ and its cache pointed at the main project's store, so outs and the run cache are
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,11 +13,12 @@ from typing import Any
 
 from pipeline_engine.config import config_file, edit_config, read_config_file
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.errors import ScmError, SpecError
 from pipeline_engine.ops.exp.records import exps_dir
 from pipeline_engine.pipeline.overrides import Override, apply_overrides
-from pipeline_engine.project import CONTROL_DIR, Project
+from pipeline_engine.project import CACHE_USERS_DIR, CONTROL_DIR, Project
 from pipeline_engine.scm.exps import add_worktree, remove_worktree
 
 __all__ = ["apply_to_files", "git_root", "open_worktree"]
@@ -59,6 +61,8 @@ def open_worktree(project: Project, snapshot: str, name: str, overrides: Sequenc
             yield wt
         finally:
             wt.close()
+            # opening the shared cache registered the worktree as one of its users (for gc): it goes now
+            (project.cache_dir / CACHE_USERS_DIR / hash_bytes(os.fsencode(wt_root))).unlink(missing_ok=True)
     finally:
         remove_worktree(root, path)
 

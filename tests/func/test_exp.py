@@ -1,0 +1,187 @@
+"""pipe exp run / show / list / apply / branch / remove and the queue, in real git repositories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import Workspace
+
+TRAIN = (
+    "python -c \"import yaml, json; p = yaml.safe_load(open('params.yaml'));"
+    " open(r'COUNTERS/train_count', 'a').write('x');"
+    " json.dump({'acc': p['train']['lr'] * p['train']['epochs']}, open('metrics.json', 'w'))\""
+)
+
+
+def _project(ws: Workspace, *, fail_when_lr: float | None = None) -> None:
+    """prep (shared, counts its runs in prep_count beside the repo) -> train (params train.lr, train.epochs) -> metrics.json."""
+    ws.write({"params.yaml": "# tuned by hand\nprep:\n  n: 3\ntrain:\n  lr: 0.1  # learning rate\n  epochs: 2\n"})
+    counters = str(ws.root.parent)  # absolute: experiments run in worktrees elsewhere
+    train = TRAIN.replace("COUNTERS", counters) if fail_when_lr is None else TRAIN.replace(
+        "p = yaml.safe_load(open('params.yaml'));",
+        f"p = yaml.safe_load(open('params.yaml')); assert p['train']['lr'] != {fail_when_lr};").replace(
+        "COUNTERS", counters)
+    ws.write_pipeline({
+        "prep": {"cmd": f"echo x >> '{counters}/prep_count' && echo prepared > prep.txt", "params": ["prep.n"],
+                 "outs": ["prep.txt"]},
+        "train": {"cmd": train, "deps": ["prep.txt"], "params": ["train.lr", "train.epochs"],
+                  "metrics": [{"metrics.json": {"cache": False}}]},
+    })
+    ws.pipe("repro")
+    ws.commit("baseline")
+
+
+def _refs(ws: Workspace) -> dict[str, str]:
+    out = ws.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/exps")
+    return {line.split()[0].rsplit("/", 1)[1]: line.split()[1] for line in out.splitlines()}
+
+
+def _at(ws: Workspace, sha: str, path: str) -> str:
+    return ws.git("show", f"{sha}:{path}")
+
+
+def _files(ws: Workspace) -> dict[str, bytes]:
+    """The workspace's files outside the cache (which experiments share by design)."""
+    return {k: v for k, v in ws.snapshot().items() if not k.startswith((".pipe/cache/objects/", ".pipe/cache/runs/"))}
+
+
+def _count(ws: Workspace, name: str) -> int:
+    path = ws.root.parent / name
+    return path.read_text().count("x") if path.exists() else 0
+
+
+def test_exp_run_records_each_combination_as_a_ref_under_the_baseline(workspace: Workspace) -> None:
+    _project(workspace)
+    baseline = workspace.git("rev-parse", "HEAD").strip()
+    before = _files(workspace)
+    workspace.pipe("exp", "run", "-S", "train.lr=0.2,0.3", "-S", "train.epochs=range(1, 3)")
+    refs = _refs(workspace)
+    assert len(refs) == 4
+    seen = set()
+    for name, sha in refs.items():
+        ref = workspace.git("for-each-ref", "--format=%(refname)", f"refs/exps/*/*/{name}").strip()
+        assert ref == f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}"
+        assert workspace.git("rev-parse", f"{sha}^").strip() == baseline
+        params = yaml.safe_load(_at(workspace, sha, "params.yaml"))
+        metrics = json.loads(_at(workspace, sha, "metrics.json"))
+        assert metrics["acc"] == pytest.approx(params["train"]["lr"] * params["train"]["epochs"])
+        lock = yaml.safe_load(_at(workspace, sha, "pipeline.lock"))
+        assert lock["stages"]["train"]["params"]["params.yaml"]["train.lr"] == params["train"]["lr"]
+        seen.add((params["train"]["lr"], params["train"]["epochs"]))
+        assert "# learning rate" in _at(workspace, sha, "params.yaml")  # formatting kept
+    assert seen == {(0.2, 1), (0.2, 2), (0.3, 1), (0.3, 2)}
+    # the shared stage was restored, never rerun; the user's workspace, HEAD and index are untouched
+    assert _count(workspace, "prep_count") == 1
+    assert _files(workspace) == before
+    assert workspace.git("rev-parse", "HEAD").strip() == baseline
+    assert workspace.git("status", "--porcelain") == ""
+    assert "exps" not in workspace.git("worktree", "list")
+
+
+def test_exp_run_takes_uncommitted_changes_and_a_given_name(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.write({"params.yaml": workspace.read("params.yaml").replace("epochs: 2", "epochs: 5")})
+    workspace.pipe("exp", "run", "-n", "five", "-S", "train.lr=0.5")
+    sha = _refs(workspace)["five"]
+    assert json.loads(_at(workspace, sha, "metrics.json")) == {"acc": 2.5}
+    assert "epochs: 5" in workspace.read("params.yaml") and "lr: 0.1" in workspace.read("params.yaml")
+    taken = workspace.pipe("exp", "run", "-n", "five", "-S", "train.lr=0.6", exit_code=1)
+    assert "experiment 'five' already exists" in taken.stderr
+    workspace.pipe("exp", "run", "-n", "five", "-S", "train.lr=0.6", "-f")
+    assert json.loads(_at(workspace, _refs(workspace)["five"], "metrics.json")) == {"acc": 3.0}
+
+
+def test_exp_run_refuses_a_key_no_params_file_has(workspace: Workspace) -> None:
+    _project(workspace)
+    result = workspace.pipe("exp", "run", "-S", "train.momentum=0.9", exit_code=1)
+    assert "param 'train.momentum' is not in 'params.yaml'" in result.stderr
+    result = workspace.pipe("exp", "run", "-S", "other.yaml:a=1", exit_code=1)
+    assert "params file 'other.yaml' does not exist" in result.stderr
+    assert _refs(workspace) == {}
+
+
+def test_queued_experiments_run_in_parallel_and_share_stages(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "--queue", "-S", "train.lr=choice(0.2, 0.3, 0.4, 0.5)")
+    assert _refs(workspace) == {}
+    status = workspace.pipe("queue", "status")
+    assert status.stdout.count("queued") == 4
+    workspace.pipe("exp", "run", "--run-all", "-j", "2")
+    refs = _refs(workspace)
+    lrs = sorted(yaml.safe_load(_at(workspace, sha, "params.yaml"))["train"]["lr"] for sha in refs.values())
+    assert lrs == [0.2, 0.3, 0.4, 0.5]
+    assert _count(workspace, "prep_count") == 1  # prep ran for the baseline only
+    assert _count(workspace, "train_count") == 1 + 4
+    assert "queued" not in workspace.pipe("queue", "status").stdout
+
+
+def test_shared_changed_stage_runs_once_across_queued_experiments(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "--queue", "-S", "prep.n=4", "-S", "train.lr=0.2,0.3,0.4")
+    workspace.pipe("exp", "run", "--run-all", "-j", "2")
+    assert len(_refs(workspace)) == 3
+    assert _count(workspace, "prep_count") == 1 + 1  # baseline, then once for prep.n=4
+
+
+def test_a_failed_experiment_is_recorded_with_its_log_and_the_others_go_on(workspace: Workspace) -> None:
+    _project(workspace, fail_when_lr=0.3)
+    result = workspace.pipe("exp", "run", "-S", "train.lr=0.2,0.3,0.4", exit_code=1)
+    assert "1 of 3 experiment(s) failed" in result.stderr
+    assert len(_refs(workspace)) == 2
+    shown = json.loads(workspace.pipe("exp", "show", "--json").stdout)
+    failed = [r for r in shown if r["state"] == "failed"]
+    assert len(failed) == 1 and failed[0]["params"]["train.lr"] == 0.3
+    log = workspace.pipe("queue", "logs", failed[0]["name"]).stdout
+    assert "AssertionError" in log or "failed" in log
+    assert "exps" not in workspace.git("worktree", "list")
+
+
+def test_exp_show_lists_params_and_metrics_of_baseline_and_experiments(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "a", "-S", "train.lr=0.3")
+    workspace.pipe("exp", "run", "-n", "b", "-S", "train.lr=0.2")
+    rows = json.loads(workspace.pipe("exp", "show", "--json").stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["HEAD"]["metrics"]["acc"] == pytest.approx(0.2)
+    assert by_name["a"]["metrics"]["acc"] == pytest.approx(0.6)
+    assert by_name["b"]["params"]["train.lr"] == 0.2
+    csv = workspace.pipe("exp", "show", "--csv", "--sort-by", "acc", "--sort-order", "desc",
+                         "--only-changed").stdout.splitlines()
+    assert csv[0] == "Experiment,rev,Created,State,acc,train.lr"
+    assert [line.split(",")[0] for line in csv[1:]] == ["workspace", "HEAD", "a", "b"]
+    md = workspace.pipe("exp", "show", "--md", "--drop", "train|prep").stdout
+    assert "train.lr" not in md and "acc" in md
+    listed = json.loads(workspace.pipe("exp", "list", "--json").stdout)
+    assert sorted(next(iter(listed.values()))) == ["a", "b"]
+
+
+def test_exp_apply_and_branch_restore_the_experiment_exactly(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "best", "-S", "train.lr=0.4", "-S", "prep.n=7")
+    sha = _refs(workspace)["best"]
+    counts = (_count(workspace, "prep_count"), _count(workspace, "train_count"))
+    workspace.pipe("exp", "apply", "best")
+    for path in ("params.yaml", "metrics.json", "pipeline.lock"):
+        assert workspace.read(path) == _at(workspace, sha, path)
+    assert workspace.read("prep.txt") == "prepared\n"
+    assert (_count(workspace, "prep_count"), _count(workspace, "train_count")) == counts  # nothing reran
+    assert "nothing to do" in workspace.pipe("repro").stderr
+    workspace.pipe("exp", "branch", "best", "tuned")
+    assert workspace.git("rev-parse", "tuned").strip() == sha
+    assert workspace.git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+
+
+def test_exp_remove_deletes_refs_and_queue_entries(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "one", "-S", "train.lr=0.3")
+    workspace.pipe("exp", "run", "--queue", "-n", "later", "-S", "train.lr=0.5")
+    workspace.pipe("exp", "remove", "one", "later")
+    assert _refs(workspace) == {}
+    assert "later" not in workspace.pipe("queue", "status").stdout
+    assert workspace.pipe("exp", "remove", "nope", exit_code=1).stderr.count("not found") == 1
+    assert not Path(workspace.root / ".pipe/tmp/exps/run").exists() or not any(
+        (workspace.root / ".pipe/tmp/exps/run").iterdir())
