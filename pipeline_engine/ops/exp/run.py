@@ -23,7 +23,16 @@ from typing import TextIO
 from pipeline_engine.errors import PipeError, PipeInterrupted, ScmError, SpecError
 from pipeline_engine.ops.checkout import checkout
 from pipeline_engine.ops.exp.records import (
-    ExpEntry, ExpState, entries, exps_dir, log_path, new_name, now, queue_ref, remove_entry, save_entry,
+    ExpEntry,
+    ExpState,
+    entries,
+    exps_dir,
+    log_path,
+    new_name,
+    now,
+    queue_ref,
+    remove_entry,
+    save_entry,
 )
 from pipeline_engine.ops.exp.worktree import git_root, open_worktree
 from pipeline_engine.ops.repro import ReproListener, ReproOptions, ReproResult, StageOutcome, repro
@@ -32,10 +41,19 @@ from pipeline_engine.pipeline.plan import Reason
 from pipeline_engine.project import Project
 from pipeline_engine.runner.executor import Executor, LocalExecutor
 from pipeline_engine.scm.exps import (
-    ExpRef, commit_all, is_valid_name, list_exp_refs, rev_parse, set_plain_ref, set_ref, snapshot_workspace,
+    ExpRef,
+    commit_all,
+    is_valid_name,
+    list_exp_refs,
+    rev_parse,
+    set_plain_ref,
+    set_ref,
+    snapshot_workspace,
 )
 
-__all__ = ["ExecutorSet", "ExpResult", "ExpRunOptions", "LogListener", "queue", "run", "run_entry"]
+DEFAULT_REPRO = ReproOptions()
+
+__all__ = ["DEFAULT_REPRO", "ExecutorSet", "ExpResult", "ExpRunOptions", "LogListener", "queue", "run", "run_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +63,10 @@ class ExpRunOptions:
     name: str | None = None
     force: bool = False
     queue: bool = False
-    repro: ReproOptions = ReproOptions()
+    repro: ReproOptions = DEFAULT_REPRO
+
+
+DEFAULT_OPTIONS = ExpRunOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +88,7 @@ class ExpResult:
 
 
 def queue(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
-          options: ExpRunOptions = ExpRunOptions()) -> list[ExpEntry]:
+          options: ExpRunOptions = DEFAULT_OPTIONS) -> list[ExpEntry]:
     """Snapshot the workspace and save one queued entry per combination of `sweeps`; nothing runs.
 
     Raises:
@@ -96,7 +117,7 @@ def queue(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
 
 
 def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
-        options: ExpRunOptions = ExpRunOptions(), listener: ReproListener | None = None) -> list[ExpResult]:
+        options: ExpRunOptions = DEFAULT_OPTIONS, listener: ReproListener | None = None) -> list[ExpResult]:
     """Queue the experiments, then (unless `options.queue`) run them one after the other.
 
     Raises:
@@ -108,7 +129,7 @@ def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
     return [run_entry(project, e, options.repro, listener, force=options.force) for e in queued]
 
 
-def run_entry(project: Project, entry: ExpEntry, options: ReproOptions = ReproOptions(),
+def run_entry(project: Project, entry: ExpEntry, options: ReproOptions = DEFAULT_REPRO,
               listener: ReproListener | None = None, *, force: bool = False,
               executors: ExecutorSet | None = None) -> ExpResult:
     """Run one queued experiment in its own worktree and record it; a PipeError records it as failed.

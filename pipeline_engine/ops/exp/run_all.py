@@ -11,13 +11,12 @@ others go on. Ctrl-C stops the running experiments and leaves them, and the rest
 from __future__ import annotations
 
 import concurrent.futures as cf
+from collections.abc import Sequence
 
 from pipeline_engine.core import signals
 from pipeline_engine.errors import PipeInterrupted
-from collections.abc import Sequence
-
 from pipeline_engine.ops.exp.records import ExpEntry, ExpState, entries, save_entry
-from pipeline_engine.ops.exp.run import ExecutorSet, ExpResult, run_entry
+from pipeline_engine.ops.exp.run import DEFAULT_REPRO, ExecutorSet, ExpResult, run_entry
 from pipeline_engine.ops.repro import ReproListener, ReproOptions
 from pipeline_engine.project import Project
 
@@ -26,7 +25,7 @@ __all__ = ["run_all"]
 _POLL = 0.1
 
 
-def run_all(project: Project, *, jobs: int = 1, options: ReproOptions = ReproOptions(),
+def run_all(project: Project, *, jobs: int = 1, options: ReproOptions = DEFAULT_REPRO,
             listener: ReproListener | None = None) -> list[ExpResult]:
     """Run every queued experiment (oldest first), `jobs` at once; their results in queue order.
 
