@@ -97,9 +97,14 @@ def _summary(result: Any) -> None:
 @click.option("--wait", is_flag=True, help="Wait for another pipe process (and for stage commands a killed pipe "
               "left running) to finish, instead of failing (or stopping those commands).")
 @click.option("--pull", is_flag=True, help="Fetch missing deps and cached outs from the default remote.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
+              help="Run stage commands as local processes or as tasks on a Dask cluster (default: executor.type).")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="The Dask scheduler, e.g. tcp://HOST:8786 (default: executor.scheduler, else a local cluster).")
 def repro(
     targets: tuple[str, ...], force: bool, dry: bool, downstream: bool, single: bool, keep_going: bool,
     force_downstream: bool, jobs: int | None, no_run_cache: bool, wait: bool, pull: bool,
+    executor: str | None, scheduler: str | None,
 ) -> None:
     """Run the stages whose deps, params, cmd or outs changed, and record them in pipeline.lock."""
     from pipeline_engine.ops.repro import ReproOptions
@@ -109,6 +114,7 @@ def repro(
     options = ReproOptions(
         force=force, force_downstream=force_downstream, downstream=downstream, single=single,
         keep_going=keep_going, jobs=jobs, run_cache=not no_run_cache, wait=wait, pull=pull,
+        executor="dask" if scheduler and executor is None else executor, scheduler=scheduler,
     )
     project = Project.find()
     if dry:

@@ -10,7 +10,6 @@ through an executor (`runner/executor.py`), local processes unless the caller pa
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,14 @@ from pipeline_engine.core.layout import running_dir
 from pipeline_engine.errors import PipeError, PipeInterrupted
 from pipeline_engine.index.outs import save_pointer_deps
 from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.ops.repro_dask import executor_kind, open_executor, stage_slots
 from pipeline_engine.ops.repro_stage import Outcome, ReproListener, StageLife, StageOutcome
 from pipeline_engine.pipeline.graph import select
 from pipeline_engine.pipeline.lock import LockWriter
 from pipeline_engine.pipeline.plan import Reason
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
-from pipeline_engine.runner.executor import Executor, LocalExecutor
+from pipeline_engine.runner.executor import Executor
 from pipeline_engine.runner.process import end_leftovers, find_leftovers
 from pipeline_engine.runner.scheduler import OnError, ScheduleResult, schedule
 
@@ -50,6 +50,8 @@ class ReproOptions:
     run_cache: bool = True
     wait: bool = False
     pull: bool = False
+    executor: str | None = None  # "local" | "dask"; None: config's executor.type
+    scheduler: str | None = None  # a Dask scheduler's address; None: config's, else a local cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +103,9 @@ def repro(
 ) -> ReproResult:
     """Bring the selected stages up to date, running their commands through `executor`.
 
-    `executor` None: a `LocalExecutor` with the run's `-j`, closed at the end; an executor the
-    caller passes is the caller's to close.
+    `executor` None: the one `options.executor` (or config's `executor.type`) names, closed at the
+    end: a `LocalExecutor` with the run's `-j`, or a `DaskExecutor` (`ops/repro_dask.py`); an
+    executor the caller passes is the caller's to close.
 
     Raises:
         SpecError: pipeline.yaml, a params file or pipeline.lock is invalid.
@@ -116,7 +119,8 @@ def repro(
         index = ProjectIndex(project)
         pipeline = index.pipeline
         names = select(pipeline.graph, targets, downstream=options.downstream, single=options.single)
-        jobs = options.jobs or project.config.jobs or os.cpu_count() or 1
+        kind = executor_kind(project, options.executor) if executor is None else "given"
+        jobs = stage_slots(project, kind, options.scheduler, options.jobs)
         writer = LockWriter(project.root, pipeline.lock)
         puller = _puller(index, [pipeline.stages[n] for n in names]) if options.pull else None
         # Changed data that a stage reads through a pointer is cached and its pointer rewritten
@@ -129,7 +133,10 @@ def repro(
                 writer.update(stale, None)
         with contextlib.ExitStack() as owned:
             if executor is None:
-                executor = owned.enter_context(LocalExecutor(jobs))
+                selected = [pipeline.stages[n] for n in names]
+                executor = owned.enter_context(
+                    open_executor(project, kind, selected, jobs=jobs, scheduler=options.scheduler)
+                )
             life = StageLife(
                 project, pipeline, executor, listener, writer, log=jobs > 1, force=options.force,
                 force_downstream=options.force_downstream, run_cache=options.run_cache, puller=puller,
