@@ -233,9 +233,9 @@ class DaskExecutor:
         if job.log_path is not None:
             job.log_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(job.log_path, reply.log, fsync=False)
-        else:
-            for line in reply.log.splitlines(keepends=True):
-                events.output(line)
+        # Shown as a local stage's lines are (they arrive when the task ends, not as they are written).
+        for line in reply.log.splitlines(keepends=True):
+            events.output(line)
         if reply.error is not None:
             kind = getattr(errors, reply.error_kind) if reply.error_kind in _KINDS else PipeError
             raise kind(f"{reply.error} (on Dask worker '{reply.worker}')", hint=reply.hint)
