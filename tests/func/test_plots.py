@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline_engine.ops.plots_render import TEMPLATE_NAMES
+from pipeline_engine.ops.plots.render import TEMPLATE_NAMES
 from tests.conftest import Cli, Workspace
 
 LOSS_CSV = "epoch,loss,acc\n0,1.0,0.5\n1,0.6,0.7\n2,0.4,0.8\n"

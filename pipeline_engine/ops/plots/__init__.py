@@ -28,9 +28,9 @@ from pipeline_engine.core.revision import WORKSPACE, decode_utf8
 from pipeline_engine.errors import PathError, PipeError, ScmError, SpecError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.tracked import read_at
-from pipeline_engine.ops import plots_render as render
-from pipeline_engine.ops.plots_data import Series, SeriesPoints, default_y, parse_records, series_points
-from pipeline_engine.ops.plots_source import PlotDef, PlotProps, collect_plots
+from pipeline_engine.ops.plots import render
+from pipeline_engine.ops.plots.data import Series, SeriesPoints, default_y, parse_records, series_points
+from pipeline_engine.ops.plots.source import PlotDef, PlotProps, collect_plots
 from pipeline_engine.project import Project
 
 __all__ = ["DEFAULT_OUT", "Plot", "PlotProps", "PlotsResult", "Problem", "diff", "export_templates",

@@ -27,7 +27,7 @@ from typing import Any
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.yamlio import parse_json
 from pipeline_engine.errors import PipeError, SpecError
-from pipeline_engine.ops.plots_data import REV, SeriesPoints
+from pipeline_engine.ops.plots.data import REV, SeriesPoints
 
 __all__ = [
     "DEFAULT_TEMPLATE", "TEMPLATE_NAMES", "Chart", "Template", "fill_chart", "javascript_bundle",

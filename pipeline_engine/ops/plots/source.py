@@ -19,7 +19,7 @@ from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.errors import PathError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.tracked import list_at
-from pipeline_engine.ops.plots_data import DATA_SUFFIXES
+from pipeline_engine.ops.plots.data import DATA_SUFFIXES
 from pipeline_engine.pipeline.outputs import IMAGE_SUFFIXES, PlotOptions, PlotSource
 from pipeline_engine.pipeline.spec import OutKind
 
