@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline_engine.core.revision import WORKSPACE
 from pipeline_engine.errors import ScmError
 from pipeline_engine.project import Project
 
 __all__ = ["WORKSPACE", "Revision", "Scope", "select_revisions"]
 
-#: The label of the working tree among revisions (DVC's name for it).
-WORKSPACE = "workspace"
 
 
 @dataclass(frozen=True, slots=True)
