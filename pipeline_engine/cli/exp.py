@@ -125,6 +125,43 @@ def _cell(value: Any, precision: int, *, created: bool = False) -> str:
     return str(value)
 
 
+@exp.command("diff")
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Show unchanged metrics and params as well.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {metrics: {path: {key: {old, new, diff}}}, params: ...}.")
+@click.option("--md", "as_md", is_flag=True, help="Print Markdown tables.")
+@click.option("--precision", type=click.IntRange(0, 20), default=5, metavar="N", help="Round floats to N digits.")
+def diff(a: str | None, b: str | None, show_all: bool, as_json: bool, as_md: bool, precision: int) -> None:
+    """Compare the metrics and params of experiment (or revision) A (default HEAD) with B (default: workspace)."""
+    from pipeline_engine.ops.exp.diff import diff as diff_exps
+
+    result = diff_exps(Project.find(), a, b, all=show_all)
+    if as_json:
+        render.print_json({"metrics": _changes_json(result.metrics.changes),
+                           "params": _changes_json(result.params.changes)})
+        return
+    from pipeline_engine.ops.report import diff_frame
+
+    for title, found, change in (("Metric", result.metrics, True), ("Param", result.params, False)):
+        if found.changes:
+            frame = diff_frame(found.changes, found.a_rev, found.b_rev, title=title, precision=precision,
+                               with_change=change)
+            render.frame(frame, markdown=as_md)
+    if not result.metrics.changes and not result.params.changes:
+        render.info(f"no changes between '{escape(result.metrics.a_rev)}' and '{escape(result.metrics.b_rev)}'")
+
+
+def _changes_json(changes: Any) -> dict[str, Any]:
+    shaped: dict[str, dict[str, Any]] = {}
+    for c in changes:
+        entry: dict[str, Any] = {"old": c.old, "new": c.new}
+        if c.diff is not None:
+            entry["diff"] = c.diff
+        shaped.setdefault(c.path, {})[c.key] = entry
+    return shaped
+
+
 @exp.command("list")
 @click.option("-A", "--all-commits", is_flag=True, help="Experiments of every baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {baseline: [names]}.")
@@ -174,6 +211,50 @@ def remove(names: tuple[str, ...], all_commits: bool, queued: bool) -> None:
 
     removed = remove_exps(Project.find(), names, all_commits=all_commits, queued=queued)
     render.info(f"removed {len(removed)} experiment(s)" + (": " + ", ".join(removed) if removed else ""))
+
+
+@exp.command("save")
+@click.option("-n", "--name", default=None, help="Name of the experiment (default: a generated one).")
+@click.option("-f", "--force", is_flag=True, help="Replace an experiment of the same name.")
+def save(name: str | None, force: bool) -> None:
+    """Record the workspace as it is (params, lock, metrics) as an experiment of HEAD; nothing runs."""
+    from pipeline_engine.ops.exp.save import save as save_exp
+
+    result = save_exp(Project.find(), name=name, force=force)
+    render.info(f"experiment '{escape(result.name)}' saved: {result.ref}")
+
+
+def _share_options(fn: Any) -> Any:
+    for option in reversed([
+        click.argument("git_remote"),
+        click.argument("names", nargs=-1),
+        click.option("--no-cache", is_flag=True, help="Only the git refs, not the cached objects."),
+        click.option("-r", "--remote", default=None, help="The pipe remote for the objects (default: the default)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@exp.command("push")
+@_share_options
+def push(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | None) -> None:
+    """Push experiments (default: those of HEAD) to a git remote, and their objects to the pipe remote."""
+    from pipeline_engine.ops.exp.share import push as push_exps
+
+    result = push_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote)
+    render.info(f"pushed {len(result.names)} experiment(s) to '{escape(git_remote)}' "
+                f"({result.objects} object(s) uploaded): {', '.join(result.names)}")
+
+
+@exp.command("pull")
+@_share_options
+def pull(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | None) -> None:
+    """Pull experiments (default: those of HEAD) from a git remote, and their objects from the pipe remote."""
+    from pipeline_engine.ops.exp.share import pull as pull_exps
+
+    result = pull_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote)
+    render.info(f"pulled {len(result.names)} experiment(s) from '{escape(git_remote)}' "
+                f"({result.objects} object(s) downloaded): {', '.join(result.names)}")
 
 
 @exp.command("clean")

@@ -138,7 +138,7 @@ def commit_all(worktree: Path, *, parent: str, message: str, paths: Sequence[str
     return run_git(worktree, "commit-tree", tree, "-p", parent, "-m", message).strip()
 
 
-def snapshot_workspace(cwd: Path, *, parent: str, index_file: Path) -> str:
+def snapshot_workspace(cwd: Path, *, parent: str, index_file: Path, message: str = "pipe exp: workspace") -> str:
     """A commit (child of `parent`) of the working tree as it is: tracked changes and untracked files
     git does not ignore. Built in a scratch index (`index_file`), so the user's index is untouched.
 
@@ -152,7 +152,7 @@ def snapshot_workspace(cwd: Path, *, parent: str, index_file: Path) -> str:
         tree = run_git(cwd, "write-tree", env=env).strip()
     finally:
         index_file.unlink(missing_ok=True)
-    return run_git(cwd, "commit-tree", tree, "-p", parent, "-m", "pipe exp: workspace").strip()
+    return run_git(cwd, "commit-tree", tree, "-p", parent, "-m", message).strip()
 
 
 def set_plain_ref(cwd: Path, ref: str, sha: str | None) -> None:

@@ -26,7 +26,8 @@ def _project(ws: Workspace, *, fail_when_lr: float | None = None) -> None:
         f"p = yaml.safe_load(open('params.yaml')); assert p['train']['lr'] != {fail_when_lr};").replace(
         "COUNTERS", counters)
     ws.write_pipeline({
-        "prep": {"cmd": f"echo x >> '{counters}/prep_count' && echo prepared > prep.txt", "params": ["prep.n"],
+        "prep": {"cmd": f"echo x >> '{counters}/prep_count' && python -c \"import yaml;"
+                        " print('prepared', yaml.safe_load(open('params.yaml'))['prep']['n'])\" > prep.txt", "params": ["prep.n"],
                  "outs": ["prep.txt"]},
         "train": {"cmd": train, "deps": ["prep.txt"], "params": ["train.lr", "train.epochs"],
                   "metrics": [{"metrics.json": {"cache": False}}]},
@@ -167,7 +168,7 @@ def test_exp_apply_and_branch_restore_the_experiment_exactly(workspace: Workspac
     workspace.pipe("exp", "apply", "best")
     for path in ("params.yaml", "metrics.json", "pipeline.lock"):
         assert workspace.read(path) == _at(workspace, sha, path)
-    assert workspace.read("prep.txt") == "prepared\n"
+    assert workspace.read("prep.txt") == "prepared 7\n"
     assert (_count(workspace, "prep_count"), _count(workspace, "train_count")) == counts  # nothing reran
     assert "nothing to do" in workspace.pipe("repro").stderr
     workspace.pipe("exp", "branch", "best", "tuned")
@@ -185,3 +186,58 @@ def test_exp_remove_deletes_refs_and_queue_entries(workspace: Workspace) -> None
     assert workspace.pipe("exp", "remove", "nope", exit_code=1).stderr.count("not found") == 1
     assert not Path(workspace.root / ".pipe/tmp/exps/run").exists() or not any(
         (workspace.root / ".pipe/tmp/exps/run").iterdir())
+
+
+def test_exp_diff_compares_experiments_and_revisions(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "a", "-S", "train.lr=0.3")
+    workspace.pipe("exp", "run", "-n", "b", "-S", "train.lr=0.2", "-S", "train.epochs=1")
+    result = json.loads(workspace.pipe("exp", "diff", "a", "b", "--json").stdout)
+    assert result["metrics"]["metrics.json"]["acc"]["old"] == pytest.approx(0.6)
+    assert result["metrics"]["metrics.json"]["acc"]["new"] == pytest.approx(0.2)
+    assert result["params"]["params.yaml"]["train.lr"] == {"old": 0.3, "new": 0.2, "diff": pytest.approx(-0.1)}
+    against_workspace = json.loads(workspace.pipe("exp", "diff", "a", "--json").stdout)
+    assert against_workspace["params"]["params.yaml"]["train.lr"]["new"] == 0.1
+    table = workspace.pipe("exp", "diff", "HEAD", "b").stdout
+    assert "train.epochs" in table and "b" in table
+    assert "not found" in workspace.pipe("exp", "diff", "nope", exit_code=1).stderr
+
+
+def test_exp_save_records_the_workspace_without_running(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.write({"params.yaml": workspace.read("params.yaml").replace("lr: 0.1", "lr: 0.7")})
+    workspace.pipe("repro")
+    counts = _count(workspace, "train_count")
+    workspace.pipe("exp", "save", "-n", "by-hand")
+    sha = _refs(workspace)["by-hand"]
+    assert json.loads(_at(workspace, sha, "metrics.json")) == {"acc": pytest.approx(1.4)}
+    assert _count(workspace, "train_count") == counts
+    assert workspace.git("status", "--porcelain").strip() != ""  # the user's changes stay uncommitted
+    assert "already exists" in workspace.pipe("exp", "save", "-n", "by-hand", exit_code=1).stderr
+
+
+def test_exp_push_and_pull_share_refs_and_objects_between_clones(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = tmp_path / "origin.git"
+    workspace.git("init", "-q", "--bare", str(origin))
+    workspace.git("remote", "add", "origin", str(origin))
+    store = workspace.add_remote(tmp_path / "store")
+    _project(workspace)
+    workspace.git("push", "-q", "origin", "main")
+    workspace.pipe("exp", "run", "-n", "nine", "-S", "prep.n=9")
+    pushed = workspace.pipe("exp", "push", "origin")
+    assert "pushed 1 experiment(s)" in pushed.stderr
+    assert "refs/exps/" in workspace.git("ls-remote", str(origin))
+    assert any(store.rglob("*"))
+
+    dest = tmp_path / "other"
+    workspace.git("clone", "-q", "-b", "main", str(origin), str(dest))
+    other = Workspace(dest, monkeypatch)
+    monkeypatch.chdir(dest)
+    assert "nine" in other.pipe("exp", "pull", "origin").stderr
+    assert json.loads(other.pipe("exp", "list", "--json").stdout) == {
+        other.git("rev-parse", "HEAD").strip(): ["nine"]}
+    other.pipe("exp", "apply", "nine")
+    assert other.read("prep.txt") == "prepared 9\n"
+    assert "experiment 'missing' is not on 'origin'" in other.pipe("exp", "pull", "origin", "missing", exit_code=1).stderr

@@ -53,7 +53,8 @@ from pipeline_engine.scm.exps import (
 
 DEFAULT_REPRO = ReproOptions()
 
-__all__ = ["DEFAULT_REPRO", "ExecutorSet", "ExpResult", "ExpRunOptions", "LogListener", "queue", "run", "run_entry"]
+__all__ = ["DEFAULT_REPRO", "ExecutorSet", "ExpResult", "ExpRunOptions", "LogListener", "choose_names", "queue", "run",
+           "run_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ def queue(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
                        hint="commit your pipeline first: git add . && git commit")
     combos = combinations(sweeps)
     _check_overrides(project, combos)
-    names = _names(project, baseline, options.name, len(combos), force=options.force)
+    names = choose_names(project, baseline, options.name, len(combos), force=options.force)
     index_file = exps_dir(project) / f"index-{secrets.token_hex(4)}"
     index_file.parent.mkdir(parents=True, exist_ok=True)
     snapshot = snapshot_workspace(root, parent=baseline, index_file=index_file)
@@ -206,7 +207,7 @@ def _check_overrides(project: Project, combos: Sequence[Sequence[Override]]) -> 
         apply_overrides(path.read_text(encoding="utf-8"), items, relpath=relpath)
 
 
-def _names(project: Project, baseline: str, name: str | None, count: int, *, force: bool) -> list[str]:
+def choose_names(project: Project, baseline: str, name: str | None, count: int, *, force: bool) -> list[str]:
     """The experiments' names: `name` (`name-1`, `name-2`, ... for a sweep) or generated ones.
 
     A name held by a queued or running experiment of the baseline is refused; one held by a

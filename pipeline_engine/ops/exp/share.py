@@ -1,0 +1,91 @@
+"""`pipe exp push GIT_REMOTE [NAMES]` / `pipe exp pull GIT_REMOTE [NAMES]`: share experiments.
+
+Refs travel through git (`refs/exps/...` as they are, so a plain `git push origin 'refs/exps/*'`
+works too); the objects their commits reference travel through the default pipe remote, as
+`pipe push --rev` / `pipe fetch --rev` move them (`ops/transfer.py`). Without names, the
+experiments of HEAD's baseline are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline_engine.errors import PipeError
+from pipeline_engine.index.revisions import Scope
+from pipeline_engine.ops import transfer
+from pipeline_engine.ops.exp.show import resolve
+from pipeline_engine.ops.exp.worktree import git_root
+from pipeline_engine.project import Project
+from pipeline_engine.scm.exps import ExpRef, list_exp_refs, rev_parse, run_git
+
+__all__ = ["ShareResult", "pull", "push"]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareResult:
+    """The experiments sent or received, and how many objects moved through the pipe remote."""
+
+    names: tuple[str, ...]
+    objects: int
+
+
+def push(project: Project, git_remote: str, names: Sequence[str] = (), *, cache: bool = True,
+         remote: str | None = None) -> ShareResult:
+    """Push the named experiments' refs to `git_remote` and their objects to the pipe remote.
+
+    Raises:
+        PipeError: a name is not an experiment, or there is none to push.
+        ScmError: git refused the push (the message holds git's).
+        RemoteError / RemoteNotConfiguredError: the objects could not be sent.
+    """
+    root = git_root(project)
+    if names:
+        chosen = [resolve(project, n) for n in names]
+    else:
+        head = rev_parse(root, "HEAD")
+        chosen = [(r, sha) for r, sha, _ in list_exp_refs(root, head)]
+    if not chosen:
+        raise PipeError("no experiments to push", hint="run 'pipe exp list' to see the experiments")
+    moved = 0
+    if cache:
+        results = transfer.push(project, remote=remote, scope=Scope(workspace=False, revs=tuple(s for _, s in chosen)))
+        moved = sum(r.transferred for r in results)
+    run_git(root, "push", "-q", git_remote, *(f"{r.ref}:{r.ref}" for r, _ in chosen))
+    return ShareResult(tuple(r.name for r, _ in chosen), moved)
+
+
+def pull(project: Project, git_remote: str, names: Sequence[str] = (), *, cache: bool = True,
+         remote: str | None = None) -> ShareResult:
+    """Fetch the named experiments' refs from `git_remote` (all of HEAD's baseline when none) and their objects.
+
+    Raises:
+        PipeError: a name is not on the git remote, or there is none to pull.
+        ScmError: git failed.
+        RemoteError / RemoteNotConfiguredError: the objects could not be fetched.
+    """
+    root = git_root(project)
+    listed = run_git(root, "ls-remote", git_remote, "refs/exps/*")
+    found = []
+    for line in listed.splitlines():
+        sha, _, ref_name = line.partition("\t")
+        ref = ExpRef.parse(ref_name.strip())
+        if ref is not None:
+            found.append((ref, sha))
+    if names:
+        missing = [n for n in names if not any(r.name == n or r.ref == n for r, _ in found)]
+        if missing:
+            raise PipeError(f"experiment '{missing[0]}' is not on '{git_remote}'",
+                            hint=f"list them with: git ls-remote {git_remote} 'refs/exps/*'")
+        found = [(r, s) for r, s in found if r.name in names or r.ref in names]
+    else:
+        head = rev_parse(root, "HEAD")
+        found = [(r, s) for r, s in found if r.baseline == head]
+    if not found:
+        raise PipeError(f"no experiments of this baseline on '{git_remote}'", hint="name them, or pull another branch first")
+    run_git(root, "fetch", "-q", git_remote, *(f"+{r.ref}:{r.ref}" for r, _ in found))
+    moved = 0
+    if cache:
+        results = transfer.fetch(project, remote=remote, scope=Scope(workspace=False, revs=tuple(s for _, s in found)))
+        moved = sum(r.transferred for r in results)
+    return ShareResult(tuple(r.name for r, _ in found), moved)
