@@ -74,7 +74,7 @@ def _values(raw: str, *, source: str) -> list[Any]:
     if call is None:
         parts = _split(raw)
         return [_scalar(p, source=source) for p in parts] if len(parts) > 1 else [_scalar(raw, source=source)]
-    args = [_scalar(p, source=source) for p in _split(call.group(2))]
+    args = [_scalar(p, source=source) for p in _split(call.group(2))] if call.group(2).strip() else []
     if call.group(1) == "choice":
         if not args:
             raise SpecError(f"{source}: choice() needs at least one value")
@@ -89,7 +89,8 @@ def _range(args: Sequence[Any], *, source: str) -> list[Any]:
     start, stop, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) > 2 else 1)
     if step == 0:
         raise SpecError(f"{source}: range() step must not be zero")
-    count = max(0, math.ceil((stop - start) / step))
+    # rounded first: (0.4 - 0.1) / 0.1 is 3.0000000000000004, and 0.4 is not in range(0.1, 0.4, 0.1)
+    count = max(0, math.ceil(round((stop - start) / step, 9)))
     if count == 0 or count > _MAX_COMBINATIONS:
         raise SpecError(f"{source}: range() gives {count} values", hint="give a start below stop, or a step")
     if all(isinstance(a, int) for a in (start, stop, step)):
