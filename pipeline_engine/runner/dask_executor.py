@@ -180,7 +180,7 @@ class DaskExecutor:
         try:
             if futures:
                 self._client.cancel(futures, force=True)
-            self._client.run(stop_run, self._run_id, on_error="ignore", wait=False)
+            self._client.run(stop_run, self._run_id, on_error="ignore")
         except (OSError, TimeoutError):
             pass  # a cluster that is gone runs nothing more
 

@@ -44,15 +44,11 @@ class Cluster:
         proc.wait(timeout=10)
 
     def stop(self) -> None:
+        """Kill every process of the cluster (nothing in it is worth a graceful shutdown)."""
         for proc in [*self.workers.values(), self.scheduler]:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in [*self.workers.values(), self.scheduler]:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait(timeout=10)
 
 
 def start_cluster(root: Path, workers: Sequence[str], resources: str = "CPU=1 MEMORY=2e9") -> Cluster:
@@ -232,6 +228,31 @@ def test_killing_a_worker_mid_stage_still_completes_the_run(workspace: Workspace
         assert set(workspace.lock()["stages"]) == {"slow"}
     finally:
         cluster.stop()
+
+
+def test_ctrl_c_stops_the_commands_on_the_workers_and_keeps_finished_stages(
+    workspace: Workspace, cluster: Cluster, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    _project(workspace, tmp_path / "remote", {
+        "fast": {"cmd": "echo fast > fast.txt", "outs": ["fast.txt"]},
+        "slow": {"cmd": f"touch {marks}/started && sleep 3 && touch {marks}/finished && touch slow.txt",
+                 "deps": ["fast.txt"], "outs": ["slow.txt"]},
+    })
+    run = subprocess.Popen([sys.executable, "-m", "pipeline_engine", "repro", "--scheduler", cluster.address],
+                           cwd=workspace.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (marks / "started").exists():
+        assert time.monotonic() < deadline and run.poll() is None, "stage 'slow' never started"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert "interrupted" in err
+    assert set(workspace.lock()["stages"]) == {"fast"}
+    time.sleep(4)
+    assert not (marks / "finished").exists(), "the worker's command ran on after Ctrl-C"
 
 
 @pytest.mark.s3
