@@ -9,7 +9,7 @@ this module:
     lock                          lock_path: the project lock (one pipe process changes a project)
     config.lock                   config_lock_path: held while a config file is edited
     memo.sqlite                   memo_path: the hash memo
-    pipeline.valid                validated_mark: digest of the pipeline.yaml text last validated
+    valid-texts                   valid_texts_path: digests of texts that passed their schema (core.schema)
     logs/<stage>.log, running/    logs_dir, running_dir: stage logs, running-stage records
 .pipe/cache/                      default_cache_dir (or `cache.dir`)
     objects/<2 hex>/<30 hex>      objects_dir: the object store (the same layout on every remote)
@@ -47,7 +47,7 @@ __all__ = [
     "runs_dir",
     "store_tmp_dir",
     "tmp_dir",
-    "validated_mark",
+    "valid_texts_path",
 ]
 
 #: Under `.pipe/`: the project lock, the hash memo, stage logs and running-stage records, scratch files.
@@ -105,9 +105,9 @@ def memo_path(control_dir: Path) -> Path:
     return control_dir / TMP_DIR / "memo.sqlite"
 
 
-def validated_mark(control_dir: Path) -> Path:
-    """The digest of the pipeline.yaml text last validated against the schema (skips revalidating it)."""
-    return control_dir / TMP_DIR / "pipeline.valid"
+def valid_texts_path(tmp: Path) -> Path:
+    """In `.pipe/tmp` (`tmp`): the digests of texts that passed their schema, one a line (see core.schema)."""
+    return tmp / "valid-texts"
 
 
 def logs_dir(control_dir: Path) -> Path:

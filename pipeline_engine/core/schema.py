@@ -26,17 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.hashing import hash_bytes
-from pipeline_engine.core.layout import tmp_dir
+from pipeline_engine.core.layout import tmp_dir, valid_texts_path
 from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
 from pipeline_engine.errors import SpecError
 
 __all__ = [
-    "MEMO_FILE", "SCHEMA_DIR", "check_schema", "describe_error", "is_known_valid", "key_path", "load_schema",
+    "SCHEMA_DIR", "check_schema", "describe_error", "is_known_valid", "key_path", "load_schema",
     "memo_of", "remember_valid", "schema_errors",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-MEMO_FILE = "valid-texts"
 # Past this size the memo file is started afresh (about 30,000 texts).
 _MEMO_LIMIT = 1 << 20
 # The control directory's name (project.CONTROL_DIR, a layer above this one).
@@ -105,7 +104,7 @@ def _memo_set(memo: Path | None) -> set[str]:
     if known is None:
         known = set()
         if memo is not None:
-            path = memo / MEMO_FILE
+            path = valid_texts_path(memo)
             try:
                 if path.stat().st_size > _MEMO_LIMIT:
                     path.unlink()
@@ -135,7 +134,7 @@ def remember_valid(name: str, text: str, *, memo: Path | None = None) -> None:
             return
         # One short O_APPEND write: lines from concurrent processes never interleave.
         try:
-            fd = os.open(memo / MEMO_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(valid_texts_path(memo), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, f"{digest}\n".encode("ascii"))
             finally:

@@ -16,8 +16,9 @@ from pipeline_engine.cache.pointer import Pointer, read_pointer, write_pointer
 from pipeline_engine.config import SETTINGS, Setting, read_config_file
 from pipeline_engine.core import schema as core_schema
 from pipeline_engine.core.hashing import Oid
+from pipeline_engine.core.layout import valid_texts_path
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.core.schema import MEMO_FILE, SCHEMA_DIR, check_schema
+from pipeline_engine.core.schema import SCHEMA_DIR, check_schema
 from pipeline_engine.errors import ConfigError, SpecError
 from pipeline_engine.pipeline.lock import LOCK_FILE, StageLock, parse_lock, read_lock, write_stage
 from tests.conftest import git
@@ -131,7 +132,7 @@ def test_a_text_that_passed_once_is_not_checked_again(tmp_path: Path, monkeypatc
     memo.mkdir(parents=True)
     (tmp_path / "a.pipe").write_text(POINTER.replace("raw.csv", "a"))
     read_pointer(tmp_path, "a.pipe")
-    assert len((memo / MEMO_FILE).read_text().split()) == 1
+    assert len(valid_texts_path(memo).read_text().split()) == 1
     core_schema._known.clear()  # a new process: the memo file is all it knows
 
     def refuse(*_: object) -> None:
@@ -186,7 +187,7 @@ def test_texts_read_at_a_revision_are_remembered_in_the_given_memo(tmp_path: Pat
     load_spec(files, memo=memo)
     read_pointer(files, "a.pipe", memo=memo)
     read_lock(files, memo=memo)
-    assert len((memo / MEMO_FILE).read_text().split()) == 3
+    assert len(valid_texts_path(memo).read_text().split()) == 3
     core_schema._known.clear()
 
     def refuse(*_: object) -> None:
