@@ -280,3 +280,13 @@ def test_stage_resources_parse_sizes_and_refuse_unknown_names(workspace: Workspa
     workspace.write_pipeline({"a": {"cmd": "true", "resources": {"tpus": 1}}})
     with pytest.raises(SpecError, match=r"stage 'a': unknown key 'tpus' \(did you mean 'gpus'\?\)"):
         load_spec(workspace.root)
+    workspace.write_pipeline({"a": {"cmd": "true", "resources": {"memory": "lots"}}})
+    with pytest.raises(SpecError, match="stage 'a'"):
+        load_spec(workspace.root)
+
+
+def test_without_a_shared_filesystem_a_default_remote_is_needed_before_anything_starts(workspace: Workspace) -> None:
+    workspace.write_pipeline({"a": {"cmd": "echo a > a.txt", "outs": ["a.txt"]}})
+    refused = workspace.pipe("repro", "--executor", "dask", exit_code=1)
+    assert "no remote given and no default remote set" in refused.stderr
+    assert not (workspace.root / "a.txt").exists()
