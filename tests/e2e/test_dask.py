@@ -51,8 +51,11 @@ class Cluster:
             proc.wait(timeout=10)
 
 
-def start_cluster(root: Path, workers: Sequence[str], resources: str = "CPU=1 MEMORY=2e9") -> Cluster:
-    """`dask scheduler` plus one single-threaded `dask worker` per name, each in `root/<name>`."""
+def start_cluster(root: Path, workers: Sequence[str], *, gpus: int = 0) -> Cluster:
+    """`dask scheduler` plus one single-threaded `dask worker` per name, each in `root/<name>`.
+
+    `gpus`: one more worker, 'gpu', with two threads and that many `GPU` resources (no GPU needed).
+    """
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **DUMMY_ENV}
     env.pop("PIPE_WORKER_DIR", None)
@@ -67,16 +70,19 @@ def start_cluster(root: Path, workers: Sequence[str], resources: str = "CPU=1 ME
         assert time.monotonic() < deadline and scheduler.poll() is None, "the Dask scheduler did not start"
         time.sleep(0.1)
     cluster = Cluster(json.loads(info.read_text())["address"], root, scheduler)
-    for name in workers:
+    specs = [(name, "1", "CPU=1 MEMORY=2e9") for name in workers]
+    if gpus:
+        specs.append(("gpu", "2", f"CPU=2 MEMORY=2e9 GPU={gpus}"))
+    for name, threads, resources in specs:
         home = root / name
         home.mkdir()
         cluster.workers[name] = subprocess.Popen(
             [sys.executable, "-m", "dask", "worker", "--scheduler-file", str(info), "--name", name,
-             "--nthreads", "1", "--no-nanny", "--no-dashboard", "--local-directory", str(home),
+             "--nthreads", threads, "--no-nanny", "--no-dashboard", "--local-directory", str(home),
              "--resources", resources],
             cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-    _wait_for_workers(cluster.address, len(workers))
+    _wait_for_workers(cluster.address, len(specs))
     return cluster
 
 
@@ -89,8 +95,8 @@ def _wait_for_workers(address: str, count: int) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A scheduler and workers 'w1', 'w2', shared by this module's tests that kill no worker."""
-    running = start_cluster(tmp_path_factory.mktemp("dask"), ["w1", "w2"])
+    """A scheduler and workers 'w1', 'w2' and 'gpu' (2 GPUs), shared by this module's tests that kill no worker."""
+    running = start_cluster(tmp_path_factory.mktemp("dask"), ["w1", "w2"], gpus=2)
     yield running
     running.stop()
 
@@ -142,7 +148,7 @@ def test_a_fan_out_fan_in_pipeline_on_workers_matches_a_local_run(
     # Each stage ran on a worker; its log came back to the client, named after the stage.
     logs = workspace.root / ".pipe" / "tmp" / "logs"
     for stage in ("prepare", "part@odd", "part@even", "report"):
-        assert (logs / f"{stage}.log").read_text().strip() in {"on w1", "on w2"}, stage
+        assert (logs / f"{stage}.log").read_text().strip() in {"on w1", "on w2", "on gpu"}, stage
     assert not any(p.name == "numbers.txt" for p in cluster.root.rglob("*") if "scratch" in p.parts), \
         "a scratch directory outlived its attempt"
 
@@ -158,11 +164,12 @@ def test_a_stage_needing_resources_no_worker_has_is_refused_before_anything_runs
     _project(workspace, tmp_path / "remote", {
         "first": {"cmd": "echo 1 > first.txt", "outs": ["first.txt"]},
         "train": {"cmd": "echo 2 > model.txt", "deps": ["first.txt"], "outs": ["model.txt"],
-                  "resources": {"gpus": 1, "memory": "1GiB"}},
+                  "resources": {"gpus": 4, "memory": "1GiB"}},
     })
     refused = workspace.pipe("repro", "--scheduler", cluster.address, exit_code=1)
-    assert "stage 'train': 'resources' asks for GPU=1, MEMORY=1.07374e+09" in refused.stderr
-    assert "'w1': CPU=1, MEMORY=2e+09" in refused.stderr and "dask worker --resources" in refused.stderr
+    assert "stage 'train': 'resources' asks for GPU=4, MEMORY=1.07374e+09" in refused.stderr
+    assert "'gpu': CPU=2, GPU=2, MEMORY=2e+09; 'w1': CPU=1, MEMORY=2e+09" in refused.stderr
+    assert "dask worker --resources" in refused.stderr
     assert not (workspace.root / "first.txt").exists() and not (workspace.root / "pipeline.lock").exists()
 
     # Within what a worker has, the stage runs there.
@@ -170,6 +177,21 @@ def test_a_stage_needing_resources_no_worker_has_is_refused_before_anything_runs
                                         "resources": {"cpus": 1, "memory": "1.5 GB"}}})
     workspace.pipe("repro", "--scheduler", cluster.address)
     assert workspace.read("model.txt") == "2\n"
+
+
+def test_gpu_stages_run_where_gpus_are_and_see_the_ones_they_hold(
+    workspace: Workspace, cluster: Cluster, tmp_path: Path
+) -> None:
+    show = "echo \"$DASK_WORKER_NAME:$(printenv CUDA_VISIBLE_DEVICES || echo unset)\" >"
+    _project(workspace, tmp_path / "remote", {
+        "both": {"cmd": f"{show} both.txt", "outs": ["both.txt"], "resources": {"gpus": 2}},
+        "one": {"cmd": f"{show} one.txt", "outs": ["one.txt"], "resources": {"gpus": 1}},
+        "none": {"cmd": f"{show} none.txt", "outs": ["none.txt"], "resources": {"cpus": 1}},
+    })
+    workspace.pipe("repro", "--scheduler", cluster.address)
+    assert workspace.read("both.txt") == "gpu:0,1\n"
+    assert workspace.read("one.txt") in {"gpu:0\n", "gpu:1\n"}
+    assert workspace.read("none.txt").endswith(":unset\n")
 
 
 def test_a_failing_stage_fails_the_run_with_its_log_and_keep_going_runs_the_rest(
@@ -200,7 +222,7 @@ def test_shared_filesystem_mode_runs_in_the_project_and_needs_no_remote(
     workspace.pipe("config", "executor.scheduler", cluster.address)
     workspace.pipe("repro")
     assert Path(workspace.read("where.txt").strip()).resolve() == workspace.root.resolve()
-    assert workspace.read("who.txt").strip() in {"w1", "w2"}
+    assert workspace.read("who.txt").strip() in {"w1", "w2", "gpu"}
     assert "nothing to do" in workspace.pipe("repro", "--executor", "local").stderr
 
 
