@@ -80,7 +80,7 @@ def select_revisions(project: Project, scope: Scope) -> list[Revision]:
         for tag in sorted(repo.tags, key=lambda t: t.name):
             found.setdefault(tag.commit.hexsha, Revision(tag.name, tag.commit.hexsha))
     if scope.all_commits:
-        for sha in _rev_list(repo, "--all", None):
+        for sha in repo.git.rev_list("--all").split():
             found.setdefault(sha, Revision(sha[:7], sha))
     return list(found.values())
 
@@ -88,7 +88,9 @@ def select_revisions(project: Project, scope: Scope) -> list[Revision]:
 def _rev_list(repo: object, rev: str, num: int | None) -> Sequence[str]:
     import git
 
-    args = [rev] if num is None else ["-n", str(max(num, 1)), rev]
+    # `--end-of-options`: a rev such as `--output=FILE` is a name, not an option git acts on; `^{commit}`:
+    # a tree or blob (`HEAD:path`) is an unknown revision, not an empty list.
+    args = ([] if num is None else ["-n", str(max(num, 1))]) + ["--end-of-options", f"{rev}^{{commit}}"]
     try:
         out: str = repo.git.rev_list(*args)  # type: ignore[attr-defined]
     except git.GitCommandError as exc:

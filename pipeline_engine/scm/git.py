@@ -131,10 +131,16 @@ class Git:
         """
         import git
 
+        # git itself resolves the name: GitPython's rev_parse raises KeyError, IndexError or
+        # NotImplementedError on revisions a user may type (`HEAD:dir/..`, `@{-1}`, `main@{yesterday}`).
+        sha = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
+                        check=False).strip() if rev and not rev.startswith("-") else ""
         try:
-            commit = self.repo.commit(rev)
-        except (git.GitError, git.BadName, git.BadObject, ValueError) as exc:
-            raise ScmError(f"unknown revision '{rev}'", hint="run 'git log --oneline' to list revisions") from exc
+            commit = self.repo.commit(sha) if sha else None
+        except (git.GitError, git.BadName, git.BadObject, ValueError):
+            commit = None
+        if commit is None:
+            raise ScmError(f"unknown revision '{rev}'", hint="run 'git log --oneline' to list revisions")
         prefix = check_relpath(project_prefix, source="project root", allow_root=True) if project_prefix else ""
         return GitRevisionFiles(commit, label=rev, prefix=prefix)
 

@@ -1,0 +1,58 @@
+"""Revision names typed by a user (or pasted from a CI script) reach git: each either names a commit or
+is a clean "unknown revision" error (exit 1), never an internal error (exit 70).
+
+GitPython's rev-parse raised KeyError (`HEAD:dir/..`), IndexError (`@{-1}`, `HEAD@{99}`) and
+NotImplementedError (`main@{yesterday}`, which git itself understands) from `ProjectIndex.at`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import Workspace
+
+pytestmark = pytest.mark.reliability
+
+BAD = ["HEAD:../../", "HEAD:metrics.json", "HEAD^{tree}", "@{-1}", "HEAD@{99}", "HEAD:nonexist", ":", "0" * 40]
+
+
+@pytest.fixture
+def history(workspace: Workspace) -> Workspace:
+    workspace.write({"pipeline.yaml": "metrics: [metrics.json]\nplots: [loss.csv]\n"})
+    workspace.history([
+        {"metrics.json": '{"acc": 0.5}', "loss.csv": "step,loss\n0,1\n1,0.5\n", "params.yaml": "lr: 1\n"},
+        {"metrics.json": '{"acc": 0.7}', "loss.csv": "step,loss\n0,0.9\n1,0.4\n", "params.yaml": "lr: 2\n"},
+    ])
+    return workspace
+
+
+@pytest.mark.parametrize("rev", BAD)
+@pytest.mark.parametrize("command", [["metrics", "diff"], ["params", "diff"], ["diff"],
+                                     ["plots", "diff", "-o", "out"], ["metrics", "show", "--rev"]])
+def test_a_malformed_revision_is_an_unknown_revision(history: Workspace, command: list[str], rev: str) -> None:
+    result = history.pipe(*command, rev, exit_code=1)
+    assert f"unknown revision '{rev}'" in result.output
+
+
+def test_a_reflog_date_git_understands_is_a_revision(history: Workspace) -> None:
+    result = history.pipe("metrics", "diff", "HEAD@{1.year.ago}", "HEAD", "--json", exit_code=None)
+    # no reflog entry that old: git answers with the oldest one, as `git rev-parse` does
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("command", [["metrics", "show"], ["fetch"], ["gc", "-w"],
+                                     ["push"], ["status", "--cloud"]])
+def test_a_rev_that_looks_like_an_option_is_a_name_git_never_acts_on(history: Workspace, command: list[str]) -> None:
+    target = history.root.parent / "written-by-git"
+    rev = f"--output={target}"
+    history.pipe(*command, "--rev", rev, exit_code=1)
+    assert not target.exists()
+
+
+def test_a_rev_naming_a_file_is_an_unknown_revision_not_an_empty_scope(history: Workspace) -> None:
+    result = history.pipe("metrics", "show", "--rev", "HEAD:metrics.json", exit_code=1)
+    assert "unknown revision 'HEAD:metrics.json'" in result.output
+    shown = json.loads(history.pipe("metrics", "show", "--rev", "HEAD~1", "--json").stdout)
+    assert shown["HEAD~1"]["data"]["metrics.json"]["data"] == {"acc": 0.5}
