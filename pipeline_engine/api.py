@@ -131,6 +131,8 @@ def open(path: str | os.PathLike[str], repo: str | os.PathLike[str] | None = Non
 
 
 def _open_binary(project: Project, rel: str, rev: str | None, remote: str | None) -> IO[bytes]:
+    from pipeline_engine.core.hashing import is_dir_oid
+
     index = _index(project, rev)
     if rev is None:
         from pipeline_engine.core.pathgate import resolve_in_project
@@ -142,8 +144,11 @@ def _open_binary(project: Project, rel: str, rev: str | None, remote: str | None
     if found is None:
         data = index.files.read_bytes(rel)
         if data is None:
-            raise PathError(f"'{index.files.describe(rel)}' does not exist and is not tracked by pipe")
+            raise PathError(f"{index.files.describe(rel)}: does not exist and is not tracked by pipe")
         return io.BytesIO(data)
+    if is_dir_oid(found.oid):  # a tracked directory: the object is pipe's manifest, not the user's content
+        raise PathError(f"{index.files.describe(rel)}: is a directory (the API reads files)",
+                        hint="pass the path of a file inside it")
     store = project.store
     if not store.exists(found.oid):
         _download(project, index, rel, found.oid, remote)
