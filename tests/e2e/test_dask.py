@@ -312,3 +312,10 @@ def test_without_a_shared_filesystem_a_default_remote_is_needed_before_anything_
     refused = workspace.pipe("repro", "--executor", "dask", exit_code=1)
     assert "no remote given and no default remote set" in refused.stderr
     assert not (workspace.root / "a.txt").exists()
+
+
+def test_a_local_repro_never_imports_dask() -> None:
+    code = ("import sys; import pipeline_engine.ops.repro, pipeline_engine.cli.repro; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
