@@ -101,10 +101,12 @@ def _summary(result: Any) -> None:
               help="Run stage commands as local processes or as tasks on a Dask cluster (default: executor.type).")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="The Dask scheduler, e.g. tcp://HOST:8786 (default: executor.scheduler, else a local cluster).")
+@click.option("--no-checkout", is_flag=True, help="Dask executor: leave the outs of the last stages on the "
+              "remote (recorded in pipeline.lock; 'pipe pull' brings them).")
 def repro(
     targets: tuple[str, ...], force: bool, dry: bool, downstream: bool, single: bool, keep_going: bool,
     force_downstream: bool, jobs: int | None, no_run_cache: bool, wait: bool, pull: bool,
-    executor: str | None, scheduler: str | None,
+    executor: str | None, scheduler: str | None, no_checkout: bool,
 ) -> None:
     """Run the stages whose deps, params, cmd or outs changed, and record them in pipeline.lock."""
     from pipeline_engine.ops.repro import ReproOptions
@@ -115,6 +117,7 @@ def repro(
         force=force, force_downstream=force_downstream, downstream=downstream, single=single,
         keep_going=keep_going, jobs=jobs, run_cache=not no_run_cache, wait=wait, pull=pull,
         executor="dask" if scheduler and executor is None else executor, scheduler=scheduler,
+        checkout=not no_checkout,
     )
     project = Project.find()
     if dry:

@@ -68,12 +68,15 @@ class RemoteSpec:
 class RemoteExchange:
     """Client side of the exchange through the project's remote (see the module docstring).
 
+    `keep`: stages whose outs stay on the remote (`receive` fetches nothing for them).
+
     Raises:
         RemoteNotConfiguredError: `remote` is unknown, or None and no default remote is set.
     """
 
-    def __init__(self, project: Project, remote: str | None = None) -> None:
+    def __init__(self, project: Project, remote: str | None = None, *, keep: frozenset[str] = frozenset()) -> None:
         self._project = project
+        self._keep = keep
         self._remote = open_project_remote(project, remote)
         config = project.config.remotes[self._remote.name]
         url = self._remote.root if backend_for(config.url).local else config.url
@@ -103,11 +106,13 @@ class RemoteExchange:
         raise_for_failures("push", push_outs(project.store, self._remote, job.deps, progress=NullProgress()))
 
     def receive(self, job: StageJob, outs: tuple[PathRecord, ...]) -> None:
-        """Fetch the objects of `outs` (pushed by a worker) into the project's cache.
+        """Fetch the objects of `outs` (pushed by a worker) into the project's cache, unless the stage's stay there.
 
         Raises:
             RemoteError: an object could not be fetched.
         """
+        if job.name in self._keep:
+            return
         raise_for_failures("fetch", fetch_outs(self._project.store, self._remote, outs, progress=NullProgress()))
 
 

@@ -52,6 +52,7 @@ class ReproOptions:
     pull: bool = False
     executor: str | None = None  # "local" | "dask"; None: config's executor.type
     scheduler: str | None = None  # a Dask scheduler's address; None: config's, else a local cluster
+    checkout: bool = True  # False (--no-checkout): the last stages' outs stay on the remote (Dask executor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,18 +132,23 @@ def repro(
             # Entries of stages removed from (or renamed in) pipeline.yaml would keep their outs alive.
             for stale in sorted(set(pipeline.lock.stages) - set(pipeline.stages)):
                 writer.update(stale, None)
+        chosen = set(names)
+        upstream = {n: [u for u in pipeline.graph.upstream[n] if u in chosen] for n in names}
+        # --no-checkout: only the outs no selected stage reads stay on the remote.
+        read = {u for ups in upstream.values() for u in ups}
+        remote_only = frozenset() if options.checkout else frozenset(chosen - read)
         with contextlib.ExitStack() as owned:
             if executor is None:
                 selected = [pipeline.stages[n] for n in names]
-                executor = owned.enter_context(
-                    open_executor(project, kind, selected, jobs=jobs, scheduler=options.scheduler)
-                )
+                executor = owned.enter_context(open_executor(
+                    project, kind, selected, jobs=jobs, scheduler=options.scheduler, checkout=options.checkout,
+                    remote_only=remote_only,
+                ))
             life = StageLife(
                 project, pipeline, executor, listener, writer, log=jobs > 1, force=options.force,
                 force_downstream=options.force_downstream, run_cache=options.run_cache, puller=puller,
+                remote_only=remote_only,
             )
-            chosen = set(names)
-            upstream = {n: [u for u in pipeline.graph.upstream[n] if u in chosen] for n in names}
             result = _schedule(upstream, life, executor, jobs=jobs, keep_going=options.keep_going)
         if any(isinstance(e, PipeInterrupted) for e in result.failed.values()):
             raise PipeInterrupted("interrupted: finished stages were kept", hint="run 'pipe repro' again")

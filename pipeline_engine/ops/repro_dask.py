@@ -48,22 +48,28 @@ def stage_slots(project: Project, kind: str, scheduler: str | None, jobs: int | 
 
 
 def open_executor(
-    project: Project, kind: str, stages: Sequence[StageSpec], *, jobs: int, scheduler: str | None = None
+    project: Project, kind: str, stages: Sequence[StageSpec], *, jobs: int, scheduler: str | None = None,
+    checkout: bool = True, remote_only: frozenset[str] = frozenset(),
 ) -> Executor:
     """A LocalExecutor, or a DaskExecutor that has checked every stage's `resources` against its workers.
 
-    A local Dask cluster gets `jobs` worker processes (one thread each).
+    A local Dask cluster gets `jobs` worker processes (one thread each). `remote_only`: stages
+    whose outs the client leaves on the remote (`checkout` False, `pipe repro --no-checkout`).
 
     Raises:
+        ConfigError: --no-checkout without an exchange through the remote.
         RemoteError: the scheduler cannot be reached. RemoteNotConfiguredError: no default remote
             (needed unless executor.shared_fs). SpecError: a stage needs resources no worker has.
     """
+    if not checkout and (kind == "local" or project.config.shared_fs):
+        raise ConfigError("--no-checkout leaves outs on the remote: it needs the Dask executor without "
+                          "executor.shared_fs", hint="add '--executor dask', or drop --no-checkout")
     if kind == "local":
         return LocalExecutor(jobs)
     from pipeline_engine.index.remote_run import RemoteExchange
     from pipeline_engine.runner.dask_executor import DaskExecutor
 
-    exchange = None if project.config.shared_fs else RemoteExchange(project)
+    exchange = None if project.config.shared_fs else RemoteExchange(project, keep=remote_only)
     executor = DaskExecutor(scheduler or project.config.scheduler, jobs=jobs, exchange=exchange)
     try:
         executor.check_resources({s.name: dict(s.resources) for s in stages if s.resources and not s.frozen})

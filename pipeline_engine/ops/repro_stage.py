@@ -108,6 +108,8 @@ class StageLife:
 
     `log`: each running stage's output goes to `.pipe/tmp/logs/<stage>.log` (and, line by
     line, to the listener) instead of straight to the terminal; set when stages run in parallel.
+    `remote_only`: stages whose outs, hashed and stored by a remote executor, stay on the remote
+    (`pipe repro --no-checkout`): recorded in the lock, neither fetched nor checked out.
     """
 
     project: Project
@@ -120,6 +122,7 @@ class StageLife:
     force_downstream: bool = False
     run_cache: bool = True
     puller: Puller | None = None
+    remote_only: frozenset[str] = frozenset()
     ran: set[str] = field(default_factory=set)
     failures: dict[str, StageOutcome] = field(default_factory=dict)
 
@@ -234,7 +237,7 @@ class StageLife:
         if result.outs is None:
             records = save_outs(self.project, stage, keep_uncached=runcache.is_cacheable(stage))
         else:
-            records = self._place(stage, result.outs)
+            records = self._place(stage, result.outs, checkout=stage.name not in self.remote_only)
         entry = _entry(stage, d.state, records)
         # Recorded even under --no-run-cache: that flag only stops restoring. And recorded before
         # the lock entry: a pipe killed between the two leaves a stage the rerun restores from this
@@ -260,8 +263,8 @@ class StageLife:
             resources=dict(stage.resources),
         )
 
-    def _place(self, stage: StageSpec, outs: tuple[PathRecord, ...]) -> tuple[PathRecord, ...]:
-        """Check out the outs an executor hashed and stored, git-ignoring the cached ones as `save_outs` does."""
+    def _place(self, stage: StageSpec, outs: tuple[PathRecord, ...], *, checkout: bool = True) -> tuple[PathRecord, ...]:
+        """Check out (unless not `checkout`) the outs an executor hashed and stored, git-ignoring the cached ones."""
         by_path = {r.path: r for r in outs}
         for out in stage.outs:
             if out.path not in by_path:
@@ -271,7 +274,7 @@ class StageLife:
                 )
         records = tuple(by_path[o.path] for o in stage.outs)
         copies = frozenset(o.path for o in stage.outs if not o.cache)
-        if not restore_outs(self.project, records, copies):
+        if checkout and not restore_outs(self.project, records, copies):
             raise MissingOutputError(
                 f"stage '{stage.name}': the executor returned outs whose objects are not in the cache",
                 hint=f"run 'pipe repro {stage.name}' again",

@@ -210,6 +210,27 @@ def test_a_failing_stage_fails_the_run_with_its_log_and_keep_going_runs_the_rest
     assert not (workspace.root / "after.txt").exists()
 
 
+def test_no_checkout_leaves_the_last_outs_on_the_remote_for_a_later_pull(
+    workspace: Workspace, cluster: Cluster, tmp_path: Path
+) -> None:
+    _project(workspace, tmp_path / "remote", {
+        "features": {"cmd": "echo features > features.txt", "outs": ["features.txt"]},
+        "model": {"cmd": "cat features.txt > model.txt && echo trained >> model.txt",
+                  "deps": ["features.txt"], "outs": ["model.txt"]},
+    })
+    workspace.pipe("repro", "--scheduler", cluster.address, "--no-checkout")
+    assert set(workspace.lock()["stages"]) == {"features", "model"}
+    assert workspace.read("features.txt") == "features\n"  # read by a later stage: checked out
+    assert not (workspace.root / "model.txt").exists()
+    assert "model.txt" in workspace.read(".gitignore")
+
+    workspace.pipe("pull")
+    assert workspace.read("model.txt") == "features\ntrained\n"
+    assert "nothing to do" in workspace.pipe("repro").stderr
+    refused = workspace.pipe("repro", "--executor", "local", "--no-checkout", exit_code=1)
+    assert "--no-checkout leaves outs on the remote" in refused.stderr
+
+
 def test_shared_filesystem_mode_runs_in_the_project_and_needs_no_remote(
     workspace: Workspace, cluster: Cluster
 ) -> None:
