@@ -30,7 +30,7 @@ from pipeline_engine.errors import PipeError, SpecError
 from pipeline_engine.ops.plots.data import REV, SeriesPoints
 
 __all__ = [
-    "DEFAULT_TEMPLATE", "TEMPLATE_NAMES", "Chart", "Template", "fill_chart", "javascript_bundle",
+    "CSP", "DEFAULT_TEMPLATE", "TEMPLATE_NAMES", "Chart", "Template", "fill_chart", "javascript_bundle",
     "load_template", "page_html", "render_images", "template_names",
 ]
 
@@ -109,6 +109,9 @@ def load_template(name: str | None, control_dir: Path) -> Template:
         raise SpecError(f"{source}: the template has no '<PIPE_DATA>' anchor for the data")
     if any(isinstance(node, Mapping) and "url" in node for node in _nodes(content)):
         raise SpecError(f"{source}: a template may not load data by 'url' (plots show only the data pipe reads)")
+    if "usermeta" in content:  # vega-embed takes options from it that fetch URLs and write HTML
+        raise SpecError(f"{source}: a template may not set 'usermeta' (vega-embed options: loaders, "
+                        "config and source-view HTML)", hint="remove the 'usermeta' key")
     return Template(name, content, source)
 
 
@@ -260,7 +263,13 @@ def page_html(charts: Sequence[Chart], *, bundle: str, title: str = "pipe plots"
             body = f'<img src="data:{mime};base64,{data}" alt="{heading}">'
         blocks.append(f'<section class="plot"><h2>{heading}</h2>{body}</section>')
     payload = json.dumps(specs, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return _PAGE.format(title=html.escape(title), bundle=bundle, blocks="\n".join(blocks), specs=payload)
+    return _PAGE.format(title=html.escape(title), csp=CSP, bundle=bundle, blocks="\n".join(blocks), specs=payload)
+
+
+# The page loads nothing: no request leaves it whatever a spec or template asks for (a template comes
+# through git). Vega compiles its expressions with Function, hence 'unsafe-eval'; the scripts are inline.
+CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+       "img-src data: blob:; font-src data:; form-action 'none'; base-uri 'none'")
 
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
@@ -270,6 +279,7 @@ _PAGE = """<!DOCTYPE html>
 <html>
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <title>{title}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1em; }}
