@@ -74,6 +74,20 @@ def diamond() -> dict[str, object]:
                      "outs": ["sink.txt"]}}
 
 
+def task_round_trip(address: str, base: Path, count: int = 20) -> float:
+    """Mean seconds from submit to result of a no-op job on a connected executor (shared-fs mode: no transfers)."""
+    from pipeline_engine.runner.dask_executor import DaskExecutor
+    from pipeline_engine.runner.executor import StageJob
+
+    with DaskExecutor(address, jobs=1) as executor:
+        job = StageJob(name="noop", cmd="true", root=base)
+        executor.submit(job).result()  # warm: the worker imports pipe's modules once
+        start = time.perf_counter()
+        for _ in range(count):
+            executor.submit(job).result()
+        return (time.perf_counter() - start) / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=4)
@@ -99,6 +113,8 @@ def main() -> None:
             ]
             rows = [Timing(name, time_runs(lambda a=argv, r=root: run(a, r), repeat=args.repeat), None)
                     for name, argv, root in workloads]
+            rows.append(Timing("one no-op task's round trip (connected, in-process)",
+                               task_round_trip(address, base), None))
             print_table(f"pipe repro -f on a Dask cluster of {args.workers} single-threaded workers "
                         f"({os.cpu_count()} CPUs)", rows)
         finally:
