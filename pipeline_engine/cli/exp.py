@@ -37,7 +37,7 @@ def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None,
         jobs: int, force: bool, keep_going: bool, no_run_cache: bool) -> None:
     """Run the pipeline with param overrides in a private worktree and record the result under refs/exps/."""
     from pipeline_engine.ops.exp.run import ExpRunOptions
-    from pipeline_engine.ops.exp.run import run as run_exps
+    from pipeline_engine.ops.exp.run_all import run as run_exps
     from pipeline_engine.ops.exp.run_all import run_all as run_queued
     from pipeline_engine.ops.repro import ReproOptions
     from pipeline_engine.pipeline.overrides import parse_sweep
@@ -267,7 +267,7 @@ def clean() -> None:
 
 @click.group(cls=SuggestingGroup)
 def queue() -> None:
-    """The experiment queue (pipe exp run --queue): status, logs, remove."""
+    """The experiment queue (pipe exp run --queue): status, logs, start, kill, remove."""
 
 
 @queue.command("status")
@@ -282,15 +282,37 @@ def status() -> None:
 
 @queue.command("logs")
 @click.argument("name")
-def logs(name: str) -> None:
-    """The log of an experiment run from the queue."""
-    from pipeline_engine.ops.exp.records import exps_dir
+@click.option("-f", "--follow", is_flag=True, help="Go on printing while the experiment runs.")
+def logs(name: str, follow: bool) -> None:
+    """The log of an experiment (what its stages printed, and its error)."""
+    from pipeline_engine.ops.exp.worker import follow_log
+
+    for chunk in follow_log(Project.find(), name, follow=follow):
+        render.out.file.write(chunk)
+        render.out.file.flush()
+
+
+@queue.command("start")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Experiments at once.")
+def start(jobs: int) -> None:
+    """Run the queue in the background (a worker that survives closing the terminal)."""
+    from pipeline_engine.ops.exp.worker import start_worker
+
+    pid = start_worker(Project.find(), jobs=jobs)
+    render.info(f"started a worker (pid {pid}) running {jobs} experiment(s) at once; "
+                "follow it with 'pipe queue status' and 'pipe queue logs NAME -f'")
+
+
+@queue.command("kill")
+@click.argument("names", nargs=-1, required=True)
+def kill(names: tuple[str, ...]) -> None:
+    """Stop running experiments; they are recorded as failed."""
+    from pipeline_engine.ops.exp.worker import kill as kill_exp
 
     project = Project.find()
-    found = sorted((exps_dir(project) / "logs").glob(f"*-{name}.log"))
-    if not found:
-        raise PipeError(f"no log for experiment '{name}'", hint="run 'pipe queue status' to list experiments")
-    render.out.file.write(found[-1].read_text(encoding="utf-8", errors="replace"))
+    for name in names:
+        kill_exp(project, name)
+        render.info(f"asked experiment '{escape(name)}' to stop")
 
 
 @queue.command("remove")

@@ -64,3 +64,24 @@ def test_a_failed_experiment_exits_1_naming_it_and_the_rest_are_recorded(workspa
     assert [r.rsplit("/", 1)[1] for r in _refs(workspace)] == ["sweep-2"]
     log = pipe_process("queue", "logs", "sweep-1", cwd=workspace.root, check=0).stdout
     assert "AssertionError" in log or "exited" in log
+
+
+def test_queue_start_runs_in_the_background_and_kill_stops_one_experiment(workspace: Workspace, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    _project(workspace, marks)
+    pipe_process("exp", "run", "--queue", "-n", "s", "-S", "lr=0.2,0.3", cwd=workspace.root, check=0)
+    started = pipe_process("queue", "start", "-j", "2", cwd=workspace.root, check=0)
+    assert "started a worker" in started.stderr
+    deadline = time.monotonic() + 90
+    while not (marks / "started-0.3").exists():
+        assert time.monotonic() < deadline, "the background worker never ran 's-2'"
+        time.sleep(0.05)
+    assert "running" in pipe_process("queue", "status", cwd=workspace.root, check=0).stdout
+    pipe_process("queue", "kill", "s-2", cwd=workspace.root, check=0)
+    # `logs -f` follows the experiment until it ends (killed: well before its 60 s sleep)
+    followed = pipe_process("queue", "logs", "-f", "s-2", cwd=workspace.root, check=0).stdout
+    assert "killed" in followed
+    status = pipe_process("queue", "status", cwd=workspace.root, check=0).stdout
+    assert "failed" in status and "queued" not in status and "running" not in status
+    assert [r.rsplit("/", 1)[1] for r in _refs(workspace)] == ["s-1"]
+    assert "no running experiment 's-2'" in pipe_process("queue", "kill", "s-2", cwd=workspace.root, check=1).stderr

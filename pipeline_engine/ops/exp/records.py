@@ -31,8 +31,8 @@ from pipeline_engine.pipeline.overrides import Override, from_records, to_record
 from pipeline_engine.project import Project
 from pipeline_engine.scm.exps import is_valid_name, list_exp_refs
 
-__all__ = ["ExpEntry", "ExpState", "entries", "exps_dir", "log_path", "new_name", "now", "queue_ref", "remove_entry",
-           "save_entry", "taken_names"]
+__all__ = ["ExpEntry", "ExpState", "clear_kill", "entries", "exps_dir", "kill_requests", "log_path", "new_name", "now",
+           "queue_ref", "read_log", "remove_entry", "request_kill", "save_entry", "taken_names"]
 
 
 class ExpState(enum.Enum):
@@ -174,6 +174,38 @@ def new_name(taken: set[str]) -> str:
         if name not in taken and is_valid_name(name):
             return name
     raise PipeError("could not find a free experiment name", hint="give one with -n NAME")
+
+
+def request_kill(project: Project, entry: ExpEntry) -> None:
+    """Ask the pipe process running `entry` to stop it (it polls `kill_requests`)."""
+    path = exps_dir(project) / "kill" / entry.key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, f"{os.getpid()}\n")
+
+
+def kill_requests(project: Project) -> list[str]:
+    """Keys of the entries someone asked to stop."""
+    folder = exps_dir(project) / "kill"
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+
+
+def clear_kill(project: Project, key: str) -> None:
+    """The request for `key` was carried out."""
+    (exps_dir(project) / "kill" / key).unlink(missing_ok=True)
+
+
+def read_log(project: Project, name: str) -> tuple[ExpEntry | None, Path]:
+    """The newest log of the experiment called `name` and its entry (None once it is recorded).
+
+    Raises:
+        PipeError: no log for that name.
+    """
+    found = sorted((exps_dir(project) / "logs").glob(f"*-{name}.log"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise PipeError(f"no log for experiment '{name}'", hint="run 'pipe queue status' to list experiments")
+    key = found[-1].stem
+    entry = next((e for e in entries(project) if e.key == key), None)
+    return entry, found[-1]
 
 
 def now() -> float:

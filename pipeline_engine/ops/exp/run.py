@@ -53,8 +53,8 @@ from pipeline_engine.scm.exps import (
 
 DEFAULT_REPRO = ReproOptions()
 
-__all__ = ["DEFAULT_REPRO", "ExecutorSet", "ExpResult", "ExpRunOptions", "LogListener", "choose_names", "queue", "run",
-           "run_entry"]
+__all__ = ["DEFAULT_OPTIONS", "DEFAULT_REPRO", "ExecutorSet", "ExpResult", "ExpRunOptions", "LogListener", "choose_names",
+           "queue", "run_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,28 +117,16 @@ def queue(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
     return queued
 
 
-def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
-        options: ExpRunOptions = DEFAULT_OPTIONS, listener: ReproListener | None = None) -> list[ExpResult]:
-    """Queue the experiments, then (unless `options.queue`) run them one after the other.
-
-    Raises:
-        as `queue`; PipeInterrupted: Ctrl-C (the running experiment and those after it stay queued).
-    """
-    queued = queue(project, targets, sweeps, options)
-    if options.queue:
-        return [ExpResult(e.name, e.baseline, ExpState.QUEUED, e.overrides) for e in queued]
-    return [run_entry(project, e, options.repro, listener, force=options.force) for e in queued]
-
-
 def run_entry(project: Project, entry: ExpEntry, options: ReproOptions = DEFAULT_REPRO,
               listener: ReproListener | None = None, *, force: bool = False,
               executors: ExecutorSet | None = None) -> ExpResult:
     """Run one queued experiment in its own worktree and record it; a PipeError records it as failed.
 
-    `executors` collects the running experiment's executor, so another thread can cancel it.
+    `executors` holds the running experiment's executor under its key, so the thread watching
+    for signals and kill requests can stop it.
 
     Raises:
-        PipeInterrupted: Ctrl-C; the entry is queued again.
+        PipeInterrupted: a stop signal (here, or `executors` stopping); the entry is queued again.
     """
     running = dataclasses.replace(entry, state=ExpState.RUNNING)
     save_entry(project, running)
@@ -148,20 +136,23 @@ def run_entry(project: Project, entry: ExpEntry, options: ReproOptions = DEFAULT
     with path.open("w", encoding="utf-8") as log_file, LocalExecutor(jobs) as executor:
         log = LogListener(log_file, listener)
         if executors is not None:
-            executors.add(executor)
+            executors.add(entry.key, executor)
         try:
             rev, result = _run_in_worktree(project, entry, options, log, executor)
             _record(project, entry, rev, force=force)
-        except PipeInterrupted:
-            save_entry(project, entry)
-            raise
         except PipeError as exc:
+            killed = executors is not None and executors.was_killed(entry.key)
+            if not killed and (isinstance(exc, PipeInterrupted) or (executors is not None and executors.stopping)):
+                save_entry(project, entry)
+                raise PipeInterrupted(f"experiment '{entry.name}' interrupted; it stays queued") from exc
+            if killed:
+                exc = PipeError(f"experiment '{entry.name}' was killed ('pipe queue kill')")
             log.line(f"error: {exc}")
             save_entry(project, dataclasses.replace(entry, state=ExpState.FAILED, error=str(exc)))
             return ExpResult(entry.name, entry.baseline, ExpState.FAILED, entry.overrides, error=exc)
         finally:
             if executors is not None:
-                executors.discard(executor)
+                executors.discard(entry.key)
     remove_entry(project, entry)
     set_plain_ref(git_root(project), queue_ref(entry), None)
     return ExpResult(entry.name, entry.baseline, ExpState.SUCCESS, entry.overrides, rev, stages=result.stages)
@@ -233,26 +224,44 @@ def choose_names(project: Project, baseline: str, name: str | None, count: int, 
 
 
 class ExecutorSet:
-    """The executors of the experiments running now (threads add and remove theirs)."""
+    """The executors of the experiments running now, by entry key (threads add and remove theirs)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: set[Executor] = set()
+        self._items: dict[str, Executor] = {}
+        self._killed: set[str] = set()
+        self.stopping = False
 
-    def add(self, executor: Executor) -> None:
+    def add(self, key: str, executor: Executor) -> None:
         """Register a running experiment's executor."""
         with self._lock:
-            self._items.add(executor)
+            self._items[key] = executor
 
-    def discard(self, executor: Executor) -> None:
+    def discard(self, key: str) -> None:
         """Forget it (its experiment ended)."""
         with self._lock:
-            self._items.discard(executor)
+            self._items.pop(key, None)
+
+    def kill(self, key: str) -> bool:
+        """Stop one experiment's commands; False when it is not running here."""
+        with self._lock:
+            executor = self._items.get(key)
+            if executor is not None:
+                self._killed.add(key)
+        if executor is not None:
+            executor.cancel()
+        return executor is not None
+
+    def was_killed(self, key: str) -> bool:
+        """True when `kill(key)` stopped that experiment."""
+        with self._lock:
+            return key in self._killed
 
     def cancel_all(self) -> None:
-        """Stop every running experiment's commands."""
+        """Stop every running experiment's commands (a stop signal): they go back to the queue."""
         with self._lock:
-            items = list(self._items)
+            self.stopping = True
+            items = list(self._items.values())
         for executor in items:
             executor.cancel()
 
