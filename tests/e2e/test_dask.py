@@ -158,6 +158,21 @@ def test_a_fan_out_fan_in_pipeline_on_workers_matches_a_local_run(
     assert "2 ran" in again.stderr and "2 unchanged" in again.stderr  # report: same outs upstream, cut off
 
 
+def test_without_a_scheduler_a_local_cluster_of_worker_processes_runs_the_stages(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    _project(workspace, tmp_path / "remote", {
+        "a": {"cmd": "echo \"$DASK_WORKER_NAME\" > a.txt", "outs": ["a.txt"], "resources": {"cpus": 1}},
+        "b": {"cmd": "cat a.txt > b.txt", "deps": ["a.txt"], "outs": ["b.txt"]},
+    })
+    ran = subprocess.run([sys.executable, "-m", "pipeline_engine", "repro", "--executor", "dask", "-j", "2"],
+                         check=False, cwd=workspace.root, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert workspace.read("a.txt").strip() in {"0", "1"}  # LocalCluster's worker names
+    assert workspace.read("b.txt") == workspace.read("a.txt")
+    assert set(workspace.lock()["stages"]) == {"a", "b"}
+
+
 def test_a_stage_needing_resources_no_worker_has_is_refused_before_anything_runs(
     workspace: Workspace, cluster: Cluster, tmp_path: Path
 ) -> None:
