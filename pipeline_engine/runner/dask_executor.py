@@ -22,8 +22,9 @@ a worker that declared enough of them. `check_resources` refuses, before anythin
 that no connected worker could take (Dask would otherwise wait for such a worker for ever).
 A local cluster's workers declare the machine's CPUs and memory.
 
-Retries: a task whose worker is lost is run again elsewhere by Dask (`retries`); each attempt
-has its own key and scratch directory. Cancel: Dask futures are cancelled and every worker
+Retries: a task whose worker is lost is run again elsewhere by Dask's scheduler; one that
+raised is retried `retries` times. Each submission has its own key, each attempt its own
+scratch directory. Cancel: Dask futures are cancelled and every worker
 stops this run's commands (`dask_worker.stop_run`, through `Client.run`).
 `distributed` is imported in the constructor only: `pipe` never pays for it otherwise.
 """
@@ -87,8 +88,9 @@ class DaskExecutor:
     """Runs each job as one Dask task; `address` None starts a local cluster of worker processes.
 
     `jobs`: the local cluster's worker count (one thread each) and the number of jobs this
-    executor prepares at once; `exchange` None: shared-filesystem mode; `retries`: attempts
-    after a lost worker.
+    executor prepares at once; `exchange` None: shared-filesystem mode; `retries`: how many
+    times Dask runs a task again after it raised (say, a worker's disk filled up). A task whose
+    worker is lost is rescheduled by Dask itself, up to its `distributed.scheduler.allowed-failures`.
 
     Raises:
         RemoteError: the scheduler cannot be reached, or the local cluster cannot start.
