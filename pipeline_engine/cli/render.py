@@ -28,12 +28,43 @@ if TYPE_CHECKING:
     from pipeline_engine.core.progress import Progress, ProgressTask
 
 __all__ = [
-    "configure", "err", "error", "frame", "info", "markdown_table", "out", "print_json", "progress", "rows_table", "size",
+    "configure", "err", "error", "frame", "info", "markdown_table", "out", "print_json", "printable", "progress", "rows_table",
+    "size",
     "table", "warn",
 ]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Control characters other than tab and newline, written as `\xNN`: metric keys and values, file names
+# and revision labels come from git, and an ESC in one must not drive the user's terminal (clear the
+# screen, retitle the window, write the clipboard, hide an error).
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab and newline written out as `\\xNN`."""
+    return text.translate(_CONTROL)
+
+
+class _Console(Console):
+    """A rich Console that writes control characters in the text it is given as visible escapes.
+
+    `out()` is the exception: it relays a stage command's own output (its colours, its `\\r` bars).
+    """
+
+    _raw = threading.local()
+
+    def render_str(self, text: str, **options: Any) -> Any:
+        return super().render_str(text if getattr(self._raw, "on", False) else printable(text), **options)
+
+    def out(self, *objects: Any, **options: Any) -> None:
+        self._raw.on = True
+        try:
+            super().out(*objects, **options)
+        finally:
+            self._raw.on = False
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 _state = {"quiet": False, "verbose": False}
 
 
@@ -104,7 +135,7 @@ def table(df: pandas.DataFrame, *, title: str | None = None) -> Table:
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table (DVC's `--md`), columns padded to their widest cell."""
-    cells = [[str(c) for c in columns], *([str(v).replace("|", "\\|") for v in r] for r in rows)]
+    cells = [[printable(str(c)) for c in columns], *([printable(str(v)).replace("|", "\\|") for v in r] for r in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     text = [f"| {' | '.join(c.ljust(w) for c, w in zip(line, widths, strict=True))} |" for line in cells]
     text.insert(1, f"|{'|'.join('-' * (w + 2) for w in widths)}|")
@@ -114,7 +145,7 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
 def frame(df: pandas.DataFrame, *, markdown: bool = False, csv: bool = False) -> None:
     """Print a DataFrame of display strings on stdout: a rich table, or Markdown, or CSV (`--md`, `--csv`)."""
     if csv:
-        out.file.write(df.to_csv(index=False))
+        out.file.write(printable(df.to_csv(index=False).replace("\r\n", "\n")))
     elif markdown:
         out.file.write(markdown_table(list(df.columns), df.itertuples(index=False)))
     else:

@@ -1,0 +1,58 @@
+"""Text from git reaches the terminal as text: an ESC (or any control character) in a metric's name
+or value, a params key, a file name or an error message is printed as `\\x1b`, never sent raw where
+it would clear the screen, retitle the window, write the clipboard (OSC 52) or hide an error.
+
+A stage command's own output is the exception: its colours pass through as they did.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import Workspace
+
+pytestmark = pytest.mark.reliability
+
+ESC = "\x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J\r"  # clipboard write, clear screen, carriage return
+
+
+@pytest.fixture
+def hostile(workspace: Workspace) -> Workspace:
+    workspace.write({"pipeline.yaml": "metrics: [m.json]\nstages:\n  s:\n    cmd: 'true'\n    params: [lr]\n",
+                     "m.json": json.dumps({f"acc{ESC}": f"v{ESC}"}),
+                     "params.yaml": json.dumps({"lr": 1, "note": f"a{ESC}"})})
+    workspace.commit("hostile")
+    workspace.write({"m.json": json.dumps({f"acc{ESC}": 2}),
+                     "params.yaml": json.dumps({"lr": 2, "note": f"b{ESC}"})})
+    return workspace
+
+
+@pytest.mark.parametrize("command", [
+    ["metrics", "show"], ["metrics", "show", "--md"], ["metrics", "show", "--csv"], ["metrics", "show", "--json"],
+    ["metrics", "diff"], ["metrics", "diff", "--md"], ["params", "diff", "--all"], ["params", "diff", "--md"],
+])
+def test_control_characters_from_files_are_printed_escaped(hostile: Workspace, command: list[str]) -> None:
+    result = hostile.pipe(*command)
+
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\r" not in result.output
+    assert "acc" in result.output or "note" in result.output
+
+
+def test_an_error_naming_a_file_from_git_prints_its_control_characters_escaped(workspace: Workspace) -> None:
+    workspace.write({"pipeline.yaml": json.dumps({"metrics": [f"m{ESC}.json"]}), f"m{ESC}.json": "{not json"})
+
+    result = workspace.pipe("metrics", "show", exit_code=1)
+
+    assert "\x1b" not in result.output and "m\\x1b]52;c;" in result.output
+
+
+def test_a_stage_commands_own_colours_still_pass_through(workspace: Workspace) -> None:
+    script = "import sys; sys.stdout.write('\\x1b[32mgreen\\x1b[0m\\n')"
+    workspace.stage("s", f"{sys.executable} -c \"{script}\"")
+
+    result = workspace.pipe("repro")
+
+    assert "\x1b[32mgreen\x1b[0m" in result.output
