@@ -74,7 +74,7 @@ def install(project: Project, *, uninstall: bool = False) -> InstallResult:
     for hook in HOOKS:
         path = where / hook
         source = os.path.relpath(path, git.root)
-        old = _read_hook(path, source)
+        old = None if uninstall and path.is_symlink() else _read_hook(path, source)  # pipe never writes a link
         if uninstall:
             new = None if old is None else remove_block(old, project_dir=project_dir, source=source)
             action = _uninstall_action(old, new)
@@ -89,6 +89,11 @@ def install(project: Project, *, uninstall: bool = False) -> InstallResult:
 
 
 def _read_hook(path: Path, source: str) -> str | None:
+    # A link (a hooks directory can be committed: core.hooksPath) is not followed: pipe would copy
+    # whatever it points to (a key, a dotfile) into a plain file in its place, and the link be gone.
+    if path.is_symlink():
+        raise ScmError(f"{source}: is a symbolic link (to '{os.readlink(path)}'); pipe left the hooks unchanged",
+                       hint="call 'pipe' from the script it points to yourself, or replace the link by the script")
     if not path.is_file():
         return None
     try:
