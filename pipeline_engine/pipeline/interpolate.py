@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 import re
 import shlex
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,7 @@ from typing import Any
 from pipeline_engine.errors import SpecError
 
 __all__ = [
-    "BoolStyle", "Context", "ListStyle", "Origin", "Resolver", "expand_foreach", "expand_matrix",
+    "MAX_GENERATED", "BoolStyle", "Context", "ListStyle", "Origin", "Resolver", "expand_foreach", "expand_matrix",
     "parse_expr", "to_flags",
 ]
 
@@ -290,12 +291,26 @@ def item_name(value: Any, index: int, key: str | None = None) -> str:
     return to_text(value)
 
 
+# Stages one foreach or matrix may generate. pipeline.yaml comes through git, and every command that
+# reads it expands every stage: a 100x100x100 matrix (a few lines) made `pipe status` run for
+# minutes in a gigabyte. DVC has no bound; pipelines generating more than this are not seen in practice.
+MAX_GENERATED = 50_000
+
+
+def _check_count(count: int, *, where: str, what: str) -> None:
+    if count > MAX_GENERATED:
+        raise SpecError(f"{where}: {what} generates {count:,} stages, more than {MAX_GENERATED:,}",
+                        hint="split it into several stages, or loop inside one stage's command")
+
+
 def expand_foreach(items: Any, *, where: str) -> Iterator[tuple[str, dict[str, Any], KeyPath]]:
     """(suffix, names, item's key below `foreach`) per item: a list gives `item`, a mapping `key` and `item`.
 
     Raises:
-        SpecError: `items` is neither a list nor a mapping.
+        SpecError: `items` is neither a list nor a mapping, or has more than `MAX_GENERATED` items.
     """
+    if isinstance(items, Mapping | list):
+        _check_count(len(items), where=where, what="'foreach'")
     if isinstance(items, Mapping):
         for key, value in items.items():
             yield str(key), {"key": key, "item": value}, (str(key),)
@@ -312,12 +327,14 @@ def expand_matrix(matrix: Mapping[str, Any], *, where: str) -> Iterator[tuple[st
     """(suffix `a-b`, {"key": suffix, "item": {name: value}}, index per axis) for each combination.
 
     Raises:
-        SpecError: a matrix entry is not a non-empty list.
+        SpecError: a matrix entry is not a non-empty list, or the combinations are more than `MAX_GENERATED`.
     """
     axes: list[list[tuple[str, Any]]] = []
     for name, values in matrix.items():
         if not isinstance(values, list) or not values:
             raise SpecError(f"{where}: matrix '{name}' must be a non-empty list")
+    _check_count(math.prod(len(v) for v in matrix.values()), where=where, what="'matrix'")
+    for name, values in matrix.items():
         axes.append([(item_name(v, i, str(name)), v) for i, v in enumerate(values)])
     names = [str(n) for n in matrix]
     for combo in itertools.product(*(list(enumerate(axis)) for axis in axes)):
