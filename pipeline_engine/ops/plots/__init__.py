@@ -159,6 +159,9 @@ class _Builder:
         first = defs[0][1]
         parts = [p for index, plot in defs if (p := self._points(plot_id, index, plot)) and p.points]
         if not parts:
+            if not any(problem.plot == plot_id for problem in self.problems):  # files read, but empty
+                for index, plot in defs:
+                    self._problem(plot_id, index, ", ".join(s.path for s in plot.sources), "no data rows")
             return
         revs = list(dict.fromkeys(str(p.points[0]["rev"]) for p in parts))
         names = tuple(sorted({n for p in parts for n in p.series_names}))
