@@ -133,10 +133,7 @@ def _markdown(states: dict[str, list[_Row]], *, show_hash: bool) -> str:
     headers = ["Status", "Hash", "Path"] if show_hash else ["Status", "Path"]
     rows = [[row[0], *([_digest(*row)] if show_hash else []), _shown_path(*row)]
             for rows in states.values() for row in rows]
-    widths = [max(len(c) for c in col) for col in zip(headers, *rows, strict=True)]
-    text = [f"| {' | '.join(c.ljust(w) for c, w in zip(line, widths, strict=True))} |" for line in (headers, *rows)]
-    text.insert(1, f"|{'|'.join('-' * (w + 2) for w in widths)}|")
-    return "\n".join(text) + "\n"
+    return render.markdown_table(headers, rows)  # file names from git: one escaped line per cell
 
 
 def _print_text(result: DataDiff, states: dict[str, list[_Row]], *, show_hash: bool) -> None:

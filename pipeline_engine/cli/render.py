@@ -134,12 +134,20 @@ def table(df: pandas.DataFrame, *, title: str | None = None) -> Table:
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table (DVC's `--md`), columns padded to their widest cell."""
-    cells = [[printable(str(c)) for c in columns], *([printable(str(v)).replace("|", "\\|") for v in r] for r in rows)]
+    """A GitHub-flavoured Markdown table (DVC's `--md`), columns padded to their widest cell.
+
+    A cell is one line: a newline in a metric's name (from git, bound for a pull-request comment)
+    would end the row and start rows of its own.
+    """
+    cells = [[_md_cell(c) for c in columns], *([_md_cell(v) for v in r] for r in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     text = [f"| {' | '.join(c.ljust(w) for c, w in zip(line, widths, strict=True))} |" for line in cells]
     text.insert(1, f"|{'|'.join('-' * (w + 2) for w in widths)}|")
     return "\n".join(text) + "\n"
+
+
+def _md_cell(value: Any) -> str:
+    return printable(str(value)).replace("\n", "\\n").replace("|", "\\|")
 
 
 def frame(df: pandas.DataFrame, *, markdown: bool = False, csv: bool = False) -> None:

@@ -56,3 +56,28 @@ def test_a_stage_commands_own_colours_still_pass_through(workspace: Workspace) -
     result = workspace.pipe("repro")
 
     assert "\x1b[32mgreen\x1b[0m" in result.output
+
+
+def test_a_newline_in_a_metric_name_cannot_add_rows_to_the_markdown_report(workspace: Workspace) -> None:
+    fake = "acc\n| metrics.json | acc | 0.1 | 0.99 | 0.89 | +890% |"
+    workspace.write({"pipeline.yaml": "metrics: [m.json]\n", "m.json": json.dumps({fake: 1})})
+    workspace.commit("fake rows")
+    workspace.write({"m.json": json.dumps({fake: 2})})
+
+    lines = workspace.pipe("metrics", "diff", "--md").stdout.splitlines()
+
+    assert len(lines) == 3  # header, rule, one row
+    assert "acc\\n\\| metrics.json" in lines[2]
+
+
+def test_file_names_in_the_data_diff_are_escaped(workspace: Workspace) -> None:
+    name = f"x{ESC}\n| added | fake |"
+    workspace.track({"data": {"a.txt": "a\n"}})
+    workspace.commit("data")
+    workspace.write({f"data/{name}": "b\n"})
+    workspace.pipe("add", "data")
+
+    for args in (["diff", "--md"], ["diff"]):
+        output = workspace.pipe(*args).stdout
+        assert "\x1b" not in output and "\x07" not in output
+    assert len(workspace.pipe("diff", "--md").stdout.splitlines()) == 2 + 2  # data/ modified, one file added
