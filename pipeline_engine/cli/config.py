@@ -51,7 +51,7 @@ def config(
     if list_:
         for entry in ops.list_values(control_dir, level=level):
             prefix = f"{entry.origin}\t" if show_origin else ""
-            click.echo(f"{prefix}{entry.key}={entry.value}")  # plain: rich would expand the tab
+            click.echo(render.printable(f"{prefix}{entry.key}={entry.value}"))  # plain: rich would expand the tab
         return
     assert key is not None  # checked by _check_usage
     if unset:
@@ -59,7 +59,7 @@ def config(
         render.info(f"unset '{key}' in {written}")
     elif value is None:
         entry = ops.get_value(control_dir, key, level=level)
-        click.echo(f"{entry.origin}\t{entry.value}" if show_origin else entry.value)
+        click.echo(render.printable(f"{entry.origin}\t{entry.value}" if show_origin else entry.value))
     else:
         written = ops.set_value(control_dir, key, value, level=level)
         render.info(f"set '{key}' in {written}")

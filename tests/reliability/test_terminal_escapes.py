@@ -81,3 +81,11 @@ def test_file_names_in_the_data_diff_are_escaped(workspace: Workspace) -> None:
         output = workspace.pipe(*args).stdout
         assert "\x1b" not in output and "\x07" not in output
     assert len(workspace.pipe("diff", "--md").stdout.splitlines()) == 2 + 2  # data/ modified, one file added
+
+
+def test_config_values_from_git_are_printed_escaped(workspace: Workspace) -> None:
+    workspace.write({".pipe/config.yaml": 'schema: 1\ncore:\n  remote: "x\\e]0;T\\a"\n'})
+
+    for args in (["config", "--list"], ["config", "--list", "--show-origin"], ["config", "core.remote"]):
+        output = workspace.pipe(*args).stdout
+        assert "\x1b" not in output and "x\\x1b]0;T\\x07" in output
