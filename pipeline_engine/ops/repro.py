@@ -28,7 +28,8 @@ from pipeline_engine.pipeline.plan import Reason
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.runner.executor import Executor
-from pipeline_engine.runner.process import end_leftovers, find_leftovers
+from pipeline_engine.runner.orphans import end_leftovers
+from pipeline_engine.runner.process import find_leftovers
 from pipeline_engine.runner.scheduler import OnError, ScheduleResult, schedule
 
 if TYPE_CHECKING:

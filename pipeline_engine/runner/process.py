@@ -17,7 +17,6 @@ waits for them. The create time (psutil) tells a recorded process from a later o
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -27,22 +26,30 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import psutil
 
-from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.errors import StageFailedError
+from pipeline_engine.runner.orphans import (
+    PROC,
+    Leftover,
+    group_exists,
+    is_recorded_process,
+    live_groups,
+    read_record,
+    running_groups,
+    signal_group,
+    write_record,
+)
 
 __all__ = [
-    "CommandGroup", "CommandResult", "Leftover", "end_leftovers", "find_leftovers", "run_command", "running_count",
-    "shell_argv", "terminate_all",
+    "CommandGroup", "CommandResult", "find_leftovers", "run_command", "running_count", "shell_argv", "terminate_all",
 ]
 
 _POLL_SECONDS = 0.02
 # How often a running command's log is read for new lines to show.
 _TAIL_SECONDS = 0.05
-_PROC = Path("/proc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +113,6 @@ def shell_argv(script: str) -> list[str]:
         # pipefail: `false | tee log` fails the stage like `false` alone would.
         return [bash, "-e", "-o", "pipefail", "-c", script]
     return [shutil.which("sh") or "/bin/sh", "-e", "-c", script]
-
-
-@dataclass(frozen=True, slots=True)
-class Leftover:
-    """A command an earlier pipe started and left running (its process group is `pid`)."""
-
-    name: str
-    pid: int
-    command: str
-    record: Path
 
 
 def run_command(
@@ -185,7 +182,7 @@ def _run_one(
         proc = _start(script, cwd=cwd, env=env, log=log, gated=record_dir is not None)
         entry = _register(proc, group)
         if record_dir is not None and not entry.interrupted:
-            record = _write_record(record_dir, proc.pid, name=name, command=script)
+            record = write_record(record_dir, proc.pid, name=name, command=script)
             _open_gate(proc)
         returncode = _wait(proc, tail)
     except BaseException:
@@ -317,59 +314,27 @@ def _stop_groups(entries: list[_Running], *, grace: float) -> None:
     # With start_new_session the leader's pid is the group id, even after the leader has exited.
     for entry in entries:
         entry.interrupted = True
-        _signal_group(entry.proc.pid, signal.SIGTERM)
+        signal_group(entry.proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     alive = _alive(entries)
     while alive and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
         alive = _alive(alive)
     for entry in alive:
-        _signal_group(entry.proc.pid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    # The group may have finished between the snapshot and now: that is what we wanted.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+        signal_group(entry.proc.pid, signal.SIGKILL)
 
 
 def _alive(entries: list[_Running]) -> list[_Running]:
     """The entries whose process group still has a live (non-zombie) member."""
     for entry in entries:
         entry.proc.poll()  # reap an exited leader: a zombie still counts as a group member
-    live = [entry for entry in entries if _group_exists(entry.proc.pid)]
-    if not live or not _PROC.is_dir():
+    live = [entry for entry in entries if group_exists(entry.proc.pid)]
+    if not live or not PROC.is_dir():
         return live
     # Orphaned grandchildren become zombies until init reaps them, which some container inits
     # do only every second or two; on Linux, look past zombies instead of waiting for that.
-    running = _running_groups()
+    running = running_groups()
     return [entry for entry in live if entry.proc.pid in running]
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _running_groups() -> set[int]:
-    """Process group ids of every non-zombie process, from /proc (Linux)."""
-    groups: set[int] = set()
-    for entry in os.scandir(_PROC):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(os.path.join(entry.path, "stat"), "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue  # the process ended while we looked
-        # Fields after the parenthesised command name: state, ppid, pgrp, ...
-        fields = stat.rsplit(b")", 1)[1].split()
-        if fields[0] not in (b"Z", b"X"):
-            groups.add(int(fields[2]))
-    return groups
 
 
 def _open_gate(proc: subprocess.Popen[bytes]) -> None:
@@ -390,21 +355,6 @@ def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
             proc.stdin.close()
 
 
-def _write_record(record_dir: Path, pid: int, *, name: str, command: str) -> Path | None:
-    """Record a running command's group in `record_dir/<pid>.json` (atomically); None if it already ended."""
-    try:
-        created = psutil.Process(pid).create_time()
-    except psutil.NoSuchProcess:
-        return None
-    record_dir.mkdir(parents=True, exist_ok=True)
-    path = record_dir / f"{pid}.json"
-    data = {"schema": 1, "name": name, "pid": pid, "pgid": pid, "create_time": created, "cmd": command}
-    tmp = record_dir / temp_name()
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    os.replace(tmp, path)
-    return path
-
-
 def find_leftovers(record_dir: Path) -> list[Leftover]:
     """The recorded commands of earlier runs whose process group still runs (records of ended ones are removed).
 
@@ -416,69 +366,17 @@ def find_leftovers(record_dir: Path) -> list[Leftover]:
         return []
     found: list[Leftover] = []
     for path in sorted(record_dir.glob("*.json")):
-        record = _read_record(path)
+        record = read_record(path)
         if record is None:
             path.unlink(missing_ok=True)
             continue
         pid, created = record["pid"], record["create_time"]
         if pid == os.getpid() or pid in _registry:
             continue  # a command of this process, running now
-        ours = _is_recorded_process(pid, created) or not psutil.pid_exists(pid)
-        if ours and _live_groups({pid}):
+        ours = is_recorded_process(pid, created) or not psutil.pid_exists(pid)
+        if ours and live_groups({pid}):
             found.append(Leftover(record["name"], pid, record["cmd"], path))
         else:
             path.unlink(missing_ok=True)
     return found
 
-
-def end_leftovers(leftovers: list[Leftover], *, wait: bool, grace: float = 3.0) -> None:
-    """Stop the leftovers' process groups (SIGTERM, SIGKILL after `grace` s), or with `wait` wait for them."""
-    pgids = {left.pid for left in leftovers}
-    if not wait:
-        for pgid in pgids:
-            _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while pgids:
-        pgids = _live_groups(pgids)
-        if pgids and not wait and time.monotonic() > deadline:
-            for pgid in pgids:
-                _signal_group(pgid, signal.SIGKILL)
-            deadline = float("inf")
-        if pgids:
-            time.sleep(_POLL_SECONDS * 5)
-    for left in leftovers:
-        left.record.unlink(missing_ok=True)
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """A record's fields, or None when it is unreadable or malformed (it is then ignored)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    pid, created = data.get("pid"), data.get("create_time")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not isinstance(created, (int, float)):
-        return None
-    if data.get("pgid") != pid:
-        return None
-    return {"pid": pid, "create_time": float(created), "name": str(data.get("name", "")),
-            "cmd": str(data.get("cmd", ""))}
-
-
-def _is_recorded_process(pid: int, created: float) -> bool:
-    """True when `pid` is still the process that was recorded (a zombie counts), not a reuse of its PID."""
-    try:
-        return abs(psutil.Process(pid).create_time() - created) < 0.01
-    except psutil.Error:
-        return False
-
-
-def _live_groups(pgids: set[int]) -> set[int]:
-    """The subset of `pgids` that still have a running (non-zombie) member."""
-    if not pgids:
-        return set()
-    if _PROC.is_dir():
-        return pgids & _running_groups()
-    return {pgid for pgid in pgids if _group_exists(pgid)}

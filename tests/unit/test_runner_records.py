@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_engine.runner.process import end_leftovers, find_leftovers, run_command
+from pipeline_engine.runner.orphans import end_leftovers
+from pipeline_engine.runner.process import find_leftovers, run_command
 from tests.procutil import is_running, wait_for_file, wait_gone
 
 
