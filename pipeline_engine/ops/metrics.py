@@ -96,10 +96,13 @@ class ValueChange:
 
     @property
     def diff(self) -> int | float | None:
-        """new - old when both are numbers (DVC's `diff`)."""
+        """new - old when both are numbers and the difference is finite (DVC's `diff`).
+
+        1e308 - (-1e308) overflows to inf, which `--json` would write as `Infinity`: not JSON.
+        """
         if _is_number(self.old) and _is_number(self.new):
             value: int | float = self.new - self.old
-            return value
+            return value if _is_number(value) else None
         return None
 
     @property
@@ -108,7 +111,8 @@ class ValueChange:
         change = self.diff
         if change is None or self.old == 0:
             return None
-        return float(change) / abs(float(self.old)) * 100.0
+        pct = float(change) / abs(float(self.old)) * 100.0
+        return pct if math.isfinite(pct) else None  # a subnormal old value
 
 
 @dataclass(frozen=True, slots=True)
