@@ -109,9 +109,11 @@ def select_targets(index: ProjectIndex, targets: Sequence[str]) -> Selection:
         hits = [o for o in index.stage_outs if rel in ("", o.record.path) or o.record.path.startswith(rel + "/")]
         chosen = _pointer_targets(index.pointers, rel)
         if not hits and not chosen:
-            if stages and suggest(target, list(stages)) and not _exists(index, rel):
+            # a foreach/matrix group's name (`train`) is a target too: `tarin` should suggest it
+            choices = list(dict.fromkeys([*(n.partition("@")[0] for n in stages), *stages]))
+            if stages and suggest(target, choices) and not _exists(index, rel):
                 raise StageNotFoundError(
-                    f"'{target}' is neither a stage nor a path{suggest(target, list(stages))}",
+                    f"'{target}' is neither a stage nor a path{suggest(target, choices)}",
                     hint="run 'pipe dag' to list the stages, 'pipe status' for everything tracked",
                 )
             unknown.append(target)
