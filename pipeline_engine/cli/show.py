@@ -92,7 +92,7 @@ def metrics_diff(a_rev: str, b_rev: str | None, targets: tuple[str, ...], show_a
     _one_format(as_json, as_md, as_csv)
     result = diff(Project.find(), a_rev, _rev_or_workspace(b_rev), targets=targets, all=show_all)
     _print_diff(result.changes, result.a_rev, result.b_rev, title="Metric", as_json=as_json, as_md=as_md,
-                as_csv=as_csv, precision=precision, no_path=no_path, with_change=True)
+                as_csv=as_csv, precision=precision, no_path=no_path, with_change=True, failed=bool(result.errors))
     _fail_on(list(result.errors))
 
 
@@ -132,12 +132,14 @@ def _precision(value: int | None, default: int) -> int:
 
 
 def _print_diff(changes: Sequence[ValueChange], a_rev: str, b_rev: str, *, title: str, as_json: bool,
-                as_md: bool, as_csv: bool, precision: int | None, no_path: bool, with_change: bool) -> None:
+                as_md: bool, as_csv: bool, precision: int | None, no_path: bool, with_change: bool,
+                failed: bool = False) -> None:
     if as_json:
         render.print_json(_diff_json(changes))
         return
     if not changes and not (as_md or as_csv):
-        render.info(f"no changes between '{a_rev}' and '{b_rev}'")
+        if not failed:  # files that could not be read were not compared: not "no changes"
+            render.info(f"no changes between '{a_rev}' and '{b_rev}'")
         return
     from pipeline_engine.ops.report import DEFAULT_PRECISION, diff_frame
 

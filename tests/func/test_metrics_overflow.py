@@ -23,3 +23,12 @@ def test_an_overflowing_change_is_left_out_and_the_output_stays_json(workspace: 
 
 def _refuse(name: str) -> None:
     raise AssertionError(f"not JSON: {name}")
+
+
+def test_a_diff_whose_files_failed_to_read_does_not_claim_no_changes(workspace: Workspace) -> None:
+    workspace.write({"pipeline.yaml": "metrics: [m.json]\n", "m.json": "{broken"})
+    workspace.commit("broken")
+
+    result = workspace.pipe("metrics", "diff", exit_code=1)
+
+    assert "no changes" not in result.output and "m.json" in result.stderr
