@@ -85,3 +85,19 @@ def test_queue_start_runs_in_the_background_and_kill_stops_one_experiment(worksp
     assert "failed" in status and "queued" not in status and "running" not in status
     assert [r.rsplit("/", 1)[1] for r in _refs(workspace)] == ["s-1"]
     assert "no running experiment 's-2'" in pipe_process("queue", "kill", "s-2", cwd=workspace.root, check=1).stderr
+
+
+def test_ctrl_c_during_a_plain_exp_run_records_and_queues_nothing(workspace: Workspace, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    _project(workspace, marks)
+    proc = start_pipe("exp", "run", "-S", "lr=0.3,0.2", cwd=workspace.root)
+    deadline = time.monotonic() + 90
+    while not (marks / "started-0.3").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the experiment never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert _refs(workspace) == []
+    assert "lr" not in pipe_process("queue", "status", cwd=workspace.root, check=0).stdout
+    assert workspace.git("for-each-ref", "refs/pipe") == ""

@@ -241,3 +241,19 @@ def test_exp_push_and_pull_share_refs_and_objects_between_clones(
     other.pipe("exp", "apply", "nine")
     assert other.read("prep.txt") == "prepared 9\n"
     assert "experiment 'missing' is not on 'origin'" in other.pipe("exp", "pull", "origin", "missing", exit_code=1).stderr
+
+
+def test_an_experiment_another_process_claimed_is_not_run_twice(workspace: Workspace) -> None:
+    from pipeline_engine.ops.exp.records import ExpState, claim, entries, release
+
+    _project(workspace)
+    workspace.pipe("exp", "run", "--queue", "-n", "q", "-S", "train.lr=0.2,0.3")
+    project = workspace.project()
+    taken = next(e for e in entries(project) if e.name == "q-1")
+    assert claim(project, taken)  # as a live `pipe queue start` worker would hold it
+    workspace.pipe("exp", "run", "--run-all", "-j", "2")
+    assert set(_refs(workspace)) == {"q-2"}
+    assert [e.name for e in entries(project, states=(ExpState.QUEUED,))] == ["q-1"]
+    release(project, taken)
+    workspace.pipe("exp", "run", "--run-all")
+    assert set(_refs(workspace)) == {"q-1", "q-2"}

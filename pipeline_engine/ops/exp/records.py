@@ -31,8 +31,8 @@ from pipeline_engine.pipeline.overrides import Override, from_records, to_record
 from pipeline_engine.project import Project
 from pipeline_engine.scm.exps import is_valid_name, list_exp_refs
 
-__all__ = ["ExpEntry", "ExpState", "clear_kill", "entries", "exps_dir", "kill_requests", "log_path", "new_name", "now",
-           "queue_ref", "read_log", "remove_entry", "request_kill", "save_entry", "taken_names"]
+__all__ = ["ExpEntry", "ExpState", "claim", "clear_kill", "entries", "exps_dir", "kill_requests", "log_path", "new_name", "now",
+           "queue_ref", "read_log", "release", "remove_entry", "request_kill", "save_entry", "taken_names"]
 
 
 class ExpState(enum.Enum):
@@ -174,6 +174,37 @@ def new_name(taken: set[str]) -> str:
         if name not in taken and is_valid_name(name):
             return name
     raise PipeError("could not find a free experiment name", hint="give one with -n NAME")
+
+
+def claim(project: Project, entry: ExpEntry) -> bool:
+    """Make this process the one that runs `entry` (False: a live process already does).
+
+    Two `pipe exp run --run-all` (or a `pipe queue start` worker beside one) share the queue:
+    the claim file, created exclusively, lets only one of them run each experiment.
+    """
+    path = exps_dir(project) / "claims" / entry.key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text(encoding="utf-8").strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if _alive(holder):
+                return False
+            path.unlink(missing_ok=True)  # its process is gone
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        return True
+    return False
+
+
+def release(project: Project, entry: ExpEntry) -> None:
+    """Give up the claim on `entry` (it ended, one way or another)."""
+    (exps_dir(project) / "claims" / entry.key).unlink(missing_ok=True)
 
 
 def request_kill(project: Project, entry: ExpEntry) -> None:

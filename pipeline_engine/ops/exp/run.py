@@ -13,6 +13,7 @@ failed, with its log. The user's workspace, index and branches are never touched
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import threading
 from collections.abc import Sequence
@@ -20,23 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from pipeline_engine.errors import PipeError, PipeInterrupted, ScmError, SpecError
+from pipeline_engine.errors import PipeError, PipeInterrupted, ScmError
 from pipeline_engine.ops.checkout import checkout
 from pipeline_engine.ops.exp.records import (
     ExpEntry,
     ExpState,
+    claim,
     entries,
     exps_dir,
     log_path,
     new_name,
     now,
     queue_ref,
+    release,
     remove_entry,
     save_entry,
 )
-from pipeline_engine.ops.exp.worktree import git_root, open_worktree
+from pipeline_engine.ops.exp.worktree import apply_to_files, git_root, open_worktree
 from pipeline_engine.ops.repro import ReproListener, ReproOptions, ReproResult, StageOutcome, repro
-from pipeline_engine.pipeline.overrides import Override, Sweep, apply_overrides, combinations
+from pipeline_engine.pipeline.overrides import Override, Sweep, combinations
 from pipeline_engine.pipeline.plan import Reason
 from pipeline_engine.project import Project
 from pipeline_engine.runner.executor import Executor, LocalExecutor
@@ -103,7 +106,7 @@ def queue(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
         raise ScmError("experiments need a baseline commit, and this repository has none",
                        hint="commit your pipeline first: git add . && git commit")
     combos = combinations(sweeps)
-    _check_overrides(project, combos)
+    apply_to_files(project.root, combos[0], write=False)  # every file and key exists: nothing queued otherwise
     names = choose_names(project, baseline, options.name, len(combos), force=options.force)
     index_file = exps_dir(project) / f"index-{secrets.token_hex(4)}"
     index_file.parent.mkdir(parents=True, exist_ok=True)
@@ -128,11 +131,21 @@ def run_entry(project: Project, entry: ExpEntry, options: ReproOptions = DEFAULT
     Raises:
         PipeInterrupted: a stop signal (here, or `executors` stopping); the entry is queued again.
     """
+    if not claim(project, entry):  # another pipe process runs it
+        return ExpResult(entry.name, entry.baseline, ExpState.RUNNING, entry.overrides)
+    try:
+        return _run_claimed(project, entry, options, listener, force=force, executors=executors)
+    finally:
+        release(project, entry)
+
+
+def _run_claimed(project: Project, entry: ExpEntry, options: ReproOptions, listener: ReproListener | None, *,
+                 force: bool, executors: ExecutorSet | None) -> ExpResult:
     running = dataclasses.replace(entry, state=ExpState.RUNNING)
     save_entry(project, running)
     path = log_path(project, entry)
     path.parent.mkdir(parents=True, exist_ok=True)
-    jobs = options.jobs or project.config.jobs or 2
+    jobs = options.jobs or project.config.jobs or os.cpu_count() or 1  # as repro counts them
     with path.open("w", encoding="utf-8") as log_file, LocalExecutor(jobs) as executor:
         log = LogListener(log_file, listener)
         if executors is not None:
@@ -182,20 +195,6 @@ def _record(project: Project, entry: ExpEntry, rev: str, *, force: bool) -> None
         raise PipeError(f"experiment '{entry.name}' was recorded by another run meanwhile",
                         hint=f"rerun it with another name, or with -f to replace '{entry.name}'")
     set_ref(root, ref, rev, old=old)
-
-
-def _check_overrides(project: Project, combos: Sequence[Sequence[Override]]) -> None:
-    """Every override's file and key exist in the workspace (the error names the file)."""
-    seen: dict[str, list[Override]] = {}
-    for combo in combos[:1]:
-        for o in combo:
-            seen.setdefault(o.file, []).append(o)
-    for relpath, items in seen.items():
-        path = project.root / relpath
-        if not path.is_file():
-            raise SpecError(f"-S: params file '{relpath}' does not exist",
-                            hint=f"create '{relpath}', or name another file: -S FILE:KEY=VALUE")
-        apply_overrides(path.read_text(encoding="utf-8"), items, relpath=relpath)
 
 
 def choose_names(project: Project, baseline: str, name: str | None, count: int, *, force: bool) -> list[str]:

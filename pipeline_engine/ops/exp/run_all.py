@@ -18,7 +18,16 @@ from collections.abc import Callable, Sequence
 
 from pipeline_engine.core import signals
 from pipeline_engine.errors import PipeInterrupted
-from pipeline_engine.ops.exp.records import ExpEntry, ExpState, clear_kill, entries, kill_requests, save_entry
+from pipeline_engine.ops.exp.records import (
+    ExpEntry,
+    ExpState,
+    clear_kill,
+    entries,
+    kill_requests,
+    queue_ref,
+    remove_entry,
+    save_entry,
+)
 from pipeline_engine.ops.exp.run import (
     DEFAULT_OPTIONS,
     DEFAULT_REPRO,
@@ -28,9 +37,11 @@ from pipeline_engine.ops.exp.run import (
     queue,
     run_entry,
 )
+from pipeline_engine.ops.exp.worktree import git_root
 from pipeline_engine.ops.repro import ReproListener, ReproOptions
 from pipeline_engine.pipeline.overrides import Sweep
 from pipeline_engine.project import Project
+from pipeline_engine.scm.exps import set_plain_ref
 
 __all__ = ["run", "run_all", "run_entries"]
 
@@ -47,7 +58,16 @@ def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
     queued = queue(project, targets, sweeps, options)
     if options.queue:
         return [ExpResult(e.name, e.baseline, ExpState.QUEUED, e.overrides) for e in queued]
-    return run_entries(project, queued, jobs=1, options=options.repro, listener=listener, force=options.force)
+    try:
+        return run_entries(project, queued, jobs=1, options=options.repro, listener=listener, force=options.force)
+    except PipeInterrupted:
+        # The user ran these, not queued them: the ones stopped or not started are dropped.
+        pending = {e.key for e in entries(project, states=(ExpState.QUEUED,))}
+        for entry in queued:
+            if entry.key in pending:
+                remove_entry(project, entry)
+                set_plain_ref(git_root(project), queue_ref(entry), None)
+        raise
 
 
 def run_all(project: Project, *, jobs: int = 1, options: ReproOptions = DEFAULT_REPRO,

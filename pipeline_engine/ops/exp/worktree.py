@@ -79,8 +79,8 @@ def _share_cache(project: Project, wt_root: Path) -> None:
     edit_config(config_file("local", wt_root / CONTROL_DIR), change)
 
 
-def apply_to_files(root: Path, overrides: Sequence[Override]) -> None:
-    """Rewrite each params file under `root` with its overrides.
+def apply_to_files(root: Path, overrides: Sequence[Override], *, write: bool = True) -> None:
+    """Rewrite each params file under `root` with its overrides (only check that they apply unless `write`).
 
     Raises:
         SpecError: a params file is missing, or lacks a key (the message names the file).
@@ -94,5 +94,6 @@ def apply_to_files(root: Path, overrides: Sequence[Override]) -> None:
         if not path.is_file():
             raise SpecError(f"-S: params file '{relpath}' does not exist",
                             hint=f"create '{relpath}', or name another file: -S FILE:KEY=VALUE")
-        text = path.read_text(encoding="utf-8")
-        atomic_write(path, apply_overrides(text, items, relpath=relpath))
+        text = apply_overrides(path.read_text(encoding="utf-8"), items, relpath=relpath)
+        if write:
+            atomic_write(path, text)
