@@ -257,3 +257,17 @@ def test_an_experiment_another_process_claimed_is_not_run_twice(workspace: Works
     release(project, taken)
     workspace.pipe("exp", "run", "--run-all")
     assert set(_refs(workspace)) == {"q-1", "q-2"}
+
+
+def test_exp_clean_removes_what_a_killed_run_left(workspace: Workspace) -> None:
+    _project(workspace)
+    base = workspace.git("rev-parse", "HEAD").strip()
+    leftover = workspace.root / ".pipe/tmp/exps/run/gone-abc123"
+    leftover.parent.mkdir(parents=True)
+    workspace.git("worktree", "add", "--detach", "-q", str(leftover), base)
+    workspace.git("update-ref", "refs/pipe/queue/dead-entry", base)
+    workspace.pipe("exp", "run", "--queue", "-n", "kept", "-S", "train.lr=0.3")
+    assert "removed 2 leftover(s)" in workspace.pipe("exp", "clean").stderr
+    assert not leftover.exists() and "gone" not in workspace.git("worktree", "list")
+    assert workspace.git("for-each-ref", "--format=%(refname)", "refs/pipe/queue").split() == [
+        f"refs/pipe/queue/{base[:12]}-kept"]

@@ -44,7 +44,7 @@ def remove(project: Project, names: Sequence[str] = (), *, all_commits: bool = F
 
 
 def clean(project: Project) -> int:
-    """Remove worktrees and logs no experiment needs (a killed run's leftovers); returns how many."""
+    """Remove worktrees, snapshot refs and logs no experiment needs (a killed run's leftovers); returns how many."""
     root = git_root(project)
     live = {e.key for e in entries(project)}
     count = 0
@@ -56,6 +56,11 @@ def clean(project: Project) -> int:
             shutil.rmtree(path, ignore_errors=True)
             count += 1
     run_git(root, "worktree", "prune", check=False)
+    live_refs = {queue_ref(e) for e in entries(project)}
+    for ref in run_git(root, "for-each-ref", "--format=%(refname)", "refs/pipe/queue").split():
+        if ref not in live_refs:
+            set_plain_ref(root, ref, None)
+            count += 1
     logs = exps_dir(project) / "logs"
     for log in sorted(logs.glob("*.log")) if logs.is_dir() else ():
         if log.stem not in live:
