@@ -23,7 +23,7 @@ from pipeline_engine.pipeline.params import PARAMS_FILE
 from pipeline_engine.project import Project
 from pipeline_engine.scm.exps import ExpRef, list_exp_refs, rev_parse, run_git
 
-__all__ = ["ExpRow", "ShowOptions", "columns_of", "list_exps", "show", "table"]
+__all__ = ["ExpRow", "ShowOptions", "columns_of", "list_exps", "resolve", "show", "table"]
 
 
 @dataclass(frozen=True, slots=True)
