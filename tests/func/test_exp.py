@@ -271,3 +271,21 @@ def test_exp_clean_removes_what_a_killed_run_left(workspace: Workspace) -> None:
     assert not leftover.exists() and "gone" not in workspace.git("worktree", "list")
     assert workspace.git("for-each-ref", "--format=%(refname)", "refs/pipe/queue").split() == [
         f"refs/pipe/queue/{base[:12]}-kept"]
+
+
+def test_exp_show_all_branches_lists_each_baseline_with_its_experiments(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "on-main", "-S", "train.lr=0.3")
+    workspace.git("checkout", "-q", "-b", "other")
+    workspace.write({"params.yaml": workspace.read("params.yaml").replace("epochs: 2", "epochs: 3")})
+    workspace.pipe("repro")
+    workspace.commit("other baseline")
+    workspace.pipe("exp", "run", "-n", "on-other", "-S", "train.lr=0.4")
+    names = [r["name"] for r in json.loads(workspace.pipe("exp", "show", "--json").stdout)]
+    assert names == ["workspace", "HEAD", "on-other"]
+    rows = json.loads(workspace.pipe("exp", "show", "-a", "--json").stdout)
+    assert [r["name"] for r in rows if r["kind"] == "exp"] == ["on-other", "on-main"]
+    main_sha = workspace.git("rev-parse", "main").strip()
+    assert next(r for r in rows if r["name"] == "on-main")["baseline"] == main_sha
+    kept = workspace.pipe("exp", "show", "--csv", "--drop", ".*", "--keep", "acc").stdout.splitlines()[0]
+    assert kept == "Experiment,rev,Created,State,acc"
