@@ -84,6 +84,7 @@ def remove(pointers: tuple[str, ...], outs: bool) -> None:
 @click.command()
 @click.option("-w", "--workspace", is_flag=True, help="Keep objects the current workspace references.")
 @scope_options("Keep")
+@click.option("--all-experiments", is_flag=True, help="Keep what every experiment (refs/exps/) uses too.")
 @click.option("-p", "--projects", multiple=True, metavar="PATH",
               help="Also keep what another project sharing this cache uses (repeat for each).")
 @click.option("-c", "--cloud", is_flag=True, help="Also delete unreferenced objects from the remote.")
@@ -95,11 +96,11 @@ def remove(pointers: tuple[str, ...], outs: bool) -> None:
 @click.option("-v", "--verbose", "names", is_flag=True, help="List every object removed (or, with --dry, to remove).")
 @click.pass_context
 def gc(ctx: click.Context, workspace: bool, all_branches: bool, all_tags: bool, all_commits: bool,
-       revs: tuple[str, ...], num: int | None, projects: tuple[str, ...], cloud: bool,
+       revs: tuple[str, ...], num: int | None, all_experiments: bool, projects: tuple[str, ...], cloud: bool,
        remote: str | None, skip_failed: bool, dry: bool, force: bool, names: bool) -> None:
     """Delete cache objects (and with --cloud, remote objects) that the chosen scope does not use.
 
-    The workspace is always kept; -a/-T/-A/--rev keep what those git revisions use too.
+    The workspace is always kept; -a/-T/-A/--rev/--all-experiments keep what those git revisions use too.
     """
     from pipeline_engine.ops.gc import GcOptions
     from pipeline_engine.ops.gc import gc as collect
@@ -107,7 +108,7 @@ def gc(ctx: click.Context, workspace: bool, all_branches: bool, all_tags: bool, 
 
     project = _project()
     options = GcOptions(workspace=workspace, all_branches=all_branches, all_tags=all_tags, all_commits=all_commits,
-                        revs=revs, num=num, cloud=cloud, remote=remote, dry=dry, skip_failed=skip_failed,
+                        revs=revs, num=num, all_experiments=all_experiments, cloud=cloud, remote=remote, dry=dry, skip_failed=skip_failed,
                         projects=projects)
     gc_scope(options)  # no scope, or -n without --rev: the error comes before any question
     warned = False

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pipeline_engine.core.revision import WORKSPACE
 from pipeline_engine.errors import ScmError
 from pipeline_engine.project import Project
+from pipeline_engine.scm.exps import EXPS_NAMESPACE
 
 __all__ = ["WORKSPACE", "Revision", "Scope", "select_revisions"]
 
@@ -32,7 +33,8 @@ class Revision:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The scope flags of a command: DVC's `-w/--workspace`, `-a`, `-T`, `-A`, `--rev` (repeatable), `-n`."""
+    """The scope flags of a command: DVC's `-w/--workspace`, `-a`, `-T`, `-A`, `--rev` (repeatable), `-n`,
+    `--all-experiments` (every experiment commit under `refs/exps/`)."""
 
     workspace: bool = True
     all_branches: bool = False
@@ -40,11 +42,12 @@ class Scope:
     all_commits: bool = False
     revs: tuple[str, ...] = ()
     num: int = 1
+    all_experiments: bool = False
 
     @property
     def is_workspace_only(self) -> bool:
         """True when no revision beyond the workspace is asked for."""
-        return not (self.all_branches or self.all_tags or self.all_commits or self.revs)
+        return not (self.all_branches or self.all_tags or self.all_commits or self.revs or self.all_experiments)
 
 
 def select_revisions(project: Project, scope: Scope) -> list[Revision]:
@@ -79,9 +82,13 @@ def select_revisions(project: Project, scope: Scope) -> list[Revision]:
     if scope.all_tags:
         for tag in sorted(repo.tags, key=lambda t: t.name):
             found.setdefault(tag.commit.hexsha, Revision(tag.name, tag.commit.hexsha))
-    if scope.all_commits:
+    if scope.all_commits:  # `--all` covers every ref, experiments' included
         for sha in repo.git.rev_list("--all").split():
             found.setdefault(sha, Revision(sha[:7], sha))
+    if scope.all_experiments:
+        listed = repo.git.for_each_ref("--format=%(objectname) %(refname)", EXPS_NAMESPACE + "/")
+        for sha, ref in (line.split(" ", 1) for line in listed.splitlines() if " " in line):
+            found.setdefault(sha, Revision(ref.rsplit("/", 1)[-1], sha))
     return list(found.values())
 
 

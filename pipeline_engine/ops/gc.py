@@ -26,7 +26,7 @@ from pipeline_engine.config import CONFIG_FILE
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, PipeError, ScmError
+from pipeline_engine.errors import CacheError, LockedError, PipeError, ScmError
 from pipeline_engine.index.history import History
 from pipeline_engine.index.objects import plan_objects
 from pipeline_engine.index.pointers import pointer_files
@@ -59,6 +59,7 @@ class GcOptions:
     all_tags: bool = False
     revs: tuple[str, ...] = ()
     num: int | None = None
+    all_experiments: bool = False
     cloud: bool = False
     remote: str | None = None
     dry: bool = False
@@ -105,11 +106,12 @@ def scope_of(options: GcOptions) -> Scope:
         PipeError: no scope was chosen, or `num` without `revs`.
     """
     scope = Scope(workspace=True, all_branches=options.all_branches, all_tags=options.all_tags,
-                  all_commits=options.all_commits, revs=options.revs, num=options.num or 1)
+                  all_commits=options.all_commits, revs=options.revs, num=options.num or 1,
+                  all_experiments=options.all_experiments)
     if not (options.workspace or not scope.is_workspace_only):
         raise PipeError(
             "choose what to keep: '--workspace' (this checkout), '--all-branches', '--all-tags', "
-            "'--all-commits' (every git commit) or '--rev REV'",
+            "'--all-commits' (every git commit), '--all-experiments' or '--rev REV'",
             hint="run 'pipe gc --workspace --dry' to see what would be removed",
         )
     if options.num is not None and not options.revs:
@@ -130,10 +132,13 @@ def gc(project: Project, options: GcOptions) -> GcResult:
         CacheError: a file of the scope could not be read (without `skip_failed`), or another
             project uses this cache and was not given in `projects`.
         RemoteError: with `cloud`, the remote cannot be listed or changed.
+        LockedError: an experiment is running (its outs are in the cache but in no ref yet).
     """
     scope = scope_of(options)
     with contextlib.ExitStack() as stack:
         stack.enter_context(project.mutex("pipe gc", sweep=True))
+        if not options.dry:
+            _refuse_while_experiments_run(project)
         others = _other_projects(project, options)
         for other in others:  # none of them may add objects while gc decides
             stack.enter_context(other.mutex("pipe gc (from another project sharing the cache)"))
@@ -346,3 +351,20 @@ def _unreadable_error(unreadable: Sequence[Unreadable]) -> CacheError:
         hint="restore or fix them ('pipe cache verify' then 'pipe fetch' replace corrupt or missing manifests), "
         "or rerun with '--skip-failed' to delete what the readable files do not use",
     )
+
+
+def _refuse_while_experiments_run(project: Project) -> None:
+    """An experiment running in its own worktree stores outs no ref names yet: gc must not run beside it.
+
+    Raises:
+        LockedError: an experiment is running (its name and the command that waits for or stops it).
+    """
+    from pipeline_engine.ops.exp.records import ExpState, entries
+
+    running = [e.name for e in entries(project, states=(ExpState.RUNNING,))]
+    if running:
+        raise LockedError(
+            f"experiment(s) {', '.join(repr(n) for n in running)} running: their outputs are in the cache "
+            "but in no experiment ref yet, so gc cannot tell they are used",
+            hint="wait for them ('pipe queue status'), or stop them with 'pipe queue kill NAME', then run gc again",
+        )

@@ -1,0 +1,50 @@
+"""gc and experiments: --all-experiments keeps what experiment commits use; gc never runs beside a running one."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from pipeline_engine.ops.exp.records import ExpEntry, ExpState, save_entry
+from tests.conftest import Workspace
+
+
+def _project(ws: Workspace) -> None:
+    ws.write({"params.yaml": "n: 1\n"})
+    ws.write_pipeline({"make": {"cmd": "python -c \"import yaml; print(yaml.safe_load(open('params.yaml'))['n'] * 7)\" > out.txt",
+                                "params": ["n"], "outs": ["out.txt"]}})
+    ws.pipe("repro")
+    ws.commit("baseline")
+
+
+def test_gc_all_experiments_keeps_an_experiments_outputs_and_workspace_alone_does_not(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-S", "n=5")
+    lock = yaml.safe_load(workspace.git("show", workspace.git("for-each-ref", "--format=%(objectname)",
+                                                              "refs/exps").split()[0] + ":pipeline.lock"))
+    oid = lock["stages"]["make"]["outs"][0]["oid"]
+
+    def cached() -> bool:
+        return (workspace.root / ".pipe/cache/objects" / oid[:2] / oid[2:]).exists()
+
+    assert cached()
+    workspace.pipe("gc", "-w", "--all-experiments", "-f")
+    assert cached(), "gc --all-experiments deleted an experiment's output"
+    workspace.pipe("gc", "-w", "-f")
+    assert not cached(), "gc -w keeps only the workspace (DVC's rule): the experiment's output goes"
+
+
+def test_gc_refuses_while_an_experiment_runs_and_deletes_nothing(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.write({"stray.txt": "not used by anything\n"})
+    workspace.pipe("add", "stray.txt")
+    (workspace.root / "stray.txt.pipe").unlink()  # its object is now unused
+    before = sorted(p.name for p in (workspace.root / ".pipe/cache/objects").rglob("*") if p.is_file())
+    baseline = workspace.git("rev-parse", "HEAD").strip()
+    save_entry(workspace.project(), ExpEntry("busy-bee", baseline, baseline, (), (), ExpState.RUNNING, time.time()))
+    result = workspace.pipe("gc", "-w", "-f", exit_code=1)
+    assert "busy-bee" in result.output and "pipe queue kill" in result.output
+    after = sorted(p.name for p in (workspace.root / ".pipe/cache/objects").rglob("*") if p.is_file())
+    assert after == before
+    workspace.pipe("gc", "-w", "--dry")  # a dry run only reports: allowed
