@@ -33,8 +33,13 @@ def exp() -> None:
 @click.option("-f", "--force", is_flag=True, help="Replace an experiment of the same name; run stages even if unchanged.")
 @click.option("-k", "--keep-going", is_flag=True, help="After a stage fails, go on with stages that do not depend on it.")
 @click.option("--no-run-cache", is_flag=True, help="Always run changed stages; do not restore outs from the run cache.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
+              help="Run stage commands as local processes or as tasks on a Dask cluster (default: executor.type).")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="The Dask scheduler (default: executor.scheduler, else a local cluster per experiment).")
 def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None, to_queue: bool, run_all: bool,
-        jobs: int, force: bool, keep_going: bool, no_run_cache: bool) -> None:
+        jobs: int, force: bool, keep_going: bool, no_run_cache: bool, executor: str | None,
+        scheduler: str | None) -> None:
     """Run the pipeline with param overrides in a private worktree and record the result under refs/exps/."""
     from pipeline_engine.ops.exp.run import ExpRunOptions
     from pipeline_engine.ops.exp.run_all import run as run_exps
@@ -43,7 +48,10 @@ def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None,
     from pipeline_engine.pipeline.overrides import parse_sweep
 
     project = Project.find()
-    repro_options = ReproOptions(force=force, keep_going=keep_going, run_cache=not no_run_cache)
+    if scheduler and executor is None:
+        executor = "dask"  # as `pipe repro --scheduler`
+    repro_options = ReproOptions(force=force, keep_going=keep_going, run_cache=not no_run_cache,
+                                 executor=executor, scheduler=scheduler)
     sweeps = [parse_sweep(s) for s in set_params]
     results = []
     if set_params or not run_all or targets or name:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.spec import load_spec
@@ -357,3 +358,23 @@ def test_a_local_repro_never_imports_dask() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_experiments_run_their_stages_on_the_cluster_and_are_recorded_as_local_ones_are(
+    workspace: Workspace, cluster: Cluster, tmp_path: Path
+) -> None:
+    workspace.write({"params.yaml": "n: 3\n"})
+    _project(workspace, tmp_path / "remote", {
+        "count": {"cmd": "seq 1 ${n} > count.txt && echo \"$DASK_WORKER_NAME\" > where.txt",
+                  "params": ["n"], "outs": ["count.txt"], "metrics": [{"where.txt": {"cache": False}}]},
+    })
+    workspace.pipe("exp", "run", "-S", "n=2,4", "--scheduler", cluster.address)
+    refs = workspace.git("for-each-ref", "--format=%(objectname)", "refs/exps").split()
+    assert len(refs) == 2
+    for sha in refs:
+        n = int(workspace.git("show", f"{sha}:params.yaml").split(":")[1])
+        assert workspace.git("show", f"{sha}:where.txt").strip() in {"w1", "w2", "gpu"}, "ran on a worker"
+        oid = yaml.safe_load(workspace.git("show", f"{sha}:pipeline.lock"))["stages"]["count"]["outs"][0]["oid"]
+        obj = workspace.root / ".pipe" / "cache" / "objects" / oid[:2] / oid[2:]
+        assert obj.read_text() == "".join(f"{i}\n" for i in range(1, n + 1)), "the out reached the shared cache"
+    assert not (workspace.root / "count.txt").exists(), "the user's workspace is untouched"

@@ -13,15 +13,15 @@ failed, with its log. The user's workspace, index and branches are never touched
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from pipeline_engine.errors import PipeError, PipeInterrupted, ScmError
+from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.ops.checkout import checkout
 from pipeline_engine.ops.exp.records import (
     ExpEntry,
@@ -39,6 +39,7 @@ from pipeline_engine.ops.exp.records import (
 )
 from pipeline_engine.ops.exp.worktree import apply_to_files, git_root, open_worktree
 from pipeline_engine.ops.repro import ReproListener, ReproOptions, ReproResult, StageOutcome, repro
+from pipeline_engine.ops.repro_dask import executor_kind, open_executor, stage_slots
 from pipeline_engine.pipeline.overrides import Override, Sweep, combinations
 from pipeline_engine.pipeline.plan import Reason
 from pipeline_engine.project import Project
@@ -145,13 +146,15 @@ def _run_claimed(project: Project, entry: ExpEntry, options: ReproOptions, liste
     save_entry(project, running)
     path = log_path(project, entry)
     path.parent.mkdir(parents=True, exist_ok=True)
-    jobs = options.jobs or project.config.jobs or os.cpu_count() or 1  # as repro counts them
-    with path.open("w", encoding="utf-8") as log_file, LocalExecutor(jobs) as executor:
+    with path.open("w", encoding="utf-8") as log_file:
         log = LogListener(log_file, listener)
-        if executors is not None:
-            executors.add(entry.key, executor)
+
+        def started(executor: Executor) -> None:
+            if executors is not None:
+                executors.add(entry.key, executor)
+
         try:
-            rev, result = _run_in_worktree(project, entry, options, log, executor)
+            rev, result = _run_in_worktree(project, entry, options, log, started)
             _record(project, entry, rev, force=force)
         except PipeError as exc:
             killed = executors is not None and executors.was_killed(entry.key)
@@ -172,7 +175,7 @@ def _run_claimed(project: Project, entry: ExpEntry, options: ReproOptions, liste
 
 
 def _run_in_worktree(project: Project, entry: ExpEntry, options: ReproOptions, log: LogListener,
-                     executor: Executor) -> tuple[str, ReproResult]:
+                     started: Callable[[Executor], None]) -> tuple[str, ReproResult]:
     with open_worktree(project, entry.snapshot, entry.name, entry.overrides) as wt:
         try:  # data added with `pipe add`; stage outs are restored by repro itself
             checkout(wt)
@@ -180,11 +183,29 @@ def _run_in_worktree(project: Project, entry: ExpEntry, options: ReproOptions, l
             raise
         except PipeError as exc:
             log.line(f"checkout: {exc}")
-        result = repro(wt, entry.targets, options, log, executor)
+        with _open_executor(wt, options) as executor:
+            started(executor)
+            result = repro(wt, entry.targets, options, log, executor)
         result.raise_for_failure()
         assert wt.git is not None
         rev = commit_all(wt.git.root, parent=entry.baseline, message=f"pipe exp: {entry.name}")
     return rev, result
+
+
+def _open_executor(wt: Project, options: ReproOptions) -> Executor:
+    """The executor of one experiment, opened in its worktree: local processes, or Dask (`--executor dask`).
+
+    Opened here, not by `repro`, so the thread watching for Ctrl-C and `pipe queue kill` can cancel
+    it. The Dask exchange ships deps from the worktree (where the overrides are), through the shared
+    store and the project's remote; give `--scheduler` for a sweep, or each experiment starts its own
+    local cluster.
+    """
+    kind = executor_kind(wt, options.executor)
+    jobs = stage_slots(wt, kind, options.scheduler, options.jobs)
+    if kind == "local":
+        return LocalExecutor(jobs)
+    return open_executor(wt, kind, list(ProjectIndex(wt).spec.stages.values()), jobs=jobs,
+                         scheduler=options.scheduler)
 
 
 def _record(project: Project, entry: ExpEntry, rev: str, *, force: bool) -> None:
