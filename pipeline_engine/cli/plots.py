@@ -18,7 +18,7 @@ from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
-    from pipeline_engine.ops.plots import PlotProps, PlotsResult
+    from pipeline_engine.ops.plots import PlotOptions, PlotsResult
 
 __all__ = ["plots"]
 
@@ -61,10 +61,10 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _props(options: dict[str, Any]) -> PlotProps:
-    from pipeline_engine.ops.plots import PlotProps
+def _props(options: dict[str, Any]) -> PlotOptions:
+    from pipeline_engine.ops.plots import PlotOptions
 
-    return PlotProps(template=options["template"], x=options["x"], y=options["y"], title=options["title"],
+    return PlotOptions(template=options["template"], x=options["x"], y=options["y"], title=options["title"],
                      x_label=options["x_label"], y_label=options["y_label"],
                      header=False if options["no_header"] else None)
 

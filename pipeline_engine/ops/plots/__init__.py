@@ -30,10 +30,11 @@ from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.tracked import read_at
 from pipeline_engine.ops.plots import render
 from pipeline_engine.ops.plots.data import Series, SeriesPoints, default_y, parse_records, series_points
-from pipeline_engine.ops.plots.source import PlotDef, PlotProps, collect_plots
+from pipeline_engine.ops.plots.source import PlotDef, collect_plots
+from pipeline_engine.pipeline.outputs import PlotOptions
 from pipeline_engine.project import Project
 
-__all__ = ["DEFAULT_OUT", "Plot", "PlotProps", "PlotsResult", "Problem", "diff", "export_templates",
+__all__ = ["DEFAULT_OUT", "Plot", "PlotOptions", "PlotsResult", "Problem", "diff", "export_templates",
            "plots", "show", "template_text", "templates"]
 
 DEFAULT_OUT = "pipe_plots"
@@ -72,7 +73,7 @@ class PlotsResult:
 
 
 def show(project: Project, targets: Sequence[str] = (), *, out_dir: Path | None = None,
-         props: PlotProps | None = None, render_files: bool = True) -> PlotsResult:
+         props: PlotOptions | None = None, render_files: bool = True) -> PlotsResult:
     """The workspace's plots (those `targets` choose: plot ids, paths, or data files to plot as they are).
 
     Raises:
@@ -83,7 +84,7 @@ def show(project: Project, targets: Sequence[str] = (), *, out_dir: Path | None 
 
 
 def diff(project: Project, revs: Sequence[str] = (), *, targets: Sequence[str] = (), out_dir: Path | None = None,
-         props: PlotProps | None = None, render_files: bool = True) -> PlotsResult:
+         props: PlotOptions | None = None, render_files: bool = True) -> PlotsResult:
     """The plots of several revisions overlaid: no revision means HEAD and the workspace, one means it and the workspace.
 
     Raises:
@@ -108,9 +109,9 @@ def _has_head(project: Project) -> bool:
 
 
 def plots(project: Project, revs: Sequence[str | None], *, targets: Sequence[str] = (), out_dir: Path | None = None,
-          props: PlotProps | None = None, render_files: bool = True) -> PlotsResult:
+          props: PlotOptions | None = None, render_files: bool = True) -> PlotsResult:
     """The plots of `revs` (None or `workspace`: the working tree) in one chart each; see `show` and `diff`."""
-    props = props or PlotProps()
+    props = props or PlotOptions()
     # `workspace` names the working tree, as in DVC (`pipe plots diff workspace HEAD`).
     indexes = [ProjectIndex(project) if rev in (None, WORKSPACE) else ProjectIndex.at(project, rev) for rev in revs]
     per_plot: dict[str, list[tuple[ProjectIndex, PlotDef]]] = {}

@@ -23,20 +23,7 @@ from pipeline_engine.ops.plots.data import DATA_SUFFIXES
 from pipeline_engine.pipeline.outputs import IMAGE_SUFFIXES, PlotOptions, PlotSource
 from pipeline_engine.pipeline.spec import OutKind
 
-__all__ = ["PlotDef", "PlotProps", "collect_plots"]
-
-
-@dataclass(frozen=True, slots=True)
-class PlotProps:
-    """Options given on the command line (DVC's `-t`, `-x`, `-y`, `--title`, ...), over pipeline.yaml's."""
-
-    template: str | None = None
-    x: str | None = None
-    y: str | None = None
-    title: str | None = None
-    x_label: str | None = None
-    y_label: str | None = None
-    header: bool | None = None
+__all__ = ["PlotDef", "collect_plots"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +44,7 @@ class PlotDef:
         return len(self.sources) == 1 and self.sources[0].is_image
 
 
-def collect_plots(index: ProjectIndex, targets: Sequence[str], props: PlotProps) -> tuple[dict[str, PlotDef], set[str]]:
+def collect_plots(index: ProjectIndex, targets: Sequence[str], props: PlotOptions) -> tuple[dict[str, PlotDef], set[str]]:
     """The plots of one revision chosen by `targets` (all when empty), by id in definition order, and the targets that matched.
 
     Raises:
@@ -115,7 +102,7 @@ def _paths(plot: PlotDef) -> list[str]:
     return [s.path for s in plot.sources]
 
 
-def _override(plot: PlotDef, props: PlotProps) -> PlotDef:
+def _override(plot: PlotDef, props: PlotOptions) -> PlotDef:
     """Command-line options over the definition's; `-x`/`-y` apply to single-file plots only (as DVC's)."""
     plot = replace(plot, **{k: getattr(props, k) for k in ("template", "title", "x_label", "y_label")
                             if getattr(props, k) is not None})
