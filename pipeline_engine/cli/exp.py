@@ -196,6 +196,9 @@ def apply(name: str) -> None:
     result = apply_exp(Project.find(), name)
     render.info(f"applied experiment '{escape(result.name)}' ({result.rev[:7]}): "
                 f"{len(result.written)} file(s) written, {len(result.removed)} removed")
+    if result.saved is not None:
+        render.info(f"the workspace's changes to those files were saved first ({result.saved[:7]}, "
+                    f"refs/exps/apply/stash): git restore --source={result.saved[:7]} -- FILE")
 
 
 @exp.command("branch")

@@ -289,3 +289,26 @@ def test_exp_show_all_branches_lists_each_baseline_with_its_experiments(workspac
     assert next(r for r in rows if r["name"] == "on-main")["baseline"] == main_sha
     kept = workspace.pipe("exp", "show", "--csv", "--drop", ".*", "--keep", "acc").stdout.splitlines()[0]
     assert kept == "Experiment,rev,Created,State,acc"
+
+
+def test_exp_apply_saves_uncommitted_changes_it_replaces(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "best", "-S", "train.lr=0.4")
+    edited = workspace.read("params.yaml") + "extra: 1  # hand edit, not committed\n"
+    workspace.write({"params.yaml": edited})
+    result = workspace.pipe("exp", "apply", "best")
+    assert "extra" not in workspace.read("params.yaml")  # replaced, as DVC does...
+    saved = workspace.git("rev-parse", "refs/exps/apply/stash").strip()
+    assert saved[:7] in result.stderr  # ...but recorded, and the user is told where
+    assert workspace.git("show", f"{saved}:params.yaml") == edited
+    assert workspace.git("status", "--porcelain", "--", "params.yaml").startswith(" M")  # index untouched
+    assert "apply" not in workspace.pipe("exp", "list").stdout  # the stash is not an experiment
+    workspace.git("restore", f"--source={saved}", "--", "params.yaml")
+    assert workspace.read("params.yaml") == edited
+
+
+def test_exp_apply_over_a_clean_workspace_saves_nothing(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "best", "-S", "train.lr=0.4")
+    assert "saved" not in workspace.pipe("exp", "apply", "best").stderr
+    assert workspace.git("for-each-ref", "refs/exps/apply").strip() == ""

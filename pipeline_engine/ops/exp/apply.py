@@ -2,11 +2,14 @@
 
 `apply` writes the files the experiment's commit changed (params, lock, pointers, metrics) into the
 workspace, leaving git's index and HEAD alone, then checks the outs out from the store: nothing
-reruns. As DVC does, the workspace's own changes to those files are replaced.
+reruns. As DVC does, the workspace's own changes to those files are replaced, but never lost: when
+any of them differs from HEAD, the workspace is first recorded as a commit at `APPLY_STASH`
+(DVC's `refs/exps/apply/stash`, with a reflog), so `git restore --source=<sha> -- FILE` brings it back.
 """
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +18,15 @@ from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
 from pipeline_engine.errors import PipeError, UnsafePathError
 from pipeline_engine.ops.checkout import checkout
+from pipeline_engine.ops.exp.records import exps_dir
 from pipeline_engine.ops.exp.show import resolve
 from pipeline_engine.ops.exp.worktree import git_root
 from pipeline_engine.project import Project
-from pipeline_engine.scm.exps import rev_parse, run_git
+from pipeline_engine.scm.exps import rev_parse, run_git, snapshot_workspace
 
-__all__ = ["ApplyResult", "apply", "branch"]
+__all__ = ["APPLY_STASH", "ApplyResult", "apply", "branch"]
+
+APPLY_STASH = "refs/exps/apply/stash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,7 @@ class ApplyResult:
     rev: str
     written: tuple[str, ...]
     removed: tuple[str, ...]
+    saved: str | None = None  # the commit holding the workspace's replaced changes, if there were any
 
 
 def apply(project: Project, name: str) -> ApplyResult:
@@ -46,6 +53,7 @@ def apply(project: Project, name: str) -> ApplyResult:
     status = run_git(root, "diff", "--no-renames", "--name-status", "-z", "HEAD", sha)
     fields = [f for f in status.split("\0") if f]
     with project.mutex("pipe exp apply"):
+        saved = _save_workspace(project, root, fields[1::2])
         for state, path in zip(fields[::2], fields[1::2], strict=True):
             try:  # the commit came from git: its paths pass the gate; `.pipe/` files are not applied
                 rel = check_relpath(path, source=f"experiment '{name}'")
@@ -61,7 +69,21 @@ def apply(project: Project, name: str) -> ApplyResult:
             atomic_write(target, data)
             written.append(rel)
     checkout(Project(project.root), force=True)
-    return ApplyResult(ref.name, sha, tuple(written), tuple(removed))
+    return ApplyResult(ref.name, sha, tuple(written), tuple(removed), saved)
+
+
+def _save_workspace(project: Project, root: Path, paths: list[str]) -> str | None:
+    """Record the workspace at APPLY_STASH when any of `paths` has changes git would lose; their commit."""
+    if not paths or not run_git(root, "--literal-pathspecs", "status", "--porcelain", "-z", "--", *paths).strip("\0"):
+        return None
+    head = rev_parse(root, "HEAD")
+    if head is None:
+        return None
+    index_file = exps_dir(project) / f"index-{secrets.token_hex(4)}"
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    sha = snapshot_workspace(root, parent=head, index_file=index_file, message="pipe exp apply: workspace before apply")
+    run_git(root, "update-ref", "--create-reflog", "-m", "pipe exp apply", APPLY_STASH, sha)
+    return sha
 
 
 def _blob(root: Path, sha: str, path: str) -> bytes:
