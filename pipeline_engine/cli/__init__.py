@@ -20,7 +20,7 @@ import click
 
 from pipeline_engine.errors import LockedError, PipeError, PipeInterrupted
 
-__all__ = ["SuggestingGroup", "cli", "main", "os_error"]
+__all__ = ["SuggestingGroup", "TargetsCommand", "cli", "main", "os_error"]
 
 # command name -> "module:attribute" under pipeline_engine.cli
 COMMANDS: dict[str, str] = {
@@ -70,6 +70,23 @@ class PipeClickError(click.ClickException):
         from pipeline_engine.cli import render
 
         render.error(self.error, verbose=self.verbose)
+
+
+class TargetsCommand(click.Command):
+    """`--targets a b` takes every argument up to the next option, as DVC's argparse (`nargs="*"`) does."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        spread: list[str] = []
+        greedy = False
+        for arg in args:
+            if arg == "--targets":
+                greedy = True
+            elif arg.startswith("-"):
+                greedy = False
+                spread.append(arg)
+            else:
+                spread.extend(["--targets", arg] if greedy else [arg])
+        return super().parse_args(ctx, spread)
 
 
 class SuggestingGroup(click.Group):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline_engine.cli import render
+from pipeline_engine.cli import TargetsCommand, render
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
@@ -19,25 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["diff"]
 
 
-
-class _TargetsCommand(click.Command):
-    """`--targets a b` takes every argument up to the next option, as DVC's argparse (`nargs="*"`) does."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        spread: list[str] = []
-        greedy = False
-        for arg in args:
-            if arg == "--targets":
-                greedy = True
-            elif arg.startswith("-"):
-                greedy = False
-                spread.append(arg)
-            else:
-                spread.extend(["--targets", arg] if greedy else [arg])
-        return super().parse_args(ctx, spread)
-
-
-@click.command(cls=_TargetsCommand)
+@click.command(cls=TargetsCommand)
 @click.argument("a_rev", required=False, default="HEAD")
 @click.argument("b_rev", required=False)
 @click.option("--targets", multiple=True, metavar="PATH...",

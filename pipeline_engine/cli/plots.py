@@ -14,30 +14,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 
-from pipeline_engine.cli import SuggestingGroup, render
+from pipeline_engine.cli import SuggestingGroup, TargetsCommand, render
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
     from pipeline_engine.ops.plots import PlotOptions, PlotsResult
 
 __all__ = ["plots"]
-
-
-class _TargetsCommand(click.Command):
-    """`--targets a b` takes every argument up to the next option, as DVC's argparse (`nargs="*"`) does."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        spread: list[str] = []
-        greedy = False
-        for arg in args:
-            if arg == "--targets":
-                greedy = True
-            elif arg.startswith("-"):
-                greedy = False
-                spread.append(arg)
-            else:
-                spread.extend(["--targets", arg] if greedy else [arg])
-        return super().parse_args(ctx, spread)
 
 
 def _options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,7 +71,7 @@ def show(targets: tuple[str, ...], out_dir: Path | None, open_page: bool, as_jso
     _report(result, open_page=open_page, as_json=as_json, show_vega=show_vega)
 
 
-@plots.command(cls=_TargetsCommand)
+@plots.command(cls=TargetsCommand)
 @click.argument("revisions", nargs=-1)
 @click.option("--targets", multiple=True, metavar="PATH...",
               help="Draw only these plots (every argument up to the next option).")
