@@ -241,6 +241,7 @@ def _share_options(fn: Any) -> Any:
         click.argument("names", nargs=-1),
         click.option("--no-cache", is_flag=True, help="Only the git refs, not the cached objects."),
         click.option("-r", "--remote", default=None, help="The pipe remote for the objects (default: the default)."),
+        click.option("-f", "--force", is_flag=True, help="Replace an experiment of the same name with another commit."),
     ]):
         fn = option(fn)
     return fn
@@ -248,22 +249,22 @@ def _share_options(fn: Any) -> Any:
 
 @exp.command("push")
 @_share_options
-def push(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | None) -> None:
+def push(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | None, force: bool) -> None:
     """Push experiments (default: those of HEAD) to a git remote, and their objects to the pipe remote."""
     from pipeline_engine.ops.exp.share import push as push_exps
 
-    result = push_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote)
+    result = push_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote, force=force)
     render.info(f"pushed {len(result.names)} experiment(s) to '{escape(git_remote)}' "
                 f"({result.objects} object(s) uploaded): {', '.join(result.names)}")
 
 
 @exp.command("pull")
 @_share_options
-def pull(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | None) -> None:
+def pull(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | None, force: bool) -> None:
     """Pull experiments (default: those of HEAD) from a git remote, and their objects from the pipe remote."""
     from pipeline_engine.ops.exp.share import pull as pull_exps
 
-    result = pull_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote)
+    result = pull_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote, force=force)
     render.info(f"pulled {len(result.names)} experiment(s) from '{escape(git_remote)}' "
                 f"({result.objects} object(s) downloaded): {', '.join(result.names)}")
 

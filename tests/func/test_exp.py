@@ -312,3 +312,30 @@ def test_exp_apply_over_a_clean_workspace_saves_nothing(workspace: Workspace) ->
     workspace.pipe("exp", "run", "-n", "best", "-S", "train.lr=0.4")
     assert "saved" not in workspace.pipe("exp", "apply", "best").stderr
     assert workspace.git("for-each-ref", "refs/exps/apply").strip() == ""
+
+
+def test_exp_pull_and_push_do_not_replace_a_diverged_experiment_without_force(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = tmp_path / "origin.git"
+    workspace.git("init", "-q", "--bare", str(origin))
+    workspace.git("remote", "add", "origin", str(origin))
+    _project(workspace)
+    workspace.git("push", "-q", "origin", "main")
+    workspace.pipe("exp", "run", "-n", "nine", "-S", "prep.n=9")
+    workspace.pipe("exp", "push", "--no-cache", "origin")
+    theirs = _refs(workspace)["nine"]
+    dest = tmp_path / "other"
+    workspace.git("clone", "-q", "-b", "main", str(origin), str(dest))
+    other = Workspace(dest, monkeypatch)
+    monkeypatch.chdir(dest)
+    other.pipe("exp", "save", "-n", "nine")  # another experiment under the same name, made here
+    mine = _refs(other)["nine"]
+    assert mine != theirs
+    refused = other.pipe("exp", "pull", "--no-cache", "origin", "nine", exit_code=1).stderr
+    assert "'nine'" in refused and "-f" in refused
+    assert _refs(other)["nine"] == mine  # the local experiment is kept
+    other.pipe("exp", "push", "--no-cache", "origin", "nine", exit_code=1)
+    assert theirs in other.git("ls-remote", str(origin))  # and theirs is not replaced either
+    other.pipe("exp", "pull", "--no-cache", "-f", "origin", "nine")
+    assert _refs(other)["nine"] == theirs

@@ -8,6 +8,7 @@ NotImplementedError (`main@{yesterday}`, which git itself understands) from `Pro
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,14 @@ def test_a_rev_naming_a_file_is_an_unknown_revision_not_an_empty_scope(history: 
     assert "unknown revision 'HEAD:metrics.json'" in result.output
     shown = json.loads(history.pipe("metrics", "show", "--rev", "HEAD~1", "--json").stdout)
     assert shown["HEAD~1"]["data"]["metrics.json"]["data"] == {"acc": 0.5}
+
+
+def test_exp_push_and_pull_refuse_a_git_remote_that_is_an_option(workspace: Workspace, tmp_path: Path) -> None:
+    """`--upload-pack=CMD` / `--receive-pack=CMD` as GIT_REMOTE would make git run CMD."""
+    workspace.write({"params.yaml": "a: 1\n"})
+    workspace.commit("base")
+    witness = tmp_path / "ran"
+    for verb, option in (("pull", "--upload-pack"), ("push", "--receive-pack")):
+        result = workspace.pipe("exp", verb, "--", f"{option}=touch {witness}", exit_code=None)
+        assert result.exit_code != 0 and "is not a git remote" in result.stderr
+    assert not witness.exists()

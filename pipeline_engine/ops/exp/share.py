@@ -3,7 +3,8 @@
 Refs travel through git (`refs/exps/...` as they are, so a plain `git push origin 'refs/exps/*'`
 works too); the objects their commits reference travel through the default pipe remote, as
 `pipe push --rev` / `pipe fetch --rev` move them (`ops/transfer.py`). Without names, the
-experiments of HEAD's baseline are shared.
+experiments of HEAD's baseline are shared. As DVC, an experiment that exists on the other side
+with another commit is not replaced without `force` (a local one would be lost: refs/exps/ have no reflog).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline_engine.errors import PipeError
+from pipeline_engine.errors import PipeError, ScmError
 from pipeline_engine.index.revisions import Scope
 from pipeline_engine.ops import transfer
 from pipeline_engine.ops.exp.show import resolve
@@ -31,15 +32,17 @@ class ShareResult:
 
 
 def push(project: Project, git_remote: str, names: Sequence[str] = (), *, cache: bool = True,
-         remote: str | None = None) -> ShareResult:
+         remote: str | None = None, force: bool = False) -> ShareResult:
     """Push the named experiments' refs to `git_remote` and their objects to the pipe remote.
 
     Raises:
         PipeError: a name is not an experiment, or there is none to push.
-        ScmError: git refused the push (the message holds git's).
+        ScmError: git refused the push (the message holds git's): an experiment of that name
+            has another commit there (without `force`), or GIT_REMOTE looks like an option.
         RemoteError / RemoteNotConfiguredError: the objects could not be sent.
     """
     root = git_root(project)
+    _check_remote(git_remote)
     if names:
         chosen = [resolve(project, n) for n in names]
     else:
@@ -51,20 +54,23 @@ def push(project: Project, git_remote: str, names: Sequence[str] = (), *, cache:
     if cache:
         results = transfer.push(project, remote=remote, scope=Scope(workspace=False, revs=tuple(s for _, s in chosen)))
         moved = sum(r.transferred for r in results)
-    run_git(root, "push", "-q", git_remote, *(f"{r.ref}:{r.ref}" for r, _ in chosen))
+    plus = "+" if force else ""
+    run_git(root, "push", "-q", git_remote, *(f"{plus}{r.ref}:{r.ref}" for r, _ in chosen))
     return ShareResult(tuple(r.name for r, _ in chosen), moved)
 
 
 def pull(project: Project, git_remote: str, names: Sequence[str] = (), *, cache: bool = True,
-         remote: str | None = None) -> ShareResult:
+         remote: str | None = None, force: bool = False) -> ShareResult:
     """Fetch the named experiments' refs from `git_remote` (all of HEAD's baseline when none) and their objects.
 
     Raises:
-        PipeError: a name is not on the git remote, or there is none to pull.
-        ScmError: git failed.
+        PipeError: a name is not on the git remote, there is none to pull, or (without `force`)
+            a local experiment of the same name has another commit.
+        ScmError: git failed, or GIT_REMOTE looks like an option.
         RemoteError / RemoteNotConfiguredError: the objects could not be fetched.
     """
     root = git_root(project)
+    _check_remote(git_remote)
     listed = run_git(root, "ls-remote", git_remote, "refs/exps/*")
     found = []
     for line in listed.splitlines():
@@ -83,9 +89,22 @@ def pull(project: Project, git_remote: str, names: Sequence[str] = (), *, cache:
         found = [(r, s) for r, s in found if r.baseline == head]
     if not found:
         raise PipeError(f"no experiments of this baseline on '{git_remote}'", hint="name them, or pull another branch first")
+    if not force:
+        for r, sha in found:
+            local = rev_parse(root, r.ref)
+            if local is not None and local != sha:
+                raise PipeError(f"experiment '{r.name}' of {r.baseline[:7]} exists here as {local[:7]}, "
+                                f"and as {sha[:7]} on '{git_remote}'",
+                                hint="replace the local one with 'pipe exp pull -f', or rename it with 'pipe exp branch'")
     run_git(root, "fetch", "-q", git_remote, *(f"+{r.ref}:{r.ref}" for r, _ in found))
     moved = 0
     if cache:
         results = transfer.fetch(project, remote=remote, scope=Scope(workspace=False, revs=tuple(s for _, s in found)))
         moved = sum(r.transferred for r in results)
     return ShareResult(tuple(r.name for r, _ in found), moved)
+
+
+def _check_remote(git_remote: str) -> None:
+    """A GIT_REMOTE that starts with `-` would reach git as an option (`--upload-pack=CMD` runs CMD)."""
+    if git_remote.startswith("-") or not git_remote.strip():
+        raise ScmError(f"'{git_remote}' is not a git remote", hint="name a remote ('origin') or a URL")
