@@ -108,3 +108,16 @@ def test_overrides_in_another_params_file_and_format(workspace: Workspace) -> No
     ref = workspace.git("for-each-ref", "--format=%(objectname)", "refs/exps").strip()
     assert workspace.git("show", f"{ref}:o.txt").strip() == "8"
     assert yaml.safe_load(workspace.git("show", f"{ref}:conf.json")) == {"depth": 8}
+
+
+def test_an_override_of_a_symlinked_params_file_reaches_what_the_stage_reads(workspace: Workspace) -> None:
+    workspace.write({"conf/params.yaml": "lr: 0.1\n"})
+    (workspace.root / "params.yaml").symlink_to("conf/params.yaml")
+    workspace.write_pipeline({"s": {"cmd": "cat conf/params.yaml > o.txt", "params": ["lr"],
+                                    "outs": [{"o.txt": {"cache": False}}]}})
+    workspace.pipe("repro")
+    workspace.commit("base")
+    workspace.pipe("exp", "run", "-n", "fast", "-S", "lr=0.5")
+    ref = workspace.git("for-each-ref", "--format=%(objectname)", "refs/exps").strip()
+    assert workspace.git("show", f"{ref}:o.txt") == "lr: 0.5\n"  # the stage saw the value the lock records
+    assert workspace.git("ls-tree", ref, "params.yaml").startswith("120000")  # still a link

@@ -96,4 +96,6 @@ def apply_to_files(root: Path, overrides: Sequence[Override], *, write: bool = T
                             hint=f"create '{relpath}', or name another file: -S FILE:KEY=VALUE")
         text = apply_overrides(path.read_text(encoding="utf-8"), items, relpath=relpath)
         if write:
-            atomic_write(path, text)
+            # a params file that is a symlink (the gate checked its target is inside) is changed
+            # where it points: replacing the link would leave the stage reading the old values
+            atomic_write(Path(os.path.realpath(path)), text)
