@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 
 from pipeline_engine.config import EXECUTORS
-from pipeline_engine.errors import ConfigError
+from pipeline_engine.errors import ConfigError, RemoteNotConfiguredError
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 from pipeline_engine.runner.executor import Executor, LocalExecutor
@@ -69,7 +69,13 @@ def open_executor(
     from pipeline_engine.index.remote_run import RemoteExchange
     from pipeline_engine.runner.dask_executor import DaskExecutor
 
-    exchange = None if project.config.shared_fs else RemoteExchange(project, keep=remote_only)
+    try:
+        exchange = None if project.config.shared_fs else RemoteExchange(project, keep=remote_only)
+    except RemoteNotConfiguredError as exc:  # the generic hint does not say why a repro needs a remote
+        raise RemoteNotConfiguredError(
+            f"{exc.message}: Dask workers receive deps and send outs through the default remote",
+            hint="add one with 'pipe remote add -d NAME URL', or, when every worker sees the project at "
+                 "the same path, 'pipe config executor.shared_fs true'") from None
     executor = DaskExecutor(scheduler or project.config.scheduler, jobs=jobs, exchange=exchange)
     try:
         executor.check_resources({s.name: dict(s.resources) for s in stages if s.resources and not s.frozen})

@@ -350,6 +350,7 @@ def test_without_a_shared_filesystem_a_default_remote_is_needed_before_anything_
     workspace.write_pipeline({"a": {"cmd": "echo a > a.txt", "outs": ["a.txt"]}})
     refused = workspace.pipe("repro", "--executor", "dask", exit_code=1)
     assert "no remote given and no default remote set" in refused.stderr
+    assert "Dask workers receive deps" in refused.stderr and "executor.shared_fs" in refused.stderr
     assert not (workspace.root / "a.txt").exists()
 
 
