@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from pipeline_engine.index.project_index import ProjectIndex
     from pipeline_engine.index.tracked import Located
 
-__all__ = ["get_url", "metrics_show", "open", "params_show", "read"]
+__all__ = ["artifacts_show", "get_url", "metrics_show", "open", "params_show", "read"]
 
 
 def _project(repo: str | os.PathLike[str] | None) -> Project:
@@ -260,3 +260,19 @@ def _merge(by_file: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         merged.update({(k if counts[k] == 1 else f"{path}:{k}"): v for k, v in data.items()})
     return merged
 
+
+
+def artifacts_show(name: str, version: str | None = None, stage: str | None = None,
+                   repo: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """`{"rev": commit sha, "path": path}` of artifact `name` at `version`, in `stage`, or its latest version (as DVC's).
+
+    `repo` is a local project path or file:// URL (the current project when None).
+
+    Raises:
+        SpecError: an unknown artifact, version or stage.
+    """
+    from pipeline_engine.ops.artifacts import local_path, resolve
+
+    project = _project(None) if repo is None else Project.find(local_path(str(repo)).resolve())
+    rev, path = resolve(project, name, version=version, stage=stage)
+    return {"rev": rev, "path": path}

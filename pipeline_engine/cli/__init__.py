@@ -51,6 +51,11 @@ COMMANDS: dict[str, str] = {
     "params": "show:params",
     "exp": "exp:exp",
     "queue": "exp:queue",
+    "ls": "external:ls",
+    "get": "external:get",
+    "import": "external:import_",
+    "update": "external:update",
+    "artifacts": "artifacts:artifacts",
 }
 
 EXIT_BUG = 70
