@@ -261,7 +261,6 @@ def _merge(by_file: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-
 def artifacts_show(name: str, version: str | None = None, stage: str | None = None,
                    repo: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """`{"rev": commit sha, "path": path}` of artifact `name` at `version`, in `stage`, or its latest version (as DVC's).
