@@ -138,7 +138,7 @@ def gc(project: Project, options: GcOptions) -> GcResult:
     with contextlib.ExitStack() as stack:
         stack.enter_context(project.mutex("pipe gc", sweep=True))
         if not options.dry:
-            _refuse_while_experiments_run(project)
+            _refuse_while_experiments_run(project, stack)
         others = _other_projects(project, options)
         for other in others:  # none of them may add objects while gc decides
             stack.enter_context(other.mutex("pipe gc (from another project sharing the cache)"))
@@ -353,13 +353,16 @@ def _unreadable_error(unreadable: Sequence[Unreadable]) -> CacheError:
     )
 
 
-def _refuse_while_experiments_run(project: Project) -> None:
+def _refuse_while_experiments_run(project: Project, stack: contextlib.ExitStack) -> None:
     """An experiment running in its own worktree stores outs no ref names yet: gc must not run beside it.
+    None can start until `stack` closes (`start_guard`: gc's check and deletions are one step for them).
 
     Raises:
         LockedError: an experiment is running (its name and the command that waits for or stops it).
     """
-    from pipeline_engine.ops.exp.records import ExpState, entries
+    from pipeline_engine.ops.exp.records import ExpState, entries, start_guard
+
+    stack.enter_context(start_guard(project, "pipe gc", timeout=10))
 
     running = [e.name for e in entries(project, states=(ExpState.RUNNING,))]
     if running:

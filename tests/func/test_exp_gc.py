@@ -48,3 +48,22 @@ def test_gc_refuses_while_an_experiment_runs_and_deletes_nothing(workspace: Work
     after = sorted(p.name for p in (workspace.root / ".pipe/cache/objects").rglob("*") if p.is_file())
     assert after == before
     workspace.pipe("gc", "-w", "--dry")  # a dry run only reports: allowed
+
+
+def test_an_experiment_does_not_start_while_gc_decides_what_is_unused(workspace: Workspace) -> None:
+    """gc checks that no experiment runs, then deletes: one starting in between would lose its outs."""
+    from pipeline_engine.ops.exp.records import entries, start_guard
+    from pipeline_engine.project import Project
+    from tests.procutil import start_pipe
+
+    _project(workspace)
+    project = Project(workspace.root)
+    with start_guard(project, "pipe gc"):  # what gc holds from its check to its last deletion
+        proc = start_pipe("exp", "run", "-n", "later", "-S", "n=5", cwd=workspace.root)
+        time.sleep(2)
+        assert proc.poll() is None, proc.communicate()
+        assert all(e.state is not ExpState.RUNNING for e in entries(project))
+        assert workspace.git("for-each-ref", "refs/exps").strip() == ""
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "later" in workspace.git("for-each-ref", "refs/exps")

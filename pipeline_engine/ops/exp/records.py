@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.layout import tmp_dir
 from pipeline_engine.core.yamlio import parse_json
 from pipeline_engine.errors import PipeError, SpecError
@@ -31,8 +32,9 @@ from pipeline_engine.pipeline.overrides import Override, from_records, to_record
 from pipeline_engine.project import Project
 from pipeline_engine.scm.exps import is_valid_name, list_exp_refs
 
-__all__ = ["ExpEntry", "ExpState", "claim", "clear_kill", "entries", "exps_dir", "kill_requests", "log_path", "new_name", "now",
-           "queue_ref", "read_log", "release", "remove_entry", "request_kill", "save_entry", "taken_names"]
+__all__ = ["ExpEntry", "ExpState", "claim", "clear_kill", "entries", "exps_dir", "kill_requests", "log_path",
+           "new_name", "now", "queue_ref", "read_log", "release", "remove_entry", "request_kill", "save_entry",
+           "start_guard", "taken_names"]
 
 
 class ExpState(enum.Enum):
@@ -66,6 +68,16 @@ class ExpEntry:
 def exps_dir(project: Project) -> Path:
     """`.pipe/tmp/exps`."""
     return tmp_dir(project.control_dir) / "exps"
+
+
+def start_guard(project: Project, command: str, *, timeout: float | None = None) -> ProjectMutex:
+    """The lock an experiment holds while it becomes RUNNING, and gc for its whole run.
+
+    gc refuses while an experiment runs (its outs are in no ref yet); without this lock one could
+    start between gc's check and its deletions. An experiment waits for gc; gc waits `timeout`.
+    """
+    exps_dir(project).mkdir(parents=True, exist_ok=True)
+    return ProjectMutex(exps_dir(project) / "start.lock", command=command, wait=True, timeout=timeout)
 
 
 def queue_ref(entry: ExpEntry) -> str:

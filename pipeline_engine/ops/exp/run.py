@@ -36,6 +36,7 @@ from pipeline_engine.ops.exp.records import (
     release,
     remove_entry,
     save_entry,
+    start_guard,
 )
 from pipeline_engine.ops.exp.worktree import apply_to_files, git_root, open_worktree
 from pipeline_engine.ops.repro import ReproListener, ReproOptions, ReproResult, StageOutcome, repro
@@ -143,7 +144,8 @@ def run_entry(project: Project, entry: ExpEntry, options: ReproOptions = DEFAULT
 def _run_claimed(project: Project, entry: ExpEntry, options: ReproOptions, listener: ReproListener | None, *,
                  force: bool, executors: ExecutorSet | None) -> ExpResult:
     running = dataclasses.replace(entry, state=ExpState.RUNNING)
-    save_entry(project, running)
+    with start_guard(project, f"pipe exp run ({entry.name})"):  # never while gc decides what is unused
+        save_entry(project, running)
     path = log_path(project, entry)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as log_file:
