@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.revision import RevisionFiles, decode_utf8
 from pipeline_engine.core.schema import check_schema, memo_of, remember_valid
 from pipeline_engine.core.yamlio import dump_yaml, parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
 
-__all__ = ["POINTER_SUFFIX", "Pointer", "parse_pointer", "read_pointer", "write_pointer"]
+__all__ = ["POINTER_SUFFIX", "Pointer", "SourceRepo", "parse_pointer", "read_pointer", "write_pointer"]
 
 POINTER_SUFFIX = ".pipe"
 SCHEMA_VERSION = 1
@@ -20,14 +21,54 @@ POINTER_SCHEMA = "pointer.schema.json"
 
 
 @dataclass(frozen=True, slots=True)
+class SourceRepo:
+    """Where imported data came from (`pipe import`): a git URL, the path there, the revision asked for and the commit used.
+
+    The URL is only ever passed to `git clone` (after `--`); `path` passes the path gate when read.
+    """
+
+    url: str
+    path: str
+    rev_lock: str
+    rev: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """The on-disk mapping (see docs/format.md)."""
+        d = {"url": self.url, "path": self.path, "rev_lock": self.rev_lock}
+        if self.rev is not None:
+            d["rev"] = self.rev
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: object, *, source: str) -> SourceRepo:
+        """Parse and check an on-disk `repo:` mapping.
+
+        Raises:
+            SpecError: a key is missing or invalid; UnsafePathError: `path` escapes.
+        """
+        if not isinstance(raw, dict):
+            raise SpecError(f"{source}: 'repo' must be a mapping with 'url', 'path' and 'rev_lock'")
+        url, rev, lock = raw.get("url"), raw.get("rev"), raw.get("rev_lock")
+        if not isinstance(url, str) or not url or not url.isprintable() or url.startswith("-"):
+            raise SpecError(f"{source}: 'repo.url' must be a git URL")
+        if rev is not None and (not isinstance(rev, str) or not rev or not rev.isprintable() or rev.startswith("-")):
+            raise SpecError(f"{source}: 'repo.rev' must be a git revision name")
+        if not isinstance(lock, str) or len(lock) != 40 or any(c not in "0123456789abcdef" for c in lock):
+            raise SpecError(f"{source}: 'repo.rev_lock' must be a 40-digit commit sha")
+        path = check_relpath(raw.get("path"), source=f"{source}: repo.path")
+        return cls(url, path, lock, rev)
+
+
+@dataclass(frozen=True, slots=True)
 class Pointer:
-    """A pointer file: where it is (project-relative) and the out it records.
+    """A pointer file: where it is (project-relative) and the out it records; `repo` for an import.
 
     `out.path` is relative to the pointer's directory, as in DVC's `.dvc` files.
     """
 
     relpath: str
     out: PathRecord
+    repo: SourceRepo | None = None
 
     @property
     def data_relpath(self) -> str:
@@ -78,13 +119,16 @@ def parse_pointer(text: str | bytes, relpath: str, *, source: str | None = None,
     out = PathRecord.from_dict(raw["outs"][0], source=source)
     if "/" in out.path:
         raise SpecError(f"{source}: path '{out.path}' must name a file beside the pointer")
+    repo = SourceRepo.from_dict(raw["repo"], source=source) if "repo" in raw else None
     check_schema(raw, name=POINTER_SCHEMA, source=source, text=text, memo=memo)
-    return Pointer(relpath, out)
+    return Pointer(relpath, out, repo)
 
 
 def write_pointer(root: Path, pointer: Pointer) -> None:
     """Write a pointer file atomically, with stable key order."""
-    data = {"schema": SCHEMA_VERSION, "outs": [pointer.out.to_dict()]}
+    data: dict[str, object] = {"schema": SCHEMA_VERSION, "outs": [pointer.out.to_dict()]}
+    if pointer.repo is not None:
+        data["repo"] = pointer.repo.to_dict()
     text = dump_yaml(data)
     remember_valid(POINTER_SCHEMA, text, memo=memo_of(root))  # pipe's own output: no check on the next read
     atomic_write(root / pointer.relpath, text)

@@ -144,6 +144,7 @@ def pull(
         ScmError: `scope` names an unknown revision (nothing was fetched).
     """
     from pipeline_engine.ops.checkout import checkout_outs
+    from pipeline_engine.ops.imports import recover_imports
 
     with project.mutex("pipe pull"):
         index = ProjectIndex(project)
@@ -156,6 +157,7 @@ def pull(
             here = [t for t in targets if _selects(index, t)]
             outs = index.used_outs(here) if here or not targets else []  # the others are at older revisions only
         fetched = [fetch_outs(project.store, rem, group, progress=progress or NullProgress()) for rem, group in opened]
+        fetched = recover_imports(project, index, fetched, jobs=jobs, progress=progress)  # imports: their source second
         failed = {f.oid for r in fetched for f in r.failed}
         complete = [o for o in outs if not _objects_of(project, o) & failed]
         try:

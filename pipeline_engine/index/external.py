@@ -1,0 +1,168 @@
+"""Opening another pipe repository by git URL, read as untrusted input: its files at a revision and its default remote.
+
+`pipe ls`, `pipe get`, `pipe import`/`update` and `api.open(repo=URL)` read a source project
+through `open_external`: a bare clone (no work tree, no checkout, an empty hook template: none
+of the source's code runs) in a scratch directory under the user's `.pipe/tmp/` (or the system
+temp directory outside a project), deleted on exit. Its files are read through the same
+`ProjectIndex` as any revision (`ProjectIndex(scratch, files=...)`), so every path in it passes
+the path gate and every object fetched from its remote is verified by oid.
+
+The source's remote (what DVC does, narrowed to what cannot reach the user's own files):
+- only `core.remote` and that remote's `url` are read from the source's committed
+  `.pipe/config.yaml`; every other key (options, `cache.dir`, ...) is ignored, so the source can
+  neither choose credentials nor point the cache anywhere;
+- a URL with credentials in it is refused (`has_credentials`); credentials come from the USER's
+  config: the options of a user remote with the same URL are used;
+- a local-path or `file://` remote is allowed only when the source itself is a local repository
+  (the user already pointed pipe at this machine); a relative path is taken from the source's
+  directory, as DVC resolves it from the source's root. A source fetched over the network may not
+  name files on this machine (a remote at `~/.ssh` would make pipe read there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_engine.core.redact import has_credentials, mask_url
+from pipeline_engine.core.yamlio import parse_yaml
+from pipeline_engine.errors import ConfigError, RemoteNotConfiguredError, ScmError
+from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.project import Project
+from pipeline_engine.remote.remote import Remote
+from pipeline_engine.scm.git import Git
+
+__all__ = ["External", "is_local_url", "open_external"]
+
+_SOURCE_CONFIG = ".pipe/config.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class External:
+    """A source repository at one commit: `index` reads its files; `remote_url` is its default remote's URL (or None)."""
+
+    url: str
+    rev: str | None
+    sha: str
+    index: ProjectIndex
+    remote_url: str | None
+
+    def open_remote(self, *, jobs: int | None = None) -> Remote:
+        """The source's default remote, with the options (credentials) of a user remote at the same URL.
+
+        Raises:
+            RemoteNotConfiguredError: the source names no default remote.
+            ConfigError, RemoteError: the remote cannot be opened.
+        """
+        from pipeline_engine.remote.open import open_remote
+
+        if self.remote_url is None:
+            raise RemoteNotConfiguredError(
+                f"'{mask_url(self.url)}' has no default remote in its {_SOURCE_CONFIG} at '{self.rev or 'HEAD'}'",
+                hint="ask its maintainers to set one with 'pipe remote add -d', and push",
+            )
+        user = self.index.project.config
+        options: dict[str, Any] = {}
+        for remote in user.remotes.values():
+            if remote.url.rstrip("/") == self.remote_url.rstrip("/"):
+                options = dict(remote.options)
+        return open_remote("source", self.remote_url, options, base_dir=Path.cwd(), jobs=jobs)
+
+
+def is_local_url(url: str) -> bool:
+    """True for a git URL on this machine: a path or `file://` (no `host:path` scp form)."""
+    if url.startswith("file://"):
+        return True
+    return "://" not in url and not (":" in url.split("/")[0] and not os.path.exists(url))
+
+
+def _local_path(url: str) -> Path:
+    return Path(url[len("file://"):] if url.startswith("file://") else url).expanduser().resolve()
+
+
+def _clone(url: str, dest: Path) -> None:
+    """A bare clone of `url` into `dest`; no hooks, no checkout, no `ext::` transport."""
+    if not url or url.startswith("-") or any(ord(c) < 32 for c in url):
+        raise ScmError(f"'{url}' is not a git URL")
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+    args = ["git", "-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null",
+            "clone", "--bare", "--quiet", "--template="]
+    if not is_local_url(url):
+        args.append("--filter=blob:none")
+    proc = subprocess.run([*args, "--", url, str(dest)], capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise ScmError(f"cannot clone '{mask_url(url)}': {proc.stderr.strip() or 'git clone failed'}",
+                       hint="check the URL and that git can reach it ('git ls-remote URL')")
+
+
+def _source_remote(url: str, config_text: bytes | None, rev_label: str) -> str | None:
+    """The default remote's URL from the source's committed config, under the rules in the module docstring.
+
+    Raises:
+        ConfigError: the config is invalid, or its remote carries credentials or names local files from a network source.
+    """
+    if config_text is None:
+        return None
+    source = f"{_SOURCE_CONFIG} of '{mask_url(url)}' at '{rev_label}'"
+    raw = parse_yaml(config_text.decode("utf-8", "replace"), source=source)
+    core = raw.get("core") if isinstance(raw, dict) else None
+    name = core.get("remote") if isinstance(core, dict) else None
+    if name is None:
+        return None
+    remotes = raw.get("remotes") if isinstance(raw, dict) else None
+    settings = remotes.get(name) if isinstance(remotes, dict) else None
+    remote_url = settings.get("url") if isinstance(settings, dict) else None
+    if not isinstance(remote_url, str) or not remote_url or not remote_url.isprintable():
+        raise ConfigError(f"{source}: default remote '{name}' has no valid 'url'")
+    if has_credentials(remote_url):
+        raise ConfigError(f"{source}: remote '{name}' carries credentials in its URL ({mask_url(remote_url)}); refused",
+                          hint="credentials for a source's remote come from your own config: 'pipe remote add --local'")
+    from pipeline_engine.remote.backend import backend_for
+
+    if not backend_for(remote_url).local:
+        return remote_url
+    if not is_local_url(url):
+        raise ConfigError(f"{source}: remote '{name}' is a path on this machine ('{remote_url}'), "
+                          "which a repository from the network may not name; refused",
+                          hint="use a local clone of the source, whose remote paths you can check")
+    path = remote_url.partition("://")[2] if "://" in remote_url else remote_url
+    if path.startswith("~"):
+        raise ConfigError(f"{source}: remote '{name}' is under a home directory ('{remote_url}'); refused")
+    base = _local_path(url)
+    return str(base / path) if not os.path.isabs(path) else path
+
+
+@contextlib.contextmanager
+def open_external(project: Project | None, url: str, rev: str | None = None) -> Iterator[External]:
+    """Clone `url` and read it at `rev` (its HEAD when None); everything is deleted on exit.
+
+    `project` is the user's project (its `.pipe/tmp` holds the clone and its store receives
+    what is fetched); outside a project a scratch project in the system temp directory is used.
+
+    Raises:
+        ScmError: the clone failed or `rev` names no commit there.
+        ConfigError: the source's default remote is refused (see the module docstring).
+    """
+    base = project.control_dir / "tmp" if project is not None else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".pipetmp-external-", dir=base))
+    try:
+        clone = scratch / "repo.git"
+        _clone(url, clone)
+        if project is None:
+            project = Project.init(scratch / "scratch", scm=False)
+        git = Git(clone)
+        label = rev or "HEAD"
+        files = git.files_at(label)
+        remote_url = _source_remote(url, git.read_at(files.rev or label, _SOURCE_CONFIG), label)
+        yield External(url, rev, files.rev or label, ProjectIndex(project, files=files), remote_url)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
