@@ -119,10 +119,11 @@ def print_json(data: Any) -> None:
 
 
 def rows_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table:
-    """A rich Table from plain rows."""
-    t = Table(title=title, show_edge=False, header_style="bold")
+    """A rich Table from plain rows: headers, title and cells are text, never markup (metric and
+    param names come from git: `[/]` raised MarkupError, `[link=...]` disguised a column)."""
+    t = Table(title=escape(title) if title is not None else None, show_edge=False, header_style="bold")
     for c in columns:
-        t.add_column(c)
+        t.add_column(escape(str(c)))
     for r in rows:
         t.add_row(*(escape(str(v)) for v in r))
     return t

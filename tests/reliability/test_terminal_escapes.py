@@ -89,3 +89,17 @@ def test_config_values_from_git_are_printed_escaped(workspace: Workspace) -> Non
     for args in (["config", "--list"], ["config", "--list", "--show-origin"], ["config", "core.remote"]):
         output = workspace.pipe(*args).stdout
         assert "\x1b" not in output and "x\\x1b]0;T\\x07" in output
+
+
+@pytest.mark.parametrize("command", [["exp", "show"], ["metrics", "show"], ["params", "diff", "--all"]])
+def test_rich_markup_in_metric_and_param_names_is_shown_as_text(workspace: Workspace, command: list[str]) -> None:
+    """Names come from git: `[/]` crashed the table (exit 70), `[link=...]x[/link]` showed as a column 'x'."""
+    workspace.write({"pipeline.yaml": "metrics: [m.json]\nstages:\n  s:\n    cmd: 'true'\n    params: [lr]\n",
+                     "m.json": json.dumps({"[/]": 1, "[link=http://evil]acc[/link]": 2}),
+                     "params.yaml": json.dumps({"lr": 1, "[/]": 3})})
+    workspace.commit("hostile")
+    workspace.write({"params.yaml": json.dumps({"lr": 2, "[/]": 4})})
+
+    result = workspace.pipe(*command)
+
+    assert "[link=http://evil]acc[/link]" in result.output or "[/]" in result.output
