@@ -11,7 +11,9 @@ api.params_show(stages=["train"])                   # {"train": {"lr": 0.01, ...
 api.metrics_show(rev="HEAD~1")                      # {"acc": 0.91, ...}
 ```
 
-`repo` is a path to a local project (the current one when None); a git URL comes with issue 14.
+`repo` is a path to a local project (the current one when None) or, for `open`/`read`, a git URL
+(`https://...`, `git@host:path`, `file://...`): that repository is cloned into a scratch directory
+and read as untrusted input (`index/external.py`), its tracked data fetched from its default remote.
 `rev` is any git revision; None is the workspace. Every failure is a `PipeError`, as in the CLI.
 """
 
@@ -37,11 +39,37 @@ if TYPE_CHECKING:
 __all__ = ["artifacts_show", "get_url", "metrics_show", "open", "params_show", "read"]
 
 
+def _is_url(repo: str | os.PathLike[str] | None) -> bool:
+    return repo is not None and ("://" in str(repo) or str(repo).startswith("git@"))
+
+
 def _project(repo: str | os.PathLike[str] | None) -> Project:
-    if repo is not None and ("://" in str(repo) or str(repo).startswith("git@")):
-        raise PipeError(f"repo '{repo}': only a local project path is supported for now",
-                        hint="clone it and pass the clone's path (git URLs come with 'pipe get'/'pipe import')")
+    if _is_url(repo):
+        raise PipeError(f"repo '{repo}': a git URL is read by open() and read() only",
+                        hint="clone it and pass the clone's path")
     return Project.find(Path(repo).resolve() if repo is not None else None)
+
+
+def _read_external(url: str, path: str | os.PathLike[str], rev: str | None) -> IO[bytes]:
+    """A file of the repository at `url`: tracked data from its default remote (verified), else its git blob.
+
+    The scratch clone is deleted before this returns, so the content is held in memory.
+    """
+    from pipeline_engine.index.external import download_source, open_external, source_path
+
+    rel = source_path(os.fspath(path).replace(os.sep, "/"))
+    with open_external(None, url, rev) as ext:
+        store = ext.index.project.store
+        record = download_source(ext, rel, store)
+        if record is None:
+            data = ext.index.files.read_bytes(rel)
+            if data is None:
+                raise PathError(f"'{rel}' does not exist in '{url}' at '{rev or 'HEAD'}'")
+            return io.BytesIO(data)
+        if record.isdir:
+            raise PathError(f"'{rel}' in '{url}' is a directory (the API reads files)",
+                            hint="pass the path of a file inside it")
+        return io.BytesIO(store.read_bytes(record.oid))
 
 
 def _index(project: Project, rev: str | None) -> ProjectIndex:
@@ -117,8 +145,11 @@ def open(path: str | os.PathLike[str], repo: str | os.PathLike[str] | None = Non
     """
     if mode not in ("r", "rb"):
         raise ValueError(f"mode must be 'r' or 'rb', not {mode!r}")
-    project = _project(repo)
-    stream = _open_binary(project, _relpath(project, path), rev, remote)
+    if _is_url(repo):
+        stream = _read_external(str(repo), path, rev)
+    else:
+        project = _project(repo)
+        stream = _open_binary(project, _relpath(project, path), rev, remote)
     with stream:
         if mode == "rb":
             yield stream

@@ -31,15 +31,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.redact import has_credentials, mask_url
 from pipeline_engine.core.yamlio import parse_yaml
-from pipeline_engine.errors import ConfigError, RemoteNotConfiguredError, ScmError
+from pipeline_engine.errors import ConfigError, PathError, RemoteNotConfiguredError, ScmError
 from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.sync import TransferResult, download_objects, fetch_outs, raise_for_failures
+from pipeline_engine.index.tracked import covering
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
 from pipeline_engine.scm.git import Git
 
-__all__ = ["External", "is_local_url", "open_external"]
+__all__ = ["External", "download_source", "is_local_url", "open_external", "source_path", "source_remote_url"]
 
 _SOURCE_CONFIG = ".pipe/config.yaml"
 
@@ -84,7 +91,7 @@ def is_local_url(url: str) -> bool:
 
 
 def _local_path(url: str) -> Path:
-    return Path(url[len("file://"):] if url.startswith("file://") else url).expanduser().resolve()
+    return Path(url.removeprefix("file://")).expanduser().resolve()
 
 
 def _clone(url: str, dest: Path) -> None:
@@ -102,7 +109,7 @@ def _clone(url: str, dest: Path) -> None:
                        hint="check the URL and that git can reach it ('git ls-remote URL')")
 
 
-def _source_remote(url: str, config_text: bytes | None, rev_label: str) -> str | None:
+def source_remote_url(url: str, config_text: bytes | None, rev_label: str) -> str | None:
     """The default remote's URL from the source's committed config, under the rules in the module docstring.
 
     Raises:
@@ -162,7 +169,47 @@ def open_external(project: Project | None, url: str, rev: str | None = None) -> 
         git = Git(clone)
         label = rev or "HEAD"
         files = git.files_at(label)
-        remote_url = _source_remote(url, git.read_at(files.rev or label, _SOURCE_CONFIG), label)
+        remote_url = source_remote_url(url, git.read_at(files.rev or label, _SOURCE_CONFIG), label)
         yield External(url, rev, files.rev or label, ProjectIndex(project, files=files), remote_url)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def source_path(path: str) -> str:
+    """PATH in the source, as a project-relative path (the path gate's rules).
+
+    Raises:
+        UnsafePathError: `path` is absolute, escapes with `..`, or names `.git`/`.pipe`.
+    """
+    return check_relpath(path, source="PATH")
+
+
+def download_source(ext: External, path: str, store: ObjectStore, *, jobs: int | None = None,
+                    progress: Progress | None = None) -> PathRecord | None:
+    """Fetch the objects of tracked `path` in `ext` from its default remote into `store`, each verified by oid.
+
+    Returns the record of `path` (a whole tracked path, or a file inside a tracked directory),
+    or None when the source does not track it (it may be a git file).
+
+    Raises:
+        RemoteNotConfiguredError: the source has no default remote; RemoteError: objects failed.
+        PathError: `path` is a directory inside a tracked directory (get the whole directory).
+    """
+    progress = progress or NullProgress()
+    record = covering(ext.index, path, pointers=True)
+    if record is None:
+        return None
+    rem = ext.open_remote(jobs=jobs)
+    if record.path == path:
+        raise_for_failures("fetch", fetch_outs(store, rem, [record], progress=progress))
+        return record
+    _, _, failed = download_objects(store, rem, {record.oid: record.path}, progress, f"manifest from {rem.name}")
+    if failed:
+        raise_for_failures("fetch", TransferResult(rem.name, rem.url, 0, 0, tuple(failed)))
+    entry = tree_of(store, record.oid).by_path().get(path[len(record.path) + 1:])
+    if entry is None:
+        raise PathError(f"'{path}' is inside tracked directory '{record.path}' of '{ext.url}' but is not one of its files",
+                        hint=f"get the whole directory: 'pipe get {ext.url} {record.path}'")
+    inner = PathRecord(path, entry.oid, entry.size, None, entry.isexec)
+    raise_for_failures("fetch", fetch_outs(store, rem, [inner], progress=progress))
+    return inner

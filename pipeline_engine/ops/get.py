@@ -7,18 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.link import LinkType
-from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.workspace import checkout, tree_of
+from pipeline_engine.cache.workspace import checkout
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.core.pathgate import check_relpath
-from pipeline_engine.core.progress import NullProgress, Progress
-from pipeline_engine.core.record import PathRecord
+from pipeline_engine.core.progress import Progress
 from pipeline_engine.errors import PathError
-from pipeline_engine.index.external import External, open_external
-from pipeline_engine.index.sync import TransferResult, download_objects, fetch_outs, raise_for_failures
-from pipeline_engine.index.tracked import covering
+from pipeline_engine.index.external import External, download_source, open_external, source_path
 
-__all__ = ["GetResult", "download_source", "get", "source_path"]
+__all__ = ["GetResult", "get", "write_git_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,46 +24,6 @@ class GetResult:
     sha: str
     tracked: bool
     nfiles: int
-
-
-def source_path(path: str) -> str:
-    """PATH in the source, as a project-relative path (the path gate's rules).
-
-    Raises:
-        UnsafePathError: `path` is absolute, escapes with `..`, or names `.git`/`.pipe`.
-    """
-    return check_relpath(path, source="PATH")
-
-
-def download_source(ext: External, path: str, store: ObjectStore, *, jobs: int | None = None,
-                    progress: Progress | None = None) -> PathRecord | None:
-    """Fetch the objects of tracked `path` in `ext` from its default remote into `store`, each verified by oid.
-
-    Returns the record of `path` (a whole tracked path, or a file inside a tracked directory),
-    or None when the source does not track it (it may be a git file).
-
-    Raises:
-        RemoteNotConfiguredError: the source has no default remote; RemoteError: objects failed.
-        PathError: `path` is a directory inside a tracked directory (get the whole directory).
-    """
-    progress = progress or NullProgress()
-    record = covering(ext.index, path, pointers=True)
-    if record is None:
-        return None
-    rem = ext.open_remote(jobs=jobs)
-    if record.path == path:
-        raise_for_failures("fetch", fetch_outs(store, rem, [record], progress=progress))
-        return record
-    _, _, failed = download_objects(store, rem, {record.oid: record.path}, progress, f"manifest from {rem.name}")
-    if failed:
-        raise_for_failures("fetch", TransferResult(rem.name, rem.url, 0, 0, tuple(failed)))
-    entry = tree_of(store, record.oid).by_path().get(path[len(record.path) + 1:])
-    if entry is None:
-        raise PathError(f"'{path}' is inside tracked directory '{record.path}' of '{ext.url}' but is not one of its files",
-                        hint=f"get the whole directory: 'pipe get {ext.url} {record.path}'")
-    inner = PathRecord(path, entry.oid, entry.size, None, entry.isexec)
-    raise_for_failures("fetch", fetch_outs(store, rem, [inner], progress=progress))
-    return inner
 
 
 def get(url: str, path: str, *, out: str | None = None, rev: str | None = None, jobs: int | None = None,

@@ -20,10 +20,9 @@ from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.progress import Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
-from pipeline_engine.index.external import open_external
+from pipeline_engine.index.external import download_source, open_external, source_path
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.sync import TransferResult
-from pipeline_engine.ops.get import download_source, source_path
 from pipeline_engine.project import Project
 
 __all__ = ["ImportResult", "fetch_import", "import_path", "recover_imports", "update"]

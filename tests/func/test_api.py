@@ -50,8 +50,8 @@ def test_read_and_open_a_tracked_file_at_revisions(workspace: Workspace) -> None
 def test_repo_is_a_local_path_and_urls_are_refused(make_repo: MakeRepo, tmp_path: Path) -> None:
     other = make_repo("other", tracked={"d.txt": "other data\n"})
     assert api.read("d.txt", repo=other.root, rev="HEAD") == "other data\n"
-    with pytest.raises(PipeError, match="only a local project path"):
-        api.read("d.txt", repo="https://example.com/x.git")
+    with pytest.raises(PipeError, match="read by open\\(\\) and read\\(\\) only"):  # issue 14: open/read take URLs
+        api.get_url("d.txt", repo="https://example.com/x.git")
 
 
 def test_a_cache_miss_is_downloaded_from_the_remote(workspace: Workspace, tmp_path: Path) -> None:

@@ -104,14 +104,14 @@ def test_an_import_is_a_dep_and_is_pushed_to_our_remote(workspace: Workspace, so
 def test_a_source_whose_remote_names_a_home_path_over_the_network_is_refused(workspace: Workspace,
                                                                              source: Workspace) -> None:
     from pipeline_engine.errors import ConfigError
-    from pipeline_engine.index.external import _source_remote
+    from pipeline_engine.index.external import source_remote_url
 
     config = b"core:\n  remote: evil\nremotes:\n  evil:\n    url: /home/user/.ssh\n"
     with pytest.raises(ConfigError, match="from the network may not name"):
-        _source_remote("https://example.invalid/repo.git", config, "HEAD")
+        source_remote_url("https://example.invalid/repo.git", config, "HEAD")
     with pytest.raises(ConfigError, match="under a home directory"):
-        _source_remote(str(source.root), config.replace(b"/home/user/.ssh", b"~/.ssh"), "HEAD")
-    assert _source_remote(str(source.root), config.replace(b"/home/user/.ssh", b"store"), "HEAD") == str(
+        source_remote_url(str(source.root), config.replace(b"/home/user/.ssh", b"~/.ssh"), "HEAD")
+    assert source_remote_url(str(source.root), config.replace(b"/home/user/.ssh", b"store"), "HEAD") == str(
         source.root.resolve() / "store")
 
 
@@ -166,3 +166,17 @@ def test_pull_prefers_our_remote_over_the_source(workspace: Workspace, source: W
     clone = workspace.clone()
     clone.pipe("pull")
     assert (clone.root / "data.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_api_reads_from_a_git_url_at_a_revision(workspace: Workspace, source: Workspace) -> None:
+    from pipeline_engine import api
+    from pipeline_engine.errors import PathError
+
+    url = f"file://{source.root}"
+    assert api.read("data.csv", repo=url) == "a,b\n1,2\n"
+    assert api.read("data.csv", repo=url, rev="next") == "a,b\n3,4\n"
+    assert api.read("images/sub/2.png", repo=url, mode="rb") == b"two"
+    with api.open("README.md", repo=url) as f:
+        assert f.read() == "hello\n"
+    with pytest.raises(PathError, match="is a directory"):
+        api.read("images", repo=url)
