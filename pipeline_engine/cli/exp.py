@@ -116,7 +116,7 @@ def show(all_branches: bool, all_commits: bool, as_json: bool, as_csv: bool, as_
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
         writer.writerows([[c.replace("├── ", "") for c in row] for row in cells])
-        render.out.file.write(buffer.getvalue())
+        render.out.file.write(render.printable(buffer.getvalue()))  # names and values come from git
     elif as_md:
         render.out.file.write(render.markdown_table(header, cells))
     else:

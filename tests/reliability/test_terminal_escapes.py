@@ -33,6 +33,7 @@ def hostile(workspace: Workspace) -> Workspace:
 @pytest.mark.parametrize("command", [
     ["metrics", "show"], ["metrics", "show", "--md"], ["metrics", "show", "--csv"], ["metrics", "show", "--json"],
     ["metrics", "diff"], ["metrics", "diff", "--md"], ["params", "diff", "--all"], ["params", "diff", "--md"],
+    ["exp", "show"], ["exp", "show", "--md"], ["exp", "show", "--csv"], ["exp", "diff", "HEAD"],
 ])
 def test_control_characters_from_files_are_printed_escaped(hostile: Workspace, command: list[str]) -> None:
     result = hostile.pipe(*command)
