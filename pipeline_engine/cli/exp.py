@@ -11,6 +11,7 @@ import click
 from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
+from pipeline_engine.core.redact import mask_url
 from pipeline_engine.errors import PipeError
 from pipeline_engine.project import Project
 
@@ -254,7 +255,7 @@ def push(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | 
     from pipeline_engine.ops.exp.share import push as push_exps
 
     result = push_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote, force=force)
-    render.info(f"pushed {len(result.names)} experiment(s) to '{escape(git_remote)}' "
+    render.info(f"pushed {len(result.names)} experiment(s) to '{escape(mask_url(git_remote))}' "
                 f"({result.objects} object(s) uploaded): {', '.join(result.names)}")
 
 
@@ -265,7 +266,7 @@ def pull(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | 
     from pipeline_engine.ops.exp.share import pull as pull_exps
 
     result = pull_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote, force=force)
-    render.info(f"pulled {len(result.names)} experiment(s) from '{escape(git_remote)}' "
+    render.info(f"pulled {len(result.names)} experiment(s) from '{escape(mask_url(git_remote))}' "
                 f"({result.objects} object(s) downloaded): {', '.join(result.names)}")
 
 

@@ -68,3 +68,16 @@ def test_exp_push_and_pull_refuse_a_git_remote_that_is_an_option(workspace: Work
         result = workspace.pipe("exp", verb, "--", f"{option}=touch {witness}", exit_code=None)
         assert result.exit_code != 0 and "is not a git remote" in result.stderr
     assert not witness.exists()
+
+
+def test_exp_push_and_pull_never_print_a_token_in_the_git_remote_url(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.write({"params.yaml": "a: 1\n"})
+    workspace.commit("base")
+    workspace.pipe("exp", "save", "-n", "one")
+    origin = tmp_path / "origin.git"
+    workspace.git("init", "-q", "--bare", str(origin))
+    url = "https://user:s3cr3t@example.invalid/x.git"
+    workspace.git("config", f"url.{origin}.insteadOf", url)  # git reaches the bare repo; pipe sees the URL
+    for args, code in ((["push", url], 0), (["pull", url], 0), (["pull", url, "two"], 1)):
+        result = workspace.pipe("exp", args[0], "--no-cache", *args[1:], exit_code=code)
+        assert "s3cr3t" not in result.output and "example.invalid" in result.output, result.output

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.layout import tmp_dir
+from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.yamlio import parse_json
 from pipeline_engine.errors import PipeError, SpecError
 from pipeline_engine.pipeline.overrides import Override, from_records, to_records

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline_engine.core.redact import mask_url
 from pipeline_engine.errors import PipeError, ScmError
 from pipeline_engine.index.revisions import Scope
 from pipeline_engine.ops import transfer
@@ -81,20 +82,21 @@ def pull(project: Project, git_remote: str, names: Sequence[str] = (), *, cache:
     if names:
         missing = [n for n in names if not any(r.name == n or r.ref == n for r, _ in found)]
         if missing:
-            raise PipeError(f"experiment '{missing[0]}' is not on '{git_remote}'",
-                            hint=f"list them with: git ls-remote {git_remote} 'refs/exps/*'")
+            shown = mask_url(git_remote)  # a URL may carry a token
+            raise PipeError(f"experiment '{missing[0]}' is not on '{shown}'",
+                            hint=f"list them with: git ls-remote {shown} 'refs/exps/*'")
         found = [(r, s) for r, s in found if r.name in names or r.ref in names]
     else:
         head = rev_parse(root, "HEAD")
         found = [(r, s) for r, s in found if r.baseline == head]
     if not found:
-        raise PipeError(f"no experiments of this baseline on '{git_remote}'", hint="name them, or pull another branch first")
+        raise PipeError(f"no experiments of this baseline on '{mask_url(git_remote)}'", hint="name them, or pull another branch first")
     if not force:
         for r, sha in found:
             local = rev_parse(root, r.ref)
             if local is not None and local != sha:
                 raise PipeError(f"experiment '{r.name}' of {r.baseline[:7]} exists here as {local[:7]}, "
-                                f"and as {sha[:7]} on '{git_remote}'",
+                                f"and as {sha[:7]} on '{mask_url(git_remote)}'",
                                 hint="replace the local one with 'pipe exp pull -f', or rename it with 'pipe exp branch'")
     run_git(root, "fetch", "-q", git_remote, *(f"+{r.ref}:{r.ref}" for r, _ in found))
     moved = 0
@@ -107,4 +109,4 @@ def pull(project: Project, git_remote: str, names: Sequence[str] = (), *, cache:
 def _check_remote(git_remote: str) -> None:
     """A GIT_REMOTE that starts with `-` would reach git as an option (`--upload-pack=CMD` runs CMD)."""
     if git_remote.startswith("-") or not git_remote.strip():
-        raise ScmError(f"'{git_remote}' is not a git remote", hint="name a remote ('origin') or a URL")
+        raise ScmError(f"'{mask_url(git_remote)}' is not a git remote", hint="name a remote ('origin') or a URL")
