@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
-from pipeline_engine.index.external import open_external
+from pipeline_engine.index.external import External, open_external
 from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.sync import TransferResult, download_objects, raise_for_failures
 from pipeline_engine.project import Project
 
 __all__ = ["Entry", "ls", "tracked_records"]
@@ -16,7 +19,11 @@ __all__ = ["Entry", "ls", "tracked_records"]
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One listed path (relative to the listed PATH, as `dvc ls` prints it); `isout`: pipe tracks it (its data is not in git)."""
+    """One listed path (relative to the listed PATH, as `dvc ls` prints it).
+
+    `isout`: pipe tracks it (its data is not in git): a tracked path, a file inside a tracked
+    directory, or a directory holding only such files.
+    """
 
     path: str
     isout: bool
@@ -51,35 +58,59 @@ def ls(project: Project | None, url: str, path: str = "", *, recursive: bool = F
     """
     path = check_relpath(path, source="PATH", allow_root=True) if path.strip("/.") else ""
     with open_external(project, url, rev) as ext:
-        index = ext.index
-        tracked = tracked_records(index)
-        files = {p: None for p in index.files.list_files(under=path)}
-        under = {p: r for p, r in tracked.items() if not path or p == path or p.startswith(path + "/")}
-        covering = next((r for p, r in tracked.items() if r.isdir and path.startswith(p + "/")), None)
-        if not files and not under:
-            if covering is not None:
-                return [Entry(path.rpartition("/")[2], True, False)]
+        tracked = tracked_records(ext.index)
+        found: dict[str, PathRecord | None] = {p: None for p in ext.index.files.list_files(under=path)}
+        for p, record in tracked.items():
+            inside = bool(path) and path.startswith(p + "/")
+            if not (inside or not path or p == path or p.startswith(path + "/")):
+                continue
+            if record.isdir and (inside or p == path or recursive):
+                found.update(_manifest(ext, record, path))
+            else:
+                found[p] = record
+        if not found:
             raise PathError(f"'{path}' does not exist in '{url}' at '{rev or 'HEAD'}'",
                             hint=f"run 'pipe ls {url}' to list what it holds")
-        return _entries(path, files.keys() | under.keys(), tracked, recursive=recursive)
+        return _entries(path, found, recursive=recursive)
 
 
-def _entries(path: str, paths: set[str], tracked: dict[str, PathRecord], *, recursive: bool) -> list[Entry]:
-    single = path in paths and len(paths) == 1 and not (path in tracked and tracked[path].isdir)
-    if single:
-        record = tracked.get(path)
-        return [_entry(path.rpartition("/")[2], record)]
+def _manifest(ext: External, record: PathRecord, path: str) -> dict[str, PathRecord | None]:
+    """The files of tracked directory `record` at or under `path`, from its manifest (fetched from the source's remote).
+
+    Raises:
+        RemoteNotConfiguredError, RemoteError: the manifest cannot be fetched.
+    """
+    store = ext.index.project.store
+    if not store.exists(record.oid):
+        rem = ext.open_remote()
+        _, _, failed = download_objects(store, rem, {record.oid: record.path}, NullProgress(), "manifest")
+        if failed:
+            raise_for_failures("fetch", TransferResult(rem.name, rem.url, 0, 0, tuple(failed)))
+    files: dict[str, PathRecord | None] = {}
+    for e in tree_of(store, record.oid).entries:
+        full = f"{record.path}/{e.relpath}"
+        if full == path or full.startswith(path + "/") or not path or record.path.startswith(path + "/") \
+                or record.path == path:
+            files[full] = PathRecord(full, e.oid, e.size, None, e.isexec)
+    return files
+
+
+def _entries(path: str, found: dict[str, PathRecord | None], *, recursive: bool) -> list[Entry]:
+    if list(found) == [path]:  # a single file: `dvc ls URL file` prints it alone
+        return [_entry(path.rpartition("/")[2], found[path])]
     prefix = path + "/" if path else ""
-    found: dict[str, Entry] = {}
-    for full in sorted(paths):
+    entries: dict[str, Entry] = {}
+    git_dirs: set[str] = set()  # directories holding a git file: not pipe's data as a whole
+    for full in sorted(found):
         rel = full[len(prefix):]
         head, sep, _ = rel.partition("/")
         if recursive or not sep:
-            found[rel] = _entry(rel, tracked.get(full))
-        elif head not in found:
-            record = tracked.get(prefix + head)
-            found[head] = Entry(head, record is not None, True, size=None if record is None else record.size)
-    return [found[k] for k in sorted(found)]
+            entries[rel] = _entry(rel, found[full])
+        else:
+            entries.setdefault(head, Entry(head, True, True))
+            if found[full] is None:
+                git_dirs.add(head)
+    return [replace(e, isout=False) if e.path in git_dirs else e for _, e in sorted(entries.items())]
 
 
 def _entry(name: str, record: PathRecord | None) -> Entry:

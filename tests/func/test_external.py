@@ -180,3 +180,16 @@ def test_api_reads_from_a_git_url_at_a_revision(workspace: Workspace, source: Wo
         assert f.read() == "hello\n"
     with pytest.raises(PathError, match="is a directory"):
         api.read("images", repo=url)
+
+
+def test_ls_inside_a_tracked_directory_reads_its_manifest_from_the_source_remote(workspace: Workspace,
+                                                                                 source: Workspace) -> None:
+    inside = json.loads(workspace.pipe("ls", str(source.root), "images", "--json").stdout)
+    assert [(e["path"], e["isout"], e["isdir"]) for e in inside] == [("1.png", True, False), ("sub", True, True)]
+    deeper = json.loads(workspace.pipe("ls", str(source.root), "images/sub", "--json").stdout)
+    assert [e["path"] for e in deeper] == ["2.png"]
+    everything = json.loads(workspace.pipe("ls", str(source.root), "-R", "--json").stdout)
+    paths = {e["path"]: e["isout"] for e in everything}
+    assert paths["images/sub/2.png"] and paths["data.csv"] and not paths["README.md"]
+    plain = workspace.pipe("ls", str(source.root)).stdout.splitlines()
+    assert "out images/" in plain and "    README.md" in plain
