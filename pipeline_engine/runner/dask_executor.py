@@ -116,7 +116,7 @@ class DaskExecutor:
                 self._client: Any = client_type(self._cluster)
             else:
                 self._client = client_type(address, timeout=_CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an address Dask cannot parse
             if self._cluster is not None:
                 self._cluster.close()
             where = f"the Dask scheduler at '{address}'" if address else "a local Dask cluster"

@@ -354,6 +354,15 @@ def test_without_a_shared_filesystem_a_default_remote_is_needed_before_anything_
     assert not (workspace.root / "a.txt").exists()
 
 
+@pytest.mark.parametrize("address", ["bogus://head:8786", "tcp://"])
+def test_a_scheduler_address_dask_cannot_parse_is_an_error_not_a_traceback(workspace: Workspace, address: str) -> None:
+    workspace.write_pipeline({"a": {"cmd": "echo a > a.txt", "outs": ["a.txt"]}})
+    workspace.add_remote(workspace.root.parent / "store")
+    refused = workspace.pipe("repro", "--scheduler", address, exit_code=None)
+    assert refused.exit_code == 1 and "cannot connect to the Dask scheduler" in refused.stderr
+    assert not (workspace.root / "a.txt").exists()
+
+
 def test_a_local_repro_never_imports_dask() -> None:
     code = ("import sys; import pipeline_engine.ops.repro, pipeline_engine.cli.repro; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
