@@ -56,6 +56,7 @@ COMMANDS: dict[str, str] = {
     "import": "external:import_",
     "update": "external:update",
     "artifacts": "artifacts:artifacts",
+    "import-dvc": "migrate:import_dvc",
 }
 
 EXIT_BUG = 70
