@@ -107,7 +107,6 @@ def import_dvc(root: Path, *, dry: bool = False, remove_dvc: bool = False,
     if has_yaml and not (root / "pipeline.yaml").is_file():
         shutil.copyfile(root / "dvc.yaml", root / "pipeline.yaml")
     from pipeline_engine.ops.add import add
-    from pipeline_engine.ops.commit import commit
 
     project = Project(root)
     todo = [p for ptr in pointers for p in _pointer_outs(root, ptr)]
@@ -115,10 +114,41 @@ def import_dvc(root: Path, *, dry: bool = False, remove_dvc: bool = False,
     if fresh:
         add(project, fresh)
     if has_yaml:
-        commit(Project(root))
+        steps += _record_stages(Project(root), source if fetch_from_remote else _source(root, {}, False))
     if remove_dvc:
         for name in ("dvc.yaml", "dvc.lock", ".dvcignore", *pointers):
             (root / name).unlink(missing_ok=True)
+    return steps
+
+
+def _record_stages(project: Project, source: _Source) -> list[Step]:
+    """`pipe commit` the stages DVC would call up to date; a step for each one left for `pipe repro`."""
+    from pipeline_engine.index.pipeline import load_pipeline
+    from pipeline_engine.ops.commit import commit
+    from pipeline_engine.ops.import_dvc_lock import stale_reason
+
+    root = project.root
+    locked = (_load(root, "dvc.lock") or {}).get("stages") if (root / "dvc.lock").is_file() else None
+    if not isinstance(locked, dict):
+        locked = {}
+
+    def manifest(md5: str, path: str) -> list[dict[str, Any]] | None:
+        try:
+            return _manifest(source, md5, path)
+        except PipeError:
+            return None
+
+    steps, fresh = [], []
+    for name, stage in load_pipeline(project).stages.items():
+        entry = locked.get(name)
+        why = "it is not in dvc.lock" if not isinstance(entry, dict) else stale_reason(
+            root, name, entry, stage.cmd, manifest)
+        if why:
+            steps.append(Step("stale", f"stage '{name}': {why}; 'pipe repro' runs it"))
+        else:
+            fresh.append(name)
+    if fresh:
+        commit(project, fresh)
     return steps
 
 
@@ -194,9 +224,10 @@ def _dvc_remotes(dvc_dir: Path) -> tuple[dict[str, dict[str, str]], str | None]:
         for section in parser.sections():
             m = re.match(r"""^\s*['"]?remote\s+"([^"]+)"['"]?\s*$""", section)
             if m:
-                remotes.setdefault(m[1], {}).update({k: v for k, v in parser[section].items()})
-                remotes[m[1]]["_local"] = "1" if name == "config.local" and "url" in parser[section] else \
-                    remotes[m[1]].get("_local", "0")
+                opts = remotes.setdefault(m[1], {})
+                opts.update(parser[section].items())
+                if name == "config.local" and "url" in parser[section]:
+                    opts["_local"] = "1"  # the whole remote is this machine's: it goes to config.local.yaml
             elif section.strip() == "core" and parser[section].get("remote"):
                 default = parser[section]["remote"].strip()
     return remotes, default

@@ -148,6 +148,19 @@ def test_dry_changes_nothing_and_remove_dvc_removes_dvcs_files(dvc_project: Work
     assert _clean(ws)
 
 
+@needs_dvc
+def test_a_stage_dvc_would_rerun_is_not_recorded(dvc_project: Workspace) -> None:
+    ws = dvc_project
+    ws.write({"params.yaml": "seed: 2\nmodels:\n  small: {size: 1}\n  big: {size: 2}\n",
+              "train.py": TRAIN + "# edited\n"})
+    dvc_says = set(json.loads(dvc(ws.root, "status", "--json")))
+    out = ws.pipe("import-dvc").stdout
+    assert "stage 'prep': param 'seed' changed" in out
+    status = json.loads(ws.pipe("status", "--json").stdout)
+    assert {s["stage"] for s in status["stages"] if s["runs"]} == dvc_says == {"prep", "train@small", "train@big"}
+    assert not (ws.root / "pipeline.lock").exists()  # nothing recorded
+
+
 def _clean(ws: Workspace) -> bool:
     """`pipe status`: no stage would run and every tracked path is up to date."""
     status = json.loads(ws.pipe("status", "--json").stdout)
