@@ -86,9 +86,11 @@ def select_revisions(project: Project, scope: Scope) -> list[Revision]:
         for sha in repo.git.rev_list("--all").split():
             found.setdefault(sha, Revision(sha[:7], sha))
     if scope.all_experiments:
-        listed = repo.git.for_each_ref("--format=%(objectname) %(refname)", EXPS_NAMESPACE + "/")
-        for sha, ref in (line.split(" ", 1) for line in listed.splitlines() if " " in line):
-            found.setdefault(sha, Revision(ref.rsplit("/", 1)[-1], sha))
+        # a ref fetched from someone else may name a blob, tree or tag: no experiment, nothing it keeps
+        listed = repo.git.for_each_ref("--format=%(objecttype) %(objectname) %(refname)", EXPS_NAMESPACE + "/")
+        for kind, sha, ref in (line.split(" ", 2) for line in listed.splitlines() if line.count(" ") >= 2):
+            if kind == "commit":
+                found.setdefault(sha, Revision(ref.rsplit("/", 1)[-1], sha))
     return list(found.values())
 
 

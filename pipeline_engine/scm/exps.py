@@ -78,16 +78,20 @@ def rev_parse(cwd: Path, rev: str) -> str | None:
     return out or None
 
 
-def list_exp_refs(cwd: Path, baseline: str | None = None) -> list[tuple[ExpRef, str, int]]:
-    """(ref, commit sha, commit time) of every experiment, or of those of `baseline`; newest first."""
+def list_exp_refs(cwd: Path, baseline: str | None = None, *, commits_only: bool = True) -> list[tuple[ExpRef, str, int]]:
+    """(ref, commit sha, commit time) of every experiment, or of those of `baseline`; newest first.
+
+    Refs arrive from others (`git fetch origin 'refs/exps/*'`): one naming a blob, tree or tag is
+    no experiment and is left out, unless `commits_only` is False (to remove it, or to keep its name taken).
+    """
     pattern = EXPS_NAMESPACE if baseline is None else f"{EXPS_NAMESPACE}/{baseline[:2]}/{baseline[2:]}"
     out = run_git(cwd, "for-each-ref", "--sort=-committerdate",
-                  "--format=%(refname) %(objectname) %(committerdate:unix)", pattern)
+                  "--format=%(refname) %(objectname) %(committerdate:unix) %(objecttype)", pattern)
     found = []
     for line in out.splitlines():
-        ref_name, sha, when = line.split(" ")
+        ref_name, sha, when, kind = line.split(" ")
         parsed = ExpRef.parse(ref_name)
-        if parsed is not None:
+        if parsed is not None and (kind == "commit" or not commits_only):
             found.append((parsed, sha, int(when or 0)))
     return found
 

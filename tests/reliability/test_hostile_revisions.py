@@ -81,3 +81,45 @@ def test_exp_push_and_pull_never_print_a_token_in_the_git_remote_url(workspace: 
     for args, code in ((["push", url], 0), (["pull", url], 0), (["pull", url, "two"], 1)):
         result = workspace.pipe("exp", args[0], "--no-cache", *args[1:], exit_code=code)
         assert "s3cr3t" not in result.output and "example.invalid" in result.output, result.output
+
+
+def _bad_exp_refs(workspace: Workspace, origin: Path) -> str:
+    """A bare clone of the workspace whose refs/exps/ name a blob, a tree and a tag: no experiment commits."""
+    base = workspace.git("rev-parse", "HEAD").strip()
+    prefix = f"refs/exps/{base[:2]}/{base[2:]}"
+    blob = workspace.git("hash-object", "-w", "--", "params.yaml").strip()
+    tree = workspace.git("rev-parse", "HEAD^{tree}").strip()
+    workspace.git("tag", "-a", "-m", "t", "t1", "HEAD")
+    tag = workspace.git("rev-parse", "t1").strip()
+    workspace.git("clone", "-q", "--bare", str(workspace.root), str(origin))  # a local clone: every object
+    for name, sha in (("blobby", blob), ("treey", tree), ("taggy", tag)):
+        workspace.git("--git-dir", str(origin), "update-ref", f"{prefix}/{name}", sha)
+    return prefix
+
+
+def test_experiment_refs_that_name_no_commit_are_no_experiments(workspace: Workspace, tmp_path: Path) -> None:
+    """Fetched with plain git (as the docs allow), they broke exp show for every experiment and gc -A."""
+    workspace.write({"params.yaml": "a: 1\n"})
+    workspace.commit("base")
+    workspace.pipe("exp", "save", "-n", "good")
+    origin = tmp_path / "origin.git"
+    prefix = _bad_exp_refs(workspace, origin)
+    workspace.git("fetch", "-q", str(origin), "refs/exps/*:refs/exps/*")
+
+    assert json.loads(workspace.pipe("exp", "list", "--json").stdout) == {prefix.replace("/", "")[8:]: ["good"]}
+    assert "good" in workspace.pipe("exp", "show").stdout
+    assert "not found" in workspace.pipe("exp", "apply", "blobby", exit_code=1).stderr
+    workspace.pipe("gc", "-w", "--all-experiments", "-f")
+    workspace.pipe("exp", "remove", "blobby", "treey", "taggy")
+    assert workspace.git("for-each-ref", prefix).count("\n") == 1  # only 'good' is left
+
+
+def test_exp_pull_keeps_no_ref_that_names_no_commit(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.write({"params.yaml": "a: 1\n"})
+    workspace.commit("base")
+    origin = tmp_path / "origin.git"
+    prefix = _bad_exp_refs(workspace, origin)
+
+    refused = workspace.pipe("exp", "pull", "--no-cache", str(origin), exit_code=1).stderr
+    assert "name no commit" in refused and "blobby" in refused
+    assert workspace.git("for-each-ref", prefix).strip() == ""

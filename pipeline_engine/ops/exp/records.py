@@ -154,7 +154,7 @@ def _alive(pid: int) -> bool:
 def taken_names(project: Project, baseline: str) -> set[str]:
     """Names of the baseline's experiments: refs and entries."""
     root = project.git.root if project.git is not None else project.root
-    names = {ref.name for ref, _, _ in list_exp_refs(root, baseline)}
+    names = {ref.name for ref, _, _ in list_exp_refs(root, baseline, commits_only=False)}
     return names | {e.name for e in entries(project) if e.baseline == baseline}
 
 

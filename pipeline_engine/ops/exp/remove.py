@@ -29,9 +29,9 @@ def remove(project: Project, names: Sequence[str] = (), *, all_commits: bool = F
     for name in names:
         if any(e.name == name for e in targets_entries):
             continue
-        targets_refs.append(resolve(project, name))
+        targets_refs.append(resolve(project, name, commits_only=False))
     if all_commits:
-        targets_refs = [(r, sha) for r, sha, _ in list_exp_refs(root)]
+        targets_refs = [(r, sha) for r, sha, _ in list_exp_refs(root, commits_only=False)]
     if not (names or all_commits or queued):
         raise PipeError("name the experiments to remove", hint="or use --all-commits or --queue")
     for ref, sha in targets_refs:

@@ -226,7 +226,7 @@ def choose_names(project: Project, baseline: str, name: str | None, count: int, 
     A name held by a queued or running experiment of the baseline is refused; one held by a
     recorded experiment only without `force`; a failed one's entry is simply replaced.
     """
-    refs = {r.name for r, _, _ in list_exp_refs(git_root(project), baseline)}
+    refs = {r.name for r, _, _ in list_exp_refs(git_root(project), baseline, commits_only=False)}
     pending = {e.name for e in entries(project, states=(ExpState.QUEUED, ExpState.RUNNING))
                if e.baseline == baseline}
     if name is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline_engine.core.redact import mask_url
 from pipeline_engine.errors import PipeError, ScmError
@@ -99,6 +100,7 @@ def pull(project: Project, git_remote: str, names: Sequence[str] = (), *, cache:
                                 f"and as {sha[:7]} on '{mask_url(git_remote)}'",
                                 hint="replace the local one with 'pipe exp pull -f', or rename it with 'pipe exp branch'")
     run_git(root, "fetch", "-q", git_remote, *(f"+{r.ref}:{r.ref}" for r, _ in found))
+    _drop_non_commits(root, found, git_remote)
     moved = 0
     if cache:
         results = transfer.fetch(project, remote=remote, scope=Scope(workspace=False, revs=tuple(s for _, s in found)))
@@ -110,3 +112,17 @@ def _check_remote(git_remote: str) -> None:
     """A GIT_REMOTE that starts with `-` would reach git as an option (`--upload-pack=CMD` runs CMD)."""
     if git_remote.startswith("-") or not git_remote.strip():
         raise ScmError(f"'{mask_url(git_remote)}' is not a git remote", hint="name a remote ('origin') or a URL")
+
+
+def _drop_non_commits(root: Path, fetched: Sequence[tuple[ExpRef, str]], git_remote: str) -> None:
+    """Delete the fetched refs that name no commit (a blob, tree or tag: someone else's refs are input).
+
+    Raises:
+        PipeError: naming them, after deleting them.
+    """
+    bad = [r for r, sha in fetched if run_git(root, "cat-file", "-t", sha, check=False).strip() != "commit"]
+    for r in bad:
+        run_git(root, "update-ref", "-d", r.ref, check=False)
+    if bad:
+        raise PipeError(f"'{mask_url(git_remote)}' has experiment refs that name no commit: "
+                        + ", ".join(r.name for r in bad), hint="they were not kept; pull the others by name")

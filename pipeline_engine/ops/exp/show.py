@@ -182,15 +182,17 @@ def list_exps(project: Project, *, all_commits: bool = False) -> dict[str, list[
     return found
 
 
-def resolve(project: Project, name: str) -> tuple[ExpRef, str]:
-    """The experiment called `name` (of HEAD's baseline first, else of any) and its commit sha.
+def resolve(project: Project, name: str, *, commits_only: bool = True) -> tuple[ExpRef, str]:
+    """The experiment called `name` (of HEAD's baseline first, else of any) and its commit sha
+    (`commits_only` False: a ref naming something else too, for `exp remove`).
 
     Raises:
         PipeError: no such experiment, or the name is ambiguous across baselines.
     """
     root = git_root(project)
     head = rev_parse(root, "HEAD")
-    refs = [(r, sha) for r, sha, _ in list_exp_refs(root) if r.name == name or r.ref == name]
+    refs = [(r, sha) for r, sha, _ in list_exp_refs(root, commits_only=commits_only)
+            if r.name == name or r.ref == name]
     mine = [(r, sha) for r, sha in refs if r.baseline == head]
     chosen = mine or refs
     if len(chosen) == 1:
