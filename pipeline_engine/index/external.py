@@ -33,6 +33,8 @@ from typing import Any
 
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.core.fsutil import temp_name
+from pipeline_engine.core.layout import tmp_dir
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
@@ -157,10 +159,11 @@ def open_external(project: Project | None, url: str, rev: str | None = None) -> 
         ScmError: the clone failed or `rev` names no commit there.
         ConfigError: the source's default remote is refused (see the module docstring).
     """
-    base = project.control_dir / "tmp" if project is not None else None
-    if base is not None:
-        base.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".pipetmp-external-", dir=base))
+    if project is not None:  # a pipe temp name: a killed command's clone is swept like any temp (core.tempsweep)
+        scratch = tmp_dir(project.control_dir) / temp_name("-external")
+        scratch.mkdir(parents=True)
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="pipe-external-"))
     try:
         clone = scratch / "repo.git"
         _clone(url, clone)

@@ -11,6 +11,13 @@ import yaml
 from tests.conftest import MakeRepo, Workspace
 
 
+def _stale(workspace: Workspace) -> set[str]:
+    """Stages that would run and data paths not up to date, from `pipe status --json`."""
+    status = json.loads(workspace.pipe("status", "--json").stdout)
+    stages = {s["stage"] for s in status.get("stages", []) if s["runs"]}
+    return stages | {d["path"] for d in status.get("data", []) if d["states"] != ["up to date"]}
+
+
 @pytest.fixture
 def source(make_repo: MakeRepo, tmp_path: Path) -> Workspace:
     """A source project: data.csv and a directory images/ tracked and pushed (v1 on main), v2 on branch 'next'."""
@@ -76,12 +83,16 @@ def test_import_records_the_source_and_update_moves_it(workspace: Workspace, sou
     main_sha = source.git("rev-parse", "main").strip()
     assert pointer["repo"] == {"url": str(source.root), "path": "data.csv", "rev_lock": main_sha}
     assert "raw.csv" in workspace.read(".gitignore")
+    workspace.stage("rows", "wc -l < raw.csv > rows.txt", deps=["raw.csv"], outs=["rows.txt"])
+    workspace.pipe("repro")
     workspace.commit("import")
-    assert "raw.csv" not in workspace.pipe("status").output  # clean: tracked like any pointer
+    assert _stale(workspace) == set()  # clean: tracked like any pointer
 
     unchanged = workspace.pipe("update", "raw.csv.pipe")
     assert "already at" in unchanged.output
+    assert _stale(workspace) == set()
     workspace.pipe("update", "raw.csv.pipe", "--rev", "next")
+    assert _stale(workspace) == {"rows"}  # the stage that reads the import reruns; the data is as recorded
     assert workspace.read("raw.csv") == "a,b\n3,4\n"
     moved = yaml.safe_load(workspace.read("raw.csv.pipe"))
     assert moved["repo"]["rev"] == "next"
@@ -137,7 +148,7 @@ def test_an_unknown_source_or_revision_is_one_clean_error(workspace: Workspace, 
     assert "cannot clone" in gone.output
     bad_rev = workspace.pipe("ls", str(source.root), "--rev", "nope", exit_code=1)
     assert "unknown revision 'nope'" in bad_rev.output
-    leftovers = list((workspace.root / ".pipe" / "tmp").glob(".pipetmp-external-*"))
+    leftovers = list((workspace.root / ".pipe" / "tmp").glob(".pipetmp-*-external"))
     assert leftovers == []
 
 
