@@ -289,6 +289,8 @@ def test_exp_show_all_branches_lists_each_baseline_with_its_experiments(workspac
     assert next(r for r in rows if r["name"] == "on-main")["baseline"] == main_sha
     kept = workspace.pipe("exp", "show", "--csv", "--drop", ".*", "--keep", "acc").stdout.splitlines()[0]
     assert kept == "Experiment,rev,Created,State,acc"
+    refused = workspace.pipe("exp", "show", "--drop", "train.(lr", exit_code=1).stderr
+    assert "--drop 'train.(lr' is not a regular expression" in refused
 
 
 def test_exp_apply_saves_uncommitted_changes_it_replaces(workspace: Workspace) -> None:

@@ -117,14 +117,19 @@ def _time(root: Any, sha: str) -> float | None:
 
 
 def columns_of(rows: Sequence[ExpRow], options: ShowOptions = ShowOptions()) -> tuple[list[str], list[str]]:
-    """(metric columns, param columns), filtered by `--drop`/`--keep`/`--only-changed`."""
+    """(metric columns, param columns), filtered by `--drop`/`--keep`/`--only-changed`.
+
+    Raises:
+        PipeError: `--drop` or `--keep` is not a regular expression.
+    """
     metrics = sorted({k for r in rows for k in r.metrics})
     params = sorted({k for r in rows for k in r.params})
+    keep, drop = _pattern("--keep", options.keep), _pattern("--drop", options.drop)
 
     def wanted(col: str, kind: str) -> bool:
-        if options.keep and re.search(options.keep, col):
+        if keep is not None and keep.search(col):
             return True
-        if options.drop and re.search(options.drop, col):
+        if drop is not None and drop.search(col):
             return False
         if options.only_changed:
             values = {repr(getattr(r, kind).get(col)) for r in rows if r.kind != "workspace"}
@@ -134,11 +139,19 @@ def columns_of(rows: Sequence[ExpRow], options: ShowOptions = ShowOptions()) -> 
     return [c for c in metrics if wanted(c, "metrics")], [c for c in params if wanted(c, "params")]
 
 
+def _pattern(flag: str, text: str | None) -> re.Pattern[str] | None:
+    try:
+        return re.compile(text) if text else None
+    except re.error as exc:
+        raise PipeError(f"{flag} '{text}' is not a regular expression: {exc}",
+                        hint=rf"escape special characters, e.g. {flag} 'train\.lr'") from None
+
+
 def table(rows: Sequence[ExpRow], options: ShowOptions = ShowOptions()) -> tuple[list[str], list[list[Any]]]:
     """(header, rows of plain values): Experiment, rev, Created, State, then metrics and params.
 
     Raises:
-        PipeError: `--sort-by` names no column.
+        PipeError: `--sort-by` names no column; `--drop`/`--keep` is not a regular expression.
     """
     metrics, params = columns_of(rows, options)
     ordered = list(rows)
