@@ -128,10 +128,15 @@ def _when(ts: int) -> str:
 @click.option("--stage", help="The version in this stage.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Where to write it.")
 def get(url: str, name: str, version: str | None, stage: str | None, out: Path | None) -> None:
-    """Download artifact NAME, as registered in the project at URL (a local path or file:// URL)."""
+    """Download artifact NAME, as registered in the pipe project at git URL (a path, file://, ssh, https)."""
+    from pipeline_engine.errors import NotAProjectError
     from pipeline_engine.ops.artifacts import artifacts_get
 
     if version is not None and stage is not None:
         raise click.UsageError("give --version or --stage, not both")
-    dest = artifacts_get(url, name, version=version, stage=stage, out=out)
+    try:
+        here: Project | None = Project.find()
+    except NotAProjectError:
+        here = None
+    dest = artifacts_get(url, name, version=version, stage=stage, out=out, project=here)
     render.out.print(f"Downloaded artifact '{escape(name)}' to '{escape(str(dest))}'")

@@ -272,17 +272,11 @@ def deprecate(project: Project, name: str, version: str | None = None, stage: st
         return tag
 
 
-def resolve(source: Project, name: str, *, version: str | None = None, stage: str | None = None) -> tuple[str, str]:
-    """(commit sha, artifact path) of `name` at `version`, in `stage`, or at the latest version (DVC's artifacts_show).
-
-    The path is read from `artifacts:` of pipeline.yaml at that commit.
-
-    Raises:
-        SpecError: an unknown artifact, version or stage, or no such artifact in pipeline.yaml at that commit.
-    """
+def _choose(arts: dict[str, ArtifactState], name: str, version: str | None, stage: str | None,
+            where: str) -> str:
+    """The commit of `name` at `version`, in `stage`, or at its latest version."""
     check_name(name, "artifact name")
-    where = f"in '{source.root}'"
-    art = registry(_git_root(source)).get(name)
+    art = arts.get(name)
     if art is None:
         raise SpecError(f"artifact '{name}' has no versions in the registry {where}")
     if stage is not None:
@@ -295,28 +289,52 @@ def resolve(source: Project, name: str, *, version: str | None = None, stage: st
     held = art.versions.get(chosen)
     if held is None and stage is None:
         raise SpecError(f"{name} {chosen or '(no active version)'} is not registered {where}")
-    commit = held.rev if held is not None else chosen
-    spec = ProjectIndex.at(source, commit).spec.artifacts.get(name)
+    return held.rev if held is not None else chosen
+
+
+def _path_at(index: ProjectIndex, name: str, commit: str, where: str) -> str:
+    spec = index.spec.artifacts.get(name)
     if spec is None:
         raise SpecError(f"'{name}' is not in artifacts: of pipeline.yaml at {commit[:10]} {where}")
-    return commit, spec.path
+    return spec.path
+
+
+def resolve(source: Project, name: str, *, version: str | None = None, stage: str | None = None) -> tuple[str, str]:
+    """(commit sha, artifact path) of `name` at `version`, in `stage`, or at the latest version (DVC's artifacts_show).
+
+    The path is read from `artifacts:` of pipeline.yaml at that commit.
+
+    Raises:
+        SpecError: an unknown artifact, version or stage, or no such artifact in pipeline.yaml at that commit.
+    """
+    where = f"in '{source.root}'"
+    commit = _choose(registry(_git_root(source)), name, version, stage, where)
+    return commit, _path_at(ProjectIndex.at(source, commit), name, commit, where)
 
 
 def artifacts_get(url: str, name: str, *, version: str | None = None, stage: str | None = None,
-                  out: Path | None = None) -> Path:
-    """Write the file artifact `name` registered in the pipe project at `url` (a local path or file:// URL). Returns where.
+                  out: Path | None = None, project: Project | None = None) -> Path:
+    """Write the file artifact `name` registered in the pipe project at git URL `url`. Returns where.
 
-    The version is `version`, the one in `stage`, or the latest (`resolve`); the content comes
-    from git or that project's local cache.
+    The version is `version`, the one in `stage`, or the latest. A local repository (a path or
+    file://) is read directly: its git objects, or its local cache for tracked data. Any other
+    URL: the tags come from `git ls-remote`, the files from a scratch clone (index.external:
+    untrusted input, `project`'s temp directory) and tracked data from the source's default remote.
 
     Raises:
-        SpecError: see `resolve`.
-        NotAProjectError: `url` is not a local pipe project.
-        ObjectNotFoundError: the file is tracked and its object is not in that project's cache.
+        SpecError: an unknown artifact, version or stage, or no such artifact in pipeline.yaml at that commit.
+        NotAProjectError: a local `url` is not a pipe project.
+        ObjectNotFoundError: the file is tracked and its object is in neither the source's cache nor remote.
+        ScmError, RemoteError: the source cannot be read.
     """
-    source = Project.find(local_path(url))
-    commit, path = resolve(source, name, version=version, stage=stage)
-    data = read_at(ProjectIndex.at(source, commit), path)
+    from pipeline_engine.index.external import is_local_url
+
+    if is_local_url(url):
+        source = Project.find(local_path(url))
+        commit, path = resolve(source, name, version=version, stage=stage)
+        data = read_at(ProjectIndex.at(source, commit), path)
+    else:
+        commit, path, data = _get_remote(url, name, version, stage, project)
     if data is None:
         raise PipeError(f"'{path}' (artifact '{name}') is not a file at {commit[:10]} in '{url}'",
                         hint="artifacts that are directories are not supported by 'pipe artifacts get' yet")
@@ -325,6 +343,23 @@ def artifacts_get(url: str, name: str, *, version: str | None = None, stage: str
         dest = dest / Path(path).name
     atomic_write(dest, data)
     return dest
+
+
+def _get_remote(url: str, name: str, version: str | None, stage: str | None,
+                project: Project | None) -> tuple[str, str, bytes | None]:
+    from pipeline_engine.core.redact import mask_url
+    from pipeline_engine.index.external import download_source, open_external
+    from pipeline_engine.scm.tags import remote_tags
+
+    where = f"in '{mask_url(url)}'"
+    commit = _choose(_replay(remote_tags(url)), name, version, stage, where)
+    with open_external(project, url, commit) as ext:
+        path = _path_at(ext.index, name, commit, where)
+        data = ext.index.files.read_bytes(path)
+        if data is None:
+            record = download_source(ext, path, ext.index.project.store)
+            data = None if record is None or record.isdir else ext.index.project.store.read_bytes(record.oid)
+        return commit, path, data
 
 
 def local_path(url: str) -> Path:

@@ -26,7 +26,7 @@ from pipeline_engine.errors import ScmError, SpecError
 
 __all__ = [
     "NAME_RE", "SEMVER_RE", "RegistryTag", "check_name", "check_version", "create_tag",
-    "parse_tag", "read_tags", "resolve_commit", "tag_name",
+    "parse_tag", "read_tags", "remote_tags", "resolve_commit", "tag_name",
 ]
 
 _NAME = r"[a-zA-Z0-9]([a-zA-Z0-9\-/_]*[a-zA-Z0-9])?"
@@ -157,6 +157,36 @@ def read_tags(root: Path) -> list[RegistryTag]:
             counter=int(parsed["counter"]) if "counter" in parsed else None, message=parts[4][:500],
         ))
     tags.sort(key=lambda t: (t.created, t.counter or 0, t.tag))
+    return tags
+
+
+def remote_tags(url: str) -> list[RegistryTag]:
+    """The annotated registry tags of the repository at git URL `url`, read with `git ls-remote` (no clone).
+
+    ls-remote gives no creation times: events are ordered by GTO's counter (registrations, which
+    have none, first), which orders the events of one artifact as they were made.
+
+    Raises:
+        ScmError: `url` is not a git URL git may open (the `ext::` transport is refused), or git fails.
+    """
+    if not url or url.startswith("-") or any(ord(c) < 32 for c in url):
+        raise ScmError(f"'{url[:80]}' is not a git URL")
+    out = _git(Path.cwd(), "-c", "protocol.ext.allow=never", "ls-remote", "--tags", "--", url)
+    peeled: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.startswith("refs/tags/") and ref.endswith("^{}"):
+            peeled[ref[len("refs/tags/"):-3]] = sha  # only annotated tags have a peeled line
+    tags = []
+    for name, commit in peeled.items():
+        parsed = parse_tag(name)
+        if parsed is not None:
+            tags.append(RegistryTag(
+                tag=name, artifact=str(parsed["artifact"]), action=str(parsed["action"]), rev=commit, created=0,
+                version=_opt(parsed.get("version")), stage=_opt(parsed.get("stage")),
+                counter=int(parsed["counter"]) if "counter" in parsed else None,
+            ))
+    tags.sort(key=lambda t: (t.counter or 0, t.tag))
     return tags
 
 

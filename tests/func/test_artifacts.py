@@ -134,3 +134,21 @@ def test_get_fetches_the_file_as_registered_at_a_version_or_stage(make_repo, tmp
     assert (tmp_path / "model.pkl").read_text() == "weights 1\n"
     err = consumer.pipe("artifacts", "get", str(registry.root), "churn", "--stage", "qa", exit_code=1).stderr
     assert "qa" in err
+
+
+def test_get_by_git_url_reads_tags_with_ls_remote_and_data_from_the_sources_remote(
+        make_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline_engine.ops.artifacts import _get_remote
+
+    registry = make_repo("registry")
+    registry.add_remote(tmp_path / "store")
+    first, second, _ = _model_repo(registry)
+    registry.pipe("push", "-A")
+    registry.pipe("artifacts", "register", "churn", "v1.0.0", first)
+    registry.pipe("artifacts", "assign", "churn", "v1.0.0", "--stage", "prod")
+    registry.pipe("artifacts", "register", "churn", "v1.1.0", second)
+    registry.git("tag", "churn#prod#7", second)  # lightweight: GTO (and pipe) ignore it
+
+    commit, path, data = _get_remote(str(registry.root), "churn", None, "prod", None)
+    assert (commit, path, data) == (first, "model.pkl", b"weights 1\n")
+    assert _get_remote(str(registry.root), "churn", None, None, None)[2] == b"weights 2\n"
