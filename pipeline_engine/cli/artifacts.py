@@ -82,7 +82,7 @@ def assign(name: str, version: str | None, stage: str, rev: str, force: bool, me
 @click.option("--stage", help="Unassign this stage instead (tag NAME#STAGE!#N).")
 @click.option("-m", "--message", help="The annotated tag's message.")
 def deprecate(name: str, version: str | None, stage: str | None, message: str | None) -> None:
-    """Deprecate NAME (NAME@deprecated), or deregister one VERSION of it (NAME@VERSION!#N)."""
+    """Deprecate NAME (NAME@deprecated), or deregister one VERSION of it (NAME@VERSION!)."""
     from pipeline_engine.ops.artifacts import deprecate as do
 
     tag = do(Project.find(), name, version, stage, message=message)

@@ -259,7 +259,7 @@ def deprecate(project: Project, name: str, version: str | None = None, stage: st
             if version not in art.versions or not art.versions[version].active:
                 raise SpecError(f"{name} {version} is not an active registered version")
             commit = art.versions[version].rev
-            tag = tag_name(name, "deregister", version=version, counter=art.counter + 1)
+            tag = tag_name(name, "deregister", version=version)  # GTO: simple, no counter
             text = f"Deregistering artifact {name} version {version}"
         else:
             if art.deprecated:

@@ -4,10 +4,13 @@ An artifact registry lives in git tags named as GTO (iterative/gto) names them, 
 and their users read what pipe writes and the other way round:
 
     NAME@vX.Y.Z          register version vX.Y.Z of NAME at the tagged commit
-    NAME@vX.Y.Z!#N       deregister that version (N: the artifact's event counter)
-    NAME#STAGE#N         assign STAGE to the version at the tagged commit
+    NAME@vX.Y.Z!         deregister that version
+    NAME#STAGE#N         assign STAGE to the version at the tagged commit (N: the artifact's event counter)
     NAME#STAGE!#N        unassign STAGE
-    NAME@deprecated[#N]  deprecate the whole artifact
+    NAME@deprecated      deprecate the whole artifact
+
+These are GTO's default (api) forms; GTO also reads the other forms (`NAME@vX.Y.Z!#N`,
+`NAME#STAGE`, `NAME@deprecated#N`), and so does `parse_tag`.
 
 Only annotated tags count (GTO ignores lightweight ones); their creation time orders the events.
 Names and stages are checked against GTO's patterns before any tag is made, so a name can never
