@@ -335,5 +335,5 @@ def queue_remove(names: tuple[str, ...], all_: bool) -> None:
     """Remove experiments from the queue."""
     from pipeline_engine.ops.exp.remove import remove as remove_exps
 
-    removed = remove_exps(Project.find(), names, queued=all_)
+    removed = remove_exps(Project.find(), names, queued=all_, refs=False)
     render.info(f"removed {len(removed)} experiment(s)")

@@ -341,3 +341,16 @@ def test_exp_pull_and_push_do_not_replace_a_diverged_experiment_without_force(
     assert theirs in other.git("ls-remote", str(origin))  # and theirs is not replaced either
     other.pipe("exp", "pull", "--no-cache", "-f", "origin", "nine")
     assert _refs(other)["nine"] == theirs
+
+
+def test_queue_remove_removes_queue_entries_only_never_a_recorded_experiment(workspace: Workspace) -> None:
+    _project(workspace)
+    workspace.pipe("exp", "run", "-n", "kept", "-S", "train.lr=0.3")
+    workspace.pipe("exp", "run", "--queue", "-n", "waiting", "-S", "train.lr=0.5")
+    refused = workspace.pipe("queue", "remove", "kept", exit_code=1).stderr
+    assert "'kept' is not in the queue" in refused and "pipe exp remove" in refused
+    assert "kept" in _refs(workspace)
+    assert "--all" in workspace.pipe("queue", "remove", exit_code=1).stderr
+    workspace.pipe("queue", "remove", "waiting")
+    assert "waiting" not in workspace.pipe("queue", "status").stdout
+    assert "kept" in _refs(workspace)

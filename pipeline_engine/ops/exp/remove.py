@@ -15,9 +15,11 @@ from pipeline_engine.scm.exps import delete_ref, list_exp_refs, run_git, set_pla
 __all__ = ["clean", "remove"]
 
 
-def remove(project: Project, names: Sequence[str] = (), *, all_commits: bool = False, queued: bool = False) -> list[str]:
+def remove(project: Project, names: Sequence[str] = (), *, all_commits: bool = False, queued: bool = False,
+           refs: bool = True) -> list[str]:
     """Remove the named experiments (refs or queue entries), every recorded one (`all_commits`), or the
-    queued and failed entries (`queued`); returns the names removed.
+    queued and failed entries (`queued`); returns the names removed. Without `refs` (`pipe queue
+    remove`), a name must be a queue entry: a recorded experiment is never removed.
 
     Raises:
         PipeError: a name matches no experiment (nothing is removed then).
@@ -29,11 +31,15 @@ def remove(project: Project, names: Sequence[str] = (), *, all_commits: bool = F
     for name in names:
         if any(e.name == name for e in targets_entries):
             continue
+        if not refs:
+            raise PipeError(f"'{name}' is not in the queue",
+                            hint="'pipe queue status' lists it; 'pipe exp remove NAME' removes a recorded experiment")
         targets_refs.append(resolve(project, name, commits_only=False))
     if all_commits:
         targets_refs = [(r, sha) for r, sha, _ in list_exp_refs(root, commits_only=False)]
     if not (names or all_commits or queued):
-        raise PipeError("name the experiments to remove", hint="or use --all-commits or --queue")
+        raise PipeError("name the experiments to remove",
+                        hint="or use --all-commits or --queue" if refs else "or use --all")
     for ref, sha in targets_refs:
         delete_ref(root, ref, old=sha)
     for e in targets_entries:
