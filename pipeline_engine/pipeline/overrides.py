@@ -57,7 +57,7 @@ def parse_sweep(text: str) -> Sweep:
 
     Raises:
         SpecError: no `=`, an empty key, a file the path gate refuses, a value that is not YAML,
-            or a range with a zero step or no values.
+            an empty value in a sweep (`1,`), or a range with a zero step or no values.
     """
     left, eq, raw = text.partition("=")
     if not eq or not left.strip():
@@ -73,8 +73,13 @@ def _values(raw: str, *, source: str) -> list[Any]:
     call = _CALL.match(raw)
     if call is None:
         parts = _split(raw)
+        if len(parts) > 1 and not all(parts):  # `1,` or `1,,2`: a stray comma, not a sweep over ''
+            raise SpecError(f"{source}: a sweep value is empty", hint="quote an empty string: a,''")
         return [_scalar(p, source=source) for p in parts] if len(parts) > 1 else [_scalar(raw, source=source)]
-    args = [_scalar(p, source=source) for p in _split(call.group(2))] if call.group(2).strip() else []
+    inner = _split(call.group(2)) if call.group(2).strip() else []
+    if not all(inner):
+        raise SpecError(f"{source}: a {call.group(1)}() value is empty", hint="quote an empty string: ''")
+    args = [_scalar(p, source=source) for p in inner]
     if call.group(1) == "choice":
         if not args:
             raise SpecError(f"{source}: choice() needs at least one value")

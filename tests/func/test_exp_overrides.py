@@ -36,6 +36,7 @@ else:  # pragma: no cover
     ("opt=choice(adam, sgd)", "params.yaml", "opt", ("adam", "sgd")),
     ("url=http://x:1/a", "params.yaml", "url", ("http://x:1/a",)),
     ("s=", "params.yaml", "s", ("",)),
+    ("s=a,''", "params.yaml", "s", ("a", "")),
 ])
 def test_parse_sweep_reads_values_and_sweeps(text: str, file: str, key: str, values: tuple[object, ...]) -> None:
     sweep = parse_sweep(text)
@@ -44,7 +45,7 @@ def test_parse_sweep_reads_values_and_sweeps(text: str, file: str, key: str, val
 
 
 @pytest.mark.parametrize("text", ["lr", "=1", "a..b=1", "n=range(1, 5, 0)", "n=range(5, 1)", "n=range(a)",
-                                  "n=choice()"])
+                                  "n=choice()", "lr=1,", "lr=1,,2", "opt=choice(adam,)"])
 def test_parse_sweep_refuses_malformed_options(text: str) -> None:
     with pytest.raises(SpecError):
         parse_sweep(text)
