@@ -105,9 +105,13 @@ def registry(root: Path) -> dict[str, ArtifactState]:
 
 
 def _replay(tags: list[RegistryTag]) -> dict[str, ArtifactState]:
+    """Events oldest first -> states. A stage is assigned per version (GTO): unassigning it from the
+    version that holds it gives it back to the version it was assigned to before, if still assigned."""
     arts: dict[str, ArtifactState] = {}
-    for t in tags:
+    assigned: dict[str, dict[tuple[str, str], int]] = {}  # artifact -> (stage, version or commit) -> event number
+    for number, t in enumerate(tags):
         art = arts.setdefault(t.artifact, ArtifactState(t.artifact))
+        live = assigned.setdefault(t.artifact, {})
         art.counter = max(art.counter, t.counter or 0)
         if t.action == "register" and t.version is not None:
             art.versions[t.version] = VersionState(t.version, t.rev, t.tag, t.created)
@@ -115,15 +119,21 @@ def _replay(tags: list[RegistryTag]) -> dict[str, ArtifactState]:
             art.versions[t.version].active = False
         elif t.action == "deprecate":
             art.deprecated = True
-        elif t.action == "assign" and t.stage is not None:
+        elif t.stage is not None and t.action in ("assign", "unassign"):
             found = art.version_at(t.rev)
-            art.stages[t.stage] = found.version if found else t.rev
-        elif t.action == "unassign" and t.stage is not None:
-            art.stages.pop(t.stage, None)
-    for art in arts.values():
-        for stage, version in art.stages.items():
-            if version in art.versions:
-                art.versions[version].stages.append(stage)
+            key = (t.stage, found.version if found else t.rev)
+            if t.action == "assign":
+                live[key] = number
+            else:
+                live.pop(key, None)
+    for name, art in arts.items():
+        for (stage, held), number in sorted(assigned.get(name, {}).items(), key=lambda kv: kv[1]):
+            version = art.versions.get(held)
+            if version is None or version.active:
+                art.stages[stage] = held  # the latest assignment still in force wins (one version per stage)
+        for stage, held in art.stages.items():
+            if held in art.versions:
+                art.versions[held].stages.append(stage)
     return arts
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,39 @@ def test_get_by_git_url_reads_tags_with_ls_remote_and_data_from_the_sources_remo
     commit, path, data = _get_remote(str(registry.root), "churn", None, "prod", None)
     assert (commit, path, data) == (first, "model.pkl", b"weights 1\n")
     assert _get_remote(str(registry.root), "churn", None, None, None)[2] == b"weights 2\n"
+
+
+_GTO = shutil.which("gto") or next((p for p in ["/tmp/venv-dvc/bin/gto"] if os.access(p, os.X_OK)), None)
+
+
+def _gto(root: Path, *args: str) -> str:
+    assert _GTO is not None
+    proc = subprocess.run([_GTO, *args], cwd=root, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(_GTO is None, reason="GTO is not installed")
+def test_gto_reads_what_pipe_writes_and_pipe_reads_what_gto_writes(workspace: Workspace, make_repo) -> None:  # type: ignore[no-untyped-def]
+    first, second, third = _model_repo(workspace)
+    workspace.pipe("artifacts", "register", "churn", "v1.0.0", first)
+    workspace.pipe("artifacts", "register", "churn", second)
+    workspace.pipe("artifacts", "register", "churn", third)
+    workspace.pipe("artifacts", "assign", "churn", "v1.0.1", "--stage", "prod")
+    workspace.pipe("artifacts", "deprecate", "churn", "v1.0.2")
+    assert json.loads(_gto(workspace.root, "show", "--json")) == {
+        "churn": {"version": "v1.0.1", "stage": {"prod": "v1.0.1"}, "registered": True, "active": True}}
+
+    other = make_repo("other")
+    a, b, _ = _model_repo(other)
+    _gto(other.root, "register", "churn", a, "--version", "v2.0.0")
+    _gto(other.root, "register", "churn", b, "--bump-minor")
+    _gto(other.root, "assign", "churn", "--version", "v2.0.0", "--stage", "prod")
+    _gto(other.root, "assign", "churn", "--version", "v2.1.0", "--stage", "prod")
+    _gto(other.root, "deprecate", "churn", "v2.1.0", "prod")  # unassign: prod goes back to v2.0.0
+    shown = json.loads(other.pipe("artifacts", "show", "churn", "--json").stdout)["churn"]
+    gto = json.loads(_gto(other.root, "show", "--json"))["churn"]
+    assert shown["latest"] == gto["version"] == "v2.1.0"
+    assert shown["stages"] == gto["stage"] == {"prod": "v2.0.0"}
+    other.pipe("artifacts", "deprecate", "churn", "--stage", "prod")  # pipe unassigns it from v2.0.0
+    assert json.loads(_gto(other.root, "show", "--json"))["churn"]["stage"] == {}
