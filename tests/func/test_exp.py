@@ -354,3 +354,15 @@ def test_queue_remove_removes_queue_entries_only_never_a_recorded_experiment(wor
     workspace.pipe("queue", "remove", "waiting")
     assert "waiting" not in workspace.pipe("queue", "status").stdout
     assert "kept" in _refs(workspace)
+
+
+def test_exp_push_without_a_pipe_remote_points_at_no_cache(workspace: Workspace, tmp_path: Path) -> None:
+    _project(workspace)
+    origin = tmp_path / "origin.git"
+    workspace.git("init", "-q", "--bare", str(origin))
+    workspace.pipe("exp", "run", "-n", "one", "-S", "train.lr=0.3")
+    refused = workspace.pipe("exp", "push", str(origin), exit_code=None)
+    assert refused.exit_code != 0 and "--no-cache" in refused.stderr
+    assert "refs/exps/" not in workspace.git("ls-remote", str(origin))  # nothing half-shared
+    workspace.pipe("exp", "push", "--no-cache", str(origin))
+    assert "refs/exps/" in workspace.git("ls-remote", str(origin))

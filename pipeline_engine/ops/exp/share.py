@@ -9,12 +9,13 @@ with another commit is not replaced without `force` (a local one would be lost: 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.core.redact import mask_url
-from pipeline_engine.errors import PipeError, ScmError
+from pipeline_engine.errors import PipeError, RemoteNotConfiguredError, ScmError
 from pipeline_engine.index.revisions import Scope
 from pipeline_engine.ops import transfer
 from pipeline_engine.ops.exp.show import resolve
@@ -54,7 +55,9 @@ def push(project: Project, git_remote: str, names: Sequence[str] = (), *, cache:
         raise PipeError("no experiments to push", hint="run 'pipe exp list' to see the experiments")
     moved = 0
     if cache:
-        results = transfer.push(project, remote=remote, scope=Scope(workspace=False, revs=tuple(s for _, s in chosen)))
+        with _objects_hint("exp push"):
+            results = transfer.push(project, remote=remote,
+                                    scope=Scope(workspace=False, revs=tuple(s for _, s in chosen)))
         moved = sum(r.transferred for r in results)
     plus = "+" if force else ""
     run_git(root, "push", "-q", git_remote, *(f"{plus}{r.ref}:{r.ref}" for r, _ in chosen))
@@ -103,7 +106,9 @@ def pull(project: Project, git_remote: str, names: Sequence[str] = (), *, cache:
     _drop_non_commits(root, found, git_remote)
     moved = 0
     if cache:
-        results = transfer.fetch(project, remote=remote, scope=Scope(workspace=False, revs=tuple(s for _, s in found)))
+        with _objects_hint("exp pull"):
+            results = transfer.fetch(project, remote=remote,
+                                     scope=Scope(workspace=False, revs=tuple(s for _, s in found)))
         moved = sum(r.transferred for r in results)
     return ShareResult(tuple(r.name for r, _ in found), moved)
 
@@ -126,3 +131,15 @@ def _drop_non_commits(root: Path, fetched: Sequence[tuple[ExpRef, str]], git_rem
     if bad:
         raise PipeError(f"'{mask_url(git_remote)}' has experiment refs that name no commit: "
                         + ", ".join(r.name for r in bad), hint="they were not kept; pull the others by name")
+
+
+@contextlib.contextmanager
+def _objects_hint(command: str) -> Iterator[None]:
+    """No pipe remote: say that the refs alone can still travel (`--no-cache`), as DVC's hint does."""
+    try:
+        yield
+    except RemoteNotConfiguredError as exc:
+        raise RemoteNotConfiguredError(
+            f"{exc.message}: 'pipe {command}' moves the experiments' objects through it",
+            hint="add one with 'pipe remote add -d NAME URL', pass '-r NAME', or move only the git refs with --no-cache",
+        ) from None
