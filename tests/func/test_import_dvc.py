@@ -217,3 +217,24 @@ def test_hostile_dvc_files_change_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_a_directory_without_dvc_is_refused(workspace: Workspace) -> None:
     assert "no DVC project" in workspace.pipe("import-dvc", exit_code=1).stderr
+
+
+def test_dvc2_cache_layout_and_a_directory_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DVC 2 keeps objects at .dvc/cache/<2>/<30> and writes no `hash: md5`; a directory is a .dir manifest."""
+    root = tmp_path / "p"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    files = {"a.txt": b"alpha\n", "sub/b.txt": b"beta\n"}
+    entries = [{"md5": hashlib.md5(d).hexdigest(), "relpath": r} for r, d in sorted(files.items())]
+    manifest = json.dumps(entries).encode()
+    dir_md5 = hashlib.md5(manifest).hexdigest() + ".dir"
+    _hand_written(root, {"outs": [{"md5": dir_md5, "path": "data"}]}, {})
+    for md5, data in [(dir_md5, manifest), *[(e["md5"], files[e["relpath"]]) for e in entries]]:
+        dest = root / ".dvc/cache" / md5[:2] / md5[2:]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    ws = Workspace(root, monkeypatch)
+    ws.pipe("import-dvc")
+    assert ws.read("data/sub/b.txt") == "beta\n" and ws.read("data/a.txt") == "alpha\n"
+    assert yaml.safe_load(ws.read("data.pipe"))["outs"][0]["nfiles"] == 2
+    assert _clean(ws)
