@@ -14,7 +14,7 @@ from tests.conftest import MakeRepo, Workspace
 
 
 def test_public_names_and_signatures_are_dvc_apis() -> None:
-    assert sorted(api.__all__) == ["get_url", "metrics_show", "open", "params_show", "read"]
+    assert sorted(api.__all__) == ["artifacts_show", "get_url", "metrics_show", "open", "params_show", "read"]
     params = {name: list(inspect.signature(getattr(api, name)).parameters) for name in api.__all__}
     assert params == {
         "open": ["path", "repo", "rev", "remote", "mode", "encoding"],
@@ -22,6 +22,7 @@ def test_public_names_and_signatures_are_dvc_apis() -> None:
         "get_url": ["path", "repo", "rev", "remote"],
         "params_show": ["targets", "repo", "stages", "rev", "deps"],
         "metrics_show": ["targets", "repo", "rev"],
+        "artifacts_show": ["name", "version", "stage", "repo"],
     }
 
 
