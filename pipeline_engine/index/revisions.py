@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pipeline_engine.core.revision import WORKSPACE
 from pipeline_engine.errors import ScmError
 from pipeline_engine.project import Project
-from pipeline_engine.scm.exps import EXPS_NAMESPACE
+from pipeline_engine.scm.exps import EXPS_NAMESPACE, QUEUE_NAMESPACE
 
 __all__ = ["WORKSPACE", "Revision", "Scope", "select_revisions"]
 
@@ -34,7 +34,7 @@ class Revision:
 @dataclass(frozen=True, slots=True)
 class Scope:
     """The scope flags of a command: DVC's `-w/--workspace`, `-a`, `-T`, `-A`, `--rev` (repeatable), `-n`,
-    `--all-experiments` (every experiment commit under `refs/exps/`)."""
+    `--all-experiments` (every experiment commit under `refs/exps/`, and queued experiments' snapshots)."""
 
     workspace: bool = True
     all_branches: bool = False
@@ -86,8 +86,10 @@ def select_revisions(project: Project, scope: Scope) -> list[Revision]:
         for sha in repo.git.rev_list("--all").split():
             found.setdefault(sha, Revision(sha[:7], sha))
     if scope.all_experiments:
-        # a ref fetched from someone else may name a blob, tree or tag: no experiment, nothing it keeps
-        listed = repo.git.for_each_ref("--format=%(objecttype) %(objectname) %(refname)", EXPS_NAMESPACE + "/")
+        # a ref fetched from someone else may name a blob, tree or tag: no experiment, nothing it keeps.
+        # Queued experiments' snapshots count too: their data must still be there when they run.
+        listed = repo.git.for_each_ref("--format=%(objecttype) %(objectname) %(refname)",
+                                       EXPS_NAMESPACE + "/", QUEUE_NAMESPACE + "/")
         for kind, sha, ref in (line.split(" ", 2) for line in listed.splitlines() if line.count(" ") >= 2):
             if kind == "commit":
                 found.setdefault(sha, Revision(ref.rsplit("/", 1)[-1], sha))

@@ -17,11 +17,13 @@ from pathlib import Path
 from pipeline_engine.errors import ScmError
 
 __all__ = [
-    "EXPS_NAMESPACE", "ExpRef", "add_worktree", "commit_all", "delete_ref", "is_valid_name", "list_exp_refs",
+    "EXPS_NAMESPACE", "QUEUE_NAMESPACE", "ExpRef", "add_worktree", "commit_all", "delete_ref", "is_valid_name", "list_exp_refs",
     "remove_worktree", "rev_parse", "run_git", "set_plain_ref", "set_ref", "snapshot_workspace",
 ]
 
 EXPS_NAMESPACE = "refs/exps"
+#: Snapshots of queued experiments (the workspace as it was queued), kept alive until they run.
+QUEUE_NAMESPACE = "refs/pipe/queue"
 _ZERO = "0" * 40
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+=-]*(\.[A-Za-z0-9_+=-]+)*$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")

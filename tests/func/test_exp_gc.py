@@ -67,3 +67,21 @@ def test_an_experiment_does_not_start_while_gc_decides_what_is_unused(workspace:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "later" in workspace.git("for-each-ref", "refs/exps")
+
+
+def test_gc_all_experiments_keeps_the_data_a_queued_experiment_will_run_on(workspace: Workspace) -> None:
+    """Queued from a workspace whose data was then replaced: gc -A-experiments deleted it, the run failed."""
+    workspace.write({"params.yaml": "n: 1\n"})
+    workspace.track({"data.txt": "v1\n"})
+    workspace.write_pipeline({"use": {"cmd": "cat data.txt > out.txt", "deps": ["data.txt"], "params": ["n"],
+                                      "outs": ["out.txt"]}})
+    workspace.pipe("repro")
+    workspace.commit("baseline")
+    workspace.track({"data.txt": "v2\n"})
+    workspace.pipe("exp", "run", "--queue", "-n", "later", "-S", "n=2")
+    workspace.track({"data.txt": "v3\n"})
+    workspace.pipe("gc", "-w", "--all-experiments", "-f")
+    workspace.pipe("exp", "run", "--run-all")
+    ref = workspace.git("for-each-ref", "--format=%(objectname)", "refs/exps").strip()
+    assert workspace.git("show", f"{ref}:pipeline.lock")  # recorded, so it ran
+    assert "later" not in workspace.pipe("queue", "status").stdout

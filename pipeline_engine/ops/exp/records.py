@@ -30,7 +30,7 @@ from pipeline_engine.core.yamlio import parse_json
 from pipeline_engine.errors import PipeError, SpecError
 from pipeline_engine.pipeline.overrides import Override, from_records, to_records
 from pipeline_engine.project import Project
-from pipeline_engine.scm.exps import is_valid_name, list_exp_refs
+from pipeline_engine.scm.exps import QUEUE_NAMESPACE, is_valid_name, list_exp_refs
 
 __all__ = ["ExpEntry", "ExpState", "claim", "clear_kill", "entries", "exps_dir", "kill_requests", "log_path",
            "new_name", "now", "queue_ref", "read_log", "release", "remove_entry", "request_kill", "save_entry",
@@ -82,7 +82,7 @@ def start_guard(project: Project, command: str, *, timeout: float | None = None)
 
 def queue_ref(entry: ExpEntry) -> str:
     """The ref that keeps a queued entry's snapshot commit alive."""
-    return f"refs/pipe/queue/{entry.key}"
+    return f"{QUEUE_NAMESPACE}/{entry.key}"
 
 
 def log_path(project: Project, entry: ExpEntry) -> Path:
