@@ -131,22 +131,27 @@ def remove_worktree(cwd: Path, path: Path) -> None:
     run_git(cwd, "worktree", "prune", check=False)
 
 
-def commit_all(worktree: Path, *, parent: str, message: str, paths: Sequence[str] = ()) -> str:
+def commit_all(worktree: Path, *, parent: str, message: str, paths: Sequence[str] = (),
+               exclude: Sequence[str] = ()) -> str:
     """Commit every file git does not ignore in `worktree` (or only `paths`) as a child of `parent`.
 
     Plumbing only (`add`, `write-tree`, `commit-tree`): HEAD and branches are left as they are.
+    `exclude`: glob patterns (from the git root) never committed, whatever .gitignore says.
 
     Raises:
         ScmError: git failed.
     """
     run_git(worktree, "add", "-A", "--", *(paths or ["."]))
+    _unstage(worktree, exclude)
     tree = run_git(worktree, "write-tree").strip()
     return run_git(worktree, "commit-tree", tree, "-p", parent, "-m", message).strip()
 
 
-def snapshot_workspace(cwd: Path, *, parent: str, index_file: Path, message: str = "pipe exp: workspace") -> str:
+def snapshot_workspace(cwd: Path, *, parent: str, index_file: Path, message: str = "pipe exp: workspace",
+                       exclude: Sequence[str] = ()) -> str:
     """A commit (child of `parent`) of the working tree as it is: tracked changes and untracked files
-    git does not ignore. Built in a scratch index (`index_file`), so the user's index is untouched.
+    git does not ignore, less `exclude` (glob patterns from the git root). Built in a scratch index
+    (`index_file`), so the user's index is untouched.
 
     Raises:
         ScmError: git failed.
@@ -155,10 +160,19 @@ def snapshot_workspace(cwd: Path, *, parent: str, index_file: Path, message: str
     try:
         run_git(cwd, "read-tree", parent, env=env)
         run_git(cwd, "add", "-A", "--", ".", env=env)
+        _unstage(cwd, exclude, env=env)
         tree = run_git(cwd, "write-tree", env=env).strip()
     finally:
         index_file.unlink(missing_ok=True)
     return run_git(cwd, "commit-tree", tree, "-p", parent, "-m", message).strip()
+
+
+def _unstage(cwd: Path, patterns: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
+    """Take what `patterns` match out of the index being committed (after `add -A`: an exclude pathspec
+    naming an ignored path makes `git add` fail)."""
+    if patterns:
+        run_git(cwd, "rm", "--cached", "-r", "-q", "-f", "--ignore-unmatch", "--",
+                *(f":(glob){pattern}" for pattern in patterns), env=env)
 
 
 def set_plain_ref(cwd: Path, ref: str, sha: str | None) -> None:

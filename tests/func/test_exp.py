@@ -366,3 +366,15 @@ def test_exp_push_without_a_pipe_remote_points_at_no_cache(workspace: Workspace,
     assert "refs/exps/" not in workspace.git("ls-remote", str(origin))  # nothing half-shared
     workspace.pipe("exp", "push", "--no-cache", str(origin))
     assert "refs/exps/" in workspace.git("ls-remote", str(origin))
+
+
+def test_experiment_commits_never_hold_the_local_config_even_when_its_gitignore_is_gone(workspace: Workspace) -> None:
+    # credentials live in .pipe/config.local.yaml; `exp push` publishes experiment commits
+    _project(workspace)
+    (workspace.root / ".pipe" / ".gitignore").unlink()
+    workspace.write({".pipe": {"config.local.yaml": "remotes:\n  store:\n    url: s3://bucket/x\n    secret_access_key: TOPSECRET\n"}})
+    workspace.pipe("exp", "run", "-S", "train.lr=0.2")
+    workspace.pipe("exp", "save", "-n", "saved")
+    for name, sha in _refs(workspace).items():
+        files = workspace.git("ls-tree", "-r", "--name-only", sha).split()
+        assert not any(f.startswith(".pipe/") and not f.startswith(".pipe/config.yaml") for f in files), (name, files)

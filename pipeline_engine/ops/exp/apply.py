@@ -20,7 +20,7 @@ from pipeline_engine.errors import PipeError, UnsafePathError
 from pipeline_engine.ops.checkout import checkout
 from pipeline_engine.ops.exp.records import exps_dir
 from pipeline_engine.ops.exp.show import resolve
-from pipeline_engine.ops.exp.worktree import git_root
+from pipeline_engine.ops.exp.worktree import git_root, private_paths
 from pipeline_engine.project import Project
 from pipeline_engine.scm.exps import rev_parse, run_git, snapshot_workspace
 
@@ -81,7 +81,8 @@ def _save_workspace(project: Project, root: Path, paths: list[str]) -> str | Non
         return None
     index_file = exps_dir(project) / f"index-{secrets.token_hex(4)}"
     index_file.parent.mkdir(parents=True, exist_ok=True)
-    sha = snapshot_workspace(root, parent=head, index_file=index_file, message="pipe exp apply: workspace before apply")
+    sha = snapshot_workspace(root, parent=head, index_file=index_file, message="pipe exp apply: workspace before apply",
+                             exclude=private_paths(project))
     run_git(root, "update-ref", "--create-reflog", "-m", "pipe exp apply", APPLY_STASH, sha)
     return sha
 

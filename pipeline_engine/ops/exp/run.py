@@ -38,7 +38,7 @@ from pipeline_engine.ops.exp.records import (
     save_entry,
     start_guard,
 )
-from pipeline_engine.ops.exp.worktree import apply_to_files, git_root, open_worktree
+from pipeline_engine.ops.exp.worktree import apply_to_files, git_root, open_worktree, private_paths
 from pipeline_engine.ops.repro import ReproListener, ReproOptions, ReproResult, StageOutcome, repro
 from pipeline_engine.ops.repro_dask import executor_kind, open_executor, stage_slots
 from pipeline_engine.pipeline.overrides import Override, Sweep, combinations
@@ -112,7 +112,7 @@ def queue(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
     names = choose_names(project, baseline, options.name, len(combos), force=options.force)
     index_file = exps_dir(project) / f"index-{secrets.token_hex(4)}"
     index_file.parent.mkdir(parents=True, exist_ok=True)
-    snapshot = snapshot_workspace(root, parent=baseline, index_file=index_file)
+    snapshot = snapshot_workspace(root, parent=baseline, index_file=index_file, exclude=private_paths(project))
     queued = []
     for name, combo in zip(names, combos, strict=True):
         entry = ExpEntry(name, baseline, snapshot, combo, tuple(targets), ExpState.QUEUED, now())
@@ -190,7 +190,8 @@ def _run_in_worktree(project: Project, entry: ExpEntry, options: ReproOptions, l
             result = repro(wt, entry.targets, options, log, executor)
         result.raise_for_failure()
         assert wt.git is not None
-        rev = commit_all(wt.git.root, parent=entry.baseline, message=f"pipe exp: {entry.name}")
+        rev = commit_all(wt.git.root, parent=entry.baseline, message=f"pipe exp: {entry.name}",
+                         exclude=private_paths(wt))
     return rev, result
 
 

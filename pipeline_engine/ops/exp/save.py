@@ -10,7 +10,7 @@ from __future__ import annotations
 from pipeline_engine.errors import ScmError
 from pipeline_engine.ops.exp.records import ExpState, exps_dir
 from pipeline_engine.ops.exp.run import ExpResult, choose_names
-from pipeline_engine.ops.exp.worktree import git_root
+from pipeline_engine.ops.exp.worktree import git_root, private_paths
 from pipeline_engine.project import Project
 from pipeline_engine.scm.exps import ExpRef, rev_parse, set_ref, snapshot_workspace
 
@@ -35,7 +35,8 @@ def save(project: Project, *, name: str | None = None, force: bool = False) -> E
     index_file = exps_dir(project) / f"index-{secrets.token_hex(4)}"
     index_file.parent.mkdir(parents=True, exist_ok=True)
     with project.mutex("pipe exp save"):
-        sha = snapshot_workspace(root, parent=baseline, index_file=index_file, message=f"pipe exp: {chosen}")
+        sha = snapshot_workspace(root, parent=baseline, index_file=index_file, message=f"pipe exp: {chosen}",
+                                 exclude=private_paths(project))
         ref = ExpRef(baseline, chosen)
         set_ref(root, ref, sha, old=rev_parse(root, ref.ref))
     return ExpResult(chosen, baseline, ExpState.SUCCESS, (), sha)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline_engine.config import config_file, edit_config, read_config_file
+from pipeline_engine.config import LOCAL_CONFIG_FILE, config_file, edit_config, read_config_file
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.pathgate import resolve_in_project
@@ -21,7 +21,7 @@ from pipeline_engine.pipeline.overrides import Override, apply_overrides
 from pipeline_engine.project import CACHE_USERS_DIR, CONTROL_DIR, Project
 from pipeline_engine.scm.exps import add_worktree, remove_worktree
 
-__all__ = ["apply_to_files", "git_root", "open_worktree"]
+__all__ = ["apply_to_files", "git_root", "open_worktree", "private_paths"]
 
 
 def git_root(project: Project) -> Path:
@@ -34,6 +34,13 @@ def git_root(project: Project) -> Path:
         raise ScmError("experiments need git: this project was initialised with --no-scm",
                        hint="run 'git init' and 'pipe init -f' to use experiments")
     return project.git.root
+
+
+def private_paths(project: Project) -> tuple[str, ...]:
+    """Glob patterns (from the git root) of what an experiment commit never holds, whatever .gitignore says:
+    the machine's config with its credentials (`exp push` publishes commits), the cache and `.pipe/tmp`."""
+    control = project.relpath_from_git(CONTROL_DIR)
+    return (f"{control}/{LOCAL_CONFIG_FILE}", f"{control}/tmp/**", f"{control}/cache/**")
 
 
 @contextlib.contextmanager
