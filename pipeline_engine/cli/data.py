@@ -84,7 +84,7 @@ def remove(pointers: tuple[str, ...], outs: bool) -> None:
 @click.command()
 @click.option("-w", "--workspace", is_flag=True, help="Keep objects the current workspace references.")
 @scope_options("Keep")
-@click.option("--all-experiments", is_flag=True, help="Keep what every experiment (refs/exps/) uses too.")
+@click.option("--all-experiments", is_flag=True, help="Keep what every experiment (refs/exps/) and queued experiment uses too.")
 @click.option("-p", "--projects", multiple=True, metavar="PATH",
               help="Also keep what another project sharing this cache uses (repeat for each).")
 @click.option("-c", "--cloud", is_flag=True, help="Also delete unreferenced objects from the remote.")
