@@ -285,3 +285,9 @@ def test_a_project_in_a_subdirectory_of_the_repository(git_only: Path, cli: Cli,
     result = _diff_json(cli, "HEAD~1", "HEAD")
 
     assert result["modified"] == [{"path": "d.txt", "hash": {"old": _oid("v1\n"), "new": _oid("v2\n")}}]
+
+
+def test_a_revision_that_looks_like_markup_is_printed_as_typed(workspace: Workspace) -> None:
+    workspace.commit("[/] a message rich would read as a closing tag")
+    result = workspace.pipe("diff", "HEAD^{/[/]}", "HEAD")
+    assert "HEAD^{/[/]}" in result.output
