@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common import Timing, dvc_bin, pipe_bin, print_table, run, time_runs
+from common import Timing, available_tools, pipe_bin, print_table, run, time_runs
 
 
 def make_files(root: Path, count: int, seed: int = 7) -> None:
@@ -96,10 +96,7 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    tools = {"pipe": pipe_bin()}
-    if dvc := dvc_bin():
-        tools["dvc"] = dvc
-    print(f"tools: {tools}")
+    tools = available_tools()
     with tempfile.TemporaryDirectory(prefix="pipe-bench-") as tmp:
         base = Path(tmp)
         results = {t: dir_workloads(base, t, exe, args.files, args.repeat) for t, exe in tools.items()}

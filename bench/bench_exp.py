@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common import Timing, dvc_bin, pipe_bin, print_table, run, time_runs
+from common import Timing, available_tools, print_table, run, time_runs
 
 _GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
 
@@ -84,10 +84,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    tools = {"pipe": pipe_bin()}
-    if dvc := dvc_bin():
-        tools["dvc"] = dvc
-    print(f"tools: {tools}")
+    tools = available_tools()
     with tempfile.TemporaryDirectory(prefix="pipe-bench-exp-") as tmp:
         base = Path(tmp)
         results = {t: workloads(build_repo(base, t, exe, args.seconds), t, exe, args.experiments, args.repeat)

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common import Timing, dvc_bin, pipe_bin, print_table, run, time_runs
+from common import Timing, available_tools, print_table, run, time_runs
 
 PIPELINE = """stages:
   train:
@@ -63,10 +63,7 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    tools = {"pipe": pipe_bin()}
-    if dvc := dvc_bin():
-        tools["dvc"] = dvc
-    print(f"tools: {tools}")
+    tools = available_tools()
     with tempfile.TemporaryDirectory(prefix="pipe-bench-history-") as tmp:
         results = {t: workloads(build_repo(Path(tmp), t, exe, args.commits), exe, args.commits, args.repeat)
                    for t, exe in tools.items()}

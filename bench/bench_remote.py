@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench_core import make_files, new_repo
-from common import Timing, dvc_bin, pipe_bin, print_table, run, time_runs
+from common import Timing, available_tools, print_table, run, time_runs
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -124,10 +124,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kinds", default="local,s3", help="comma-separated: local, s3")
     args = parser.parse_args()
-    tools = {"pipe": pipe_bin()}
-    if dvc := dvc_bin():
-        tools["dvc"] = dvc
-    print(f"tools: {tools}")
+    tools = available_tools()
     os.environ.update(CREDENTIALS)
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Timing", "dvc_bin", "pipe_bin", "print_table", "run", "time_runs"]
+__all__ = ["Timing", "available_tools", "dvc_bin", "pipe_bin", "print_table", "run", "time_runs"]
 
 
 def pipe_bin() -> str:
@@ -30,6 +30,15 @@ def pipe_bin() -> str:
 def dvc_bin() -> str | None:
     """Path of a dvc executable, or None when dvc is not installed."""
     return os.environ.get("PIPE_BENCH_DVC") or shutil.which("dvc")
+
+
+def available_tools() -> dict[str, str]:
+    """The tools to time: pipe, and dvc when it is installed; printed, so a run says what it compared."""
+    found = {"pipe": pipe_bin()}
+    if dvc := dvc_bin():
+        found["dvc"] = dvc
+    print(f"tools: {found}")
+    return found
 
 
 def run(args: Sequence[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
