@@ -147,8 +147,10 @@ def diff(a: str | None, b: str | None, show_all: bool, as_json: bool, as_md: boo
 
     result = diff_exps(Project.find(), a, b, all=show_all)
     if as_json:
-        render.print_json({"metrics": _changes_json(result.metrics.changes),
-                           "params": _changes_json(result.params.changes)})
+        from pipeline_engine.cli.show import changes_json
+
+        render.print_json({"metrics": changes_json(result.metrics.changes),
+                           "params": changes_json(result.params.changes)})
         return
     from pipeline_engine.ops.report import diff_frame
 
@@ -159,16 +161,6 @@ def diff(a: str | None, b: str | None, show_all: bool, as_json: bool, as_md: boo
             render.frame(frame, markdown=as_md)
     if not result.metrics.changes and not result.params.changes:
         render.info(f"no changes between '{escape(result.metrics.a_rev)}' and '{escape(result.metrics.b_rev)}'")
-
-
-def _changes_json(changes: Any) -> dict[str, Any]:
-    shaped: dict[str, dict[str, Any]] = {}
-    for c in changes:
-        entry: dict[str, Any] = {"old": c.old, "new": c.new}
-        if c.diff is not None:
-            entry["diff"] = c.diff
-        shaped.setdefault(c.path, {})[c.key] = entry
-    return shaped
 
 
 @exp.command("list")

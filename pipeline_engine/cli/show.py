@@ -21,7 +21,7 @@ from pipeline_engine.project import Project
 if TYPE_CHECKING:
     from pipeline_engine.ops.metrics import RevisionMetrics, ValueChange
 
-__all__ = ["metrics", "params"]
+__all__ = ["changes_json", "metrics", "params"]
 
 
 def _format_options(fn: Any) -> Any:
@@ -135,7 +135,7 @@ def _print_diff(changes: Sequence[ValueChange], a_rev: str, b_rev: str, *, title
                 as_md: bool, as_csv: bool, precision: int | None, no_path: bool, with_change: bool,
                 failed: bool = False) -> None:
     if as_json:
-        render.print_json(_diff_json(changes))
+        render.print_json(changes_json(changes))
         return
     if not changes and not (as_md or as_csv):
         if not failed:  # files that could not be read were not compared: not "no changes"
@@ -150,8 +150,11 @@ def _print_diff(changes: Sequence[ValueChange], a_rev: str, b_rev: str, *, title
     render.frame(frame, markdown=as_md, csv=as_csv)
 
 
-def _diff_json(changes: Sequence[ValueChange]) -> dict[str, Any]:
-    """DVC's `metrics diff --json`: {path: {key: {old, new[, diff]}}}; `diff` only when both values are numbers."""
+def changes_json(changes: Sequence[ValueChange]) -> dict[str, Any]:
+    """DVC's `metrics diff --json`: {path: {key: {old, new[, diff]}}}; `diff` only when both values are numbers.
+
+    Also the shape of `pipe exp diff --json`'s metrics and params.
+    """
     shaped: dict[str, dict[str, Any]] = {}
     for c in changes:
         entry: dict[str, Any] = {"old": c.old, "new": c.new}
