@@ -22,7 +22,9 @@ from pathlib import Path
 
 from pipeline_engine.errors import UnsafePathError
 
-__all__ = ["PROTECTED_DIRS", "check_not_own_file", "check_relpath", "is_protected_name", "resolve_in_project"]
+__all__ = [
+    "PROTECTED_DIRS", "check_not_own_file", "check_relpath", "is_protected_name", "is_safe_relpath", "resolve_in_project",
+]
 
 # Lower-cased names of directories a tracked path may never enter (case-insensitive filesystems
 # would let `.GIT/hooks` reach `.git/hooks`).
@@ -117,3 +119,12 @@ def resolve_in_project(root: Path, relpath: str, *, source: str, follow: bool = 
     if inside != "." and any(is_protected_name(p) for p in inside.split(os.sep)):
         raise UnsafePathError(f"{prefix}path '{relpath}' goes through a symlink into '{inside}'")
     return path
+
+
+def is_safe_relpath(path: str) -> bool:
+    """True when `check_relpath` accepts `path`: for listings, which skip what the gate refuses instead of failing."""
+    try:
+        check_relpath(path, source=path)
+    except UnsafePathError:
+        return False
+    return True

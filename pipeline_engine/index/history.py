@@ -20,20 +20,19 @@ from typing import Any
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, parse_pointer
 from pipeline_engine.core.layout import tmp_dir
-from pipeline_engine.core.pathgate import check_relpath
-from pipeline_engine.errors import PipeError, ScmError, UnsafePathError
+from pipeline_engine.core.pathgate import check_relpath, is_safe_relpath
+from pipeline_engine.errors import PipeError, ScmError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.revisions import Revision
 from pipeline_engine.pipeline.interpolate import BoolStyle, ListStyle
 from pipeline_engine.pipeline.lock import LOCK_FILE, LockFile, parse_lock
 from pipeline_engine.pipeline.spec import PIPELINE_FILE, PipelineSpec, parse_spec
 from pipeline_engine.project import Project
+from pipeline_engine.scm.git import is_link_blob
 
 __all__ = ["History", "PointerError"]
 
-# A tree entry's mode bits: a symbolic link (never followed from git) and a submodule.
-_LINK_MODE = 0o120000
-_TYPE_MASK = 0o170000
+# The mode of a directory entry: a commit's root tree is built from its sha with it.
 _TREE_MODE = 0o040000
 # Commits named on one `git log` command line.
 _BATCH = 1000
@@ -255,7 +254,7 @@ class _CommitIndex(ProjectIndex):
         if self._tree is None:
             return None
         item = next((i for i in self._tree if i.name == name), None)
-        if item is None or item.type != "blob" or (item.mode & _TYPE_MASK) == _LINK_MODE:
+        if item is None or item.type != "blob" or is_link_blob(item):
             return None
         return item
 
@@ -273,16 +272,7 @@ class _CommitIndex(ProjectIndex):
                 if item.type == "tree":
                     listed.extend((f"{item.name}/{rel}", blob) for rel, blob in self._walk(item))
                 elif (item.type == "blob" and item.name.endswith(POINTER_SUFFIX)
-                      and (item.mode & _TYPE_MASK) != _LINK_MODE):
+                      and not is_link_blob(item)):
                     listed.append((item.name, item))
             self._memo.trees[tree.hexsha] = listed
-        return [(rel, blob) for rel, blob in listed if _is_safe(rel)]
-
-
-def _is_safe(path: str) -> bool:
-    """True when the path gate accepts `path`: listing skips what it refuses, as `GitRevisionFiles` does."""
-    try:
-        check_relpath(path, source=path)
-    except UnsafePathError:
-        return False
-    return True
+        return [(rel, blob) for rel, blob in listed if is_safe_relpath(rel)]

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
-from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.core.pathgate import check_relpath, is_safe_relpath
 from pipeline_engine.core.revision import decode_utf8, describe_at
 from pipeline_engine.errors import PathError, ScmError, UnsafePathError
 
-__all__ = ["Git", "GitRevisionFiles", "find_git_root", "ignore_line", "is_ignorable"]
+__all__ = ["Git", "GitRevisionFiles", "find_git_root", "ignore_line", "is_ignorable", "is_link_blob"]
 
 # Characters a .gitignore line gives a meaning to: globs, negation, comment, the escape itself, and
 # spaces (trailing ones are dropped unless escaped). A backslash before any of them makes it literal.
@@ -236,7 +236,7 @@ class GitRevisionFiles:
         if dirpath:
             parent, _, name = dirpath.rpartition("/")
             item = (self._entries(parent) or {}).get(name)
-            if item is not None and _is_link(item):
+            if item is not None and is_link_blob(item):
                 raise UnsafePathError(
                     f"{self.describe(dirpath)}: is a symbolic link; pipe does not follow links read from git history"
                 )
@@ -265,7 +265,7 @@ class GitRevisionFiles:
         item = self._item(relpath)
         if item is None or item.type != "blob":
             return None
-        if _is_link(item):
+        if is_link_blob(item):
             raise UnsafePathError(
                 f"{self.describe(relpath)}: is a symbolic link; pipe does not follow links read from git history"
             )
@@ -286,12 +286,12 @@ class GitRevisionFiles:
     def is_file(self, relpath: str) -> bool:
         """True for a regular blob (not a link, not a submodule)."""
         item = self._item(relpath)
-        return item is not None and item.type == "blob" and not _is_link(item)
+        return item is not None and item.type == "blob" and not is_link_blob(item)
 
     def is_dir(self, relpath: str) -> bool:
         """True for a tree ("" is the project root, when it exists in the commit); a link is not one."""
         rel = check_relpath(relpath, source=self.describe(relpath), allow_root=True)
-        if rel and (item := self._item(rel)) is not None and _is_link(item):
+        if rel and (item := self._item(rel)) is not None and is_link_blob(item):
             return False
         with self._lock:
             return self._entries(rel) is not None
@@ -313,23 +313,15 @@ class GitRevisionFiles:
                 top, entries = stack.pop()
                 for name, item in entries.items():
                     path = f"{top}/{name}" if top else name
-                    if not _is_safe(path):
+                    if not is_safe_relpath(path):
                         continue
                     if item.type == "tree":
                         stack.append((path, {i.name: i for i in item}))
-                    elif item.type == "blob" and not _is_link(item) and name.endswith(suffix):
+                    elif item.type == "blob" and not is_link_blob(item) and name.endswith(suffix):
                         found.append(path)
         return sorted(found)
 
 
-def _is_link(item: Any) -> bool:
+def is_link_blob(item: Any) -> bool:
+    """True for a git blob that is a symbolic link (mode 120000): never followed at a revision."""
     return bool(item.type == "blob" and (item.mode & 0o170000) == _LINK_MODE)
-
-
-def _is_safe(path: str) -> bool:
-    """True when the path gate accepts `path` (listing skips, rather than fails on, what it refuses)."""
-    try:
-        check_relpath(path, source=path)
-    except UnsafePathError:
-        return False
-    return True
