@@ -6,10 +6,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline_engine.cache.checkout import checkout
 from pipeline_engine.cache.link import LinkType, parse_link_types
 from pipeline_engine.cache.pointer import Pointer, write_pointer
-from pipeline_engine.cache.workspace import checkout, save, scan
 from pipeline_engine.cache.workspace import is_cached as is_complete
+from pipeline_engine.cache.workspace import save, scan
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, MissingOutputError, SpecError

@@ -34,11 +34,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pipeline_engine.cache.checkout import checkout
 from pipeline_engine.cache.link import LinkType
 from pipeline_engine.cache.memo import HashMemo
 from pipeline_engine.cache.scan import scan
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.workspace import checkout, is_cached, save
+from pipeline_engine.cache.workspace import is_cached, save
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError, PipeError

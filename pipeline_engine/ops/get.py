@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline_engine.cache.checkout import checkout
 from pipeline_engine.cache.link import LinkType
-from pipeline_engine.cache.workspace import checkout
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.progress import Progress
 from pipeline_engine.errors import PathError

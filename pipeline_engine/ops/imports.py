@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline_engine.cache.checkout import checkout
 from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, SourceRepo, read_pointer, write_pointer
-from pipeline_engine.cache.workspace import checkout
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.progress import Progress
 from pipeline_engine.core.record import PathRecord

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from pipeline_engine.cache.workspace import CheckoutResult
+from pipeline_engine.cache.checkout import CheckoutResult
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, StageNotFoundError

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pipeline_engine.cache.checkout import checkout
 from pipeline_engine.cache.link import LinkType
 from pipeline_engine.cache.memo import HashMemo
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.workspace import checkout, is_cached, save, scan
+from pipeline_engine.cache.workspace import is_cached, save, scan
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import MissingOutputError, PipeInterrupted, StageFailedError
 from pipeline_engine.ops.repro import Outcome, ReproOptions, StageOutcome, repro

@@ -1,0 +1,303 @@
+"""Checking out: make a workspace path match an oid, touching only the files that differ.
+
+A file whose current content exists nowhere else is never overwritten without `force`.
+Corrupt objects never reach the workspace (cache.place verifies every object it puts there):
+a corrupt object is moved to the store's quarantine and its workspace paths are reported in
+`CheckoutResult.corrupt`; every other path is still checked out.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_engine.cache.link import LinkType, file_mode
+from pipeline_engine.cache.memo import FileStamp, HashMemo
+from pipeline_engine.cache.place import Placer, make_dirs
+from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
+from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
+from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.core.fsutil import is_exec, remove_path
+from pipeline_engine.core.hashing import Oid, is_dir_oid
+from pipeline_engine.core.parallel import map_chunked
+from pipeline_engine.core.pathgate import resolve_in_project
+from pipeline_engine.core.progress import NullProgress, Progress
+from pipeline_engine.errors import CheckoutError, CorruptObjectError, ObjectNotFoundError
+
+__all__ = ["CheckoutResult", "checkout"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    """What `checkout` changed: files written, deleted, extra files it kept, and corrupt objects.
+
+    `corrupt` lists (workspace path, oid) pairs whose object failed verification: the object was
+    moved to the quarantine and the path was left as it was. `missing` lists the files of a
+    directory whose objects are not in the cache (the other files were checked out).
+    `kept_changed` lists data pipe placed that nothing tracks any more but that changed since
+    (kept; see ops.checkout).
+    """
+
+    relpath: str
+    written: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    kept_extra: tuple[str, ...] = ()
+    corrupt: tuple[tuple[str, str], ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()
+    kept_changed: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """True when any file was written or deleted."""
+        return bool(self.written or self.deleted)
+
+
+def checkout(
+    store: ObjectStore,
+    root: Path,
+    relpath: str,
+    oid: str,
+    memo: HashMemo,
+    *,
+    link_types: Sequence[LinkType],
+    isexec: bool = False,
+    force: bool = False,
+    relink: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutResult:
+    """Make workspace path `relpath` hold `oid` (and, for a file, the exec bit `isexec`).
+
+    Only what differs is touched. A file whose current content is in no cache object would be
+    lost by overwriting it: unless `force`, such files are listed in a CheckoutError and nothing
+    is changed. Files inside a directory that its manifest does not list are kept (and reported)
+    unless `force`. Objects that fail verification are quarantined and listed in the result's
+    `corrupt`, the files of a directory whose objects are not in the cache in `missing`; the
+    other files are still written.
+
+    Raises:
+        ObjectNotFoundError: the file's object or the directory's manifest is not in the cache.
+        CorruptObjectError: the directory manifest is corrupt (it was moved to the quarantine).
+        CheckoutError: user changes would be lost without `force`.
+        PathError: a directory on the way resolves through a symlink outside the tracked directory.
+    """
+    progress = progress or NullProgress()
+    # A file is replaced by a rename (a symlink there is replaced, not followed); a directory is
+    # written into, so it must resolve inside the project itself.
+    resolve_in_project(root, relpath, source=relpath, follow=is_dir_oid(oid))
+    placer = Placer(store, memo, link_types)
+    if is_dir_oid(oid):
+        tree = _load_tree(store, relpath, oid)
+        result = _checkout_dir(placer, root, relpath, tree, force=force, relink=relink, progress=progress)
+    else:
+        result = _checkout_file(placer, root, relpath, Oid(oid), isexec=isexec, force=force, relink=relink)
+    memo.put_placed([(relpath, oid)])
+    return result
+
+
+# --- checkout -------------------------------------------------------------------------------
+
+
+def _load_tree(store: ObjectStore, relpath: str, oid: str) -> Tree:
+    """The manifest of directory out `relpath`; a corrupt one is quarantined and reported."""
+    try:
+        return tree_of(store, oid)
+    except ObjectNotFoundError:
+        empty = Tree(())
+        if oid == empty.oid:  # an empty directory's manifest is known without any cache (a fresh clone)
+            store.put_bytes(empty.to_bytes(), suffix=".dir")
+            return empty
+        raise ObjectNotFoundError(
+            f"'{relpath}' is not in the cache (directory manifest '{oid}')",
+            hint="run 'pipe pull' to fetch it",
+        ) from None
+    except CorruptObjectError:
+        store.quarantine(oid)
+        raise CorruptObjectError(
+            f"'{relpath}': its directory manifest '{oid}' is corrupt in the cache; "
+            "it was moved to the quarantine",
+            hint="run 'pipe pull' to fetch a good copy, then 'pipe checkout'",
+        ) from None
+
+
+def _current_file(placer: Placer, root: Path, relpath: str) -> tuple[Oid | None, bool]:
+    """The oid and exec bit of the file at `relpath` (None when absent, "" for a directory)."""
+    path = root / relpath
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, False
+    if stat.S_ISDIR(st.st_mode) or foreign_link(root, placer.store, path) is not None:
+        # A directory, or a link leading out of the project (never read): unknown content that
+        # only --force replaces; "" never equals a file oid.
+        return Oid(""), False
+    assert placer.memo is not None
+    return hash_memoised(placer.memo, placer.store, relpath, path, st), is_exec(st.st_mode)
+
+
+def _checkout_file(
+    placer: Placer, root: Path, relpath: str, oid: Oid, *, isexec: bool, force: bool, relink: bool
+) -> CheckoutResult:
+    store = placer.store
+    path = root / relpath
+    current, current_exec = _current_file(placer, root, relpath)
+    if current == oid and current_exec == isexec and not relink:
+        return CheckoutResult(relpath)
+    if current == oid and not relink and _is_own_copy(path):
+        _set_exec(path, isexec)  # only the exec bit differs: no need to rewrite the bytes
+        return CheckoutResult(relpath, written=(relpath,))
+    if not store.exists(oid):
+        raise ObjectNotFoundError(
+            f"'{relpath}' is not in the cache (object '{oid}')", hint="run 'pipe pull' to fetch it"
+        )
+    if current is not None and current != oid and not force and not (current and store.exists(current)):
+        raise CheckoutError(
+            f"'{relpath}' has changes that are not in the cache; checkout would lose them",
+            hint=f"run 'pipe add {relpath}' to keep them, or 'pipe checkout --force' to discard them",
+        )
+    if os.path.isdir(path) and not os.path.islink(path):
+        remove_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = placer.place(oid, path, isexec=isexec)
+    if stamp is None:
+        return CheckoutResult(relpath, corrupt=((relpath, oid),))
+    _remember(placer, [(relpath, stamp, oid)])
+    return CheckoutResult(relpath, written=(relpath,))
+
+
+def _is_own_copy(path: Path) -> bool:
+    """True for a regular file that shares its inode with nothing (safe to chmod)."""
+    st = os.lstat(path)
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
+
+def _set_exec(path: Path, isexec: bool) -> None:
+    mode = os.stat(path).st_mode & 0o7777
+    os.chmod(path, (mode | (file_mode(True) & 0o111)) if isexec else (mode & ~0o111))
+
+
+def _checkout_dir(
+    placer: Placer, root: Path, relpath: str, tree: Tree, *, force: bool, relink: bool, progress: Progress
+) -> CheckoutResult:
+    store = placer.store
+    base = root / relpath
+    _clear_non_directory(placer, root, relpath, force)
+    current_tree = (
+        scan_tree(root, relpath, placer.memo, store=store, progress=progress) if base.is_dir() else Tree(())
+    )
+    wanted = tree.by_path()
+    diff = diff_trees(current_tree.by_path(), wanted)
+    _refuse_losses(store, relpath, current_tree, diff, force)
+    needed = list(tree.entries) if relink else [wanted[p] for p in (*diff.added, *diff.modified)]
+    not_cached = store.missing({e.oid for e in needed})
+    write = [e for e in needed if e.oid not in not_cached]  # the others are reported as missing
+    _refuse_dirs_in_the_way(relpath, current_tree, write, force)
+    deleted: tuple[str, ...] = ()
+    if force and diff.deleted:
+        for p in diff.deleted:
+            remove_path(base / p)  # a link is removed as a link, never its target
+        deleted = diff.deleted
+    make_dirs(base, relpath, {os.path.dirname(e.relpath) for e in write}, force=force)
+    placed = _write_entries(placer, base, write, progress, relpath)
+    _remember(placer, [(f"{relpath}/{e.relpath}", st, e.oid) for e, st in placed if st is not None])
+    if force:
+        deleted += tuple(_remove_empty_dirs(base))
+    return CheckoutResult(
+        relpath,
+        written=tuple(f"{relpath}/{e.relpath}" for e, st in placed if st is not None),
+        deleted=tuple(f"{relpath}/{p}" for p in deleted),  # files, then emptied directories
+        kept_extra=() if force else tuple(f"{relpath}/{p}" for p in diff.deleted),
+        corrupt=tuple((f"{relpath}/{e.relpath}", e.oid) for e, st in placed if st is None),
+        missing=tuple((f"{relpath}/{e.relpath}", e.oid) for e in needed if e.oid in not_cached),
+    )
+
+
+def _remove_empty_dirs(base: Path) -> list[str]:
+    """Remove the empty sub-directories of `base` (a manifest lists files only, so none is tracked).
+
+    Bottom-up, so a directory emptied by removing its empty children goes too; symlinks are
+    never entered nor removed here. Returns the removed paths relative to `base`.
+    """
+    removed: list[str] = []
+    for dirpath, _, filenames in os.walk(base, topdown=False):
+        if filenames or dirpath == str(base):
+            continue
+        try:
+            os.rmdir(dirpath)  # fails unless empty (its empty children went first)
+        except OSError:
+            continue
+        removed.append(os.path.relpath(dirpath, base).replace(os.sep, "/"))
+    return removed
+
+
+def _clear_non_directory(placer: Placer, root: Path, relpath: str, force: bool) -> None:
+    """Remove a file or symlink where directory `relpath` belongs, if that loses nothing (or `force`)."""
+    base = root / relpath
+    if os.path.islink(base):
+        if not force:
+            raise CheckoutError(
+                f"'{relpath}' is a symlink; checkout would replace it with the tracked directory",
+                hint="rerun with '--force' to replace the link (its target is left alone)",
+            )
+        remove_path(base)
+    elif base.exists() and not base.is_dir():
+        current, _ = _current_file(placer, root, relpath)
+        if not force and not (current and placer.store.exists(current)):
+            raise CheckoutError(
+                f"'{relpath}' is a file with changes that are not in the cache; checkout would lose it",
+                hint="rerun with '--force' to discard it",
+            )
+        remove_path(base)
+
+
+def _refuse_losses(store: ObjectStore, relpath: str, current: Tree, diff: TreeDiff, force: bool) -> None:
+    if force:
+        return
+    cur = current.by_path()
+    lost = [p for p in diff.modified if not store.exists(cur[p].oid)]
+    if lost:
+        listed = ", ".join(f"'{relpath}/{p}'" for p in lost[:5]) + (" ..." if len(lost) > 5 else "")
+        raise CheckoutError(
+            f"{len(lost)} file(s) in '{relpath}' have changes that are not in the cache: {listed}",
+            hint=f"run 'pipe add {relpath}' to keep them, or 'pipe checkout --force' to discard them",
+        )
+
+
+def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[TreeEntry], force: bool) -> None:
+    """A file to write where the workspace has a directory of files: only `force` may delete them."""
+    if force:
+        return
+    dirs = {p.rsplit("/", i)[0] for p in current.by_path() for i in range(1, p.count("/") + 1)}
+    blocked = [e.relpath for e in write if e.relpath in dirs]
+    if blocked:
+        raise CheckoutError(
+            f"'{relpath}/{blocked[0]}' is a directory in the workspace but a file in the tracked version",
+            hint="rerun with '--force' to replace it (its files are deleted)",
+        )
+
+
+def _write_entries(
+    placer: Placer, base: Path, entries: Sequence[TreeEntry], progress: Progress, relpath: str
+) -> list[tuple[TreeEntry, FileStamp | None]]:
+    task = progress.task(f"checking out {relpath}", len(entries))
+
+    def work(e: TreeEntry) -> tuple[TreeEntry, FileStamp | None]:
+        dest = base / e.relpath
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            remove_path(dest)  # its files were deleted with --force (see _refuse_dirs_in_the_way)
+        stamp = placer.place(e.oid, dest, isexec=e.isexec)
+        task.advance()
+        return e, stamp
+
+    placed = map_chunked(work, list(entries))
+    task.close()
+    return placed
+
+
+def _remember(placer: Placer, written: Sequence[tuple[str, FileStamp, Oid]]) -> None:
+    """Record what was just written and checked, so the next status does not re-hash it."""
+    if placer.memo is not None:
+        placer.memo.put_many(written)
