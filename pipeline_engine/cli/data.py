@@ -15,6 +15,7 @@ from pipeline_engine.cli.transfer import scope_options
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
+    from pipeline_engine.ops.cloud import RemoteGcResult
     from pipeline_engine.ops.gc import Unreadable
 
 
@@ -116,7 +117,7 @@ def gc(ctx: click.Context, workspace: bool, all_branches: bool, all_tags: bool, 
         preview = collect(project, replace(options, dry=True))
         _warn_skipped(preview.skipped)
         warned = True
-        if not preview.removed and not (preview.cloud and preview.cloud.removed):
+        if not preview.removed and not (preview.cloud and (preview.cloud.removed or preview.cloud.packs.orphans_removed)):
             render.info("nothing to remove")
             return
         question = f"remove {len(preview.removed)} object(s), {render.size(preview.bytes)}, from the cache"
@@ -137,6 +138,24 @@ def gc(ctx: click.Context, workspace: bool, all_branches: bool, all_tags: bool, 
     if result.cloud is not None:
         render.info(f"remote '{result.cloud.remote}': {verb} {len(result.cloud.removed)} object(s); "
                     f"{result.cloud.kept} kept")
+        _report_packs(result.cloud, dry=dry)
+
+
+def _report_packs(cloud: RemoteGcResult, *, dry: bool) -> None:
+    """What gc --cloud did to the remote's packs, and its rule for packs without an index."""
+    packs, where = cloud.packs, f"remote '{cloud.remote}'"
+    if packs.deleted or packs.repacked or packs.dead_left:
+        render.info(f"{where}: packs: {'would delete' if dry else 'deleted'} {len(packs.deleted)}, "
+                    f"{'would repack' if dry else 'repacked'} {len(packs.repacked)} (less than half used); "
+                    f"{packs.dead_left} unused object(s) stay in packs still more than half used")
+    if packs.orphans_removed:
+        render.info(f"{where}: {'would remove' if dry else 'removed'} {len(packs.orphans_removed)} pack(s) "
+                    "without an index, older than 1 hour (left by an interrupted push)")
+    if packs.orphans_young:
+        render.info(f"{where}: kept {len(packs.orphans_young)} pack(s) without an index, younger than 1 hour "
+                    "(a push may still be uploading its index); gc removes them once older")
+    for problem in packs.problems:
+        render.warn(escape(problem))
 
 
 def _warn_skipped(skipped: Sequence[Unreadable]) -> None:

@@ -11,12 +11,15 @@ this module:
     memo.sqlite                   memo_path: the hash memo
     valid-texts                   valid_texts_path: digests of texts that passed their schema (core.schema)
     logs/<stage>.log, running/    logs_dir, running_dir: stage logs, running-stage records
+    packs/                        packs_work_dir: packs being built or read (temporary files)
+    packs/<remote key>/<name>.idx pack_index_cache: indexes downloaded from a remote's packs/
 .pipe/cache/                      default_cache_dir (or `cache.dir`)
     objects/<2 hex>/<30 hex>      objects_dir: the object store (the same layout on every remote)
     objects/tmp/                  store_tmp_dir: downloads before they are verified and moved in
     runs/<2 hex>/<30 hex>         runs_dir: the run cache (`<remote>/runs/` on a remote)
     quarantine/<oid>              quarantine_dir: corrupt objects, kept for inspection
 <remote root>/tmp/                remote_tmp_dir: partial uploads of non-atomic backends
+<remote root>/packs/<name>.pack   remote.packed: packs of small objects, each with <name>.idx
 ```
 """
 
@@ -40,6 +43,8 @@ __all__ = [
     "memo_path",
     "objects_dir",
     "oid_to_relpath",
+    "pack_index_cache",
+    "packs_work_dir",
     "quarantine_dir",
     "relpath_to_oid",
     "remote_tmp_dir",
@@ -113,6 +118,16 @@ def valid_texts_path(tmp: Path) -> Path:
 def logs_dir(control_dir: Path) -> Path:
     """Where each stage's output log is kept (`<stage>.log`) when stages run in parallel."""
     return control_dir / TMP_DIR / "logs"
+
+
+def packs_work_dir(control_dir: Path) -> Path:
+    """Where packs are built before upload and downloaded before they are cut up (temp names only)."""
+    return control_dir / TMP_DIR / "packs"
+
+
+def pack_index_cache(control_dir: Path, remote_key: str) -> Path:
+    """The pack indexes downloaded from one remote (`remote_key`: a digest of its URL), kept to save downloads."""
+    return control_dir / TMP_DIR / "packs" / remote_key
 
 
 def running_dir(control_dir: Path) -> Path:

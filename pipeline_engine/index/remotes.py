@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import pack_index_cache, packs_work_dir
 from pipeline_engine.errors import RemoteNotConfiguredError
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote
@@ -15,7 +17,8 @@ def open_project_remote(
     """Open remote `name`, or the default remote; relative local paths are from the project root.
 
     `subdir` opens a directory below the remote's URL with the same layout (`runs` holds the
-    run cache).
+    run cache, whose entries are not named by their content: they are never packed). Pack
+    indexes downloaded from the remote are kept under `.pipe/tmp/packs/<digest of the URL>/`.
 
     Raises:
         RemoteNotConfiguredError: no name was given and no default is set, or the name is unknown.
@@ -36,4 +39,8 @@ def open_project_remote(
             f"remote '{name}' is not configured (configured: {known})", hint="run 'pipe remote list'"
         )
     url = f"{remote.url.rstrip('/')}/{subdir}" if subdir else remote.url
-    return open_remote(remote.name, url, remote.options, base_dir=project.root, jobs=jobs)
+    control = project.control_dir
+    return open_remote(
+        remote.name, url, remote.options, base_dir=project.root, jobs=jobs, work_dir=packs_work_dir(control),
+        index_cache=pack_index_cache(control, hash_bytes(url.encode())[:16]), packing=not subdir,
+    )

@@ -1,7 +1,8 @@
 """Moving objects between the local store and a remote: the transfer plan's execution, shared by commands.
 
 Push uploads only what the remote lacks, file objects before the manifest that lists them, so a
-remote never holds a directory manifest whose files are missing. Fetch downloads into the store's
+remote never holds a directory manifest whose files are missing (packed files count once their
+pack's index is uploaded: `Remote.put_many` returns only then). Fetch downloads into the store's
 temporary directory and checks every object with `verify_file` before it enters the cache
 (`store.put_many(verified=True)`); push checks each object the same way before uploading it.
 A failed object never stops the others; the caller raises a `RemoteError` listing the failures
@@ -224,7 +225,8 @@ def download_objects(
         return set(), 0, []
     tmp_dir = store.tmp_dir
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    items = [(oid, download_path(tmp_dir, oid)) for oid in wanted]
+    # Packed objects in pack and offset order: each chunk then reads few, contiguous ranges.
+    items = [(oid, download_path(tmp_dir, oid)) for oid in rem.transfer_order(wanted)]
     temp = dict(items)
     failures: list[Failure] = []
     verified: list[tuple[str, Path]] = []
@@ -240,7 +242,9 @@ def download_objects(
         task.advance(nbytes=temp[oid].stat().st_size)
         actual = verify_file(temp[oid], oid)
         if actual is not None:
-            reason = f"corrupt on remote '{rem.name}': its content hashes to '{actual}'"
+            pack = rem.pack_of(oid)
+            where = f"in pack '{pack}' on remote '{rem.name}'" if pack else f"on remote '{rem.name}'"
+            reason = f"corrupt {where}: its content hashes to '{actual}'"
             failures.append(Failure(wanted[oid], oid, reason))
             return
         verified.append((oid, temp[oid]))

@@ -11,6 +11,7 @@ from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.index.objects import DirObject, ObjectPlan, present_on_remote
 from pipeline_engine.project import Project
+from pipeline_engine.remote.prune import PackPrune, prune_packs
 from pipeline_engine.remote.remote import Remote
 
 if TYPE_CHECKING:
@@ -49,13 +50,14 @@ class CloudStatus:
 
 @dataclass(frozen=True, slots=True)
 class RemoteGcResult:
-    """Objects removed from a remote (or that would be, with `dry`) and objects kept."""
+    """Objects removed from a remote (or that would be, with `dry`), objects kept, and what happened to its packs."""
 
     remote: str
     url: str
     removed: tuple[Oid, ...]
     kept: int
     dry: bool
+    packs: PackPrune = PackPrune()
 
 
 def cloud_status(
@@ -145,11 +147,20 @@ def gc_remote(rem: Remote, keep_oids: Collection[str], *, dry: bool) -> RemoteGc
     expands them, fetching manifests from this remote when the cache lacks them): a directory
     oid here keeps only its manifest. The caller holds the project mutex.
 
+    Loose objects are deleted one by one. Packed objects go with their pack (`remote.prune`): a
+    pack with no live object is deleted, a pack whose live objects fill less than half its bytes
+    is repacked, a mostly live pack keeps its dead objects for now (`packs.dead_left`); a pack
+    without an index older than an hour is removed (a push uploads a pack, then its index), a
+    younger one is reported. `removed` lists the objects that are gone (or would be).
+
     Raises:
         RemoteError: the remote cannot be listed or changed.
     """
     keep = set(keep_oids)
-    doomed = tuple(sorted(o for o in rem.iter_oids() if o not in keep))
+    loose = [o for o in rem.iter_loose() if o not in keep]
+    packs = prune_packs(rem.packs, keep, dry=dry)
     if not dry:
-        rem.remove(doomed)
-    return RemoteGcResult(rem.name, rem.url, doomed, len(keep), dry)
+        rem.remove_loose(loose)
+    still = set(rem.packs.where) - set(packs.removed)
+    doomed = tuple(sorted({*loose, *packs.removed} - still))
+    return RemoteGcResult(rem.name, rem.url, doomed, len(keep), dry, packs)

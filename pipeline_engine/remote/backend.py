@@ -31,6 +31,7 @@ class Option:
     """One remote option: its DVC-style name, where it goes in the fsspec kwargs, its type.
 
     `listed` options are passed to the backend as a one-item list (sshfs takes `client_keys=[path]`).
+    An `int` option is at least `minimum`.
     """
 
     name: str
@@ -38,6 +39,7 @@ class Option:
     kind: type = str
     secret: bool = False
     listed: bool = False
+    minimum: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,13 @@ class Backend:
         return tuple(sorted(o.name for o in (*self.options, *COMMON_OPTIONS)))
 
 
-#: Options every remote accepts; they configure pipe itself, not the backend.
-COMMON_OPTIONS = (Option("jobs", (), int),)
+#: Options every remote accepts; they configure pipe itself, not the backend: concurrent transfers,
+#: objects smaller than `pack_threshold` bytes go into packs (0: never), packs of about `pack_size` bytes.
+COMMON_OPTIONS = (
+    Option("jobs", (), int),
+    Option("pack_threshold", (), int, minimum=0),
+    Option("pack_size", (), int),
+)
 
 _S3 = Backend(
     protocols=("s3", "s3a"),
@@ -198,8 +205,9 @@ def _convert(remote: str, opt: Option, value: Any) -> Any:
         raise ConfigError(
             f"remote '{remote}': option '{opt.name}' must be a {opt.kind.__name__}, not {value!r}"
         )
-    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-        raise ConfigError(f"remote '{remote}': option '{opt.name}' must be a positive integer")
+    if isinstance(value, int) and not isinstance(value, bool) and value < opt.minimum:
+        kind = "a positive integer" if opt.minimum == 1 else f"an integer of at least {opt.minimum}"
+        raise ConfigError(f"remote '{remote}': option '{opt.name}' must be {kind}")
     return value
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline_engine.errors import ConfigError, RemoteError
 from pipeline_engine.remote.backend import Backend, backend_for, check_option, protocol_of, redact_url
-from pipeline_engine.remote.remote import Remote
+from pipeline_engine.remote.remote import DEFAULT_PACK_SIZE, DEFAULT_PACK_THRESHOLD, PackOptions, Remote
 
 __all__ = ["default_jobs", "open_remote"]
 
@@ -29,9 +29,14 @@ def default_jobs(*, object_store: bool) -> int:
 
 
 def open_remote(
-    name: str, url: str, options: Mapping[str, Any], *, base_dir: Path, jobs: int | None = None
+    name: str, url: str, options: Mapping[str, Any], *, base_dir: Path, jobs: int | None = None,
+    work_dir: Path | None = None, index_cache: Path | None = None, packing: bool = True,
 ) -> Remote:
     """The Remote called `name` at `url`; a relative local path is taken from `base_dir`.
+
+    Packs are built in `work_dir` and their downloaded indexes kept in `index_cache` (see
+    `PackOptions`); `packing=False` writes every object loose whatever the options say (the run
+    cache, whose entries are not named by their content). Packs are always read.
 
     Raises:
         ConfigError: an option is unknown for this kind of remote or has the wrong type.
@@ -56,6 +61,12 @@ def open_remote(
         jobs=jobs or checked.get("jobs") or default_jobs(object_store=backend.object_store),
         object_store=backend.object_store,
         errors=_error_types(backend),
+        packing=PackOptions(
+            threshold=checked.get("pack_threshold", DEFAULT_PACK_THRESHOLD) if packing else 0,
+            size=checked.get("pack_size", DEFAULT_PACK_SIZE),
+            work_dir=work_dir,
+            index_cache=index_cache,
+        ),
     )
 
 

@@ -21,7 +21,7 @@ import psutil
 from pipeline_engine.core.fsutil import temp_name, temp_owner
 from pipeline_engine.core.layout import remote_tmp_dir
 
-__all__ = ["HOST", "STALE_AFTER", "is_leftover", "partial_path"]
+__all__ = ["HOST", "STALE_AFTER", "entry_mtime", "is_leftover", "partial_path"]
 
 #: Partial uploads of other hosts (whose processes cannot be asked) are removed after this many seconds.
 STALE_AFTER = 24 * 3600.0
@@ -40,13 +40,13 @@ def is_leftover(entry: Mapping[str, Any], *, now: float, max_age: float = STALE_
     pid = temp_owner(name)
     if pid is not None and name.endswith(f".{HOST}"):
         return pid != os.getpid() and not psutil.pid_exists(pid)
-    mtime = _mtime(entry)
+    mtime = entry_mtime(entry)
     return mtime is not None and now - mtime > max_age
 
 
-def _mtime(entry: Mapping[str, Any]) -> float | None:
+def entry_mtime(entry: Mapping[str, Any]) -> float | None:
     """A listing entry's modification time in seconds (backends give a float, an int or a datetime)."""
-    value = entry.get("mtime", entry.get("LastModified", entry.get("last_modified")))
+    value = entry.get("mtime", entry.get("LastModified", entry.get("last_modified", entry.get("created"))))
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, datetime.datetime):

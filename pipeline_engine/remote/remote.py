@@ -1,5 +1,9 @@
 """Remote: a store-shaped directory (`<root>/<2 hex>/<30 hex>`) on any fsspec filesystem (an `ObjectDB`).
 
+Small objects may live in packs instead (`<root>/packs/`, see `remote.packed`): `put_many` bundles
+objects below `PackOptions.threshold` bytes into packs, and every query and read accepts both
+layouts, so a remote written before packs existed, or with packing off, reads the same.
+
 Every bulk operation (transfers, existence checks, prefix listings) runs `jobs` requests at once
 in a thread pool, one code path for every backend: each thread calls the filesystem's plain
 methods (an async backend such as s3fs runs each call on its own event loop). A thread per
@@ -17,9 +21,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import math
+import os
 import posixpath
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,9 +36,15 @@ from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid, remote_t
 from pipeline_engine.core.objectdb import ObjectDB, OnDone
 from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
 from pipeline_engine.remote.batch import Batch
+from pipeline_engine.remote.packed import Packs, Site
 from pipeline_engine.remote.partial import STALE_AFTER, is_leftover, partial_path
 
-__all__ = ["Lookup", "OnDone", "Remote"]
+__all__ = ["DEFAULT_PACK_SIZE", "DEFAULT_PACK_THRESHOLD", "Lookup", "OnDone", "PackOptions", "Remote"]
+
+#: Objects smaller than this (bytes) go into packs unless the remote's `pack_threshold` says otherwise.
+DEFAULT_PACK_THRESHOLD = 1 << 20
+#: A pack is closed once it holds about this many bytes (the remote's `pack_size`).
+DEFAULT_PACK_SIZE = 64 << 20
 
 _T = TypeVar("_T")
 _A = TypeVar("_A")
@@ -40,6 +53,20 @@ _A = TypeVar("_A")
 _FEW = 32
 # Objects per listing page on S3-like stores; used to estimate what listing a prefix costs.
 _PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PackOptions:
+    """How a remote packs: objects below `threshold` bytes (0: never) into packs of about `size` bytes.
+
+    Packs are built in `work_dir` (a local directory; the system's temporary directory when None)
+    and downloaded indexes are kept in `index_cache` (not kept when None).
+    """
+
+    threshold: int = DEFAULT_PACK_THRESHOLD
+    size: int = DEFAULT_PACK_SIZE
+    work_dir: Path | None = None
+    index_cache: Path | None = None
 
 
 class Lookup(Enum):
@@ -67,6 +94,7 @@ class Remote:
         jobs: int,
         object_store: bool,
         errors: tuple[type[BaseException], ...] = (),
+        packing: PackOptions | None = None,
     ) -> None:
         self.name = name
         self.url = url
@@ -76,6 +104,12 @@ class Remote:
         self._object_store = object_store
         self._errors: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
         self._made_dirs: set[str] = set()
+        self.packing = packing or PackOptions(threshold=0)
+        work_dir = self.packing.work_dir or Path(tempfile.gettempdir())
+        self.packs = Packs(Site(
+            fs, self.root, f"remote '{name}' ({url})", self._put_file, self._errors, work_dir,
+            self.packing.index_cache, jobs,
+        ))
 
     def path_of(self, oid: str) -> str:
         """The object's path inside `fs`."""
@@ -102,7 +136,26 @@ class Remote:
             RemoteError: the remote cannot be reached or listed.
         """
         wanted = set(oids)
-        return wanted - self._present(wanted, lookup) if wanted else set()
+        if not wanted:
+            return set()
+        packed = {o for o in wanted if o in self.packs.where}
+        rest = wanted - packed
+        return rest - self._present(rest, lookup) if rest else set()
+
+    def pack_of(self, oid: str) -> str | None:
+        """`packs/<name>.pack` for a packed object (messages name it), else None."""
+        loc = self.packs.locate(oid)
+        return None if loc is None else self.packs.relpath(loc.pack)
+
+    def transfer_order(self, oids: Iterable[str]) -> list[str]:
+        """`oids` in the order that reads them fastest: packed ones by pack and offset, then loose ones."""
+        where = self.packs.where
+
+        def key(oid: str) -> tuple[int, str, int]:
+            loc = where.get(oid)
+            return (0, loc.pack, loc.offset) if loc is not None else (1, oid, 0)
+
+        return sorted(oids, key=key)
 
     def _present(self, wanted: set[str], lookup: Lookup | None) -> set[str]:
         if lookup is None and len(wanted) < _FEW:
@@ -122,11 +175,21 @@ class Remote:
         if lookup is Lookup.EACH:
             return self._exists_each(wanted)
         if lookup is Lookup.ALL:
-            return wanted & set(self.iter_oids())
+            return wanted & set(self.iter_loose())
         return wanted & (sample | self._list_prefixes(prefixes[1:]))
 
     def iter_oids(self) -> Iterator[Oid]:
-        """Every object on the remote (temporary files and foreign files are skipped).
+        """Every object on the remote, loose or packed, each once (temporary and foreign files are skipped).
+
+        Raises:
+            RemoteError: the remote or its packs cannot be listed.
+        """
+        packed = self.packs.where
+        yield from (Oid(o) for o in packed)
+        yield from (o for o in self.iter_loose() if o not in packed)
+
+    def iter_loose(self) -> Iterator[Oid]:
+        """Every loose object (`<2 hex>/<30 hex>`) on the remote.
 
         Raises:
             RemoteError: the remote cannot be listed.
@@ -187,6 +250,11 @@ class Remote:
             ObjectNotFoundError: the remote does not have the object.
             RemoteError: the download failed.
         """
+        if self.packs.locate(oid) is not None:
+            failures = self.get_many([(oid, dest)])
+            if failures:
+                raise failures[oid]
+            return
         self._transfer(False, [(oid, dest)], jobs=1, on_done=None, raise_first=True)
 
     def put_many(
@@ -194,21 +262,88 @@ class Remote:
     ) -> dict[str, PipeError]:
         """Upload (oid, local path) pairs concurrently; returns the failures by oid (others succeeded).
 
-        The remote trusts its caller for content: push checks each object with `verify_file` first.
+        The remote trusts its caller for content: push checks each object with `verify_file` first
+        (a packed object is hashed again as it is copied into its pack). With packing on, objects
+        smaller than the threshold (when there are at least two) go into packs, each pack before its
+        index; objects already in a pack are not sent again.
         """
-        return self._transfer(True, items, jobs=jobs or self.jobs, on_done=on_done)
+        small, loose = self._split_for_packing(items)
+        batch = Batch(lambda oid, exc: self._transfer_error(True, oid, exc), on_done)
+        if small:
+            for oid in {o for o, _, _ in small if o in self.packs.where}:
+                batch.finish(oid, None)
+            todo = {o: (o, p, n) for o, p, n in small if o not in self.packs.where}
+            self.packs.write(list(todo.values()), batch, pack_size=self.packing.size)
+            batch.raise_if_stopped()
+        failures = dict(batch.failures)
+        if loose:
+            failures.update(self._transfer(True, loose, jobs=jobs or self.jobs, on_done=on_done))
+        return failures
+
+    def _split_for_packing(
+        self, items: Sequence[tuple[str, Path]]
+    ) -> tuple[list[tuple[str, Path, int]], list[tuple[str, Path]]]:
+        """(objects to pack with their sizes, objects to send loose)."""
+        threshold = self.packing.threshold
+        if threshold <= 0 or len(items) < 2:
+            return [], list(items)
+        small: list[tuple[str, Path, int]] = []
+        loose: list[tuple[str, Path]] = []
+        for oid, path in items:
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                loose.append((oid, path))  # the loose path reports it
+                continue
+            if size < threshold:
+                small.append((oid, path, size))
+            else:
+                loose.append((oid, path))
+        if len(small) < 2:
+            return [], list(items)
+        return small, loose
 
     def get_many(
         self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None
     ) -> dict[str, PipeError]:
         """Download (oid, local path) pairs concurrently; returns the failures by oid.
 
-        `on_done` runs in a worker thread, so it may hash and move the downloaded file.
+        `on_done` runs in a worker thread, so it may hash and move the downloaded file. Packed
+        objects are read from their packs (see `remote.packed`); the caller verifies each one.
         """
-        return self._transfer(False, items, jobs=jobs or self.jobs, on_done=on_done)
+        where = self.packs.where
+        packed = [(o, p) for o, p in items if o in where]
+        loose = [(o, p) for o, p in items if o not in where] if packed else list(items)
+        failures: dict[str, PipeError] = {}
+        if packed:
+            batch = Batch(lambda oid, exc: self._transfer_error(False, oid, exc), on_done)
+            self.packs.read(packed, batch)
+            batch.raise_if_stopped()
+            failures.update(batch.failures)
+        if loose:
+            failures.update(self._transfer(False, loose, jobs=jobs or self.jobs, on_done=on_done))
+        return failures
 
     def remove(self, oids: Iterable[str]) -> None:
-        """Delete objects (gc); objects already gone are not an error.
+        """Delete objects; objects already gone are not an error.
+
+        A pack that holds any of them is rewritten without them (a new pack and index first, then
+        the old index, then the old pack) or deleted when nothing in it stays; `prune` is gc's
+        gentler version.
+
+        Raises:
+            RemoteError: the deletion failed.
+        """
+        from pipeline_engine.remote.prune import drop_from_packs
+
+        doomed = set(oids)
+        if not doomed:
+            return
+        drop_from_packs(self.packs, doomed)
+        self.remove_loose(doomed)
+
+    def remove_loose(self, oids: Iterable[str]) -> None:
+        """Delete loose objects; absent ones are not an error.
 
         Raises:
             RemoteError: the deletion failed.
@@ -270,7 +405,10 @@ class Remote:
         return batch.failures
 
     def _upload(self, oid: str, local: Path) -> None:
-        final = self.path_of(oid)
+        self._put_file(local, self.path_of(oid))
+
+    def _put_file(self, local: Path, final: str) -> None:
+        """Upload `local` so that `final` appears only once complete (one PUT, or temp + rename)."""
         if self._object_store:
             self.fs.put_file(str(local), final)
             return
@@ -342,9 +480,13 @@ class Remote:
     # -- errors ----------------------------------------------------------------------------------
 
     def _transfer_error(self, upload: bool, oid: str, exc: BaseException) -> PipeError:
+        if isinstance(exc, PipeError):
+            return exc
         relpath = oid_to_relpath(oid)
         if not upload and isinstance(exc, FileNotFoundError):
-            return ObjectNotFoundError(f"object '{oid}' is not on remote '{self.name}' ({self.url}/{relpath})")
+            return ObjectNotFoundError(
+                f"object '{oid}' is not on remote '{self.name}' ({self.url}/{relpath}){self.packs.note()}"
+            )
         return self._error("upload" if upload else "download", relpath, exc)
 
     def _error(self, verb: str, what: str, exc: BaseException) -> RemoteError:

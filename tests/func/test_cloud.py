@@ -25,6 +25,8 @@ IMAGES = {f"{i:02}.txt": f"image {i}\n" for i in range(10)}
 def _pushed(workspace: Workspace, cli: Cli, tmp_path: Path) -> Path:
     workspace.track({"data/images": IMAGES, "data/model.bin": "weights v1"})
     store = workspace.add_remote(tmp_path / "remote-store")
+    # Loose layout: these tests look at and damage object files (packed remotes: test_pack_remote.py).
+    cli.run("remote", "modify", "store", "pack_threshold", "0")
     cli.run("push")
     return store
 

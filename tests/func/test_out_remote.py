@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline_engine.core.hashing import hash_bytes
-from pipeline_engine.core.layout import oid_to_relpath
+from pipeline_engine.remote.open import open_remote
 from tests.conftest import Cli, Workspace
 
 MODEL = "weights " * 100
@@ -24,7 +24,8 @@ def _setup(workspace: Workspace, cli: Cli, tmp_path: Path, *, default: bool = Tr
 
 
 def _has(store: Path, content: str) -> bool:
-    return (store / oid_to_relpath(hash_bytes(content.encode()))).is_file()
+    """The object is on the directory remote `store`, loose or packed."""
+    return open_remote("check", str(store), {}, base_dir=store).exists(hash_bytes(content.encode()))
 
 
 def test_push_sends_an_out_to_its_own_remote_and_the_rest_to_the_default(

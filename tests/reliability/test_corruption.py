@@ -181,6 +181,7 @@ def test_remote_object_damage_is_reported_by_path_and_oid(
     rng = random.Random(seed)
     remote = tmp_path / "remote"
     _configure(workspace, "copy", remote)
+    cli.run("remote", "modify", "store", "pack_threshold", "0")  # loose objects (packs: test_pack_reliability.py)
     files = _data(rng)
     _track(workspace, cli, files)
     damaged = rng.choice(sorted(files))

@@ -49,7 +49,7 @@ def test_credentials_are_marked_secret() -> None:
 
 def test_unknown_scheme_gets_a_generic_backend_with_common_options() -> None:
     backend = backend_for("weird://thing")
-    assert backend.option_names == ("jobs",)
+    assert backend.option_names == ("jobs", "pack_size", "pack_threshold")
 
 
 def test_s3_options_reach_s3fs_under_its_own_names(tmp_path: Path) -> None:

@@ -1,0 +1,223 @@
+"""The pack format: small objects back to back in one immutable file, and the binary index that finds them.
+
+A pack is the objects' bytes concatenated in oid order, nothing else; its name is the xxh3_128 of
+those bytes, so the same objects always make the same pack. Its index (`<name>.idx`, documented in
+docs/format.md, section *Packs*) is what makes the objects exist:
+
+```
+offset    size      field (integers big-endian)
+0         8         magic b"PIPEPIDX"
+8         4         format version (1)
+12        4         row count N (at most MAX_ROWS)
+16        8         pack size in bytes
+24        16        pack name (the raw xxh3_128 digest of the pack's bytes)
+40        33 * N    rows, sorted by oid: oid digest (16), kind (1: 0 file, 1 `.dir` manifest),
+                    offset (8), length (8)
+40+33N    16        xxh3_128 digest of every byte before it
+```
+
+An index comes from a remote, so it is untrusted: `parse_index` refuses (with a `RemoteError`
+naming where it came from) a wrong size, magic, version or checksum, a row count above
+`MAX_ROWS`, unsorted or repeated oids, unknown kinds, rows past the end of the pack and rows that
+overlap. Parsing is linear in the index's size, which the caller bounds before reading it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from pipeline_engine.core.fsutil import temp_name
+from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, mismatch
+from pipeline_engine.core.layout import is_valid_oid
+from pipeline_engine.errors import RemoteError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_INDEX_BYTES",
+    "MAX_ROWS",
+    "PackIndex",
+    "PackRow",
+    "PackWriter",
+    "encode_index",
+    "is_pack_name",
+    "parse_index",
+]
+
+FORMAT_VERSION = 1
+#: Objects in one pack at most: bounds an index (33 MB) and the memory to parse it.
+MAX_ROWS = 1_000_000
+_MAGIC = b"PIPEPIDX"
+_HEADER = struct.Struct(">8sIIQ16s")
+_ROW = struct.Struct(">16sBQQ")
+_DIGEST = 16
+#: The largest index file a reader accepts (checked against the listing before downloading).
+MAX_INDEX_BYTES = _HEADER.size + _ROW.size * MAX_ROWS + _DIGEST
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PackRow:
+    """One object in a pack: its oid and where its bytes are (offset and length in bytes)."""
+
+    oid: Oid
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class PackIndex:
+    """A parsed index: the pack's `name` (32 hex), its `size` in bytes, its rows sorted by oid."""
+
+    name: str
+    size: int
+    rows: tuple[PackRow, ...]
+
+
+def is_pack_name(name: str) -> bool:
+    """True when `name` (a pack's or index's file name without extension) is 32 lowercase hex digits."""
+    return len(name) == 32 and is_valid_oid(name)
+
+
+def encode_index(index: PackIndex) -> bytes:
+    """The index file's bytes for `index` (rows must already be sorted by oid)."""
+    parts = [_HEADER.pack(_MAGIC, FORMAT_VERSION, len(index.rows), index.size, bytes.fromhex(index.name))]
+    for row in index.rows:
+        kind = 1 if row.oid.endswith(DIR_SUFFIX) else 0
+        parts.append(_ROW.pack(bytes.fromhex(row.oid.removesuffix(DIR_SUFFIX)), kind, row.offset, row.length))
+    body = b"".join(parts)
+    return body + xxhash.xxh3_128_digest(body)
+
+
+def parse_index(data: bytes, *, name: str, where: str) -> PackIndex:
+    """Parse and check an index file named `<name>.idx`; `where` names it in errors (remote and path).
+
+    Raises:
+        RemoteError: the index is malformed, damaged or inconsistent (see the module docstring).
+    """
+
+    def bad(reason: str) -> RemoteError:
+        return RemoteError(
+            f"pack index '{where}' is invalid: {reason}",
+            hint="its objects count as absent; 'pipe push' uploads them again and 'pipe gc --cloud' lists it",
+        )
+
+    if len(data) < _HEADER.size + _DIGEST or len(data) > MAX_INDEX_BYTES:
+        raise bad(f"{len(data)} bytes is not a possible index size")
+    magic, version, count, size, digest = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise bad("not a pack index (wrong magic)")
+    if version != FORMAT_VERSION:
+        raise bad(f"format version {version} (this pipe reads {FORMAT_VERSION})")
+    if count > MAX_ROWS or len(data) != _HEADER.size + _ROW.size * count + _DIGEST:
+        raise bad(f"{count} rows do not fit its {len(data)} bytes")
+    if xxhash.xxh3_128_digest(data[:-_DIGEST]) != data[-_DIGEST:]:
+        raise bad("checksum mismatch")
+    if digest.hex() != name:
+        raise bad(f"it describes pack '{digest.hex()}', not '{name}'")
+    rows = tuple(_rows(data, count, size, bad))
+    return PackIndex(name, size, rows)
+
+
+def _rows(data: bytes, count: int, size: int, bad: Callable[[str], RemoteError]) -> Iterator[PackRow]:
+    previous = b""
+    spans: list[tuple[int, int]] = []
+    body = memoryview(data)[_HEADER.size : _HEADER.size + _ROW.size * count]
+    for raw, kind, offset, length in _ROW.iter_unpack(body):
+        if kind > 1:
+            raise bad(f"unknown object kind {kind}")
+        key = raw + bytes((kind,))
+        if key <= previous:
+            raise bad("rows are not sorted by oid, or an oid repeats")
+        previous = key
+        if offset + length > size:
+            raise bad(f"object at {offset}+{length} ends past the pack's {size} bytes")
+        spans.append((offset, length))
+        yield PackRow(Oid(raw.hex() + (DIR_SUFFIX if kind else "")), offset, length)
+    spans.sort()
+    end = 0
+    for offset, length in spans:
+        if offset < end:
+            raise bad(f"objects overlap at byte {offset}")
+        end = offset + length
+
+
+class PackWriter:
+    """Build one pack as a local temporary file in `directory`, hashing as it writes (never held in memory).
+
+    `add` appends an object read from a local file and checks its bytes against its oid; `finish`
+    returns the file and its index. The caller adds objects in oid order (`PackIndex` rows are
+    sorted) and removes the file when done.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / temp_name(".pack")
+        self._file = open(self.path, "xb")  # noqa: SIM115 - closed by finish/abort
+        self._hash = xxhash.xxh3_128()
+        self._rows: list[PackRow] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, oid: str, src: Path, *, offset: int = 0, length: int | None = None) -> Oid | None:
+        """Append the object at `src` (or its `length` bytes at `offset`): None when they hash to `oid`,
+        else their actual hash (then nothing is added).
+
+        Raises:
+            OSError: `src` cannot be read or the pack cannot be written.
+        """
+        start = self.size
+        check = xxhash.xxh3_128()
+        remaining = -1 if length is None else length
+        with open(src, "rb", buffering=0) as f:
+            f.seek(offset)
+            while remaining and (chunk := f.read(_CHUNK if remaining < 0 else min(_CHUNK, remaining))):
+                check.update(chunk)
+                self._file.write(chunk)
+                self._hash.update(chunk)
+                self.size += len(chunk)
+                remaining -= len(chunk) if remaining > 0 else 0
+        wrong = mismatch(check.hexdigest(), oid)
+        if wrong is not None:  # cut it off again: a pack holds only objects true to their oids
+            self._file.truncate(start)
+            self._file.seek(start)
+            self._hash = self._rehash(start)
+            self.size = start
+            return wrong
+        self._rows.append(PackRow(Oid(oid), start, self.size - start))
+        return None
+
+    def _rehash(self, upto: int) -> xxhash.xxh3_128:
+        self._file.flush()
+        h = xxhash.xxh3_128()
+        with open(self.path, "rb") as f:
+            remaining = upto
+            while remaining and (chunk := f.read(min(_CHUNK, remaining))):
+                h.update(chunk)
+                remaining -= len(chunk)
+        return h
+
+    def finish(self) -> PackIndex:
+        """Close the file and return the pack's index (its name is the hash of the bytes written).
+
+        Raises:
+            OSError: the pack cannot be flushed to disk.
+        """
+        self._file.close()
+        rows = sorted(self._rows, key=lambda r: r.oid)
+        return PackIndex(self._hash.hexdigest(), self.size, tuple(rows))
+
+    def abort(self) -> None:
+        """Close and delete the temporary file."""
+        self._file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,466 @@
+"""The packs of one remote (`<root>/packs/`): which objects they hold, writing new ones, reading objects out.
+
+Only an index makes a pack's objects exist: a pack is uploaded whole before its index, and an
+index counts only while the listing of `packs/` shows its pack too (so a cached index of a pack
+someone deleted never vouches for anything). The listing is taken once per `Packs` (one request),
+indexes are downloaded once and kept in `cache_dir` (re-checked each time they are loaded, as the
+files they came from). Files are never rewritten: gc writes a new pack and index before it deletes
+the old index, then the old pack (`remote.prune`).
+
+Reading streams: a pack most of which is wanted is downloaded whole to a local temporary file
+(`get_file`, one request) and cut up; otherwise the wanted objects' byte ranges, merged where they
+are close, are read with `cat_ranges` in batches of at most `_BATCH_BYTES`. Every object read is
+written to its destination file and handed to the caller, who verifies it (fetch's `verify_file`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import posixpath
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pipeline_engine.core.fsutil import atomic_write, temp_name
+from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
+from pipeline_engine.remote.batch import Batch
+from pipeline_engine.remote.pack import (
+    MAX_INDEX_BYTES,
+    MAX_ROWS,
+    PackIndex,
+    PackWriter,
+    encode_index,
+    is_pack_name,
+    parse_index,
+)
+from pipeline_engine.remote.partial import entry_mtime
+
+__all__ = ["PACKS_DIR", "Loc", "Packs", "Site"]
+
+#: Under a remote's root: `<name>.pack` and `<name>.idx` files.
+PACKS_DIR = "packs"
+# Two wanted ranges closer than this are read as one (the gap is read and dropped).
+_GAP = 256 * 1024
+# One merged range is at most this long, and one cat_ranges call reads at most _BATCH_BYTES.
+_RANGE_CAP = 16 << 20
+_BATCH_BYTES = 32 << 20
+# Packs read or written at once: each holds up to one batch in memory or one pack on local disk.
+_PACK_JOBS = 4
+_COPY = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """How `Packs` reaches its remote: filesystem, root, names for messages, upload and error types.
+
+    `upload(local, final)` makes a local file visible under `final` only once complete.
+    """
+
+    fs: Any
+    root: str
+    label: str  # "remote 'NAME' (URL)"
+    upload: Callable[[Path, str], None]
+    errors: tuple[type[BaseException], ...]
+    work_dir: Path
+    cache_dir: Path | None
+    jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """Where a packed object is: its pack's name, byte offset and length."""
+
+    pack: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    name: str
+    size: int
+    mtime: float | None
+
+
+class Packs:
+    """The packs of one remote as its `packs/` listing shows them (loaded on first use)."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.dir = f"{site.root}/{PACKS_DIR}"
+        self._where: dict[str, Loc] | None = None
+        self.sizes: dict[str, int] = {}  # pack name -> bytes, for the packs whose index counts
+        self.problems: dict[str, RemoteError] = {}  # index relpath -> why it does not count
+        self.orphans: list[_Entry] = []  # packs without an index: in flight, or left by a killed push
+        self.strays: list[str] = []  # indexes whose pack is gone
+
+    # -- what is there ---------------------------------------------------------------------------
+
+    @property
+    def where(self) -> dict[str, Loc]:
+        """oid -> Loc for every object of every counting pack (lists `packs/` on first use).
+
+        Raises:
+            RemoteError: `packs/` cannot be listed or an index cannot be downloaded.
+        """
+        if self._where is None:
+            self._where = {}
+            self._load()
+        return self._where
+
+    def locate(self, oid: str) -> Loc | None:
+        """The object's place in a pack, or None when no counting pack holds it."""
+        return self.where.get(oid)
+
+    def relpath(self, pack: str, ext: str = ".pack") -> str:
+        """`packs/<pack><ext>`, as messages name it (relative to the remote's root)."""
+        return f"{PACKS_DIR}/{pack}{ext}"
+
+    def note(self) -> str:
+        """A clause for 'object not found' messages when some index could not be read, else ''."""
+        if not self.problems:
+            return ""
+        first = next(iter(self.problems.values()))
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return f"; {first}{more}"
+
+    def _load(self) -> None:
+        listing = self._list()
+        packs = {e.name[:-5]: e for e in listing if e.name.endswith(".pack") and is_pack_name(e.name[:-5])}
+        indexes = {e.name[:-4]: e for e in listing if e.name.endswith(".idx") and is_pack_name(e.name[:-4])}
+        self.orphans = [packs[n] for n in sorted(packs) if n not in indexes]
+        self.strays = [n for n in sorted(indexes) if n not in packs]
+        counted = sorted(n for n in indexes if n in packs)
+        loaded = self._each(lambda n: self._index(n, indexes[n].size, packs[n].size), counted)
+        for name, index in zip(counted, loaded, strict=True):
+            if index is not None:
+                self.add(index)
+
+    def _list(self) -> list[_Entry]:
+        try:
+            entries = self.site.fs.ls(self.dir, detail=True)
+        except (FileNotFoundError, NotADirectoryError):  # no packs/ (yet), or its parent is not a directory
+            return []
+        except self.site.errors as exc:
+            raise self._error("list", PACKS_DIR, exc) from exc
+        return [
+            _Entry(posixpath.basename(str(e["name"]).rstrip("/")), int(e.get("size") or 0), entry_mtime(e))
+            for e in entries
+            if e.get("type") != "directory"
+        ]
+
+    def _index(self, name: str, idx_size: int, pack_size: int) -> PackIndex | None:
+        """The checked index of pack `name`, from the local cache or the remote; None (a problem noted) if bad."""
+        where = f"{self.site.label}: {self.relpath(name, '.idx')}"
+        try:
+            if idx_size > MAX_INDEX_BYTES:
+                raise RemoteError(f"pack index '{where}' is invalid: {idx_size} bytes is too large")
+            index = self._cached(name, idx_size, where)
+            if index is None:
+                try:
+                    data = self.site.fs.cat_file(f"{self.dir}/{name}.idx")
+                except FileNotFoundError:
+                    return None  # deleted since the listing: its pack goes with it
+                except self.site.errors as exc:
+                    raise self._error("download", self.relpath(name, ".idx"), exc) from exc
+                index = parse_index(bytes(data), name=name, where=where)
+                if self.site.cache_dir is not None:
+                    with contextlib.suppress(OSError):  # the cache only saves a download
+                        self.site.cache_dir.mkdir(parents=True, exist_ok=True)
+                        atomic_write(self.site.cache_dir / f"{name}.idx", bytes(data), fsync=False)
+            if index.size != pack_size:
+                raise RemoteError(
+                    f"pack index '{where}' is invalid: it describes a pack of {index.size} bytes, "
+                    f"the remote's has {pack_size}"
+                )
+        except RemoteError as exc:
+            self.problems[self.relpath(name, ".idx")] = exc
+            return None
+        return index
+
+    def _cached(self, name: str, size: int, where: str) -> PackIndex | None:
+        if self.site.cache_dir is None:
+            return None
+        path = self.site.cache_dir / f"{name}.idx"
+        try:
+            if path.stat().st_size != size:
+                return None
+            return parse_index(path.read_bytes(), name=name, where=where)
+        except (OSError, RemoteError):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+
+    def add(self, index: PackIndex) -> None:
+        """Count the objects of `index` (a pack whose index is on the remote)."""
+        where = self.where if self._where is not None else {}
+        self._where = where
+        self.sizes[index.name] = index.size
+        for row in index.rows:  # a later index wins: a repacked object's new place replaces its old one
+            where[row.oid] = Loc(index.name, row.offset, row.length)
+
+    def drop(self, pack: str) -> None:
+        """Forget pack `pack` (its index was deleted)."""
+        self.sizes.pop(pack, None)
+        if self._where is not None:
+            for oid in [o for o, loc in self._where.items() if loc.pack == pack]:
+                del self._where[oid]
+
+    def rows_by_pack(self) -> dict[str, dict[str, Loc]]:
+        """pack name -> its objects (oid -> Loc)."""
+        by: dict[str, dict[str, Loc]] = {name: {} for name in self.sizes}
+        for oid, loc in self.where.items():
+            by.setdefault(loc.pack, {})[oid] = loc
+        return by
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def write(self, items: Sequence[tuple[str, Path, int]], batch: Batch, *, pack_size: int) -> None:
+        """Bundle (oid, local path, size) objects into packs of about `pack_size` bytes and upload them.
+
+        Each pack is uploaded before its index; its objects are reported to `batch` once the index is up.
+        """
+        groups: list[list[tuple[str, Path]]] = [[]]
+        total = 0
+        for oid, path, size in sorted(items):
+            if groups[-1] and (total + size > pack_size or len(groups[-1]) >= MAX_ROWS):
+                groups.append([])
+                total = 0
+            groups[-1].append((oid, path))
+            total += size
+        self._each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=_PACK_JOBS)
+
+    def _write_one(self, group: Sequence[tuple[str, Path]], batch: Batch) -> None:
+        writer = PackWriter(self.site.work_dir)
+        try:
+            for oid, path in group:
+                if batch.stopped:
+                    return
+                try:
+                    wrong = writer.add(oid, path)
+                except OSError as exc:
+                    if not batch.stop_on(exc, str(path)):
+                        batch.finish(oid, exc)
+                    continue
+                if wrong is not None:
+                    batch.finish(oid, ValueError(f"its local copy hashes to '{wrong}'; not uploaded"))
+            index = writer.finish()
+            if index.rows:
+                try:
+                    self.upload(writer.path, index)
+                except self.site.errors as exc:
+                    if batch.stop_on(exc, str(writer.path)):
+                        return
+                    error = self._error("upload", self.relpath(index.name), exc)
+                    for row in index.rows:
+                        batch.finish(row.oid, error)
+                    return
+                for row in index.rows:
+                    batch.finish(row.oid, None)
+        finally:
+            writer.abort()
+
+    def upload(self, local_pack: Path, index: PackIndex) -> None:
+        """Upload a pack file, then its index (which makes its objects exist), and count them.
+
+        Raises:
+            OSError, ValueError or a backend error: an upload failed (the pack stays invisible).
+        """
+        self.site.upload(local_pack, f"{self.dir}/{index.name}.pack")
+        data = encode_index(index)
+        local_idx = self.site.work_dir / temp_name(".idx")
+        try:
+            local_idx.write_bytes(data)
+            self.site.upload(local_idx, f"{self.dir}/{index.name}.idx")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                local_idx.unlink()
+        if self.site.cache_dir is not None:
+            with contextlib.suppress(OSError):
+                self.site.cache_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.site.cache_dir / f"{index.name}.idx", data, fsync=False)
+        self.add(index)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read(self, items: Sequence[tuple[str, Path]], batch: Batch) -> None:
+        """Write each packed (oid, dest) object to dest and report it to `batch` (which verifies it)."""
+        by_pack: dict[str, list[tuple[Loc, str, Path]]] = {}
+        for oid, dest in items:
+            loc = self.where[oid]
+            by_pack.setdefault(loc.pack, []).append((loc, oid, dest))
+        self._each(lambda p: self._read_pack(p, by_pack[p], batch), sorted(by_pack), jobs=_PACK_JOBS)
+
+    def _read_pack(self, pack: str, wanted: list[tuple[Loc, str, Path]], batch: Batch) -> None:
+        wanted.sort(key=lambda w: w[0].offset)
+        path = f"{self.dir}/{pack}.pack"
+        try:
+            if 2 * sum(w[0].length for w in wanted) >= self.sizes.get(pack, 0):
+                self._read_whole(path, pack, wanted, batch)
+            else:
+                self._read_ranges(path, pack, wanted, batch)
+        except self.site.errors as exc:
+            if batch.stop_on(exc, path):
+                return
+            error = self._read_error(pack, exc)
+            for _, oid, _ in wanted:
+                if oid not in batch.failures:
+                    batch.finish(oid, error)
+
+    def _read_whole(self, path: str, pack: str, wanted: list[tuple[Loc, str, Path]], batch: Batch) -> None:
+        self.site.work_dir.mkdir(parents=True, exist_ok=True)
+        local = self.site.work_dir / temp_name(".pack")
+        try:
+            self.site.fs.get_file(path, str(local))
+            with open(local, "rb") as src:
+                for loc, oid, dest in wanted:
+                    if batch.stopped:
+                        return
+                    src.seek(loc.offset)
+                    self._deliver(oid, dest, batch, pack, src)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                local.unlink()
+
+    def _read_ranges(self, path: str, pack: str, wanted: list[tuple[Loc, str, Path]], batch: Batch) -> None:
+        for ranges in _batches(_merge(wanted)):
+            if batch.stopped:
+                return
+            starts = [r[0] for r in ranges]
+            ends = [r[1] for r in ranges]
+            blobs = self.site.fs.cat_ranges([path] * len(ranges), starts, ends, on_error="return")
+            for (start, _end, members), blob in zip(ranges, blobs, strict=True):
+                if isinstance(blob, BaseException):
+                    error = self._read_error(pack, blob)
+                    for _, oid, _ in members:
+                        batch.finish(oid, error)
+                    continue
+                view = memoryview(blob)
+                for loc, oid, dest in members:
+                    part = view[loc.offset - start : loc.offset - start + loc.length]
+                    self._deliver(oid, dest, batch, pack, part)
+
+    def _deliver(self, oid: str, dest: Path, batch: Batch, pack: str, source: BinaryIO | memoryview) -> None:
+        """Write one object (bytes, or read from a file at its offset) to `dest` and report it.
+
+        A short pack is the object's failure, named by path.
+        """
+        loc = self.where[oid]
+        try:
+            with open(dest, "wb") as out:
+                if isinstance(source, memoryview):
+                    out.write(source)
+                else:
+                    _copy(source, out, loc.length)
+                short = out.tell() != loc.length
+        except OSError as exc:
+            if not batch.stop_on(exc, str(dest)):
+                batch.finish(oid, exc)
+            return
+        if short:
+            batch.finish(oid, RemoteError(
+                f"{self.site.label}: pack '{self.relpath(pack)}' is shorter than its index says "
+                f"(object '{oid}' is cut off)"
+            ))
+            return
+        batch.finish(oid, None)
+
+    def _read_error(self, pack: str, exc: BaseException) -> PipeError:
+        if isinstance(exc, PipeError):
+            return exc
+        if isinstance(exc, FileNotFoundError):
+            return ObjectNotFoundError(f"{self.site.label}: pack '{self.relpath(pack)}' is gone (its index is there)")
+        return self._error("read", self.relpath(pack), exc)
+
+    # -- deleting --------------------------------------------------------------------------------
+
+    def delete(self, pack: str) -> None:
+        """Delete a pack: its index first (its objects stop existing), then the pack file.
+
+        Raises:
+            RemoteError: a file could not be deleted.
+        """
+        for ext in (".idx", ".pack"):
+            self.delete_file(f"{pack}{ext}")
+            if ext == ".idx":
+                self.drop(pack)
+
+    def delete_file(self, name: str) -> None:
+        """Delete `packs/<name>`; already gone is fine.
+
+        Raises:
+            RemoteError: the file could not be deleted.
+        """
+        try:
+            self.site.fs.rm_file(f"{self.dir}/{name}")
+        except FileNotFoundError:
+            pass
+        except self.site.errors as exc:
+            raise self._error("delete", f"{PACKS_DIR}/{name}", exc) from exc
+
+    def fetch_whole(self, pack: str, local: Path) -> None:
+        """Download pack `pack` to the local file `local` (for repacking).
+
+        Raises:
+            RemoteError: the download failed.
+        """
+        try:
+            self.site.fs.get_file(f"{self.dir}/{pack}.pack", str(local))
+        except self.site.errors as exc:
+            raise self._error("download", self.relpath(pack), exc) from exc
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _each(self, fn: Callable[[Any], Any], args: Sequence[Any], *, jobs: int | None = None) -> list[Any]:
+        workers = min(jobs or self.site.jobs, self.site.jobs, len(args))
+        if workers <= 1:
+            return [fn(a) for a in args]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, args))
+
+    def _error(self, verb: str, what: str, exc: BaseException) -> RemoteError:
+        reason = str(exc) or type(exc).__name__
+        return RemoteError(f"{self.site.label}: cannot {verb} '{what}': {reason}")
+
+
+def _copy(src: BinaryIO, out: BinaryIO, length: int) -> None:
+    while length > 0:
+        chunk = src.read(min(_COPY, length))
+        if not chunk:
+            return
+        out.write(chunk)
+        length -= len(chunk)
+
+
+_Range = tuple[int, int, list[tuple[Loc, str, Path]]]
+
+
+def _merge(wanted: Sequence[tuple[Loc, str, Path]]) -> Iterator[_Range]:
+    """Wanted objects (sorted by offset) as byte ranges, neighbours closer than `_GAP` merged up to `_RANGE_CAP`."""
+    current: _Range | None = None
+    for item in wanted:
+        loc = item[0]
+        end = loc.offset + loc.length
+        if current is not None and loc.offset - current[1] <= _GAP and end - current[0] <= _RANGE_CAP:
+            current = (current[0], max(current[1], end), [*current[2], item])
+            continue
+        if current is not None:
+            yield current
+        current = (loc.offset, end, [item])
+    if current is not None:
+        yield current
+
+
+def _batches(ranges: Iterator[_Range]) -> Iterator[list[_Range]]:
+    batch: list[_Range] = []
+    size = 0
+    for r in ranges:
+        if batch and size + (r[1] - r[0]) > _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(r)
+        size += r[1] - r[0]
+    if batch:
+        yield batch
