@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-import xxhash
-
 from pipeline_engine.cache.memo import FileStamp, HashMemo, TreeMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.tree import Tree, TreeEntry
+from pipeline_engine.cache.tree import Tree
 from pipeline_engine.core.fsutil import is_exec, walk_files
-from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid
+from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid, new_hasher
 from pipeline_engine.core.layout import relpath_to_oid
 from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.core.pathgate import is_protected_name, resolve_in_project
@@ -34,7 +32,10 @@ _SKIP_DIRS = frozenset({".git", ".pipe"})
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    """What a workspace path holds now; `tree` is None for files and for memo hits."""
+    """What a workspace path holds now; `tree` is None for files and for memo hits.
+
+    `fresh`: the objects this scan copied into the store (`ingest`), hashed as they were copied.
+    """
 
     relpath: str
     oid: Oid
@@ -42,7 +43,23 @@ class Scan:
     nfiles: int | None
     tree: Tree | None = None
     isexec: bool = False
+    fresh: frozenset[str] = frozenset()
 
+
+class _Files:
+    """A walk's files in path order, keeping only the stat fields used: about 100 bytes a file."""
+
+    __slots__ = ("exe", "ino", "mtime", "paths", "size")
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.ino = array("Q")
+        self.mtime = array("q")
+        self.size = array("q")
+        self.exe = bytearray()
+
+    def stamp(self, i: int) -> FileStamp:
+        return FileStamp(self.ino[i], self.mtime[i], self.size[i])
 
 
 def scan(
@@ -52,14 +69,21 @@ def scan(
     *,
     store: ObjectStore | None = None,
     progress: Progress | None = None,
+    ingest: bool = False,
+    unless: str | None = None,
 ) -> Scan:
     """Hash the project-relative file or directory `relpath`, reusing memoised hashes.
 
     With `store`, symlinks into it (`cache.type: symlink`) are accepted as the objects they name.
+    With `ingest` (and `store`), files the memo does not know are copied into the store while
+    they are hashed (`ObjectStore.ingest`): `pipe add` reads each new file once. With `unless`
+    (the oid the caller has on record), a directory that no longer hashes to it comes with its
+    tree even when the memo knew its oid, from the same walk.
     Raises FileNotFoundError when the path does not exist.
     """
     path = resolve_in_project(root, relpath, source=relpath)
     st = os.stat(path)
+    into = store if ingest else None
     if not stat.S_ISDIR(st.st_mode):
         foreign = foreign_link(root, store, path)
         if foreign is not None:
@@ -68,22 +92,24 @@ def scan(
                 "pipe does not read it",
                 hint=f"replace the link by the file itself, or run 'pipe checkout --force {relpath}'",
             )
+        stamp = stamp_of(st)
+        if into is not None and memo.get(relpath, stamp) is None and _linked_oid(store, path) is None:
+            oids, fresh = into.ingest([(path, stamp)])
+            memo.put_many([(relpath, stamp, oids[0])])
+            return Scan(relpath, oids[0], st.st_size, None, isexec=is_exec(st.st_mode), fresh=frozenset(fresh))
         oid = hash_memoised(memo, store, relpath, path, st)
         return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
     if os.path.islink(path):  # a directory is entered, so a symlink naming it must lead inside too
         resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(
-        path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath, ignore_root=root
-    ))
-    fingerprint = _fingerprint(files)
+    files, fingerprint = _walk(root, relpath, path, store)
     hit = memo.get_tree(relpath)
-    if hit is not None and hit.fingerprint == fingerprint:
+    if hit is not None and hit.fingerprint == fingerprint and (unless is None or hit.oid == unless):
         return Scan(relpath, hit.oid, hit.size, hit.nfiles)
-    tree = _build_tree(root, relpath, files, memo, store, progress or NullProgress())
-    newest = max((s.st_mtime_ns for _, s in files), default=0)
-    memoised = TreeMemo(fingerprint, tree.oid, tree.size, len(tree.entries))
+    tree, fresh = _build_tree(root, relpath, files, memo, store, progress or NullProgress(), into)
+    newest = max(files.mtime, default=0)
+    memoised = TreeMemo(fingerprint, tree.oid, tree.size, len(tree))
     memo.put_tree(relpath, memoised, newest_mtime_ns=newest)
-    return Scan(relpath, tree.oid, tree.size, len(tree.entries), tree)
+    return Scan(relpath, tree.oid, tree.size, len(tree), tree, fresh=frozenset(fresh))
 
 
 def scan_tree(
@@ -96,22 +122,27 @@ def scan_tree(
 ) -> Tree:
     """The current manifest of directory `relpath`, always built (for diffs and saving)."""
     path = resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = sorted(walk_files(
-        path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath, ignore_root=root
-    ))
-    return _build_tree(root, relpath, files, memo, store, progress or NullProgress())
+    files, _ = _walk(root, relpath, path, store)
+    return _build_tree(root, relpath, files, memo, store, progress or NullProgress(), None)[0]
 
+
+def _walk(root: Path, relpath: str, path: Path, store: ObjectStore | None) -> tuple[_Files, str]:
+    """The files under `path` in path order, and the fingerprint of their stat data (for the tree memo)."""
+    files = _Files()
+    h = new_hasher()
+    for rel, st in walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath,
+                              ignore_root=root):
+        files.paths.append(rel)
+        files.ino.append(st.st_ino)
+        files.mtime.append(st.st_mtime_ns)
+        files.size.append(st.st_size)
+        files.exe.append(st.st_mode & 0o100 != 0)
+        h.update(f"{rel}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_mode & 0o100}\n".encode())
+    return files, h.hexdigest()
 
 
 def _link_roots(store: ObjectStore | None) -> tuple[Path, ...]:
     return (store.root,) if store is not None else ()
-
-
-def _fingerprint(files: Sequence[tuple[str, os.stat_result]]) -> str:
-    h = xxhash.xxh3_128()
-    for rel, st in files:
-        h.update(f"{rel}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_mode & 0o100}\n".encode())
-    return h.hexdigest()
 
 
 def hash_memoised(memo: HashMemo, store: ObjectStore | None, relpath: str, path: Path, st: os.stat_result) -> Oid:
@@ -165,33 +196,66 @@ def _linked_oid(store: ObjectStore | None, path: Path) -> Oid | None:
 def _build_tree(
     root: Path,
     relpath: str,
-    files: Sequence[tuple[str, os.stat_result]],
+    files: _Files,
     memo: HashMemo | None,
     store: ObjectStore | None,
     progress: Progress,
-) -> Tree:
-    known = memo.get_under(relpath) if memo is not None else {}
-    base = root / relpath
-    oids: dict[str, Oid] = {}
-    todo: list[tuple[str, os.stat_result]] = []
-    for rel, st in files:
-        hit = known.get(f"{relpath}/{rel}")
-        if hit is not None and hit[0] == stamp_of(st):
-            oids[rel] = hit[1]
-        else:
-            todo.append((rel, st))
+    into: ObjectStore | None,
+) -> tuple[Tree, set[Oid]]:
+    """The tree of the walked `files`: memoised oids by one sorted merge with the memo, the rest hashed.
+
+    With `into`, files the memo does not know are copied into that store as they are hashed.
+    Returns the tree and the oids copied in.
+    """
+    n = len(files.paths)
+    oids = bytearray(16 * n)
+    todo = _merge_memo(relpath, files, memo, oids)
+    fresh: set[Oid] = set()
     if todo:
+        base = root / relpath
         task = progress.task(f"hashing {relpath}", len(todo))
+        linked = {i for i in todo if _linked_oid(store, base / files.paths[i]) is not None} if store else set()
+        copy = [i for i in todo if i not in linked] if into is not None else []
+        hashed: list[tuple[int, Oid]] = []
+        if copy:
+            got, fresh = into.ingest(  # type: ignore[union-attr]
+                [(base / files.paths[i], files.stamp(i)) for i in copy],
+                on_done=lambda nbytes: task.advance(nbytes=nbytes),
+            )
+            hashed += zip(copy, got, strict=True)
+        rest = [i for i in todo if i in linked] if copy else todo
 
-        def work(item: tuple[str, os.stat_result]) -> tuple[str, FileStamp, Oid]:
-            rel, st = item
-            oid = _hash_path(memo, store, base / rel, st)
-            task.advance(nbytes=st.st_size)
-            return rel, stamp_of(st), oid
+        def work(i: int) -> tuple[int, Oid]:
+            st = os.stat(base / files.paths[i])
+            oid = _hash_path(memo, store, base / files.paths[i], st)
+            task.advance(nbytes=files.size[i])
+            return i, oid
 
-        hashed = map_chunked(work, todo)
+        hashed += map_chunked(work, rest)
         task.close()
+        for i, oid in hashed:
+            oids[16 * i:16 * (i + 1)] = bytes.fromhex(oid)
         if memo is not None:
-            memo.put_many((f"{relpath}/{rel}", stamp, oid) for rel, stamp, oid in hashed)
-        oids.update((rel, oid) for rel, _, oid in hashed)
-    return Tree(tuple(TreeEntry(rel, oids[rel], st.st_size, is_exec(st.st_mode)) for rel, st in files))
+            memo.put_many((f"{relpath}/{files.paths[i]}", files.stamp(i), oid) for i, oid in hashed)
+    tree = Tree.from_columns(files.paths, bytes(oids), files.size, files.exe)
+    return tree, fresh
+
+
+def _merge_memo(relpath: str, files: _Files, memo: HashMemo | None, oids: bytearray) -> list[int]:
+    """Fill `oids` with what the memo knows for unchanged files (one ordered pass over both lists);
+    return the indexes of the files left to hash."""
+    if memo is None:
+        return list(range(len(files.paths)))
+    todo: list[int] = []
+    rows = memo.iter_under(relpath)
+    row = next(rows, None)
+    prefix = relpath + "/"
+    for i, rel in enumerate(files.paths):
+        key = prefix + rel
+        while row is not None and row[0] < key:
+            row = next(rows, None)
+        if row is not None and row[0] == key and row[1] == files.stamp(i):
+            oids[16 * i:16 * (i + 1)] = bytes.fromhex(row[2])
+        else:
+            todo.append(i)
+    return todo

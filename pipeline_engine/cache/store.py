@@ -6,11 +6,20 @@ import contextlib
 import os
 import stat
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from pipeline_engine.cache.memo import FileStamp, stamp_of
 from pipeline_engine.core.fsutil import temp_name
-from pipeline_engine.core.hashing import Oid, copy_hashed, hash_bytes, mismatch, verify_bytes, verify_file
+from pipeline_engine.core.hashing import (
+    Oid,
+    copy_hashed,
+    hash_bytes,
+    mismatch,
+    new_hasher,
+    verify_bytes,
+    verify_file,
+)
 from pipeline_engine.core.layout import (
     is_valid_oid,
     oid_to_relpath,
@@ -27,6 +36,8 @@ __all__ = ["ObjectStore"]
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
+# `ingest` commits this many files at a time (one flush each): its bookkeeping stays bounded.
+_INGEST_BATCH = 20_000
 
 
 class ObjectStore:
@@ -200,6 +211,98 @@ class ObjectStore:
             for tmp, _ in staged:
                 _unlink_quietly(tmp)
         return {}
+
+    def ingest(
+        self,
+        items: Sequence[tuple[Path, FileStamp]],
+        *,
+        jobs: int = 8,
+        on_done: Callable[[int], None] | None = None,
+    ) -> tuple[list[Oid], set[Oid]]:
+        """Copy workspace files in while hashing them, each stored under the oid its copied bytes have.
+
+        For files whose oid is not known yet (`pipe add`): each is read once, not hashed and then
+        copied. `items` are `(file, stamp from the walk)`; a file whose stat data differs from its
+        stamp after the copy changed while it was read, and nothing of its batch is stored. The
+        copies go to temporary files in the store, one `syncfs` per batch makes them durable, and
+        each is renamed to its oid (a duplicate is dropped). `on_done(nbytes)` after each file.
+        Returns the oid of each item, in order, and the oids this call added to the store.
+
+        Raises:
+            CorruptObjectError: a file changed while it was being cached (named by path).
+            OSError: the disk is full or refuses a write (no partial object is left).
+        """
+        oids: list[Oid] = []
+        fresh: set[Oid] = set()
+        for start in range(0, len(items), _INGEST_BATCH):
+            batch_oids, batch_fresh = self._ingest_batch(items[start:start + _INGEST_BATCH], jobs, on_done)
+            oids += batch_oids
+            fresh |= batch_fresh
+        return oids, fresh
+
+    def _ingest_batch(
+        self, items: Sequence[tuple[Path, FileStamp]], jobs: int, on_done: Callable[[int], None] | None
+    ) -> tuple[list[Oid], set[Oid]]:
+        # Temporary names spread over the fan-out directories: thousands of files created in one
+        # directory serialise on its lock.
+        fans = [f"{i:02x}" for i in range(min(256, len(items)))]
+        for fan in fans:
+            self._ensure_dir(self.root / fan)
+        temps = _Temps()
+        root = str(self.root)
+
+        def copy(item: tuple[int, tuple[Path, FileStamp]]) -> tuple[Oid, str]:
+            i, (src, stamp) = item
+            tmp = f"{root}/{fans[i % len(fans)]}/{temp_name()}"
+            if not temps.add(tmp):
+                raise CacheError("stopped")  # ingest has returned or raised already: no one sees this
+            oid = copy_hashed(src, tmp, mode=_READ_ONLY)
+            if temps.closed:
+                _unlink_quietly(tmp)
+                raise CacheError("stopped")
+            if stamp_of(os.stat(src)) != stamp:
+                raise CorruptObjectError(
+                    f"'{src}' changed while it was being cached; nothing was stored for it",
+                    hint="run the command again once the file is no longer being written",
+                )
+            if on_done is not None:
+                on_done(stamp.size)
+            return oid, tmp
+
+        try:
+            copied = map_chunked(copy, list(enumerate(items)), jobs=jobs)
+            fresh = self.missing({oid for oid, _ in copied})
+            staged: dict[str, tuple[str, str]] = {}
+            for oid, tmp in copied:
+                if oid in fresh and oid not in staged:
+                    staged[oid] = (tmp, f"{root}/{oid[:2]}/{oid[2:]}")
+            for fan in {oid[:2] for oid in staged}:
+                self._ensure_dir(self.root / fan)
+            self._commit_many(list(staged.values()), jobs=jobs)
+        finally:
+            for tmp in temps.close():  # duplicates and, on failure, every copy; renamed ones are gone
+                _unlink_quietly(tmp)
+        return [oid for oid, _ in copied], {Oid(o) for o in fresh}
+
+    def put_chunks(self, chunks: Iterable[bytes], *, suffix: str = "") -> Oid:
+        """`put_bytes` for content made in pieces (a large manifest): hashed as written, never held whole."""
+        tmp = self._tmp_path()
+        try:
+            h = new_hasher()
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    h.update(chunk)
+                    f.write(chunk)
+            oid = Oid(h.hexdigest() + suffix)
+            dest = self.path_of(oid)
+            if dest.exists():
+                _unlink_quietly(str(tmp))
+            else:
+                self._commit(tmp, dest)
+        except BaseException:
+            _unlink_quietly(str(tmp))
+            raise
+        return oid
 
     def put_bytes(self, data: bytes, *, suffix: str = "") -> Oid:
         """Store `data` (a manifest, a run record) under its hash (plus `suffix`) and return that oid."""

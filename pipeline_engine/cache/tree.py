@@ -1,18 +1,42 @@
-"""Directory manifests: the sorted file list of a directory, stored as one object named `<hash>.dir`."""
+"""Directory manifests: the sorted file list of a directory, stored as one object named `<hash>.dir`.
+
+A tree keeps its entries in columns (paths, packed 16-byte oids, sizes, exec bits) rather than
+as one object per file, so a million-file directory costs about 110 bytes a file in memory
+instead of about 500; `TreeEntry` values are made on access. Its canonical bytes are produced
+in chunks (`iter_bytes`: the oid and the stored object never need them whole) and parsed by a
+fast path over the canonical form that falls back to `json` for anything else, so the errors a
+hostile manifest gets are exactly those of the plain parser.
+"""
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterable, Mapping
+import re
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
+from typing import overload
 
-from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, hash_bytes, is_dir_oid
+from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, is_dir_oid, new_hasher
 from pipeline_engine.core.layout import is_valid_oid
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import is_count
-from pipeline_engine.errors import CacheError, UnsafePathError
+from pipeline_engine.errors import CacheError, PipeError, UnsafePathError
 
 __all__ = ["Tree", "TreeDiff", "TreeEntry", "diff_trees"]
+
+_OID_BYTES = 16
+# Entries per chunk of canonical bytes: about 0.5 MiB of text.
+_CHUNK = 4096
+_ROW = '{"hash":"%s","isexec":%s,"relpath":%s,"size":%d}'
+# The fields of one entry as the writer lays them out; whatever else a row holds is caught by
+# writing the parsed tree back and comparing (see `_parse_canonical`).
+_LENIENT_ROW = re.compile(
+    rb'\{"hash":"([0-9a-f]{32})","isexec":(true|false),"relpath":"([^"\\]*(?:\\.[^"\\]*)*)","size":([0-9]{1,19})\}'
+)
+_BOUNDARY = b'},{"hash":"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,35 +49,130 @@ class TreeEntry:
     isexec: bool = False
 
 
-@dataclass(frozen=True, slots=True)
 class Tree:
-    """A directory's content; entries are sorted by relpath, so equal trees have equal bytes."""
+    """A directory's content; entries are sorted by relpath, so equal trees have equal bytes.
 
-    entries: tuple[TreeEntry, ...]
+    `Tree(entries)` keeps the order given (`from_entries` sorts). Entry oids are file oids (32
+    lowercase hex digits). Immutable.
+    """
+
+    __slots__ = ("_exec", "_oid", "_oids", "_paths", "_sizes", "_sorted")
+
+    def __init__(self, entries: Iterable[TreeEntry] = ()) -> None:
+        rows = list(entries)
+        self._init(
+            [e.relpath for e in rows], _pack_oids([e.oid for e in rows]),
+            array("q", [e.size for e in rows]), bytes(bool(e.isexec) for e in rows),
+        )
+
+    def _init(self, paths: list[str], oids: bytes, sizes: array[int], isexec: bytes) -> None:
+        assert len(oids) == _OID_BYTES * len(paths) == _OID_BYTES * len(sizes) == _OID_BYTES * len(isexec)
+        self._paths = paths
+        self._oids = oids
+        self._sizes = sizes
+        self._exec = isexec
+        self._oid: Oid | None = None
+        self._sorted = all(a < b for a, b in zip(paths, paths[1:]))
+
+    @classmethod
+    def from_columns(
+        cls, paths: list[str], oids: Sequence[str] | bytes, sizes: Iterable[int], isexec: Iterable[bool | int]
+    ) -> Tree:
+        """A tree from parallel columns, in the order given (sorted by path for a canonical tree).
+
+        `oids` are file oids, or those oids packed (16 bytes each, `bytes.fromhex`). `paths` is
+        kept, not copied: the caller hands it over. Raises ValueError when an oid is not a file oid.
+        """
+        tree = cls.__new__(cls)
+        packed = bytes(oids) if isinstance(oids, (bytes, bytearray)) else _pack_oids(oids)
+        tree._init(paths, packed, array("q", sizes), bytes(bool(x) for x in isexec))
+        return tree
 
     @classmethod
     def from_entries(cls, entries: Iterable[TreeEntry]) -> Tree:
         """Build a tree, sorting the entries into canonical order."""
-        return cls(tuple(sorted(entries, key=lambda e: e.relpath)))
+        return cls(sorted(entries, key=lambda e: e.relpath))
 
-    def to_bytes(self) -> bytes:
-        """Canonical JSON: one object per entry, keys sorted, no whitespace."""
-        rows = [{"hash": e.oid, "isexec": e.isexec, "relpath": e.relpath, "size": e.size} for e in self.entries]
-        return json.dumps(rows, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    # -- reading ---------------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> Sequence[TreeEntry]:
+        """The entries in order, made on access (a view: nothing is copied)."""
+        return _Entries(self)
+
+    def paths(self) -> Sequence[str]:
+        """The relpaths in order (no entries are made)."""
+        return self._paths
+
+    def entry(self, i: int) -> TreeEntry:
+        """The `i`-th entry."""
+        return TreeEntry(
+            self._paths[i], Oid(self._oids[i * _OID_BYTES:(i + 1) * _OID_BYTES].hex()), self._sizes[i],
+            bool(self._exec[i]),
+        )
+
+    def oids(self) -> Iterator[Oid]:
+        """The file oids in entry order (with repeats)."""
+        hexed = self._oids.hex()
+        return (Oid(hexed[i:i + 32]) for i in range(0, len(hexed), 32))
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tree):
+            return NotImplemented
+        return (self._paths, self._oids, self._sizes, self._exec) == (
+            other._paths, other._oids, other._sizes, other._exec
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.oid)
+
+    def __repr__(self) -> str:
+        return f"Tree({len(self)} entries)"
 
     @property
     def oid(self) -> Oid:
         """The manifest's oid: the hash of its canonical bytes plus `.dir`."""
-        return Oid(hash_bytes(self.to_bytes()) + DIR_SUFFIX)
+        if self._oid is None:
+            h = new_hasher()
+            for chunk in self.iter_bytes():
+                h.update(chunk)
+            self._oid = Oid(h.hexdigest() + DIR_SUFFIX)
+        return self._oid
 
     @property
     def size(self) -> int:
         """Total bytes of all files."""
-        return sum(e.size for e in self.entries)
+        return sum(self._sizes)
 
-    def by_path(self) -> dict[str, TreeEntry]:
-        """Entries keyed by relpath."""
-        return {e.relpath: e for e in self.entries}
+    def by_path(self) -> Mapping[str, TreeEntry]:
+        """Entries keyed by relpath (a view; lookups bisect the sorted paths)."""
+        return _ByPath(self)
+
+    # -- canonical bytes -------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: one object per entry, keys sorted, no whitespace (as `json.dumps` makes it)."""
+        return b"".join(self.iter_bytes())
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """`to_bytes` in chunks of about half a MiB, for hashing or writing without holding it whole."""
+        n = len(self._paths)
+        if n == 0:
+            yield b"[]"
+            return
+        for start in range(0, n, _CHUNK):
+            end = min(n, start + _CHUNK)
+            hexed = self._oids[start * _OID_BYTES:end * _OID_BYTES].hex()
+            paths, sizes, isexec = self._paths, self._sizes, self._exec
+            rows = ",".join([
+                _ROW % (hexed[(i - start) * 32:(i - start + 1) * 32], "true" if isexec[i] else "false",
+                        encode_basestring_ascii(paths[i]), sizes[i])
+                for i in range(start, end)
+            ])
+            yield ("[" if start == 0 else ",").encode() + rows.encode("ascii") + (b"]" if end == n else b"")
 
     @classmethod
     def from_bytes(cls, data: bytes, *, oid: str = "") -> Tree:
@@ -67,25 +186,112 @@ class Tree:
             CacheError: the bytes are not a valid manifest (the message names the manifest and entry).
         """
         where = f"directory manifest '{oid}'"
-        try:
-            rows = json.loads(data)
-        except RecursionError:
-            raise CacheError(f"{where} is not valid: nested too deeply") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CacheError(f"{where} is not valid JSON: {exc}") from exc
-        if not isinstance(rows, list):
-            raise CacheError(f"{where} is not valid: expected a list of entries")
-        entries = tuple(_entry(row, where) for row in rows)
-        files = {e.relpath for e in entries}
-        if len(files) != len(entries):
-            raise CacheError(f"{where} is not valid: a path is listed twice")
-        for e in entries:
-            parent = e.relpath.rpartition("/")[0]
-            while parent:
-                if parent in files:
-                    raise CacheError(f"{where} is not valid: '{parent}' is both a file and a directory")
-                parent = parent.rpartition("/")[0]
-        return cls(entries)
+        fast = _parse_canonical(data, where)
+        return fast if fast is not None else _parse_json(data, where)
+
+
+def _pack_oids(oids: Sequence[str]) -> bytes:
+    joined = "".join(oids)
+    try:
+        packed = bytes.fromhex(joined)
+    except ValueError:
+        packed = b""
+    if len(packed) != _OID_BYTES * len(oids) or packed.hex() != joined:
+        bad = next((o for o in oids if not is_valid_oid(o) or is_dir_oid(o)), joined)
+        raise ValueError(f"'{bad}' is not a file oid")
+    return packed
+
+
+def _parse_canonical(data: bytes, where: str) -> Tree | None:
+    """The tree of a manifest in canonical form with sorted, unique, safe paths; None for anything else.
+
+    Rows are pulled out by a lenient pattern a chunk at a time; the tree is then written back
+    and compared with `data`, so only bytes the writer itself would produce are accepted here.
+    None sends the bytes to the json parser, which accepts or refuses them exactly as before.
+    """
+    if data == b"[]":
+        return Tree()
+    if not (data.startswith(b'[{"hash":"') and data.endswith(b"}]")):
+        return None
+    paths: list[str] = []
+    oids = bytearray()
+    sizes = array("q")
+    isexec = bytearray()
+    try:
+        for piece in _pieces(data):
+            rows = _LENIENT_ROW.findall(piece)
+            oids += bytes.fromhex(b"".join(r[0] for r in rows).decode("ascii"))
+            sizes.extend(int(r[3]) for r in rows)
+            isexec.extend(r[1] == b"true" for r in rows)
+            for r in rows:
+                raw = r[2]
+                path = raw.decode("ascii") if b"\\" not in raw else json.loads(b'"' + raw + b'"')
+                if check_relpath(path, source=where) != path:
+                    return None
+                paths.append(path)
+    except (PipeError, ValueError, OverflowError):
+        return None
+    if not all(a < b for a, b in zip(paths, paths[1:])) or _file_and_dir(paths):
+        return None  # the json parser keeps the order given and names the repeated or clashing path
+    tree = Tree.__new__(Tree)
+    tree._init(paths, bytes(oids), sizes, bytes(isexec))
+    view, pos = memoryview(data), 0
+    for chunk in tree.iter_bytes():
+        if view[pos:pos + len(chunk)] != chunk:
+            return None
+        pos += len(chunk)
+    return tree if pos == len(data) else None
+
+
+def _pieces(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:
+    """`data` (a canonical manifest) cut between rows into pieces of about `size` bytes.
+
+    `},{"hash":"` cannot occur inside a JSON string (its quote would be escaped), so it is always
+    a boundary between two rows.
+    """
+    start = 0
+    while start < len(data):
+        cut = data.find(_BOUNDARY, start + size)
+        end = len(data) if cut < 0 else cut + 1
+        yield data[start:end]
+        start = end
+
+
+def _file_and_dir(paths: list[str]) -> bool:
+    """True when a path of the sorted list is also the parent directory of another one."""
+    dirs: set[str] = set()
+    for p in paths:
+        parent = p.rpartition("/")[0]
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    for d in dirs:
+        i = bisect.bisect_left(paths, d)
+        if i < len(paths) and paths[i] == d:
+            return True
+    return False
+
+
+def _parse_json(data: bytes, where: str) -> Tree:
+    try:
+        rows = json.loads(data)
+    except RecursionError:
+        raise CacheError(f"{where} is not valid: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CacheError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(rows, list):
+        raise CacheError(f"{where} is not valid: expected a list of entries")
+    entries = tuple(_entry(row, where) for row in rows)
+    files = {e.relpath for e in entries}
+    if len(files) != len(entries):
+        raise CacheError(f"{where} is not valid: a path is listed twice")
+    for e in entries:
+        parent = e.relpath.rpartition("/")[0]
+        while parent:
+            if parent in files:
+                raise CacheError(f"{where} is not valid: '{parent}' is both a file and a directory")
+            parent = parent.rpartition("/")[0]
+    return Tree(entries)
 
 
 def _entry(row: object, where: str) -> TreeEntry:
@@ -103,6 +309,83 @@ def _entry(row: object, where: str) -> TreeEntry:
     return TreeEntry(relpath, Oid(oid), size, isexec)
 
 
+class _Entries(Sequence[TreeEntry]):
+    """A tree's entries as a sequence, each `TreeEntry` made when it is read."""
+
+    __slots__ = ("_tree",)
+
+    def __init__(self, tree: Tree) -> None:
+        self._tree = tree
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    @overload
+    def __getitem__(self, i: int) -> TreeEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[TreeEntry]: ...
+
+    def __getitem__(self, i: int | slice) -> TreeEntry | Sequence[TreeEntry]:
+        if isinstance(i, slice):
+            return tuple(self._tree.entry(j) for j in range(*i.indices(len(self))))
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("tree entry index out of range")
+        return self._tree.entry(i)
+
+    def __iter__(self) -> Iterator[TreeEntry]:
+        t = self._tree
+        return (
+            TreeEntry(p, o, s, bool(x)) for p, o, s, x in zip(t._paths, t.oids(), t._sizes, t._exec, strict=True)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Entries):
+            return self._tree == other._tree
+        if isinstance(other, Sequence):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._tree)
+
+
+class _ByPath(Mapping[str, TreeEntry]):
+    """A tree's entries keyed by relpath: a bisect over the sorted paths (a dict for an unsorted tree)."""
+
+    __slots__ = ("_index", "tree")
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self._index: dict[str, int] | None = (
+            None if tree._sorted else {p: i for i, p in enumerate(tree._paths)}
+        )
+
+    def position(self, path: str) -> int | None:
+        """The index of `path` in the tree, or None."""
+        if self._index is not None:
+            return self._index.get(path)
+        paths = self.tree._paths
+        i = bisect.bisect_left(paths, path)
+        return i if i < len(paths) and paths[i] == path else None
+
+    def __getitem__(self, path: str) -> TreeEntry:
+        i = self.position(path) if isinstance(path, str) else None
+        if i is None:
+            raise KeyError(path)
+        return self.tree.entry(i)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.position(path) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tree._paths)
+
+    def __len__(self) -> int:
+        return len(self.tree)
+
+
 @dataclass(frozen=True, slots=True)
 class TreeDiff:
     """Files added, modified and deleted going from an old tree to a new one."""
@@ -118,10 +401,40 @@ class TreeDiff:
 
 
 def diff_trees(old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]) -> TreeDiff:
-    """Compare two trees given as relpath -> entry mappings."""
+    """Compare two trees given as relpath -> entry mappings (`Tree.by_path()`, or any mapping)."""
+    if isinstance(old, _ByPath) and isinstance(new, _ByPath) and old.tree._sorted and new.tree._sorted:
+        return _merge_diff(old.tree, new.tree)
     added = sorted(p for p in new if p not in old)
     deleted = sorted(p for p in old if p not in new)
     modified = sorted(
         p for p, e in new.items() if p in old and (old[p].oid != e.oid or old[p].isexec != e.isexec)
     )
+    return TreeDiff(tuple(added), tuple(modified), tuple(deleted))
+
+
+def _merge_diff(old: Tree, new: Tree) -> TreeDiff:
+    """`diff_trees` of two sorted trees by one merge of their path columns: no entry is made."""
+    added: list[str] = []
+    modified: list[str] = []
+    deleted: list[str] = []
+    a, b = old._paths, new._paths
+    i = j = 0
+    while i < len(a) and j < len(b):
+        pa, pb = a[i], b[j]
+        if pa == pb:
+            if (
+                old._exec[i] != new._exec[j]
+                or old._oids[i * _OID_BYTES:(i + 1) * _OID_BYTES] != new._oids[j * _OID_BYTES:(j + 1) * _OID_BYTES]
+            ):
+                modified.append(pa)
+            i += 1
+            j += 1
+        elif pa < pb:
+            deleted.append(pa)
+            i += 1
+        else:
+            added.append(pb)
+            j += 1
+    deleted.extend(a[i:])
+    added.extend(b[j:])
     return TreeDiff(tuple(added), tuple(modified), tuple(deleted))

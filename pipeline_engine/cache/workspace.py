@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline_engine.cache.link import LinkType
+from pipeline_engine.cache.link import SHARING_TYPES, LinkType
 from pipeline_engine.cache.memo import HashMemo
 from pipeline_engine.cache.place import relink
 from pipeline_engine.cache.scan import Scan, scan, scan_tree
@@ -23,6 +23,8 @@ from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
 
 __all__ = ["Scan", "is_cached", "save", "scan", "scan_tree", "tree_of"]
+
+_RELINK_BATCH = 50_000
 
 
 def tree_of(store: ObjectStore, oid: str) -> Tree:
@@ -42,7 +44,7 @@ def is_cached(store: ObjectStore, oid: str) -> bool:
     if not is_dir_oid(oid):
         return True
     try:
-        return not store.missing([e.oid for e in tree_of(store, oid).entries])
+        return not store.missing(set(tree_of(store, oid).oids()))
     except CacheError:
         return False
 
@@ -67,7 +69,7 @@ def save(
     progress = progress or NullProgress()
     path = resolve_in_project(root, scanned.relpath, source=scanned.relpath, follow=is_dir_oid(scanned.oid))
     if not is_dir_oid(scanned.oid):
-        fresh = store.missing([scanned.oid])
+        fresh = store.missing([scanned.oid]) | scanned.fresh
         store.put(scanned.oid, path)
         relink(store, memo, [(scanned.relpath, path, scanned.oid, scanned.isexec)], link_types, fresh)
         return PathRecord(scanned.relpath, scanned.oid, scanned.size, None, scanned.isexec)
@@ -79,14 +81,20 @@ def save(
             if store.exists(scanned.oid)
             else scan_tree(root, scanned.relpath, memo, store=store)
         )
-    absent = store.missing([e.oid for e in tree.entries])
-    missing = [(e.oid, path / e.relpath) for e in tree.entries if e.oid in absent]
+    # Objects `scan(ingest=True)` copied in are present already; others (known to the memo, or
+    # collected by gc since) are copied now, hashed as they are copied.
+    absent = store.missing(set(tree.oids()))
+    missing = [(e.oid, path / e.relpath) for e in tree.entries if e.oid in absent] if absent else []
     task = progress.task(f"caching {scanned.relpath}", len(missing))
     refused = store.put_many(missing, jobs=IO_JOBS, on_done=lambda _oid, _error: task.advance())
     task.close()
     for error in refused.values():
         raise error  # a file changed while it was being cached: no manifest for a directory not all stored
-    store.put_bytes(tree.to_bytes(), suffix=".dir")
-    files = [(f"{scanned.relpath}/{e.relpath}", path / e.relpath, e.oid, e.isexec) for e in tree.entries]
-    relink(store, memo, files, link_types, absent)
-    return PathRecord(scanned.relpath, tree.oid, tree.size, len(tree.entries))
+    store.put_chunks(tree.iter_bytes(), suffix=".dir")
+    if link_types and link_types[0] in SHARING_TYPES:
+        fresh = absent | scanned.fresh
+        for start in range(0, len(tree), _RELINK_BATCH):  # bounded memory for a million files
+            files = [(f"{scanned.relpath}/{e.relpath}", path / e.relpath, e.oid, e.isexec)
+                     for e in tree.entries[start:start + _RELINK_BATCH]]
+            relink(store, memo, files, link_types, fresh)
+    return PathRecord(scanned.relpath, tree.oid, tree.size, len(tree))

@@ -135,7 +135,7 @@ def walk_files(
     any other symlink is refused. A dangling link into a `link_roots` cache (its object was
     quarantined or collected) is skipped, as if the file were missing. Directories named in
     `skip` (e.g. `.git`) are not entered, and pipe's own temporary files (`temp_name()`) are
-    never yielded. Order is unspecified: callers sort when it matters.
+    never yielded.
     Errors name a file as `shown_as/<relative path>` (e.g. its project-relative path).
 
     With `ignore_root` (the project root, an ancestor of `root`), `.pipeignore` files are honoured
@@ -144,34 +144,55 @@ def walk_files(
     down to `root` apply too. An ignored directory is not entered. Without any `.pipeignore`
     nothing is matched (and pathspec is not imported).
 
+    Paths come in sorted order (Python string order), one directory listing held at a time
+    per level, so a caller can stream a million files.
+
     Raises:
         PathError: a symlink leads outside `root` and `link_roots`, or not to a regular file
             (a symlink to a directory included).
     """
     allowed = [os.path.realpath(root), *(os.path.realpath(r) for r in link_roots)]
     rules = _ancestor_ignores(ignore_root, root) if ignore_root is not None else ()
-    stack: list[tuple[str, str, tuple[_IgnoreFile, ...]]] = [(str(root), "", rules)]
+    # A stack of directories being listed, each an iterator over its entries in path order.
+    stack = [_listing(str(root), "", rules, ignore_root is not None, shown_as)]
     while stack:
-        path, prefix, rules = stack.pop()
-        with os.scandir(path) as it:
-            entries = list(it)
-        if ignore_root is not None and any(e.name == IGNORE_FILE for e in entries):
-            rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
-        for entry in entries:
-            if entry.name.startswith(TEMP_PREFIX) and _TEMP_RE.match(entry.name):
-                continue  # a pipe temporary file (a checkout in progress, or killed): never data
-            rel = prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in skip and not (rules and _ignored(rules, rel + "/")):
-                    stack.append((entry.path, rel + "/", rules))
-            elif rules and _ignored(rules, rel):
-                continue
-            elif entry.is_file(follow_symlinks=False):
-                yield rel, entry.stat(follow_symlinks=False)
-            elif entry.is_symlink():
-                st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
-                if st is not None:
-                    yield rel, st
+        entry, prefix, rules = next(stack[-1], _DONE)
+        if entry is None:
+            stack.pop()
+            continue
+        if entry.name.startswith(TEMP_PREFIX) and _TEMP_RE.match(entry.name):
+            continue  # a pipe temporary file (a checkout in progress, or killed): never data
+        rel = prefix + entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name not in skip and not (rules and _ignored(rules, rel + "/")):
+                stack.append(_listing(entry.path, rel + "/", rules, ignore_root is not None, shown_as))
+        elif rules and _ignored(rules, rel):
+            continue
+        elif entry.is_file(follow_symlinks=False):
+            yield rel, entry.stat(follow_symlinks=False)
+        elif entry.is_symlink():
+            st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
+            if st is not None:
+                yield rel, st
+
+
+_DONE: tuple[None, str, tuple[Any, ...]] = (None, "", ())
+
+
+def _listing(
+    path: str, prefix: str, rules: tuple[_IgnoreFile, ...], honour_ignores: bool, shown_as: str
+) -> Iterator[tuple[os.DirEntry[str], str, tuple[_IgnoreFile, ...]]]:
+    """The entries of one directory, each with its path prefix and the ignore rules that apply.
+
+    Sorted by name, with `/` appended to directory names: walking depth-first in that order
+    yields the full relative paths in sorted order (a name sorts before `name/...` exactly when
+    it sorts before `name/`), so no caller needs to sort a million paths.
+    """
+    with os.scandir(path) as it:
+        entries = sorted(it, key=lambda e: e.name + "/" if e.is_dir(follow_symlinks=False) else e.name)
+    if honour_ignores and any(e.name == IGNORE_FILE for e in entries):
+        rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
+    return ((e, prefix, rules) for e in entries)
 
 
 # One .pipeignore: (`strip`, `prepend`, compiled spec). It applies to walked paths starting with

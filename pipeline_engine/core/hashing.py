@@ -9,7 +9,7 @@ import xxhash
 
 __all__ = [
     "ALGORITHM", "DIR_SUFFIX", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid", "mismatch",
-    "verify_bytes", "verify_file",
+    "new_hasher", "verify_bytes", "verify_file",
 ]
 
 Oid = NewType("Oid", str)
@@ -27,6 +27,11 @@ _CHUNK = 1 << 20
 def hash_bytes(data: bytes) -> Oid:
     """Return the oid of `data`."""
     return Oid(xxhash.xxh3_128_hexdigest(data))
+
+
+def new_hasher() -> xxhash.xxh3_128:
+    """An incremental hasher of the oid algorithm (`update(bytes)`, `hexdigest()`), for streamed content."""
+    return xxhash.xxh3_128()
 
 
 def hash_file(path: str | os.PathLike[str], size: int | None = None) -> Oid:

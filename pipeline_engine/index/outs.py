@@ -120,7 +120,9 @@ def save_outs(project: Project, stage: StageSpec, *, keep_uncached: bool = False
     types = link_types(project)
     for out in stage.outs:
         try:
-            scanned = scan(project.root, out.path, project.memo, store=project.store)
+            # ingest: an out to be saved is copied into the cache as it is hashed (read once)
+            scanned = scan(project.root, out.path, project.memo, store=project.store,
+                           ingest=out.cache or keep_uncached)
         except FileNotFoundError:
             raise MissingOutputError(
                 f"stage '{stage.name}' did not create its out '{out.path}'",

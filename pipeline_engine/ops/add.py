@@ -58,7 +58,8 @@ def add(project: Project, paths: Sequence[str], *, progress: Progress | None = N
         link_types = parse_link_types(project.config.cache_types)
         outs = []
         for rel in relpaths:
-            scanned = scan(project.root, rel, project.memo, store=project.store, progress=progress)
+            # ingest: new files are copied into the cache as they are hashed (read once)
+            scanned = scan(project.root, rel, project.memo, store=project.store, progress=progress, ingest=True)
             outs.append(save(project.store, project.root, scanned, link_types=link_types, memo=project.memo,
                              progress=progress))
         touched = [p for rel in relpaths

@@ -99,19 +99,33 @@ def data_status(project: Project, targets: Sequence[str] = (), *, index: Project
 def _status_of(project: Project, out: PathRecord, pointer: str) -> DataStatus:
     rel, oid = out.path, out.oid
     states: list[DataState] = []
-    diff = None
-    cached = is_cached(project.store, oid)
+    current = None
     if not (project.root / rel).exists():
         states.append(DataState.MISSING)
     else:
-        current = scan(project.root, rel, project.memo, store=project.store)
+        # `unless`: a changed directory comes with its tree from the same walk (for the diff).
+        current = scan(project.root, rel, project.memo, store=project.store, unless=oid)
         if current.oid != oid or (not is_dir_oid(oid) and current.isexec != out.isexec):
             states.append(DataState.MODIFIED)
-            if is_dir_oid(oid) and cached:
-                diff = _dir_diff(project, rel, oid, current.tree)
+    recorded = _complete_tree(project, oid)  # the manifest is read once, for both questions
+    cached = recorded is not None if is_dir_oid(oid) else is_cached(project.store, oid)
+    diff = None
+    if DataState.MODIFIED in states and recorded is not None and current is not None:
+        diff = _dir_diff(project, rel, recorded, current.tree)
     if not cached:
         states.append(DataState.CORRUPT_IN_CACHE if _is_corrupt_manifest(project, oid) else DataState.NOT_IN_CACHE)
     return DataStatus(rel, pointer, tuple(states) or (DataState.UP_TO_DATE,), diff)
+
+
+def _complete_tree(project: Project, oid: str) -> Tree | None:
+    """The manifest `oid` when it and every file it lists are in the cache, else None."""
+    if not is_dir_oid(oid) or not project.store.exists(oid):
+        return None
+    try:
+        tree = tree_of(project.store, oid)
+    except CacheError:
+        return None
+    return None if project.store.missing(set(tree.oids())) else tree
 
 
 def _is_corrupt_manifest(project: Project, oid: str) -> bool:
@@ -125,9 +139,9 @@ def _is_corrupt_manifest(project: Project, oid: str) -> bool:
     return False
 
 
-def _dir_diff(project: Project, rel: str, oid: str, current: Tree | None) -> TreeDiff | None:
+def _dir_diff(project: Project, rel: str, recorded: Tree, current: Tree | None) -> TreeDiff | None:
     root = project.root
     if not (root / rel).is_dir():
         return None
     now = current if current is not None else scan_tree(root, rel, project.memo, store=project.store)
-    return diff_trees(tree_of(project.store, oid).by_path(), now.by_path())
+    return diff_trees(recorded.by_path(), now.by_path())

@@ -1,0 +1,144 @@
+"""The compact tree and its streaming manifest codec: the same bytes, oids and refusals as plain json."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline_engine.cache.tree import Tree, TreeEntry, diff_trees
+from pipeline_engine.core.hashing import DIR_SUFFIX, hash_bytes
+from pipeline_engine.errors import CacheError
+
+
+def _old_bytes(entries: list[TreeEntry]) -> bytes:
+    """The manifest bytes as pipe wrote them before the compact tree (json.dumps of a list of dicts)."""
+    rows = [{"hash": e.oid, "isexec": e.isexec, "relpath": e.relpath, "size": e.size} for e in entries]
+    return json.dumps(rows, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+# Any text a file name may hold, surrogate escapes of undecodable bytes included; the path gate
+# decides what a manifest may name, so the codec must carry every one of them exactly.
+_NAME = st.text(st.characters(blacklist_characters="/\x00"), min_size=1, max_size=12)
+_PATH = st.lists(_NAME, min_size=1, max_size=3).map("/".join)
+_ENTRY = st.builds(
+    TreeEntry, _PATH, st.binary(min_size=1, max_size=8).map(hash_bytes), st.integers(0, 2**63 - 1), st.booleans()
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_ENTRY, max_size=30))
+def test_bytes_and_oid_are_those_of_the_json_form(entries: list[TreeEntry]) -> None:
+    tree = Tree.from_entries(entries)
+    old = _old_bytes(sorted(entries, key=lambda e: e.relpath))
+    assert tree.to_bytes() == old
+    assert tree.oid == hash_bytes(old) + DIR_SUFFIX
+    assert b"".join(tree.iter_bytes()) == old
+    assert list(tree.entries) == sorted(entries, key=lambda e: e.relpath)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_ENTRY, max_size=30, unique_by=lambda e: e.relpath))
+def test_parse_round_trips_or_refuses_as_the_json_parser(entries: list[TreeEntry]) -> None:
+    data = _old_bytes(sorted(entries, key=lambda e: e.relpath))
+    try:
+        expected: Tree | str = _json_only(data)
+    except CacheError as exc:
+        expected = str(exc)
+    try:
+        got: Tree | str = Tree.from_bytes(data, oid="x")
+    except CacheError as exc:
+        got = str(exc)
+    assert got == expected
+    if isinstance(got, Tree):
+        assert got.to_bytes() == data or any("//" in e.relpath or e.relpath.startswith("./") for e in entries)
+
+
+def _json_only(data: bytes) -> Tree:
+    from pipeline_engine.cache import tree as tree_module
+
+    return tree_module._parse_json(data, "directory manifest 'x'")
+
+
+def test_manifests_written_before_keep_their_oids() -> None:
+    # Bytes as the json.dumps writer produced them, with escapes of every kind in the paths.
+    entries = [
+        TreeEntry('a "quoted"\\name', hash_bytes(b"1"), 1, False),
+        TreeEntry("caf\u00e9/\U0001f600.txt", hash_bytes(b"2"), 22, True),
+        TreeEntry("back\\slash", hash_bytes(b"3"), 0, False),
+        TreeEntry("x\udcff", hash_bytes(b"4"), 2**40, False),
+    ]
+    old = _old_bytes(sorted(entries, key=lambda e: e.relpath))
+    tree = Tree.from_bytes(old, oid="m")
+    assert tree.to_bytes() == old
+    assert tree.oid == hash_bytes(old) + DIR_SUFFIX
+    assert Tree().to_bytes() == b"[]" == _old_bytes([])
+    controls = [TreeEntry("tab\there\x7f\x01", hash_bytes(b"5"), 3)]
+    assert Tree.from_entries(controls).to_bytes() == _old_bytes(controls)  # written as json did; refused on reading
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'[{"hash":"%s","isexec":false,"relpath":"../x","size":1}]', "leaves the project"),
+        (b'[{"hash":"%s","isexec":false,"relpath":"/etc/passwd","size":1}]', "must be relative"),
+        (b'[{"hash":"%s","isexec":false,"relpath":".git/config","size":1}]', "inside '.git'"),
+        (b'[{"hash":"%s","isexec":false,"relpath":"a\\nb","size":1}]', "control character"),
+        (b'[{"hash":"%s","isexec":false,"relpath":"a","size":1},'
+         b'{"hash":"%s","isexec":false,"relpath":"a","size":1}]', "listed twice"),
+        (b'[{"hash":"%s","isexec":false,"relpath":"a","size":1},'
+         b'{"hash":"%s","isexec":false,"relpath":"a/b","size":1}]', "both a file and a directory"),
+        (b'[{"hash":"%s","isexec":false,"relpath":"a","size":9223372036854775808}]', "integer 'size'"),
+        (b'[{"hash":"%s","isexec":false,"relpath":"a","size":1}', "not valid JSON"),
+        (b'[{"hash":"%s.dir","isexec":false,"relpath":"a","size":1}]', "no valid file oid"),
+    ],
+)
+def test_hostile_manifests_are_refused_as_before(data: bytes, message: str) -> None:
+    oid = hash_bytes(b"x").encode()
+    data = data.replace(b"%s", oid)
+    with pytest.raises(CacheError) as fast:
+        Tree.from_bytes(data, oid="m")
+    with pytest.raises(CacheError) as plain:
+        _json_only(data.replace(b"'x'", b"'m'"))
+    assert message in str(fast.value)
+    assert str(fast.value).replace("'m'", "'x'") == str(plain.value)
+
+
+def test_by_path_and_diff_agree_with_dicts() -> None:
+    old = Tree.from_entries(TreeEntry(p, hash_bytes(p.encode()), 1) for p in ("a", "b/c", "d", "e"))
+    new = Tree.from_entries(
+        [TreeEntry("a", hash_bytes(b"a"), 1), TreeEntry("b/c", hash_bytes(b"changed"), 1),
+         TreeEntry("c", hash_bytes(b"c"), 1), TreeEntry("e", hash_bytes(b"e"), 1, True)]
+    )
+    merged = diff_trees(old.by_path(), new.by_path())
+    plain = diff_trees(dict(old.by_path()), dict(new.by_path()))
+    assert merged == plain
+    assert (merged.added, merged.modified, merged.deleted) == (("c",), ("b/c", "e"), ("d",))
+    assert new.by_path()["b/c"] == TreeEntry("b/c", hash_bytes(b"changed"), 1)
+    assert "zz" not in new.by_path() and len(new.by_path()) == 4
+
+
+def test_a_200k_file_tree_is_built_written_and_parsed_in_bounded_memory() -> None:
+    n = 200_000
+    oid = hash_bytes(b"content")
+    paths = [f"d{i // 1000:03d}/file-{i:06d}.jpg" for i in range(n)]
+    tracemalloc.start()
+    try:
+        tree = Tree.from_columns(paths, [oid] * n, [1234] * n, [False] * n)
+        chunks = sum(len(c) for c in tree.iter_bytes())
+        _, built = tracemalloc.get_traced_memory()
+        data = tree.to_bytes()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        parsed = Tree.from_bytes(data, oid="m")
+        parsed_peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert chunks == len(data) and parsed == tree
+    # A TreeEntry per file and the list of dicts json made cost about 500 bytes a file (100 MB here);
+    # columns cost about 110 (paths, which the caller handed over, included).
+    assert built < 40 * 2**20
+    assert parsed_peak < 50 * 2**20
