@@ -97,7 +97,7 @@ def measure_all(args: argparse.Namespace) -> list[Row]:
         for name, step in steps:
             if name in wanted and bench.active():
                 step()
-        print(f"disk: {bench.disk.unhealthy_rounds} round(s) with an unhealthy probe")
+        print(f"disk: {bench.disk.unhealthy_rounds} unhealthy probe(s) or reference(s); their rows are marked '?'")
         return bench.rows
     finally:
         for stop in stops:

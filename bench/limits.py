@@ -59,7 +59,7 @@ class Disk:
     after a mass deletion. Probes go to new directories under `base` and are never deleted here.
     """
 
-    def __init__(self, base: Path, *, healthy_us: float = 75.0, wait: float = 30.0, tries: int = 8) -> None:
+    def __init__(self, base: Path, *, healthy_us: float = 75.0, wait: float = 30.0, tries: int = 4) -> None:
         self.base, self.healthy_us, self.wait, self.tries = base, healthy_us, wait, tries
         self.probe = base / "probe-src"
         make_files(self.probe, PROBE_FILES, seed=11)
@@ -69,6 +69,16 @@ class Disk:
     def rate_us(self) -> float:
         """One probe: microseconds per file of `cp -r` of the probe tree."""
         return copy_tree(self.probe, self.base / f"probe-{next(self._n)}").seconds / PROBE_FILES * 1e6
+
+    def is_healthy_copy(self, sample: Sample, files: int) -> bool:
+        """Whether a measured `cp -r` of `files` files ran at a healthy rate (printed when not)."""
+        rate = sample.seconds / max(files, 1) * 1e6
+        if rate > self.healthy_us:
+            print(f"disk: the reference cp -r ran at {rate:.0f} us/file (healthy <= {self.healthy_us:.0f}); "
+                  "this round is not trusted")
+            self.unhealthy_rounds += 1
+            return False
+        return True
 
     def check(self) -> bool:
         """Probe until healthy (waiting between tries); False if it never became healthy."""
