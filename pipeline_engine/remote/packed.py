@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
 import posixpath
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ class Packs:
         self.orphans = [packs[n] for n in sorted(packs) if n not in indexes]
         self.strays = [n for n in sorted(indexes) if n not in packs]
         counted = sorted(n for n in indexes if n in packs)
-        loaded = self._each(lambda n: self._index(n, indexes[n].size, packs[n].size), counted)
+        loaded = self._each(lambda n: self._index(n, indexes[n], packs[n].size), counted)
         for name, index in zip(counted, loaded, strict=True):
             if index is not None:
                 self.add(index)
@@ -151,13 +152,18 @@ class Packs:
             if e.get("type") != "directory"
         ]
 
-    def _index(self, name: str, idx_size: int, pack_size: int) -> PackIndex | None:
-        """The checked index of pack `name`, from the local cache or the remote; None (a problem noted) if bad."""
+    def _index(self, name: str, listed: _Entry, pack_size: int) -> PackIndex | None:
+        """The checked index of pack `name`, from the local cache or the remote; None (a problem noted) if bad.
+
+        A cached copy is used only while the listing shows the remote file with the same size and
+        modification time (an index is never rewritten; one that changed anyway is read again).
+        """
+        idx_size = listed.size
         where = f"{self.site.label}: {self.relpath(name, '.idx')}"
         try:
             if idx_size > MAX_INDEX_BYTES:
                 raise RemoteError(f"pack index '{where}' is invalid: {idx_size} bytes is too large")
-            index = self._cached(name, idx_size, where)
+            index = self._cached(name, listed, where)
             if index is None:
                 try:
                     data = self.site.fs.cat_file(f"{self.dir}/{name}.idx")
@@ -169,7 +175,10 @@ class Packs:
                 if self.site.cache_dir is not None:
                     with contextlib.suppress(OSError):  # the cache only saves a download
                         self.site.cache_dir.mkdir(parents=True, exist_ok=True)
-                        atomic_write(self.site.cache_dir / f"{name}.idx", bytes(data), fsync=False)
+                        cached = self.site.cache_dir / f"{name}.idx"
+                        atomic_write(cached, bytes(data), fsync=False)
+                        if listed.mtime is not None:
+                            os.utime(cached, (listed.mtime, listed.mtime))
             if index.size != pack_size:
                 raise RemoteError(
                     f"pack index '{where}' is invalid: it describes a pack of {index.size} bytes, "
@@ -180,12 +189,13 @@ class Packs:
             return None
         return index
 
-    def _cached(self, name: str, size: int, where: str) -> PackIndex | None:
+    def _cached(self, name: str, listed: _Entry, where: str) -> PackIndex | None:
         if self.site.cache_dir is None:
             return None
         path = self.site.cache_dir / f"{name}.idx"
         try:
-            if path.stat().st_size != size:
+            st = path.stat()
+            if st.st_size != listed.size or (listed.mtime is not None and abs(st.st_mtime - listed.mtime) > 1e-3):
                 return None
             return parse_index(path.read_bytes(), name=name, where=where)
         except (OSError, RemoteError):
@@ -277,11 +287,7 @@ class Packs:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 local_idx.unlink()
-        if self.site.cache_dir is not None:
-            with contextlib.suppress(OSError):
-                self.site.cache_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write(self.site.cache_dir / f"{index.name}.idx", data, fsync=False)
-        self.add(index)
+        self.add(index)  # (not cached locally: the listing's time of the new file is not known yet)
 
     # -- reading ---------------------------------------------------------------------------------
 
