@@ -58,9 +58,13 @@ def header(args: argparse.Namespace, tools: dict[str, str]) -> None:
     """What was measured, where and under which load: printed before the rows."""
     versions = {t: subprocess.run([exe, "--version"], check=False, capture_output=True, text=True)
                 .stdout.strip() for t, exe in tools.items()}
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {args.files} files; "
-          f"{args.repeat} rounds; load {' '.join(load)} on {os.cpu_count()} cores; versions {versions}")
+    print(f"{_now_and_load()}; {args.files} files; {args.repeat} rounds; versions {versions}")
+
+
+def _now_and_load() -> str:
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
+    return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+            f"load {' '.join(load)} on {os.cpu_count()} cores")
 
 
 def measure_all(args: argparse.Namespace) -> list[Row]:
@@ -97,6 +101,7 @@ def measure_all(args: argparse.Namespace) -> list[Row]:
         for name, step in steps:
             if name in wanted and bench.active():
                 step()
+        print(f"finished {_now_and_load()}")
         print(f"disk: {bench.disk.unhealthy_rounds} unhealthy probe(s) or reference(s); their rows are marked '?'")
         return bench.rows
     finally:
