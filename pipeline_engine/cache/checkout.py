@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.link import LinkType, file_mode
 from pipeline_engine.cache.memo import FileStamp, HashMemo
-from pipeline_engine.cache.place import Placer, make_dirs
+from pipeline_engine.cache.place import Placer, make_dirs, separate_edit
 from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
@@ -26,7 +26,7 @@ from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
-from pipeline_engine.errors import CheckoutError, CorruptObjectError, ObjectNotFoundError
+from pipeline_engine.errors import CacheError, CheckoutError, CorruptObjectError, ObjectNotFoundError
 
 __all__ = ["CheckoutResult", "checkout"]
 
@@ -144,15 +144,15 @@ def _checkout_file(
     store = placer.store
     path = root / relpath
     current, current_exec = _current_file(placer, root, relpath)
+    if current and current != oid:
+        current = _unshare(store, path, current, oid)
     if current == oid and current_exec == isexec and not relink:
         return CheckoutResult(relpath)
     if current == oid and not relink and _is_own_copy(path):
         _set_exec(path, isexec)  # only the exec bit differs: no need to rewrite the bytes
         return CheckoutResult(relpath, written=(relpath,))
     if not store.exists(oid):
-        raise ObjectNotFoundError(
-            f"'{relpath}' is not in the cache (object '{oid}')", hint="run 'pipe pull' to fetch it"
-        )
+        raise _not_in_cache(store, relpath, oid)
     if current is not None and current != oid and not force and not (current and store.exists(current)):
         raise CheckoutError(
             f"'{relpath}' has changes that are not in the cache; checkout would lose them",
@@ -166,6 +166,30 @@ def _checkout_file(
         return CheckoutResult(relpath, corrupt=((relpath, oid),))
     _remember(placer, [(relpath, stamp, oid)])
     return CheckoutResult(relpath, written=(relpath,))
+
+
+def _unshare(store: ObjectStore, path: Path, current: Oid, wanted: Oid) -> Oid:
+    """A hardlink of the wanted object that hashes to something else was edited in place: the edit
+    changed the object too (`place.separate_edit` keeps the edit, quarantines the object)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return current
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
+        return current
+    return separate_edit(store, path, st, current, previous=wanted)
+
+
+def _not_in_cache(store: ObjectStore, relpath: str, oid: str) -> CacheError:
+    if (store.quarantine_dir / oid).exists():
+        return CorruptObjectError(
+            f"'{relpath}' not checked out: its object '{oid}' is corrupt (changed through a link to "
+            "the workspace) and was moved to the quarantine",
+            hint="run 'pipe pull' to fetch a good copy, then 'pipe checkout'",
+        )
+    return ObjectNotFoundError(
+        f"'{relpath}' is not in the cache (object '{oid}')", hint="run 'pipe pull' to fetch it"
+    )
 
 
 def _is_own_copy(path: Path) -> bool:
@@ -185,23 +209,27 @@ def _checkout_dir(
     store = placer.store
     base = root / relpath
     _clear_non_directory(placer, root, relpath, force)
-    current_tree = (
-        scan_tree(root, relpath, placer.memo, store=store, progress=progress) if base.is_dir() else Tree(())
-    )
+    existed = base.is_dir()
+    current_tree = scan_tree(root, relpath, placer.memo, store=store, progress=progress) if existed else Tree(())
     wanted = tree.by_path()
-    diff = diff_trees(current_tree.by_path(), wanted)
+    current = current_tree.by_path()
+    diff = diff_trees(current, wanted)
+    for p in diff.modified:  # hardlinks edited in place: the edit must not stay in the object
+        _unshare(store, base / p, current[p].oid, wanted[p].oid)
     _refuse_losses(store, relpath, current_tree, diff, force)
     needed = list(tree.entries) if relink else [wanted[p] for p in (*diff.added, *diff.modified)]
     not_cached = store.missing({e.oid for e in needed})
     write = [e for e in needed if e.oid not in not_cached]  # the others are reported as missing
     _refuse_dirs_in_the_way(relpath, current_tree, write, force)
+    # Directories where files go (empty ones, or emptied by --force above); none in a new directory.
+    in_the_way = [e.relpath for e in write if _is_real_dir(base / e.relpath)] if existed else []
     deleted: tuple[str, ...] = ()
     if force and diff.deleted:
         for p in diff.deleted:
             remove_path(base / p)  # a link is removed as a link, never its target
         deleted = diff.deleted
     make_dirs(base, relpath, {os.path.dirname(e.relpath) for e in write}, force=force)
-    placed = _write_entries(placer, base, write, progress, relpath)
+    placed = _write_entries(placer, base, write, progress, relpath, in_the_way)
     _remember(placer, [(f"{relpath}/{e.relpath}", st, e.oid) for e, st in placed if st is not None])
     if force:
         deleted += tuple(_remove_empty_dirs(base))
@@ -213,6 +241,10 @@ def _checkout_dir(
         corrupt=tuple((f"{relpath}/{e.relpath}", e.oid) for e, st in placed if st is None),
         missing=tuple((f"{relpath}/{e.relpath}", e.oid) for e in needed if e.oid in not_cached),
     )
+
+
+def _is_real_dir(path: Path) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
 
 
 def _remove_empty_dirs(base: Path) -> list[str]:
@@ -268,9 +300,9 @@ def _refuse_losses(store: ObjectStore, relpath: str, current: Tree, diff: TreeDi
 
 def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[TreeEntry], force: bool) -> None:
     """A file to write where the workspace has a directory of files: only `force` may delete them."""
-    if force:
+    if force or not len(current):
         return
-    dirs = {p.rsplit("/", i)[0] for p in current.by_path() for i in range(1, p.count("/") + 1)}
+    dirs = {p.rsplit("/", i)[0] for p in current.paths() for i in range(1, p.count("/") + 1)}
     blocked = [e.relpath for e in write if e.relpath in dirs]
     if blocked:
         raise CheckoutError(
@@ -280,21 +312,17 @@ def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[TreeEnt
 
 
 def _write_entries(
-    placer: Placer, base: Path, entries: Sequence[TreeEntry], progress: Progress, relpath: str
+    placer: Placer, base: Path, entries: Sequence[TreeEntry], progress: Progress, relpath: str,
+    in_the_way: Collection[str] = (),
 ) -> list[tuple[TreeEntry, FileStamp | None]]:
+    """Place every entry under `base`; `in_the_way` are entries where the workspace has a directory."""
     task = progress.task(f"checking out {relpath}", len(entries))
-
-    def work(e: TreeEntry) -> tuple[TreeEntry, FileStamp | None]:
-        dest = base / e.relpath
-        if os.path.isdir(dest) and not os.path.islink(dest):
-            remove_path(dest)  # its files were deleted with --force (see _refuse_dirs_in_the_way)
-        stamp = placer.place(e.oid, dest, isexec=e.isexec)
-        task.advance()
-        return e, stamp
-
-    placed = map_chunked(work, list(entries))
+    for rel in in_the_way:
+        remove_path(base / rel)  # its files were deleted with --force (see _refuse_dirs_in_the_way)
+    prefix = os.fspath(base) + os.sep
+    stamps = placer.place_many([(prefix + e.relpath, e.oid, e.isexec) for e in entries], advance=task.advance)
     task.close()
-    return placed
+    return list(zip(entries, stamps))
 
 
 def _remember(placer: Placer, written: Sequence[tuple[str, FileStamp, Oid]]) -> None:

@@ -4,29 +4,52 @@ A copy is hashed as it is written and a mismatching temporary file is never rena
 place; an object that is linked (hardlink, symlink, reflink) is verified before it is first
 linked, and the verification is remembered by the object's stat data in the hash memo, so the
 next checkout does not read it again. A corrupt object is moved to the store's quarantine.
+
+Hardlinks and symlinks are made at their final name when nothing is there (creating a link is
+atomic: there is no half-written state), else at a temporary name renamed over the old file;
+copies and reflinks always go through a temporary name. Nothing is ever written through an
+existing workspace file, so an edited file linked to an object never changes that object.
+
+A link shares the object with the workspace, so an edit made in place through it (as root, or
+after a chmod) changes the object: `separate_edit` notices it when the file is hashed again
+(cache.scan) or checked out, keeps the edit as the workspace's own file and quarantines the
+damaged object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from pipeline_engine.cache.link import SHARING_TYPES, LinkType, link
+from pipeline_engine.cache.link import (
+    NOT_ABOUT_LINKS,
+    SHARING_TYPES,
+    LinkType,
+    copy_file,
+    file_mode,
+    is_usable,
+    mark_failed,
+    reflink_file,
+)
 from pipeline_engine.cache.memo import FileStamp, HashMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.core.fsutil import remove_path, temp_name
-from pipeline_engine.core.hashing import Oid, mismatch, verify_file
+from pipeline_engine.core.fsutil import is_exec, remove_path, temp_name
+from pipeline_engine.core.hashing import Oid, is_dir_oid, mismatch, verify_file
+from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath
 from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError, PathError
 
-__all__ = ["Placer", "make_dirs", "relink"]
+__all__ = ["Placer", "make_dirs", "relink", "separate_edit"]
 
-# Failures that no other cache.type would avoid: they reach the user as they are (cli maps OSErrors).
-_NOT_ABOUT_LINKS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ENAMETOOLONG})
+T = TypeVar("T")
+#: One file to place: (absolute destination path, oid, exec bit).
+Item = tuple[str, Oid, bool]
 
 
 class Placer:
@@ -46,77 +69,201 @@ class Placer:
         self.corrupt: set[str] = set()
         self._verified = set(trusted)
         self._lock = threading.Lock()
+        self._root = os.fspath(store.root)
+        self._dev: int | None = None
+        # Verification stamps read from the memo in one query for a batch (place_many).
+        self._known: dict[str, tuple[int, int, int]] | None = None
+        self._new_verified: list[tuple[str, FileStamp]] = []
+        # A hardlink or symlink shares the object's read-only mode: an executable file is copied.
+        self._exec_types = (
+            (LinkType.COPY,) if self.link_types and self.link_types[0] in SHARING_TYPES else self.link_types
+        )
+        self._modes = (file_mode(False), file_mode(True))
 
-    def place(self, oid: Oid, dest: Path, *, isexec: bool) -> FileStamp | None:
+    def place(self, oid: Oid, dest: Path | str, *, isexec: bool) -> FileStamp | None:
         """Put object `oid` at `dest` (replacing what is there); None when the object is corrupt.
 
-        The object is linked or copied to a temporary name beside `dest`, checked (a copy by the
-        hash of the bytes it wrote, a link by verifying the object), and only then renamed over
-        `dest`. Returns the stat data of what is now at `dest`, for the hash memo.
+        Returns the stat data of what is now at `dest`, for the hash memo.
+
+        Raises:
+            ObjectNotFoundError: the object is not in the cache.
+            CacheError: no configured link type works here.
         """
-        if oid in self.corrupt:
-            return None
-        obj = self.store.path_of(oid)
-        tmp = dest.with_name(temp_name())
         try:
-            linked = link(obj, tmp, self._types_for(isexec), isexec=isexec)
-        except FileNotFoundError:
-            if oid in self.corrupt:  # quarantined by another thread meanwhile
-                return None
-            raise ObjectNotFoundError(
-                f"object '{oid}' is not in the cache", hint="run 'pipe pull' to fetch it"
-            ) from None
-        except OSError as exc:
-            if exc.errno in _NOT_ABOUT_LINKS:
-                raise  # a full disk or a read-only/denied directory: cli reports it by path and cause
-            names = ",".join(t.value for t in self.link_types)
-            raise CacheError(
-                f"cannot create '{dest.name}' in '{dest.parent}' with cache.type '{names}': "
-                f"{exc.strerror or exc}",
-                hint="add 'copy' to cache.type in .pipe/config.yaml (e.g. 'reflink,copy')",
-            ) from exc
+            return self._place((os.fspath(dest), oid, isexec))
+        finally:
+            self._flush()
+
+    def place_many(self, items: Sequence[Item], *, advance: Callable[[], None] | None = None) -> list[FileStamp | None]:
+        """`place` for many files, in threads; the results are in the order of `items`.
+
+        The memo's verification records of all linked objects are read in one query first.
+
+        Raises: as `place`.
+        """
+        if self.memo is not None and any(t is not LinkType.COPY for t in self.link_types):
+            self._known = self.memo.get_verified({oid for _, oid, _ in items})
+
+        def work(item: Item) -> FileStamp | None:
+            stamp = self._place(item)
+            if advance is not None:
+                advance()
+            return stamp
+
         try:
-            intact = mismatch(linked.copied, oid) is None if linked.copied is not None else self.verify(oid)
-            if intact:
-                os.replace(tmp, dest)
-                if linked.kind is LinkType.HARDLINK:
-                    # rename() between two links to one inode succeeds and does nothing.
-                    remove_path(tmp)
-        except BaseException:
-            remove_path(tmp)
-            raise
-        if not intact:
-            remove_path(tmp)
-            self._quarantine(oid)
-            return None
-        return stamp_of(os.stat(dest))
+            return map_chunked(work, items)
+        finally:
+            self._known = None
+            self._flush()
 
     def verify(self, oid: Oid) -> bool:
         """True when the object hashes to `oid`; remembered by its stat data in the memo."""
         if oid in self._verified:
             return True
-        obj = self.store.path_of(oid)
         try:
+            obj = self._object(oid)
             st = os.stat(obj)
         except FileNotFoundError:
             return False  # quarantined by another thread between linking and verifying
-        stamp = stamp_of(st)
-        if self.memo is not None and self.memo.is_verified(oid, stamp):
-            ok = True
+        try:
+            return self._is_intact(oid, obj, st)
+        finally:
+            self._flush()
+
+    # -- one file ----------------------------------------------------------------------------------
+
+    def _place(self, item: Item) -> FileStamp | None:
+        dest, oid, isexec = item
+        if oid in self.corrupt:
+            return None
+        obj = self._object(oid)
+        dev = self._dev if self._dev is not None else self._device()
+        last: OSError | None = None
+        for kind in self._exec_types if isexec else self.link_types:
+            if not is_usable(dev, kind):
+                continue
+            try:
+                if kind is LinkType.COPY:
+                    return self._copy(obj, dest, oid, isexec)
+                if kind is LinkType.REFLINK:
+                    return self._reflink(obj, dest, oid, isexec)
+                return self._share(kind, obj, dest, oid)
+            except _CannotLink as exc:
+                if exc.cause.errno != errno.EMLINK:  # too many links to one object: only this file copies
+                    mark_failed(dev, kind)
+                last = exc.cause
+            except FileNotFoundError:
+                if os.path.exists(obj):
+                    raise  # the destination's directory went away meanwhile: cli reports it by path
+                if oid in self.corrupt:  # quarantined by another thread meanwhile
+                    return None
+                raise ObjectNotFoundError(
+                    f"object '{oid}' is not in the cache", hint="run 'pipe pull' to fetch it"
+                ) from None
+        names = ",".join(t.value for t in self.link_types)
+        name, where = os.path.basename(dest), os.path.dirname(dest)
+        raise CacheError(
+            f"cannot create '{name}' in '{where}' with cache.type '{names}': "
+            f"{(last.strerror or last) if last else 'every type failed before'}",
+            hint="add 'copy' to cache.type in .pipe/config.yaml (e.g. 'reflink,copy')",
+        ) from last
+
+    def _copy(self, obj: str, dest: str, oid: Oid, isexec: bool) -> FileStamp | None:
+        """Copy, hashing the bytes written: a mismatching copy never replaces `dest`."""
+        tmp = _beside(dest)
+        try:
+            actual, st = copy_file(obj, tmp, self._modes[isexec])
+            if mismatch(actual, oid) is None:
+                os.replace(tmp, dest)
+                return stamp_of(st)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        _unlink_quietly(tmp)
+        self._quarantine(oid)
+        return None
+
+    def _reflink(self, obj: str, dest: str, oid: Oid, isexec: bool) -> FileStamp | None:
+        """Clone the object's extents (copy-on-write: a later edit never reaches the object)."""
+        tmp = _beside(dest)
+        st = _attempt(reflink_file, obj, tmp, self._modes[isexec])  # fails first where reflinks cannot
+        try:
+            intact = self._is_intact(oid, obj, os.stat(obj))
+            if intact:
+                os.replace(tmp, dest)
+                return stamp_of(st)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        _unlink_quietly(tmp)
+        self._quarantine(oid)
+        return None
+
+    def _share(self, kind: LinkType, obj: str, dest: str, oid: Oid) -> FileStamp | None:
+        """Hardlink or symlink a verified object; returns the object's (shared) stat data."""
+        st = os.stat(obj)
+        stamp = FileStamp(st.st_ino, st.st_mtime_ns, st.st_size)
+        if oid not in self._verified and not self._check(oid, obj, stamp):
+            self._quarantine(oid)
+            return None
+        make = os.link if kind is LinkType.HARDLINK else os.symlink
+        try:
+            make(obj, dest)  # atomic: nothing was there, and a link is never half-made
+        except FileExistsError:
+            tmp = _beside(dest)
+            _attempt(make, obj, tmp)
+            try:
+                os.replace(tmp, dest)
+            finally:
+                # rename() between two links to one inode succeeds and does nothing.
+                _unlink_quietly(tmp)
+        except OSError as exc:
+            err = _cannot_link(exc)
+            if err is exc:
+                raise
+            raise err from exc
+        return stamp
+
+    def _is_intact(self, oid: Oid, obj: str, st: os.stat_result) -> bool:
+        return oid in self._verified or self._check(oid, obj, stamp_of(st))
+
+    def _check(self, oid: Oid, obj: str, stamp: FileStamp) -> bool:
+        """Verify an object not yet verified by this placer: by the memo's record, else by reading it."""
+        if self._known is not None:
+            ok = self._known.get(oid) == (stamp.ino, stamp.mtime_ns, stamp.size)
         else:
-            ok = verify_file(obj, oid, st.st_size) is None
-            if ok and self.memo is not None:
-                self.memo.put_verified([(oid, stamp)])
+            ok = self.memo is not None and self.memo.is_verified(oid, stamp)
+        if not ok:
+            ok = verify_file(obj, oid, stamp.size) is None
+            if ok:
+                with self._lock:
+                    self._new_verified.append((oid, stamp))
         if ok:
             with self._lock:
                 self._verified.add(oid)
         return ok
 
-    def _types_for(self, isexec: bool) -> tuple[LinkType, ...]:
-        # A hardlink or symlink shares the object's read-only mode: an executable file is copied.
-        if isexec and self.link_types and self.link_types[0] in SHARING_TYPES:
-            return (LinkType.COPY,)
-        return self.link_types
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _object(self, oid: str) -> str:
+        if not is_valid_oid(oid):
+            raise CacheError(f"'{oid}' is not a valid object id", hint="the file that named it is corrupt")
+        return f"{self._root}/{oid_to_relpath(oid)}"
+
+    def _device(self) -> int:
+        # The store's device, read once: link types that fail there are skipped for later files.
+        if self._dev is None:
+            try:
+                self._dev = os.stat(self._root).st_dev
+            except FileNotFoundError:
+                return -1
+        return self._dev
+
+    def _flush(self) -> None:
+        with self._lock:
+            rows, self._new_verified = self._new_verified, []
+        if rows and self.memo is not None:
+            self.memo.put_verified(rows)
 
     def _quarantine(self, oid: Oid) -> None:
         with self._lock:
@@ -125,6 +272,86 @@ class Placer:
             self.corrupt.add(oid)
             if self.store.exists(oid):
                 self.store.quarantine(oid)
+
+
+class _CannotLink(Exception):
+    """This link type does not work here (another type might): carries the OSError."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _attempt(make: Callable[..., T], *args: Any) -> T:
+    """Call a link-making function; an OSError that another link type could avoid becomes _CannotLink."""
+    try:
+        return make(*args)
+    except OSError as exc:
+        err = _cannot_link(exc)
+        if err is exc:
+            raise
+        raise err from exc
+
+
+def _cannot_link(exc: OSError) -> OSError | _CannotLink:
+    """`exc` as it should reach `_place`: a missing file, an existing destination and failures no
+    link type avoids (a full disk, a read-only or denied directory) stay OSErrors."""
+    if isinstance(exc, (FileNotFoundError, FileExistsError)) or exc.errno in NOT_ABOUT_LINKS:
+        return exc
+    return _CannotLink(exc)
+
+
+def _beside(dest: str) -> str:
+    return os.path.join(os.path.dirname(dest), temp_name())
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def separate_edit(
+    store: ObjectStore,
+    path: Path,
+    st: os.stat_result,
+    actual: Oid,
+    *,
+    linked: Oid | None = None,
+    previous: Oid | None = None,
+) -> Oid:
+    """Undo the sharing of a workspace file whose edit went through a link into its cache object.
+
+    `path` (stat data `st`, following links) now hashes to `actual`. When it is a symlink into
+    the store to object `linked`, or a hardlink of object `previous` (the oid it held before:
+    same device and inode), and `actual` differs, the edit changed the object itself. The
+    edited bytes become the workspace's own file (a copy, renamed over the link) and the damaged
+    object is moved to the quarantine, so it is never served as that oid again; other paths that
+    shared it are then reported as not in the cache ('pipe pull' fetches a good copy). Anything
+    else is left alone. Returns the oid of what `path` holds afterwards.
+    """
+    damaged = linked if linked is not None else previous
+    if damaged is None or damaged == actual or is_dir_oid(damaged) or not is_valid_oid(damaged):
+        return actual
+    obj = store.path_of(damaged)
+    if linked is None:
+        try:
+            ost = os.stat(obj)
+        except FileNotFoundError:
+            return actual
+        if st.st_nlink < 2 or (ost.st_dev, ost.st_ino) != (st.st_dev, st.st_ino):
+            return actual  # not sharing the object: an ordinary edit
+    tmp = path.with_name(temp_name())
+    try:
+        copied, _ = copy_file(os.fspath(path), os.fspath(tmp), file_mode(is_exec(st.st_mode)))
+        os.replace(tmp, path)
+    except OSError:
+        _unlink_quietly(os.fspath(tmp))
+        if linked is not None:
+            return actual  # the object holds the only copy of the edit: leave it (checkout verifies)
+        copied = actual  # the workspace inode keeps the edit whatever happens to the object's name
+    with contextlib.suppress(FileNotFoundError):
+        store.quarantine(damaged)
+    return copied
 
 
 def relink(
@@ -142,8 +369,8 @@ def relink(
     if not link_types or link_types[0] not in SHARING_TYPES:
         return
     placer = Placer(store, memo, link_types, trusted=fresh)
-    # Executables stay copies (see Placer._types_for); files already linked to their object
-    # (adding a linked directory again) need neither verifying nor linking.
+    # Executables stay copies (see Placer); files already linked to their object (adding a
+    # linked directory again) need neither verifying nor linking.
     todo = [f for f in files if not f[3] and not _is_linked(f[1], store.path_of(f[2]))]
     checked = map_chunked(lambda f: (f, placer.verify(f[2])), todo)
     for (_, path, oid, _), intact in checked:
@@ -151,15 +378,9 @@ def relink(
             if store.exists(oid):
                 store.quarantine(oid)
             store.put(oid, path)
-
-    def work(item: tuple[str, Path, Oid, bool]) -> tuple[str, FileStamp, Oid] | None:
-        rel, path, oid, _ = item
-        st = placer.place(oid, path, isexec=False)
-        return None if st is None else (rel, st, oid)
-
-    placed = map_chunked(work, todo)
+    placed = placer.place_many([(os.fspath(path), oid, False) for _, path, oid, _ in todo])
     if memo is not None:
-        memo.put_many(p for p in placed if p is not None)
+        memo.put_many((rel, st, oid) for (rel, _, oid, _), st in zip(todo, placed) if st is not None)
 
 
 def _is_linked(path: Path, obj: Path) -> bool:

@@ -101,13 +101,18 @@ def checkout_outs(
         results.append(result)
         if project.git is not None and not _inside_tracked_dir(project, out.path):
             project.git.ignore(project.relpath_from_git(out.path))
-    missing = [pair for r in results for pair in r.missing]
+    # An object in the quarantine was found corrupt (by a checkout, or when a file changed
+    # through a link was hashed): reported as corrupt, not merely missing.
+    quarantine = project.store.quarantine_dir
+    absent = [pair for r in results for pair in r.missing]
+    quarantined = {p for p in absent if (quarantine / p[1]).exists()} if absent and quarantine.is_dir() else set()
+    missing = [pair for pair in absent if pair not in quarantined]
     if missing:
         failed.insert(0, ObjectNotFoundError(
             f"{len(missing)} file(s) not checked out: their objects are not in the cache: {_listed(missing)}",
             hint="run 'pipe pull' to fetch them",
         ))
-    corrupt = [pair for r in results for pair in r.corrupt]
+    corrupt = [pair for r in results for pair in r.corrupt] + [p for p in absent if p in quarantined]
     if corrupt:
         failed.insert(0, _corrupt_error(project, corrupt))
     if failed:
