@@ -143,6 +143,14 @@ def test_a_failed_reflink_is_tried_once_per_filesystem_not_per_file(
     from pipeline_engine.cache import link
     from pipeline_engine.core.parallel import IO_JOBS
 
+    probe = workspace.root / "probe"
+    probe.write_bytes(b"probe")
+    try:
+        link.reflink_file(str(probe), str(workspace.root / "probe2"), 0o644)
+    except OSError:
+        pass
+    else:
+        pytest.skip("this filesystem supports reflinks")
     _configure(workspace.root, "reflink,copy")
     _track(workspace)
     monkeypatch.setattr(link, "_failed", set())
@@ -156,8 +164,6 @@ def test_a_failed_reflink_is_tried_once_per_filesystem_not_per_file(
     monkeypatch.setattr(link.fcntl, "ioctl", counting_ioctl)
     _remove_data(workspace.root)
     cli.run("checkout")
-    if not link._failed:
-        pytest.skip("this filesystem supports reflinks")
     assert 1 <= len(calls) <= IO_JOBS, f"{len(calls)} FICLONE calls for {len(FILES) + 2} files"
     assert all((workspace.root / "data/set" / r).read_text() == t for r, t in FILES.items())
 
