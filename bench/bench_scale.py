@@ -2,7 +2,7 @@
 
 Run:  python bench/bench_scale.py [--files 100000] [--repeat 3] [--tools pipe,dvc] [--timeout 1800]
                                   [--remotes local,s3] [--only add,status,...] [--big-mib 0]
-                                  [--base DIR] [--keep] [--healthy-us 75]
+                                  [--base DIR] [--keep] [--tidy] [--healthy-us 75]
 
 Generates a deterministic tree of `--files` files of 1-4 KiB (bench/datasets.py), then measures,
 in interleaved rounds (bench/workloads.py): add; no-op status; status after one change; checkout
@@ -13,7 +13,8 @@ the largest peak RSS and S3 requests per tool, pipe/dvc, and (time - start-up) /
 limit measured in the same rounds (cp -r, find | wc -l, tar cf, tar xf, cat), marked `?` when
 the disk was unhealthy (bench/limits.py). A tool passing --timeout is dropped from later rows.
 The data lives under --base (default: a new directory in $TMPDIR), deleted at the end unless
---keep. 1,000,000 files need about 15 GB of disk per round and tool; not for CI.
+--keep. 1,000,000 files take ~4 GB per copy of the tree and every round keeps several (references,
+clones, moved trees): at that size use --repeat 1 --tidy (and --tools pipe); not for CI.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None, *, files: int = 100_000, only: str
     parser.add_argument("--big-mib", type=int, default=big_mib, help="size of the big-file add (0: skip)")
     parser.add_argument("--base", type=Path, help="directory for the data (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the data at the end")
+    parser.add_argument("--tidy", action="store_true",
+                        help="delete each workload's leftovers after its rows (needed at 1,000,000 files)")
     parser.add_argument("--healthy-us", type=float, default=75.0,
                         help="slowest cp -r rate (us per file) of the disk probe still called healthy")
     return parser.parse_args(argv)
@@ -81,7 +84,7 @@ def measure_all(args: argparse.Namespace) -> list[Row]:
     stops: list[Callable[[], object]] = []
     try:
         bench = Bench(base, tools, args.files, repeat=args.repeat, timeout=args.timeout,
-                      disk=Disk(base, healthy_us=args.healthy_us))
+                      disk=Disk(base, healthy_us=args.healthy_us), tidy=args.tidy)
         steps: list[tuple[str, Callable[[], object]]] = [
             ("add", bench.add), ("status", bench.status), ("status-changed", bench.status_changed),
             ("checkout", bench.checkout), ("gc", bench.gc),

@@ -65,10 +65,13 @@ class Disk:
         make_files(self.probe, PROBE_FILES, seed=11)
         self._n = itertools.count()
         self.unhealthy_rounds = 0
+        self.scratch: list[Path] = []  # the probes' copies, for whoever deletes leftovers
 
     def rate_us(self) -> float:
         """One probe: microseconds per file of `cp -r` of the probe tree."""
-        return copy_tree(self.probe, self.base / f"probe-{next(self._n)}").seconds / PROBE_FILES * 1e6
+        copy = self.base / f"probe-{next(self._n)}"
+        self.scratch.append(copy)
+        return copy_tree(self.probe, copy).seconds / PROBE_FILES * 1e6
 
     def is_healthy_copy(self, sample: Sample, files: int) -> bool:
         """Whether a measured `cp -r` of `files` files ran at a healthy rate (printed when not)."""

@@ -9,12 +9,16 @@ Per tool, the workloads run in this order on one repository (the last `add` roun
 add -> status -> status after one change -> checkout -> gc -> push -> no-op push -> pull (clones)
 -> checkout with cache.type hardlink (last: it links the workspace to the cache).
 A tool that passes `timeout` is dropped from every later workload (its repository is incomplete).
+With `tidy`, each workload's leftovers (references, moved trees, clones, probes) are deleted after
+its rows: needed at 1,000,000 files, where keeping them would fill the disk; the next round's
+probe then waits for the disk to recover.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import statistics
 import subprocess
 from collections.abc import Callable, Mapping
@@ -35,7 +39,7 @@ class Bench:
     """One benchmark run over a tree of `files` small files; `rows` collects the results."""
 
     def __init__(self, base: Path, tools: Mapping[str, str], files: int, *, repeat: int = 3,
-                 timeout: float | None = None, disk: Disk | None = None) -> None:
+                 timeout: float | None = None, disk: Disk | None = None, tidy: bool = False) -> None:
         self.base, self.tools, self.files, self.repeat, self.timeout = base, dict(tools), files, repeat, timeout
         self.disk = disk or Disk(base)
         self.template = base / "template" / "data"
@@ -47,10 +51,27 @@ class Bench:
         self.dropped: set[str] = set()
         self.rows: list[Row] = []
         self._n = itertools.count()
+        self.tidy = tidy
+        self.scratch: list[Path] = []
 
     def _new(self, prefix: str) -> Path:
-        """A path under `base` that does not exist yet."""
-        return self.base / f"{prefix}-{next(self._n)}"
+        """A path under `base` that does not exist yet, deleted after the workload when tidying."""
+        path = self.base / f"{prefix}-{next(self._n)}"
+        self.scratch.append(path)
+        return path
+
+    def _tidy(self) -> None:
+        if not self.tidy:
+            return
+        gone = [*self.scratch, *self.disk.scratch]
+        self.scratch.clear()
+        self.disk.scratch.clear()
+        for path in gone:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        print(f"tidy: deleted {len(gone)} leftover trees and files", flush=True)
 
     def _run(self, tool: str, args: list[str], cwd: Path) -> Sample:
         return measure([self.tools[tool], *args], cwd, timeout=self.timeout)
@@ -83,6 +104,7 @@ class Bench:
         print(f"{workload}: {cells}" + (f"; {limit_name} {row.limit:.3f} s" if row.limit is not None else ""),
               flush=True)
         self.rows.append(row)
+        self._tidy()
         return row
 
     def active(self) -> list[str]:
@@ -97,6 +119,8 @@ class Bench:
             def act(k: int) -> Sample:
                 root = new_repo(self.base, tool, self.tools[tool])
                 copy_tree(self.template, root / "data")
+                if tool in self.repos:  # only the last round's repository is used later
+                    self.scratch.append(self.repos[tool])
                 self.repos[tool] = root
                 return self._run(tool, ["add", "data"], root)
             return act
@@ -231,6 +255,7 @@ class Bench:
         def action(tool: str) -> Action:
             def act(k: int) -> Sample:
                 root = new_repo(self.base, tool, self.tools[tool])
+                self.scratch.append(root)
                 make_big(root / "big.bin", mib)
                 subprocess.run(["sync"], check=False)  # no dirty pages left to write back while timed
                 return self._run(tool, ["add", "big.bin"], root)
