@@ -190,3 +190,26 @@ def test_checking_out_another_version_replaces_the_link_never_writes_through_it(
     assert _object(workspace, b"v2\n").read_bytes() == b"v2\n"
     assert _shares_object(workspace, "model.bin", MODEL)
     cli.run("cache", "verify")
+
+
+def test_a_stage_out_edited_through_a_link_is_committed_as_its_new_content(
+    workspace: Workspace, cli: Cli, linked_type: str
+) -> None:
+    _configure(workspace, linked_type)
+    workspace.write({"n.txt": "3\n"})
+    workspace.write_pipeline({"make": {"cmd": "seq $(cat n.txt) > total", "deps": ["n.txt"], "outs": ["total"]}})
+    cli.run("repro")
+    _age_objects(workspace)
+    cli.run("status")
+    assert _shares_object(workspace, "total", b"1\n2\n3\n")
+    _edit_in_place(workspace.root / "total", b"4\n")
+
+    status = _status(cli)
+    assert "make" in status and "total" in status, status
+    assert not _object(workspace, b"1\n2\n3\n").exists()
+    assert workspace.read("total") == "1\n2\n3\n4\n" and _is_own_file(workspace.root / "total")
+    cli.run("commit", "-f")
+    outs = workspace.lock()["stages"]["make"]["outs"]
+    assert outs[0]["oid"] == hash_bytes(b"1\n2\n3\n4\n")
+    assert _object(workspace, b"1\n2\n3\n4\n").read_bytes() == b"1\n2\n3\n4\n"
+    cli.run("cache", "verify")
