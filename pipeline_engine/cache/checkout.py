@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.link import LinkType, file_mode
+from pipeline_engine.cache.linkedit import separate_if_shared
 from pipeline_engine.cache.memo import FileStamp, HashMemo
-from pipeline_engine.cache.place import Placer, make_dirs, separate_edit
+from pipeline_engine.cache.place import Placer, make_dirs
 from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import is_exec, remove_path
 from pipeline_engine.core.hashing import Oid, is_dir_oid
-from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.errors import CacheError, CheckoutError, CorruptObjectError, ObjectNotFoundError
@@ -145,7 +145,7 @@ def _checkout_file(
     path = root / relpath
     current, current_exec = _current_file(placer, root, relpath)
     if current and current != oid:
-        current = _unshare(store, path, current, oid)
+        current = separate_if_shared(store, path, current, oid)
     if current == oid and current_exec == isexec and not relink:
         return CheckoutResult(relpath)
     if current == oid and not relink and _is_own_copy(path):
@@ -166,18 +166,6 @@ def _checkout_file(
         return CheckoutResult(relpath, corrupt=((relpath, oid),))
     _remember(placer, [(relpath, stamp, oid)])
     return CheckoutResult(relpath, written=(relpath,))
-
-
-def _unshare(store: ObjectStore, path: Path, current: Oid, wanted: Oid) -> Oid:
-    """A hardlink of the wanted object that hashes to something else was edited in place: the edit
-    changed the object too (`place.separate_edit` keeps the edit, quarantines the object)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return current
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
-        return current
-    return separate_edit(store, path, st, current, previous=wanted)
 
 
 def _not_in_cache(store: ObjectStore, relpath: str, oid: str) -> CacheError:
@@ -215,7 +203,7 @@ def _checkout_dir(
     current = current_tree.by_path()
     diff = diff_trees(current, wanted)
     for p in diff.modified:  # hardlinks edited in place: the edit must not stay in the object
-        _unshare(store, base / p, current[p].oid, wanted[p].oid)
+        separate_if_shared(store, base / p, current[p].oid, wanted[p].oid)
     _refuse_losses(store, relpath, current_tree, diff, force)
     needed = list(tree.entries) if relink else [wanted[p] for p in (*diff.added, *diff.modified)]
     not_cached = store.missing({e.oid for e in needed})

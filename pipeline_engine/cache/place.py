@@ -11,9 +11,7 @@ copies and reflinks always go through a temporary name. Nothing is ever written 
 existing workspace file, so an edited file linked to an object never changes that object.
 
 A link shares the object with the workspace, so an edit made in place through it (as root, or
-after a chmod) changes the object: `separate_edit` notices it when the file is hashed again
-(cache.scan) or checked out, keeps the edit as the workspace's own file and quarantines the
-damaged object.
+after a chmod) changes the object: `cache.linkedit` deals with that.
 """
 
 from __future__ import annotations
@@ -39,13 +37,13 @@ from pipeline_engine.cache.link import (
 )
 from pipeline_engine.cache.memo import FileStamp, HashMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.core.fsutil import is_exec, remove_path, temp_name
-from pipeline_engine.core.hashing import Oid, is_dir_oid, mismatch, verify_file
+from pipeline_engine.core.fsutil import remove_path, temp_name
+from pipeline_engine.core.hashing import Oid, mismatch, verify_file
 from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath
 from pipeline_engine.core.parallel import map_chunked
 from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError, PathError
 
-__all__ = ["Placer", "make_dirs", "relink", "separate_edit"]
+__all__ = ["Placer", "make_dirs", "relink"]
 
 T = TypeVar("T")
 #: One file to place: (absolute destination path, oid, exec bit).
@@ -308,50 +306,6 @@ def _beside(dest: str) -> str:
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def separate_edit(
-    store: ObjectStore,
-    path: Path,
-    st: os.stat_result,
-    actual: Oid,
-    *,
-    linked: Oid | None = None,
-    previous: Oid | None = None,
-) -> Oid:
-    """Undo the sharing of a workspace file whose edit went through a link into its cache object.
-
-    `path` (stat data `st`, following links) now hashes to `actual`. When it is a symlink into
-    the store to object `linked`, or a hardlink of object `previous` (the oid it held before:
-    same device and inode), and `actual` differs, the edit changed the object itself. The
-    edited bytes become the workspace's own file (a copy, renamed over the link) and the damaged
-    object is moved to the quarantine, so it is never served as that oid again; other paths that
-    shared it are then reported as not in the cache ('pipe pull' fetches a good copy). Anything
-    else is left alone. Returns the oid of what `path` holds afterwards.
-    """
-    damaged = linked if linked is not None else previous
-    if damaged is None or damaged == actual or is_dir_oid(damaged) or not is_valid_oid(damaged):
-        return actual
-    obj = store.path_of(damaged)
-    if linked is None:
-        try:
-            ost = os.stat(obj)
-        except FileNotFoundError:
-            return actual
-        if st.st_nlink < 2 or (ost.st_dev, ost.st_ino) != (st.st_dev, st.st_ino):
-            return actual  # not sharing the object: an ordinary edit
-    tmp = path.with_name(temp_name())
-    try:
-        copied, _ = copy_file(os.fspath(path), os.fspath(tmp), file_mode(is_exec(st.st_mode)))
-        os.replace(tmp, path)
-    except OSError:
-        _unlink_quietly(os.fspath(tmp))
-        if linked is not None:
-            return actual  # the object holds the only copy of the edit: leave it (checkout verifies)
-        copied = actual  # the workspace inode keeps the edit whatever happens to the object's name
-    with contextlib.suppress(FileNotFoundError):
-        store.quarantine(damaged)
-    return copied
 
 
 def relink(

@@ -10,8 +10,9 @@ import pytest
 
 from pipeline_engine.cache import place
 from pipeline_engine.cache.link import LinkType
+from pipeline_engine.cache.linkedit import separate_edit
 from pipeline_engine.cache.memo import HashMemo
-from pipeline_engine.cache.place import Placer, separate_edit
+from pipeline_engine.cache.place import Placer
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.hashing import Oid, hash_bytes
 
