@@ -205,7 +205,8 @@ def _checkout_dir(
     for p in diff.modified:  # hardlinks edited in place: the edit must not stay in the object
         separate_if_shared(store, base / p, current[p].oid, wanted[p].oid)
     _refuse_losses(store, relpath, current_tree, diff, force)
-    needed = list(tree.entries) if relink else [wanted[p] for p in (*diff.added, *diff.modified)]
+    fresh = not len(current_tree)  # everything is added: no lookups by path
+    needed = list(tree.entries) if relink or fresh else [wanted[p] for p in (*diff.added, *diff.modified)]
     not_cached = store.missing({e.oid for e in needed})
     write = [e for e in needed if e.oid not in not_cached]  # the others are reported as missing
     _refuse_dirs_in_the_way(relpath, current_tree, write, force)
@@ -216,7 +217,7 @@ def _checkout_dir(
         for p in diff.deleted:
             remove_path(base / p)  # a link is removed as a link, never its target
         deleted = diff.deleted
-    make_dirs(base, relpath, {os.path.dirname(e.relpath) for e in write}, force=force)
+    make_dirs(base, relpath, {e.relpath.rpartition("/")[0] for e in write}, force=force)
     placed = _write_entries(placer, base, write, progress, relpath, in_the_way)
     _remember(placer, [(f"{relpath}/{e.relpath}", st, e.oid) for e, st in placed if st is not None])
     if force:
