@@ -127,6 +127,24 @@ class Packs:
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         return f"; {first}{more}"
 
+    @property
+    def is_loaded(self) -> bool:
+        """True once `packs/` has been listed (by an earlier call: see `refresh`)."""
+        return self._where is not None
+
+    def refresh(self) -> None:
+        """List `packs/` again: count packs pushed since (another process may have), forget deleted ones.
+
+        Indexes already loaded are not read again.
+
+        Raises:
+            RemoteError: `packs/` cannot be listed or an index cannot be downloaded.
+        """
+        if self._where is None:
+            self.where  # noqa: B018 - the first listing
+            return
+        self._load()
+
     def _load(self) -> None:
         listing = self._list()
         packs = {e.name[:-5]: e for e in listing if e.name.endswith(".pack") and is_pack_name(e.name[:-5])}
@@ -134,8 +152,13 @@ class Packs:
         self.orphans = [packs[n] for n in sorted(packs) if n not in indexes]
         self.strays = [n for n in sorted(indexes) if n not in packs]
         counted = sorted(n for n in indexes if n in packs)
-        loaded = self._each(lambda n: self._index(n, indexes[n], packs[n].size), counted)
-        for name, index in zip(counted, loaded, strict=True):
+        for name in [n for n in self.sizes if n not in counted]:  # deleted since the last listing
+            self.drop(name)
+        self.problems = {k: v for k, v in self.problems.items() if k.rpartition("/")[2][:-4] in counted}
+        known = {self.relpath(n, ".idx") for n in self.sizes} | set(self.problems)
+        new = [n for n in counted if self.relpath(n, ".idx") not in known]
+        loaded = self._each(lambda n: self._index(n, indexes[n], packs[n].size), new)
+        for index in loaded:
             if index is not None:
                 self.add(index)
 

@@ -138,9 +138,19 @@ class Remote:
         wanted = set(oids)
         if not wanted:
             return set()
+        self._refresh_for(wanted)
         packed = {o for o in wanted if o in self.packs.where}
         rest = wanted - packed
         return rest - self._present(rest, lookup) if rest else set()
+
+    def _refresh_for(self, oids: Iterable[str]) -> None:
+        """List `packs/` again when some of `oids` is in no pack known from an earlier call's listing.
+
+        A Remote may live long (a repro exchanging objects with workers) while other processes
+        push packs; asking about an object not seen yet costs one listing, not a wrong answer.
+        """
+        if self.packs.is_loaded and any(o not in self.packs.where for o in oids):
+            self.packs.refresh()
 
     def pack_of(self, oid: str) -> str | None:
         """`packs/<name>.pack` for a packed object (messages name it), else None."""
@@ -250,6 +260,7 @@ class Remote:
             ObjectNotFoundError: the remote does not have the object.
             RemoteError: the download failed.
         """
+        self._refresh_for([oid])
         if self.packs.locate(oid) is not None:
             failures = self.get_many([(oid, dest)])
             if failures:
@@ -311,6 +322,7 @@ class Remote:
         `on_done` runs in a worker thread, so it may hash and move the downloaded file. Packed
         objects are read from their packs (see `remote.packed`); the caller verifies each one.
         """
+        self._refresh_for(o for o, _ in items)
         where = self.packs.where
         packed = [(o, p) for o, p in items if o in where]
         loose = [(o, p) for o, p in items if o not in where] if packed else list(items)

@@ -92,6 +92,9 @@ def test_killed_push_and_fetch_leave_no_partial_object_and_a_rerun_completes(
     pipe_process("add", "data/many", cwd=a, check=0)
     remote = tmp_path / "remote"
     pipe_process("remote", "add", "-d", "store", str(remote), cwd=a, check=0)
+    # Loose objects, killed one by one mid-push (a push killed between a pack and its index:
+    # tests/reliability/test_pack_reliability.py).
+    pipe_process("remote", "modify", "store", "pack_threshold", "0", cwd=a, check=0)
     assert _run_then_kill(["push", "-j", "1"], a, lambda: len(list(remote.glob("??/*"))) >= 20)
     on_remote = _objects_are_intact(remote)
     assert 20 <= on_remote < 601

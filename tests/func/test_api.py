@@ -83,6 +83,8 @@ def test_a_file_inside_a_tracked_directory_comes_with_its_manifest_from_the_remo
     workspace.track({"images": {"a.txt": "A\n", "sub": {"b.txt": "B\n"}}})
     workspace.commit("images")
     store = workspace.add_remote(tmp_path / "store")
+    # Loose: get_url names an object's own file, which a packed object does not have (docs/format.md, Packs).
+    workspace.pipe("remote", "modify", "store", "pack_threshold", "0")
     workspace.pipe("push")
     shutil.rmtree(workspace.root / ".pipe" / "cache")
 

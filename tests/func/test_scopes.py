@@ -19,6 +19,7 @@ import yaml
 
 from pipeline_engine.cache.tree import Tree
 from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.remote.open import open_remote
 from tests.conftest import Cli, Workspace
 
 
@@ -34,7 +35,8 @@ class History:
         return set(Workspace(root or self.workspace.root).project().store.iter_oids())
 
     def remote_objects(self) -> set[str]:
-        return {p.parent.name + p.name for p in self.remote.rglob("*") if p.is_file()}
+        """Every object on the remote, loose or packed."""
+        return set(open_remote("check", str(self.remote), {}, base_dir=self.remote).iter_oids())
 
     @property
     def everything(self) -> set[str]:
