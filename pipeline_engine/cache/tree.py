@@ -147,6 +147,18 @@ class Tree:
         """Total bytes of all files."""
         return sum(self._sizes)
 
+    def under(self, directory: str) -> list[TreeEntry]:
+        """The entries inside sub-directory `directory` (paths still relative to the tree's root).
+
+        In a sorted tree they are one run, found by bisection: no entry outside it is made.
+        """
+        prefix = directory + "/"
+        if not self._sorted:
+            return [e for e in self.entries if e.relpath.startswith(prefix)]
+        first = bisect.bisect_left(self._paths, prefix)
+        end = bisect.bisect_left(self._paths, directory + "0")  # '0' sorts right after '/'
+        return [self.entry(i) for i in range(first, end)]
+
     def by_path(self) -> Mapping[str, TreeEntry]:
         """Entries keyed by relpath (a view; lookups bisect the sorted paths)."""
         return _ByPath(self)

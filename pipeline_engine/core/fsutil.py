@@ -153,46 +153,51 @@ def walk_files(
     """
     allowed = [os.path.realpath(root), *(os.path.realpath(r) for r in link_roots)]
     rules = _ancestor_ignores(ignore_root, root) if ignore_root is not None else ()
-    # A stack of directories being listed, each an iterator over its entries in path order.
-    stack = [_listing(str(root), "", rules, ignore_root is not None, shown_as)]
+    honour = ignore_root is not None
+    # Directories being listed, depth first: (entries in path order, next index, prefix, rules).
+    stack = [(*_listing(str(root), "", rules, honour, shown_as), 0)]
     while stack:
-        entry, prefix, rules = next(stack[-1], _DONE)
-        if entry is None:
-            stack.pop()
-            continue
-        if entry.name.startswith(TEMP_PREFIX) and _TEMP_RE.match(entry.name):
-            continue  # a pipe temporary file (a checkout in progress, or killed): never data
-        rel = prefix + entry.name
-        if entry.is_dir(follow_symlinks=False):
-            if entry.name not in skip and not (rules and _ignored(rules, rel + "/")):
-                stack.append(_listing(entry.path, rel + "/", rules, ignore_root is not None, shown_as))
-        elif rules and _ignored(rules, rel):
-            continue
-        elif entry.is_file(follow_symlinks=False):
-            yield rel, entry.stat(follow_symlinks=False)
-        elif entry.is_symlink():
-            st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
-            if st is not None:
-                yield rel, st
+        entries, prefix, rules, i = stack.pop()
+        while i < len(entries):
+            entry = entries[i]
+            i += 1
+            name = entry.name
+            if name.startswith(TEMP_PREFIX) and _TEMP_RE.match(name):
+                continue  # a pipe temporary file (a checkout in progress, or killed): never data
+            rel = prefix + name
+            if entry.is_dir(follow_symlinks=False):
+                if name not in skip and not (rules and _ignored(rules, rel + "/")):
+                    stack.append((entries, prefix, rules, i))  # resumed after the sub-directory
+                    stack.append((*_listing(entry.path, rel + "/", rules, honour, shown_as), 0))
+                    break
+            elif rules and _ignored(rules, rel):
+                continue
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, entry.stat(follow_symlinks=False)
+            elif entry.is_symlink():
+                st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
+                if st is not None:
+                    yield rel, st
 
 
-_DONE: tuple[None, str, tuple[Any, ...]] = (None, "", ())
+def _dir_last(entry: os.DirEntry[str]) -> str:
+    return entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
 
 
 def _listing(
     path: str, prefix: str, rules: tuple[_IgnoreFile, ...], honour_ignores: bool, shown_as: str
-) -> Iterator[tuple[os.DirEntry[str], str, tuple[_IgnoreFile, ...]]]:
-    """The entries of one directory, each with its path prefix and the ignore rules that apply.
+) -> tuple[list[os.DirEntry[str]], str, tuple[_IgnoreFile, ...]]:
+    """The entries of one directory in path order, its path prefix and the ignore rules that apply.
 
     Sorted by name, with `/` appended to directory names: walking depth-first in that order
     yields the full relative paths in sorted order (a name sorts before `name/...` exactly when
     it sorts before `name/`), so no caller needs to sort a million paths.
     """
     with os.scandir(path) as it:
-        entries = sorted(it, key=lambda e: e.name + "/" if e.is_dir(follow_symlinks=False) else e.name)
+        entries = sorted(it, key=_dir_last)
     if honour_ignores and any(e.name == IGNORE_FILE for e in entries):
         rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
-    return ((e, prefix, rules) for e in entries)
+    return entries, prefix, rules
 
 
 # One .pipeignore: (`strip`, `prepend`, compiled spec). It applies to walked paths starting with

@@ -171,13 +171,12 @@ def target_record(project: Project, target: Target) -> PathRecord:
     entry = tree.by_path().get(sub)
     if entry is not None:
         return PathRecord(target.data_relpath, entry.oid, entry.size, None, entry.isexec)
-    under = [TreeEntry(e.relpath[len(sub) + 1:], e.oid, e.size, e.isexec)
-             for e in tree.entries if e.relpath.startswith(sub + "/")]
+    under = [TreeEntry(e.relpath[len(sub) + 1:], e.oid, e.size, e.isexec) for e in tree.under(sub)]
     if not under:
         raise PathError(
             f"'{target.data_relpath}' is not in the tracked version of '{target.pointer.data_relpath}'",
             hint=f"run 'pipe status {target.pointer.data_relpath}' to see what it holds",
         )
     part = Tree.from_entries(under)
-    oid: Oid = project.store.put_bytes(part.to_bytes(), suffix=".dir")
-    return PathRecord(target.data_relpath, oid, part.size, len(part.entries))
+    oid: Oid = project.store.put_chunks(part.iter_bytes(), suffix=".dir")
+    return PathRecord(target.data_relpath, oid, part.size, len(part))

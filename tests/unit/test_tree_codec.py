@@ -142,3 +142,13 @@ def test_a_200k_file_tree_is_built_written_and_parsed_in_bounded_memory() -> Non
     # columns cost about 110 (paths, which the caller handed over, included).
     assert built < 40 * 2**20
     assert parsed_peak < 50 * 2**20
+
+
+def test_under_selects_the_run_of_a_sub_directory() -> None:
+    paths = ["a", "b-c", "b.x", "b/c", "b/d/e", "b0", "ba/x"]
+    tree = Tree.from_entries(TreeEntry(p, hash_bytes(p.encode()), 1) for p in paths)
+    assert [e.relpath for e in tree.under("b")] == ["b/c", "b/d/e"]
+    assert [e.relpath for e in tree.under("b/d")] == ["b/d/e"]
+    assert tree.under("zz") == []
+    unsorted = Tree(reversed(list(tree.entries)))  # a manifest listing its entries out of order
+    assert [e.relpath for e in unsorted.under("b")] == ["b/d/e", "b/c"]
