@@ -101,18 +101,20 @@ class ObjectStore:
         return absent
 
     def iter_oids(self) -> Iterator[Oid]:
-        """Yield the oid of every object in the store."""
+        """Yield the oid of every object in the store, in sorted order (one fan-out listing held at a time)."""
         if not self.root.is_dir():
             return
-        with os.scandir(self.root) as fanouts:
-            for fanout in fanouts:
-                if len(fanout.name) != 2 or not fanout.is_dir():
-                    continue
-                with os.scandir(fanout.path) as objects:
-                    for obj in objects:
-                        oid = relpath_to_oid(f"{fanout.name}/{obj.name}")
-                        if oid is not None:
-                            yield oid
+        with os.scandir(self.root) as it:
+            fanouts = sorted(f.name for f in it if len(f.name) == 2 and f.is_dir())
+        for fanout in fanouts:
+            try:
+                names = sorted(os.listdir(os.path.join(self.root, fanout)))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                oid = relpath_to_oid(f"{fanout}/{name}")
+                if oid is not None:
+                    yield oid
 
     def size_of(self, oid: str) -> int:
         """Return the stored object's size in bytes."""

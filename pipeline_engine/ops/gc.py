@@ -157,7 +157,7 @@ def gc(project: Project, options: GcOptions) -> GcResult:
             cloud = gc_remote(rem, used.oids, dry=options.dry)
         removed: list[Oid] = []
         size = kept = 0
-        for oid in sorted(project.store.iter_oids()):
+        for oid in project.store.iter_oids():  # sorted already, one fan-out listing at a time
             if oid in used.oids:
                 kept += 1
                 continue
