@@ -29,6 +29,7 @@ class Batch:
         self._wrap = wrap
         self._on_done = on_done
         self.failures: dict[str, PipeError] = {}
+        self.finished: set[str] = set()  # every oid reported, failed or not
         self.succeeded = 0
         self.gave_up: PipeError | None = None
         self.fatal: OSError | None = None
@@ -49,6 +50,7 @@ class Batch:
 
     def finish(self, oid: str, exc: BaseException | None) -> None:
         """Record one object's outcome and tell the caller."""
+        self.finished.add(oid)
         error = None if exc is None else self._wrap(oid, exc)
         if error is None:
             self.succeeded += 1

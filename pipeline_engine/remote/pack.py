@@ -176,23 +176,31 @@ class PackWriter:
         start = self.size
         check = xxhash.xxh3_128()
         remaining = -1 if length is None else length
-        with open(src, "rb", buffering=0) as f:
-            f.seek(offset)
-            while remaining and (chunk := f.read(_CHUNK if remaining < 0 else min(_CHUNK, remaining))):
-                check.update(chunk)
-                self._file.write(chunk)
-                self._hash.update(chunk)
-                self.size += len(chunk)
-                remaining -= len(chunk) if remaining > 0 else 0
+        try:
+            with open(src, "rb", buffering=0) as f:
+                f.seek(offset)
+                while remaining and (chunk := f.read(_CHUNK if remaining < 0 else min(_CHUNK, remaining))):
+                    check.update(chunk)
+                    self._file.write(chunk)
+                    self._hash.update(chunk)
+                    self.size += len(chunk)
+                    remaining -= len(chunk) if remaining > 0 else 0
+        except OSError:
+            self._cut(start)
+            raise
         wrong = mismatch(check.hexdigest(), oid)
-        if wrong is not None:  # cut it off again: a pack holds only objects true to their oids
-            self._file.truncate(start)
-            self._file.seek(start)
-            self._hash = self._rehash(start)
-            self.size = start
+        if wrong is not None:  # a pack holds only objects true to their oids
+            self._cut(start)
             return wrong
         self._rows.append(PackRow(Oid(oid), start, self.size - start))
         return None
+
+    def _cut(self, start: int) -> None:
+        """Drop what the last `add` wrote from `start` on (and from the running hash)."""
+        self._file.truncate(start)
+        self._file.seek(start)
+        self._hash = self._rehash(start)
+        self.size = start
 
     def _rehash(self, upto: int) -> xxhash.xxh3_128:
         self._file.flush()

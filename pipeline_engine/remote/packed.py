@@ -7,10 +7,7 @@ indexes are downloaded once and kept in `cache_dir` (re-checked each time they a
 files they came from). Files are never rewritten: gc writes a new pack and index before it deletes
 the old index, then the old pack (`remote.prune`).
 
-Reading streams: a pack most of which is wanted is downloaded whole to a local temporary file
-(`get_file`, one request) and cut up; otherwise the wanted objects' byte ranges, merged where they
-are close, are read with `cat_ranges` in batches of at most `_BATCH_BYTES`. Every object read is
-written to its destination file and handed to the caller, who verifies it (fetch's `verify_file`).
+Reading objects out of packs is `remote.packread`; deleting and repacking, `remote.prune`.
 """
 
 from __future__ import annotations
@@ -19,13 +16,13 @@ import concurrent.futures
 import contextlib
 import os
 import posixpath
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write, temp_name
-from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
+from pipeline_engine.errors import RemoteError
 from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.pack import (
     MAX_INDEX_BYTES,
@@ -38,18 +35,12 @@ from pipeline_engine.remote.pack import (
 )
 from pipeline_engine.remote.partial import entry_mtime
 
-__all__ = ["PACKS_DIR", "Loc", "Packs", "Site"]
+__all__ = ["PACKS_DIR", "PACK_JOBS", "Loc", "Packs", "Site"]
 
 #: Under a remote's root: `<name>.pack` and `<name>.idx` files.
 PACKS_DIR = "packs"
-# Two wanted ranges closer than this are read as one (the gap is read and dropped).
-_GAP = 256 * 1024
-# One merged range is at most this long, and one cat_ranges call reads at most _BATCH_BYTES.
-_RANGE_CAP = 16 << 20
-_BATCH_BYTES = 32 << 20
-# Packs read or written at once: each holds up to one batch in memory or one pack on local disk.
-_PACK_JOBS = 4
-_COPY = 1 << 20
+#: Packs read or written at once: each holds up to one batch in memory or one pack on local disk.
+PACK_JOBS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +148,7 @@ class Packs:
         self.problems = {k: v for k, v in self.problems.items() if k.rpartition("/")[2][:-4] in counted}
         known = {self.relpath(n, ".idx") for n in self.sizes} | set(self.problems)
         new = [n for n in counted if self.relpath(n, ".idx") not in known]
-        loaded = self._each(lambda n: self._index(n, indexes[n], packs[n].size), new)
+        loaded = self.each(lambda n: self._index(n, indexes[n], packs[n].size), new)
         for index in loaded:
             if index is not None:
                 self.add(index)
@@ -168,7 +159,7 @@ class Packs:
         except (FileNotFoundError, NotADirectoryError):  # no packs/ (yet), or its parent is not a directory
             return []
         except self.site.errors as exc:
-            raise self._error("list", PACKS_DIR, exc) from exc
+            raise self.error("list", PACKS_DIR, exc) from exc
         return [
             _Entry(posixpath.basename(str(e["name"]).rstrip("/")), int(e.get("size") or 0), entry_mtime(e))
             for e in entries
@@ -193,7 +184,7 @@ class Packs:
                 except FileNotFoundError:
                     return None  # deleted since the listing: its pack goes with it
                 except self.site.errors as exc:
-                    raise self._error("download", self.relpath(name, ".idx"), exc) from exc
+                    raise self.error("download", self.relpath(name, ".idx"), exc) from exc
                 index = parse_index(bytes(data), name=name, where=where)
                 if self.site.cache_dir is not None:
                     with contextlib.suppress(OSError):  # the cache only saves a download
@@ -263,7 +254,7 @@ class Packs:
                 total = 0
             groups[-1].append((oid, path))
             total += size
-        self._each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=_PACK_JOBS)
+        self.each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=PACK_JOBS)
 
     def _write_one(self, group: Sequence[tuple[str, Path]], batch: Batch) -> None:
         writer = PackWriter(self.site.work_dir)
@@ -286,7 +277,7 @@ class Packs:
                 except self.site.errors as exc:
                     if batch.stop_on(exc, str(writer.path)):
                         return
-                    error = self._error("upload", self.relpath(index.name), exc)
+                    error = self.error("upload", self.relpath(index.name), exc)
                     for row in index.rows:
                         batch.finish(row.oid, error)
                     return
@@ -312,97 +303,6 @@ class Packs:
                 local_idx.unlink()
         self.add(index)  # (not cached locally: the listing's time of the new file is not known yet)
 
-    # -- reading ---------------------------------------------------------------------------------
-
-    def read(self, items: Sequence[tuple[str, Path]], batch: Batch) -> None:
-        """Write each packed (oid, dest) object to dest and report it to `batch` (which verifies it)."""
-        by_pack: dict[str, list[tuple[Loc, str, Path]]] = {}
-        for oid, dest in items:
-            loc = self.where[oid]
-            by_pack.setdefault(loc.pack, []).append((loc, oid, dest))
-        self._each(lambda p: self._read_pack(p, by_pack[p], batch), sorted(by_pack), jobs=_PACK_JOBS)
-
-    def _read_pack(self, pack: str, wanted: list[tuple[Loc, str, Path]], batch: Batch) -> None:
-        wanted.sort(key=lambda w: w[0].offset)
-        path = f"{self.dir}/{pack}.pack"
-        try:
-            if 2 * sum(w[0].length for w in wanted) >= self.sizes.get(pack, 0):
-                self._read_whole(path, pack, wanted, batch)
-            else:
-                self._read_ranges(path, pack, wanted, batch)
-        except self.site.errors as exc:
-            if batch.stop_on(exc, path):
-                return
-            error = self._read_error(pack, exc)
-            for _, oid, _ in wanted:
-                if oid not in batch.failures:
-                    batch.finish(oid, error)
-
-    def _read_whole(self, path: str, pack: str, wanted: list[tuple[Loc, str, Path]], batch: Batch) -> None:
-        self.site.work_dir.mkdir(parents=True, exist_ok=True)
-        local = self.site.work_dir / temp_name(".pack")
-        try:
-            self.site.fs.get_file(path, str(local))
-            with open(local, "rb") as src:
-                for loc, oid, dest in wanted:
-                    if batch.stopped:
-                        return
-                    src.seek(loc.offset)
-                    self._deliver(oid, dest, batch, pack, src)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                local.unlink()
-
-    def _read_ranges(self, path: str, pack: str, wanted: list[tuple[Loc, str, Path]], batch: Batch) -> None:
-        for ranges in _batches(_merge(wanted)):
-            if batch.stopped:
-                return
-            starts = [r[0] for r in ranges]
-            ends = [r[1] for r in ranges]
-            blobs = self.site.fs.cat_ranges([path] * len(ranges), starts, ends, on_error="return")
-            for (start, _end, members), blob in zip(ranges, blobs, strict=True):
-                if isinstance(blob, BaseException):
-                    error = self._read_error(pack, blob)
-                    for _, oid, _ in members:
-                        batch.finish(oid, error)
-                    continue
-                view = memoryview(blob)
-                for loc, oid, dest in members:
-                    part = view[loc.offset - start : loc.offset - start + loc.length]
-                    self._deliver(oid, dest, batch, pack, part)
-
-    def _deliver(self, oid: str, dest: Path, batch: Batch, pack: str, source: BinaryIO | memoryview) -> None:
-        """Write one object (bytes, or read from a file at its offset) to `dest` and report it.
-
-        A short pack is the object's failure, named by path.
-        """
-        loc = self.where[oid]
-        try:
-            with open(dest, "wb") as out:
-                if isinstance(source, memoryview):
-                    out.write(source)
-                else:
-                    _copy(source, out, loc.length)
-                short = out.tell() != loc.length
-        except OSError as exc:
-            if not batch.stop_on(exc, str(dest)):
-                batch.finish(oid, exc)
-            return
-        if short:
-            batch.finish(oid, RemoteError(
-                f"{self.site.label}: pack '{self.relpath(pack)}' is shorter than its index says "
-                f"(object '{oid}' is cut off)"
-            ))
-            return
-        batch.finish(oid, None)
-
-    def _read_error(self, pack: str, exc: BaseException) -> PipeError:
-        if isinstance(exc, PipeError):
-            return exc
-        if isinstance(exc, FileNotFoundError):
-            return ObjectNotFoundError(f"{self.site.label}: pack '{self.relpath(pack)}' is gone (its index is there)")
-        return self._error("read", self.relpath(pack), exc)
-
     # -- deleting --------------------------------------------------------------------------------
 
     def delete(self, pack: str) -> None:
@@ -427,7 +327,7 @@ class Packs:
         except FileNotFoundError:
             pass
         except self.site.errors as exc:
-            raise self._error("delete", f"{PACKS_DIR}/{name}", exc) from exc
+            raise self.error("delete", f"{PACKS_DIR}/{name}", exc) from exc
 
     def fetch_whole(self, pack: str, local: Path) -> None:
         """Download pack `pack` to the local file `local` (for repacking).
@@ -438,58 +338,19 @@ class Packs:
         try:
             self.site.fs.get_file(f"{self.dir}/{pack}.pack", str(local))
         except self.site.errors as exc:
-            raise self._error("download", self.relpath(pack), exc) from exc
+            raise self.error("download", self.relpath(pack), exc) from exc
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _each(self, fn: Callable[[Any], Any], args: Sequence[Any], *, jobs: int | None = None) -> list[Any]:
+    def each(self, fn: Callable[[Any], Any], args: Sequence[Any], *, jobs: int | None = None) -> list[Any]:
+        """`fn` of every argument, at most `jobs` (and the remote's jobs) at a time, results in order."""
         workers = min(jobs or self.site.jobs, self.site.jobs, len(args))
         if workers <= 1:
             return [fn(a) for a in args]
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(fn, args))
 
-    def _error(self, verb: str, what: str, exc: BaseException) -> RemoteError:
+    def error(self, verb: str, what: str, exc: BaseException) -> RemoteError:
+        """A RemoteError naming the remote, what was being done to `what` (a relpath), and why."""
         reason = str(exc) or type(exc).__name__
         return RemoteError(f"{self.site.label}: cannot {verb} '{what}': {reason}")
-
-
-def _copy(src: BinaryIO, out: BinaryIO, length: int) -> None:
-    while length > 0:
-        chunk = src.read(min(_COPY, length))
-        if not chunk:
-            return
-        out.write(chunk)
-        length -= len(chunk)
-
-
-_Range = tuple[int, int, list[tuple[Loc, str, Path]]]
-
-
-def _merge(wanted: Sequence[tuple[Loc, str, Path]]) -> Iterator[_Range]:
-    """Wanted objects (sorted by offset) as byte ranges, neighbours closer than `_GAP` merged up to `_RANGE_CAP`."""
-    current: _Range | None = None
-    for item in wanted:
-        loc = item[0]
-        end = loc.offset + loc.length
-        if current is not None and loc.offset - current[1] <= _GAP and end - current[0] <= _RANGE_CAP:
-            current = (current[0], max(current[1], end), [*current[2], item])
-            continue
-        if current is not None:
-            yield current
-        current = (loc.offset, end, [item])
-    if current is not None:
-        yield current
-
-
-def _batches(ranges: Iterator[_Range]) -> Iterator[list[_Range]]:
-    batch: list[_Range] = []
-    size = 0
-    for r in ranges:
-        if batch and size + (r[1] - r[0]) > _BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(r)
-        size += r[1] - r[0]
-    if batch:
-        yield batch

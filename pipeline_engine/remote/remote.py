@@ -37,6 +37,7 @@ from pipeline_engine.core.objectdb import ObjectDB, OnDone
 from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
 from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.packed import Packs, Site
+from pipeline_engine.remote.packread import read_packed
 from pipeline_engine.remote.partial import STALE_AFTER, is_leftover, partial_path
 
 __all__ = ["DEFAULT_PACK_SIZE", "DEFAULT_PACK_THRESHOLD", "Lookup", "OnDone", "PackOptions", "Remote"]
@@ -329,7 +330,7 @@ class Remote:
         failures: dict[str, PipeError] = {}
         if packed:
             batch = Batch(lambda oid, exc: self._transfer_error(False, oid, exc), on_done)
-            self.packs.read(packed, batch)
+            read_packed(self.packs, packed, batch)
             batch.raise_if_stopped()
             failures.update(batch.failures)
         if loose:

@@ -132,3 +132,16 @@ def test_bulk_transfer_stops_early_when_every_object_fails_the_same_way(tmp_path
     objects = _objects(tmp_path, 40)
     with pytest.raises(RemoteError, match=r"remote 'broken' .* \(stopped after \d+ failures in a row"):
         remote.put_many([(o, p) for o, p in objects.items()])
+
+
+def test_get_many_of_a_few_objects_returns_exactly_their_bytes(remote: Remote, tmp_path: Path) -> None:
+    """A few objects of many: a packed remote reads their byte ranges, not the whole pack."""
+    objects = _objects(tmp_path, 60)
+    assert remote.put_many(list(objects.items())) == {}
+    few = sorted(objects)[5:60:11]
+    done: list[str] = []
+    failures = remote.get_many([(o, tmp_path / f"few-{o}") for o in few], on_done=lambda o, e: done.append(o))
+    assert failures == {} and sorted(done) == few
+    for oid in few:
+        assert (tmp_path / f"few-{oid}").read_bytes() == objects[oid].read_bytes()
+    assert remote.transfer_order(reversed(few))[0] in few

@@ -133,3 +133,18 @@ def test_a_giant_row_count_is_refused_before_any_row_is_read() -> None:
     header = _HEADER.pack(b"PIPEPIDX", 1, MAX_ROWS + 1, 10, b"\x11" * 16)
     with pytest.raises(RemoteError, match="rows do not fit"):
         parse_index(header + b"\x00" * 16, name=NAME, where="packs/x.idx")
+
+
+def test_ranges_close_together_are_read_as_one_and_far_ones_apart(tmp_path: Path) -> None:
+    from pipeline_engine.remote.packed import Loc
+    from pipeline_engine.remote.packread import merge_ranges
+
+    def item(offset: int, length: int) -> tuple[Loc, str, Path]:
+        return (Loc("p", offset, length), f"{offset}", tmp_path)
+
+    wanted = [item(0, 10), item(20, 10), item(1 << 20, 5), item((1 << 20) + 5, 0), item(40 << 20, 1)]
+    merged = [(start, end, [m[1] for m in members]) for start, end, members in merge_ranges(wanted)]
+    assert merged == [(0, 30, ["0", "20"]), (1 << 20, (1 << 20) + 5, [str(1 << 20), str((1 << 20) + 5)]),
+                      (40 << 20, (40 << 20) + 1, [str(40 << 20)])]
+    big = [item(i * (4 << 20), 4 << 20) for i in range(10)]  # adjacent 4 MiB objects: 16 MiB per range at most
+    assert [len(members) for _, _, members in merge_ranges(big)] == [4, 4, 2]
