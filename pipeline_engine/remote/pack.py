@@ -178,7 +178,8 @@ class PackWriter:
         remaining = -1 if length is None else length
         try:
             with open(src, "rb", buffering=0) as f:
-                f.seek(offset)
+                if offset:
+                    f.seek(offset)
                 while remaining and (chunk := f.read(_CHUNK if remaining < 0 else min(_CHUNK, remaining))):
                     check.update(chunk)
                     self._file.write(chunk)

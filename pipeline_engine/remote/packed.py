@@ -246,24 +246,24 @@ class Packs:
 
         Each pack is uploaded before its index; its objects are reported to `batch` once the index is up.
         """
-        groups: list[list[tuple[str, Path]]] = [[]]
+        groups: list[list[tuple[str, Path, int]]] = [[]]
         total = 0
         for oid, path, size in sorted(items):
             if groups[-1] and (total + size > pack_size or len(groups[-1]) >= MAX_ROWS):
                 groups.append([])
                 total = 0
-            groups[-1].append((oid, path))
+            groups[-1].append((oid, path, size))
             total += size
         self.each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=PACK_JOBS)
 
-    def _write_one(self, group: Sequence[tuple[str, Path]], batch: Batch) -> None:
+    def _write_one(self, group: Sequence[tuple[str, Path, int]], batch: Batch) -> None:
         writer = PackWriter(self.site.work_dir)
         try:
-            for oid, path in group:
+            for oid, path, size in group:
                 if batch.stopped:
                     return
                 try:
-                    wrong = writer.add(oid, path)
+                    wrong = writer.add(oid, path, length=size)  # a file that grew or shrank is refused
                 except OSError as exc:
                     if not batch.stop_on(exc, str(path)):
                         batch.finish(oid, exc)

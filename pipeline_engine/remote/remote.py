@@ -25,7 +25,7 @@ import os
 import posixpath
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -270,16 +270,18 @@ class Remote:
         self._transfer(False, [(oid, dest)], jobs=1, on_done=None, raise_first=True)
 
     def put_many(
-        self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None
+        self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None,
+        sizes: Mapping[str, int] | None = None,
     ) -> dict[str, PipeError]:
         """Upload (oid, local path) pairs concurrently; returns the failures by oid (others succeeded).
 
         The remote trusts its caller for content: push checks each object with `verify_file` first
         (a packed object is hashed again as it is copied into its pack). With packing on, objects
         smaller than the threshold (when there are at least two) go into packs, each pack before its
-        index; objects already in a pack are not sent again.
+        index; objects already in a pack are not sent again. `sizes` (oid -> bytes, when the caller
+        knows them) saves a stat per object.
         """
-        small, loose = self._split_for_packing(items)
+        small, loose = self._split_for_packing(items, sizes or {})
         batch = Batch(lambda oid, exc: self._transfer_error(True, oid, exc), on_done)
         if small:
             for oid in {o for o, _, _ in small if o in self.packs.where}:
@@ -293,7 +295,7 @@ class Remote:
         return failures
 
     def _split_for_packing(
-        self, items: Sequence[tuple[str, Path]]
+        self, items: Sequence[tuple[str, Path]], sizes: Mapping[str, int]
     ) -> tuple[list[tuple[str, Path, int]], list[tuple[str, Path]]]:
         """(objects to pack with their sizes, objects to send loose)."""
         threshold = self.packing.threshold
@@ -303,7 +305,7 @@ class Remote:
         loose: list[tuple[str, Path]] = []
         for oid, path in items:
             try:
-                size = os.stat(path).st_size
+                size = sizes[oid] if oid in sizes else os.stat(path).st_size
             except OSError:
                 loose.append((oid, path))  # the loose path reports it
                 continue
