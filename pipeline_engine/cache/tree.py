@@ -255,7 +255,7 @@ def _parse_canonical(data: bytes, where: str) -> Tree | None:
     return tree if pos == len(data) else None
 
 
-def _pieces(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:
+def _pieces(data: bytes, size: int = 1 << 18) -> Iterator[bytes]:
     """`data` (a canonical manifest) cut between rows into pieces of about `size` bytes.
 
     `},{"hash":"` cannot occur inside a JSON string (its quote would be escaped), so it is always
