@@ -122,27 +122,26 @@ class HashMemo:
             ).fetchall()
         return {r[0]: (FileStamp(r[1], r[2], r[3]), Oid(r[4])) for r in rows}
 
-    def iter_under(self, prefix: str, *, page: int = 10_000) -> Iterator[tuple[str, FileStamp, Oid]]:
+    def iter_under(self, prefix: str, *, page: int = 10_000) -> Iterator[tuple[str, int, int, int, str]]:
         """The remembered files under directory `prefix` in path order, read a page at a time.
 
-        For a sorted merge with a walk (`cache.scan`): memory stays one page, not a dict of every
-        file of a million-file directory. Each page is read under the lock, so other threads may
-        write between pages.
+        Rows are `(relpath, ino, mtime_ns, size, oid)`, plain tuples: a sorted merge with a walk
+        (`cache.scan`) compares a million of them, and memory stays one page, not a dict of every
+        file. Each page is read under the lock, so other threads may write between pages.
         """
         after, end = prefix + "/", prefix + "0"  # '0' sorts right after '/'
-        first = True
+        op = ">="
         while True:
             with self._lock:
-                rows = self.db.execute(
-                    "SELECT relpath, ino, mtime_ns, size, oid FROM files WHERE relpath "
-                    + (">=" if first else ">") + " ? AND relpath < ? ORDER BY relpath LIMIT ?",
+                rows: list[tuple[str, int, int, int, str]] = self.db.execute(
+                    "SELECT relpath, ino, mtime_ns, size, oid FROM files "
+                    f"WHERE relpath {op} ? AND relpath < ? ORDER BY relpath LIMIT ?",
                     (after, end, page),
                 ).fetchall()
-            for r in rows:
-                yield r[0], FileStamp(r[1], r[2], r[3]), Oid(r[4])
+            yield from rows
             if len(rows) < page:
                 return
-            after, first = rows[-1][0], False
+            after, op = rows[-1][0], ">"
 
     def put_many(self, items: Iterable[tuple[str, FileStamp, Oid]]) -> None:
         """Remember file hashes, skipping racy ones."""
@@ -158,13 +157,18 @@ class HashMemo:
             row = self.db.execute("SELECT ino, mtime_ns, size FROM verified WHERE oid = ?", (oid,)).fetchone()
         return row is not None and FileStamp(row[0], row[1], row[2]) == stamp
 
-    def get_verified(self, oids: Collection[str]) -> dict[str, FileStamp]:
-        """The stat data each of `oids` had when it was verified (unverified ones are left out).
+    def last_oid(self, relpath: str, ino: int) -> Oid | None:
+        """The oid remembered for `relpath` when it was inode `ino`, whatever its mtime and size since
+        (a file changed in place: `cache.linkedit.separate_edit` asks what it held before)."""
+        with self._lock:
+            row = self.db.execute("SELECT oid FROM files WHERE relpath = ? AND ino = ?", (relpath, ino)).fetchone()
+        return Oid(row[0]) if row else None
 
-        One query per 500 oids: checking out 10,000 linked files asks once per batch, not per file.
-        """
+    def get_verified(self, oids: Collection[str]) -> dict[str, tuple[int, int, int]]:
+        """The stat data (ino, mtime_ns, size) each of `oids` had when it was verified (unverified
+        ones are left out): one query per 500 oids, for checking out many linked files."""
         wanted = list(oids)
-        found: dict[str, FileStamp] = {}
+        found: dict[str, tuple[int, int, int]] = {}
         with self._lock:
             for i in range(0, len(wanted), 500):
                 chunk = wanted[i:i + 500]
@@ -172,7 +176,7 @@ class HashMemo:
                     f"SELECT oid, ino, mtime_ns, size FROM verified WHERE oid IN ({','.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
-                found.update((r[0], FileStamp(r[1], r[2], r[3])) for r in rows)
+                found.update((r[0], (r[1], r[2], r[3])) for r in rows)
         return found
 
     def put_verified(self, items: Iterable[tuple[str, FileStamp]]) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import stat
 from array import array
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline_engine.cache.linkedit import separate_edit
 from pipeline_engine.cache.memo import FileStamp, HashMemo, TreeMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
@@ -28,6 +30,8 @@ from pipeline_engine.errors import PathError
 __all__ = ["Scan", "foreign_link", "hash_memoised", "scan", "scan_tree"]
 
 _SKIP_DIRS = frozenset({".git", ".pipe"})
+# Files hashed (or copied into the store) per batch: bounds the bookkeeping of a million new files.
+_BATCH = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,7 @@ class Scan:
     nfiles: int | None
     tree: Tree | None = None
     isexec: bool = False
-    fresh: frozenset[str] = frozenset()
+    fresh: AbstractSet[str] = frozenset()
 
 
 class _Files:
@@ -96,7 +100,8 @@ def scan(
         if into is not None and memo.get(relpath, stamp) is None and _linked_oid(store, path) is None:
             oids, fresh = into.ingest([(path, stamp)])
             memo.put_many([(relpath, stamp, oids[0])])
-            return Scan(relpath, oids[0], st.st_size, None, isexec=is_exec(st.st_mode), fresh=frozenset(fresh))
+            oid = _unshare(memo, into, relpath, path, st, oids[0])
+            return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode), fresh=fresh)
         oid = hash_memoised(memo, store, relpath, path, st)
         return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
     if os.path.islink(path):  # a directory is entered, so a symlink naming it must lead inside too
@@ -109,7 +114,7 @@ def scan(
     newest = max(files.mtime, default=0)
     memoised = TreeMemo(fingerprint, tree.oid, tree.size, len(tree))
     memo.put_tree(relpath, memoised, newest_mtime_ns=newest)
-    return Scan(relpath, tree.oid, tree.size, len(tree), tree, fresh=frozenset(fresh))
+    return Scan(relpath, tree.oid, tree.size, len(tree), tree, fresh=fresh)
 
 
 def scan_tree(
@@ -129,15 +134,19 @@ def scan_tree(
 def _walk(root: Path, relpath: str, path: Path, store: ObjectStore | None) -> tuple[_Files, str]:
     """The files under `path` in path order, and the fingerprint of their stat data (for the tree memo)."""
     files = _Files()
-    h = new_hasher()
+    paths, ino, mtime, size, exe = files.paths, files.ino, files.mtime, files.size, files.exe
     for rel, st in walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath,
                               ignore_root=root):
-        files.paths.append(rel)
-        files.ino.append(st.st_ino)
-        files.mtime.append(st.st_mtime_ns)
-        files.size.append(st.st_size)
-        files.exe.append(st.st_mode & 0o100 != 0)
-        h.update(f"{rel}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_mode & 0o100}\n".encode())
+        paths.append(rel)
+        ino.append(st.st_ino)
+        mtime.append(st.st_mtime_ns)
+        size.append(st.st_size)
+        exe.append(st.st_mode & 0o100 != 0)
+    # Whole columns at once (no NUL can be in a name, so the joined paths are unambiguous).
+    h = new_hasher()
+    h.update("\0".join(paths).encode("utf-8", "surrogatepass"))
+    for column in (ino, mtime, size, exe):
+        h.update(b"\0" + bytes(column))
     return files, h.hexdigest()
 
 
@@ -149,9 +158,16 @@ def hash_memoised(memo: HashMemo, store: ObjectStore | None, relpath: str, path:
     stamp = stamp_of(st)
     oid = memo.get(relpath, stamp)
     if oid is None:
-        oid = _hash_path(memo, store, path, st)
+        oid = _unshare(memo, store, relpath, path, st, _hash_path(memo, store, path, st))
         memo.put_many([(relpath, stamp, oid)])
     return oid
+
+
+def _unshare(memo: HashMemo, store: ObjectStore | None, relpath: str, path: Path, st: os.stat_result, oid: Oid) -> Oid:
+    """A hardlink edited in place changed its cache object too: see `linkedit.separate_edit`."""
+    if st.st_nlink < 2 or store is None:
+        return oid
+    return separate_edit(store, path, st, oid, previous=memo.last_oid(relpath, st.st_ino))
 
 
 def _hash_path(memo: HashMemo | None, store: ObjectStore | None, path: Path, st: os.stat_result) -> Oid:
@@ -163,6 +179,8 @@ def _hash_path(memo: HashMemo | None, store: ObjectStore | None, path: Path, st:
     oid = hash_file(path, st.st_size)
     if linked == oid and memo is not None:
         memo.put_verified([(oid, stamp)])
+    elif linked is not None and store is not None:  # an edit through the symlink changed the object
+        oid = separate_edit(store, path, st, oid, linked=linked)
     return oid
 
 
@@ -205,57 +223,76 @@ def _build_tree(
     """The tree of the walked `files`: memoised oids by one sorted merge with the memo, the rest hashed.
 
     With `into`, files the memo does not know are copied into that store as they are hashed.
+    Files are hashed in batches whose results go straight into the tree's oid column and the
+    memo, so a million new files cost no per-file Python objects beyond a batch.
     Returns the tree and the oids copied in.
     """
     n = len(files.paths)
     oids = bytearray(16 * n)
-    todo = _merge_memo(relpath, files, memo, oids)
+    edited: dict[int, Oid] = {}
+    todo = _merge_memo(relpath, files, memo, oids, edited)
     fresh: set[Oid] = set()
-    if todo:
-        base = root / relpath
-        task = progress.task(f"hashing {relpath}", len(todo))
-        linked = {i for i in todo if _linked_oid(store, base / files.paths[i]) is not None} if store else set()
-        copy = [i for i in todo if i not in linked] if into is not None else []
+    base = root / relpath
+    task = progress.task(f"hashing {relpath}", len(todo)) if todo else None
+
+    def advance(nbytes: int) -> None:
+        assert task is not None
+        task.advance(nbytes=nbytes)
+
+    def work(i: int) -> tuple[int, Oid]:
+        path = base / files.paths[i]
+        oid = _hash_path(memo, store, path, os.stat(path))
+        advance(files.size[i])
+        return i, oid
+
+    for start in range(0, len(todo), _BATCH):
+        batch = todo[start:start + _BATCH]
         hashed: list[tuple[int, Oid]] = []
-        if copy:
-            got, fresh = into.ingest(  # type: ignore[union-attr]
-                [(base / files.paths[i], files.stamp(i)) for i in copy],
-                on_done=lambda nbytes: task.advance(nbytes=nbytes),
-            )
+        if into is not None:
+            copy = [i for i in batch if _linked_oid(store, base / files.paths[i]) is None]
+            got, new = into.ingest([(base / files.paths[i], files.stamp(i)) for i in copy], on_done=advance)
             hashed += zip(copy, got, strict=True)
-        rest = [i for i in todo if i in linked] if copy else todo
-
-        def work(i: int) -> tuple[int, Oid]:
-            st = os.stat(base / files.paths[i])
-            oid = _hash_path(memo, store, base / files.paths[i], st)
-            task.advance(nbytes=files.size[i])
-            return i, oid
-
-        hashed += map_chunked(work, rest)
-        task.close()
+            fresh |= new
+            done = set(copy)
+            batch = [i for i in batch if i not in done]  # symlinks into the cache: hashed, not copied
+        hashed += map_chunked(work, batch)
+        if edited and store is not None:  # a hardlink edited in place changed its cache object too
+            hashed = [
+                (i, separate_edit(store, base / files.paths[i], os.stat(base / files.paths[i]), oid,
+                                  previous=edited[i]) if i in edited else oid)
+                for i, oid in hashed
+            ]
         for i, oid in hashed:
             oids[16 * i:16 * (i + 1)] = bytes.fromhex(oid)
         if memo is not None:
             memo.put_many((f"{relpath}/{files.paths[i]}", files.stamp(i), oid) for i, oid in hashed)
+    if task is not None:
+        task.close()
     tree = Tree.from_columns(files.paths, bytes(oids), files.size, files.exe)
     return tree, fresh
 
 
-def _merge_memo(relpath: str, files: _Files, memo: HashMemo | None, oids: bytearray) -> list[int]:
+def _merge_memo(
+    relpath: str, files: _Files, memo: HashMemo | None, oids: bytearray, edited: dict[int, Oid] | None = None
+) -> list[int]:
     """Fill `oids` with what the memo knows for unchanged files (one ordered pass over both lists);
-    return the indexes of the files left to hash."""
+    return the indexes of the files left to hash. `edited` receives, for a file changed in place
+    (same inode, other mtime or size), the oid the memo remembered for it."""
     if memo is None:
         return list(range(len(files.paths)))
     todo: list[int] = []
     rows = memo.iter_under(relpath)
     row = next(rows, None)
     prefix = relpath + "/"
+    ino, mtime, size = files.ino, files.mtime, files.size
     for i, rel in enumerate(files.paths):
         key = prefix + rel
         while row is not None and row[0] < key:
             row = next(rows, None)
-        if row is not None and row[0] == key and row[1] == files.stamp(i):
-            oids[16 * i:16 * (i + 1)] = bytes.fromhex(row[2])
-        else:
-            todo.append(i)
+        if row is not None and row[0] == key and row[1] == ino[i] and row[2] == mtime[i] and row[3] == size[i]:
+            oids[16 * i:16 * (i + 1)] = bytes.fromhex(row[4])
+            continue
+        todo.append(i)
+        if edited is not None and row is not None and row[0] == key and row[1] == ino[i]:
+            edited[i] = Oid(row[4])
     return todo
