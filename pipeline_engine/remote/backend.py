@@ -143,7 +143,10 @@ _SSH = Backend(
         Option("passphrase", ("passphrase",), secret=True),
     ),
 )
-_HTTP = Backend(protocols=("http", "https"), package="aiohttp", extra=None, object_store=True, read_only=True)
+_HTTP = Backend(
+    protocols=("http", "https"), package="aiohttp", extra=None, object_store=True, read_only=True,
+    errors=("aiohttp.ClientError",),  # a refused request (403, 500) is the remote's error, not a bug
+)
 _WEBDAV = Backend(
     protocols=("webdav", "webdavs", "dav", "davs"), package="webdav4", extra=None, object_store=True
 )

@@ -66,6 +66,7 @@ def open_remote(
             size=checked.get("pack_size", DEFAULT_PACK_SIZE),
             work_dir=work_dir,
             index_cache=index_cache,
+            must_list=not backend.read_only,
         ),
     )
 

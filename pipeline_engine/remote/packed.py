@@ -58,6 +58,7 @@ class Site:
     work_dir: Path
     cache_dir: Path | None
     jobs: int
+    must_list: bool = True  # False: a refused listing means no packs (read-only HTTP servers may refuse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class Loc:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     name: str
-    size: int
+    size: int | None  # None: the backend's listing does not say (HTTP)
     mtime: float | None
 
 
@@ -159,14 +160,16 @@ class Packs:
         except (FileNotFoundError, NotADirectoryError):  # no packs/ (yet), or its parent is not a directory
             return []
         except self.site.errors as exc:
+            if not self.site.must_list:
+                return []
             raise self.error("list", PACKS_DIR, exc) from exc
         return [
-            _Entry(posixpath.basename(str(e["name"]).rstrip("/")), int(e.get("size") or 0), entry_mtime(e))
+            _Entry(posixpath.basename(str(e["name"]).rstrip("/")), _size(e.get("size")), entry_mtime(e))
             for e in entries
             if e.get("type") != "directory"
         ]
 
-    def _index(self, name: str, listed: _Entry, pack_size: int) -> PackIndex | None:
+    def _index(self, name: str, listed: _Entry, pack_size: int | None) -> PackIndex | None:
         """The checked index of pack `name`, from the local cache or the remote; None (a problem noted) if bad.
 
         A cached copy is used only while the listing shows the remote file with the same size and
@@ -175,7 +178,7 @@ class Packs:
         idx_size = listed.size
         where = f"{self.site.label}: {self.relpath(name, '.idx')}"
         try:
-            if idx_size > MAX_INDEX_BYTES:
+            if idx_size is not None and idx_size > MAX_INDEX_BYTES:
                 raise RemoteError(f"pack index '{where}' is invalid: {idx_size} bytes is too large")
             index = self._cached(name, listed, where)
             if index is None:
@@ -193,7 +196,7 @@ class Packs:
                         atomic_write(cached, bytes(data), fsync=False)
                         if listed.mtime is not None:
                             os.utime(cached, (listed.mtime, listed.mtime))
-            if index.size != pack_size:
+            if pack_size is not None and index.size != pack_size:
                 raise RemoteError(
                     f"pack index '{where}' is invalid: it describes a pack of {index.size} bytes, "
                     f"the remote's has {pack_size}"
@@ -209,7 +212,9 @@ class Packs:
         path = self.site.cache_dir / f"{name}.idx"
         try:
             st = path.stat()
-            if st.st_size != listed.size or (listed.mtime is not None and abs(st.st_mtime - listed.mtime) > 1e-3):
+            if listed.size is None or listed.mtime is None:  # nothing to tell a changed index by
+                return None
+            if st.st_size != listed.size or abs(st.st_mtime - listed.mtime) > 1e-3:
                 return None
             return parse_index(path.read_bytes(), name=name, where=where)
         except (OSError, RemoteError):
@@ -354,3 +359,7 @@ class Packs:
         """A RemoteError naming the remote, what was being done to `what` (a relpath), and why."""
         reason = str(exc) or type(exc).__name__
         return RemoteError(f"{self.site.label}: cannot {verb} '{what}': {reason}")
+
+
+def _size(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

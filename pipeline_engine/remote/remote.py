@@ -68,6 +68,7 @@ class PackOptions:
     size: int = DEFAULT_PACK_SIZE
     work_dir: Path | None = None
     index_cache: Path | None = None
+    must_list: bool = True  # False: a remote that refuses to list packs/ has none (read-only HTTP)
 
 
 class Lookup(Enum):
@@ -109,7 +110,7 @@ class Remote:
         work_dir = self.packing.work_dir or Path(tempfile.gettempdir())
         self.packs = Packs(Site(
             fs, self.root, f"remote '{name}' ({url})", self._put_file, self._errors, work_dir,
-            self.packing.index_cache, jobs,
+            self.packing.index_cache, jobs, self.packing.must_list,
         ))
 
     def path_of(self, oid: str) -> str:

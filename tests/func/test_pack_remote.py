@@ -6,10 +6,17 @@ local directory remote and damage it the way a disk, a killed push or another to
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import shutil
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
@@ -187,7 +194,7 @@ def test_fetch_reports_a_corrupt_index_by_path_and_fetches_the_loose_objects(
     idx.write_bytes(bytes(data))
     clone = workspace.clone()
     result = cli.run("fetch", exit_code=1)
-    assert f"pack index 'remote 'store'" in result.stderr and f"packs/{idx.name}' is invalid" in result.stderr
+    assert "pack index 'remote 'store'" in result.stderr and f"packs/{idx.name}' is invalid" in result.stderr
     project = clone.project()
     assert project.store.exists(hash_bytes(b"b" * 3000)), "the loose object still came"
     assert not any(project.store.exists(_image(n)) for n in IMAGES)
@@ -212,3 +219,47 @@ def test_a_cached_index_whose_pack_is_gone_vouches_for_nothing(
     assert "data/images  12 not pushed (of 13 objects)" in result.stdout
     assert "12 transferred" in cli.run("push", "--verify").stderr
     assert {_image(n) for n in IMAGES} <= _remote_oids(store)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    refuse_listings = False
+
+    def list_directory(self, path: str | os.PathLike[str]) -> None:  # type: ignore[override]
+        if self.refuse_listings:
+            self.send_error(403, "listing refused")
+            return None
+        return super().list_directory(path)  # type: ignore[return-value]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@contextlib.contextmanager
+def _served(directory: Path, *, refuse_listings: bool) -> Iterator[str]:
+    handler = functools.partial(type("H", (_Handler,), {"refuse_listings": refuse_listings}), directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("layout", ["packed", "loose, listings refused"])
+def test_a_read_only_http_remote_serves_a_pull(workspace: Workspace, cli: Cli, tmp_path: Path, layout: str) -> None:
+    workspace.track({"data/images": IMAGES})
+    store = workspace.add_remote(tmp_path / "remote-store")
+    if layout != "packed":
+        cli.run("remote", "modify", "store", "pack_threshold", "0")
+    cli.run("push")
+    assert bool(_packs(store)) == (layout == "packed")
+    if layout != "packed":
+        (store / "packs").mkdir()  # there, but its listing is refused (403): no packs, loose objects served
+    with _served(store, refuse_listings=layout != "packed") as url:
+        cli.run("remote", "add", "-d", "web", url)
+        workspace.commit("data, remotes")
+        clone = workspace.clone()
+        cli.run("pull")
+    assert all((clone.root / "data/images" / n).read_text() == t for n, t in IMAGES.items())
