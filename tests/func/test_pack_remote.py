@@ -230,7 +230,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return None
         return super().list_directory(path)  # type: ignore[return-value]
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
