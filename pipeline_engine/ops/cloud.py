@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.workspace import tree_of
@@ -57,7 +57,7 @@ class RemoteGcResult:
     removed: tuple[Oid, ...]
     kept: int
     dry: bool
-    packs: PackPrune = PackPrune()
+    packs: PackPrune = field(default_factory=PackPrune)
 
 
 def cloud_status(
