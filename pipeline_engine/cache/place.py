@@ -100,7 +100,7 @@ class Placer:
         Raises: as `place`.
         """
         if self.memo is not None and any(t is not LinkType.COPY for t in self.link_types):
-            self._known = self.memo.get_verified({oid for _, oid, _ in items})
+            self._known = self.memo.get_verified({oid for _, oid, _ in items if oid not in self._verified})
 
         def work(item: Item) -> FileStamp | None:
             stamp = self._place(item)
