@@ -263,3 +263,15 @@ def test_a_read_only_http_remote_serves_a_pull(workspace: Workspace, cli: Cli, t
         clone = workspace.clone()
         cli.run("pull")
     assert all((clone.root / "data/images" / n).read_text() == t for n, t in IMAGES.items())
+
+
+def test_a_push_over_a_killed_pushs_pack_of_the_same_objects_completes_it(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    store = _pushed(workspace, cli, tmp_path)
+    (idx,) = _packs(store, ".idx")
+    idx.unlink()  # as if a push had been killed after its pack: the same objects make the same pack
+    assert "12 not pushed" in cli.run("status", "-c", "--verify", "--exit-code", exit_code=1).stdout
+    assert "12 transferred" in cli.run("push", "--verify").stderr
+    assert [p.name for p in _packs(store, ".idx")] == [idx.name]
+    assert "in sync with remote 'store'" in cli.run("status", "-c", "--verify").stderr
