@@ -245,12 +245,14 @@ def _build_tree(
         advance(files.size[i])
         return i, oid
 
+    prefix = f"{base}{os.sep}"  # str paths: a Path per file costs more than copying a small file
     for start in range(0, len(todo), _BATCH):
         batch = todo[start:start + _BATCH]
         hashed: list[tuple[int, Oid]] = []
         if into is not None:
-            copy = [i for i in batch if _linked_oid(store, base / files.paths[i]) is None]
-            got, new = into.ingest([(base / files.paths[i], files.stamp(i)) for i in copy], on_done=advance)
+            copy = [i for i in batch if not os.path.islink(prefix + files.paths[i])
+                    or _linked_oid(store, base / files.paths[i]) is None]
+            got, new = into.ingest([(prefix + files.paths[i], files.stamp(i)) for i in copy], on_done=advance)
             hashed += zip(copy, got, strict=True)
             fresh |= new
             done = set(copy)

@@ -216,7 +216,7 @@ class ObjectStore:
 
     def ingest(
         self,
-        items: Sequence[tuple[Path, FileStamp]],
+        items: Sequence[tuple[str | os.PathLike[str], FileStamp]],
         *,
         jobs: int = 8,
         on_done: Callable[[int], None] | None = None,
@@ -243,7 +243,8 @@ class ObjectStore:
         return oids, fresh
 
     def _ingest_batch(
-        self, items: Sequence[tuple[Path, FileStamp]], jobs: int, on_done: Callable[[int], None] | None
+        self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], jobs: int,
+        on_done: Callable[[int], None] | None,
     ) -> tuple[list[Oid], set[Oid]]:
         # Temporary names spread over the fan-out directories: thousands of files created in one
         # directory serialise on its lock.
@@ -253,7 +254,7 @@ class ObjectStore:
         temps = _Temps()
         root = str(self.root)
 
-        def copy(item: tuple[int, tuple[Path, FileStamp]]) -> tuple[Oid, str]:
+        def copy(item: tuple[int, tuple[str | os.PathLike[str], FileStamp]]) -> tuple[Oid, str]:
             i, (src, stamp) = item
             tmp = f"{root}/{fans[i % len(fans)]}/{temp_name()}"
             if not temps.add(tmp):
@@ -281,9 +282,14 @@ class ObjectStore:
             for fan in {oid[:2] for oid in staged}:
                 self._ensure_dir(self.root / fan)
             self._commit_many(list(staged.values()), jobs=jobs)
+            renamed = {tmp for tmp, _ in staged.values()}
+        except BaseException:
+            renamed = set()
+            raise
         finally:
-            for tmp in temps.close():  # duplicates and, on failure, every copy; renamed ones are gone
-                _unlink_quietly(tmp)
+            for tmp in temps.close():  # duplicates and, on failure, every copy
+                if tmp not in renamed:
+                    _unlink_quietly(tmp)
         return [oid for oid, _ in copied], {Oid(o) for o in fresh}
 
     def put_chunks(self, chunks: Iterable[bytes], *, suffix: str = "") -> Oid:

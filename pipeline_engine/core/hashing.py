@@ -58,16 +58,19 @@ def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mo
     h = xxhash.xxh3_128()
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with open(src, "rb", buffering=0) as f:
-            # A buffer the size of the file (up to 1 MiB): a fresh 1 MiB buffer for each of
-            # 10,000 small files costs more than copying them.
-            buf = bytearray(min(_CHUNK, max(os.fstat(f.fileno()).st_size + 1, 4096)))
-            view = memoryview(buf)
-            while n := f.readinto(buf):
-                chunk = view[:n]
+        fi = os.open(src, os.O_RDONLY)
+        try:
+            # Reads the size of the file (up to 1 MiB), plus one byte to see the end: a fresh
+            # 1 MiB buffer for each of 10,000 small files costs more than copying them. Plain
+            # descriptors: a file object per small file is a fifth of the cost of copying it.
+            n = min(_CHUNK, os.fstat(fi).st_size + 1)
+            while chunk := os.read(fi, n):
                 h.update(chunk)
-                while chunk:
-                    chunk = chunk[os.write(fd, chunk):]
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fi)
     except OSError as exc:
         if exc.filename is None:  # os.write names no file: say which one (a full disk is reported by path)
             exc.filename = os.fspath(dest)
