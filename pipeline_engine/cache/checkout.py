@@ -317,4 +317,4 @@ def _write_entries(
 def _remember(placer: Placer, written: Sequence[tuple[str, FileStamp, Oid]]) -> None:
     """Record what was just written and checked, so the next status does not re-hash it."""
     if placer.memo is not None:
-        placer.memo.put_many(written)
+        placer.memo.put_linked(written)

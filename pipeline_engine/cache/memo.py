@@ -151,6 +151,16 @@ class HashMemo:
             with self._transaction():
                 self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
 
+    def put_linked(self, items: Iterable[tuple[str, FileStamp, Oid]]) -> None:
+        """`put_many` for files pipe just placed from the cache: a racy one is kept too, with mtime
+        -1, so `get` never trusts it but `last_oid` still knows what a hardlink held when it is
+        found edited in place right after `pipe add` or checkout."""
+        limit = time.time_ns() - _RACY_NS
+        rows = [(p, s.ino, s.mtime_ns if s.mtime_ns < limit else -1, s.size, o) for p, s, o in items]
+        if rows:
+            with self._transaction():
+                self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+
     def is_verified(self, oid: str, stamp: FileStamp) -> bool:
         """True when cache object `oid` was verified and its stat data has not changed since."""
         with self._lock:

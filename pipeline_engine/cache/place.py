@@ -334,7 +334,7 @@ def relink(
             store.put(oid, path)
     placed = placer.place_many([(os.fspath(path), oid, False) for _, path, oid, _ in todo])
     if memo is not None:
-        memo.put_many((rel, st, oid) for (rel, _, oid, _), st in zip(todo, placed) if st is not None)
+        memo.put_linked((rel, st, oid) for (rel, _, oid, _), st in zip(todo, placed) if st is not None)
 
 
 def _is_linked(path: Path, obj: Path) -> bool:

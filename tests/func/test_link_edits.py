@@ -213,3 +213,19 @@ def test_a_stage_out_edited_through_a_link_is_committed_as_its_new_content(
     assert outs[0]["oid"] == hash_bytes(b"1\n2\n3\n4\n")
     assert _object(workspace, b"1\n2\n3\n4\n").read_bytes() == b"1\n2\n3\n4\n"
     cli.run("cache", "verify")
+
+
+def test_an_edit_right_after_add_is_still_caught_by_status(workspace: Workspace, cli: Cli, linked_type: str) -> None:
+    """The memo cannot trust a file younger than its clock tick, but it still knows what a fresh
+    link held: an edit made at once (before any status) is separated all the same."""
+    _configure(workspace, linked_type)
+    workspace.track({"model.bin": MODEL, "data/images": FILES})
+    _edit_in_place(workspace.root / "model.bin", b"tuned")
+    _edit_in_place(workspace.root / "data/images/01.txt", b"more\n")
+    status = _status(cli)
+    assert "model.bin" in status and "data/images" in status and "modified" in status
+    assert _is_own_file(workspace.root / "model.bin") and _is_own_file(workspace.root / "data/images/01.txt")
+    assert not _object(workspace, MODEL).exists() and not _object(workspace, FILES["01.txt"].encode()).exists()
+    cli.run("add", "model.bin", "data/images")
+    assert "up to date" in _status(cli)
+    cli.run("cache", "verify")
