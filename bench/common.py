@@ -206,7 +206,8 @@ def print_rows(title: str, rows: Sequence[Row]) -> None:
               f"{_num(r.tool_ratio(), 9, mark=mark)}  {r.limit_name or '-':<9} {_num(r.limit, 8)} "
               f"{_num(r.limit_ratio('pipe'), 9, 2, mark)} {_num(r.limit_ratio('dvc'), 9, 2, mark)}")
     print("s: median wall seconds; MiB: largest peak RSS; req: median S3 requests (server log); "
-          "x/lim: (time - start-up) / limit time; ?: disk unhealthy in a round, not trusted")
+          "x/lim: (time - start-up, --version timed in the same rounds) / limit time; "
+          "?: disk unhealthy in a round, not trusted")
 
 
 @dataclass(frozen=True)

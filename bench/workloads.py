@@ -78,9 +78,14 @@ class Bench:
 
     def rounds(self, workload: str, actions: Mapping[str, Action], limit_name: str = "",
                limit: Action | None = None) -> Row:
-        """`repeat` rounds of (disk probe, limit, each tool); the summary row, also kept in `rows`."""
+        """`repeat` rounds of (disk probe, limit, each tool); the summary row, also kept in `rows`.
+
+        With a limit, each round also times every tool's `--version`: the start-up subtracted
+        before dividing by the limit is the median under the same load as the row's samples.
+        """
         samples: dict[str, list[Sample]] = {tool: [] for tool in actions if tool not in self.dropped}
         limits: list[float] = []
+        starts: dict[str, list[float]] = {tool: [] for tool in samples}
         trusted = True
         for k in range(self.repeat):
             trusted = self.disk.check() and trusted
@@ -89,6 +94,8 @@ class Bench:
                 limits.append(reference.seconds)
                 if limit_name == "cp -r":  # the reference is itself a health measurement
                     trusted = self.disk.is_healthy_copy(reference, self.files) and trusted
+                for tool, got_start in starts.items():  # start-up under this round's load
+                    got_start.append(measure([self.tools[tool], "--version"], self.base).seconds)
             for tool, got in samples.items():
                 if tool in self.dropped:
                     continue
@@ -97,12 +104,15 @@ class Bench:
                 if sample.timed_out:
                     print(f"{tool}: {workload} passed the {self.timeout:.0f} s timeout; dropped from later workloads")
                     self.dropped.add(tool)
+        startup = {t: statistics.median(v) if v else self.startup[t] for t, v in starts.items()}
         row = Row(workload, {t: summarize(s) for t, s in samples.items() if s}, limit_name,
-                  statistics.median(limits) if limits else None, trusted, self.startup)
+                  statistics.median(limits) if limits else None, trusted, startup)
         cells = ", ".join(f"{t} {s.seconds:.3f} s {s.rss_mib:.0f} MiB" + (f" {s.requests:.0f} req" if s.requests
                           is not None else "") for t, s in row.tools.items())
-        print(f"{workload}: {cells}" + (f"; {limit_name} {row.limit:.3f} s" if row.limit is not None else ""),
-              flush=True)
+        if row.limit is not None:
+            cells += f"; {limit_name} {row.limit:.3f} s; start-up " + ", ".join(
+                f"{t} {v:.3f} s" for t, v in startup.items())
+        print(f"{workload}: {cells}", flush=True)
         self.rows.append(row)
         self._tidy()
         return row
