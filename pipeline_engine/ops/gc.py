@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.pointer import read_pointer
+from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.config import CONFIG_FILE
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, LockedError, PipeError, ScmError
 from pipeline_engine.index.history import History
-from pipeline_engine.index.objects import plan_objects
 from pipeline_engine.index.pointers import pointer_files
 from pipeline_engine.index.revisions import Revision, Scope, select_revisions
 from pipeline_engine.pipeline.lock import LOCK_FILE, read_lock
@@ -282,10 +282,17 @@ def _expand(project: Project, named: Sequence[_Named], rem: Remote | None, unrea
         from pipeline_engine.index.sync import download_objects
 
         missing: dict[str, str] = {r.oid: r.path for r in outs if is_dir_oid(r.oid) and not store.exists(r.oid)}
-        # Those still missing afterwards are reported by plan_objects below.
+        # Those still missing afterwards are reported below.
         download_objects(store, rem, missing, NullProgress(), f"manifests from {rem.name}")
-    plan = plan_objects(store, outs)
-    bad = {f.oid: f.reason for f in plan.failures}
+    # Only oids are needed (not the path of each file, as transfers keep): a set of a million
+    # oids, each manifest parsed once and dropped.
+    used: set[str] = {r.oid for r in outs}
+    bad: dict[str, str] = {}
+    for oid in {r.oid for r in outs if is_dir_oid(r.oid)}:
+        try:
+            used.update(tree_of(store, oid).oids())
+        except (CacheError, OSError) as exc:
+            bad[oid] = str(exc)
     reported: set[str] = set()
     for where, file, record in named:
         if record.oid in bad and record.oid not in reported:
@@ -294,7 +301,7 @@ def _expand(project: Project, named: Sequence[_Named], rem: Remote | None, unrea
             unreadable.append(
                 Unreadable(where, file, f"the file list of '{record.path}' is unknown: {bad[record.oid]}{also}")
             )
-    return {r.oid for r in outs} | set(plan.files)
+    return used
 
 
 def _other_projects(project: Project, options: GcOptions) -> list[Project]:
