@@ -19,13 +19,14 @@ from pathlib import Path
 
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.hashing import is_dir_oid, verify_file
-from pipeline_engine.core.layout import download_path
+from pipeline_engine.core.layout import download_path, is_valid_oid, oid_to_relpath
 from pipeline_engine.core.progress import Progress, ProgressTask
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, PipeError, RemoteError, RemoteNotConfiguredError
+from pipeline_engine.errors import CacheError, CorruptObjectError, PipeError, RemoteError, RemoteNotConfiguredError
 from pipeline_engine.index.objects import Failure, plan_objects, present_on_remote
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.project import Project
+from pipeline_engine.remote.pack import LocalFile
 from pipeline_engine.remote.remote import Remote
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _SHOWN_FAILURES = 20
+_CORRUPT_LOCAL = "corrupt in the cache (run 'pipe cache verify'); not uploaded"
 # Objects fetched between two flushes of the cache (see download_objects).
 _FETCH_CHUNK = 2000
 
@@ -154,31 +156,36 @@ def push_outs(
 def _upload(
     store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], task: ProgressTask
 ) -> tuple[set[str], int, list[Failure]]:
-    """Verify then upload (oid, workspace path) pairs; returns the oids sent, their bytes, the failures."""
+    """Upload (oid, workspace path) pairs, each checked against its oid as it is read; returns the
+    oids sent, their bytes, the failures.
+
+    Each object is read once: `put_many(check=True)` hashes a packed object while it copies it
+    into the pack and a loose one right before its upload; a corrupt one is never sent.
+    """
     failures: list[Failure] = []
-    ready: list[tuple[str, Path]] = []
+    ready: list[tuple[str, LocalFile]] = []
     sizes: dict[str, int] = {}
     paths = dict(items)
+    root = os.fspath(store.root)
     for oid, path in items:
-        local = store.path_of(oid)
+        if not is_valid_oid(oid):
+            failures.append(Failure(path, oid, "not a valid object id"))
+            continue
+        local = f"{root}/{oid_to_relpath(oid)}"  # a string: 10,000 Path objects cost more than their copies
         try:
-            sizes[oid] = size = os.stat(local).st_size  # one stat per object: 10,000 of them show
-            intact = verify_file(local, oid, size) is None
+            sizes[oid] = os.stat(local).st_size  # one stat per object: 10,000 of them show
         except FileNotFoundError:
             failures.append(Failure(path, oid, "not in the cache"))
-            continue
-        if not intact:
-            failures.append(
-                Failure(path, oid, "corrupt in the cache (run 'pipe cache verify'); not uploaded")
-            )
             continue
         ready.append((oid, local))
 
     def done(oid: str, error: PipeError | None) -> None:
         task.advance(nbytes=sizes[oid] if error is None else 0)
 
-    errors = rem.put_many(ready, on_done=done, sizes=sizes)
-    failures.extend(Failure(paths[oid], oid, str(exc)) for oid, exc in errors.items())
+    errors = rem.put_many(ready, on_done=done, sizes=sizes, check=True)
+    for oid, exc in errors.items():
+        reason = _CORRUPT_LOCAL if isinstance(exc, CorruptObjectError) else str(exc)
+        failures.append(Failure(paths[oid], oid, reason))
     sent = {oid for oid, _ in ready if oid not in errors}
     return sent, sum(sizes[oid] for oid in sent), failures
 

@@ -2,7 +2,7 @@
 
 A bulk transfer goes on past one object's failure, but not past a failure that every other
 object would meet too: the first `GIVE_UP` objects all failing (none succeeding) with anything
-but "not found" means no bucket, no permission or no network, and a full disk, a read-only file
+but "not found" or "corrupt" means no bucket, no permission or no network, and a full disk, a read-only file
 system or no file handles left (`FATAL_ERRNOS`) stops it at once, raised as the OSError itself.
 """
 
@@ -12,7 +12,7 @@ import errno
 from collections.abc import Callable
 
 from pipeline_engine.core.objectdb import OnDone
-from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
+from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError, PipeError, RemoteError
 
 __all__ = ["FATAL_ERRNOS", "GIVE_UP", "Batch"]
 
@@ -56,9 +56,9 @@ class Batch:
             self.succeeded += 1
         else:
             self.failures[oid] = error
-            # A missing object is that object's problem; anything else failing every time (no
-            # bucket, no permission, no network) would fail for all objects: stop early.
-            if not isinstance(error, ObjectNotFoundError) and not self.succeeded and len(self.failures) >= GIVE_UP:
+            # A missing or corrupt object is that object's problem; anything else failing every
+            # time (no bucket, no permission, no network) would fail for all objects: stop early.
+            if not isinstance(error, (ObjectNotFoundError, CorruptObjectError)) and not self.succeeded and len(self.failures) >= GIVE_UP:
                 self.gave_up = self.gave_up or error
         if self._on_done is not None:
             self._on_done(oid, error)

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write, temp_name
-from pipeline_engine.errors import RemoteError
+from pipeline_engine.errors import CorruptObjectError, RemoteError
 from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.pack import (
     MAX_INDEX_BYTES,
     MAX_ROWS,
     PackIndex,
+    LocalFile,
     PackWriter,
     encode_index,
     is_pack_name,
@@ -246,12 +247,12 @@ class Packs:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(self, items: Sequence[tuple[str, Path, int]], batch: Batch, *, pack_size: int) -> None:
+    def write(self, items: Sequence[tuple[str, LocalFile, int]], batch: Batch, *, pack_size: int) -> None:
         """Bundle (oid, local path, size) objects into packs of about `pack_size` bytes and upload them.
 
         Each pack is uploaded before its index; its objects are reported to `batch` once the index is up.
         """
-        groups: list[list[tuple[str, Path, int]]] = [[]]
+        groups: list[list[tuple[str, LocalFile, int]]] = [[]]
         total = 0
         for oid, path, size in sorted(items):
             if groups[-1] and (total + size > pack_size or len(groups[-1]) >= MAX_ROWS):
@@ -261,7 +262,7 @@ class Packs:
             total += size
         self.each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=PACK_JOBS)
 
-    def _write_one(self, group: Sequence[tuple[str, Path, int]], batch: Batch) -> None:
+    def _write_one(self, group: Sequence[tuple[str, LocalFile, int]], batch: Batch) -> None:
         writer = PackWriter(self.site.work_dir)
         try:
             for oid, path, size in group:
@@ -273,8 +274,8 @@ class Packs:
                     if not batch.stop_on(exc, str(path)):
                         batch.finish(oid, exc)
                     continue
-                if wrong is not None:
-                    batch.finish(oid, ValueError(f"its local copy hashes to '{wrong}'; not uploaded"))
+                if wrong is not None:  # the one read of the object is the one that checks it
+                    batch.finish(oid, CorruptObjectError(f"its local copy '{path}' hashes to '{wrong}'; not uploaded"))
             index = writer.finish()
             if index.rows:
                 try:

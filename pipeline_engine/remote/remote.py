@@ -31,11 +31,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline_engine.core.hashing import Oid
+from pipeline_engine.core.hashing import Oid, verify_file
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid, remote_tmp_dir
 from pipeline_engine.core.objectdb import ObjectDB, OnDone
-from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
+from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError, PipeError, RemoteError
 from pipeline_engine.remote.batch import Batch
+from pipeline_engine.remote.pack import LocalFile
 from pipeline_engine.remote.packed import Packs, Site
 from pipeline_engine.remote.packread import read_packed
 from pipeline_engine.remote.partial import STALE_AFTER, is_leftover, partial_path
@@ -271,16 +272,19 @@ class Remote:
         self._transfer(False, [(oid, dest)], jobs=1, on_done=None, raise_first=True)
 
     def put_many(
-        self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None,
-        sizes: Mapping[str, int] | None = None,
+        self, items: Sequence[tuple[str, LocalFile]], *, jobs: int | None = None, on_done: OnDone | None = None,
+        sizes: Mapping[str, int] | None = None, check: bool = False,
     ) -> dict[str, PipeError]:
         """Upload (oid, local path) pairs concurrently; returns the failures by oid (others succeeded).
 
-        The remote trusts its caller for content: push checks each object with `verify_file` first
-        (a packed object is hashed again as it is copied into its pack). With packing on, objects
-        smaller than the threshold (when there are at least two) go into packs, each pack before its
-        index; objects already in a pack are not sent again. `sizes` (oid -> bytes, when the caller
-        knows them) saves a stat per object.
+        A packed object is always hashed as it is copied into its pack, and one whose bytes do not
+        hash to its oid is left out (its failure is a `CorruptObjectError`). With `check`, a loose
+        object is verified the same way just before its upload; without, the remote trusts its
+        caller for loose objects. Push passes `check`, so every object is read once for its check
+        (packed) or checked right before it is sent (loose). With packing on, objects smaller than
+        the threshold (when there are at least two) go into packs, each pack before its index;
+        objects already in a pack are not sent again. `sizes` (oid -> bytes, when the caller knows
+        them) saves a stat per object.
         """
         small, loose = self._split_for_packing(items, sizes or {})
         batch = Batch(lambda oid, exc: self._transfer_error(True, oid, exc), on_done)
@@ -292,18 +296,18 @@ class Remote:
             batch.raise_if_stopped()
         failures = dict(batch.failures)
         if loose:
-            failures.update(self._transfer(True, loose, jobs=jobs or self.jobs, on_done=on_done))
+            failures.update(self._transfer(True, loose, jobs=jobs or self.jobs, on_done=on_done, check=check))
         return failures
 
     def _split_for_packing(
-        self, items: Sequence[tuple[str, Path]], sizes: Mapping[str, int]
-    ) -> tuple[list[tuple[str, Path, int]], list[tuple[str, Path]]]:
+        self, items: Sequence[tuple[str, LocalFile]], sizes: Mapping[str, int]
+    ) -> tuple[list[tuple[str, LocalFile, int]], list[tuple[str, LocalFile]]]:
         """(objects to pack with their sizes, objects to send loose)."""
         threshold = self.packing.threshold
         if threshold <= 0 or len(items) < 2:
             return [], list(items)
-        small: list[tuple[str, Path, int]] = []
-        loose: list[tuple[str, Path]] = []
+        small: list[tuple[str, LocalFile, int]] = []
+        loose: list[tuple[str, LocalFile]] = []
         for oid, path in items:
             try:
                 size = sizes[oid] if oid in sizes else os.stat(path).st_size
@@ -383,19 +387,23 @@ class Remote:
     def _transfer(
         self,
         upload: bool,
-        items: Sequence[tuple[str, Path]],
+        items: Sequence[tuple[str, LocalFile]],
         *,
         jobs: int,
         on_done: OnDone | None,
         raise_first: bool = False,
+        check: bool = False,
     ) -> dict[str, PipeError]:
         batch = Batch(lambda oid, exc: self._transfer_error(upload, oid, exc), on_done)
         one = self._upload if upload else self._download
 
-        def work(oid: str, path: Path) -> None:
+        def work(oid: str, path: LocalFile) -> None:
             if batch.stopped:
                 return
             try:
+                if check and (wrong := verify_file(path, oid)) is not None:
+                    batch.finish(oid, CorruptObjectError(f"its local copy '{path}' hashes to '{wrong}'; not uploaded"))
+                    return
                 one(oid, path)
             except self._errors as exc:
                 if not batch.stop_on(exc, self.path_of(oid) if upload else str(path)):
@@ -420,10 +428,10 @@ class Remote:
             raise next(iter(batch.failures.values()))
         return batch.failures
 
-    def _upload(self, oid: str, local: Path) -> None:
+    def _upload(self, oid: str, local: LocalFile) -> None:
         self._put_file(local, self.path_of(oid))
 
-    def _put_file(self, local: Path, final: str) -> None:
+    def _put_file(self, local: LocalFile, final: str) -> None:
         """Upload `local` so that `final` appears only once complete (one PUT, or temp + rename)."""
         if self._object_store:
             self.fs.put_file(str(local), final)
@@ -448,7 +456,7 @@ class Remote:
         else:
             self.fs.mv(tmp, final)
 
-    def _download(self, oid: str, dest: Path) -> None:
+    def _download(self, oid: str, dest: LocalFile) -> None:
         self.fs.get_file(self.path_of(oid), str(dest))
 
     def _makedirs(self, path: str) -> None:
