@@ -2,9 +2,10 @@
 
 Push uploads only what the remote lacks, file objects before the manifest that lists them, so a
 remote never holds a directory manifest whose files are missing (packed files count once their
-pack's index is uploaded: `Remote.put_many` returns only then). Fetch downloads into the store's
-temporary directory and checks every object with `verify_file` before it enters the cache
-(`store.put_many(verified=True)`); push checks each object the same way before uploading it.
+pack's index is uploaded: `Remote.put_many` returns only then). Every object is hashed against
+its oid once, as it is read: fetch's downloads as the remote writes them (`get_many(check=True)`),
+before they enter the cache (`store.put_many(verified=True)`); push's as they are copied into a
+pack or just before a loose upload (`put_many(check=True)`), so a corrupt one is never sent.
 A failed object never stops the others; the caller raises a `RemoteError` listing the failures
 (path and oid) once everything else has been transferred (`raise_for_failures`).
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.core.hashing import is_dir_oid, verify_file
+from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.layout import download_path, is_valid_oid, oid_to_relpath
 from pipeline_engine.core.progress import Progress, ProgressTask
 from pipeline_engine.core.record import PathRecord
@@ -222,22 +223,28 @@ def _has_intact_manifest(store: ObjectStore, oid: str) -> bool:
 def download_objects(
     store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
 ) -> tuple[set[str], int, list[Failure]]:
-    """Download `wanted` (oid -> workspace path) into `store`, hashing each before it is added.
+    """Download `wanted` (oid -> workspace path) into `store`, each hashed as it arrives before it is added.
 
     Objects are fetched in chunks; each chunk's verified objects enter the store together with
-    one filesystem flush (`store.put_many(verified=True)`), so an interrupted fetch keeps the finished chunks.
+    one filesystem flush (`store.put_many(verified=True)`), so an interrupted fetch keeps the
+    finished chunks. The remote checks each object as it writes it (`get_many(check=True)`): a
+    delivered object is never read again. Downloads are temporary files beside their object's
+    final fan-out directory (thousands of files created in one directory serialise on its lock),
+    named by `temp_name`, so they never look like objects and a killed fetch's are swept.
     """
     if not wanted:
         return set(), 0, []
-    tmp_dir = store.tmp_dir
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    order = rem.transfer_order(wanted)
+    root = store.root
+    for fanout in sorted({oid[:2] for oid in order}):
+        (root / fanout).mkdir(parents=True, exist_ok=True)
     # Packed objects in pack and offset order: each chunk then reads few, contiguous ranges.
-    items = [(oid, download_path(tmp_dir, oid)) for oid in rem.transfer_order(wanted)]
+    items = [(oid, download_path(root / oid[:2], oid)) for oid in order]
     temp = dict(items)
     failures: list[Failure] = []
     verified: list[tuple[str, Path]] = []
     done: set[str] = set()
-    size = 0
+    sizes: dict[str, int] = {}
     task = progress.task(label, len(items), unit="objects")
 
     def finish(oid: str, error: PipeError | None) -> None:
@@ -245,20 +252,13 @@ def download_objects(
             task.advance()
             failures.append(Failure(wanted[oid], oid, str(error)))
             return
-        task.advance(nbytes=temp[oid].stat().st_size)
-        actual = verify_file(temp[oid], oid)
-        if actual is not None:
-            pack = rem.pack_of(oid)
-            where = f"in pack '{pack}' on remote '{rem.name}'" if pack else f"on remote '{rem.name}'"
-            reason = f"corrupt {where}: its content hashes to '{actual}'"
-            failures.append(Failure(wanted[oid], oid, reason))
-            return
+        sizes[oid] = os.stat(temp[oid]).st_size
+        task.advance(nbytes=sizes[oid])
         verified.append((oid, temp[oid]))
 
     try:
         for start in range(0, len(items), _FETCH_CHUNK):
-            rem.get_many(items[start : start + _FETCH_CHUNK], on_done=finish)
-            size += sum(path.stat().st_size for _, path in verified)
+            rem.get_many(items[start : start + _FETCH_CHUNK], on_done=finish, check=True)
             _add_to_store(store, verified)
             done.update(oid for oid, _ in verified)
             verified.clear()
@@ -267,7 +267,7 @@ def download_objects(
         for path in temp.values():  # refused or interrupted downloads never stay
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-    return done, size, failures
+    return done, sum(sizes[oid] for oid in done), failures
 
 
 def _add_to_store(store: ObjectStore, verified: Sequence[tuple[str, Path]]) -> None:

@@ -3,19 +3,24 @@
 A pack most of which is wanted is downloaded whole to a local temporary file (`get_file`, one
 request) and cut up; otherwise the wanted objects' byte ranges, merged where they are close, are
 read with `cat_ranges` in batches of at most `_BATCH_BYTES` (memory stays bounded by that, not by
-the pack). Every object read is written to its destination file and handed to the caller through
-the batch, who verifies it (fetch's `verify_file`); a failure names the pack's path.
+the pack). Every object read is hashed as it is written to its destination file, so an object
+reported done through the batch holds its oid's bytes (fetch does not read it again); a corrupt
+or cut-off object is a failure naming the pack's path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+import xxhash
+
 from pipeline_engine.core.fsutil import temp_name
-from pipeline_engine.errors import ObjectNotFoundError, PipeError, RemoteError
+from pipeline_engine.core.hashing import mismatch
+from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError, PipeError, RemoteError
 from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.packed import PACK_JOBS, Loc, Packs
 
@@ -94,26 +99,40 @@ def _read_ranges(packs: Packs, path: str, pack: str, wanted: list[tuple[Loc, str
 
 
 def _deliver(packs: Packs, oid: str, dest: Path, batch: Batch, pack: str, source: BinaryIO | memoryview) -> None:
-    """Write one object (bytes, or read from a file at its offset) to `dest` and report it.
+    """Write one object (bytes, or read from a file at its offset) to `dest`, hashing what is written, and report it.
 
-    A short pack is the object's failure, named by path.
+    A short pack, or bytes that do not hash to `oid`, are the object's failure, named by the pack's path:
+    the caller never reads a delivered object again to check it.
     """
     loc = packs.where[oid]
+    h = xxhash.xxh3_128()
     try:
-        with open(dest, "wb") as out:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
             if isinstance(source, memoryview):
-                out.write(source)
+                h.update(source)
+                _write_all(fd, source)
+                written = len(source)
             else:
-                _copy(source, out, loc.length)
-            short = out.tell() != loc.length
+                written = _copy(source, fd, loc.length, h)
+        finally:
+            os.close(fd)
     except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(dest)
         if not batch.stop_on(exc, str(dest)):
             batch.finish(oid, exc)
         return
-    if short:
+    if written != loc.length:
         batch.finish(oid, RemoteError(
             f"{packs.site.label}: pack '{packs.relpath(pack)}' is shorter than its index says "
             f"(object '{oid}' is cut off)"
+        ))
+        return
+    actual = mismatch(h.hexdigest(), oid)
+    if actual is not None:
+        batch.finish(oid, CorruptObjectError(
+            f"corrupt in pack '{packs.relpath(pack)}' on {packs.site.label}: its content hashes to '{actual}'"
         ))
         return
     batch.finish(oid, None)
@@ -127,13 +146,22 @@ def _read_error(packs: Packs, pack: str, exc: BaseException) -> PipeError:
     return packs.error("read", packs.relpath(pack), exc)
 
 
-def _copy(src: BinaryIO, out: BinaryIO, length: int) -> None:
-    while length > 0:
-        chunk = src.read(min(_COPY, length))
+def _copy(src: BinaryIO, fd: int, length: int, h: xxhash.xxh3_128) -> int:
+    """Copy up to `length` bytes from `src` to `fd`, hashing them; returns how many there were."""
+    done = 0
+    while done < length:
+        chunk = src.read(min(_COPY, length - done))
         if not chunk:
-            return
-        out.write(chunk)
-        length -= len(chunk)
+            break
+        h.update(chunk)
+        _write_all(fd, memoryview(chunk))
+        done += len(chunk)
+    return done
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view):]
 
 
 _Range = tuple[int, int, list[tuple[Loc, str, Path]]]

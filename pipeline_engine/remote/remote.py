@@ -323,12 +323,16 @@ class Remote:
         return small, loose
 
     def get_many(
-        self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None
+        self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None,
+        check: bool = False,
     ) -> dict[str, PipeError]:
         """Download (oid, local path) pairs concurrently; returns the failures by oid.
 
-        `on_done` runs in a worker thread, so it may hash and move the downloaded file. Packed
-        objects are read from their packs (see `remote.packed`); the caller verifies each one.
+        `on_done` runs in a worker thread, so it may move the downloaded file. Packed objects are
+        read from their packs (see `remote.packread`) and hashed as they are written: one whose
+        bytes do not hash to its oid is a `CorruptObjectError` naming its pack. With `check`, a
+        loose object is hashed the same way once downloaded, so every object reported done
+        holds its oid's bytes; without, the caller verifies loose objects.
         """
         self._refresh_for(o for o, _ in items)
         where = self.packs.where
@@ -341,7 +345,7 @@ class Remote:
             batch.raise_if_stopped()
             failures.update(batch.failures)
         if loose:
-            failures.update(self._transfer(False, loose, jobs=jobs or self.jobs, on_done=on_done))
+            failures.update(self._transfer(False, loose, jobs=jobs or self.jobs, on_done=on_done, check=check))
         return failures
 
     def remove(self, oids: Iterable[str]) -> None:
@@ -401,10 +405,15 @@ class Remote:
             if batch.stopped:
                 return
             try:
-                if check and (wrong := verify_file(path, oid)) is not None:
+                if check and upload and (wrong := verify_file(path, oid)) is not None:
                     batch.finish(oid, CorruptObjectError(f"its local copy '{path}' hashes to '{wrong}'; not uploaded"))
                     return
                 one(oid, path)
+                if check and not upload and (wrong := verify_file(path, oid)) is not None:
+                    batch.finish(oid, CorruptObjectError(
+                        f"corrupt on remote '{self.name}': its content hashes to '{wrong}'"
+                    ))
+                    return
             except self._errors as exc:
                 if not batch.stop_on(exc, self.path_of(oid) if upload else str(path)):
                     batch.finish(oid, exc)
