@@ -9,6 +9,11 @@ It also remembers which tracked paths pipe placed in the workspace (checkout wro
 took them over) and the oid they held, so a later checkout can remove data that no pointer or
 lock tracks any more, when it still hashes to that oid (unchanged since, hence in the cache).
 
+It also remembers which directory manifests were found complete in the store (the manifest and
+every file it lists present), with a stamp of the store directories that holds them: any object
+removed from one of them (gc, quarantine, a manual `rm`) changes that directory's mtime, so the
+record is only trusted while the store could not have lost an object it needs.
+
 An unchanged file then costs one `stat` instead of a read. A directory is memoised by a
 fingerprint of all its files' stat data, so an unchanged tracked tree is neither re-hashed nor
 rebuilt. A file modified within the same clock tick as it was hashed would look unchanged, so
@@ -46,6 +51,9 @@ CREATE TABLE IF NOT EXISTS verified (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS placed (
     relpath TEXT PRIMARY KEY, oid TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS complete (
+    oid TEXT PRIMARY KEY, fanouts TEXT, stamp TEXT
 ) WITHOUT ROWID;
 """
 # Timestamps this close to "now" may still change within the same tick: do not trust them.
@@ -236,6 +244,20 @@ class HashMemo:
                 "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?)",
                 (relpath, memo.fingerprint, memo.oid, memo.size, memo.nfiles),
             )
+
+    def get_complete(self, oid: str) -> tuple[str, str] | None:
+        """`(fanouts, stamp)` as `put_complete` recorded them for directory manifest `oid`, or None."""
+        with self._lock:
+            row = self.db.execute("SELECT fanouts, stamp FROM complete WHERE oid = ?", (oid,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def put_complete(self, oid: str, fanouts: str, stamp: str, *, newest_mtime_ns: int) -> None:
+        """Remember that manifest `oid` and every file it lists were in the store when the store's
+        directories `fanouts` had `stamp` (see `cache.workspace.is_cached`); not when racy."""
+        if newest_mtime_ns >= time.time_ns() - _RACY_NS:
+            return
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO complete VALUES (?, ?, ?)", (oid, fanouts, stamp))
 
     def close(self) -> None:
         """Close the database."""

@@ -116,6 +116,10 @@ class Tree:
         hexed = self._oids.hex()
         return (Oid(hexed[i:i + 32]) for i in range(0, len(hexed), 32))
 
+    def fanouts(self) -> set[str]:
+        """The store's fan-out directory names (first two hex digits) of the file oids."""
+        return {f"{b:02x}" for b in set(self._oids[::_OID_BYTES])}
+
     def __len__(self) -> int:
         return len(self._paths)
 

@@ -6,6 +6,8 @@ stat per unchanged file; `save` stores whatever the store lacks.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,16 +17,17 @@ from pipeline_engine.cache.place import relink
 from pipeline_engine.cache.scan import Scan, scan, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
-from pipeline_engine.core.hashing import is_dir_oid
+from pipeline_engine.core.hashing import hash_bytes, is_dir_oid
 from pipeline_engine.core.parallel import IO_JOBS
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
 
-__all__ = ["Scan", "is_cached", "save", "scan", "scan_tree", "tree_of"]
+__all__ = ["Scan", "complete_tree", "is_cached", "save", "scan", "scan_tree", "tree_of"]
 
 _RELINK_BATCH = 50_000
+_FANOUTS = re.compile(r"^(?:[0-9a-f]{2})+$")
 
 
 def tree_of(store: ObjectStore, oid: str) -> Tree:
@@ -37,16 +40,61 @@ def tree_of(store: ObjectStore, oid: str) -> Tree:
     return Tree.from_bytes(store.read_bytes(oid), oid=oid)
 
 
-def is_cached(store: ObjectStore, oid: str) -> bool:
-    """True when the object and, for a directory, every file its manifest lists are in the store."""
-    if not store.exists(oid):
-        return False
+def is_cached(store: ObjectStore, oid: str, *, memo: HashMemo | None = None) -> bool:
+    """True when the object and, for a directory, every file its manifest lists are in the store.
+
+    With `memo`, a directory found complete before is answered without reading its manifest
+    (a million-file manifest costs seconds to parse and check) while the manifest and the store
+    directories holding its objects are unchanged since: removing an object (gc, quarantine,
+    a manual `rm`) changes its directory's mtime, and so the stamp remembered with the answer.
+    """
     if not is_dir_oid(oid):
+        return store.exists(oid)
+    if memo is not None and _known_complete(store, memo, oid):
         return True
+    return complete_tree(store, oid, memo=memo) is not None
+
+
+def complete_tree(store: ObjectStore, oid: str, *, memo: HashMemo | None = None) -> Tree | None:
+    """The directory manifest `oid` when it and every file it lists are in the store, else None
+    (absent or unreadable). With `memo`, the answer is remembered for `is_cached`."""
     try:
-        return not store.missing(set(tree_of(store, oid).oids()))
-    except CacheError:
+        manifest = os.stat(store.path_of(oid))  # before reading: the stamp is of what was read
+        tree = tree_of(store, oid)
+    except (OSError, CacheError):
+        return None
+    fanouts = "".join(sorted(tree.fanouts() | {oid[:2]}))
+    stamp = _stamp(store, manifest, fanouts)  # before the check: a removal after it changes the stamp
+    if store.missing(set(tree.oids())):
+        return None
+    if memo is not None and stamp is not None:
+        memo.put_complete(oid, fanouts, stamp[0], newest_mtime_ns=stamp[1])
+    return tree
+
+
+def _known_complete(store: ObjectStore, memo: HashMemo, oid: str) -> bool:
+    known = memo.get_complete(oid)
+    if known is None or not _FANOUTS.match(known[0]):
         return False
+    try:
+        manifest = os.stat(store.path_of(oid))
+    except OSError:
+        return False
+    stamp = _stamp(store, manifest, known[0])
+    return stamp is not None and stamp[0] == known[1]
+
+
+def _stamp(store: ObjectStore, manifest: os.stat_result, fanouts: str) -> tuple[str, int] | None:
+    """A digest of the stat data of the manifest and of the store's fan-out directories `fanouts`
+    (two hex digits each, concatenated), and the newest mtime among them (for the memo's racy
+    rule); None when a directory is absent. About 256 `stat`s for a large tree."""
+    stats = [manifest]
+    try:
+        stats += [os.stat(os.path.join(store.root, fanouts[i:i + 2])) for i in range(0, len(fanouts), 2)]
+    except OSError:
+        return None
+    text = ";".join(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}" for st in stats)
+    return hash_bytes(text.encode()), max(st.st_mtime_ns for st in stats)
 
 
 def save(

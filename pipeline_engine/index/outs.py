@@ -40,7 +40,7 @@ def record_of(project: Project, relpath: str) -> PathRecord | None:
 
 def is_cached(project: Project, oid: str) -> bool:
     """True when the object (and, for a directory, every file it lists) is in the store."""
-    return is_complete(project.store, oid)
+    return is_complete(project.store, oid, memo=project.memo)
 
 
 def read_params(project: Project, stage: StageSpec) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
 from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
-from pipeline_engine.cache.workspace import is_cached, scan, scan_tree, tree_of
+from pipeline_engine.cache.workspace import complete_tree, is_cached, scan, scan_tree, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
@@ -107,25 +107,18 @@ def _status_of(project: Project, out: PathRecord, pointer: str) -> DataStatus:
         current = scan(project.root, rel, project.memo, store=project.store, unless=oid)
         if current.oid != oid or (not is_dir_oid(oid) and current.isexec != out.isexec):
             states.append(DataState.MODIFIED)
-    recorded = _complete_tree(project, oid)  # the manifest is read once, for both questions
-    cached = recorded is not None if is_dir_oid(oid) else is_cached(project.store, oid)
+    store, memo = project.store, project.memo
     diff = None
-    if DataState.MODIFIED in states and recorded is not None and current is not None:
-        diff = _dir_diff(project, rel, recorded, current.tree)
+    if DataState.MODIFIED in states and is_dir_oid(oid):
+        recorded = complete_tree(store, oid, memo=memo)  # the manifest is read once, for both questions
+        cached = recorded is not None
+        if recorded is not None and current is not None:
+            diff = _dir_diff(project, rel, recorded, current.tree)
+    else:  # a directory found complete before (memo) is not read again: a no-op status reads no manifest
+        cached = is_cached(store, oid, memo=memo)
     if not cached:
         states.append(DataState.CORRUPT_IN_CACHE if _is_corrupt_manifest(project, oid) else DataState.NOT_IN_CACHE)
     return DataStatus(rel, pointer, tuple(states) or (DataState.UP_TO_DATE,), diff)
-
-
-def _complete_tree(project: Project, oid: str) -> Tree | None:
-    """The manifest `oid` when it and every file it lists are in the cache, else None."""
-    if not is_dir_oid(oid) or not project.store.exists(oid):
-        return None
-    try:
-        tree = tree_of(project.store, oid)
-    except CacheError:
-        return None
-    return None if project.store.missing(set(tree.oids())) else tree
 
 
 def _is_corrupt_manifest(project: Project, oid: str) -> bool:
