@@ -198,14 +198,20 @@ class ObjectStore:
 
     def _adopt(self, items: Sequence[tuple[str, Path]], on_done: OnDone | None) -> dict[str, PipeError]:
         staged: list[tuple[str, str]] = []
+        # One listing per fan-out directory, not a stat (and two Paths) per object: fetch adopts thousands.
+        absent = self.missing({oid for oid, _ in items})
+        root = os.fspath(self.root)
         try:
             for oid, download in items:
-                if self.exists(oid):
-                    os.unlink(download)
+                if not is_valid_oid(oid):
+                    self.path_of(oid)  # raises: a name from a hostile file never becomes a path
+                if oid not in absent:
+                    os.unlink(download)  # present already (or a duplicate in `items`)
                 else:
+                    absent.discard(oid)
                     os.chmod(download, _READ_ONLY)
                     self._ensure_dir(self.root / oid[:2])
-                    staged.append((str(download), str(self.path_of(oid))))
+                    staged.append((os.fspath(download), f"{root}/{oid_to_relpath(oid)}"))
                 if on_done is not None:
                     on_done(oid, None)
             self._commit_many(staged)

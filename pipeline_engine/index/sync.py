@@ -201,7 +201,8 @@ def fetch_outs(
     m_done, m_size, failures = download_objects(store, rem, wanted_manifests, progress, f"manifests from {rem.name}")
     plan = plan_objects(store, outs)
     failures.extend(f for f in plan.failures if f.oid not in wanted_manifests)
-    wanted = {oid: path for oid, path in plan.files.items() if not store.exists(oid)}
+    absent = store.missing(plan.files)  # a listing per fan-out directory, not a stat per object
+    wanted = {oid: path for oid, path in plan.files.items() if oid in absent}
     f_done, f_size, f_failures = download_objects(store, rem, wanted, progress, f"fetch from {rem.name}")
     failures.extend(f_failures)
     present = len(plan.files) - len(wanted) + sum(1 for d in plan.dirs if d.oid not in wanted_manifests)
