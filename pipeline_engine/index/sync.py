@@ -23,7 +23,13 @@ from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.layout import download_path, is_valid_oid, oid_to_relpath
 from pipeline_engine.core.progress import Progress, ProgressTask
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, CorruptObjectError, PipeError, RemoteError, RemoteNotConfiguredError
+from pipeline_engine.errors import (
+    CacheError,
+    CorruptObjectError,
+    PipeError,
+    RemoteError,
+    RemoteNotConfiguredError,
+)
 from pipeline_engine.index.objects import Failure, plan_objects, present_on_remote
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.project import Project

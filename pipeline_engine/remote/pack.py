@@ -39,9 +39,9 @@ from pipeline_engine.errors import RemoteError
 
 __all__ = [
     "FORMAT_VERSION",
-    "LocalFile",
     "MAX_INDEX_BYTES",
     "MAX_ROWS",
+    "LocalFile",
     "PackIndex",
     "PackRow",
     "PackWriter",

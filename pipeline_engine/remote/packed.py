@@ -27,8 +27,8 @@ from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.pack import (
     MAX_INDEX_BYTES,
     MAX_ROWS,
-    PackIndex,
     LocalFile,
+    PackIndex,
     PackWriter,
     encode_index,
     is_pack_name,
