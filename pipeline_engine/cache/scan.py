@@ -8,6 +8,7 @@ names; one leading outside the project, or into its `.git` or `.pipe`, is never 
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 from array import array
@@ -19,7 +20,7 @@ from pipeline_engine.cache.linkedit import separate_edit
 from pipeline_engine.cache.memo import FileStamp, HashMemo, TreeMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
-from pipeline_engine.core.fsutil import is_exec, walk_files
+from pipeline_engine.core.fsutil import is_exec, walk_runs
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid, new_hasher
 from pipeline_engine.core.layout import relpath_to_oid
 from pipeline_engine.core.parallel import map_chunked
@@ -32,6 +33,7 @@ __all__ = ["Scan", "foreign_link", "hash_memoised", "scan", "scan_tree"]
 _SKIP_DIRS = frozenset({".git", ".pipe"})
 # Files hashed (or copied into the store) per batch: bounds the bookkeeping of a million new files.
 _BATCH = 20_000
+_INO, _MTIME, _SIZE = (operator.attrgetter(f) for f in ("st_ino", "st_mtime_ns", "st_size"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +137,15 @@ def _walk(root: Path, relpath: str, path: Path, store: ObjectStore | None) -> tu
     """The files under `path` in path order, and the fingerprint of their stat data (for the tree memo)."""
     files = _Files()
     paths, ino, mtime, size, exe = files.paths, files.ino, files.mtime, files.size, files.exe
-    for rel, st in walk_files(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath,
-                              ignore_root=root):
-        paths.append(rel)
-        ino.append(st.st_ino)
-        mtime.append(st.st_mtime_ns)
-        size.append(st.st_size)
-        exe.append(st.st_mode & 0o100 != 0)
+    # A run of files at a time, column by column: per-file Python work is what a million unchanged
+    # files cost beyond their `stat`s.
+    for prefix, names, stats in walk_runs(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath,
+                                          ignore_root=root):
+        paths += [prefix + name for name in names] if prefix else names
+        ino.extend(map(_INO, stats))
+        mtime.extend(map(_MTIME, stats))
+        size.extend(map(_SIZE, stats))
+        exe.extend([st.st_mode & 0o100 != 0 for st in stats])
     # Whole columns at once (no NUL can be in a name, so the joined paths are unambiguous).
     h = new_hasher()
     h.update("\0".join(paths).encode("utf-8", "surrogatepass"))

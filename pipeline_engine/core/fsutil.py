@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
+import operator
 import os
 import re
 import secrets
@@ -17,7 +19,7 @@ from pipeline_engine.errors import PathError
 
 __all__ = [
     "IGNORE_FILE", "TEMP_PREFIX", "atomic_write", "copy_file", "is_exec", "relpath_in", "remove_path", "temp_name",
-    "temp_owner", "walk_files",
+    "temp_owner", "walk_files", "walk_runs",
 ]
 
 # Every temporary file pipe creates is named `.pipetmp-<pid>-<random>[suffix]`: short whatever
@@ -151,53 +153,143 @@ def walk_files(
         PathError: a symlink leads outside `root` and `link_roots`, or not to a regular file
             (a symlink to a directory included).
     """
+    for prefix, names, stats in walk_runs(root, skip=skip, link_roots=link_roots, shown_as=shown_as,
+                                          ignore_root=ignore_root):
+        for name, st in zip(names, stats, strict=True):
+            yield prefix + name, st
+
+
+def walk_runs(
+    root: Path,
+    *,
+    skip: frozenset[str] = frozenset(),
+    link_roots: Sequence[Path] = (),
+    shown_as: str = "",
+    ignore_root: Path | None = None,
+) -> Iterator[tuple[str, list[str], list[os.stat_result]]]:
+    """`walk_files` a run of one directory's files at a time: `(prefix, names, stats)`, each file's
+    path being `prefix + name`; the same files, rules and order (at most 4096 files a run).
+
+    A million unchanged files cost a `stat` each and little else: each directory is read and its
+    files stat'ed through a descriptor of the directory (`fstatat`: the kernel resolves one name,
+    not the whole path, per file; a sub-directory is opened by name with `O_NOFOLLOW`), and a
+    directory of plain files is stat'ed and handed over in bulk, with no per-file Python beyond
+    the `stat` call.
+
+    Raises:
+        PathError: as `walk_files`.
+    """
     allowed = [os.path.realpath(root), *(os.path.realpath(r) for r in link_roots)]
     rules = _ancestor_ignores(ignore_root, root) if ignore_root is not None else ()
     honour = ignore_root is not None
-    # Directories being listed, depth first: (entries in path order, next index, prefix, rules).
-    stack = [(*_listing(str(root), "", rules, honour, shown_as), 0)]
-    while stack:
-        entries, prefix, rules, i = stack.pop()
-        while i < len(entries):
-            entry = entries[i]
-            i += 1
-            name = entry.name
-            if name.startswith(TEMP_PREFIX) and _TEMP_RE.match(name):
-                continue  # a pipe temporary file (a checkout in progress, or killed): never data
-            rel = prefix + name
-            if entry.is_dir(follow_symlinks=False):
-                if name not in skip and not (rules and _ignored(rules, rel + "/")):
-                    stack.append((entries, prefix, rules, i))  # resumed after the sub-directory
-                    stack.append((*_listing(entry.path, rel + "/", rules, honour, shown_as), 0))
-                    break
-            elif rules and _ignored(rules, rel):
-                continue
-            elif entry.is_file(follow_symlinks=False):
-                yield rel, entry.stat(follow_symlinks=False)
-            elif entry.is_symlink():
-                st = _symlink_target_stat(allowed, entry.path, f"{shown_as}/{rel}" if shown_as else rel)
-                if st is not None:
-                    yield rel, st
+    stack: list[_Dir] = []  # directories being listed, depth first; each holds its descriptor
+    try:
+        stack.append(_Dir(str(root), "", rules, honour, shown_as, None))
+        while stack:
+            top = stack[-1]
+            names, stats, sub = top.next_run(allowed, skip)
+            if names:
+                yield top.prefix, names, stats
+            if sub is not None:
+                stack.append(_Dir(f"{top.path}/{sub}", f"{top.prefix}{sub}/", top.rules, honour, shown_as, top.fd))
+            elif top.done:
+                stack.pop().close()
+    finally:
+        for d in stack:
+            d.close()
+
+
+# Files per run of `walk_runs`: bounds the stat results held at once in a huge flat directory.
+_RUN = 4096
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_name = operator.attrgetter("name")
+# Called through `map`, a C loop: no Python frame per file. Without keyword arguments (those cost
+# five times the call): `is_file` and `stat` follow symlinks, so they are only used on entries
+# known not to be symlinks, where they are `lstat`'s answers.
+_is_dir = operator.methodcaller("is_dir", follow_symlinks=False)
 
 
 def _dir_last(entry: os.DirEntry[str]) -> str:
     return entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
 
 
-def _listing(
-    path: str, prefix: str, rules: tuple[_IgnoreFile, ...], honour_ignores: bool, shown_as: str
-) -> tuple[list[os.DirEntry[str]], str, tuple[_IgnoreFile, ...]]:
-    """The entries of one directory in path order, its path prefix and the ignore rules that apply.
+class _Dir:
+    """One directory being walked: its descriptor, entries in path order and the ignore rules that apply.
 
     Sorted by name, with `/` appended to directory names: walking depth-first in that order
     yields the full relative paths in sorted order (a name sorts before `name/...` exactly when
     it sorts before `name/`), so no caller needs to sort a million paths.
     """
-    with os.scandir(path) as it:
-        entries = sorted(it, key=_dir_last)
-    if honour_ignores and any(e.name == IGNORE_FILE for e in entries):
-        rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
-    return entries, prefix, rules
+
+    __slots__ = ("done", "entries", "fd", "i", "names", "path", "plain", "prefix", "rules", "shown_as")
+
+    def __init__(
+        self, path: str, prefix: str, rules: tuple[_IgnoreFile, ...], honour: bool, shown_as: str,
+        parent_fd: int | None,
+    ) -> None:
+        # Below the root, by name from the parent's descriptor and never through a symlink.
+        self.fd = (os.open(path, _DIR_FLAGS) if parent_fd is None
+                   else os.open(path.rpartition("/")[2], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd))
+        try:
+            with os.scandir(self.fd) as it:
+                entries = list(it)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        plain_files = not any(map(os.DirEntry.is_symlink, entries)) and all(map(os.DirEntry.is_file, entries))
+        has_dirs = not plain_files and any(map(_is_dir, entries))
+        entries.sort(key=_dir_last if has_dirs else _name)
+        self.names = [e.name for e in entries]
+        if honour and IGNORE_FILE in self.names:
+            rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
+        self.path, self.prefix, self.rules, self.shown_as = path, prefix, rules, shown_as
+        self.entries, self.i, self.done = entries, 0, not entries
+        # Nothing to decide per entry: no sub-directory, symlink, ignore rule or temporary file.
+        first_temp = bisect.bisect_left(self.names, TEMP_PREFIX)
+        self.plain = (plain_files and not rules
+                      and not (first_temp < len(self.names) and self.names[first_temp].startswith(TEMP_PREFIX)))
+
+    def next_run(
+        self, allowed: Sequence[str], skip: frozenset[str]
+    ) -> tuple[list[str], list[os.stat_result], str | None]:
+        """The next files (names, stats) and, when the run ends at one, the sub-directory to enter next."""
+        entries, i, end = self.entries, self.i, len(self.entries)
+        if self.plain:
+            stop = min(end, i + _RUN)
+            self.i, self.done = stop, stop == end
+            return self.names[i:stop], list(map(os.DirEntry.stat, entries[i:stop])), None
+        names: list[str] = []
+        stats: list[os.stat_result] = []
+        rules, prefix, sub = self.rules, self.prefix, None
+        while i < end and len(names) < _RUN:
+            entry = entries[i]
+            i += 1
+            name = entry.name
+            if name.startswith(TEMP_PREFIX) and _TEMP_RE.match(name):
+                continue  # a pipe temporary file (a checkout in progress, or killed): never data
+            if entry.is_dir(follow_symlinks=False):
+                if name not in skip and not (rules and _ignored(rules, f"{prefix}{name}/")):
+                    sub = name
+                    break
+            elif rules and _ignored(rules, prefix + name):
+                continue
+            elif entry.is_file(follow_symlinks=False):
+                names.append(name)
+                stats.append(entry.stat(follow_symlinks=False))
+            elif entry.is_symlink():
+                rel = prefix + name
+                st = _symlink_target_stat(allowed, f"{self.path}/{name}",
+                                          f"{self.shown_as}/{rel}" if self.shown_as else rel)
+                if st is not None:
+                    names.append(name)
+                    stats.append(st)
+        self.i, self.done = i, i == end
+        return names, stats, sub
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 # One .pipeignore: (`strip`, `prepend`, compiled spec). It applies to walked paths starting with
