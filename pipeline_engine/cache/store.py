@@ -215,9 +215,10 @@ class ObjectStore:
                 if on_done is not None:
                     on_done(oid, None)
             self._commit_many(staged)
-        finally:
-            for tmp, _ in staged:
+        except BaseException:
+            for tmp, _ in staged:  # renamed ones are gone already; on success all are
                 _unlink_quietly(tmp)
+            raise
         return {}
 
     def ingest(

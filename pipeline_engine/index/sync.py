@@ -271,9 +271,10 @@ def download_objects(
             verified.clear()
     finally:
         task.close()
-        for path in temp.values():  # refused or interrupted downloads never stay
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        for oid, path in temp.items():  # refused or interrupted downloads never stay
+            if oid not in done:  # (the adopted ones were renamed into the store)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
     return done, sum(sizes[oid] for oid in done), failures
 
 
