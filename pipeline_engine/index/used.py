@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.tree import Tree, TreeEntry
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import ObjectNotFoundError, PathError, StageNotFoundError
-from pipeline_engine.index.history import History
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.revisions import WORKSPACE, Revision
 from pipeline_engine.index.targets import Selection, StageOut, Target
 from pipeline_engine.project import Project
+
+if TYPE_CHECKING:  # imported where used: `pipe status` reads only the workspace
+    from pipeline_engine.index.history import History
 
 __all__ = ["UsedOut", "target_record", "used_outs", "used_outs_in"]
 
@@ -69,6 +72,7 @@ def used_outs_in(
         SpecError: a revision's pointer, lock or pipeline.yaml is invalid (the message names it and the revision).
         ObjectNotFoundError: a target inside a directory whose manifest is not in the cache.
     """
+    from pipeline_engine.index.history import History
     from pipeline_engine.index.sync import own_remote
 
     history = history or History(project)
