@@ -60,9 +60,12 @@ def complete_tree(store: ObjectStore, oid: str, *, memo: HashMemo | None = None)
     (absent or unreadable). With `memo`, the answer is remembered for `is_cached`."""
     try:
         manifest = os.stat(store.path_of(oid))  # before reading: the stamp is of what was read
+        known = memo is not None and _known_complete(store, memo, oid)
         tree = tree_of(store, oid)
     except (OSError, CacheError):
         return None
+    if known:  # its files are in the store still: not listed again
+        return tree
     fanouts = "".join(sorted(tree.fanouts() | {oid[:2]}))
     stamp = _stamp(store, manifest, fanouts)  # before the check: a removal after it changes the stamp
     if store.missing(set(tree.oids())):

@@ -66,6 +66,9 @@ def test_noop_status_reads_no_manifest_and_checks_no_completeness(
     reads = _Reads(monkeypatch)
     assert "up to date" in cli.run("status").stderr
     assert (reads.manifests, reads.checks) == (0, 0)
+    (workspace.root / "data/sub/03.csv").write_text("changed\n")
+    assert "1 modified" in cli.run("status").stdout
+    assert (reads.manifests, reads.checks) == (1, 0)  # read for the diff; its files are known present
 
 
 @pytest.mark.parametrize("change", ["edited", "added", "removed"])
