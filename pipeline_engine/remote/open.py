@@ -67,6 +67,7 @@ def open_remote(
             work_dir=work_dir,
             index_cache=index_cache,
             must_list=not backend.read_only,
+            build_in_place=backend.local and packing,
         ),
     )
 

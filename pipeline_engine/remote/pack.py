@@ -158,9 +158,9 @@ class PackWriter:
     sorted) and removes the file when done.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, suffix: str = ".pack") -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / temp_name(".pack")
+        self.path = directory / temp_name(suffix)
         self._file = open(self.path, "xb")  # noqa: SIM115 - closed by finish/abort
         self._hash = xxhash.xxh3_128()
         self._rows: list[PackRow] = []
@@ -188,7 +188,7 @@ class PackWriter:
                     os.lseek(fd, offset, os.SEEK_SET)
                 while remaining and (chunk := os.read(fd, _CHUNK if remaining < 0 else min(_CHUNK, remaining))):
                     check.update(chunk)
-                    self._file.write(chunk)
+                    self._write(chunk)
                     self._hash.update(chunk)
                     self.size += len(chunk)
                     remaining -= len(chunk) if remaining > 0 else 0
@@ -204,9 +204,22 @@ class PackWriter:
         self._rows.append(PackRow(Oid(oid), start, self.size - start))
         return None
 
+    def _write(self, chunk: bytes) -> None:
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            if exc.filename is None:  # a full disk is reported by the file it could not write: the pack
+                exc.filename = os.fspath(self.path)
+            raise
+
     def _cut(self, start: int) -> None:
         """Drop what the last `add` wrote from `start` on (and from the running hash)."""
-        self._file.truncate(start)
+        try:
+            self._file.truncate(start)  # flushes first: on a full disk, fails like the write did
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = os.fspath(self.path)
+            raise
         self._file.seek(start)
         self._hash = self._rehash(start)
         self.size = start
@@ -227,7 +240,12 @@ class PackWriter:
         Raises:
             OSError: the pack cannot be flushed to disk.
         """
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = os.fspath(self.path)
+            raise
         rows = sorted(self._rows, key=lambda r: r.oid)
         return PackIndex(self._hash.hexdigest(), self.size, tuple(rows))
 

@@ -60,6 +60,12 @@ class Site:
     cache_dir: Path | None
     jobs: int
     must_list: bool = True  # False: a refused listing means no packs (read-only HTTP servers may refuse)
+    # A directory on the remote's own filesystem (a local remote's `tmp/`) where new packs and
+    # indexes are written, so that `upload` publishes them by a rename instead of a second copy;
+    # None: they are written in `work_dir` and copied. Names end in `build_suffix` (the remote's
+    # partial-upload names, so a killed push's leftovers are swept like any partial upload).
+    build_dir: Path | None = None
+    build_suffix: str = ".pack"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +269,14 @@ class Packs:
         self.each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=PACK_JOBS)
 
     def _write_one(self, group: Sequence[tuple[str, LocalFile, int]], batch: Batch) -> None:
-        writer = PackWriter(self.site.work_dir)
+        try:
+            writer = PackWriter(self.site.build_dir or self.site.work_dir, suffix=self.site.build_suffix)
+        except self.site.errors as exc:  # a local remote's tmp/ cannot be made: nothing of it can be sent
+            if not batch.stop_on(exc, str(self.site.build_dir or self.site.work_dir)):
+                error = self.error("write a pack in", "tmp", exc)
+                for oid, _, _ in group:
+                    batch.finish(oid, error)
+            return
         try:
             for oid, path, size in group:
                 if batch.stopped:
@@ -276,7 +289,14 @@ class Packs:
                     continue
                 if wrong is not None:  # the one read of the object is the one that checks it
                     batch.finish(oid, CorruptObjectError(f"its local copy '{path}' hashes to '{wrong}'; not uploaded"))
-            index = writer.finish()
+            try:
+                index = writer.finish()
+            except OSError as exc:  # the last buffered bytes could not be written (a full disk)
+                if not batch.stop_on(exc, str(writer.path)):
+                    for oid, _, _ in group:
+                        if oid not in batch.finished:
+                            batch.finish(oid, exc)
+                return
             if index.rows:
                 try:
                     self.upload(writer.path, index)
@@ -298,9 +318,11 @@ class Packs:
         Raises:
             OSError, ValueError or a backend error: an upload failed (the pack stays invisible).
         """
+        if self.site.build_dir is not None:
+            self.site.build_dir.mkdir(parents=True, exist_ok=True)
         self.site.upload(local_pack, f"{self.dir}/{index.name}.pack")
         data = encode_index(index)
-        local_idx = self.site.work_dir / temp_name(".idx")
+        local_idx = (self.site.build_dir or self.site.work_dir) / temp_name(self.site.build_suffix)
         try:
             local_idx.write_bytes(data)
             self.site.upload(local_idx, f"{self.dir}/{index.name}.idx")

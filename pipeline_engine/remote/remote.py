@@ -39,7 +39,7 @@ from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.pack import LocalFile
 from pipeline_engine.remote.packed import Packs, Site
 from pipeline_engine.remote.packread import read_packed
-from pipeline_engine.remote.partial import STALE_AFTER, is_leftover, partial_path
+from pipeline_engine.remote.partial import HOST, STALE_AFTER, is_leftover, partial_path
 
 __all__ = ["DEFAULT_PACK_SIZE", "DEFAULT_PACK_THRESHOLD", "Lookup", "OnDone", "PackOptions", "Remote"]
 
@@ -70,6 +70,8 @@ class PackOptions:
     work_dir: Path | None = None
     index_cache: Path | None = None
     must_list: bool = True  # False: a remote that refuses to list packs/ has none (read-only HTTP)
+    # The remote is a directory on this machine: packs are built in its `tmp/` and published by a rename.
+    build_in_place: bool = False
 
 
 class Lookup(Enum):
@@ -109,9 +111,12 @@ class Remote:
         self._made_dirs: set[str] = set()
         self.packing = packing or PackOptions(threshold=0)
         work_dir = self.packing.work_dir or Path(tempfile.gettempdir())
+        in_place = self.packing.build_in_place and not object_store
+        self._build_dir = Path(remote_tmp_dir(self.root)) if in_place else None
         self.packs = Packs(Site(
             fs, self.root, f"remote '{name}' ({url})", self._put_file, self._errors, work_dir,
-            self.packing.index_cache, jobs, self.packing.must_list,
+            self.packing.index_cache, jobs, self.packing.must_list, build_dir=self._build_dir,
+            build_suffix=f".{HOST}" if in_place else ".pack",
         ))
 
     def path_of(self, oid: str) -> str:
@@ -444,6 +449,11 @@ class Remote:
         """Upload `local` so that `final` appears only once complete (one PUT, or temp + rename)."""
         if self._object_store:
             self.fs.put_file(str(local), final)
+            return
+        if self._build_dir is not None and os.path.dirname(os.fspath(local)) == os.fspath(self._build_dir):
+            # Written complete in this remote's tmp/ (a pack or its index): a rename publishes it.
+            self._makedirs(posixpath.dirname(final))
+            self._rename(os.fspath(local), final)
             return
         self._makedirs(posixpath.dirname(final))
         self._makedirs(remote_tmp_dir(self.root))
