@@ -15,10 +15,12 @@ this module:
     packs/<remote key>/<name>.idx pack_index_cache: indexes downloaded from a remote's packs/
 .pipe/cache/                      default_cache_dir (or `cache.dir`)
     objects/<2 hex>/<30 hex>      objects_dir: the object store (the same layout on every remote)
-    objects/tmp/                  store_tmp_dir: downloads before they are verified and moved in
+    objects/tmp/                  store_tmp_dir: single objects being written (batches and downloads
+                                  are temporary names beside their fan-out directory)
     runs/<2 hex>/<30 hex>         runs_dir: the run cache (`<remote>/runs/` on a remote)
     quarantine/<oid>              quarantine_dir: corrupt objects, kept for inspection
-<remote root>/tmp/                remote_tmp_dir: partial uploads of non-atomic backends
+<remote root>/tmp/                remote_tmp_dir: partial uploads of non-atomic backends (and a local
+                                  remote's packs being built)
 <remote root>/packs/<name>.pack   remote.packed: packs of small objects, each with <name>.idx
 ```
 """
