@@ -76,6 +76,8 @@ def _run_then_kill(args: list[str], cwd: Path, started: Callable[[], bool]) -> b
 def _objects_are_intact(root: Path) -> int:
     count = 0
     for path in root.glob("??/*"):
+        if path.name.startswith(".pipetmp-"):
+            continue  # a killed transfer's temporary file: never an object (the next command sweeps it)
         oid = path.parent.name + path.name
         assert hash_file(path) == oid.removesuffix(".dir"), (
             f"partial or corrupt object {oid} under its final name"
@@ -104,8 +106,8 @@ def test_killed_push_and_fetch_leave_no_partial_object_and_a_rerun_completes(
 
     b = workspace.clone("clone-b").root
     objects = b / ".pipe" / "cache" / "objects"
-    # Downloads land in the store's tmp/ and get their final names a chunk at a time.
-    assert _run_then_kill(["fetch", "-j", "1"], b, lambda: len(list(objects.glob("tmp/*.part"))) >= 20)
+    # Downloads land beside their fan-out directory and get their final names a chunk at a time.
+    assert _run_then_kill(["fetch", "-j", "1"], b, lambda: len(list(objects.glob("??/.pipetmp-*.part"))) >= 20)
     in_cache = _objects_are_intact(objects)
     rerun = pipe_process("pull", cwd=b, check=0)
     assert f"{601 - in_cache} transferred" in rerun.stderr
