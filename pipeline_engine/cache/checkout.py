@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Collection, Sequence
+from typing import overload
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,45 @@ from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.errors import CacheError, CheckoutError, CorruptObjectError, ObjectNotFoundError
 
-__all__ = ["CheckoutResult", "checkout"]
+__all__ = ["CheckoutResult", "PathList", "checkout"]
+
+# Files placed and remembered at a time in a directory (see _write_entries).
+_CHUNK = 20_000
+
+
+class PathList(Sequence[str]):
+    """Workspace paths `<relpath>/<name>` for a list of names, made on access (a million paths
+    held as strings cost ~100 MB; the names are the manifest's own strings)."""
+
+    __slots__ = ("_names", "_relpath")
+
+    def __init__(self, relpath: str, names: Sequence[str]) -> None:
+        self._relpath = relpath
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        if isinstance(i, slice):
+            return tuple(f"{self._relpath}/{n}" for n in self._names[i])
+        return f"{self._relpath}/{self._names[i]}"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"PathList({self._relpath!r}, {len(self)} paths)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +82,7 @@ class CheckoutResult:
     """
 
     relpath: str
-    written: tuple[str, ...] = ()
+    written: Sequence[str] = ()
     deleted: tuple[str, ...] = ()
     kept_extra: tuple[str, ...] = ()
     corrupt: tuple[tuple[str, str], ...] = ()
@@ -206,9 +245,13 @@ def _checkout_dir(
         separate_if_shared(store, base / p, current[p].oid, wanted[p].oid)
     _refuse_losses(store, relpath, current_tree, diff, force)
     fresh = not len(current_tree)  # everything is added: no lookups by path
-    needed = list(tree.entries) if relink or fresh else [wanted[p] for p in (*diff.added, *diff.modified)]
-    not_cached = store.missing({e.oid for e in needed})
-    write = [e for e in needed if e.oid not in not_cached]  # the others are reported as missing
+    # A view of the tree's entries (made per access) when everything is written: a million
+    # TreeEntry objects held at once cost ~200 MB.
+    needed: Sequence[TreeEntry] = (
+        tree.entries if relink or fresh else [wanted[p] for p in (*diff.added, *diff.modified)]
+    )
+    not_cached = store.missing(set(tree.oids()) if needed is tree.entries else {e.oid for e in needed})
+    write = [e for e in needed if e.oid not in not_cached] if not_cached else needed  # the others: missing
     _refuse_dirs_in_the_way(relpath, current_tree, write, force)
     # Directories where files go (empty ones, or emptied by --force above); none in a new directory.
     in_the_way = [e.relpath for e in write if _is_real_dir(base / e.relpath)] if existed else []
@@ -218,17 +261,16 @@ def _checkout_dir(
             remove_path(base / p)  # a link is removed as a link, never its target
         deleted = diff.deleted
     make_dirs(base, relpath, {e.relpath.rpartition("/")[0] for e in write}, force=force)
-    placed = _write_entries(placer, base, write, progress, relpath, in_the_way)
-    _remember(placer, [(f"{relpath}/{e.relpath}", st, e.oid) for e, st in placed if st is not None])
+    written, corrupt = _write_entries(placer, base, write, progress, relpath, in_the_way)
     if force:
         deleted += tuple(_remove_empty_dirs(base))
     return CheckoutResult(
         relpath,
-        written=tuple(f"{relpath}/{e.relpath}" for e, st in placed if st is not None),
+        written=PathList(relpath, written),
         deleted=tuple(f"{relpath}/{p}" for p in deleted),  # files, then emptied directories
         kept_extra=() if force else tuple(f"{relpath}/{p}" for p in diff.deleted),
-        corrupt=tuple((f"{relpath}/{e.relpath}", e.oid) for e, st in placed if st is None),
-        missing=tuple((f"{relpath}/{e.relpath}", e.oid) for e in needed if e.oid in not_cached),
+        corrupt=tuple((f"{relpath}/{e.relpath}", e.oid) for e in corrupt),
+        missing=tuple((f"{relpath}/{e.relpath}", e.oid) for e in needed if e.oid in not_cached) if not_cached else (),
     )
 
 
@@ -303,15 +345,31 @@ def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[TreeEnt
 def _write_entries(
     placer: Placer, base: Path, entries: Sequence[TreeEntry], progress: Progress, relpath: str,
     in_the_way: Collection[str] = (),
-) -> list[tuple[TreeEntry, FileStamp | None]]:
-    """Place every entry under `base`; `in_the_way` are entries where the workspace has a directory."""
+) -> tuple[list[str], list[TreeEntry]]:
+    """Place every entry under `base`; `in_the_way` are entries where the workspace has a directory.
+
+    Returns the relpaths written (the tree's own strings: nothing new per file) and the entries
+    whose object was corrupt. Entries are placed and remembered `_CHUNK` at a time, so the
+    per-file destinations, stamps and memo rows of a million-file directory are never all held.
+    """
     task = progress.task(f"checking out {relpath}", len(entries))
     for rel in in_the_way:
         remove_path(base / rel)  # its files were deleted with --force (see _refuse_dirs_in_the_way)
     prefix = os.fspath(base) + os.sep
-    stamps = placer.place_many([(prefix + e.relpath, e.oid, e.isexec) for e in entries], advance=task.advance)
+    written: list[str] = []
+    corrupt: list[TreeEntry] = []
+    for start in range(0, len(entries), _CHUNK):
+        chunk = entries[start : start + _CHUNK]
+        stamps = placer.place_many([(prefix + e.relpath, e.oid, e.isexec) for e in chunk], advance=task.advance)
+        _remember(placer, [(f"{relpath}/{e.relpath}", st, e.oid) for e, st in zip(chunk, stamps) if st is not None])
+        for e, st in zip(chunk, stamps):
+            if st is None:
+                corrupt.append(e)
+            else:
+                written.append(e.relpath)
+        placer.forget_verified()
     task.close()
-    return list(zip(entries, stamps))
+    return written, corrupt
 
 
 def _remember(placer: Placer, written: Sequence[tuple[str, FileStamp, Oid]]) -> None:

@@ -67,7 +67,8 @@ class Placer:
         self.memo = memo
         self.link_types = tuple(link_types)
         self.corrupt: set[str] = set()
-        self._verified = set(trusted)
+        self._trusted = frozenset(trusted)
+        self._verified = set(self._trusted)
         self._lock = threading.Lock()
         self._root = os.fspath(store.root)
         self._dev: int | None = None
@@ -119,6 +120,12 @@ class Placer:
         finally:
             self._known = None
             self._flush()
+
+    def forget_verified(self) -> None:
+        """Drop the in-process record of objects verified so far, to bound memory over a million
+        files: the memo keeps their verification, so a later `place_many` reads it back in its one query."""
+        if self.memo is not None:
+            self._verified = set(self._trusted)
 
     def verify(self, oid: Oid) -> bool:
         """True when the object hashes to `oid`; remembered by its stat data in the memo."""

@@ -1,11 +1,18 @@
-"""Which objects a set of outs needs: file objects (with a workspace path each) and directory manifests."""
+"""Which objects a set of outs needs: file objects (each naming the out it belongs to) and directory manifests.
+
+A plan for a million-file directory must stay small: it keeps the compact manifest (`Tree`, 16
+bytes per oid) and one dict of oids whose values are shared (the out's path or its `DirObject`),
+not a workspace path string per file. The path of a file inside a directory is looked up only
+for the objects that failed (`ObjectPlan.paths_of`), by one scan of the manifests they belong to.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.tree import Tree
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
@@ -24,27 +31,74 @@ class Failure:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+class TreeOids(Collection[str]):
+    """The file oids a manifest lists, read from the compact `Tree` on each pass (nothing is kept per file)."""
+
+    __slots__ = ("tree",)
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tree.oids())
+
+    def __len__(self) -> int:
+        return len(self.tree)
+
+    def __contains__(self, oid: object) -> bool:
+        return any(o == oid for o in self.tree.oids())  # a scan: callers iterate instead
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class DirObject:
-    """A directory out: its manifest's oid and the oids of the files the manifest lists."""
+    """A directory out: its manifest's oid and the oids of the files the manifest lists (with repeats)."""
 
     path: str
     oid: str
-    files: frozenset[str]
+    files: Collection[str]
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectPlan:
-    """File objects (oid -> first workspace path naming it), manifests, and outs that could not be read."""
+    """File objects, manifests, and outs that could not be read.
 
-    files: dict[str, str] = field(default_factory=dict)
+    `files` maps each file oid to the first out naming it: a file out's workspace path, or the
+    `DirObject` listing it (its path inside the directory comes from `paths_of`).
+    """
+
+    files: dict[str, str | DirObject] = field(default_factory=dict)
     dirs: tuple[DirObject, ...] = ()
     failures: tuple[Failure, ...] = ()
+
+    def paths_of(self, oids: Iterable[str]) -> dict[str, str]:
+        """The workspace path of each of `oids` (the first file naming it), for error messages.
+
+        A directory's manifest is scanned once for all of its `oids`; an oid not in the plan maps to "".
+        """
+        result: dict[str, str] = {}
+        inside: dict[int, set[str]] = {}
+        for oid in oids:
+            owner = self.files.get(oid, "")
+            if isinstance(owner, str):
+                result[oid] = owner
+            else:
+                inside.setdefault(id(owner), set()).add(oid)
+        for d in self.dirs:
+            wanted = inside.pop(id(d), None)
+            if not wanted:
+                continue
+            if isinstance(d.files, TreeOids):
+                for relpath, oid in zip(d.files.tree.paths(), d.files.tree.oids()):
+                    if oid in wanted and oid not in result:
+                        result[oid] = f"{d.path}/{relpath}"
+            for oid in wanted:
+                result.setdefault(oid, d.path)
+        return result
 
 
 def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
     """Expand `outs` through the manifests in `store`; a manifest missing, corrupt or unreadable there is a failure."""
-    files: dict[str, str] = {}
+    files: dict[str, str | DirObject] = {}
     dirs: dict[str, DirObject] = {}
     failures: list[Failure] = []
     for out in outs:
@@ -58,9 +112,10 @@ def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
         except (CacheError, OSError) as exc:
             failures.append(Failure(out.path, out.oid, str(exc)))
             continue
-        for entry in tree.entries:
-            files.setdefault(entry.oid, f"{out.path}/{entry.relpath}")
-        dirs[out.oid] = DirObject(out.path, out.oid, frozenset(e.oid for e in tree.entries))
+        d = DirObject(out.path, out.oid, TreeOids(tree))
+        for oid in tree.oids():
+            files.setdefault(oid, d)
+        dirs[out.oid] = d
     return ObjectPlan(files, tuple(dirs.values()), tuple(failures))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ __all__ = [
     "Failure",
     "TransferResult",
     "download_objects",
+    "fetch_objects",
     "fetch_outs",
     "open_remotes_for",
     "out_remotes",
@@ -140,49 +141,50 @@ def push_outs(
     task = progress.task(
         f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote), unit="objects"
     )
-    sent, size, bad = _upload(store, rem, [(oid, files[oid]) for oid in todo], task)
+    sent, size, bad = _upload(store, rem, todo, plan.paths_of, task)
+    del todo
     failures.extend(bad)
-    settled = on_remote | sent
-    manifests = []
+    manifests: dict[str, str] = {}
     for d in plan.dirs:
         if d.oid in on_remote:
             continue
-        if d.files <= settled:
-            manifests.append((d.oid, d.path))
+        if all(oid in on_remote or oid in sent for oid in d.files):
+            manifests.setdefault(d.oid, d.path)
         else:
             failures.append(
                 Failure(d.path, d.oid, "manifest not pushed: some of its files are not on the remote")
             )
-    m_sent, m_size, m_bad = _upload(store, rem, manifests, task)
+    m_sent, m_size, m_bad = _upload(store, rem, list(manifests), lambda _: manifests, task)
     task.close()
     failures.extend(m_bad)
-    present = len(on_remote & ({*files, *(d.oid for d in plan.dirs)}))
+    present = sum(1 for oid in files if oid in on_remote) + sum(1 for d in plan.dirs if d.oid in on_remote)
     return TransferResult(rem.name, rem.url, len(sent) + len(m_sent), present, tuple(failures), size + m_size)
 
 
 def _upload(
-    store: ObjectStore, rem: Remote, items: Sequence[tuple[str, str]], task: ProgressTask
+    store: ObjectStore, rem: Remote, oids: Sequence[str], paths_of: Callable[[Iterable[str]], Mapping[str, str]],
+    task: ProgressTask,
 ) -> tuple[set[str], int, list[Failure]]:
-    """Upload (oid, workspace path) pairs, each checked against its oid as it is read; returns the
-    oids sent, their bytes, the failures.
+    """Upload `oids`, each checked against its oid as it is read; returns the oids sent, their
+    bytes, the failures (named by the workspace paths `paths_of` finds for them).
 
     Each object is read once: `put_many(check=True)` hashes a packed object while it copies it
     into the pack and a loose one right before its upload; a corrupt one is never sent.
+    Only the failures are named: a path string per object would cost ~100 bytes a file.
     """
-    failures: list[Failure] = []
+    failed: list[tuple[str, str]] = []
     ready: list[tuple[str, LocalFile]] = []
     sizes: dict[str, int] = {}
-    paths = dict(items)
     root = os.fspath(store.root)
-    for oid, path in items:
+    for oid in oids:
         if not is_valid_oid(oid):
-            failures.append(Failure(path, oid, "not a valid object id"))
+            failed.append((oid, "not a valid object id"))
             continue
         local = f"{root}/{oid_to_relpath(oid)}"  # a string: 10,000 Path objects cost more than their copies
         try:
             sizes[oid] = os.stat(local).st_size  # one stat per object: 10,000 of them show
         except FileNotFoundError:
-            failures.append(Failure(path, oid, "not in the cache"))
+            failed.append((oid, "not in the cache"))
             continue
         ready.append((oid, local))
 
@@ -191,10 +193,17 @@ def _upload(
 
     errors = rem.put_many(ready, on_done=done, sizes=sizes, check=True)
     for oid, exc in errors.items():
-        reason = _CORRUPT_LOCAL if isinstance(exc, CorruptObjectError) else str(exc)
-        failures.append(Failure(paths[oid], oid, reason))
+        failed.append((oid, _CORRUPT_LOCAL if isinstance(exc, CorruptObjectError) else str(exc)))
     sent = {oid for oid, _ in ready if oid not in errors}
-    return sent, sum(sizes[oid] for oid in sent), failures
+    return sent, sum(sizes[oid] for oid in sent), _named(failed, paths_of)
+
+
+def _named(failed: Sequence[tuple[str, str]], paths_of: Callable[[Iterable[str]], Mapping[str, str]]) -> list[Failure]:
+    """Failures with the workspace path of each object, looked up once for all of them."""
+    if not failed:
+        return []
+    paths = paths_of(oid for oid, _ in failed)
+    return [Failure(paths.get(oid, ""), oid, reason) for oid, reason in failed]
 
 
 def fetch_outs(
@@ -208,8 +217,9 @@ def fetch_outs(
     plan = plan_objects(store, outs)
     failures.extend(f for f in plan.failures if f.oid not in wanted_manifests)
     absent = store.missing(plan.files)  # a listing per fan-out directory, not a stat per object
-    wanted = {oid: path for oid, path in plan.files.items() if oid in absent}
-    f_done, f_size, f_failures = download_objects(store, rem, wanted, progress, f"fetch from {rem.name}")
+    wanted = [oid for oid in plan.files if oid in absent]
+    del absent
+    f_done, f_size, f_failures = fetch_objects(store, rem, wanted, plan.paths_of, progress, f"fetch from {rem.name}")
     failures.extend(f_failures)
     present = len(plan.files) - len(wanted) + sum(1 for d in plan.dirs if d.oid not in wanted_manifests)
     return TransferResult(
@@ -228,54 +238,75 @@ def _has_intact_manifest(store: ObjectStore, oid: str) -> bool:
 
 
 def download_objects(
-    store: ObjectStore, rem: Remote, wanted: dict[str, str], progress: Progress, label: str
+    store: ObjectStore, rem: Remote, wanted: Mapping[str, str], progress: Progress, label: str
 ) -> tuple[set[str], int, list[Failure]]:
-    """Download `wanted` (oid -> workspace path) into `store`, each hashed as it arrives before it is added.
+    """Download `wanted` (oid -> workspace path) into `store`; see `fetch_objects`."""
+    return fetch_objects(store, rem, list(wanted), lambda _: wanted, progress, label)
+
+
+def fetch_objects(
+    store: ObjectStore, rem: Remote, oids: Collection[str], paths_of: Callable[[Iterable[str]], Mapping[str, str]],
+    progress: Progress, label: str,
+) -> tuple[set[str], int, list[Failure]]:
+    """Download `oids` into `store`, each hashed as it arrives before it is added; returns the oids
+    added, their bytes, and the failures (named by the workspace paths `paths_of` finds for them).
 
     Objects are fetched in chunks; each chunk's verified objects enter the store together with
     one filesystem flush (`store.put_many(verified=True)`), so an interrupted fetch keeps the
-    finished chunks. The remote checks each object as it writes it (`get_many(check=True)`): a
+    finished chunks. Download paths are made per chunk (a Path per object of a million costs
+    hundreds of MB). The remote checks each object as it writes it (`get_many(check=True)`): a
     delivered object is never read again. Downloads are temporary files beside their object's
     final fan-out directory (thousands of files created in one directory serialise on its lock),
     named by `temp_name`, so they never look like objects and a killed fetch's are swept.
     """
-    if not wanted:
+    if not oids:
         return set(), 0, []
-    order = rem.transfer_order(wanted)
+    order = rem.transfer_order(oids)
     root = store.root
     for fanout in sorted({oid[:2] for oid in order}):
         (root / fanout).mkdir(parents=True, exist_ok=True)
-    # Packed objects in pack and offset order: each chunk then reads few, contiguous ranges.
-    items = [(oid, download_path(root / oid[:2], oid)) for oid in order]
-    temp = dict(items)
-    failures: list[Failure] = []
+    failed: list[tuple[str, str]] = []
     verified: list[tuple[str, Path]] = []
     done: set[str] = set()
     sizes: dict[str, int] = {}
-    task = progress.task(label, len(items), unit="objects")
+    total = 0
+    temp: dict[str, Path] = {}
+    task = progress.task(label, len(order), unit="objects")
 
     def finish(oid: str, error: PipeError | None) -> None:
         if error is not None:
             task.advance()
-            failures.append(Failure(wanted[oid], oid, str(error)))
+            failed.append((oid, str(error)))
             return
         sizes[oid] = os.stat(temp[oid]).st_size
         task.advance(nbytes=sizes[oid])
         verified.append((oid, temp[oid]))
 
     try:
-        for start in range(0, len(items), _FETCH_CHUNK):
-            rem.get_many(items[start : start + _FETCH_CHUNK], on_done=finish, check=True)
+        # Packed objects in pack and offset order: each chunk then reads few, contiguous ranges.
+        for start in range(0, len(order), _FETCH_CHUNK):
+            items = [(oid, download_path(root / oid[:2], oid)) for oid in order[start : start + _FETCH_CHUNK]]
+            temp = dict(items)
+            rem.get_many(items, on_done=finish, check=True)
             _add_to_store(store, verified)
             done.update(oid for oid, _ in verified)
+            total += sum(sizes.values())
             verified.clear()
+            sizes.clear()
+            _sweep(temp, done)
+            temp = {}
     finally:
         task.close()
-        for oid, path in temp.items():  # refused or interrupted downloads never stay
-            if oid not in done:  # (the adopted ones were renamed into the store)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-    return done, sum(sizes[oid] for oid in done), failures
+        _sweep(temp, done)
+    return done, total, _named(failed, paths_of)
+
+
+def _sweep(temp: Mapping[str, Path], done: Collection[str]) -> None:
+    """Refused or interrupted downloads never stay (the adopted ones were renamed into the store)."""
+    for oid, path in temp.items():
+        if oid not in done:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def _add_to_store(store: ObjectStore, verified: Sequence[tuple[str, Path]]) -> None:
