@@ -16,7 +16,7 @@ import concurrent.futures
 import contextlib
 import os
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from pipeline_engine.remote.pack import (
 )
 from pipeline_engine.remote.partial import entry_mtime
 
-__all__ = ["PACKS_DIR", "PACK_JOBS", "Loc", "Packs", "Site"]
+__all__ = ["PACKS_DIR", "PACK_JOBS", "Loc", "LocMap", "Packs", "Site"]
 
 #: Under a remote's root: `<name>.pack` and `<name>.idx` files.
 PACKS_DIR = "packs"
@@ -77,6 +77,50 @@ class Loc:
     length: int
 
 
+class LocMap(MutableMapping[str, Loc]):
+    """oid -> Loc, kept as one int per object (pack number, offset and length packed together).
+
+    A `Loc` object per packed object (with its two ints) cost ~110 bytes: ~110 MB for a million
+    objects; the `Loc` is made on access instead.
+    """
+
+    __slots__ = ("_map", "_names", "_numbers")
+
+    _PACK_BITS = 24
+    _LENGTH_BITS = 40
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._numbers: dict[str, int] = {}
+        self._map: dict[str, int] = {}
+
+    def __getitem__(self, oid: str) -> Loc:
+        v = self._map[oid]
+        pack_mask, length_mask = (1 << self._PACK_BITS) - 1, (1 << self._LENGTH_BITS) - 1
+        return Loc(self._names[v & pack_mask], v >> (self._PACK_BITS + self._LENGTH_BITS),
+                   (v >> self._PACK_BITS) & length_mask)
+
+    def __setitem__(self, oid: str, loc: Loc) -> None:
+        number = self._numbers.get(loc.pack)
+        if number is None:
+            number = self._numbers[loc.pack] = len(self._names)
+            self._names.append(loc.pack)
+        assert number < 1 << self._PACK_BITS and 0 <= loc.length < 1 << self._LENGTH_BITS and loc.offset >= 0
+        self._map[oid] = (loc.offset << (self._PACK_BITS + self._LENGTH_BITS)) | (loc.length << self._PACK_BITS) | number
+
+    def __delitem__(self, oid: str) -> None:
+        del self._map[oid]
+
+    def __contains__(self, oid: object) -> bool:
+        return oid in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     name: str
@@ -90,7 +134,7 @@ class Packs:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.dir = f"{site.root}/{PACKS_DIR}"
-        self._where: dict[str, Loc] | None = None
+        self._where: LocMap | None = None
         self.sizes: dict[str, int] = {}  # pack name -> bytes, for the packs whose index counts
         self.problems: dict[str, RemoteError] = {}  # index relpath -> why it does not count
         self.orphans: list[_Entry] = []  # packs without an index: in flight, or left by a killed push
@@ -99,14 +143,14 @@ class Packs:
     # -- what is there ---------------------------------------------------------------------------
 
     @property
-    def where(self) -> dict[str, Loc]:
+    def where(self) -> LocMap:
         """oid -> Loc for every object of every counting pack (lists `packs/` on first use).
 
         Raises:
             RemoteError: `packs/` cannot be listed or an index cannot be downloaded.
         """
         if self._where is None:
-            self._where = {}
+            self._where = LocMap()
             self._load()
         return self._where
 
@@ -231,7 +275,7 @@ class Packs:
 
     def add(self, index: PackIndex) -> None:
         """Count the objects of `index` (a pack whose index is on the remote)."""
-        where = self.where if self._where is not None else {}
+        where = self.where if self._where is not None else LocMap()
         self._where = where
         self.sizes[index.name] = index.size
         for row in index.rows:  # a later index wins: a repacked object's new place replaces its old one
@@ -260,7 +304,11 @@ class Packs:
         """
         groups: list[list[tuple[str, LocalFile, int]]] = [[]]
         total = 0
-        for oid, path, size in sorted(items):
+        last = ""
+        for oid, path, size in sorted(items, key=_oid_of):
+            if oid == last:  # an object listed twice is packed once (the first of its paths)
+                continue
+            last = oid
             if groups[-1] and (total + size > pack_size or len(groups[-1]) >= MAX_ROWS):
                 groups.append([])
                 total = 0
@@ -386,3 +434,7 @@ class Packs:
 
 def _size(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _oid_of(item: tuple[str, LocalFile, int]) -> str:
+    return item[0]

@@ -296,8 +296,8 @@ class Remote:
         if small:
             for oid in {o for o, _, _ in small if o in self.packs.where}:
                 batch.finish(oid, None)
-            todo = {o: (o, p, n) for o, p, n in small if o not in self.packs.where}
-            self.packs.write(list(todo.values()), batch, pack_size=self.packing.size)
+            # A list, not a dict by oid (~100 bytes an object): write() drops repeats once sorted.
+            self.packs.write([t for t in small if t[0] not in self.packs.where], batch, pack_size=self.packing.size)
             batch.raise_if_stopped()
         failures = dict(batch.failures)
         if loose:
