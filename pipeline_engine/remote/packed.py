@@ -305,14 +305,15 @@ class Packs:
         groups: list[list[tuple[str, LocalFile, int]]] = [[]]
         total = 0
         last = ""
-        for oid, path, size in sorted(items, key=_oid_of):
+        for item in sorted(items, key=_oid_of):
+            oid, _, size = item
             if oid == last:  # an object listed twice is packed once (the first of its paths)
                 continue
             last = oid
             if groups[-1] and (total + size > pack_size or len(groups[-1]) >= MAX_ROWS):
                 groups.append([])
                 total = 0
-            groups[-1].append((oid, path, size))
+            groups[-1].append(item)  # the caller's tuple, not a copy (a million of them show)
             total += size
         self.each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=PACK_JOBS)
 
