@@ -31,6 +31,7 @@ stops this run's commands (`dask_worker.stop_run`, through `Client.run`).
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -106,6 +107,7 @@ class DaskExecutor:
         self._broken: tuple[type[BaseException], ...] = (KilledWorker, OSError, TimeoutError)
 
         self._cluster: Any = None
+        failure: str | None = None
         try:
             if address is None:
                 cpus = os.cpu_count() or 1
@@ -117,11 +119,17 @@ class DaskExecutor:
             else:
                 self._client = client_type(address, timeout=_CONNECT_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an address Dask cannot parse
+            failure = str(exc) or type(exc).__name__
             if self._cluster is not None:
                 self._cluster.close()
+        if failure is not None:
+            # The half-built Client is still referenced by the exception's frames until here. Left to
+            # a later garbage collection, its __del__ may run inside another Client's start and
+            # deadlock on distributed's loop lock; collected now, nothing else holds that lock.
+            gc.collect()
             where = f"the Dask scheduler at '{address}'" if address else "a local Dask cluster"
-            raise RemoteError(f"cannot connect to {where}: {exc}",
-                              hint="check 'executor.scheduler' (pipe config) or --scheduler") from exc
+            raise RemoteError(f"cannot connect to {where}: {failure}",
+                              hint="check 'executor.scheduler' (pipe config) or --scheduler")
         self._work: WorkFn = exchange.work if exchange is not None else run_in_place
         self._exchange = exchange
         self._retries = retries
