@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import stat
 from pathlib import Path
 
@@ -135,6 +136,9 @@ def test_memo_does_not_record_racy_entries(tmp_path: Path) -> None:
     memo = HashMemo(tmp_path / "memo.sqlite")
     f = tmp_path / "f"
     f.write_bytes(b"just written")
+    # An mtime inside the racy window whatever the machine's load: a slow scan cannot age it out.
+    soon = time.time_ns() + 2_000_000_000
+    os.utime(f, ns=(soon, soon))
     scan(tmp_path, "f", memo)
     assert memo.get("f", stamp_of(os.stat(f))) is None
 
