@@ -27,9 +27,14 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from hypothesis import settings
 
 from pipeline_engine.cli import cli as pipe_cli
 from pipeline_engine.project import Project
+
+# Timings never decide a test: hypothesis's per-example deadline failed property tests on a loaded machine.
+settings.register_profile("pipe", deadline=None)
+settings.load_profile("pipe")
 
 _Url = TypeVar("_Url", str, Path)
 
