@@ -21,8 +21,9 @@ import pytest
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath
 from pipeline_engine.remote.open import open_remote
-from pipeline_engine.remote.pack import PackWriter, parse_index
+from pipeline_engine.remote.pack import PackWriter
 from tests.conftest import Cli, Workspace
+from tests.packutil import corrupt_packed, index_of
 
 IMAGES = {f"{i:02}.txt": f"image {i}\n" * (i + 1) for i in range(12)}
 
@@ -50,7 +51,7 @@ def _image(name: str) -> str:
 def test_push_packs_small_files_and_a_clone_pulls_them(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     store = _pushed(workspace, cli, tmp_path)
     (pack,) = _packs(store)
-    index = parse_index(pack.with_suffix(".idx").read_bytes(), name=pack.stem, where=str(pack))
+    index = index_of(pack)
     assert sorted(r.oid for r in index.rows) == sorted(_image(n) for n in IMAGES)
     assert not [p for p in store.glob("??/*") if not p.name.endswith(".dir")], "no small file left loose"
     assert "in sync with remote 'store'" in cli.run("status", "--cloud", "--verify").stderr
@@ -161,14 +162,8 @@ def test_fetch_refuses_a_corrupt_object_in_a_pack_by_its_path_and_fetches_the_re
     workspace: Workspace, cli: Cli, tmp_path: Path
 ) -> None:
     store = _pushed(workspace, cli, tmp_path)
-    (pack,) = _packs(store)
-    index = parse_index(pack.with_suffix(".idx").read_bytes(), name=pack.stem, where=str(pack))
     bad = _image("04.txt")
-    row = next(r for r in index.rows if r.oid == bad)
-    data = bytearray(pack.read_bytes())
-    data[row.offset] ^= 0xFF
-    os.chmod(pack, 0o644)
-    pack.write_bytes(bytes(data))
+    pack = corrupt_packed(store / "packs", bad)
     clone = workspace.clone()
     result = cli.run("fetch", exit_code=1)
     assert f"data/images/04.txt ({bad})" in result.stderr

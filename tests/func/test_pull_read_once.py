@@ -23,8 +23,8 @@ import pytest
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.remote.batch import GIVE_UP
-from pipeline_engine.remote.pack import parse_index
 from tests.conftest import Cli, Workspace
+from tests.packutil import corrupt_packed, index_of
 
 IMAGES = {f"{i:03}.txt": f"image {i}\n" * (i + 1) for i in range(30)}
 
@@ -130,7 +130,7 @@ def _remote_objects(remote: Path) -> set[str]:
     found = {oid for p in remote.rglob("*") if p.is_file() and (oid := relpath_to_oid(
         p.relative_to(remote).as_posix())) is not None}
     for idx in (remote / "packs").glob("*.idx") if (remote / "packs").is_dir() else []:
-        found |= {r.oid for r in parse_index(idx.read_bytes(), name=idx.stem, where=str(idx)).rows}
+        found |= {r.oid for r in index_of(idx.with_suffix(".pack")).rows}
     return found
 
 
@@ -141,15 +141,7 @@ def test_pull_from_a_pack_with_a_corrupt_object_checks_out_the_rest(
     cli.run("push")
     workspace.commit("data and remote")
     bad = _oid("007.txt")
-    for pack in sorted((local_remote / "packs").glob("*.pack")):  # files and manifests: two pushes, two packs
-        index = parse_index(pack.with_suffix(".idx").read_bytes(), name=pack.stem, where=str(pack))
-        if any(r.oid == bad for r in index.rows):
-            break
-    row = next(r for r in index.rows if r.oid == bad)
-    data = bytearray(pack.read_bytes())
-    data[row.offset] ^= 0xFF
-    os.chmod(pack, 0o644)
-    pack.write_bytes(bytes(data))
+    pack = corrupt_packed(local_remote / "packs", bad)  # files and manifests: two pushes, two packs
     clone = workspace.clone()
     result = cli.run("pull", exit_code=1)
     assert f"data/images/007.txt ({bad})" in result.stderr
