@@ -184,23 +184,23 @@ class Placer:
         tmp = _beside(dest)
         try:
             actual, st = copy_file(obj, tmp, self._modes[isexec])
-            if mismatch(actual, oid) is None:
-                os.replace(tmp, dest)
-                return stamp_of(st)
         except BaseException:
             _unlink_quietly(tmp)
             raise
-        _unlink_quietly(tmp)
-        self._quarantine(oid)
-        return None
+        return self._publish(tmp, dest, oid, st, lambda: mismatch(actual, oid) is None)
 
     def _reflink(self, obj: str, dest: str, oid: Oid, isexec: bool) -> FileStamp | None:
         """Clone the object's extents (copy-on-write: a later edit never reaches the object)."""
         tmp = _beside(dest)
         st = _attempt(reflink_file, obj, tmp, self._modes[isexec])  # fails first where reflinks cannot
+        return self._publish(tmp, dest, oid, st, lambda: self._is_intact(oid, obj, os.stat(obj)))
+
+    def _publish(
+        self, tmp: str, dest: str, oid: Oid, st: os.stat_result, intact: Callable[[], bool]
+    ) -> FileStamp | None:
+        """Rename the finished `tmp` over `dest` when the object proves `intact`; else drop it and quarantine."""
         try:
-            intact = self._is_intact(oid, obj, os.stat(obj))
-            if intact:
+            if intact():
                 os.replace(tmp, dest)
                 return stamp_of(st)
         except BaseException:
