@@ -43,6 +43,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common import Sample, dvc_bin, measure, pipe_bin, run
 from datasets import commit_all, make_files, new_repo
@@ -51,6 +52,7 @@ STEPS = ("add", "status-first", "status-noop", "status-changed", "push", "push-n
          "checkout", "gc")
 NEEDS = {"status-first": "add", "status-noop": "add", "status-changed": "add", "push": "add",
          "push-noop": "push", "pull": "push", "checkout": "add", "gc": "add"}
+Record = dict[str, Any]  # one JSON result: {"s", "mib", "timeout", "load"} or {"skipped"}
 REFS = ("find", "cp -r", "cp -al", "tar cf")
 # the reference each command is compared with (issue 13: find for status, cp -r for add/checkout)
 REF_OF = {"add": "cp -r", "status-first": "find", "status-noop": "find", "status-changed": "find",
@@ -66,7 +68,7 @@ def now() -> str:
     return f"{datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}"
 
 
-def result(sample: Sample | None) -> dict[str, object]:
+def result(sample: Sample | None) -> Record:
     if sample is None:
         return {"skipped": True}
     return {"s": round(sample.seconds, 3), "mib": round(sample.rss_mib, 1), "timeout": sample.timed_out,
@@ -78,7 +80,7 @@ class Run:
 
     def __init__(self, tool: str, exe: str, base: Path, tree: Path, timeout: float) -> None:
         self.tool, self.exe, self.base, self.tree, self.timeout = tool, exe, base, tree, timeout
-        self.results: dict[str, dict[str, object]] = {}
+        self.results: dict[str, Record] = {}
 
     def measure(self, step: str, args: list[str], cwd: Path) -> Sample | None:
         missing = NEEDS.get(step)
@@ -106,7 +108,7 @@ class Run:
             print(f"[{now()}] {self.tool} {step}: {path} is missing or wrong after it", flush=True)
             self.results[step]["wrong"] = True
 
-    def all(self) -> dict[str, dict[str, object]]:
+    def all(self) -> dict[str, Record]:
         home = self.base / self.tool
         home.mkdir()
         proj = new_repo(home, self.tool, self.exe)
@@ -144,9 +146,9 @@ class Run:
         return self.results
 
 
-def references(base: Path, tree: Path, wanted: set[str], timeout: float) -> dict[str, dict[str, object]]:
+def references(base: Path, tree: Path, wanted: set[str], timeout: float) -> dict[str, Record]:
     """The shell commands each tool is compared with, on the same tree, printed as they finish."""
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, Record] = {}
     refs = base / "refs"
     refs.mkdir()
     cmds = {
@@ -167,46 +169,53 @@ def references(base: Path, tree: Path, wanted: set[str], timeout: float) -> dict
     return out
 
 
-def cell(got: dict[str, object] | None, width: int = 17) -> str:
+def cell(got: Record | None, width: int = 17) -> str:
     if not got:
         return f"{'-':>{width}}"
     if got.get("skipped"):
         return f"{'skipped':>{width}}"
-    seconds = float(got["s"])  # type: ignore[arg-type]
+    seconds = float(got["s"])
     shown = f"> {seconds / 60:.0f} min" if got.get("timeout") else f"{seconds:.1f} s"
-    return f"{shown + ' ' + format(float(got['mib']), '.0f') + ' MiB':>{width}}"  # type: ignore[arg-type]
+    return f"{shown + ' ' + format(float(got['mib']), '.0f') + ' MiB':>{width}}"
 
 
-def print_table(runs: list[dict[str, object]]) -> None:
-    """One table: per tool time + peak RSS per step, the step's reference, load at the time."""
-    tools = [(str(r["tool"]), r) for r in runs if r.get("tool")]
-    refs: dict[str, dict[str, object]] = {}
+def print_table(runs: list[Record]) -> None:
+    """One table: per tool run, time + peak RSS of each step; the step's reference in each run; load.
+
+    `runs` is what --json saved, possibly several files: a references record (tool None) followed
+    by the tool runs that came after it; each tool run is compared with the references before it.
+    """
+    columns: list[tuple[str, Record, dict[str, Record]]] = []
+    refs: dict[str, Record] = {}
     for r in runs:
-        refs.update(r.get("refs", {}))  # type: ignore[arg-type]
-    for r in runs:
-        print(f"# {r.get('tool') or 'refs'}: {r.get('files')} files, {r.get('version', '')}, "
-              f"started {r.get('started')}, finished {r.get('finished')}, load {r.get('load_start')} -> "
-              f"{r.get('load_end')}, start-up {r.get('startup', '-')} s")
-    print(f"{'command':<16}" + "".join(f"{t:>18}" for t, _ in tools) + f"  {'reference':<22}"
-          + "".join(f"{'load ' + t:>10}" for t, _ in tools))
+        print(f"# {r.get('tool') or 'references'}: {r.get('files')} files, {r.get('version', '')}, "
+              f"{r.get('started')} -> {r.get('finished')} UTC, load {r.get('load_start')} -> "
+              f"{r.get('load_end')}" + (f", start-up {r['startup']} s" if r.get("tool") else ""))
+        if r.get("tool"):
+            columns.append((f"{r['tool']} {str(r['started'])[:5]}", r, refs))
+        else:
+            refs = r.get("refs", {})
+            for name, got in refs.items():
+                print(f"#   {name}: {cell(got).strip()}, load {got.get('load')}")
+    print(f"{'command':<15}" + "".join(f"{name:>18}" for name, _, _ in columns) + "  reference (s, per run)"
+          + "".join(f"{'load':>6}" for _ in columns))
     for step in STEPS:
-        ref = REF_OF.get(step)
-        refcell = f"{ref} {float(refs[ref]['s']):.1f} s" if ref in refs else "-"  # type: ignore[arg-type]
-        row = f"{step:<16}" + "".join(f" {cell(r['steps'].get(step))}" for _, r in tools)  # type: ignore[attr-defined]
-        row += f"  {refcell:<22}" + "".join(
-            f"{str(r['steps'].get(step, {}).get('load', '-')):>10}" for _, r in tools)  # type: ignore[attr-defined]
+        ref = REF_OF.get(step, "")
+        sets = list({id(refs_of): refs_of for _, _, refs_of in columns}.values())  # one per run
+        seen = [f"{float(refs_of[ref]['s']):.1f}" if ref in refs_of else "-" for refs_of in sets]
+        refcell = f"{ref} {' / '.join(seen)}" if ref else "-"
+        row = f"{step:<15}" + "".join(f" {cell(r['steps'].get(step))}" for _, r, _ in columns)
+        row += f"  {refcell:<25}" + "".join(f"{str(r['steps'].get(step, {}).get('load', '-')):>6}"
+                                            for _, r, _ in columns)
         print(row)
-    for name in REFS:
-        if name in refs:
-            print(f"reference {name}: {cell(refs[name]).strip()}")
-    for t, r in tools:
-        noop, find = r["steps"].get("status-noop", {}), refs.get("find")  # type: ignore[attr-defined]
+    for name, r, refs_of in columns:
+        noop, find = r["steps"].get("status-noop", {}), refs_of.get("find")
         if noop and not noop.get("skipped") and not noop.get("timeout") and find:
-            beyond = max(float(noop["s"]) - float(r.get("startup") or 0), 0.0)  # type: ignore[arg-type]
-            print(f"{t}: no-op status beyond start-up / find|wc -l = {beyond / float(find['s']):.1f}x "  # type: ignore[arg-type]
+            beyond = max(float(noop["s"]) - float(r.get("startup") or 0), 0.0)
+            print(f"{name}: no-op status beyond start-up / find|wc -l = {beyond / float(find['s']):.1f}x "
                   "(target <= 5x)")
-        over = [s for s, got in r["steps"].items() if float(got.get("mib", 0)) >= 1024]  # type: ignore[attr-defined]
-        print(f"{t}: peak RSS >= 1 GiB in: {', '.join(over) or 'none'} (target: none)")
+        over = [s for s, got in r["steps"].items() if float(got.get("mib", 0)) >= 1024]
+        print(f"{name}: peak RSS >= 1 GiB in: {', '.join(over) or 'none'} (target: none)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,10 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", nargs="+", type=Path, help="print one table from saved --json files")
     args = parser.parse_args(argv)
     if args.merge:
-        runs = []
-        for path in args.merge:
-            runs.extend(json.loads(path.read_text()))
-        print_table(runs)
+        print_table([r for path in args.merge for r in json.loads(path.read_text())])
         return
     base = args.base or Path(tempfile.mkdtemp(prefix="pipe-bench-million-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     exes: dict[str, Callable[[], str | None]] = {"pipe": pipe_bin, "dvc": dvc_bin}
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     wanted = {r.strip() for r in args.refs.split(",") if r.strip()}
-    runs: list[dict[str, object]] = []
+    runs: list[Record] = []
     try:
         started, load_start = now(), load()
         refs = references(base, tree, wanted, args.timeout) if wanted else {}
