@@ -42,7 +42,8 @@ from pipeline_engine.core.redact import has_credentials, mask_url
 from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import ConfigError, PathError, RemoteNotConfiguredError, ScmError
 from pipeline_engine.index.project_index import ProjectIndex
-from pipeline_engine.index.sync import TransferResult, download_objects, fetch_outs, raise_for_failures
+from pipeline_engine.index.download import download_objects, fetch_outs
+from pipeline_engine.index.sync import TransferResult, raise_for_failures
 from pipeline_engine.index.tracked import covering
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote

@@ -138,7 +138,8 @@ def _fetch_manifests(index: ProjectIndex, inner: Sequence[Target], remote: str |
     """Download the manifests of the directories that granular targets point into, if missing."""
     project = index.project
     from pipeline_engine.core.progress import NullProgress
-    from pipeline_engine.index.sync import download_objects, open_remotes_for
+    from pipeline_engine.index.download import download_objects
+    from pipeline_engine.index.sync import open_remotes_for
 
     wanted = {t.pointer.out.oid: t.pointer.data_relpath for t in inner if not project.store.exists(t.pointer.out.oid)}
     if not wanted:

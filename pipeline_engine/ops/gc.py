@@ -279,7 +279,7 @@ def _expand(project: Project, named: Sequence[_Named], rem: Remote | None, unrea
     store = project.store
     outs = [r for _, _, r in named]
     if rem is not None:
-        from pipeline_engine.index.sync import download_objects
+        from pipeline_engine.index.download import download_objects
 
         missing: dict[str, str] = {r.oid: r.path for r in outs if is_dir_oid(r.oid) and not store.exists(r.oid)}
         # Those still missing afterwards are reported below.

@@ -20,7 +20,8 @@ from pipeline_engine.index.outs import is_cached
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.runcache import lookup, runs_dir
-from pipeline_engine.index.sync import fetch_outs, own_remote
+from pipeline_engine.index.download import fetch_outs
+from pipeline_engine.index.sync import own_remote
 from pipeline_engine.ops.checkout import checkout_outs
 from pipeline_engine.ops.runcache_transfer import RUNS_SUBDIR, adopt_entry
 from pipeline_engine.pipeline.spec import StageSpec

@@ -19,7 +19,9 @@ from pipeline_engine.core.record import PathRecord
 from pipeline_engine.index.objects import Failure
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.runcache import lookup, read_entry, runs_dir
-from pipeline_engine.index.sync import TransferResult, fetch_outs, push_outs, raise_for_failures
+from pipeline_engine.index.download import fetch_outs
+from pipeline_engine.index.sync import TransferResult, raise_for_failures
+from pipeline_engine.index.upload import push_outs
 from pipeline_engine.project import Project
 
 __all__ = ["RUNS_SUBDIR", "adopt_entry", "fetch_runs", "push_runs"]

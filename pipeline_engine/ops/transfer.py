@@ -1,6 +1,6 @@
 """`pipe push` / `fetch` / `pull`: move the objects the workspace references between the cache and a remote.
 
-The transfer itself (what to send, in which order, verified how) is `index/sync.py`; this module
+The transfer itself (what to send, in which order, verified how) is `index/upload.py` and `index/download.py`; this module
 picks the outs, takes the project lock and chains fetch and checkout for pull.
 
 A `Scope` (DVC's `-a/-T/-A/--rev REV -n N`) widens the outs to every revision it covers, read
@@ -20,13 +20,9 @@ from pipeline_engine.errors import CacheError, StageNotFoundError
 from pipeline_engine.index.objects import plan_objects
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.revisions import Scope, select_revisions
-from pipeline_engine.index.sync import (
-    TransferResult,
-    fetch_outs,
-    open_remotes_for,
-    push_outs,
-    raise_for_failures,
-)
+from pipeline_engine.index.download import fetch_outs
+from pipeline_engine.index.sync import TransferResult, open_remotes_for, raise_for_failures
+from pipeline_engine.index.upload import push_outs
 from pipeline_engine.index.used import UsedOut, used_outs_in
 from pipeline_engine.project import Project
 from pipeline_engine.remote.remote import Remote

@@ -16,7 +16,7 @@ from pipeline_engine.core.layout import oid_to_relpath
 from pipeline_engine.core.objectdb import ObjectDB
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.errors import ObjectNotFoundError, PipeError
-from pipeline_engine.index.sync import download_objects
+from pipeline_engine.index.download import download_objects
 from pipeline_engine.remote.remote import Remote
 from tests.contract.conftest import is_packed
 
