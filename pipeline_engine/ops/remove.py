@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, read_pointer
 from pipeline_engine.core.fsutil import relpath_in, remove_path
 from pipeline_engine.core.pathgate import resolve_in_project
-from pipeline_engine.errors import PathError
+from pipeline_engine.errors import CheckoutError, PathError
+from pipeline_engine.index.outs import is_cached, record_of
 from pipeline_engine.project import Project
 
 __all__ = ["Removed", "remove"]
@@ -24,12 +25,16 @@ class Removed:
     data_deleted: bool
 
 
-def remove(project: Project, pointers: Sequence[str], *, outs: bool = False) -> list[Removed]:
+def remove(project: Project, pointers: Sequence[str], *, outs: bool = False, force: bool = False) -> list[Removed]:
     """Remove pointer files; with `outs`, delete the tracked data as well (it stays in the cache).
 
+    Data whose current content is not in the cache (changed since `pipe add`) would be lost:
+    unless `force`, it is refused, as checkout refuses (DVC deletes it silently).
+
     Raises:
-        PathError: a name is not a pointer file, or its data path fails the path gate (all are
-            checked before anything is removed).
+        PathError: a name is not a pointer file, or its data path fails the path gate.
+        CheckoutError: with `outs`, a path's content is not in the cache and `force` is false.
+            Every name is checked before anything is removed.
     """
     with project.mutex("pipe remove"):
         loaded = []
@@ -41,6 +46,8 @@ def remove(project: Project, pointers: Sequence[str], *, outs: bool = False) -> 
                 raise PathError(f"'{name}' is not a pointer file", hint="pointer files end in '.pipe'")
             pointer = read_pointer(project.root, rel)
             data = resolve_in_project(project.root, pointer.data_relpath, source=rel) if outs else None
+            if data is not None and not force:
+                _refuse_losses(project, pointer.data_relpath)
             loaded.append((pointer, data))
         results = []
         for p, data in loaded:
@@ -52,3 +59,12 @@ def remove(project: Project, pointers: Sequence[str], *, outs: bool = False) -> 
                 project.git.unignore(project.relpath_from_git(p.data_relpath))
             results.append(Removed(p.relpath, p.data_relpath, outs))
         return results
+
+
+def _refuse_losses(project: Project, relpath: str) -> None:
+    current = record_of(project, relpath)
+    if current is not None and not is_cached(project, current.oid):
+        raise CheckoutError(
+            f"'{relpath}' has changes that are not in the cache; 'pipe remove --outs' would delete them",
+            hint=f"run 'pipe add {relpath}' to keep them first, or 'pipe remove --outs --force' to delete them",
+        )

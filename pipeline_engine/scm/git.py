@@ -121,6 +121,18 @@ class Git:
         proc = self._git("ls-files", "-z", "--", relpath or ".")
         return [p for p in proc.split("\0") if p]
 
+    def is_committed(self, relpath: str) -> bool:
+        """True when git holds `relpath` as committed: tracked (a file, or files under a directory),
+        with no change in the work tree or index and nothing untracked or ignored under it.
+
+        Used before pipe deletes a path it did not write: such a path can be restored from git.
+        """
+        if not relpath or not self._git("--literal-pathspecs", "ls-files", "-z", "--", relpath, check=False):
+            return False
+        status = self._git("--literal-pathspecs", "status", "--porcelain", "-z", "--ignored=matching",
+                           "--untracked-files=all", "--", relpath, check=False)
+        return status == ""
+
     def files_at(self, rev: str, *, project_prefix: str = "") -> GitRevisionFiles:
         """The project's files at `rev`; `project_prefix` is the project root relative to the git root.
 

@@ -1,0 +1,128 @@
+"""Data that exists nowhere else is never deleted without saying so: `pipe repro` of a stage that
+never recorded an out, and `pipe remove --outs` of data with uncached changes, refuse (nothing is
+deleted) and name the file and the command that proceeds."""
+
+from __future__ import annotations
+
+from tests.conftest import Cli, Workspace
+from tests.func.repro_helpers import lock_of
+
+
+def _stage(workspace: Workspace, **out: object) -> None:
+    workspace.write({"data.txt": "input\n"})
+    spec: object = {"model.bin": out} if out else "model.bin"
+    workspace.write_pipeline({"train": {"cmd": "cat data.txt > model.bin", "deps": ["data.txt"], "outs": [spec]}})
+
+
+def test_repro_of_a_never_run_stage_keeps_an_existing_uncached_out(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace)
+    workspace.write({"model.bin": "weeks of training\n"})
+    result = cli.run("repro", exit_code=1)
+    assert "'model.bin'" in result.stderr and "never ran" in result.stderr
+    assert "pipe commit train" in result.stderr and "pipe repro --force train" in result.stderr
+    assert workspace.read("model.bin") == "weeks of training\n"
+    assert not (workspace.root / "pipeline.lock").exists()
+
+
+def test_repro_keeps_an_existing_uncached_directory_out(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data.txt": "input\n", "out": {"a.txt": "mine\n", "sub": {"b.txt": "also mine\n"}}})
+    workspace.write_pipeline({"make": {"cmd": "mkdir -p out && cp data.txt out/a.txt", "deps": ["data.txt"],
+                                       "outs": ["out"]}})
+    result = cli.run("repro", exit_code=1)
+    assert "'out'" in result.stderr
+    assert workspace.read("out/sub/b.txt") == "also mine\n"
+
+
+def test_repro_force_replaces_the_uncached_out(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace)
+    workspace.write({"model.bin": "stale\n"})
+    cli.run("repro", "--force")
+    assert workspace.read("model.bin") == "input\n"
+
+
+def test_commit_then_repro_keeps_the_file_as_the_stage_out(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace)
+    workspace.write({"model.bin": "precious\n"})
+    cli.run("commit", "-f", "train")
+    assert "nothing to do" in cli.run("repro").stderr
+    assert workspace.read("model.bin") == "precious\n"
+
+
+def test_repro_replaces_an_out_whose_content_is_in_the_cache(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace)
+    cli.run("repro")
+    # The stage is renamed: no lock entry under the new name, but the file's content is cached.
+    text = workspace.read("pipeline.yaml").replace("train:", "fit:")
+    (workspace.root / "pipeline.yaml").write_text(text)
+    cli.run("repro")
+    assert workspace.read("model.bin") == "input\n"
+    assert "fit" in lock_of(workspace.root)["stages"]
+
+
+def test_repro_replaces_an_uncached_out_committed_to_git(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace, cache=False)
+    workspace.write({"model.bin": "from git\n"})
+    workspace.commit("model.bin in git")
+    cli.run("repro")
+    assert workspace.read("model.bin") == "input\n"
+
+
+def test_repro_refuses_when_the_committed_out_was_edited(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace, cache=False)
+    workspace.write({"model.bin": "from git\n"})
+    workspace.commit("model.bin in git")
+    workspace.write({"model.bin": "edited since\n"})
+    cli.run("repro", exit_code=1)
+    assert workspace.read("model.bin") == "edited since\n"
+
+
+def test_repro_of_a_stage_that_ran_still_replaces_a_modified_out(workspace: Workspace, cli: Cli) -> None:
+    """DESIGN.md §3 rule 6: an out the lock records is the stage's product; a modified one is made again."""
+    _stage(workspace)
+    cli.run("repro")
+    (workspace.root / "model.bin").unlink()
+    workspace.write({"model.bin": "hand edit\n"})
+    cli.run("repro")
+    assert workspace.read("model.bin") == "input\n"
+
+
+def test_keep_going_runs_the_other_stages(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace)
+    workspace.write({"model.bin": "mine\n"})
+    text = workspace.read("pipeline.yaml") + "  other:\n    cmd: echo x > other.txt\n    outs: [other.txt]\n"
+    (workspace.root / "pipeline.yaml").write_text(text)
+    cli.run("repro", "-k", exit_code=1)
+    assert workspace.read("other.txt") == "x\n" and workspace.read("model.bin") == "mine\n"
+
+
+def test_remove_outs_refuses_data_changed_since_add(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data": {"a.txt": "one\n"}, "b.txt": "bee\n"})
+    cli.run("add", "data")
+    cli.run("add", "b.txt")
+    workspace.write({"data": {"new.txt": "not added\n"}})
+    result = cli.run("remove", "--outs", "b.txt.pipe", "data.pipe", exit_code=1)
+    assert "'data'" in result.stderr and "--force" in result.stderr
+    # Every name is checked first: nothing was removed, not even the unchanged b.txt.
+    assert workspace.read("data/new.txt") == "not added\n" and (workspace.root / "data.pipe").exists()
+    assert workspace.read("b.txt") == "bee\n" and (workspace.root / "b.txt.pipe").exists()
+    cli.run("remove", "--outs", "--force", "data.pipe")
+    assert not (workspace.root / "data").exists() and not (workspace.root / "data.pipe").exists()
+
+
+def test_remove_outs_deletes_data_whose_content_is_cached(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"b.txt": "bee\n"})
+    cli.run("add", "b.txt")
+    cli.run("remove", "--outs", "b.txt.pipe")
+    assert not (workspace.root / "b.txt").exists()
+
+
+def test_remove_outs_refuses_an_edited_file(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"b.txt": "bee\n"})
+    cli.run("add", "b.txt")
+    path = workspace.root / "b.txt"
+    path.unlink()  # a link into the cache is replaced, not written through
+    path.write_text("edited\n")
+    assert "'b.txt'" in cli.run("remove", "--outs", "b.txt.pipe", exit_code=1).stderr
+    assert workspace.read("b.txt") == "edited\n"
+    cli.run("remove", "b.txt.pipe")  # without --outs the data stays: nothing to refuse
+    assert workspace.read("b.txt") == "edited\n"
