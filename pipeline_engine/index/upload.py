@@ -10,7 +10,8 @@ corrupt one is never sent.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath
@@ -32,7 +33,9 @@ def push_outs(
 ) -> TransferResult:
     """Push `outs` to `rem`: missing file objects first, then the manifests whose files all arrived.
 
-    `verify` looks every object up on the remote (see `present_on_remote`).
+    `verify` looks every object up on the remote (see `present_on_remote`). Objects are streamed
+    to the remote (`Remote.put_stream`): nothing is kept per object for the whole push but the
+    plan and the oids to send, so a million files cost the plan, not a tuple and a path each.
     """
     plan = plan_objects(store, outs)
     failures = list(plan.failures)
@@ -45,55 +48,65 @@ def push_outs(
     sent, size, bad = _upload(store, rem, todo, plan.paths_of, task)
     del todo
     failures.extend(bad)
+    unsent = {f.oid for f in bad}
     manifests: dict[str, str] = {}
     for d in plan.dirs:
         if d.oid in on_remote:
             continue
-        if all(oid in on_remote or oid in sent for oid in d.files):
-            manifests.setdefault(d.oid, d.path)
-        else:
+        if unsent and any(oid in unsent for oid in d.files):
             failures.append(
                 Failure(d.path, d.oid, "manifest not pushed: some of its files are not on the remote")
             )
+        else:
+            manifests.setdefault(d.oid, d.path)
     m_sent, m_size, m_bad = _upload(store, rem, list(manifests), lambda _: manifests, task)
     task.close()
     failures.extend(m_bad)
     present = sum(1 for oid in files if oid in on_remote) + sum(1 for d in plan.dirs if d.oid in on_remote)
-    return TransferResult(rem.name, rem.url, len(sent) + len(m_sent), present, tuple(failures), size + m_size)
+    return TransferResult(rem.name, rem.url, sent + m_sent, present, tuple(failures), size + m_size)
 
 
 def _upload(
     store: ObjectStore, rem: Remote, oids: Sequence[str], paths_of: Callable[[Iterable[str]], Mapping[str, str]],
     task: ProgressTask,
-) -> tuple[set[str], int, list[Failure]]:
-    """Upload `oids`, each checked against its oid as it is read; returns the oids sent, their
+) -> tuple[int, int, list[Failure]]:
+    """Upload `oids`, each checked against its oid as it is read; returns how many were sent, their
     bytes, the failures (named by the workspace paths `paths_of` finds for them).
 
-    Each object is read once: `put_many(check=True)` hashes a packed object while it copies it
-    into the pack and a loose one right before its upload; a corrupt one is never sent.
-    Only the failures are named: a path string per object would cost ~100 bytes a file.
+    Each object is read once: `put_stream(check=True)` hashes a packed object while it copies it
+    into the pack and a loose one right before its upload; a corrupt one is never sent. Paths
+    and sizes exist only for the objects in flight (a path string per object would cost ~100
+    bytes a file); only the failures are named.
     """
     failed: list[tuple[str, str]] = []
-    ready: list[tuple[str, LocalFile]] = []
-    sizes: dict[str, int] = {}
+    in_flight: dict[str, int] = {}  # oid -> bytes, from its stat until the remote reports it
     root = os.fspath(store.root)
-    for oid in oids:
-        if not is_valid_oid(oid):
-            failed.append((oid, "not a valid object id"))
-            continue
-        local = f"{root}/{oid_to_relpath(oid)}"  # a string: 10,000 Path objects cost more than their copies
-        try:
-            sizes[oid] = os.stat(local).st_size  # one stat per object: 10,000 of them show
-        except FileNotFoundError:
-            failed.append((oid, "not in the cache"))
-            continue
-        ready.append((oid, local))
+    sent = [0, 0]  # objects, bytes
+    lock = threading.Lock()  # `done` runs in the remote's worker threads
+
+    def items() -> Iterator[tuple[str, LocalFile, int | None]]:
+        for oid in oids:
+            if not is_valid_oid(oid):
+                failed.append((oid, "not a valid object id"))
+                continue
+            local = f"{root}/{oid_to_relpath(oid)}"  # a string: 10,000 Path objects cost more than their copies
+            try:
+                size = os.stat(local).st_size  # one stat per object: 10,000 of them show
+            except FileNotFoundError:
+                failed.append((oid, "not in the cache"))
+                continue
+            in_flight[oid] = size
+            yield oid, local, size
 
     def done(oid: str, error: PipeError | None) -> None:
-        task.advance(nbytes=sizes[oid] if error is None else 0)
+        nbytes = in_flight.pop(oid, 0)
+        if error is None:
+            with lock:
+                sent[0] += 1
+                sent[1] += nbytes
+        task.advance(nbytes=nbytes if error is None else 0)
 
-    errors = rem.put_many(ready, on_done=done, sizes=sizes, check=True)
+    errors = rem.put_stream(items(), on_done=done, check=True)
     for oid, exc in errors.items():
         failed.append((oid, _CORRUPT_LOCAL if isinstance(exc, CorruptObjectError) else str(exc)))
-    sent = {oid for oid, _ in ready if oid not in errors}
-    return sent, sum(sizes[oid] for oid in sent), named_failures(failed, paths_of)
+    return sent[0], sent[1], named_failures(failed, paths_of)

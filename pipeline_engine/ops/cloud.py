@@ -113,27 +113,30 @@ def _against(project: Project, rem: Remote, outs: Sequence[PathRecord], *, verif
             found.update(e.oid for e in tree_of(store, out.oid).entries)
         members[(out.path, out.oid)] = found
     # A manifest on the remote vouches for its files (push uploads it last): see present_on_remote.
-    dirs: dict[str, set[str]] = {
-        out.oid: members[(out.path, out.oid)] - {out.oid} for out in outs if is_dir_oid(out.oid)
-    }
-    everything = {o for oids in members.values() for o in oids}
-    plan = ObjectPlan(
-        files={o: "" for o in everything if o not in dirs},
-        dirs=tuple(DirObject("", oid, frozenset(files)) for oid, files in dirs.items()),
-    )
+    files: dict[str, str | DirObject] = {}
+    dirs: dict[str, DirObject] = {}
+    for out in outs:
+        if not is_dir_oid(out.oid):
+            files.setdefault(out.oid, out.path)
+        elif out.oid not in dirs:
+            d = dirs[out.oid] = DirObject(out.path, out.oid, frozenset(members[(out.path, out.oid)] - {out.oid}))
+            for oid in d.files:
+                files.setdefault(oid, d)
+    plan = ObjectPlan(files, tuple(dirs.values()))
     on_remote = present_on_remote(rem, plan, verify=verify)
     result = []
     for out in outs:
         oids = members[(out.path, out.oid)]
         local = {o for o in oids if store.exists(o)}
+        remote_only = sum(1 for o in oids if o not in local and o in on_remote)
         result.append(
             OutCloudStatus(
                 out.path,
                 out.oid,
                 len(oids),
-                not_pushed=len(local - on_remote),
-                not_fetched=len((oids - local) & on_remote),
-                missing=len(oids - local - on_remote),
+                not_pushed=sum(1 for o in local if o not in on_remote),
+                not_fetched=remote_only,
+                missing=len(oids) - len(local) - remote_only,
                 remote=rem.name,
             )
         )

@@ -240,13 +240,7 @@ class Packs:
                 except self.site.errors as exc:
                     raise self.error("download", self.relpath(name, ".idx"), exc) from exc
                 index = parse_index(bytes(data), name=name, where=where)
-                if self.site.cache_dir is not None:
-                    with contextlib.suppress(OSError):  # the cache only saves a download
-                        self.site.cache_dir.mkdir(parents=True, exist_ok=True)
-                        cached = self.site.cache_dir / f"{name}.idx"
-                        atomic_write(cached, bytes(data), fsync=False)
-                        if listed.mtime is not None:
-                            os.utime(cached, (listed.mtime, listed.mtime))
+                self._store(name, bytes(data), listed)
             if pack_size is not None and index.size != pack_size:
                 raise RemoteError(
                     f"pack index '{where}' is invalid: it describes a pack of {index.size} bytes, "
@@ -297,10 +291,14 @@ class Packs:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(self, items: Sequence[tuple[str, LocalFile, int]], batch: Batch, *, pack_size: int) -> None:
+    def write(
+        self, items: Sequence[tuple[str, LocalFile, int]], batch: Batch, *, pack_size: int, hold_last: bool = False
+    ) -> list[tuple[str, LocalFile, int]]:
         """Bundle (oid, local path, size) objects into packs of about `pack_size` bytes and upload them.
 
-        Each pack is uploaded before its index; its objects are reported to `batch` once the index is up.
+        Each pack is uploaded before its index; its objects are reported to `batch` once the index
+        is up. With `hold_last`, the last pack (not full: the items ran out) is not written: its
+        items are returned for the caller to send with the next ones. Otherwise returns [].
         """
         groups: list[list[tuple[str, LocalFile, int]]] = [[]]
         total = 0
@@ -315,7 +313,9 @@ class Packs:
                 total = 0
             groups[-1].append(item)  # the caller's tuple, not a copy (a million of them show)
             total += size
+        held = groups.pop() if hold_last else []
         self.each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=PACK_JOBS)
+        return held
 
     def _write_one(self, group: Sequence[tuple[str, LocalFile, int]], batch: Batch) -> None:
         try:
@@ -372,13 +372,36 @@ class Packs:
         self.site.upload(local_pack, f"{self.dir}/{index.name}.pack")
         data = encode_index(index)
         local_idx = (self.site.build_dir or self.site.work_dir) / temp_name(self.site.build_suffix)
+        final = f"{self.dir}/{index.name}.idx"
         try:
             local_idx.write_bytes(data)
-            self.site.upload(local_idx, f"{self.dir}/{index.name}.idx")
+            self.site.upload(local_idx, final)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 local_idx.unlink()
-        self.add(index)  # (not cached locally: the listing's time of the new file is not known yet)
+        self.add(index)
+        self._keep(index.name, data, final)
+
+    def _keep(self, name: str, data: bytes, final: str) -> None:
+        """Keep a just-uploaded index in the local cache, stamped as the remote shows it (one request),
+        so the next command does not download what this one wrote."""
+        if self.site.cache_dir is None:
+            return
+        try:
+            listed = self.site.fs.info(final)
+        except self.site.errors:  # the cache only saves a download
+            return
+        self._store(name, data, _Entry(name, _size(listed.get("size")), entry_mtime(listed)))
+
+    def _store(self, name: str, data: bytes, listed: _Entry) -> None:
+        """Write an index's bytes to the local cache with the remote file's modification time."""
+        if self.site.cache_dir is None or listed.size != len(data) or listed.mtime is None:
+            return
+        with contextlib.suppress(OSError):  # the cache only saves a download
+            self.site.cache_dir.mkdir(parents=True, exist_ok=True)
+            cached = self.site.cache_dir / f"{name}.idx"
+            atomic_write(cached, data, fsync=False)
+            os.utime(cached, (listed.mtime, listed.mtime))
 
     # -- deleting --------------------------------------------------------------------------------
 

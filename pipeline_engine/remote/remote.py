@@ -37,11 +37,11 @@ from pipeline_engine.core.objectdb import ObjectDB, OnDone
 from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError, PipeError, RemoteError
 from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.pack import LocalFile
-from pipeline_engine.remote.packed import Packs, Site
+from pipeline_engine.remote.packed import PACK_JOBS, Packs, Site
 from pipeline_engine.remote.packread import read_packed
 from pipeline_engine.remote.partial import HOST, STALE_AFTER, is_leftover, partial_path
 
-__all__ = ["DEFAULT_PACK_SIZE", "DEFAULT_PACK_THRESHOLD", "Lookup", "OnDone", "PackOptions", "Remote"]
+__all__ = ["DEFAULT_PACK_SIZE", "DEFAULT_PACK_THRESHOLD", "STREAM_LOOSE", "Lookup", "OnDone", "PackOptions", "Remote"]
 
 #: Objects smaller than this (bytes) go into packs unless the remote's `pack_threshold` says otherwise.
 DEFAULT_PACK_THRESHOLD = 1 << 20
@@ -53,6 +53,8 @@ _A = TypeVar("_A")
 
 # Fewer oids than this are checked one by one without estimating the remote's size first.
 _FEW = 32
+#: Loose objects uploaded per part of `put_stream` (their tuples and path strings live that long).
+STREAM_LOOSE = 20_000
 # Objects per listing page on S3-like stores; used to estimate what listing a prefix costs.
 _PAGE = 1000
 
@@ -143,13 +145,23 @@ class Remote:
         Raises:
             RemoteError: the remote cannot be reached or listed.
         """
-        wanted = set(oids)
-        if not wanted:
+        if not oids:
             return set()
-        self._refresh_for(wanted)
-        packed = {o for o in wanted if o in self.packs.where}
-        rest = wanted - packed
-        return rest - self._present(rest, lookup) if rest else set()
+        asked = False
+        if len(oids) < _FEW and lookup in (None, Lookup.EACH) and not self.packs.is_loaded:
+            # A few objects (a no-op push's manifests) are asked about loose first: when all are
+            # there, the pack indexes are never listed or loaded.
+            found = self._present(set(oids), Lookup.EACH)
+            oids = {o for o in oids if o not in found}
+            if not oids:
+                return oids
+            asked = True
+        self._refresh_for(oids)
+        where = self.packs.where
+        rest = {o for o in oids if o not in where}  # the only set made: the caller's strings, not copies
+        if rest and not asked:
+            rest -= self._present(rest, lookup)
+        return rest
 
     def _refresh_for(self, oids: Iterable[str]) -> None:
         """List `packs/` again when some of `oids` is in no pack known from an earlier call's listing.
@@ -289,43 +301,78 @@ class Remote:
         (packed) or checked right before it is sent (loose). With packing on, objects smaller than
         the threshold (when there are at least two) go into packs, each pack before its index;
         objects already in a pack are not sent again. `sizes` (oid -> bytes, when the caller knows
-        them) saves a stat per object.
+        them) saves a stat per object. `put_stream` is the same for items made as they are needed.
         """
-        small, loose = self._split_for_packing(items, sizes or {})
-        batch = Batch(lambda oid, exc: self._transfer_error(True, oid, exc), on_done)
+        if self.packing.threshold <= 0 or len(items) < 2:
+            return self._transfer(True, items, jobs=jobs or self.jobs, on_done=on_done, check=check)
+        known = sizes or {}
+        return self.put_stream(((o, p, known.get(o)) for o, p in items), jobs=jobs, on_done=on_done, check=check)
+
+    def put_stream(
+        self, items: Iterable[tuple[str, LocalFile, int | None]], *, jobs: int | None = None,
+        on_done: OnDone | None = None, check: bool = False,
+    ) -> dict[str, PipeError]:
+        """`put_many` of (oid, local path, size or None) items, read from `items` a part at a time.
+
+        Memory stays bounded by the part, not the whole upload: loose objects go `STREAM_LOOSE`
+        at a time; small ones are packed once they fill `PACK_JOBS` packs, the last pack of each
+        part held back for the next, so packs are filled to `pack_size` across parts. A pack is
+        on the remote with its index before its objects are reported to `on_done`. One small
+        object alone is sent loose.
+
+        Raises:
+            OSError: a local condition that fails every object (full disk, read-only, no handles).
+            RemoteError: the first objects all failed the same remote-wide way.
+        """
+        threshold = self.packing.threshold
+        budget = PACK_JOBS * self.packing.size
+        failures: dict[str, PipeError] = {}
+        small: list[tuple[str, LocalFile, int]] = []
+        small_bytes = 0
+        packed_any = False
+        loose: list[tuple[str, LocalFile]] = []
+        for oid, path, size in items:
+            if size is None and threshold > 0:
+                try:
+                    size = os.stat(path).st_size
+                except OSError:
+                    size = None  # the loose path reports it
+            if size is None or size >= threshold or threshold <= 0:
+                loose.append((oid, path))
+                if len(loose) >= STREAM_LOOSE:
+                    failures.update(self._transfer(True, loose, jobs=jobs or self.jobs, on_done=on_done, check=check))
+                    loose = []
+                continue
+            small.append((oid, path, size))
+            small_bytes += size
+            if small_bytes >= budget:
+                small = self._pack(small, on_done, failures, hold_last=True)
+                small_bytes = sum(t[2] for t in small)
+                packed_any = True
+        if len(small) == 1 and not packed_any:
+            loose.append(small.pop()[:2])
         if small:
-            for oid in {o for o, _, _ in small if o in self.packs.where}:
-                batch.finish(oid, None)
-            # A list, not a dict by oid (~100 bytes an object): write() drops repeats once sorted.
-            self.packs.write([t for t in small if t[0] not in self.packs.where], batch, pack_size=self.packing.size)
-            batch.raise_if_stopped()
-        failures = dict(batch.failures)
+            self._pack(small, on_done, failures, hold_last=False)
         if loose:
             failures.update(self._transfer(True, loose, jobs=jobs or self.jobs, on_done=on_done, check=check))
         return failures
 
-    def _split_for_packing(
-        self, items: Sequence[tuple[str, LocalFile]], sizes: Mapping[str, int]
-    ) -> tuple[list[tuple[str, LocalFile, int]], list[tuple[str, LocalFile]]]:
-        """(objects to pack with their sizes, objects to send loose)."""
-        threshold = self.packing.threshold
-        if threshold <= 0 or len(items) < 2:
-            return [], list(items)
-        small: list[tuple[str, LocalFile, int]] = []
-        loose: list[tuple[str, LocalFile]] = []
-        for oid, path in items:
-            try:
-                size = sizes[oid] if oid in sizes else os.stat(path).st_size
-            except OSError:
-                loose.append((oid, path))  # the loose path reports it
-                continue
-            if size < threshold:
-                small.append((oid, path, size))
-            else:
-                loose.append((oid, path))
-        if len(small) < 2:
-            return [], list(items)
-        return small, loose
+    def _pack(
+        self, small: list[tuple[str, LocalFile, int]], on_done: OnDone | None, failures: dict[str, PipeError],
+        *, hold_last: bool,
+    ) -> list[tuple[str, LocalFile, int]]:
+        """Pack and upload `small` (failures into `failures`); returns the last pack's items when held back."""
+        batch = Batch(lambda oid, exc: self._transfer_error(True, oid, exc), on_done)
+        where = self.packs.where
+        for oid in {o for o, _, _ in small if o in where}:
+            batch.finish(oid, None)
+        # A list, not a dict by oid (~100 bytes an object): write() drops repeats once sorted.
+        held = self.packs.write(
+            [t for t in small if t[0] not in where], batch, pack_size=self.packing.size, hold_last=hold_last
+        )
+        batch.raise_if_stopped()
+        failures.update(batch.failures)
+        return held
 
     def get_many(
         self, items: Sequence[tuple[str, Path]], *, jobs: int | None = None, on_done: OnDone | None = None,
