@@ -3,8 +3,9 @@
 `--json` is DVC's JSON (`metrics show`: `{rev: {"data": {path: {"data": {...}}}}}`; the diffs:
 `{path: {key: {"old", "new"[, "diff"]}}}`), built from plain values so it never imports pandas;
 tables, `--md` and `--csv` come from the DataFrames of `ops/report.py`. A file that failed to load
-is reported on stderr (and in the JSON, as DVC does) after everything else is shown, and the
-command then exits 1.
+(invalid, hostile, a dangling link, a link out of the project, its object not in the cache) does
+not stop the others: it is reported as a warning on stderr (and in the JSON, as DVC does) after
+everything else is shown, and the command exits 0 as DVC's does.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
+from pipeline_engine.core.redact import mask_text
 from pipeline_engine.errors import PipeError
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
     from pipeline_engine.ops.metrics import RevisionMetrics, ValueChange
 
-__all__ = ["changes_json", "metrics", "params"]
+__all__ = ["changes_json", "metrics", "params", "warn_on"]
 
 
 def _format_options(fn: Any) -> Any:
@@ -74,7 +77,7 @@ def metrics_show(targets: tuple[str, ...], all_branches: bool, all_tags: bool, a
         frame = metrics_frame(result, precision=_precision(precision, DEFAULT_PRECISION),
                               with_revision=not scope.is_workspace_only)
         render.frame(frame, markdown=as_md, csv=as_csv)
-    _fail_on([e for r in result for e in r.errors])
+    warn_on([e for r in result for e in r.errors])
 
 
 @metrics.command("diff")
@@ -93,7 +96,7 @@ def metrics_diff(a_rev: str, b_rev: str | None, targets: tuple[str, ...], show_a
     result = diff(Project.find(), a_rev, _rev_or_workspace(b_rev), targets=targets, all=show_all)
     _print_diff(result.changes, result.a_rev, result.b_rev, title="Metric", as_json=as_json, as_md=as_md,
                 as_csv=as_csv, precision=precision, no_path=no_path, with_change=True, failed=bool(result.errors))
-    _fail_on(list(result.errors))
+    warn_on(list(result.errors))
 
 
 @click.group(cls=SuggestingGroup)
@@ -176,10 +179,9 @@ def _rev_json(rev: RevisionMetrics) -> dict[str, Any]:
                      for f in rev.files}}
 
 
-def _fail_on(errors: Sequence[PipeError]) -> None:
-    """Report every error after the output (each with its hint); exit 1 when there was any."""
-    if not errors:
-        return
-    for error in errors[:-1]:
-        render.error(error, verbose=False)
-    raise errors[-1]
+def warn_on(errors: Sequence[PipeError]) -> None:
+    """Report every file's error after the output, each as a warning with its hint (the exit code stays 0)."""
+    for error in errors:
+        render.warn(escape(mask_text(str(error))))
+        if error.hint:
+            render.info("[dim]hint:[/] " + escape(mask_text(error.hint)))

@@ -193,8 +193,8 @@ class _Builder:
                 where = index.files.describe(source.path)
                 records[source.path] = parse_records(decode_utf8(data, source=where), source=where,
                                                      suffix=os.path.splitext(source.path)[1], header=plot.header)
-            except SpecError as exc:
-                self._problem(plot_id, index, source.path, str(exc))
+            except PipeError as exc:  # unreadable (invalid, a link out of the project, not in the cache): this file only
+                self._problem(plot_id, index, source.path, _with_hint(exc))
         series = [Series(s.path, s.x, column) for s in plot.sources if records.get(s.path)
                   for column in (s.y or [c for c in [default_y(records[s.path])] if c])]
         try:
@@ -207,7 +207,11 @@ class _Builder:
         images: list[tuple[str, Path]] = []
         for index, plot in defs:
             path, label = plot.sources[0].path, index.files.label
-            data = read_at(index, path)
+            try:
+                data = read_at(index, path)
+            except PipeError as exc:
+                self._problem(plot_id, index, path, _with_hint(exc))
+                continue
             if data is None:
                 self._problem(plot_id, index, path, "no such file")
                 continue
@@ -237,6 +241,11 @@ class _Builder:
         page = self.out / "index.html"
         _write(page, render.page_html(self.charts, bundle=render.javascript_bundle()).encode("utf-8"))
         return page
+
+
+def _with_hint(exc: PipeError) -> str:
+    """A file's error as one problem line, its hint (e.g. 'pipe fetch --rev REV') kept."""
+    return f"{exc} (hint: {exc.hint})" if exc.hint else str(exc)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pipeline_engine.core.fsutil import relpath_in
-from pipeline_engine.errors import PathError
+from pipeline_engine.errors import PathError, UnsafePathError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.tracked import list_at
 from pipeline_engine.ops.plots.data import DATA_SUFFIXES
@@ -120,7 +120,10 @@ def _expand(index: ProjectIndex, plot: PlotDef) -> list[PlotDef]:
     if len(plot.sources) != 1:
         return [plot]
     source = plot.sources[0]
-    files = list_at(index, source.path, suffixes=(*DATA_SUFFIXES, *IMAGE_SUFFIXES))
+    try:
+        files = list_at(index, source.path, suffixes=(*DATA_SUFFIXES, *IMAGE_SUFFIXES))
+    except UnsafePathError:  # a link leading out of the project: reading it reports the problem, for this plot only
+        return [plot]
     if not files or files == [source.path]:
         return [plot]
     return [replace(plot, id=f, sources=(PlotSource(f, source.x, source.y),)) for f in files]
