@@ -101,8 +101,11 @@ class Dumper(_CDumper):  # type: ignore[misc]
 _add_yaml12(Dumper)  # on top of YAML 1.1's resolvers, which the class inherits
 
 
-def parse_yaml(text: str, *, source: str) -> Any:
+def parse_yaml(text: str, *, source: str, allow_nonfinite: bool = False) -> Any:
     """Parse one YAML document within the bounds above; errors name `source` with the line.
+
+    `allow_nonfinite`: `.nan` and `.inf` are floats (metrics and plot data: a diverged run logs
+    NaN, as DVC reads it); elsewhere (params, pipe's own files) they are refused.
 
     Raises:
         SpecError: invalid YAML, a duplicate key, nesting too deep, aliases expanding too far.
@@ -112,7 +115,7 @@ def parse_yaml(text: str, *, source: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _GraphCheck(loader, source, node).run()
+        _GraphCheck(loader, source, node, allow_nonfinite=allow_nonfinite).run()
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise SpecError(_describe(exc, source)) from exc
@@ -168,10 +171,11 @@ class _GraphCheck:
     expanded size and height are memoised by id; scalars are checked where they are met.
     """
 
-    def __init__(self, loader: Any, source: str, root: yaml.Node) -> None:
+    def __init__(self, loader: Any, source: str, root: yaml.Node, *, allow_nonfinite: bool = False) -> None:
         self.loader = loader
         self.source = source
         self.root = root
+        self.allow_nonfinite = allow_nonfinite
 
     def fail(self, node: yaml.Node, message: str, *, hint: str | None = None) -> SpecError:
         where = f"{self.source}:{node.start_mark.line + 1}:{_key_path(self.root, node)}"
@@ -243,7 +247,7 @@ class _GraphCheck:
             value = self.loader.construct_object(node)
         except ValueError as exc:  # an impossible date, an integer of more digits than Python converts
             raise self.fail(node, f"invalid value {node.value[:40]!r}: {exc}") from None
-        if isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value) and not self.allow_nonfinite:
             raise self.fail(node, f"{node.value[:40]!r} is not a finite number", hint="quote it to make it a string")
         if isinstance(value, int) and not -(2**63) <= value < 2**64:
             raise self.fail(node, f"{node.value[:40]!r} does not fit in 64 bits", hint="quote it to make it a string")
@@ -299,13 +303,16 @@ def read_utf8(path: Path, *, source: str) -> str:
         raise SpecError(f"{source}: cannot read: {exc.strerror or exc}") from exc
 
 
-def parse_json(text: str, *, source: str) -> Any:
+def parse_json(text: str, *, source: str, allow_nonfinite: bool = False) -> Any:
     """Parse JSON within the same bounds: depth, unique keys, finite numbers that fit in 64 bits.
+
+    `allow_nonfinite`: `NaN`, `Infinity` and `-Infinity` (which Python's json and pandas write,
+    and DVC reads) are floats, for metrics and plot data; elsewhere they are refused.
 
     Raises:
         SpecError: invalid JSON, a duplicate key, NaN/Infinity, a huge number, or nesting too deep.
     """
-    checks = _JsonChecks(source)
+    checks = _JsonChecks(source, allow_nonfinite=allow_nonfinite)
     try:
         data = json.loads(
             text, object_pairs_hook=checks.pairs, parse_constant=checks.constant,
@@ -315,15 +322,16 @@ def parse_json(text: str, *, source: str) -> Any:
         raise SpecError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
     except RecursionError:
         raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
-    check_values(data, source=source)
+    check_values(data, source=source, allow_nonfinite=allow_nonfinite)
     return data
 
 
 class _JsonChecks:
     """json.loads hooks that refuse what the YAML walk refuses (no line numbers: json gives none)."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, allow_nonfinite: bool = False) -> None:
         self.source = source
+        self.allow_nonfinite = allow_nonfinite
 
     def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -334,6 +342,8 @@ class _JsonChecks:
         return data
 
     def constant(self, name: str) -> Any:
+        if self.allow_nonfinite:
+            return float(name)  # "NaN", "Infinity", "-Infinity": the only names json passes here
         raise SpecError(f"{self.source}: {name} is not a finite number")
 
     def integer(self, text: str) -> int:
@@ -343,13 +353,14 @@ class _JsonChecks:
 
     def real(self, text: str) -> float:
         value = float(text)
-        if not math.isfinite(value):
+        if not math.isfinite(value) and not self.allow_nonfinite:
             raise SpecError(f"{self.source}: {text[:40]} is not a finite number")
         return value
 
 
-def check_values(data: Any, *, source: str) -> None:
-    """Refuse what a parser let through: nesting past `MAX_DEPTH`, NaN/inf, integers past 64 bits.
+def check_values(data: Any, *, source: str, allow_nonfinite: bool = False) -> None:
+    """Refuse what a parser let through: nesting past `MAX_DEPTH`, NaN/inf (unless `allow_nonfinite`),
+    integers past 64 bits.
 
     For parsers without hooks (TOML); the message names the key.
 
@@ -366,7 +377,7 @@ def check_values(data: Any, *, source: str) -> None:
                 raise SpecError(f"{where}: nested deeper than {MAX_DEPTH} levels")
             items = value.items() if isinstance(value, dict) else enumerate(value)
             stack.extend((v, (*path, str(k))) for k, v in items)
-        elif isinstance(value, float) and not math.isfinite(value):
+        elif isinstance(value, float) and not math.isfinite(value) and not allow_nonfinite:
             raise SpecError(f"{where}: {value} is not a finite number", hint="quote it to make it a string")
         elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
             raise SpecError(f"{where}: the number does not fit in 64 bits", hint="quote it to make it a string")

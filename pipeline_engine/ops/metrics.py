@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -39,7 +40,9 @@ __all__ = [
     "RevisionMetrics",
     "ValueChange",
     "compare",
+    "dangling_link_error",
     "diff",
+    "is_dangling_link",
     "metrics_at",
     "show",
     "target_paths",
@@ -125,6 +128,11 @@ class MetricsDiff:
     errors: tuple[PipeError, ...] = field(default=())
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, NaN counting as equal to NaN (a metric that stays NaN did not change)."""
+    return bool(a == b) or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -148,17 +156,37 @@ def _under(path: str, target: str) -> bool:
     return target in ("", path) or path.startswith(target + "/")
 
 
-def _metrics_paths(index: ProjectIndex, wanted: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(metrics files to read, targets that name no declared metrics: read as metrics files themselves, as DVC does)."""
+def _metrics_paths(index: ProjectIndex, wanted: Sequence[str]) -> tuple[list[str], list[str], list[MetricsFile]]:
+    """(metrics files to read, targets that name no declared metrics: read as metrics files themselves,
+    as DVC does, and the declared paths that could not even be listed, each with its error)."""
     declared = _declared(index)
     chosen = [p for p in declared if not wanted or any(_under(p, w) or _under(w, p) for w in wanted)]
     files: list[str] = []
+    failed: list[MetricsFile] = []
     for path in chosen:
         inside = [w for w in wanted if _under(w, path) and w != path]
         for base in inside or [path]:
-            files.extend(list_at(index, base, suffixes=METRICS_SUFFIXES))
+            try:
+                listed = list_at(index, base, suffixes=METRICS_SUFFIXES)
+            except PipeError as exc:  # e.g. a link leading out of the project: this path only
+                failed.append(MetricsFile(base, error=exc))
+                continue
+            files.extend(listed or ([base] if is_dangling_link(index, base) else []))
     extra = [w for w in wanted if not any(_under(w, p) or _under(p, w) for p in declared)]
-    return list(dict.fromkeys(files)), extra
+    return list(dict.fromkeys(files)), extra, failed
+
+
+def is_dangling_link(index: ProjectIndex, path: str) -> bool:
+    """True for a workspace symlink whose target does not exist (listings skip it; it is an error to report)."""
+    full = index.project.root / path
+    return index.is_workspace and os.path.islink(full) and not os.path.exists(full)
+
+
+def dangling_link_error(index: ProjectIndex, path: str, what: str) -> PathError:
+    """The error for a declared file that is a dangling symlink (`what`: "metrics file", "plots file")."""
+    target = os.readlink(index.project.root / path)
+    return PathError(f"{what} '{path}' is a symlink to '{target}', which does not exist",
+                     hint="fix or remove the link, or run the stage that writes its target")
 
 
 def _read_file(index: ProjectIndex, path: str, *, required: bool) -> MetricsFile | None:
@@ -167,13 +195,16 @@ def _read_file(index: ProjectIndex, path: str, *, required: bool) -> MetricsFile
     try:
         data = read_at(index, path)
         if data is None:
+            if is_dangling_link(index, path):
+                raise dangling_link_error(index, path, "metrics file")
             if not required:
                 return None
             raise PathError(f"metrics file '{source}' does not exist")
         text = decode_utf8(data, source=source)
         suffix = PurePosixPath(path).suffix
         flat = parse_metrics(text, suffix=suffix, source=source)
-        nested = flat if suffix.lower() in (".csv", ".tsv") else parse_document(text, suffix=suffix, source=source)
+        nested = flat if suffix.lower() in (".csv", ".tsv") else parse_document(
+            text, suffix=suffix, source=source, allow_nonfinite=True)
         return MetricsFile(path, MappingProxyType(dict(nested or {})) if isinstance(nested, Mapping)
                            else MappingProxyType({"": nested}), MappingProxyType(flat))
     except PipeError as exc:
@@ -187,8 +218,9 @@ def metrics_at(index: ProjectIndex, wanted: Sequence[str] = (), *, label: str | 
     """
     label = label or index.files.label
     try:
-        paths, extra = _metrics_paths(index, wanted)
-        read = [_read_file(index, p, required=False) for p in paths]
+        paths, extra, failed = _metrics_paths(index, wanted)
+        read: list[MetricsFile | None] = [*failed]
+        read += [_read_file(index, p, required=False) for p in paths]
         read += [_read_file(index, p, required=True) for p in extra if p not in paths]
     except PipeError as exc:
         return RevisionMetrics(label, error=exc)
@@ -255,7 +287,7 @@ def compare(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str,
                 changes.append(ValueChange(path, key, None, after[key], ChangeState.ADDED))
             elif key not in after:
                 changes.append(ValueChange(path, key, before[key], None, ChangeState.DELETED))
-            elif before[key] != after[key]:
+            elif not _same(before[key], after[key]):
                 changes.append(ValueChange(path, key, before[key], after[key], ChangeState.MODIFIED))
             elif all:
                 changes.append(ValueChange(path, key, before[key], after[key], ChangeState.UNCHANGED))

@@ -1,7 +1,8 @@
 """Metrics files (JSON, YAML, TOML, CSV/TSV) -> one flat mapping of `a.b.c` keys to values.
 
 Metrics files come from git (or the cache) like every other file, so they are parsed within the
-bounds of `core.yamlio` (no alias bombs, no deep nesting, unique keys, finite 64-bit numbers).
+bounds of `core.yamlio` (no alias bombs, no deep nesting, unique keys, 64-bit numbers); NaN and
+infinities are read, as DVC reads them (a diverged run logs NaN).
 Nested keys are joined with `.` and list items by index (`layers.0.units`), as DVC shows them.
 A CSV or TSV file gives its last row under the header's column names (DVC's rule for tabular
 metrics: the file is a log, the last line the latest value); its numbers become numbers.
@@ -41,7 +42,7 @@ def parse_metrics(text: str, *, suffix: str, source: str) -> dict[str, Any]:
     suffix = suffix.lower()
     if suffix in (".csv", ".tsv"):
         return _last_row(text, delimiter="\t" if suffix == ".tsv" else ",", source=source)
-    data = parse_document(text, suffix=suffix, source=source)
+    data = parse_document(text, suffix=suffix, source=source, allow_nonfinite=True)
     if data is None:
         return {}
     if not isinstance(data, (Mapping, list)):

@@ -71,15 +71,18 @@ def parse_params(text: str, *, suffix: str, source: str) -> Mapping[str, Any]:
     return data
 
 
-def parse_document(text: str, *, suffix: str, source: str) -> Any:
+def parse_document(text: str, *, suffix: str, source: str, allow_nonfinite: bool = False) -> Any:
     """Bounded JSON (`.json`), TOML (`.toml`) or YAML (anything else) -> plain values; None for empty JSON/YAML.
+
+    `allow_nonfinite`: NaN and infinities are floats (metrics and plot data); params refuse them
+    (a NaN never equals itself: a stage tracking one would rerun every time).
 
     Raises:
         SpecError: naming `source`: invalid text, or outside the bounds of `core.yamlio`.
     """
     suffix = suffix.lower()
     if suffix == ".json":
-        return parse_json(text, source=source) if text.strip() else None
+        return parse_json(text, source=source, allow_nonfinite=allow_nonfinite) if text.strip() else None
     if suffix == ".toml":
         if sys.version_info >= (3, 11):
             import tomllib
@@ -91,9 +94,9 @@ def parse_document(text: str, *, suffix: str, source: str) -> Any:
             raise SpecError(f"{source}: invalid TOML: {exc}") from exc
         except RecursionError:
             raise SpecError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
-        check_values(data, source=source)
+        check_values(data, source=source, allow_nonfinite=allow_nonfinite)
         return data
-    return parse_yaml(text, source=source)
+    return parse_yaml(text, source=source, allow_nonfinite=allow_nonfinite)
 
 
 def _check_keys(data: Mapping[str, Any], *, source: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -79,7 +80,7 @@ def parse_records(text: str, *, suffix: str, source: str, header: bool = True) -
         return _table(text, delimiter="\t" if suffix == ".tsv" else ",", header=header, source=source)
     if suffix not in DATA_SUFFIXES:
         raise SpecError(f"{source}: plots read JSON, YAML, CSV and TSV files (or images), not '{suffix or 'no suffix'}'")
-    data = parse_document(text, suffix=suffix, source=source)
+    data = parse_document(text, suffix=suffix, source=source, allow_nonfinite=True)
     if data is None:
         return []
     if isinstance(data, list) and all(isinstance(r, Mapping) for r in data):
@@ -97,8 +98,17 @@ def parse_records(text: str, *, suffix: str, source: str, header: bool = True) -
 
 
 def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """A record as JSON can hold it: keys as text, YAML dates and times as ISO text (as metrics show them)."""
-    return {str(k): v.isoformat() if isinstance(v, (datetime.date, datetime.time)) else v for k, v in row.items()}
+    """A record as JSON can hold it: keys as text, YAML dates and times as ISO text (as metrics show them),
+    NaN and infinities as None (a missing point to Vega-Lite; JSON has no NaN)."""
+    return {str(k): _value(v) for k, v in row.items()}
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def _record_lists(data: Mapping[str, Any]) -> Iterator[list[Mapping[str, Any]]]:
