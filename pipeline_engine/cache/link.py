@@ -22,7 +22,7 @@ import xxhash
 from pipeline_engine.core.hashing import Oid
 
 __all__ = [
-    "DEFAULT_LINK_TYPES", "SHARING_TYPES", "LinkType", "Linked", "copy_file", "file_mode", "is_usable",
+    "DEFAULT_LINK_TYPES", "SHARING_TYPES", "LinkType", "Linked", "copy_file", "copy_object", "file_mode", "is_usable",
     "link", "mark_failed", "parse_link_types", "reflink_file",
 ]
 
@@ -129,10 +129,21 @@ def copy_file(src: str, dest: str, mode: int) -> tuple[Oid, os.stat_result]:
     The source is opened first, so a missing object creates nothing. Raises OSError (with the
     file named) on failure; a partly written `dest` is left for the caller to remove.
     """
+    oid, st, _ = copy_object(src, dest, mode)
+    return oid, st
+
+
+def copy_object(src: str, dest: str, mode: int) -> tuple[Oid, os.stat_result, os.stat_result]:
+    """`copy_file`, also returning the stat data of `src` as it was read (from its descriptor).
+
+    A cache object copied out is hashed whole: when the hash matches, that stat data is what the
+    hash memo's verification record needs, so a later hardlink or symlink of it reads nothing.
+    """
     buf, view = _buffer()
     h = xxhash.xxh3_128()
     sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        src_st = os.fstat(sfd)  # before reading: a change while it is read moves its mtime past this
         dfd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
             while n := os.readv(sfd, [buf]):
@@ -149,7 +160,7 @@ def copy_file(src: str, dest: str, mode: int) -> tuple[Oid, os.stat_result]:
             os.close(dfd)
     finally:
         os.close(sfd)
-    return Oid(h.hexdigest()), st
+    return Oid(h.hexdigest()), st, src_st
 
 
 def reflink_file(src: str, dest: str, mode: int) -> os.stat_result:

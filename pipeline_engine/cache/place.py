@@ -29,7 +29,7 @@ from pipeline_engine.cache.link import (
     NOT_ABOUT_LINKS,
     SHARING_TYPES,
     LinkType,
-    copy_file,
+    copy_object,
     file_mode,
     is_usable,
     mark_failed,
@@ -180,14 +180,23 @@ class Placer:
         ) from last
 
     def _copy(self, obj: str, dest: str, oid: Oid, isexec: bool) -> FileStamp | None:
-        """Copy, hashing the bytes written: a mismatching copy never replaces `dest`."""
+        """Copy, hashing the bytes written: a mismatching copy never replaces `dest`.
+
+        A copy that matches verified the object as a side effect: remembered like `_check` does,
+        so a later hardlink or symlink checkout of it reads nothing.
+        """
         tmp = _beside(dest)
         try:
-            actual, st = copy_file(obj, tmp, self._modes[isexec])
+            actual, st, obj_st = copy_object(obj, tmp, self._modes[isexec])
         except BaseException:
             _unlink_quietly(tmp)
             raise
-        return self._publish(tmp, dest, oid, st, lambda: mismatch(actual, oid) is None)
+        intact = mismatch(actual, oid) is None
+        if intact and self.memo is not None and oid not in self._verified:
+            with self._lock:
+                self._verified.add(oid)
+                self._new_verified.append((oid, stamp_of(obj_st)))
+        return self._publish(tmp, dest, oid, st, lambda: intact)
 
     def _reflink(self, obj: str, dest: str, oid: Oid, isexec: bool) -> FileStamp | None:
         """Clone the object's extents (copy-on-write: a later edit never reaches the object)."""

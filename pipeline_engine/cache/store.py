@@ -12,11 +12,13 @@ from pathlib import Path
 from pipeline_engine.cache.memo import FileStamp, stamp_of
 from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.hashing import (
+    SMALL_FILE,
     Oid,
     copy_hashed,
     hash_bytes,
     mismatch,
     new_hasher,
+    read_small,
     verify_bytes,
     verify_file,
 )
@@ -253,28 +255,40 @@ class ObjectStore:
         self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], jobs: int,
         on_done: Callable[[int], None] | None,
     ) -> tuple[list[Oid], set[Oid]]:
-        # Temporary names spread over the fan-out directories: thousands of files created in one
-        # directory serialise on its lock.
-        fans = [f"{i:02x}" for i in range(min(256, len(items)))]
+        # A small file is read whole and hashed before its copy is written, so the copy is made in
+        # its own fan-out directory and renamed within it (a rename across directories takes the
+        # filesystem's rename lock: the threads would queue on it). A large one is streamed to a
+        # temporary name spread over the fan-out directories (creating thousands of files in one
+        # directory serialises on its lock) and renamed once its oid is known.
+        fans = [f"{i:02x}" for i in range(256 if len(items) >= 64 else min(256, len(items)))]
         for fan in fans:
-            self._ensure_dir(self.root / fan)
+            self._ensure_fanout(fan)
         temps = _Temps()
         root = str(self.root)
 
         def copy(item: tuple[int, tuple[str | os.PathLike[str], FileStamp]]) -> tuple[Oid, str]:
             i, (src, stamp) = item
-            tmp = f"{root}/{fans[i % len(fans)]}/{temp_name()}"
+            small = stamp.size <= SMALL_FILE
+            if small:
+                data = read_small(src, stamp.size)
+                if len(data) != stamp.size or stamp_of(os.stat(src)) != stamp:
+                    raise _changed(src)
+                oid = hash_bytes(data)
+                self._ensure_fanout(oid[:2])
+                tmp = f"{root}/{oid[:2]}/{temp_name()}"
+            else:
+                tmp = f"{root}/{fans[i % len(fans)]}/{temp_name()}"
             if not temps.add(tmp):
                 raise CacheError("stopped")  # ingest has returned or raised already: no one sees this
-            oid = copy_hashed(src, tmp, mode=_READ_ONLY)
+            if small:
+                _write_new(tmp, data)
+            else:
+                oid = copy_hashed(src, tmp, mode=_READ_ONLY)
             if temps.closed:
                 _unlink_quietly(tmp)
                 raise CacheError("stopped")
-            if stamp_of(os.stat(src)) != stamp:
-                raise CorruptObjectError(
-                    f"'{src}' changed while it was being cached; nothing was stored for it",
-                    hint="run the command again once the file is no longer being written",
-                )
+            if not small and stamp_of(os.stat(src)) != stamp:
+                raise _changed(src)
             if on_done is not None:
                 on_done(stamp.size)
             return oid, tmp
@@ -286,8 +300,7 @@ class ObjectStore:
             for oid, tmp in copied:
                 if oid in fresh and oid not in staged:
                     staged[oid] = (tmp, f"{root}/{oid[:2]}/{oid[2:]}")
-            for fan in {oid[:2] for oid in staged}:
-                self._ensure_dir(self.root / fan)
+                    self._ensure_fanout(oid[:2])
             self._commit_many(list(staged.values()), jobs=jobs)
             renamed = {tmp for tmp, _ in staged.values()}
         except BaseException:
@@ -423,6 +436,12 @@ class ObjectStore:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         return path
 
+    def _ensure_fanout(self, fan: str) -> None:
+        """`_ensure_dir` by the fan-out directory's name (two hex digits): no Path per file."""
+        if fan not in self._made_dirs:
+            os.makedirs(os.path.join(self.root, fan), exist_ok=True)
+            self._made_dirs.add(fan)
+
     def _ensure_dir(self, fanout_dir: Path) -> None:
         if fanout_dir.name not in self._made_dirs:
             fanout_dir.mkdir(parents=True, exist_ok=True)
@@ -467,6 +486,28 @@ class _Temps:
         with self._lock:
             self.closed = True
             return list(self._paths)
+
+
+def _changed(src: str | os.PathLike[str]) -> CorruptObjectError:
+    return CorruptObjectError(
+        f"'{src}' changed while it was being cached; nothing was stored for it",
+        hint="run the command again once the file is no longer being written",
+    )
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """Create the read-only file `path` (which must not exist) holding `data`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _READ_ONLY)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        if exc.filename is None:  # os.write names no file: say which one (a full disk is reported by path)
+            exc.filename = path
+        raise
+    finally:
+        os.close(fd)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -8,8 +8,8 @@ from typing import NewType
 import xxhash
 
 __all__ = [
-    "ALGORITHM", "DIR_SUFFIX", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid", "mismatch",
-    "new_hasher", "verify_bytes", "verify_file",
+    "ALGORITHM", "DIR_SUFFIX", "SMALL_FILE", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid", "mismatch",
+    "new_hasher", "read_small", "verify_bytes", "verify_file",
 ]
 
 Oid = NewType("Oid", str)
@@ -19,8 +19,9 @@ ALGORITHM = "xxh3_128"
 #: A directory manifest's oid is the hash of its bytes plus this suffix.
 DIR_SUFFIX = ".dir"
 
-# Files up to this size are read in one call: per-file overhead dominates for small files.
-_WHOLE_READ = 1 << 20
+#: Files up to this size are read in one call: per-file overhead dominates for small files.
+SMALL_FILE = 1 << 20
+_WHOLE_READ = SMALL_FILE
 _CHUNK = 1 << 20
 
 
@@ -47,6 +48,21 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> Oid:
         while n := f.readinto(buf):
             h.update(view[:n])
         return Oid(h.hexdigest())
+
+
+def read_small(path: str | os.PathLike[str], size: int) -> bytes:
+    """The content of a file expected to hold `size` bytes (at most `SMALL_FILE`), in one read.
+
+    Reads up to `size + 1` bytes, so a file that grew comes back longer than `size`: the caller
+    compares the length (and the file's stat data afterwards) with what it expected. One
+    `open`, one `read`, one `close`: no `fstat`, no file object, for the 10,000 small files of
+    a dataset.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, size + 1)
+    finally:
+        os.close(fd)
 
 
 def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o644) -> Oid:

@@ -67,15 +67,15 @@ def test_a_file_changing_while_it_is_copied_is_refused_and_nothing_is_stored_for
     workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace.write({"d": {"a.csv": "1\n", "b.csv": "2\n"}})
-    original = store_module.copy_hashed
+    original = store_module.read_small  # small files are read whole, then copied from memory
 
-    def copy_then_edit(src: Any, dest: Any, **kwargs: Any) -> Any:
-        oid = original(src, dest, **kwargs)
+    def read_then_edit(src: Any, size: int) -> bytes:
+        data = original(src, size)
         if str(src).endswith("b.csv"):
             Path(src).write_text("written meanwhile, longer\n")
-        return oid
+        return data
 
-    monkeypatch.setattr(store_module, "copy_hashed", copy_then_edit)
+    monkeypatch.setattr(store_module, "read_small", read_then_edit)
     result = cli.run("add", "d", exit_code=1)
     assert "d/b.csv' changed while it was being cached" in result.stderr
     assert not (workspace.root / "d.pipe").exists()

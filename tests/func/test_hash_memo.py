@@ -48,7 +48,7 @@ def hashed(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ha
     """Counts hashed workspace files, whichever pipe module calls the hashing functions."""
     counter = Hashed(workspace.root)
     wrappers = {}
-    for name in ("hash_file", "copy_hashed"):
+    for name in ("hash_file", "copy_hashed", "read_small"):
         original = getattr(hashing, name)
         wrappers[name] = (original, counter.wrap(original))
         monkeypatch.setattr(hashing, name, wrappers[name][1])  # modules imported from now on get the wrapper

@@ -1,0 +1,116 @@
+"""What checkout reads: an object hashed whole by a copy checkout is not read again by a later
+hardlink or symlink checkout (its verification is remembered by its stat data), and that record
+never lets an object changed since reach the workspace."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import oid_to_relpath
+from tests.conftest import Cli, Workspace
+
+FILES = {f"d{i % 4}/{i:03}.bin": f"{i}\n".encode() * (i + 3) for i in range(120)}  # enough for the thread pool
+
+_opened: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _opened is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+        _opened.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)  # builtins.open and os.open both raise "open"; the hook stays for the process
+
+
+@contextlib.contextmanager
+def _object_opens() -> Iterator[list[str]]:
+    """Cache objects (not directory manifests, not temporary files) opened inside the block."""
+    global _opened
+    _opened = []
+    found: list[str] = []
+    try:
+        yield found
+    finally:
+        found += [p for p in _opened if "/.pipe/cache/objects/" in p and not p.endswith(".dir")
+                  and not os.path.basename(p).startswith(".pipetmp-")]
+        _opened = None
+
+
+def _configure(root: Path, cache_type: str) -> None:
+    config = root / ".pipe/config.yaml"
+    data = yaml.safe_load(config.read_text()) or {}
+    data.setdefault("cache", {})["type"] = cache_type
+    config.write_text(yaml.safe_dump(data))
+
+
+def _object(root: Path, data: bytes) -> Path:
+    return root / ".pipe/cache/objects" / oid_to_relpath(hash_bytes(data))
+
+
+def _age_objects(root: Path) -> None:
+    """Objects older than the hash memo's racy window, as any object a minute old."""
+    for obj in (root / ".pipe/cache/objects").rglob("*"):
+        if obj.is_file():
+            old = obj.stat().st_mtime - 60
+            os.utime(obj, (old, old))
+
+
+def _copied_out_once(workspace: Workspace, cli: Cli) -> None:
+    _configure(workspace.root, "copy")
+    workspace.write({"data": {p: t.decode() for p, t in FILES.items()}})
+    cli.run("add", "data")
+    _age_objects(workspace.root)
+    shutil.rmtree(workspace.root / "data")
+    cli.run("checkout")  # every object is hashed whole as it is copied out
+
+
+@pytest.mark.parametrize("cache_type", ["hardlink", "symlink"])
+def test_a_link_checkout_after_a_copy_checkout_opens_no_object(
+    workspace: Workspace, cli: Cli, cache_type: str
+) -> None:
+    _copied_out_once(workspace, cli)
+    _configure(workspace.root, cache_type)
+    shutil.rmtree(workspace.root / "data")
+    with _object_opens() as opened:
+        cli.run("checkout")
+    assert opened == [], f"{len(opened)} objects read again, e.g. {opened[:3]}"
+    for rel, data in FILES.items():
+        path = workspace.root / "data" / rel
+        assert path.read_bytes() == data
+        obj = _object(workspace.root, data)
+        if cache_type == "hardlink":
+            assert os.path.samefile(path, obj)
+        else:
+            assert os.readlink(path) == os.fspath(obj)
+    assert "up to date" in (cli.run("status").stdout + cli.run("status").stderr)
+
+
+@pytest.mark.parametrize("cache_type", ["hardlink", "symlink"])
+def test_an_object_changed_after_a_copy_checkout_is_not_linked(
+    workspace: Workspace, cli: Cli, cache_type: str
+) -> None:
+    _copied_out_once(workspace, cli)
+    victim = FILES["d1/005.bin"]
+    obj = _object(workspace.root, victim)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:  # same size, same inode: only the bytes (and the mtime) differ
+        f.write(b"X")
+    old = obj.stat().st_mtime - 30
+    os.utime(obj, (old, old))
+    _configure(workspace.root, cache_type)
+    shutil.rmtree(workspace.root / "data")
+    result = cli.run("checkout", exit_code=1)
+    assert "corrupt" in result.stderr and "data/d1/005.bin" in result.stderr
+    assert not os.path.lexists(workspace.root / "data/d1/005.bin")
+    assert (workspace.root / ".pipe/cache/quarantine" / hash_bytes(victim)).is_file()
+    assert all((workspace.root / "data" / r).read_bytes() == t for r, t in FILES.items() if r != "d1/005.bin")
