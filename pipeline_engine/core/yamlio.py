@@ -23,14 +23,18 @@ import yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = [
-    "MAX_ALIAS_NODES", "MAX_DEPTH", "Dumper", "Loader", "check_values", "dump_yaml", "load_yaml", "parse_json", "parse_yaml",
-    "read_utf8",
+    "MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_DOCUMENT_BYTES", "Dumper", "Loader", "check_document_size", "check_values",
+    "dump_yaml", "load_yaml", "parse_json", "parse_yaml", "read_utf8",
 ]
 
 #: How many nodes aliases may add to a document beyond the nodes written in it.
 MAX_ALIAS_NODES = 100_000
 #: How deeply collections may nest (pipe's own files use fewer than 10 levels).
 MAX_DEPTH = 100
+#: The largest params, metrics or plots data file pipe parses (it reads them whole): 16 MiB.
+#: Real ones are kilobytes (dvclive's plot logs a few MiB); YAML parses at ~0.2 MiB/s here, JSON
+#: ~3 MiB/s, so a larger file would hold `status`/`repro` for minutes before any other bound applied.
+MAX_DOCUMENT_BYTES = 16 * 2**20
 
 _CLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -381,6 +385,28 @@ def check_values(data: Any, *, source: str, allow_nonfinite: bool = False) -> No
             raise SpecError(f"{where}: {value} is not a finite number", hint="quote it to make it a string")
         elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
             raise SpecError(f"{where}: the number does not fit in 64 bits", hint="quote it to make it a string")
+
+
+def check_document_size(data: str | bytes | int, *, source: str) -> None:
+    """Refuse a params, metrics or plots file over `MAX_DOCUMENT_BYTES`, before it is parsed.
+
+    `data`: the file's text, its bytes, or its size in bytes (from a stat, before reading).
+
+    Raises:
+        SpecError: naming `source`, its size and the limit.
+    """
+    if isinstance(data, int):
+        size = data
+    elif isinstance(data, bytes) or len(data) > MAX_DOCUMENT_BYTES or len(data) * 4 <= MAX_DOCUMENT_BYTES:
+        size = len(data)  # characters: a lower bound of the bytes, and enough to decide
+    else:
+        size = len(data.encode("utf-8", "surrogatepass"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise SpecError(
+            f"{source}: {size / 2**20:.1f} MiB is over the {MAX_DOCUMENT_BYTES // 2**20} MiB limit of a params, "
+            "metrics or plots file",
+            hint="keep large data in files tracked with 'pipe add' (or stage outs), not in files pipe parses",
+        )
 
 
 def dump_yaml(data: Any, *, sort_keys: bool = True) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.revision import WORKSPACE, decode_utf8
+from pipeline_engine.core.yamlio import check_document_size
 from pipeline_engine.errors import PathError, PipeError
 from pipeline_engine.index.history import History
 from pipeline_engine.index.project_index import ProjectIndex
@@ -200,6 +201,7 @@ def _read_file(index: ProjectIndex, path: str, *, required: bool) -> MetricsFile
             if not required:
                 return None
             raise PathError(f"metrics file '{source}' does not exist")
+        check_document_size(data, source=source)  # before decoding it
         text = decode_utf8(data, source=source)
         suffix = PurePosixPath(path).suffix
         flat = parse_metrics(text, suffix=suffix, source=source)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline_engine.core.yamlio import MAX_DEPTH
+from pipeline_engine.core.yamlio import MAX_DEPTH, check_document_size
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.params import parse_document
 
@@ -41,6 +41,7 @@ def parse_metrics(text: str, *, suffix: str, source: str) -> dict[str, Any]:
     """
     suffix = suffix.lower()
     if suffix in (".csv", ".tsv"):
+        check_document_size(text, source=source)
         return _last_row(text, delimiter="\t" if suffix == ".tsv" else ",", source=source)
     data = parse_document(text, suffix=suffix, source=source, allow_nonfinite=True)
     if data is None:

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline_engine.core.revision import RevisionFiles
-from pipeline_engine.core.yamlio import MAX_DEPTH, check_values, parse_json, parse_yaml
+from pipeline_engine.core.yamlio import MAX_DEPTH, check_document_size, check_values, parse_json, parse_yaml
 from pipeline_engine.errors import SpecError
 
 __all__ = [
@@ -43,6 +43,7 @@ def read_params_file(path: Path, *, source: str) -> Mapping[str, Any]:
         SpecError: the file is missing, unreadable, not parseable, or not a mapping.
     """
     try:
+        check_document_size(path.stat().st_size, source=source)  # before reading it whole
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"params file '{source}' does not exist", hint=f"create '{source}'") from None
@@ -78,8 +79,10 @@ def parse_document(text: str, *, suffix: str, source: str, allow_nonfinite: bool
     (a NaN never equals itself: a stage tracking one would rerun every time).
 
     Raises:
-        SpecError: naming `source`: invalid text, or outside the bounds of `core.yamlio`.
+        SpecError: naming `source`: invalid text, larger than `MAX_DOCUMENT_BYTES`, or outside the
+            bounds of `core.yamlio`.
     """
+    check_document_size(text, source=source)
     suffix = suffix.lower()
     if suffix == ".json":
         return parse_json(text, source=source, allow_nonfinite=allow_nonfinite) if text.strip() else None

@@ -25,6 +25,7 @@ from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.revision import WORKSPACE, decode_utf8
+from pipeline_engine.core.yamlio import check_document_size
 from pipeline_engine.errors import PathError, PipeError, ScmError, SpecError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.tracked import read_at
@@ -191,6 +192,7 @@ class _Builder:
                     self._problem(plot_id, index, source.path, "no such file")
                     continue
                 where = index.files.describe(source.path)
+                check_document_size(data, source=where)  # before decoding it
                 records[source.path] = parse_records(decode_utf8(data, source=where), source=where,
                                                      suffix=os.path.splitext(source.path)[1], header=plot.header)
             except PipeError as exc:  # unreadable (invalid, a link out of the project, not in the cache): this file only

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_engine.core.yamlio import check_document_size
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.params import parse_document
 
@@ -77,6 +78,7 @@ def parse_records(text: str, *, suffix: str, source: str, header: bool = True) -
     """
     suffix = suffix.lower()
     if suffix in (".csv", ".tsv"):
+        check_document_size(text, source=source)
         return _table(text, delimiter="\t" if suffix == ".tsv" else ",", header=header, source=source)
     if suffix not in DATA_SUFFIXES:
         raise SpecError(f"{source}: plots read JSON, YAML, CSV and TSV files (or images), not '{suffix or 'no suffix'}'")
