@@ -164,6 +164,8 @@ def gc_remote(rem: Remote, keep_oids: Collection[str], *, dry: bool) -> RemoteGc
     packs = prune_packs(rem.packs, keep, dry=dry)
     if not dry:
         rem.remove_loose(loose)
-    still = set(rem.packs.where) - set(packs.removed)
-    doomed = tuple(sorted({*loose, *packs.removed} - still))
+    gone = set(packs.removed)
+    where = rem.packs.where
+    # A loose object also held by a pack that stays is not gone (no set of every packed oid).
+    doomed = tuple(sorted(o for o in {*loose, *gone} if o in gone or o not in where))
     return RemoteGcResult(rem.name, rem.url, doomed, len(keep), dry, packs)

@@ -81,10 +81,12 @@ class LocMap(MutableMapping[str, Loc]):
     """oid -> Loc, kept as one int per object (pack number, offset and length packed together).
 
     A `Loc` object per packed object (with its two ints) cost ~110 bytes: ~110 MB for a million
-    objects; the `Loc` is made on access instead.
+    objects; the `Loc` is made on access instead. An object may be in several packs (two pushes
+    of the same objects at once): `add` keeps every place, the map shows the first, and the
+    object stays while any pack holding it does (`drop_pack`).
     """
 
-    __slots__ = ("_map", "_names", "_numbers")
+    __slots__ = ("_extra", "_map", "_names", "_numbers")
 
     _PACK_BITS = 24
     _LENGTH_BITS = 40
@@ -93,23 +95,84 @@ class LocMap(MutableMapping[str, Loc]):
         self._names: list[str] = []
         self._numbers: dict[str, int] = {}
         self._map: dict[str, int] = {}
+        self._extra: dict[str, list[int]] = {}  # oid -> its places in other packs (rare)
 
-    def __getitem__(self, oid: str) -> Loc:
-        v = self._map[oid]
+    def _loc(self, v: int) -> Loc:
         pack_mask, length_mask = (1 << self._PACK_BITS) - 1, (1 << self._LENGTH_BITS) - 1
         return Loc(self._names[v & pack_mask], v >> (self._PACK_BITS + self._LENGTH_BITS),
                    (v >> self._PACK_BITS) & length_mask)
 
-    def __setitem__(self, oid: str, loc: Loc) -> None:
+    def _value(self, loc: Loc) -> int:
         number = self._numbers.get(loc.pack)
         if number is None:
             number = self._numbers[loc.pack] = len(self._names)
             self._names.append(loc.pack)
         assert number < 1 << self._PACK_BITS and 0 <= loc.length < 1 << self._LENGTH_BITS and loc.offset >= 0
-        self._map[oid] = (loc.offset << (self._PACK_BITS + self._LENGTH_BITS)) | (loc.length << self._PACK_BITS) | number
+        return (loc.offset << (self._PACK_BITS + self._LENGTH_BITS)) | (loc.length << self._PACK_BITS) | number
+
+    def __getitem__(self, oid: str) -> Loc:
+        return self._loc(self._map[oid])
+
+    def __setitem__(self, oid: str, loc: Loc) -> None:
+        self._map[oid] = self._value(loc)
+        self._extra.pop(oid, None)
+
+    def add(self, oid: str, loc: Loc) -> None:
+        """Record one more place of `oid`; a place in the same pack replaces the one known there."""
+        value = self._value(loc)
+        old = self._map.get(oid)
+        mask = (1 << self._PACK_BITS) - 1
+        if old is None or old & mask == value & mask:
+            self._map[oid] = value
+            return
+        others = [v for v in self._extra.get(oid, ()) if v & mask != value & mask]
+        self._extra[oid] = [*others, value]
+
+    def places(self, oid: str) -> list[Loc]:
+        """Every pack place of `oid` (the one the map shows first); [] when in no pack."""
+        v = self._map.get(oid)
+        return [] if v is None else [self._loc(v), *(self._loc(x) for x in self._extra.get(oid, ()))]
+
+    def duplicates(self) -> set[str]:
+        """The oids held by more than one pack."""
+        return set(self._extra)
+
+    def drop_pack(self, pack: str) -> None:
+        """Forget every place in `pack`; an object also in another pack moves there."""
+        number = self._numbers.get(pack)
+        if number is None:
+            return
+        mask = (1 << self._PACK_BITS) - 1
+        for oid, others in list(self._extra.items()):
+            kept = [v for v in others if v & mask != number]
+            if kept:
+                self._extra[oid] = kept
+            else:
+                del self._extra[oid]
+        for oid in [o for o, v in self._map.items() if v & mask == number]:
+            others = self._extra.pop(oid, [])
+            if others:
+                self._map[oid] = others[0]
+                if others[1:]:
+                    self._extra[oid] = others[1:]
+            else:
+                del self._map[oid]
+
+    def by_pack(self) -> dict[str, dict[str, Loc]]:
+        """pack name -> its objects (oid -> Loc), every place counted."""
+        by: dict[str, dict[str, Loc]] = {}
+        for oid, v in self._map.items():
+            loc = self._loc(v)
+            by.setdefault(loc.pack, {})[oid] = loc
+        for oid, others in self._extra.items():
+            for v in others:
+                loc = self._loc(v)
+                by.setdefault(loc.pack, {})[oid] = loc
+        return by
 
     def __delitem__(self, oid: str) -> None:
         del self._map[oid]
+        self._extra.pop(oid, None)
 
     def __contains__(self, oid: object) -> bool:
         return oid in self._map
@@ -135,6 +198,9 @@ class Packs:
         self.site = site
         self.dir = f"{site.root}/{PACKS_DIR}"
         self._where: LocMap | None = None
+        # Packs were uploaded since `where` was loaded. Their rows are not added as they go up:
+        # a million-object push would keep a map entry per object it will never ask about.
+        self._stale = False
         self.sizes: dict[str, int] = {}  # pack name -> bytes, for the packs whose index counts
         self.problems: dict[str, RemoteError] = {}  # index relpath -> why it does not count
         self.orphans: list[_Entry] = []  # packs without an index: in flight, or left by a killed push
@@ -152,7 +218,15 @@ class Packs:
         if self._where is None:
             self._where = LocMap()
             self._load()
+        elif self._stale:  # packs uploaded since: counted from the next listing (their indexes are cached)
+            self._stale = False
+            self._load()
         return self._where
+
+    @property
+    def known(self) -> LocMap:
+        """`where` as last loaded, without listing again for packs this `Packs` uploaded since."""
+        return self._where if self._where is not None else self.where
 
     def locate(self, oid: str) -> Loc | None:
         """The object's place in a pack, or None when no counting pack holds it."""
@@ -186,6 +260,7 @@ class Packs:
         if self._where is None:
             self.where  # noqa: B018 - the first listing
             return
+        self._stale = False
         self._load()
 
     def _load(self) -> None:
@@ -272,21 +347,20 @@ class Packs:
         where = self.where if self._where is not None else LocMap()
         self._where = where
         self.sizes[index.name] = index.size
-        for row in index.rows:  # a later index wins: a repacked object's new place replaces its old one
-            where[row.oid] = Loc(index.name, row.offset, row.length)
+        for row in index.rows:  # an object in two packs is in both: it stays while either does
+            where.add(row.oid, Loc(index.name, row.offset, row.length))
 
     def drop(self, pack: str) -> None:
         """Forget pack `pack` (its index was deleted)."""
         self.sizes.pop(pack, None)
         if self._where is not None:
-            for oid in [o for o, loc in self._where.items() if loc.pack == pack]:
-                del self._where[oid]
+            self._where.drop_pack(pack)
 
     def rows_by_pack(self) -> dict[str, dict[str, Loc]]:
-        """pack name -> its objects (oid -> Loc)."""
-        by: dict[str, dict[str, Loc]] = {name: {} for name in self.sizes}
-        for oid, loc in self.where.items():
-            by.setdefault(loc.pack, {})[oid] = loc
+        """pack name -> its objects (oid -> Loc); an object in two packs is in both."""
+        by = self.where.by_pack()
+        for name in self.sizes:
+            by.setdefault(name, {})
         return by
 
     # -- writing ---------------------------------------------------------------------------------
@@ -379,7 +453,7 @@ class Packs:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 local_idx.unlink()
-        self.add(index)
+        self._stale = self._where is not None
         self._keep(index.name, data, final)
 
     def _keep(self, name: str, data: bytes, final: str) -> None:

@@ -50,21 +50,30 @@ def prune_packs(packs: Packs, keep: Collection[str], *, dry: bool, orphan_age: f
         RemoteError: the remote cannot be listed, read or changed.
     """
     by_pack = packs.rows_by_pack()
+    dups = packs.where.duplicates()  # objects two pushes packed at once: kept in one pack only
     removed: list[Oid] = []
     deleted: list[str] = []
     repacked: list[str] = []
     dead_left = 0
+    doomed: list[str] = []  # packs deleted or repacked
+    held: set[str] = set()  # duplicated live objects a pack that stays still holds
     for name in sorted(by_pack):
         rows = by_pack[name]
         live = {o: loc for o, loc in rows.items() if o in keep}
-        dead = [Oid(o) for o in rows if o not in keep]
-        if not dead:
-            continue
-        if live and not _mostly_dead(live, rows):
-            dead_left += len(dead)
-            continue
+        if len(live) == len(rows):
+            held.update(o for o in live if o in dups)
+        elif live and not _mostly_dead(live, rows):
+            dead_left += len(rows) - len(live)
+            held.update(o for o in live if o in dups)
+        else:
+            doomed.append(name)
+    for name in doomed:  # what goes, before anything changes
+        removed.extend(Oid(o) for o in by_pack[name] if o not in keep and _gone(packs, o, dups, doomed))
+    for name in doomed:
+        rows = by_pack[name]
+        live = {o: loc for o, loc in rows.items() if o in keep and o not in held}
+        held.update(o for o in live if o in dups)
         (repacked if live else deleted).append(packs.relpath(name))
-        removed.extend(dead)
         if not dry:
             _replace(packs, name, live)
     now = time.time()
@@ -77,7 +86,7 @@ def prune_packs(packs: Packs, keep: Collection[str], *, dry: bool, orphan_age: f
             packs.delete_file(f"{stray}.idx")
     still = packs.where if not dry else {}
     return PackPrune(
-        tuple(sorted(o for o in removed if o not in still)),
+        tuple(sorted({o for o in removed if o not in still})),
         tuple(deleted),
         tuple(repacked),
         dead_left,
@@ -96,6 +105,11 @@ def drop_from_packs(packs: Packs, doomed: Collection[str]) -> None:
     for name, rows in sorted(packs.rows_by_pack().items()):
         if any(o in doomed for o in rows):
             _replace(packs, name, {o: loc for o, loc in rows.items() if o not in doomed})
+
+
+def _gone(packs: Packs, oid: str, dups: Collection[str], doomed: Collection[str]) -> bool:
+    """True when every pack holding `oid` is deleted or repacked (a pack that stays keeps its dead objects)."""
+    return oid not in dups or all(loc.pack in doomed for loc in packs.where.places(oid))
 
 
 def _mostly_dead(live: Mapping[str, Loc], rows: Mapping[str, Loc]) -> bool:

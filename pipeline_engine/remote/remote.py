@@ -363,7 +363,7 @@ class Remote:
     ) -> list[tuple[str, LocalFile, int]]:
         """Pack and upload `small` (failures into `failures`); returns the last pack's items when held back."""
         batch = Batch(lambda oid, exc: self._transfer_error(True, oid, exc), on_done)
-        where = self.packs.where
+        where = self.packs.known  # not listed again for the packs this upload made
         for oid in {o for o, _, _ in small if o in where}:
             batch.finish(oid, None)
         # A list, not a dict by oid (~100 bytes an object): write() drops repeats once sorted.
