@@ -38,6 +38,7 @@ __all__ = [
     "ConfigFile",
     "RemoteConfig",
     "Setting",
+    "check_sections",
     "config_file",
     "edit_config",
     "flatten",
@@ -284,14 +285,24 @@ def _memo(file: ConfigFile) -> Path | None:
     return tmp_dir(file.path.parent) if file.level in ("project", "local") else None
 
 
-def _check_types(raw: Mapping[str, Any], *, source: str) -> None:
-    """Sections, keys and values of one file are known and well-typed; the message names `source`."""
+def check_sections(raw: Mapping[str, Any], *, source: str) -> None:
+    """Every top-level section of one file is known (DVC's schema refuses extra keys too).
+
+    Raises:
+        ConfigError: naming `source`, the section and the known ones.
+    """
     for name in raw:
         if name not in _SECTIONS:
             raise ConfigError(
                 f"{source}: unknown section '{name}'{suggest(str(name), sorted(_SECTIONS))} "
-                f"(known: {', '.join(sorted(_SECTIONS))})"
+                f"(known: {', '.join(sorted(_SECTIONS))})",
+                hint=f"remove or rename '{name}' in {source}",
             )
+
+
+def _check_types(raw: Mapping[str, Any], *, source: str) -> None:
+    """Sections, keys and values of one file are known and well-typed; the message names `source`."""
+    check_sections(raw, source=source)
     for name, keys in _SECTION_KEYS.items():
         section = raw.get(name) or {}
         if not isinstance(section, Mapping):

@@ -19,6 +19,7 @@ from pipeline_engine.config import (
     LEVELS,
     SETTINGS,
     ConfigFile,
+    check_sections,
     config_file,
     edit_config,
     flatten,
@@ -82,10 +83,17 @@ def get_value(control_dir: Path | None, key: str, *, level: str | None = None) -
 
 
 def list_values(control_dir: Path | None, *, level: str | None = None) -> list[ConfigValue]:
-    """Every key each level's file sets (or only `level`'s), lowest level first, values masked."""
+    """Every key each level's file sets (or only `level`'s), lowest level first, values masked.
+
+    Raises:
+        ConfigError: a listed file has a section pipe does not know (every other command refuses
+            the file; a wrong key or value is listed, so that it can be seen and set right).
+    """
     levels = read_levels(control_dir, check=False)
     if level is not None:
         config_file(level, control_dir)  # a project level outside a project is an error
+    for file, raw in _at(levels, level):
+        check_sections(raw, source=file.label)
     return [
         ConfigValue(key, _shown(key, value, levels), file.level, file.label)
         for file, raw in _at(levels, level)
@@ -170,6 +178,14 @@ def _key_path(key: str) -> tuple[str, ...]:
         if not name or not option:
             raise ConfigError(f"'{key}': a remote's key is {_REMOTE_KEY}, e.g. 'remote.store.url'")
         return ("remotes", name, option)
+    section = key.partition(".")[0]
+    sections = sorted({k.partition(".")[0] for k in SETTINGS} | {"remote"})
+    if section not in sections:
+        raise ConfigError(
+            f"unknown config key '{key}': no section '{section}'{suggest(section, sections)} "
+            f"(known sections: {', '.join(sections)})",
+            hint="'pipe config --help' describes each key",
+        )
     if key not in SETTINGS:
         known = [*SETTINGS, _REMOTE_KEY]
         raise ConfigError(
