@@ -14,6 +14,11 @@ every file it lists present), with a stamp of the store directories that holds t
 removed from one of them (gc, quarantine, a manual `rm`) changes that directory's mtime, so the
 record is only trusted while the store could not have lost an object it needs.
 
+It also remembers, per tracked directory, the manifest it was last compared with a segment at a
+time (a segment: the files directly inside one of its sub-directories): which segments that
+manifest has, how many files each, and the stat fingerprint each had when its files were exactly
+the manifest's. A status after one changed file then compares one segment, not the whole tree.
+
 An unchanged file then costs one `stat` instead of a read. A directory is memoised by a
 fingerprint of all its files' stat data, so an unchanged tracked tree is neither re-hashed nor
 rebuilt. A file modified within the same clock tick as it was hashed would look unchanged, so
@@ -37,7 +42,7 @@ from pipeline_engine.core.hashing import Oid
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["FileStamp", "HashMemo", "TreeMemo", "stamp_of"]
+__all__ = ["FileStamp", "HashMemo", "SegmentMemo", "TreeMemo", "stamp_of"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -54,6 +59,9 @@ CREATE TABLE IF NOT EXISTS placed (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS complete (
     oid TEXT PRIMARY KEY, fanouts TEXT, stamp TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segments (
+    relpath TEXT, prefix TEXT, oid TEXT, fingerprint TEXT, nfiles INTEGER, PRIMARY KEY (relpath, prefix)
 ) WITHOUT ROWID;
 """
 # Timestamps this close to "now" may still change within the same tick: do not trust them.
@@ -81,6 +89,17 @@ class TreeMemo:
     fingerprint: str
     oid: Oid
     size: int
+    nfiles: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentMemo:
+    """One segment of manifest `oid` (its files directly inside sub-directory `prefix`): `nfiles`
+    of them, and they were exactly the workspace files while those had stat `fingerprint`
+    ("" when unknown: then it never matches)."""
+
+    oid: Oid
+    fingerprint: str
     nfiles: int
 
 
@@ -258,6 +277,32 @@ class HashMemo:
             return
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO complete VALUES (?, ?, ?)", (oid, fanouts, stamp))
+
+    def get_segments(self, relpath: str) -> dict[str, SegmentMemo]:
+        """The segments remembered for directory `relpath`, by prefix (`""`, `"sub/"`, `"sub/deeper/"`).
+
+        They are all of one manifest's segments (`put_segments` replaces the set whole), unless
+        the rows were tampered with: a caller checks what it reads from them against the manifest.
+        """
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT prefix, oid, fingerprint, nfiles FROM segments WHERE relpath = ?", (relpath,)
+            ).fetchall()
+        return {r[0]: SegmentMemo(Oid(r[1]), r[2], r[3]) for r in rows}
+
+    def put_segments(self, relpath: str, oid: str, rows: Iterable[tuple[str, str, int, int]], *, whole: bool) -> None:
+        """Remember segments `(prefix, fingerprint, nfiles, newest_mtime_ns)` of manifest `oid`.
+
+        `whole`: `rows` are every segment of the manifest and replace what `relpath` had; else they
+        update single segments of the same manifest. A fingerprint whose newest file is racy is
+        kept as "" (the segment is known, its workspace state is not).
+        """
+        limit = time.time_ns() - _RACY_NS
+        values = [(relpath, p, oid, fp if newest < limit else "", n) for p, fp, n, newest in rows]
+        with self._transaction():
+            if whole:
+                self.db.execute("DELETE FROM segments WHERE relpath = ?", (relpath,))
+            self.db.executemany("INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?)", values)
 
     def close(self) -> None:
         """Close the database."""

@@ -11,10 +11,12 @@ from __future__ import annotations
 import operator
 import os
 import stat
+import struct
 from array import array
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline_engine.cache.linkedit import separate_edit
 from pipeline_engine.cache.memo import FileStamp, HashMemo, TreeMemo, stamp_of
@@ -28,12 +30,17 @@ from pipeline_engine.core.pathgate import is_protected_name, resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.errors import PathError
 
-__all__ = ["Scan", "foreign_link", "hash_memoised", "scan", "scan_tree"]
+__all__ = [
+    "Files", "Scan", "Segment", "Walk", "build_tree", "foreign_link", "hash_memoised", "remember", "scan", "scan_tree",
+    "walk",
+]
 
 _SKIP_DIRS = frozenset({".git", ".pipe"})
 # Files hashed (or copied into the store) per batch: bounds the bookkeeping of a million new files.
 _BATCH = 20_000
-_INO, _MTIME, _SIZE = (operator.attrgetter(f) for f in ("st_ino", "st_mtime_ns", "st_size"))
+_HEADER = struct.Struct("<QQ")
+_INO, _MTIME, _SIZE, _MODE = (operator.attrgetter(f) for f in ("st_ino", "st_mtime_ns", "st_size", "st_mode"))
+_EXEC = stat.S_IXUSR
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +59,8 @@ class Scan:
     fresh: AbstractSet[str] = frozenset()
 
 
-class _Files:
-    """A walk's files in path order, keeping only the stat fields used: about 100 bytes a file."""
+class Files:
+    """Walked files in path order, keeping only the stat fields used: about 100 bytes a file."""
 
     __slots__ = ("exe", "ino", "mtime", "paths", "size")
 
@@ -66,6 +73,56 @@ class _Files:
 
     def stamp(self, i: int) -> FileStamp:
         return FileStamp(self.ino[i], self.mtime[i], self.size[i])
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """The files directly inside one directory of a walked tree: how many, the newest mtime, and
+    a fingerprint of their names and stat data (ino, mtime, size, mode)."""
+
+    fingerprint: str
+    nfiles: int
+    newest_mtime_ns: int
+
+
+# One run of `walk_runs`, kept as columns: (prefix, names, ino, mtime_ns, size, mode).
+_Run = tuple[str, list[str], "array[int]", "array[int]", "array[int]", "array[int]"]
+
+
+class Walk:
+    """A directory's files as one walk found them, a run of one directory's files at a time.
+
+    `segments` (by prefix: `""` for the directory itself, `"sub/"`, `"sub/deeper/"`) fingerprint
+    each directory's own files, and `fingerprint` all of them: a million unchanged files cost
+    their `stat`s and no per-file Python object (paths are joined only when `files` is asked).
+    """
+
+    __slots__ = ("fingerprint", "runs", "segments")
+
+    def __init__(self, runs: list[_Run], segments: dict[str, Segment]) -> None:
+        self.runs = runs
+        self.segments = segments
+        h = new_hasher()
+        for prefix in sorted(segments):
+            h.update(f"{prefix}\0{segments[prefix].fingerprint}\0".encode("utf-8", "surrogatepass"))
+        self.fingerprint = h.hexdigest()
+
+    @property
+    def newest_mtime_ns(self) -> int:
+        return max((s.newest_mtime_ns for s in self.segments.values()), default=0)
+
+    def files(self, prefixes: AbstractSet[str] | None = None) -> Files:
+        """The columns of every file, or of the files of the segments `prefixes`, in path order."""
+        files = Files()
+        for prefix, names, ino, mtime, size, mode in self.runs:
+            if prefixes is not None and prefix not in prefixes:
+                continue
+            files.paths += [prefix + name for name in names] if prefix else names
+            files.ino += ino
+            files.mtime += mtime
+            files.size += size
+            files.exe += bytes(map(_EXEC.__and__, mode))  # 0 or 0o100: `Tree.from_columns` takes any truth
+        return files
 
 
 def scan(
@@ -108,15 +165,21 @@ def scan(
         return Scan(relpath, oid, st.st_size, None, isexec=is_exec(st.st_mode))
     if os.path.islink(path):  # a directory is entered, so a symlink naming it must lead inside too
         resolve_in_project(root, relpath, source=relpath, follow=True)
-    files, fingerprint = _walk(root, relpath, path, store)
+    walked = walk(root, relpath, path, store)
     hit = memo.get_tree(relpath)
-    if hit is not None and hit.fingerprint == fingerprint and (unless is None or hit.oid == unless):
+    if hit is not None and hit.fingerprint == walked.fingerprint and (unless is None or hit.oid == unless):
         return Scan(relpath, hit.oid, hit.size, hit.nfiles)
-    tree, fresh = _build_tree(root, relpath, files, memo, store, progress or NullProgress(), into)
-    newest = max(files.mtime, default=0)
-    memoised = TreeMemo(fingerprint, tree.oid, tree.size, len(tree))
-    memo.put_tree(relpath, memoised, newest_mtime_ns=newest)
+    tree, fresh = build_tree(root, relpath, walked.files(), memo, store, progress or NullProgress(), into)
+    remember(memo, relpath, walked, tree)
     return Scan(relpath, tree.oid, tree.size, len(tree), tree, fresh=fresh)
+
+
+def remember(memo: HashMemo, relpath: str, walked: Walk, tree: Tree) -> None:
+    """Remember that directory `relpath`, as `walked` found it, holds `tree` (and its segments)."""
+    memo.put_tree(relpath, TreeMemo(walked.fingerprint, tree.oid, tree.size, len(tree)),
+                  newest_mtime_ns=walked.newest_mtime_ns)
+    memo.put_segments(relpath, tree.oid, [(p, s.fingerprint, s.nfiles, s.newest_mtime_ns)
+                                          for p, s in walked.segments.items()], whole=True)
 
 
 def scan_tree(
@@ -129,29 +192,34 @@ def scan_tree(
 ) -> Tree:
     """The current manifest of directory `relpath`, always built (for diffs and saving)."""
     path = resolve_in_project(root, relpath, source=relpath, follow=True)
-    files, _ = _walk(root, relpath, path, store)
-    return _build_tree(root, relpath, files, memo, store, progress or NullProgress(), None)[0]
+    files = walk(root, relpath, path, store).files()
+    return build_tree(root, relpath, files, memo, store, progress or NullProgress(), None)[0]
 
 
-def _walk(root: Path, relpath: str, path: Path, store: ObjectStore | None) -> tuple[_Files, str]:
-    """The files under `path` in path order, and the fingerprint of their stat data (for the tree memo)."""
-    files = _Files()
-    paths, ino, mtime, size, exe = files.paths, files.ino, files.mtime, files.size, files.exe
+def walk(root: Path, relpath: str, path: Path, store: ObjectStore | None) -> Walk:
+    """Walk the directory `path` (project-relative `relpath`) with the rules of `walk_runs`.
+
+    Raises:
+        PathError: as `walk_runs`.
+    """
+    runs: list[_Run] = []
+    hashers: dict[str, tuple[Any, list[int]]] = {}  # prefix -> (hasher, [nfiles, newest mtime])
     # A run of files at a time, column by column: per-file Python work is what a million unchanged
     # files cost beyond their `stat`s.
     for prefix, names, stats in walk_runs(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath,
                                           ignore_root=root):
-        paths += [prefix + name for name in names] if prefix else names
-        ino.extend(map(_INO, stats))
-        mtime.extend(map(_MTIME, stats))
-        size.extend(map(_SIZE, stats))
-        exe.extend([st.st_mode & 0o100 != 0 for st in stats])
-    # Whole columns at once (no NUL can be in a name, so the joined paths are unambiguous).
-    h = new_hasher()
-    h.update("\0".join(paths).encode("utf-8", "surrogatepass"))
-    for column in (ino, mtime, size, exe):
-        h.update(b"\0" + bytes(column))
-    return files, h.hexdigest()
+        run: _Run = (prefix, names, array("Q", map(_INO, stats)), array("q", map(_MTIME, stats)),
+                     array("q", map(_SIZE, stats)), array("Q", map(_MODE, stats)))
+        runs.append(run)
+        h, counts = hashers.get(prefix) or hashers.setdefault(prefix, (new_hasher(), [0, 0]))
+        blob = "\0".join(names).encode("utf-8", "surrogatepass")  # no NUL can be in a name
+        h.update(_HEADER.pack(len(names), len(blob)))  # lengths first: no two runs hash alike
+        h.update(blob)
+        for column in run[2:]:
+            h.update(column)
+        counts[0] += len(names)
+        counts[1] = max(counts[1], max(run[3]))
+    return Walk(runs, {p: Segment(h.hexdigest(), n, newest) for p, (h, (n, newest)) in hashers.items()})
 
 
 def _link_roots(store: ObjectStore | None) -> tuple[Path, ...]:
@@ -215,16 +283,21 @@ def _linked_oid(store: ObjectStore | None, path: Path) -> Oid | None:
     return oid if oid is not None and not is_dir_oid(oid) else None
 
 
-def _build_tree(
+def build_tree(
     root: Path,
     relpath: str,
-    files: _Files,
+    files: Files,
     memo: HashMemo | None,
     store: ObjectStore | None,
     progress: Progress,
     into: ObjectStore | None,
+    *,
+    under: str = "",
 ) -> tuple[Tree, set[Oid]]:
     """The tree of the walked `files`: memoised oids by one sorted merge with the memo, the rest hashed.
+
+    `under` (a prefix such as `"sub/"`): every file is inside that sub-directory, so only the
+    memo's rows there are read.
 
     With `into`, files the memo does not know are copied into that store as they are hashed.
     Files are hashed in batches whose results go straight into the tree's oid column and the
@@ -234,7 +307,7 @@ def _build_tree(
     n = len(files.paths)
     oids = bytearray(16 * n)
     edited: dict[int, Oid] = {}
-    todo = _merge_memo(relpath, files, memo, oids, edited)
+    todo = _merge_memo(relpath, files, memo, oids, edited, under=under)
     fresh: set[Oid] = set()
     base = root / relpath
     task = progress.task(f"hashing {relpath}", len(todo)) if todo else None
@@ -279,7 +352,8 @@ def _build_tree(
 
 
 def _merge_memo(
-    relpath: str, files: _Files, memo: HashMemo | None, oids: bytearray, edited: dict[int, Oid] | None = None
+    relpath: str, files: Files, memo: HashMemo | None, oids: bytearray, edited: dict[int, Oid] | None = None,
+    *, under: str = "",
 ) -> list[int]:
     """Fill `oids` with what the memo knows for unchanged files (one ordered pass over both lists);
     return the indexes of the files left to hash. `edited` receives, for a file changed in place
@@ -287,7 +361,7 @@ def _merge_memo(
     if memo is None:
         return list(range(len(files.paths)))
     todo: list[int] = []
-    rows = memo.iter_under(relpath)
+    rows = memo.iter_under(f"{relpath}/{under.rstrip('/')}" if under else relpath)
     row = next(rows, None)
     prefix = relpath + "/"
     ino, mtime, size = files.ino, files.mtime, files.size

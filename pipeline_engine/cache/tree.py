@@ -25,7 +25,7 @@ from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.record import is_count
 from pipeline_engine.errors import CacheError, PipeError, UnsafePathError
 
-__all__ = ["Tree", "TreeDiff", "TreeEntry", "diff_trees"]
+__all__ = ["Tree", "TreeDiff", "TreeEntry", "count_entries", "diff_trees", "segment_of"]
 
 _OID_BYTES = 16
 # Entries per chunk of canonical bytes: about 0.5 MiB of text.
@@ -37,6 +37,8 @@ _LENIENT_ROW = re.compile(
     rb'\{"hash":"([0-9a-f]{32})","isexec":(true|false),"relpath":"([^"\\]*(?:\\.[^"\\]*)*)","size":([0-9]{1,19})\}'
 )
 _BOUNDARY = b'},{"hash":"'
+# Where every row starts: `{"hash":"` cannot occur inside a JSON string (its quotes would be escaped).
+_ROW_START = b'{"hash":"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +259,69 @@ def _parse_canonical(data: bytes, where: str) -> Tree | None:
             return None
         pos += len(chunk)
     return tree if pos == len(data) else None
+
+
+def count_entries(data: bytes) -> int:
+    """The number of entries of canonical manifest bytes (counted, not parsed)."""
+    return data.count(_ROW_START)
+
+
+def segment_of(data: bytes, prefix: str, *, oid: str = "") -> Tree | None:
+    """The entries of canonical manifest `data` directly inside sub-directory `prefix` (`""` or
+    `"a/b/"`), found by bisection over its sorted rows: a million-entry manifest is not parsed
+    to read the thousand entries of one directory. Each entry read passes the path gate.
+
+    None when `data` is not canonical around there (the caller parses it whole and gets the
+    plain parser's answer); valid only for bytes checked against their oid.
+    """
+    where = f"directory manifest '{oid}'"
+    try:
+        start = _first_row(data, prefix) if prefix else 1
+        end = _first_row(data, prefix[:-1] + "0") if prefix else len(data) - 1  # '0' sorts right after '/'
+        if start is None or end is None or not data.startswith(b"[") or start > end:
+            return None
+        piece = data[start:end]
+        rows = _LENIENT_ROW.findall(piece)
+        paths = [r[2].decode("ascii") if b"\\" not in r[2] else json.loads(b'"' + r[2] + b'"') for r in rows]
+        sizes = array("q", [int(r[3]) for r in rows])
+    except (ValueError, OverflowError):
+        return None
+    back = ",".join(_ROW % (r[0].decode("ascii"), r[1].decode("ascii"), encode_basestring_ascii(p), n)
+                    for r, p, n in zip(rows, paths, sizes, strict=True))
+    if piece.rstrip(b",").rstrip(b"]") != back.encode("ascii") or not all(a < b for a, b in zip(paths, paths[1:])):
+        return None  # not rows as the writer lays them out, or not sorted
+    try:  # every row read, not only those kept: a manifest naming an unsafe path anywhere is not read
+        if any(check_relpath(p, source=where) != p for p in paths):
+            return None
+    except PipeError:
+        return None
+    keep = [i for i, p in enumerate(paths) if "/" not in p[len(prefix):]]
+    return Tree.from_columns([paths[i] for i in keep], b"".join(bytes.fromhex(rows[i][0].decode()) for i in keep),
+                             [sizes[i] for i in keep], [rows[i][1] == b"true" for i in keep])
+
+
+def _first_row(data: bytes, key: str) -> int | None:
+    """The offset of the first row of sorted canonical manifest `data` whose path is >= `key`
+    (the offset of the closing `]` when there is none); None when a row there cannot be read."""
+    end = len(data) - 1
+    lo, hi = 1, end
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = data.find(_ROW_START, mid, end)
+        if row < 0:
+            hi = mid
+            continue
+        m = _LENIENT_ROW.match(data, row)
+        if m is None:
+            return None
+        raw = m.group(3)
+        path = raw.decode("ascii") if b"\\" not in raw else json.loads(b'"' + raw + b'"')
+        if path >= key:
+            hi = mid
+        else:
+            lo = row + 1
+    row = data.find(_ROW_START, lo, end)
+    return end if row < 0 else row
 
 
 def _pieces(data: bytes, size: int = 1 << 18) -> Iterator[bytes]:

@@ -9,9 +9,10 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline_engine.cache.compare import compare_dir
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
-from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
-from pipeline_engine.cache.workspace import complete_tree, is_cached, scan, scan_tree, tree_of
+from pipeline_engine.cache.tree import TreeDiff
+from pipeline_engine.cache.workspace import is_cached, scan, tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
@@ -98,25 +99,25 @@ def data_status(project: Project, targets: Sequence[str] = (), *, index: Project
 
 def _status_of(project: Project, out: PathRecord, pointer: str) -> DataStatus:
     rel, oid = out.path, out.oid
+    store, memo = project.store, project.memo
     states: list[DataState] = []
-    current = None
-    if not (project.root / rel).exists():
+    diff = None
+    path = project.root / rel
+    if not path.exists():
         states.append(DataState.MISSING)
+    elif is_dir_oid(oid) and path.is_dir():
+        # Only the directories whose files' stat data moved are compared: no manifest is parsed whole.
+        compared = compare_dir(project.root, rel, memo, oid, store=store)
+        if not compared.same:
+            states.append(DataState.MODIFIED)
+            diff = compared.diff
     else:
-        # `unless`: a changed directory comes with its tree from the same walk (for the diff).
-        current = scan(project.root, rel, project.memo, store=project.store, unless=oid)
+        current = scan(project.root, rel, memo, store=store)
         if current.oid != oid or (not is_dir_oid(oid) and current.isexec != out.isexec):
             states.append(DataState.MODIFIED)
-    store, memo = project.store, project.memo
-    diff = None
-    if DataState.MODIFIED in states and is_dir_oid(oid):
-        recorded = complete_tree(store, oid, memo=memo)  # the manifest is read once, for both questions
-        cached = recorded is not None
-        if recorded is not None and current is not None:
-            diff = _dir_diff(project, rel, recorded, current.tree)
-    else:  # a directory found complete before (memo) is not read again: a no-op status reads no manifest
-        cached = is_cached(store, oid, memo=memo)
-    if not cached:
+    # A directory found complete before (memo) is not read again: a no-op status reads no manifest.
+    if not is_cached(store, oid, memo=memo):
+        diff = None
         states.append(DataState.CORRUPT_IN_CACHE if _is_corrupt_manifest(project, oid) else DataState.NOT_IN_CACHE)
     return DataStatus(rel, pointer, tuple(states) or (DataState.UP_TO_DATE,), diff)
 
@@ -130,11 +131,3 @@ def _is_corrupt_manifest(project: Project, oid: str) -> bool:
     except CacheError:
         return True
     return False
-
-
-def _dir_diff(project: Project, rel: str, recorded: Tree, current: Tree | None) -> TreeDiff | None:
-    root = project.root
-    if not (root / rel).is_dir():
-        return None
-    now = current if current is not None else scan_tree(root, rel, project.memo, store=project.store)
-    return diff_trees(recorded.by_path(), now.by_path())
