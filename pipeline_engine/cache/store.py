@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline_engine.cache.memo import FileStamp, stamp_of
@@ -38,8 +39,8 @@ __all__ = ["ObjectStore"]
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
-# `ingest` commits this many files at a time (one flush each): its bookkeeping stays bounded.
-_INGEST_BATCH = 20_000
+# `ingest` copies this many files, then commits them (one flush) while it copies the next ones.
+_WAVE = 4096
 
 
 class ObjectStore:
@@ -234,35 +235,48 @@ class ObjectStore:
 
         For files whose oid is not known yet (`pipe add`): each is read once, not hashed and then
         copied. `items` are `(file, stamp from the walk)`; a file whose stat data differs from its
-        stamp after the copy changed while it was read, and nothing of its batch is stored. The
-        copies go to temporary files in the store, one `syncfs` per batch makes them durable, and
-        each is renamed to its oid (a duplicate is dropped). `on_done(nbytes)` after each file.
+        stamp after it was read changed meanwhile: the call fails and nothing of its wave (the
+        `_WAVE` files copied together) is stored. The copies go to temporary files in the store; a
+        wave is committed (one `syncfs` makes it durable, then each copy is renamed to its oid, a
+        duplicate is dropped) in a thread of its own while the next wave is copied, so the flush
+        overlaps the copying. `on_done(nbytes)` after each file.
         Returns the oid of each item, in order, and the oids this call added to the store.
 
         Raises:
-            CorruptObjectError: a file changed while it was being cached (named by path).
+            CorruptObjectError: a file changed while it was being cached (named by path); the
+                waves committed before it stay in the store, each object under the oid of its bytes.
             OSError: the disk is full or refuses a write (no partial object is left).
         """
-        oids: list[Oid] = []
-        fresh: set[Oid] = set()
-        for start in range(0, len(items), _INGEST_BATCH):
-            batch_oids, batch_fresh = self._ingest_batch(items[start:start + _INGEST_BATCH], jobs, on_done)
-            oids += batch_oids
-            fresh |= batch_fresh
-        return oids, fresh
-
-    def _ingest_batch(
-        self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], jobs: int,
-        on_done: Callable[[int], None] | None,
-    ) -> tuple[list[Oid], set[Oid]]:
-        # A small file is read whole and hashed before its copy is written, so the copy is made in
-        # its own fan-out directory and renamed within it (a rename across directories takes the
-        # filesystem's rename lock: the threads would queue on it). A large one is streamed to a
-        # temporary name spread over the fan-out directories (creating thousands of files in one
-        # directory serialises on its lock) and renamed once its oid is known.
         fans = [f"{i:02x}" for i in range(256 if len(items) >= 64 else min(256, len(items)))]
         for fan in fans:
             self._ensure_fanout(fan)
+        oids: list[Oid] = []
+        fresh: set[Oid] = set()
+        # Leaving the `with` waits for a commit still running, whatever happened meanwhile.
+        with ThreadPoolExecutor(1) as committer:
+            pending: Future[set[Oid]] | None = None
+            for start in range(0, len(items), _WAVE):
+                copied = self._copy_wave(items, start, fans, jobs, on_done)
+                oids += [oid for oid, _ in copied]
+                if pending is not None:
+                    fresh |= pending.result()
+                pending = committer.submit(self._commit_wave, copied)
+            if pending is not None:
+                fresh |= pending.result()
+        return oids, fresh
+
+    def _copy_wave(
+        self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], start: int, fans: Sequence[str],
+        jobs: int, on_done: Callable[[int], None] | None,
+    ) -> list[tuple[Oid, str]]:
+        """Copy `items[start:start + _WAVE]` to temporary files in the store; `(oid, temporary)` each.
+
+        A small file is read whole and hashed before its copy is written, so the copy is made in
+        its own fan-out directory and renamed within it (a rename across directories takes the
+        filesystem's rename lock: the threads would queue on it). A large one is streamed to a
+        temporary name spread over the fan-out directories (creating thousands of files in one
+        directory serialises on its lock) and renamed once its oid is known.
+        """
         temps = _Temps()
         root = str(self.root)
 
@@ -279,7 +293,7 @@ class ObjectStore:
             else:
                 tmp = f"{root}/{fans[i % len(fans)]}/{temp_name()}"
             if not temps.add(tmp):
-                raise CacheError("stopped")  # ingest has returned or raised already: no one sees this
+                raise CacheError("stopped")  # the wave has failed already: no one sees this
             if small:
                 _write_new(tmp, data)
             else:
@@ -293,24 +307,36 @@ class ObjectStore:
                 on_done(stamp.size)
             return oid, tmp
 
+        wave = list(enumerate(items[start:start + _WAVE], start))
         try:
-            copied = map_chunked(copy, list(enumerate(items)), jobs=jobs)
-            fresh = self.missing({oid for oid, _ in copied})
-            staged: dict[str, tuple[str, str]] = {}
-            for oid, tmp in copied:
-                if oid in fresh and oid not in staged:
-                    staged[oid] = (tmp, f"{root}/{oid[:2]}/{oid[2:]}")
-                    self._ensure_fanout(oid[:2])
-            self._commit_many(list(staged.values()), jobs=jobs)
-            renamed = {tmp for tmp, _ in staged.values()}
+            return map_chunked(copy, wave, jobs=jobs)
         except BaseException:
-            renamed = set()
+            for tmp in temps.close():
+                _unlink_quietly(tmp)
+            raise
+
+    def _commit_wave(self, copied: Sequence[tuple[Oid, str]]) -> set[Oid]:
+        """Rename a wave's temporary files to their oids (after one flush); drop duplicates and the
+        copies of objects the store has. Returns the oids added."""
+        absent = self.missing({oid for oid, _ in copied})
+        root = str(self.root)
+        staged: dict[Oid, tuple[str, str]] = {}
+        dropped: list[str] = []
+        for oid, tmp in copied:
+            if oid in absent and oid not in staged:
+                staged[oid] = (tmp, f"{root}/{oid[:2]}/{oid[2:]}")
+                self._ensure_fanout(oid[:2])
+            else:
+                dropped.append(tmp)
+        try:
+            self._commit_many(list(staged.values()), jobs=2)
+        except BaseException:
+            dropped += [tmp for tmp, _ in staged.values()]  # the renamed ones are gone already
             raise
         finally:
-            for tmp in temps.close():  # duplicates and, on failure, every copy
-                if tmp not in renamed:
-                    _unlink_quietly(tmp)
-        return [oid for oid, _ in copied], {Oid(o) for o in fresh}
+            for tmp in dropped:
+                _unlink_quietly(tmp)
+        return set(staged)
 
     def put_chunks(self, chunks: Iterable[bytes], *, suffix: str = "") -> Oid:
         """`put_bytes` for content made in pieces (a large manifest): hashed as written, never held whole."""
