@@ -122,7 +122,8 @@ def params_diff(a_rev: str, b_rev: str | None, targets: tuple[str, ...], show_al
     result = diff(Project.find(), a_rev, _rev_or_workspace(b_rev), targets=targets, all=show_all,
                   deps_only=deps)
     _print_diff(result.changes, result.a_rev, result.b_rev, title="Param", as_json=as_json, as_md=as_md,
-                as_csv=False, precision=None, no_path=no_path, with_change=False)
+                as_csv=False, precision=None, no_path=no_path, with_change=False, failed=bool(result.errors))
+    warn_on(list(result.errors))
 
 
 def _rev_or_workspace(rev: str | None) -> str | None:

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pipeline_engine.core.revision import WORKSPACE
+from pipeline_engine.errors import PipeError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.ops.metrics import ValueChange, compare, target_paths
 from pipeline_engine.pipeline.params import PARAMS_FILE, lookup, parse_params
@@ -31,6 +32,8 @@ class ParamsDiff:
     a_rev: str
     b_rev: str
     changes: tuple[ValueChange, ...] = ()
+    #: The params files that could not be read on either side (left out of `changes`, as DVC does).
+    errors: tuple[PipeError, ...] = ()
 
 
 def tracked_params(index: ProjectIndex, stages: Sequence[str] | None = None) -> dict[str, tuple[str, ...] | None]:
@@ -93,10 +96,13 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, tar
 
     A param counts when either side's pipeline.yaml tracks it; as in DVC, every key of params.yaml
     counts too unless `deps_only`. `targets` are params files, compared whole instead (DVC's `--targets`).
+    A params file that cannot be read on either side (invalid, too large, a link out of the
+    project) is left out of the comparison and its error kept in `errors`: its values are unknown,
+    neither added nor deleted.
 
     Raises:
         ScmError: a revision names no commit, or the project is not in a git repository.
-        SpecError: pipeline.yaml or a params file is invalid on either side.
+        SpecError: pipeline.yaml is invalid on either side.
     """
     files = target_paths(project, targets)
     indexes = [ProjectIndex.at(project, a_rev), ProjectIndex.at(project, b_rev) if b_rev else ProjectIndex(project)]
@@ -108,17 +114,32 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, tar
             wanted[path] = None if keys is None or known is None else tuple(dict.fromkeys([*known, *keys]))
     if not files and not deps_only:
         wanted[PARAMS_FILE] = None
-    sides = [{p: flatten(v) for p, v in _read(index, wanted).items()} for index in indexes]
-    return ParamsDiff(a_rev, b_rev or WORKSPACE, tuple(compare(sides[0], sides[1], all=all)))
+    errors: list[tuple[str, PipeError]] = []
+    read = [_read(index, wanted, errors=errors) for index in indexes]
+    failed = {path for path, _ in errors}
+    sides = [{p: flatten(v) for p, v in side.items() if p not in failed} for side in read]
+    return ParamsDiff(a_rev, b_rev or WORKSPACE, tuple(compare(sides[0], sides[1], all=all)),
+                      tuple(exc for _, exc in errors))
 
 
-def _read(index: ProjectIndex, wanted: Mapping[str, tuple[str, ...] | None]) -> dict[str, dict[str, Any]]:
+def _read(index: ProjectIndex, wanted: Mapping[str, tuple[str, ...] | None], *,
+          errors: list[tuple[str, PipeError]] | None = None) -> dict[str, dict[str, Any]]:
+    """{params file: {key: value}} of `wanted` at the index's revision; files absent there are left out.
+
+    With `errors`, a file that cannot be read is appended there with its path instead of raising.
+    """
     values: dict[str, dict[str, Any]] = {}
     for path, keys in wanted.items():
-        text = index.files.read_text(path)
-        if text is None:
+        try:
+            text = index.files.read_text(path)
+            if text is None:
+                continue
+            data = parse_params(text, suffix=PurePosixPath(path).suffix, source=index.files.describe(path))
+        except PipeError as exc:
+            if errors is None:
+                raise
+            errors.append((path, exc))
             continue
-        data = parse_params(text, suffix=PurePosixPath(path).suffix, source=index.files.describe(path))
         values[path] = {}
         for key in keys if keys is not None else list(data):
             try:

@@ -18,6 +18,7 @@ def test_status_refuses_a_huge_params_file_naming_it_and_the_limit(workspace: Wo
     output = cli.run("status", exit_code=1).output
 
     assert "params.yaml" in output and "16 MiB" in output and "Traceback" not in output
+    # params.yaml is read with pipeline.yaml (its `vars`): the whole command stops
     assert "16 MiB" in cli.run("params", "diff", exit_code=1).output
 
 

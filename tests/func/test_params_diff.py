@@ -112,3 +112,17 @@ def test_an_invalid_params_file_is_an_error_naming_it_and_the_revision(workspace
 
     result = cli.run("params", "diff", exit_code=1)
     assert "params.yaml at 'HEAD'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_unreadable_params_file_is_a_warning_and_the_others_are_compared(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo", "params": ["lr", {"other.yaml": ["k"]}]}})
+    workspace.history([{"params.yaml": "lr: 1\n", "other.yaml": "k: 1\n"}])
+    workspace.write({"params.yaml": "lr: 2\n", "other.yaml": "k: [unclosed\n"})
+
+    result = cli.run("params", "diff", "--json")
+
+    assert json.loads(result.stdout) == {"params.yaml": {"lr": {"old": 1, "new": 2, "diff": 1}}}
+    assert "warning:" in result.stderr and "other.yaml" in result.stderr
+    workspace.write({"other.yaml": "k: 1\n" + "#" * (16 * 2**20)})
+    result = cli.run("params", "diff")
+    assert "other.yaml" in result.stderr and "16 MiB" in result.stderr and "no changes" not in result.output
