@@ -349,10 +349,10 @@ class StageLife:
                 continue
             if git is not None and git.is_committed(self.project.relpath_from_git(out.path)):
                 continue
-            never = "never ran" if d.old is None else f"has not recorded '{out.path}' yet"
+            which = "never ran, and its out" if d.old is None else "has never recorded its out"
             raise CheckoutError(
-                f"stage '{stage.name}' {never}, and its out '{out.path}' exists with content that is not "
-                "in the cache: running the stage would delete it",
+                f"stage '{stage.name}' {which} '{out.path}' already exists with content that is not in the "
+                "cache: running the stage would delete it",
                 hint=f"run 'pipe commit {stage.name}' to record it as the stage's out, move it away, "
                 f"or run 'pipe repro --force {stage.name}' to replace it",
             )

@@ -126,3 +126,14 @@ def test_remove_outs_refuses_an_edited_file(workspace: Workspace, cli: Cli) -> N
     assert workspace.read("b.txt") == "edited\n"
     cli.run("remove", "b.txt.pipe")  # without --outs the data stays: nothing to refuse
     assert workspace.read("b.txt") == "edited\n"
+
+
+def test_an_out_new_to_a_stage_that_ran_is_kept_too(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace)
+    cli.run("repro")
+    workspace.write({"notes.txt": "my notes\n"})
+    text = workspace.read("pipeline.yaml").replace("- model.bin", "- model.bin\n    - notes.txt")
+    (workspace.root / "pipeline.yaml").write_text(text)
+    result = cli.run("repro", exit_code=1)
+    assert "has never recorded its out 'notes.txt'" in result.stderr
+    assert workspace.read("notes.txt") == "my notes\n"
