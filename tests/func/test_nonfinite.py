@@ -56,3 +56,13 @@ def test_params_still_refuse_nan(workspace: Workspace, cli: Cli) -> None:
 
 def _not_json(name: str) -> None:
     raise AssertionError(f"not JSON: {name}")
+
+
+def test_plots_csv_nan_and_inf_cells_are_missing_points(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"loss.csv": "step,loss\n0,1.0\n1,nan\n2,-inf\n3,1e400\n4,NaN\n5,0.5\n6,text\n",
+                     "pipeline.yaml": "plots:\n  - loss.csv:\n      x: step\n"})
+
+    spec: dict[str, Any] = json.loads(cli.run("plots", "show", "--json").stdout, parse_constant=_not_json)[
+        "data"]["loss.csv"][0]["content"]
+
+    assert [p["loss"] for p in spec["data"]["values"]] == [1.0, None, None, None, None, 0.5, "text"]

@@ -43,6 +43,7 @@ MAX_POINTS = 1_000_000
 BOTH = f"{FILENAME}::{FIELD}"
 #: (files differ, columns differ) -> the column naming each series.
 SERIES_KEYS = {(True, False): FILENAME, (False, True): FIELD, (True, True): BOTH}
+_NONFINITE = frozenset({"nan", "inf", "infinity"})
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 
 
@@ -149,14 +150,15 @@ def _table(text: str, *, delimiter: str, header: bool, source: str) -> list[dict
 
 
 def _number(cell: str) -> Any:
-    """A cell as an int or a finite float when it reads as one, else the text."""
+    """A cell as an int or a finite float when it reads as one, None for NaN or an infinity (a missing
+    point, as in JSON data), else the text."""
     text = cell.strip()
     if not _NUMBER.match(text):
-        return cell
+        return None if text.lower().lstrip("+-") in _NONFINITE else cell
     if text.lstrip("+-").isdigit():
         return int(text)
     number = float(text)
-    return number if abs(number) != float("inf") else cell
+    return number if abs(number) != float("inf") else None
 
 
 def series_points(series: Sequence[Series], records: Mapping[str, Sequence[Mapping[str, Any]]], *,
