@@ -193,8 +193,8 @@ class Placer:
             raise
         intact = mismatch(actual, oid) is None
         if intact and self.memo is not None and oid not in self._verified:
-            with self._lock:
-                self._verified.add(oid)
+            self._verified.add(oid)
+            with self._lock:  # _flush swaps this list
                 self._new_verified.append((oid, stamp_of(obj_st)))
         return self._publish(tmp, dest, oid, st, lambda: intact)
 
@@ -259,8 +259,7 @@ class Placer:
                 with self._lock:
                     self._new_verified.append((oid, stamp))
         if ok:
-            with self._lock:
-                self._verified.add(oid)
+            self._verified.add(oid)  # one set operation, atomic under the GIL: no lock per file
         return ok
 
     # -- helpers ---------------------------------------------------------------------------------
