@@ -141,21 +141,25 @@ class Presence(Container[str]):
         return isinstance(owner, DirObject) and owner.oid in self.manifests
 
 
-def present_on_remote(rem: Remote, plan: ObjectPlan, *, verify: bool = False) -> Presence:
+def present_on_remote(
+    rem: Remote, plan: ObjectPlan, *, verify: bool = False, manifests: Collection[str] | None = None
+) -> Presence:
     """Which of the plan's objects `rem` holds.
 
     Push uploads a manifest only after every file it lists, so a manifest on the remote vouches
     for its files: they are not asked about. A no-op push of a 10,000-file directory is then one
     request, not a listing of the remote. With `verify`, nothing vouches: every object is looked
     up (by listing the remote's prefixes, or one batched request per object when they are few),
-    which finds the files someone deleted from the remote behind pipe's back.
+    which finds the files someone deleted from the remote behind pipe's back. `manifests` (when
+    the caller asked already) are the plan's manifests on the remote: they are not asked again.
 
     Raises:
         RemoteError: the remote cannot be reached or listed.
     """
     if verify:
         return Presence(plan, set(), _present(rem, [*plan.files, *(d.oid for d in plan.dirs)]))
-    manifests = _present(rem, [d.oid for d in plan.dirs])
+    if manifests is None:
+        manifests = _present(rem, [d.oid for d in plan.dirs])
     # Only the files of directories whose manifest is absent are asked about, in one pass.
     rest = [oid for oid, owner in plan.files.items() if not (isinstance(owner, DirObject) and owner.oid in manifests)]
     return Presence(plan, manifests, _present(rem, rest))

@@ -46,6 +46,8 @@ class CloudStatus:
     remote: str
     url: str
     outs: tuple[OutCloudStatus, ...]
+    # Pack indexes read and found unreadable (their objects count as absent), each naming the index.
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ def cloud_status(
     `scope` (DVC's `status -c -a/-T/-A`) adds the outs of the git revisions it covers; each
     version of a path is one entry, labelled with the first revision that needs it.
 
+    An unreadable pack index read on the way is in `problems` (its objects count as absent).
     A stage out with its own `remote:` is compared with that remote, the others with `remote` (or
     the default), as push and pull would use them. A directory whose manifest is not in the cache
     counts as one object; its files are unknown until 'pipe fetch' brings the manifest. A manifest
@@ -101,7 +104,8 @@ def cloud_status(
     result = [replace(s, revision=labels.get((s.path, s.oid), "")) if labels else s
               for rem, group in groups for s in _against(project, rem, group, verify=verify)]
     main = next((rem for rem, _ in groups if rem.name == (remote or project.config.default_remote)), groups[0][0])
-    return CloudStatus(main.name, main.url, tuple(result))
+    problems = tuple(str(p) for rem, _ in groups for p in rem.packs.problems.values())
+    return CloudStatus(main.name, main.url, tuple(result), problems)
 
 
 def _against(project: Project, rem: Remote, outs: Sequence[PathRecord], *, verify: bool) -> list[OutCloudStatus]:

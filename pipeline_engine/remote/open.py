@@ -61,6 +61,7 @@ def open_remote(
         jobs=jobs or checked.get("jobs") or default_jobs(object_store=backend.object_store),
         object_store=backend.object_store,
         errors=_error_types(backend),
+        read_only=backend.read_only,
         packing=PackOptions(
             threshold=checked.get("pack_threshold", DEFAULT_PACK_THRESHOLD) if packing else 0,
             size=checked.get("pack_size", DEFAULT_PACK_SIZE),

@@ -286,7 +286,9 @@ class Packs:
         except (FileNotFoundError, NotADirectoryError):  # no packs/ (yet), or its parent is not a directory
             return []
         except self.site.errors as exc:
-            if not self.site.must_list:
+            # A server refusing to list (an HTTP status) has no packs to offer; one that cannot
+            # be reached at all (a connection error is an OSError) is an error like anywhere else.
+            if not self.site.must_list and not isinstance(exc, OSError):
                 return []
             raise self.error("list", PACKS_DIR, exc) from exc
         return [

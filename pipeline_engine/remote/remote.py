@@ -89,6 +89,7 @@ class Remote:
 
     `object_store` backends write an object with one atomic request; the others upload to
     `<root>/tmp/` and rename into place, so an object under its final name is always complete.
+    `read_only` marks a read-only HTTP server, whose filesystem hides a refused connection.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class Remote:
         object_store: bool,
         errors: tuple[type[BaseException], ...] = (),
         packing: PackOptions | None = None,
+        read_only: bool = False,
     ) -> None:
         self.name = name
         self.url = url
@@ -111,6 +113,7 @@ class Remote:
         self._object_store = object_store
         self._errors: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
         self._made_dirs: set[str] = set()
+        self._read_only = read_only  # a read-only HTTP server (see `_exists_one`)
         self.packing = packing or PackOptions(threshold=0)
         work_dir = self.packing.work_dir or Path(tempfile.gettempdir())
         in_place = self.packing.build_in_place and not object_store
@@ -239,10 +242,27 @@ class Remote:
     def _exists_each(self, oids: set[str]) -> set[str]:
         ordered = sorted(oids)
         try:
-            found = self._each(self.fs.exists, [self.path_of(o) for o in ordered])
+            found = self._each(self._exists_one, [self.path_of(o) for o in ordered])
         except self._errors as exc:
             raise self._error("check objects on", self.root, exc) from exc
         return {o for o, hit in zip(ordered, found, strict=True) if hit}
+
+    def _exists_one(self, path: str) -> bool:
+        """`fs.exists`, except that an unreachable server is an error, not "absent".
+
+        fsspec's HTTP filesystem answers False for any failure, a refused connection included,
+        and its `info` raises FileNotFoundError from the connection error: that cause is re-raised.
+        """
+        if not self._read_only:
+            return bool(self.fs.exists(path))
+        try:
+            self.fs.info(path)
+        except FileNotFoundError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
+                raise cause from exc
+            return False
+        return True
 
     def _list_prefixes(self, prefixes: Sequence[str]) -> set[str]:
         """The oids stored under the given 2-hex prefixes."""
@@ -346,9 +366,9 @@ class Remote:
             small.append((oid, path, size))
             small_bytes += size
             if small_bytes >= budget:
-                small = self._pack(small, on_done, failures, hold_last=True)
-                small_bytes = sum(t[2] for t in small)
-                packed_any = True
+                held = self._pack(small, on_done, failures, hold_last=True)
+                packed_any = packed_any or len(held) < len(small)
+                small, small_bytes = held, sum(t[2] for t in held)
         if len(small) == 1 and not packed_any:
             loose.append(small.pop()[:2])
         if small:
