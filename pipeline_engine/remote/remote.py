@@ -4,11 +4,9 @@ Small objects may live in packs instead (`<root>/packs/`, see `remote.packed`): 
 objects below `PackOptions.threshold` bytes into packs, and every query and read accepts both
 layouts, so a remote written before packs existed, or with packing off, reads the same.
 
-Every bulk operation (transfers, existence checks, prefix listings) runs `jobs` requests at once
-in a thread pool, one code path for every backend: each thread calls the filesystem's plain
-methods (an async backend such as s3fs runs each call on its own event loop). A thread per
-request in flight costs less than scheduling coroutines from plain code for a local disk, and a
-network request's latency dwarfs a thread switch.
+The loose side (`remote.loose`: lookups, listings, the thread-pool transfers) and the packs
+(`remote.packed`) are separate objects; `Remote` decides which side an object is on and keeps
+memory bounded for pushes of any size (`put_stream`).
 
 Every fsspec, OS or backend error comes out as a `RemoteError` naming the remote and its URL,
 except a local condition that would fail every object (a full disk, a read-only file system, no
@@ -18,28 +16,23 @@ file handles left): that stops the transfer and is raised as the OSError, naming
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
-import math
 import os
-import posixpath
 import tempfile
-import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pipeline_engine.core.hashing import Oid, verify_file
-from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid, remote_tmp_dir
+from pipeline_engine.core.hashing import Oid
+from pipeline_engine.core.layout import oid_to_relpath, remote_tmp_dir
 from pipeline_engine.core.objectdb import ObjectDB, OnDone
-from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError, PipeError, RemoteError
+from pipeline_engine.errors import ObjectNotFoundError, PipeError
 from pipeline_engine.remote.batch import Batch
+from pipeline_engine.remote.loose import FEW, Lookup, Loose
 from pipeline_engine.remote.pack import LocalFile
 from pipeline_engine.remote.packed import PACK_JOBS, Packs, Site
 from pipeline_engine.remote.packread import read_packed
-from pipeline_engine.remote.partial import HOST, STALE_AFTER, is_leftover, partial_path
+from pipeline_engine.remote.partial import HOST, STALE_AFTER
 
 __all__ = ["DEFAULT_PACK_SIZE", "DEFAULT_PACK_THRESHOLD", "STREAM_LOOSE", "Lookup", "OnDone", "PackOptions", "Remote"]
 
@@ -48,15 +41,8 @@ DEFAULT_PACK_THRESHOLD = 1 << 20
 #: A pack is closed once it holds about this many bytes (the remote's `pack_size`).
 DEFAULT_PACK_SIZE = 64 << 20
 
-_T = TypeVar("_T")
-_A = TypeVar("_A")
-
-# Fewer oids than this are checked one by one without estimating the remote's size first.
-_FEW = 32
 #: Loose objects uploaded per part of `put_stream` (their tuples and path strings live that long).
 STREAM_LOOSE = 20_000
-# Objects per listing page on S3-like stores; used to estimate what listing a prefix costs.
-_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +60,6 @@ class PackOptions:
     must_list: bool = True  # False: a remote that refuses to list packs/ has none (read-only HTTP)
     # The remote is a directory on this machine: packs are built in its `tmp/` and published by a rename.
     build_in_place: bool = False
-
-
-class Lookup(Enum):
-    """How `missing` asks: one request per object, a listing per 2-hex prefix, or one full listing."""
-
-    EACH = "each"
-    PREFIXES = "prefixes"
-    ALL = "all"
 
 
 class Remote:
@@ -110,23 +88,25 @@ class Remote:
         self.fs = fs
         self.root = root.rstrip("/")
         self.jobs = jobs
-        self._object_store = object_store
-        self._errors: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
-        self._made_dirs: set[str] = set()
-        self._read_only = read_only  # a read-only HTTP server (see `_exists_one`)
+        label = f"remote '{name}' ({url})"
         self.packing = packing or PackOptions(threshold=0)
         work_dir = self.packing.work_dir or Path(tempfile.gettempdir())
         in_place = self.packing.build_in_place and not object_store
-        self._build_dir = Path(remote_tmp_dir(self.root)) if in_place else None
+        build_dir = Path(remote_tmp_dir(self.root)) if in_place else None
+        every_error: tuple[type[BaseException], ...] = (OSError, ValueError, *errors)
+        self.loose = Loose(
+            fs, self.root, label, jobs=jobs, object_store=object_store, errors=every_error, read_only=read_only,
+            build_dir=build_dir,
+        )
         self.packs = Packs(Site(
-            fs, self.root, f"remote '{name}' ({url})", self._put_file, self._errors, work_dir,
-            self.packing.index_cache, jobs, self.packing.must_list, build_dir=self._build_dir,
+            fs, self.root, label, self.loose.put_file, every_error, work_dir,
+            self.packing.index_cache, jobs, self.packing.must_list, build_dir=build_dir,
             build_suffix=f".{HOST}" if in_place else ".pack",
         ))
 
     def path_of(self, oid: str) -> str:
-        """The object's path inside `fs`."""
-        return f"{self.root}/{oid_to_relpath(oid)}"
+        """The object's path inside `fs` (as a loose object)."""
+        return self.loose.path_of(oid)
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -151,10 +131,10 @@ class Remote:
         if not oids:
             return set()
         asked = False
-        if len(oids) < _FEW and lookup in (None, Lookup.EACH) and not self.packs.is_loaded:
+        if len(oids) < FEW and lookup in (None, Lookup.EACH) and not self.packs.is_loaded:
             # A few objects (a no-op push's manifests) are asked about loose first: when all are
             # there, the pack indexes are never listed or loaded.
-            found = self._present(set(oids), Lookup.EACH)
+            found = self.loose.present(set(oids), Lookup.EACH)
             oids = {o for o in oids if o not in found}
             if not oids:
                 return oids
@@ -163,7 +143,7 @@ class Remote:
         where = self.packs.where
         rest = {o for o in oids if o not in where}  # the only set made: the caller's strings, not copies
         if rest and not asked:
-            rest -= self._present(rest, lookup)
+            rest -= self.loose.present(rest, lookup)
         return rest
 
     def _refresh_for(self, oids: Iterable[str]) -> None:
@@ -190,27 +170,6 @@ class Remote:
 
         return sorted(oids, key=key)
 
-    def _present(self, wanted: set[str], lookup: Lookup | None) -> set[str]:
-        if lookup is None and len(wanted) < _FEW:
-            lookup = Lookup.EACH
-        if lookup is Lookup.EACH:
-            return self._exists_each(wanted)
-        prefixes = sorted({o[:2] for o in wanted})
-        sample = self._list_prefixes(prefixes[:1])
-        if lookup is None:
-            pages = max(1, math.ceil(len(sample) / _PAGE))
-            rounds = {
-                Lookup.EACH: len(wanted) / self.jobs,
-                Lookup.PREFIXES: (len(prefixes) - 1) * pages / self.jobs,
-                Lookup.ALL: max(1, math.ceil(len(sample) * 256 / _PAGE)),
-            }
-            lookup = min(rounds, key=rounds.__getitem__)
-        if lookup is Lookup.EACH:
-            return self._exists_each(wanted)
-        if lookup is Lookup.ALL:
-            return wanted & set(self.iter_loose())
-        return wanted & (sample | self._list_prefixes(prefixes[1:]))
-
     def iter_oids(self) -> Iterator[Oid]:
         """Every object on the remote, loose or packed, each once (temporary and foreign files are skipped).
 
@@ -227,61 +186,7 @@ class Remote:
         Raises:
             RemoteError: the remote cannot be listed.
         """
-        try:
-            paths = self.fs.find(self.root, detail=False)
-        except FileNotFoundError:
-            return
-        except self._errors as exc:
-            raise self._error("list", self.root, exc) from exc
-        start = len(self.root) + 1
-        for path in paths:
-            oid = relpath_to_oid(path[start:])
-            if oid is not None:
-                yield oid
-
-    def _exists_each(self, oids: set[str]) -> set[str]:
-        ordered = sorted(oids)
-        try:
-            found = self._each(self._exists_one, [self.path_of(o) for o in ordered])
-        except self._errors as exc:
-            raise self._error("check objects on", self.root, exc) from exc
-        return {o for o, hit in zip(ordered, found, strict=True) if hit}
-
-    def _exists_one(self, path: str) -> bool:
-        """`fs.exists`, except that an unreachable server is an error, not "absent".
-
-        fsspec's HTTP filesystem answers False for any failure, a refused connection included,
-        and its `info` raises FileNotFoundError from the connection error: that cause is re-raised.
-        """
-        if not self._read_only:
-            return bool(self.fs.exists(path))
-        try:
-            self.fs.info(path)
-        except FileNotFoundError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
-                raise cause from exc
-            return False
-        return True
-
-    def _list_prefixes(self, prefixes: Sequence[str]) -> set[str]:
-        """The oids stored under the given 2-hex prefixes."""
-        if not prefixes:
-            return set()
-        try:
-            listings = self._each(self._ls, list(prefixes))
-        except self._errors as exc:
-            raise self._error("list", self.root, exc) from exc
-        found: set[str] = set()
-        for prefix, names in zip(prefixes, listings, strict=True):
-            found.update(prefix + posixpath.basename(n.rstrip("/")) for n in names)
-        return found
-
-    def _ls(self, prefix: str) -> list[str]:
-        try:
-            return list(self.fs.ls(f"{self.root}/{prefix}", detail=False))
-        except FileNotFoundError:
-            return []
+        return self.loose.iter_oids()
 
     # -- transfers -------------------------------------------------------------------------------
 
@@ -444,118 +349,7 @@ class Remote:
         Raises:
             RemoteError: the deletion failed.
         """
-        paths = [self.path_of(o) for o in oids]
-        if not paths:
-            return
-        try:
-            self._remove(paths)
-        except self._errors as exc:
-            raise self._error("delete objects from", self.root, exc) from exc
-
-    def _remove(self, paths: list[str]) -> None:
-        try:
-            self.fs.rm(paths)  # one batched request on object stores
-        except FileNotFoundError:  # some backends stop at the first absent path: go one by one
-            for path in paths:
-                with contextlib.suppress(FileNotFoundError):
-                    self.fs.rm_file(path)
-
-    def _transfer(
-        self,
-        upload: bool,
-        items: Sequence[tuple[str, LocalFile]],
-        *,
-        jobs: int,
-        on_done: OnDone | None,
-        raise_first: bool = False,
-        check: bool = False,
-    ) -> dict[str, PipeError]:
-        batch = Batch(lambda oid, exc: self._transfer_error(upload, oid, exc), on_done)
-        one = self._upload if upload else self._download
-
-        def work(oid: str, path: LocalFile) -> None:
-            if batch.stopped:
-                return
-            try:
-                if check and upload and (wrong := verify_file(path, oid)) is not None:
-                    batch.finish(oid, CorruptObjectError(f"its local copy '{path}' hashes to '{wrong}'; not uploaded"))
-                    return
-                one(oid, path)
-                if check and not upload and (wrong := verify_file(path, oid)) is not None:
-                    batch.finish(oid, CorruptObjectError(
-                        f"corrupt on remote '{self.name}': its content hashes to '{wrong}'"
-                    ))
-                    return
-            except self._errors as exc:
-                if not batch.stop_on(exc, self.path_of(oid) if upload else str(path)):
-                    batch.finish(oid, exc)
-                return
-            batch.finish(oid, None)  # a download's callback may hash and move the file: in this worker
-
-        if jobs <= 1 or len(items) <= 1:
-            for oid, path in items:
-                work(oid, path)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(work, oid, path) for oid, path in items]
-                try:
-                    for future in concurrent.futures.as_completed(futures):
-                        future.result()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-        batch.raise_if_stopped()
-        if raise_first and batch.failures:
-            raise next(iter(batch.failures.values()))
-        return batch.failures
-
-    def _upload(self, oid: str, local: LocalFile) -> None:
-        self._put_file(local, self.path_of(oid))
-
-    def _put_file(self, local: LocalFile, final: str) -> None:
-        """Upload `local` so that `final` appears only once complete (one PUT, or temp + rename)."""
-        if self._object_store:
-            self.fs.put_file(str(local), final)
-            return
-        if self._build_dir is not None and os.path.dirname(os.fspath(local)) == os.fspath(self._build_dir):
-            # Written complete in this remote's tmp/ (a pack or its index): a rename publishes it.
-            self._makedirs(posixpath.dirname(final))
-            self._rename(os.fspath(local), final)
-            return
-        self._makedirs(posixpath.dirname(final))
-        self._makedirs(remote_tmp_dir(self.root))
-        tmp = partial_path(self.root)
-        try:
-            self.fs.put_file(str(local), tmp)
-            self._rename(tmp, final)
-        except BaseException:
-            with contextlib.suppress(*self._errors):
-                self.fs.rm_file(tmp)
-            raise
-
-    def _rename(self, tmp: str, final: str) -> None:
-        """fsspec names a file rename `mv` on a plain filesystem and `_mv_file` on an async one (sshfs)."""
-        if self.fs.async_impl:
-            from fsspec.asyn import sync
-
-            sync(self.fs.loop, self.fs._mv_file, tmp, final)
-        else:
-            self.fs.mv(tmp, final)
-
-    def _download(self, oid: str, dest: LocalFile) -> None:
-        self.fs.get_file(self.path_of(oid), str(dest))
-
-    def _makedirs(self, path: str) -> None:
-        if path not in self._made_dirs:
-            self.fs.makedirs(path, exist_ok=True)
-            self._made_dirs.add(path)
-
-    def _each(self, fn: Callable[[_A], _T], args: Sequence[_A]) -> list[_T]:
-        """`fn` of every argument, `jobs` at a time, results in order."""
-        if len(args) <= 1:
-            return [fn(a) for a in args]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.jobs, len(args))) as pool:
-            return list(pool.map(fn, args))
+        self.loose.remove(oids)
 
     def sweep_temps(self, *, max_age: float = STALE_AFTER) -> int:
         """Remove partial uploads that killed pushes left in `<root>/tmp/`; returns how many.
@@ -567,25 +361,15 @@ class Remote:
         Raises:
             RemoteError: the temporary directory cannot be listed or cleaned.
         """
-        if self._object_store:
-            return 0
-        tmp_dir = remote_tmp_dir(self.root)
-        try:
-            entries = self.fs.ls(tmp_dir, detail=True)
-        except FileNotFoundError:
-            return 0
-        except self._errors as exc:
-            raise self._error("list", tmp_dir, exc) from exc
-        now = time.time()
-        doomed = [str(e["name"]) for e in entries if is_leftover(e, now=now, max_age=max_age)]
-        for path in doomed:
-            try:
-                self.fs.rm_file(path)
-            except FileNotFoundError:
-                continue
-            except self._errors as exc:
-                raise self._error("remove a partial upload from", path, exc) from exc
-        return len(doomed)
+        return self.loose.sweep_temps(max_age=max_age)
+
+    def _transfer(
+        self, upload: bool, items: Sequence[tuple[str, LocalFile]], *, jobs: int, on_done: OnDone | None,
+        raise_first: bool = False, check: bool = False,
+    ) -> dict[str, PipeError]:
+        return self.loose.transfer(
+            upload, items, jobs=jobs, on_done=on_done, raise_first=raise_first, check=check, wrap=self._transfer_error
+        )
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -597,11 +381,8 @@ class Remote:
             return ObjectNotFoundError(
                 f"object '{oid}' is not on remote '{self.name}' ({self.url}/{relpath}){self.packs.note()}"
             )
-        return self._error("upload" if upload else "download", relpath, exc)
+        return self.loose.error("upload" if upload else "download", relpath, exc)
 
-    def _error(self, verb: str, what: str, exc: BaseException) -> RemoteError:
-        reason = str(exc) or type(exc).__name__
-        return RemoteError(f"remote '{self.name}' ({self.url}): cannot {verb} '{what}': {reason}")
 
 
 # mypy (strict, in CI) proves a remote speaks the shared vocabulary.

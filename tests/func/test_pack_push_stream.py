@@ -13,7 +13,7 @@ from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import relpath_to_oid
 from pipeline_engine.index import objects
 from pipeline_engine.ops.transfer import push
-from pipeline_engine.remote import packed, remote
+from pipeline_engine.remote import loose, packed, remote
 from tests.conftest import Cli, Workspace
 from tests.packutil import index_of
 
@@ -23,13 +23,13 @@ FILES = {f"{i:03}.txt": f"file {i}\n" * (20 + i % 7) for i in range(60)}  # 140-
 def _uploads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The remote paths made visible, in order (packs, indexes, loose objects)."""
     seen: list[str] = []
-    real = remote.Remote._put_file
+    real = loose.Loose.put_file
 
-    def record(self: remote.Remote, local: os.PathLike[str] | str, final: str) -> None:
+    def record(self: loose.Loose, local: os.PathLike[str] | str, final: str) -> None:
         real(self, local, final)
         seen.append(final[len(self.root) + 1:])
 
-    monkeypatch.setattr(remote.Remote, "_put_file", record)
+    monkeypatch.setattr(loose.Loose, "put_file", record)
     return seen
 
 
