@@ -318,13 +318,15 @@ class ObjectStore:
     def _commit_wave(self, copied: Sequence[tuple[Oid, str]]) -> set[Oid]:
         """Rename a wave's temporary files to their oids (after one flush); drop duplicates and the
         copies of objects the store has. Returns the oids added."""
-        absent = self.missing({oid for oid, _ in copied})
         root = str(self.root)
         staged: dict[Oid, tuple[str, str]] = {}
         dropped: list[str] = []
         for oid, tmp in copied:
-            if oid in absent and oid not in staged:
-                staged[oid] = (tmp, f"{root}/{oid[:2]}/{oid[2:]}")
+            final = f"{root}/{oid[:2]}/{oid[2:]}"
+            # One stat per object, not `missing`'s listing of every fan-out directory: at a million
+            # objects each wave would list them all. This thread runs beside the copying anyway.
+            if oid not in staged and not os.path.exists(final):
+                staged[oid] = (tmp, final)
                 self._ensure_fanout(oid[:2])
             else:
                 dropped.append(tmp)
