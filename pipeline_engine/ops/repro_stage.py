@@ -28,17 +28,11 @@ from pipeline_engine.core.fsutil import remove_path, temp_name
 from pipeline_engine.core.layout import logs_dir, running_dir
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import (
-    CheckoutError,
-    MissingOutputError,
-    PathError,
-    PipeError,
-    PipeInterrupted,
-    StageFailedError,
-)
+from pipeline_engine.errors import MissingOutputError, PathError, PipeError, PipeInterrupted, StageFailedError
 from pipeline_engine.index import runcache
-from pipeline_engine.index.outs import is_cached, measure, restore_outs, save_outs
+from pipeline_engine.index.outs import measure, restore_outs, save_outs
 from pipeline_engine.index.pipeline import Pipeline
+from pipeline_engine.ops.repro_outs import forget_cleared, mark_cleared, refuse_losses
 from pipeline_engine.pipeline.lock import LockWriter, StageLock
 from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
@@ -149,7 +143,8 @@ class StageLife:
             return StageOutcome(name, Outcome.UNCHANGED)
         log_path = self._log_path(name) if self.log else None
         try:
-            self._refuse_losses(d)
+            if not self.force:
+                refuse_losses(self.project, d.stage, d.old, d.state.outs)
             if self.restore(d):
                 outcome = Outcome.RESTORED
             else:
@@ -161,6 +156,7 @@ class StageLife:
             self.listener.finished(failed)
             raise
         self.ran.add(name)
+        forget_cleared(self.project, name)
         done = StageOutcome(name, outcome, d.decision.reasons, time.monotonic() - started,
                             log_path if outcome is Outcome.RAN else None)
         self.listener.finished(done)
@@ -218,6 +214,7 @@ class StageLife:
             raise PathError(
                 f"stage '{stage.name}': dep '{missing[0]}' does not exist", hint=self._missing_dep_hint(missing[0])
             )
+        mark_cleared(self.project, stage)  # what is there after this is this stage's output
         self._clear_outs(stage)
         job = self._job(d)
         self.listener.started(stage.name, d.decision.reasons, job.log_path)
@@ -326,36 +323,6 @@ class StageLife:
                 continue
             remove_path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-
-    def _refuse_losses(self, d: Decided) -> None:
-        """Refuse to run (or restore) over an out the stage never recorded whose content exists nowhere else.
-
-        Running deletes the outs first, and restoring overwrites them. An out the lock records is
-        the stage's own product (rerun when modified, DESIGN.md §3 rule 6); one it does not record
-        (the stage never ran, or the out is new) may be the user's only copy: it may go only when
-        its content is in the cache or committed to git, or with `--force`. DVC deletes it silently.
-
-        Raises:
-            CheckoutError: such an out exists (nothing was deleted).
-        """
-        if self.force:
-            return
-        stage = d.stage
-        recorded = {r.path for r in d.old.outs} if d.old is not None else set()
-        git = self.project.git
-        for out in stage.outs:
-            current = d.state.outs.get(out.path)
-            if current is None or out.persist or out.path in recorded or is_cached(self.project, current.oid):
-                continue
-            if git is not None and git.is_committed(self.project.relpath_from_git(out.path)):
-                continue
-            which = "never ran, and its out" if d.old is None else "has never recorded its out"
-            raise CheckoutError(
-                f"stage '{stage.name}' {which} '{out.path}' already exists with content that is not in the "
-                "cache: running the stage would delete it",
-                hint=f"run 'pipe commit {stage.name}' to record it as the stage's out, move it away, "
-                f"or run 'pipe repro --force {stage.name}' to replace it",
-            )
 
     def _log_path(self, name: str) -> Path:
         return logs_dir(self.project.control_dir) / f"{name}.log"

@@ -137,3 +137,17 @@ def test_an_out_new_to_a_stage_that_ran_is_kept_too(workspace: Workspace, cli: C
     result = cli.run("repro", exit_code=1)
     assert "has never recorded its out 'notes.txt'" in result.stderr
     assert workspace.read("notes.txt") == "my notes\n"
+
+
+def test_the_partial_out_of_a_failed_first_run_is_replaced_by_the_next(workspace: Workspace, cli: Cli) -> None:
+    """pipe cleared the path for that run: what is there is the stage's own output, not the user's."""
+    workspace.write({"data.txt": "input\n"})
+    workspace.write_pipeline({"train": {"cmd": "echo partial > model.bin && exit 1", "deps": ["data.txt"],
+                                        "outs": ["model.bin"]}})
+    cli.run("repro", exit_code=3)
+    assert workspace.read("model.bin") == "partial\n"
+    text = workspace.read("pipeline.yaml").replace("echo partial > model.bin && exit 1", "cat data.txt > model.bin")
+    (workspace.root / "pipeline.yaml").write_text(text)
+    cli.run("repro")
+    assert workspace.read("model.bin") == "input\n"
+    assert not list((workspace.root / ".pipe" / "tmp" / "cleared").iterdir())  # forgotten once recorded
