@@ -47,7 +47,7 @@ def remove(project: Project, pointers: Sequence[str], *, outs: bool = False, for
             pointer = read_pointer(project.root, rel)
             data = resolve_in_project(project.root, pointer.data_relpath, source=rel) if outs else None
             if data is not None and not force:
-                _refuse_losses(project, pointer.data_relpath)
+                _refuse_losses(project, pointer.data_relpath, rel)
             loaded.append((pointer, data))
         results = []
         for p, data in loaded:
@@ -61,10 +61,12 @@ def remove(project: Project, pointers: Sequence[str], *, outs: bool = False, for
         return results
 
 
-def _refuse_losses(project: Project, relpath: str) -> None:
+def _refuse_losses(project: Project, relpath: str, pointer: str) -> None:
+    """Refuse to delete `relpath` when its current content is not in the cache (it exists nowhere else)."""
     current = record_of(project, relpath)
     if current is not None and not is_cached(project, current.oid):
         raise CheckoutError(
             f"'{relpath}' has changes that are not in the cache; 'pipe remove --outs' would delete them",
-            hint=f"run 'pipe add {relpath}' to keep them first, or 'pipe remove --outs --force' to delete them",
+            hint=f"run 'pipe add {relpath}' to keep them first, or 'pipe remove --outs --force {pointer}' "
+            "to delete them",
         )
