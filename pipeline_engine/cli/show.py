@@ -68,7 +68,12 @@ def metrics_show(targets: tuple[str, ...], all_branches: bool, all_tags: bool, a
     if as_json:
         render.print_json({r.rev: _rev_json(r) for r in result})
     elif not any(f.error is None for r in result for f in r.files):
-        if not any(r.errors for r in result):
+        missing = [m for r in result for m in r.missing]
+        if missing:
+            render.info(escape(f"no metrics found: '{missing[0]}', declared in pipeline.yaml, does not exist"
+                               + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")))
+            render.info("hint: run 'pipe repro' to produce it, or 'pipe pull' to fetch it")
+        elif not any(r.errors for r in result):
             render.info("no metrics found")
             render.info("hint: declare them in pipeline.yaml ('metrics:' of a stage, or the top-level 'metrics:' key)")
     else:

@@ -72,6 +72,8 @@ class RevisionMetrics:
     rev: str
     files: tuple[MetricsFile, ...] = ()
     error: PipeError | None = None
+    #: Declared metrics paths with no file at this revision (not produced yet): not an error.
+    missing: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[PipeError]:
@@ -157,24 +159,32 @@ def _under(path: str, target: str) -> bool:
     return target in ("", path) or path.startswith(target + "/")
 
 
-def _metrics_paths(index: ProjectIndex, wanted: Sequence[str]) -> tuple[list[str], list[str], list[MetricsFile]]:
+def _metrics_paths(
+    index: ProjectIndex, wanted: Sequence[str]
+) -> tuple[list[str], list[str], list[MetricsFile], list[str]]:
     """(metrics files to read, targets that name no declared metrics: read as metrics files themselves,
-    as DVC does, and the declared paths that could not even be listed, each with its error)."""
+    as DVC does, the declared paths that could not even be listed, each with its error, and the
+    declared paths with no file)."""
     declared = _declared(index)
     chosen = [p for p in declared if not wanted or any(_under(p, w) or _under(w, p) for w in wanted)]
     files: list[str] = []
     failed: list[MetricsFile] = []
+    missing: list[str] = []
     for path in chosen:
         inside = [w for w in wanted if _under(w, path) and w != path]
         for base in inside or [path]:
             try:
                 listed = list_at(index, base, suffixes=METRICS_SUFFIXES)
+                if not listed and is_dangling_link(index, base):
+                    listed = [base]
+                elif not listed and not index.files.is_dir(base):
+                    missing.append(base)
             except PipeError as exc:  # e.g. a link leading out of the project: this path only
                 failed.append(MetricsFile(base, error=exc))
                 continue
-            files.extend(listed or ([base] if is_dangling_link(index, base) else []))
+            files.extend(listed)
     extra = [w for w in wanted if not any(_under(w, p) or _under(p, w) for p in declared)]
-    return list(dict.fromkeys(files)), extra, failed
+    return list(dict.fromkeys(files)), extra, failed, missing
 
 
 def is_dangling_link(index: ProjectIndex, path: str) -> bool:
@@ -220,13 +230,14 @@ def metrics_at(index: ProjectIndex, wanted: Sequence[str] = (), *, label: str | 
     """
     label = label or index.files.label
     try:
-        paths, extra, failed = _metrics_paths(index, wanted)
+        paths, extra, failed, missing = _metrics_paths(index, wanted)
         read: list[MetricsFile | None] = [*failed]
         read += [_read_file(index, p, required=False) for p in paths]
         read += [_read_file(index, p, required=True) for p in extra if p not in paths]
     except PipeError as exc:
         return RevisionMetrics(label, error=exc)
-    return RevisionMetrics(label, tuple(sorted((f for f in read if f is not None), key=lambda f: f.path)))
+    return RevisionMetrics(label, tuple(sorted((f for f in read if f is not None), key=lambda f: f.path)),
+                           missing=tuple(missing))
 
 
 def show(project: Project, targets: Sequence[str] = (), *, scope: Scope | None = None) -> list[RevisionMetrics]:

@@ -72,3 +72,13 @@ def test_plots_show_draws_the_others_when_one_file_links_outside(workspace: Work
     data = json.loads(result.stdout)["data"]
     assert "a.csv" in data and "666" not in result.stdout
     assert "leak.csv" in result.stderr and "outside the project" in result.stderr
+
+
+def test_declared_metrics_not_produced_yet_are_named(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo '{\"acc\": 1}' > eval.json", "metrics": [{"eval.json": {"cache": False}}]}})
+
+    result = cli.run("metrics", "show")
+
+    assert result.stdout == "" and "'eval.json', declared in pipeline.yaml, does not exist" in result.stderr
+    assert "pipe repro" in result.stderr
+    assert json.loads(cli.run("metrics", "show", "--json").stdout) == {"workspace": {"data": {}}}
