@@ -13,6 +13,7 @@ read outside the project or inside `.git`/`.pipe`.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -49,6 +50,10 @@ class RevisionFiles(Protocol):
 
     def read_text(self, relpath: str) -> str | None:
         """The file's UTF-8 text, or None when absent (SpecError naming the file if not UTF-8)."""
+        ...
+
+    def size(self, relpath: str) -> int | None:
+        """The file's size in bytes without reading it, or None when no file is there."""
         ...
 
     def is_file(self, relpath: str) -> bool:
@@ -134,6 +139,18 @@ class WorkspaceFiles:
         """
         data = self.read_bytes(relpath)
         return None if data is None else decode_utf8(data, source=relpath)
+
+    def size(self, relpath: str) -> int | None:
+        """The file's size in bytes (a stat), None when absent or not a file.
+
+        Raises:
+            UnsafePathError: the path gate refuses `relpath`.
+        """
+        try:
+            st = os.stat(self._path(relpath))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def is_file(self, relpath: str) -> bool:
         """True for a regular file (or a link the gate allows to one)."""

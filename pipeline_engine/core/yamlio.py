@@ -20,11 +20,12 @@ from typing import Any, ClassVar
 
 import yaml
 
+from pipeline_engine.core.revision import RevisionFiles
 from pipeline_engine.errors import SpecError
 
 __all__ = [
     "MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_DOCUMENT_BYTES", "Dumper", "Loader", "check_document_size", "check_values",
-    "dump_yaml", "load_yaml", "parse_json", "parse_yaml", "read_utf8",
+    "dump_yaml", "load_yaml", "parse_json", "parse_yaml", "read_document", "read_utf8",
 ]
 
 #: How many nodes aliases may add to a document beyond the nodes written in it.
@@ -385,6 +386,19 @@ def check_values(data: Any, *, source: str, allow_nonfinite: bool = False) -> No
             raise SpecError(f"{where}: {value} is not a finite number", hint="quote it to make it a string")
         elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
             raise SpecError(f"{where}: the number does not fit in 64 bits", hint="quote it to make it a string")
+
+
+def read_document(files: RevisionFiles, relpath: str) -> str | None:
+    """The text of a params, metrics or plots file at a revision, its size checked before it is read.
+
+    Raises:
+        SpecError: the file is over `MAX_DOCUMENT_BYTES` (nothing was read), or not UTF-8.
+        UnsafePathError: the path gate refuses `relpath`.
+    """
+    size = files.size(relpath)
+    if size is not None:
+        check_document_size(size, source=files.describe(relpath))
+    return files.read_text(relpath)
 
 
 def check_document_size(data: str | bytes | int, *, source: str) -> None:

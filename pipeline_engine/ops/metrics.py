@@ -204,6 +204,9 @@ def _read_file(index: ProjectIndex, path: str, *, required: bool) -> MetricsFile
     files = index.files
     source = files.describe(path)
     try:
+        size = files.size(path)  # a file of the revision's tree (else read_at reads a cached object)
+        if size is not None:
+            check_document_size(size, source=source)  # before reading it
         data = read_at(index, path)
         if data is None:
             if is_dangling_link(index, path):

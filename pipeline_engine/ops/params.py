@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pipeline_engine.core.revision import WORKSPACE
+from pipeline_engine.core.yamlio import read_document
 from pipeline_engine.errors import PipeError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.ops.metrics import ValueChange, compare, target_paths
@@ -131,7 +132,7 @@ def _read(index: ProjectIndex, wanted: Mapping[str, tuple[str, ...] | None], *,
     values: dict[str, dict[str, Any]] = {}
     for path, keys in wanted.items():
         try:
-            text = index.files.read_text(path)
+            text = read_document(index.files, path)
             if text is None:
                 continue
             data = parse_params(text, suffix=PurePosixPath(path).suffix, source=index.files.describe(path))

@@ -8,7 +8,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline_engine.core.revision import RevisionFiles
-from pipeline_engine.core.yamlio import MAX_DEPTH, check_document_size, check_values, parse_json, parse_yaml
+from pipeline_engine.core.yamlio import (
+    MAX_DEPTH,
+    check_document_size,
+    check_values,
+    parse_json,
+    parse_yaml,
+    read_document,
+)
 from pipeline_engine.errors import SpecError
 
 __all__ = [
@@ -30,7 +37,7 @@ def read_params(files: RevisionFiles, relpath: str) -> Mapping[str, Any]:
         UnsafePathError: the path gate refuses `relpath`.
     """
     source = files.describe(relpath)
-    text = files.read_text(relpath)
+    text = read_document(files, relpath)
     if text is None:
         raise SpecError(f"params file '{source}' does not exist", hint=f"create '{relpath}'")
     return parse_params(text, suffix=PurePosixPath(relpath).suffix, source=source)

@@ -18,7 +18,7 @@ from typing import Any
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
 from pipeline_engine.core.schema import is_known_valid, memo_of, remember_valid
-from pipeline_engine.core.yamlio import parse_yaml
+from pipeline_engine.core.yamlio import parse_yaml, read_document
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.interpolate import (
     BoolStyle,
@@ -166,7 +166,7 @@ class _Builder:
 
     def _default_context(self) -> Context:
         # Read, not tested with is_file: a params.yaml kept as a link at a git revision is an error there.
-        text = self.files.read_text(PARAMS_FILE)
+        text = read_document(self.files, PARAMS_FILE)  # its size checked before it is read
         if text is None:
             return Context()
         data = parse_params(text, suffix=".yaml", source=self.files.describe(PARAMS_FILE))

@@ -285,6 +285,19 @@ class GitRevisionFiles:
             data: bytes = item.data_stream.read()
         return data
 
+    def size(self, relpath: str) -> int | None:
+        """The blob's size in bytes (from the object header, not its content), None when no file is there.
+
+        Raises:
+            UnsafePathError: the path gate refuses `relpath`.
+        """
+        item = self._item(relpath)
+        if item is None or item.type != "blob":
+            return None
+        with self._lock:
+            size: int = item.size
+        return size
+
     def read_text(self, relpath: str) -> str | None:
         """The blob's UTF-8 text, None when absent.
 

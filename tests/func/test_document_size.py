@@ -40,3 +40,16 @@ def test_a_file_just_under_the_limit_is_read(workspace: Workspace, cli: Cli) -> 
     workspace.write_pipeline({}, metrics=["m.json"])
 
     assert json.loads(cli.run("metrics", "show", "--json").stdout)["workspace"]["data"]["m.json"] == {"data": {"a": 1}}
+
+
+def test_a_huge_file_at_a_revision_is_refused_by_its_blob_size(workspace: Workspace, cli: Cli) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo", "params": [{"other.yaml": ["k"]}]}}, metrics=["m.json"])
+    workspace.write({"other.yaml": "k: 1\n" + OVER + "\n", "m.json": '{"a": 1}' + " " * MAX_DOCUMENT_BYTES})
+    workspace.commit("huge")
+    workspace.write({"other.yaml": "k: 2\n", "m.json": '{"a": 2}'})
+
+    diff = cli.run("params", "diff")
+    assert "other.yaml at 'HEAD'" in diff.stderr and "16 MiB" in diff.stderr
+    shown = json.loads(cli.run("metrics", "show", "--json", "--rev", "HEAD").stdout)
+    assert "16 MiB" in shown["HEAD"]["data"]["m.json"]["error"]["msg"]
+    assert shown["workspace"]["data"]["m.json"] == {"data": {"a": 2}}

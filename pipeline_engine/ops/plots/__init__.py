@@ -187,11 +187,14 @@ class _Builder:
         records: dict[str, list[dict[str, Any]]] = {}
         for source in plot.sources:
             try:
+                where = index.files.describe(source.path)
+                size = index.files.size(source.path)
+                if size is not None:
+                    check_document_size(size, source=where)  # before reading it
                 data = read_at(index, source.path)
                 if data is None:
                     self._problem(plot_id, index, source.path, "no such file")
                     continue
-                where = index.files.describe(source.path)
                 check_document_size(data, source=where)  # before decoding it
                 records[source.path] = parse_records(decode_utf8(data, source=where), source=where,
                                                      suffix=os.path.splitext(source.path)[1], header=plot.header)
