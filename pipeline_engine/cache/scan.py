@@ -12,6 +12,7 @@ import operator
 import os
 import stat
 import struct
+import zlib
 from array import array
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -196,18 +197,57 @@ def scan_tree(
     return build_tree(root, relpath, files, memo, store, progress or NullProgress(), None)[0]
 
 
-def walk(root: Path, relpath: str, path: Path, store: ObjectStore | None) -> Walk:
+def walk(root: Path, relpath: str, path: Path, store: ObjectStore | None, *, jobs: int = 1) -> Walk:
     """Walk the directory `path` (project-relative `relpath`) with the rules of `walk_runs`.
+
+    With `jobs` > 1, its top-level sub-directories are shared out between that many processes
+    (forked: each walks its share with the same rules and hands its runs back), as git stats
+    the index in parallel threads: a million `stat`s are most of what a no-op status costs,
+    and they are syscalls each process makes on its own core. Threads would not help: each
+    `stat` would hand the GIL back and forth.
 
     Raises:
         PathError: as `walk_runs`.
     """
+    link_roots = _link_roots(store)
+    if jobs < 2:
+        return Walk(*_walk_part(root, relpath, path, link_roots, (0, 1)))
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = [pool.submit(_walk_share, root, relpath, path, link_roots, (k, jobs)) for k in range(1, jobs)]
+        runs, segments = _walk_part(root, relpath, path, link_roots, (0, jobs))
+        for part in parts:
+            more, found = part.result()
+            if isinstance(more, str):
+                raise PathError(more, hint=found if isinstance(found, str) else None)
+            assert isinstance(found, dict)
+            runs += more
+            segments.update(found)
+    runs.sort(key=_first_path)  # each run is a slice of the sorted paths: sorting them by their first is the walk's order
+    return Walk(runs, segments)
+
+
+def _first_path(run: _Run) -> str:
+    return run[0] + run[1][0]
+
+
+def _walk_part(
+    root: Path, relpath: str, path: Path, link_roots: tuple[Path, ...], part: tuple[int, int]
+) -> tuple[list[_Run], dict[str, Segment]]:
+    """Share `part` = (k, n) of a walk: the files directly in `path` when k is 0, and the
+    top-level sub-directories whose name hashes to k modulo n."""
+    k, n = part
     runs: list[_Run] = []
     hashers: dict[str, tuple[Any, list[int]]] = {}  # prefix -> (hasher, [nfiles, newest mtime])
     # A run of files at a time, column by column: per-file Python work is what a million unchanged
     # files cost beyond their `stat`s.
-    for prefix, names, stats in walk_runs(path, skip=_SKIP_DIRS, link_roots=_link_roots(store), shown_as=relpath,
-                                          ignore_root=root):
+    for prefix, names, stats in walk_runs(path, skip=_SKIP_DIRS, link_roots=link_roots, shown_as=relpath,
+                                          ignore_root=root, contained_in=path,
+                                          enter=None if n == 1 else lambda sub: _share(sub, n) == k):
+        if not prefix and k != 0:
+            continue
         run: _Run = (prefix, names, array("Q", map(_INO, stats)), array("q", map(_MTIME, stats)),
                      array("q", map(_SIZE, stats)), array("Q", map(_MODE, stats)))
         runs.append(run)
@@ -219,7 +259,21 @@ def walk(root: Path, relpath: str, path: Path, store: ObjectStore | None) -> Wal
             h.update(column)
         counts[0] += len(names)
         counts[1] = max(counts[1], max(run[3]))
-    return Walk(runs, {p: Segment(h.hexdigest(), n, newest) for p, (h, (n, newest)) in hashers.items()})
+    return runs, {p: Segment(h.hexdigest(), count, newest) for p, (h, (count, newest)) in hashers.items()}
+
+
+def _walk_share(
+    root: Path, relpath: str, path: Path, link_roots: tuple[Path, ...], part: tuple[int, int]
+) -> tuple[list[_Run], dict[str, Segment]] | tuple[str, str | None]:
+    """`_walk_part` in a worker process; a refused path comes back as (message, hint)."""
+    try:
+        return _walk_part(root, relpath, path, link_roots, part)
+    except PathError as exc:  # pickled, an error would lose its hint
+        return exc.message, exc.hint
+
+
+def _share(name: str, n: int) -> int:
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) % n
 
 
 def _link_roots(store: ObjectStore | None) -> tuple[Path, ...]:

@@ -11,7 +11,7 @@ import re
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -166,9 +166,15 @@ def walk_runs(
     link_roots: Sequence[Path] = (),
     shown_as: str = "",
     ignore_root: Path | None = None,
+    enter: Callable[[str], bool] | None = None,
+    contained_in: Path | None = None,
 ) -> Iterator[tuple[str, list[str], list[os.stat_result]]]:
     """`walk_files` a run of one directory's files at a time: `(prefix, names, stats)`, each file's
     path being `prefix + name`; the same files, rules and order (at most 4096 files a run).
+
+    To split one walk between processes: `enter` says which sub-directories of `root` this walk
+    enters (the others are left to another walk), and `contained_in` (an ancestor of `root`, the
+    tracked directory being split) is where symlinks may lead besides `link_roots`.
 
     A million unchanged files cost a `stat` each and little else: each directory is read and its
     files stat'ed through a descriptor of the directory (`fstatat`: the kernel resolves one name,
@@ -179,7 +185,7 @@ def walk_runs(
     Raises:
         PathError: as `walk_files`.
     """
-    allowed = [os.path.realpath(root), *(os.path.realpath(r) for r in link_roots)]
+    allowed = [os.path.realpath(contained_in or root), *(os.path.realpath(r) for r in link_roots)]
     rules = _ancestor_ignores(ignore_root, root) if ignore_root is not None else ()
     honour = ignore_root is not None
     stack: list[_Dir] = []  # directories being listed, depth first; each holds its descriptor
@@ -190,9 +196,9 @@ def walk_runs(
             names, stats, sub = top.next_run(allowed, skip)
             if names:
                 yield top.prefix, names, stats
-            if sub is not None:
+            if sub is not None and (enter is None or len(stack) > 1 or enter(sub)):
                 stack.append(_Dir(f"{top.path}/{sub}", f"{top.prefix}{sub}/", top.rules, honour, shown_as, top.fd))
-            elif top.done:
+            elif sub is None and top.done:
                 stack.pop().close()
     finally:
         for d in stack:

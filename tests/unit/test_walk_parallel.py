@@ -1,0 +1,81 @@
+"""A walk shared between processes finds exactly what one process finds, and refuses the same paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline_engine.cache import compare
+from pipeline_engine.cache.memo import HashMemo
+from pipeline_engine.cache.scan import Walk, walk
+from pipeline_engine.core.fsutil import TEMP_PREFIX
+from pipeline_engine.errors import PathError
+
+
+def _tree(root: Path) -> Path:
+    data = root / "data"
+    for d in range(9):
+        for i in range(5):
+            (data / f"d{d}" / "deep").mkdir(parents=True, exist_ok=True)
+            (data / f"d{d}" / f"f{i}.txt").write_text(f"{d}/{i}")
+            (data / f"d{d}" / "deep" / f"g{i}.txt").write_text(f"{d}/deep/{i}")
+    (data / "top.txt").write_text("top")
+    (data / "zz.txt").write_text("zz")
+    (data / "d3" / "link.txt").symlink_to("../d7/f1.txt")  # into another process's share: allowed
+    (data / "d5" / f"{TEMP_PREFIX}123-abc").write_text("a killed checkout's temporary")
+    (data / ".pipeignore").write_text("d6/\n*.log\n")
+    (data / "d2" / "noise.log").write_text("ignored")
+    return data
+
+
+def _columns(w: Walk) -> tuple[object, ...]:
+    files = w.files()
+    return files.paths, bytes(files.ino), bytes(files.mtime), bytes(files.size), bytes(files.exe)
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_a_walk_shared_between_processes_is_the_walk_of_one(tmp_path: Path, jobs: int) -> None:
+    data = _tree(tmp_path)
+    one, shared = walk(tmp_path, "data", data, None), walk(tmp_path, "data", data, None, jobs=jobs)
+    assert _columns(shared) == _columns(one)
+    assert shared.segments == one.segments and shared.fingerprint == one.fingerprint
+    paths = one.files().paths
+    assert "d3/link.txt" in paths and "d6/f1.txt" not in paths and "d2/noise.log" not in paths
+    assert not any(p.startswith(f"d5/{TEMP_PREFIX}") for p in paths)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_symlink_out_of_the_tree_is_refused_by_whichever_process_meets_it(tmp_path: Path, jobs: int) -> None:
+    data = _tree(tmp_path)
+    (tmp_path / "outside.txt").write_text("secret")
+    (data / "d4" / "deep" / "escape.txt").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(PathError, match="'data/d4/deep/escape.txt' is a symlink pointing outside"):
+        walk(tmp_path, "data", data, None, jobs=jobs)
+
+
+def test_status_of_a_large_tree_walks_it_in_parallel_and_sees_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline_engine.cache.store import ObjectStore
+    from pipeline_engine.cache.workspace import save, scan
+
+    data = _tree(tmp_path)
+    os.unlink(data / "d3" / "link.txt")
+    store, memo = ObjectStore(tmp_path / "cache"), HashMemo(tmp_path / "memo.sqlite")
+    scanned = scan(tmp_path, "data", memo, store=store)
+    record = save(store, tmp_path, scanned, link_types=())
+    monkeypatch.setattr(compare, "PARALLEL_WALK", 10)
+    used: list[int] = []
+    real_walk = compare.walk
+
+    def counted(*args: object, jobs: int = 1) -> Walk:
+        used.append(jobs)
+        return real_walk(*args, jobs=jobs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compare, "walk", counted)
+    (data / "d8" / "deep" / "g2.txt").write_text("edited")
+    result = compare.compare_dir(tmp_path, "data", memo, record.oid, store=store)
+    assert not result.same and result.diff is not None and result.diff.modified == ("d8/deep/g2.txt",)
+    assert used[-1] > 1 or len(os.sched_getaffinity(0)) == 1
