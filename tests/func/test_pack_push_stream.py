@@ -16,6 +16,7 @@ from pipeline_engine.ops.transfer import push
 from pipeline_engine.remote import loose, packed, remote
 from tests.conftest import Cli, Workspace
 from tests.packutil import index_of
+from tests.s3server import S3Server, s3_bucket_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 FILES = {f"{i:03}.txt": f"file {i}\n" * (20 + i % 7) for i in range(60)}  # 140-270 bytes each
 
@@ -164,3 +165,35 @@ def test_status_cloud_against_an_unreachable_remote_is_an_error(workspace: Works
     workspace.add_remote(f"http://127.0.0.1:{port}", name="web")
     result = cli.run("status", "-c", exit_code=1)
     assert "remote 'web'" in result.stderr and "not pushed" not in result.stdout
+
+
+@pytest.mark.s3
+def test_an_index_pushed_to_s3_is_read_from_the_local_cache_by_the_next_remote(
+    tmp_path: Path, s3_server: S3Server, s3_bucket: str
+) -> None:
+    from pipeline_engine.remote.open import open_remote
+
+    src = tmp_path / "src"
+    src.mkdir()
+    items = []
+    for name, text in list(FILES.items())[:5]:
+        (src / name).write_text(text)
+        items.append((hash_bytes(text.encode()), src / name))
+
+    def opened() -> remote.Remote:
+        return open_remote("s3", f"s3://{s3_bucket}/packs-cache", {"endpoint_url": s3_server.endpoint_url},
+                           base_dir=tmp_path, work_dir=tmp_path / "work", index_cache=tmp_path / "cache")
+
+    assert opened().put_many(items) == {}
+    (cached,) = (tmp_path / "cache").glob("*.idx")
+    fresh = opened()
+    downloads: list[str] = []
+    real = fresh.fs.cat_file
+
+    def counting(path: str, *args: object, **kwargs: object) -> bytes:
+        downloads.append(path)
+        return bytes(real(path, *args, **kwargs))
+
+    fresh.fs.cat_file = counting
+    assert fresh.missing([oid for oid, _ in items]) == set()
+    assert downloads == [], f"{cached.name} came from the local cache"
