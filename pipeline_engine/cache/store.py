@@ -40,7 +40,7 @@ _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
 # `ingest` copies this many files, then commits them (one flush) while it copies the next ones.
-_WAVE = 4096
+_WAVE = 1024
 
 
 class ObjectStore:
