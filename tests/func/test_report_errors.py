@@ -82,3 +82,13 @@ def test_declared_metrics_not_produced_yet_are_named(workspace: Workspace, cli: 
     assert result.stdout == "" and "'eval.json', declared in pipeline.yaml, does not exist" in result.stderr
     assert "pipe repro" in result.stderr
     assert json.loads(cli.run("metrics", "show", "--json").stdout) == {"workspace": {"data": {}}}
+
+
+def test_plots_show_names_a_dangling_link(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"a.csv": "x,y\n1,2\n", "pipeline.yaml": "plots:\n  - a.csv\n  - b.csv\n"})
+    (workspace.root / "b.csv").symlink_to("gone.csv")
+
+    result = cli.run("plots", "show", "--json")
+
+    assert list(json.loads(result.stdout)["data"]) == ["a.csv"]
+    assert "'b.csv' is a symlink to 'gone.csv', which does not exist" in result.stderr

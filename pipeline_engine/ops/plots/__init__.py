@@ -29,6 +29,7 @@ from pipeline_engine.core.yamlio import check_document_size
 from pipeline_engine.errors import PathError, PipeError, ScmError, SpecError
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.tracked import read_at
+from pipeline_engine.ops.metrics import dangling_link_error, is_dangling_link
 from pipeline_engine.ops.plots import render
 from pipeline_engine.ops.plots.data import Series, SeriesPoints, default_y, parse_records, series_points
 from pipeline_engine.ops.plots.source import PlotDef, collect_plots
@@ -192,6 +193,8 @@ class _Builder:
                 if size is not None:
                     check_document_size(size, source=where)  # before reading it
                 data = read_at(index, source.path)
+                if data is None and is_dangling_link(index, source.path):
+                    raise dangling_link_error(index, source.path, "plots file")
                 if data is None:
                     self._problem(plot_id, index, source.path, "no such file")
                     continue
