@@ -226,6 +226,11 @@ class Placer:
         if oid not in self._verified and not self._check(oid, obj, stamp):
             self._quarantine(oid)
             return None
+        if oid in self._trusted and self.memo is not None:
+            # Hashed as it was copied in by this command: remembered like a verified object, so
+            # the next checkout that links it (after a branch switch) reads nothing.
+            with self._lock:
+                self._new_verified.append((oid, stamp))
         make = os.link if kind is LinkType.HARDLINK else os.symlink
         try:
             make(obj, dest)  # atomic: nothing was there, and a link is never half-made
