@@ -80,6 +80,8 @@ class Placer:
             (LinkType.COPY,) if self.link_types and self.link_types[0] in SHARING_TYPES else self.link_types
         )
         self._modes = (file_mode(False), file_mode(True))
+        # Verification records serve link types only: a copy-only configuration never reads them.
+        self._links = memo is not None and any(t is not LinkType.COPY for t in self.link_types)
         # A link is a metadata change the kernel makes without waiting on the disk: more threads than
         # cores only fight over the GIL (10,000 hardlinks: 2 threads ~0.18 s, 8 threads ~0.24 s).
         # Copies wait on the disk, so they get many.
@@ -182,8 +184,9 @@ class Placer:
     def _copy(self, obj: str, dest: str, oid: Oid, isexec: bool) -> FileStamp | None:
         """Copy, hashing the bytes written: a mismatching copy never replaces `dest`.
 
-        A copy that matches verified the object as a side effect: remembered like `_check` does,
-        so a later hardlink or symlink checkout of it reads nothing.
+        A copy that matches verified the object as a side effect: remembered like `_check` does
+        (when a link type is configured, even one that fails here), so a later hardlink or
+        symlink checkout of it reads nothing.
         """
         tmp = _beside(dest)
         try:
@@ -192,7 +195,7 @@ class Placer:
             _unlink_quietly(tmp)
             raise
         intact = mismatch(actual, oid) is None
-        if intact and self.memo is not None and oid not in self._verified:
+        if intact and self._links and oid not in self._verified:
             self._verified.add(oid)
             with self._lock:  # _flush swaps this list
                 self._new_verified.append((oid, stamp_of(obj_st)))

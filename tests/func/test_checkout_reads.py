@@ -1,6 +1,7 @@
-"""What checkout reads: an object hashed whole by a copy checkout is not read again by a later
-hardlink or symlink checkout (its verification is remembered by its stat data), and that record
-never lets an object changed since reach the workspace."""
+"""What checkout reads: an object hashed whole by a copy checkout (with a link type configured:
+the default 'reflink,copy') or by `pipe add` is not read again by a later hardlink or symlink
+checkout (its verification is remembered by its stat data), and that record never lets an
+object changed since reach the workspace."""
 
 from __future__ import annotations
 
@@ -66,12 +67,12 @@ def _age_objects(root: Path) -> None:
 
 
 def _copied_out_once(workspace: Workspace, cli: Cli) -> None:
-    _configure(workspace.root, "copy")
+    _configure(workspace.root, "reflink,copy")  # the default: copies where reflinks cannot be made
     workspace.write({"data": {p: t.decode() for p, t in FILES.items()}})
     cli.run("add", "data")
     _age_objects(workspace.root)
     shutil.rmtree(workspace.root / "data")
-    cli.run("checkout")  # every object is hashed whole as it is copied out
+    cli.run("checkout")  # every object is hashed whole as it is copied (or verified, to be reflinked)
 
 
 @pytest.mark.parametrize("cache_type", ["hardlink", "symlink"])
