@@ -29,7 +29,7 @@ from pipeline_engine.index.pointers import deleted_pointers, deleted_pointers_er
 from pipeline_engine.index.used import used_outs
 from pipeline_engine.project import Project
 
-__all__ = ["checkout", "checkout_outs"]
+__all__ = ["checkout", "checkout_outs", "ignore_checked_out"]
 
 _SHOWN = 10
 
@@ -99,8 +99,7 @@ def checkout_outs(
             failed.append(exc)
             continue
         results.append(result)
-        if project.git is not None and not _inside_tracked_dir(project, out.path):
-            project.git.ignore(project.relpath_from_git(out.path))
+        ignore_checked_out(project, out.path)
     # An object in the quarantine was found corrupt (by a checkout, or when a file changed
     # through a link was hashed): reported as corrupt, not merely missing.
     quarantine = project.store.quarantine_dir
@@ -118,6 +117,12 @@ def checkout_outs(
     if failed:
         raise _combined(failed)
     return results
+
+
+def ignore_checked_out(project: Project, relpath: str) -> None:
+    """Git-ignore an out just checked out (a path inside a pointer-tracked directory: its directory is)."""
+    if project.git is not None and not _inside_tracked_dir(project, relpath):
+        project.git.ignore(project.relpath_from_git(relpath))
 
 
 def _remove_stale(project: Project, used: Sequence[str], keep: Sequence[str]) -> list[CheckoutResult]:

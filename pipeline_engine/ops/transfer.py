@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from pipeline_engine.cache.checkout import CheckoutResult
+from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, StageNotFoundError
+from pipeline_engine.index.download import fetch_outs
 from pipeline_engine.index.objects import plan_objects
 from pipeline_engine.index.project_index import ProjectIndex
+from pipeline_engine.index.pullplace import PullPlacement
 from pipeline_engine.index.revisions import Scope, select_revisions
-from pipeline_engine.index.download import fetch_outs
 from pipeline_engine.index.sync import TransferResult, open_remotes_for, raise_for_failures
 from pipeline_engine.index.upload import push_outs
 from pipeline_engine.index.used import UsedOut, used_outs_in
@@ -112,7 +114,8 @@ def fetch(
         else:
             groups = _scoped_groups(project, targets, scope, remote=remote, jobs=jobs)
         results = tuple(
-            fetch_outs(project.store, rem, group, progress=progress or NullProgress()) for rem, group in groups
+            fetch_outs(project.store, rem, group, progress=progress or NullProgress(), memo=project.memo)
+            for rem, group in groups
         )
     for result in results:
         raise_for_failures("fetch", result)
@@ -131,6 +134,10 @@ def pull(
 ) -> PullResult:
     """Fetch (each out from its remote, as `fetch`), then check out every out whose objects are all in the cache.
 
+    A directory out whose path does not exist yet is checked out while the fetch runs, into a
+    temporary directory renamed into place once all its files are there (`index/pullplace.py`):
+    like any out whose objects did not all arrive, it is left untouched (absent) otherwise.
+
     With `scope`, the outs of the revisions it covers are fetched first; only the workspace's
     are checked out (DVC's `pull -a`). A target needs to select something at one revision only.
 
@@ -139,9 +146,10 @@ def pull(
         CheckoutError: checkout would overwrite uncached changes (and `force` is false).
         ScmError: `scope` names an unknown revision (nothing was fetched).
     """
-    from pipeline_engine.ops.checkout import checkout_outs
+    from pipeline_engine.ops.checkout import checkout_outs, ignore_checked_out
     from pipeline_engine.ops.imports import recover_imports
 
+    progress = progress or NullProgress()
     with project.mutex("pipe pull"):
         index = ProjectIndex(project)
         if scope is None or scope.is_workspace_only:
@@ -152,16 +160,24 @@ def pull(
             opened = _scoped_groups(project, targets, replace(scope, workspace=True), remote=remote, jobs=jobs)
             here = [t for t in targets if _selects(index, t)]
             outs = index.used_outs(here) if here or not targets else []  # the others are at older revisions only
-        fetched = [fetch_outs(project.store, rem, group, progress=progress or NullProgress()) for rem, group in opened]
-        fetched = recover_imports(project, index, fetched, jobs=jobs, progress=progress)  # imports: their source second
+        link_types = parse_link_types(project.config.cache_types)
+        # New directories are placed while the fetch runs (index/pullplace.py); the rest after it.
+        with PullPlacement(project.root, project.store, project.memo, link_types, outs, progress) as placing:
+            fetched = [fetch_outs(project.store, rem, group, progress=progress, memo=project.memo, sink=placing)
+                       for rem, group in opened]
+            fetched = recover_imports(project, index, fetched, jobs=jobs, progress=progress)  # imports: their source second
+            placed = placing.finish()
+        for out, _ in placed:
+            ignore_checked_out(project, out.path)
+        done = {out.path for out, _ in placed}
         failed = {f.oid for r in fetched for f in r.failed}
-        complete = [o for o in outs if not _objects_of(project, o) & failed]
+        complete = [o for o in outs if o.path not in done and not _objects_of(project, o) & failed]
         try:
             checkouts = checkout_outs(project, complete, force=force, progress=progress)
         except CacheError:
             # Checkout found cached objects corrupt and moved them to the quarantine: they are
             # missing now, and the remote may hold good copies. One more fetch, one more checkout.
-            again = [fetch_outs(project.store, rem, group, progress=progress or NullProgress())
+            again = [fetch_outs(project.store, rem, group, progress=progress, memo=project.memo)
                      for rem, group in opened]
             if not any(r.transferred for r in again):
                 raise
@@ -169,7 +185,7 @@ def pull(
             checkouts = checkout_outs(project, complete, force=force, progress=progress)
     for result in fetched:
         raise_for_failures("pull", result)
-    return PullResult(tuple(fetched), tuple(checkouts))
+    return PullResult(tuple(fetched), tuple(result for _, result in placed) + tuple(checkouts))
 
 
 def _selects(index: ProjectIndex, target: str) -> bool:
