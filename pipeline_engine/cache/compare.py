@@ -53,7 +53,8 @@ def compare_dir(
     progress = progress or NullProgress()
     path = resolve_in_project(root, relpath, source=relpath, follow=True)
     known = memo.get_segments(relpath)
-    walked = walk(root, relpath, path, store, jobs=_jobs(sum(s.nfiles for s in known.values())))
+    current = {p: s.fingerprint for p, s in known.items() if s.oid == recorded}
+    walked = walk(root, relpath, path, store, jobs=_jobs(sum(s.nfiles for s in known.values())), known=current)
     if known and all(s.oid == recorded for s in known.values()):
         moved = sorted({p for p, s in walked.segments.items() if p not in known or known[p].fingerprint != s.fingerprint}
                        | (known.keys() - walked.segments.keys()))
@@ -101,6 +102,8 @@ def _compare_whole(
 ) -> Comparison:
     """Build the whole current tree and compare it with the recorded one; remember the segments
     of the recorded manifest, with the fingerprint of each that the workspace matches."""
+    if not walked.complete:  # the other processes kept the runs of the segments that matched
+        walked = walk(root, relpath, resolve_in_project(root, relpath, source=relpath, follow=True), store)
     tree = build_tree(root, relpath, walked.files(), memo, store, progress, None)[0]
     remember(memo, relpath, walked, tree)  # as `scan` does: other commands find the current tree
     if tree.oid == recorded:

@@ -14,6 +14,7 @@ import stat
 import struct
 import zlib
 from array import array
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ class Segment:
 
 # One run of `walk_runs`, kept as columns: (prefix, names, ino, mtime_ns, size, mode).
 _Run = tuple[str, list[str], "array[int]", "array[int]", "array[int]", "array[int]"]
+# A run as a worker process sends it back: the names joined by NUL.
+_Sent = tuple[str, str, "array[int]", "array[int]", "array[int]", "array[int]"]
 
 
 class Walk:
@@ -98,11 +101,12 @@ class Walk:
     their `stat`s and no per-file Python object (paths are joined only when `files` is asked).
     """
 
-    __slots__ = ("fingerprint", "runs", "segments")
+    __slots__ = ("complete", "fingerprint", "runs", "segments")
 
-    def __init__(self, runs: list[_Run], segments: dict[str, Segment]) -> None:
+    def __init__(self, runs: list[_Run], segments: dict[str, Segment], *, complete: bool = True) -> None:
         self.runs = runs
         self.segments = segments
+        self.complete = complete  # False: only some segments' runs are held (see `walk`'s `known`)
         h = new_hasher()
         for prefix in sorted(segments):
             h.update(f"{prefix}\0{segments[prefix].fingerprint}\0".encode("utf-8", "surrogatepass"))
@@ -197,14 +201,19 @@ def scan_tree(
     return build_tree(root, relpath, files, memo, store, progress or NullProgress(), None)[0]
 
 
-def walk(root: Path, relpath: str, path: Path, store: ObjectStore | None, *, jobs: int = 1) -> Walk:
+def walk(
+    root: Path, relpath: str, path: Path, store: ObjectStore | None, *, jobs: int = 1,
+    known: Mapping[str, str] | None = None,
+) -> Walk:
     """Walk the directory `path` (project-relative `relpath`) with the rules of `walk_runs`.
 
     With `jobs` > 1, its top-level sub-directories are shared out between that many processes
     (forked: each walks its share with the same rules and hands its runs back), as git stats
     the index in parallel threads: a million `stat`s are most of what a no-op status costs,
     and they are syscalls each process makes on its own core. Threads would not help: each
-    `stat` would hand the GIL back and forth.
+    `stat` would hand the GIL back and forth. With `known` (prefix -> the fingerprint the
+    caller has for it), other processes hand back only the runs of segments that differ: a
+    no-op status needs none, and the walk is then not `complete`.
 
     Raises:
         PathError: as `walk_runs`.
@@ -215,18 +224,21 @@ def walk(root: Path, relpath: str, path: Path, store: ObjectStore | None, *, job
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    complete = True
     with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-        parts = [pool.submit(_walk_share, root, relpath, path, link_roots, (k, jobs)) for k in range(1, jobs)]
+        parts = [pool.submit(_walk_share, root, relpath, path, link_roots, (k, jobs), known) for k in range(1, jobs)]
         runs, segments = _walk_part(root, relpath, path, link_roots, (0, jobs))
         for part in parts:
             more, found = part.result()
             if isinstance(more, str):
                 raise PathError(more, hint=found if isinstance(found, str) else None)
             assert isinstance(found, dict)
-            runs += more
+            got = [(r[0], r[1].split("\0"), r[2], r[3], r[4], r[5]) for r in more]
+            complete = complete and sum(len(r[1]) for r in got) == sum(s.nfiles for s in found.values())
+            runs += got
             segments.update(found)
     runs.sort(key=_first_path)  # each run is a slice of the sorted paths: sorting them by their first is the walk's order
-    return Walk(runs, segments)
+    return Walk(runs, segments, complete=complete)
 
 
 def _first_path(run: _Run) -> str:
@@ -263,13 +275,18 @@ def _walk_part(
 
 
 def _walk_share(
-    root: Path, relpath: str, path: Path, link_roots: tuple[Path, ...], part: tuple[int, int]
-) -> tuple[list[_Run], dict[str, Segment]] | tuple[str, str | None]:
-    """`_walk_part` in a worker process; a refused path comes back as (message, hint)."""
+    root: Path, relpath: str, path: Path, link_roots: tuple[Path, ...], part: tuple[int, int],
+    known: Mapping[str, str] | None,
+) -> tuple[list[_Sent], dict[str, Segment]] | tuple[str, str | None]:
+    """`_walk_part` in a worker process, each run's names joined by NUL (a list of a million
+    names pickles 10 times slower than one string); a refused path comes back as (message, hint)."""
     try:
-        return _walk_part(root, relpath, path, link_roots, part)
+        runs, segments = _walk_part(root, relpath, path, link_roots, part)
     except PathError as exc:  # pickled, an error would lose its hint
         return exc.message, exc.hint
+    if known is not None:
+        runs = [r for r in runs if known.get(r[0]) != segments[r[0]].fingerprint]
+    return [(r[0], "\0".join(r[1]), r[2], r[3], r[4], r[5]) for r in runs], segments
 
 
 def _share(name: str, n: int) -> int:

@@ -70,12 +70,31 @@ def test_status_of_a_large_tree_walks_it_in_parallel_and_sees_a_change(
     used: list[int] = []
     real_walk = compare.walk
 
-    def counted(*args: object, jobs: int = 1) -> Walk:
+    def counted(*args: object, jobs: int = 1, **known: object) -> Walk:
         used.append(jobs)
-        return real_walk(*args, jobs=jobs)  # type: ignore[arg-type]
+        return real_walk(*args, jobs=jobs, **known)  # type: ignore[arg-type]
 
     monkeypatch.setattr(compare, "walk", counted)
     (data / "d8" / "deep" / "g2.txt").write_text("edited")
+    for _ in range(2):  # the whole tree compared once (its segments recorded), then only d8/deep/
+        result = compare.compare_dir(tmp_path, "data", memo, record.oid, store=store)
+        assert not result.same and result.diff is not None and result.diff.modified == ("d8/deep/g2.txt",)
+        assert used[-1] > 1 or len(os.sched_getaffinity(0)) == 1
+    # Rows that disagree with the manifest: the other processes sent only d8/deep/'s runs, so the
+    # whole tree is walked again to be compared whole.
+    rows = memo.get_segments("data")
+    memo.put_segments("data", record.oid, [(p, s.fingerprint, s.nfiles + 1, 0) for p, s in rows.items()], whole=True)
     result = compare.compare_dir(tmp_path, "data", memo, record.oid, store=store)
-    assert not result.same and result.diff is not None and result.diff.modified == ("d8/deep/g2.txt",)
-    assert used[-1] > 1 or len(os.sched_getaffinity(0)) == 1
+    assert result.diff is not None and result.diff.modified == ("d8/deep/g2.txt",) and not result.diff.added
+
+
+def test_with_known_fingerprints_other_processes_send_only_the_segments_that_moved(tmp_path: Path) -> None:
+    data = _tree(tmp_path)
+    first = walk(tmp_path, "data", data, None)
+    (data / "d4" / "f0.txt").write_text("moved")  # d4 is walked by the second of two processes
+    known = {p: s.fingerprint for p, s in first.segments.items()}
+    shared = walk(tmp_path, "data", data, None, jobs=2, known=known)
+    assert not shared.complete and shared.fingerprint == walk(tmp_path, "data", data, None).fingerprint
+    held = {r[0] for r in shared.runs}
+    assert "d4/" in held and "d7/" not in held  # d7/: the second process's, unchanged
+    assert shared.files({"d4/"}).paths == [f"d4/f{i}.txt" for i in range(5)]
