@@ -245,7 +245,7 @@ class _Dir:
         plain_files = not any(map(os.DirEntry.is_symlink, entries)) and all(map(os.DirEntry.is_file, entries))
         has_dirs = not plain_files and any(map(_is_dir, entries))
         entries.sort(key=_dir_last if has_dirs else _name)
-        self.names = [e.name for e in entries]
+        self.names = list(map(_name, entries))
         if honour and IGNORE_FILE in self.names:
             rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
         self.path, self.prefix, self.rules, self.shown_as = path, prefix, rules, shown_as
