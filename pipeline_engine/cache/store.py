@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline_engine.cache.memo import FileStamp, stamp_of
-from pipeline_engine.core.fsutil import temp_name
+from pipeline_engine.core.fsutil import TEMP_PREFIX, temp_name
 from pipeline_engine.core.hashing import (
     SMALL_FILE,
     Oid,
@@ -250,6 +250,9 @@ class ObjectStore:
         fans = [f"{i:02x}" for i in range(256 if len(items) >= 64 else min(256, len(items)))]
         for fan in fans:
             self._ensure_fanout(fan)
+        # Fan-out directories that hold no object yet (a new cache): what is in them later, this
+        # call put there, so a commit needs no stat to tell a duplicate.
+        empty = {fan for fan in fans if _holds_no_object(os.path.join(self.root, fan))} if len(fans) == 256 else set()
         oids: list[Oid] = []
         fresh: set[Oid] = set()
         # Leaving the `with` waits for a commit still running, whatever happened meanwhile.
@@ -260,7 +263,8 @@ class ObjectStore:
                 oids += [oid for oid, _ in copied]
                 if pending is not None:
                     fresh |= pending.result()
-                pending = committer.submit(self._commit_wave, copied)
+                # `fresh` is not changed again until this commit is done.
+                pending = committer.submit(self._commit_wave, copied, empty, fresh)
             if pending is not None:
                 fresh |= pending.result()
         return oids, fresh
@@ -315,17 +319,21 @@ class ObjectStore:
                 _unlink_quietly(tmp)
             raise
 
-    def _commit_wave(self, copied: Sequence[tuple[Oid, str]]) -> set[Oid]:
+    def _commit_wave(
+        self, copied: Sequence[tuple[Oid, str]], empty: Collection[str], added: Collection[Oid]
+    ) -> set[Oid]:
         """Rename a wave's temporary files to their oids (after one flush); drop duplicates and the
-        copies of objects the store has. Returns the oids added."""
+        copies of objects the store has. `empty`: fan-out directories that held no object before
+        this call, which has `added` the objects there since. Returns the oids added."""
         root = str(self.root)
         staged: dict[Oid, tuple[str, str]] = {}
         dropped: list[str] = []
         for oid, tmp in copied:
             final = f"{root}/{oid[:2]}/{oid[2:]}"
-            # One stat per object, not `missing`'s listing of every fan-out directory: at a million
-            # objects each wave would list them all. This thread runs beside the copying anyway.
-            if oid not in staged and not os.path.exists(final):
+            # One stat per object at most, not `missing`'s listing of every fan-out directory: at a
+            # million objects each wave would list them all.
+            present = oid in added if oid[:2] in empty else os.path.exists(final)
+            if oid not in staged and not present:
                 staged[oid] = (tmp, final)
                 self._ensure_fanout(oid[:2])
             else:
@@ -514,6 +522,12 @@ class _Temps:
         with self._lock:
             self.closed = True
             return list(self._paths)
+
+
+def _holds_no_object(fanout_dir: str) -> bool:
+    """True when the directory has nothing but temporary files (read up to its first other name)."""
+    with os.scandir(fanout_dir) as it:
+        return all(entry.name.startswith(TEMP_PREFIX) for entry in it)
 
 
 def _changed(src: str | os.PathLike[str]) -> CorruptObjectError:
