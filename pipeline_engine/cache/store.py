@@ -252,7 +252,7 @@ class ObjectStore:
             self._ensure_fanout(fan)
         # Fan-out directories that hold no object yet (a new cache): what is in them later, this
         # call put there, so a commit needs no stat to tell a duplicate.
-        empty = {fan for fan in fans if _holds_no_object(os.path.join(self.root, fan))} if len(fans) == 256 else set()
+        empty = {f for f in fans if _holds_no_object(os.path.join(self.root, f))} if len(fans) == 256 else set()
         oids: list[Oid] = []
         fresh: set[Oid] = set()
         # Leaving the `with` waits for a commit still running, whatever happened meanwhile.
