@@ -56,7 +56,8 @@ def compare_dir(
     current = {p: s.fingerprint for p, s in known.items() if s.oid == recorded}
     walked = walk(root, relpath, path, store, jobs=_jobs(sum(s.nfiles for s in known.values())), known=current)
     if known and all(s.oid == recorded for s in known.values()):
-        moved = sorted({p for p, s in walked.segments.items() if p not in known or known[p].fingerprint != s.fingerprint}
+        moved = sorted({p for p, s in walked.segments.items()
+                        if p not in known or known[p].fingerprint != s.fingerprint}
                        | (known.keys() - walked.segments.keys()))
         if not moved:
             return Comparison(True)
@@ -120,8 +121,10 @@ def _compare_whole(
     rows = []
     for prefix, n in counts.items():
         segment = walked.segments.get(prefix)
-        same = segment is not None and prefix not in changed
-        rows.append((prefix, segment.fingerprint if same and segment else "", n, segment.newest_mtime_ns if segment else 0))
+        if segment is None or prefix in changed:
+            rows.append((prefix, "", n, 0))  # R's segment, but not what the workspace holds now
+        else:
+            rows.append((prefix, segment.fingerprint, n, segment.newest_mtime_ns))
     memo.put_segments(relpath, recorded, rows, whole=True)
     return Comparison(False, diff)
 

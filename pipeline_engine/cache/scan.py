@@ -237,7 +237,7 @@ def walk(
             complete = complete and sum(len(r[1]) for r in got) == sum(s.nfiles for s in found.values())
             runs += got
             segments.update(found)
-    runs.sort(key=_first_path)  # each run is a slice of the sorted paths: sorting them by their first is the walk's order
+    runs.sort(key=_first_path)  # each run is a slice of the sorted paths: in order of their first paths
     return Walk(runs, segments, complete=complete)
 
 

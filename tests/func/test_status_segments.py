@@ -100,7 +100,8 @@ class _Reads:
         self.memo_rows = 0
         self.gated = 0
         self.parsed = 0
-        iter_under, gate, parse = HashMemo.iter_under, tree_module.check_relpath, Tree.from_bytes.__func__  # type: ignore[attr-defined]
+        iter_under, gate = HashMemo.iter_under, tree_module.check_relpath
+        parse = Tree.from_bytes.__func__  # type: ignore[attr-defined]
 
         def counted_iter(memo: HashMemo, prefix: str, **kwargs: int) -> object:
             for row in iter_under(memo, prefix, **kwargs):
