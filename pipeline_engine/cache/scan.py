@@ -211,7 +211,8 @@ def walk(
     (forked: each walks its share with the same rules and hands its runs back), as git stats
     the index in parallel threads: a million `stat`s are most of what a no-op status costs,
     and they are syscalls each process makes on its own core. Threads would not help: each
-    `stat` would hand the GIL back and forth. With `known` (prefix -> the fingerprint the
+    `stat` would hand the GIL back and forth. Forking is only safe from a single-threaded caller
+    (`pipe status`; not repro's stage threads). With `known` (prefix -> the fingerprint the
     caller has for it), other processes hand back only the runs of segments that differ: a
     no-op status needs none, and the walk is then not `complete`.
 
