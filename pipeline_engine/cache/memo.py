@@ -42,7 +42,7 @@ from pipeline_engine.core.hashing import Oid
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["FileStamp", "HashMemo", "SegmentMemo", "TreeMemo", "stamp_of"]
+__all__ = ["FileStamp", "HashMemo", "SegmentMemo", "TreeMemo", "stamp_of", "trusted_from_ns"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -80,6 +80,12 @@ class FileStamp:
 def stamp_of(st: os.stat_result) -> FileStamp:
     """The memo key part of a stat result."""
     return FileStamp(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def trusted_from_ns(mtime_ns: int) -> int:
+    """The moment (`time.time_ns()`) from which a record of a file last modified at `mtime_ns` is
+    kept as trusted rather than racy."""
+    return mtime_ns + _RACY_NS
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from pipeline_engine.cache.checkout import CheckoutResult, PathList
 from pipeline_engine.cache.link import LinkType
-from pipeline_engine.cache.memo import FileStamp, HashMemo
+from pipeline_engine.cache.memo import FileStamp, HashMemo, trusted_from_ns
 from pipeline_engine.cache.place import Placer, make_dirs
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
@@ -94,12 +95,16 @@ class StagedDir:
         prefix = os.fspath(self.temp) + os.sep
         placer = Placer(self.store, self.memo, self.link_types, trusted=trusted)
         stamps = placer.place_many([(prefix + e.relpath, e.oid, e.isexec) for e in entries], advance=advance)
-        # The previous batch's records now, this batch's next time: the memo keeps a stamp
-        # younger than its racy window only as "never trusted", and by then most are older.
-        self._record()
         rows = [(f"{self.relpath}/{e.relpath}", st, e.oid) for e, st in zip(entries, stamps) if st is not None]
-        self._unrecorded = rows
         self.remaining -= len(rows)
+        # Remembered once out of the memo's racy window (a younger stamp is kept as "never
+        # trusted", and the next status would hash the file again): a batch or two later.
+        self._unrecorded += rows
+        now = time.time_ns()
+        ready = [r for r in self._unrecorded if trusted_from_ns(r[1].mtime_ns) <= now]
+        if ready:
+            self._unrecorded = [r for r in self._unrecorded if trusted_from_ns(r[1].mtime_ns) > now]
+            self.memo.put_linked(ready)
 
     def publish(self) -> CheckoutResult | None:
         """Rename the complete directory into place; None (and discarded) when something appeared at its path.
@@ -108,7 +113,6 @@ class StagedDir:
             OSError: the out's parent directories cannot be created.
         """
         assert self.is_complete
-        self._record()
         if os.path.lexists(self.final):
             self.discard()
             return None
@@ -119,8 +123,25 @@ class StagedDir:
             self.discard()
             return None
         self.published = True
-        self.memo.put_placed([(self.relpath, self.oid)])
+        self.memo.put_placed([(self.relpath, self.oid)])  # its last batch of files: `record`
         return CheckoutResult(self.relpath, written=PathList(self.relpath, self.tree.paths()))
+
+    def record(self, *, settle: bool = False) -> None:
+        """Remember the files placed last in the hash memo (the others are already).
+
+        Their mtimes are moments old, inside the memo's racy window, where a record is kept as
+        "never trusted" and the next `status` would hash them again. With `settle`, first wait
+        until the newest is out of that window (at most the window, 50 ms), as every earlier
+        file was before it was recorded.
+        """
+        if settle and self._unrecorded:
+            newest = max(st.mtime_ns for _, st, _ in self._unrecorded)
+            wait_ns = trusted_from_ns(newest) - time.time_ns()
+            if wait_ns > 0:
+                time.sleep(min(wait_ns, trusted_from_ns(0)) / 1e9)
+        if self._unrecorded:
+            self.memo.put_linked(self._unrecorded)
+            self._unrecorded = []
 
     def discard(self) -> None:
         """Give the out up: remove the temporary directory (best effort: a leftover is swept by
@@ -130,10 +151,6 @@ class StagedDir:
         with contextlib.suppress(OSError):
             remove_path(self.temp)
 
-    def _record(self) -> None:
-        if self._unrecorded:
-            self.memo.put_linked(self._unrecorded)
-            self._unrecorded = []
 
 
 def _parents(relpath: str) -> Iterator[str]:

@@ -102,12 +102,17 @@ class PullPlacement:
         for future in self._futures:
             future.result()  # a bug in the placing thread surfaces here
         self._futures = []
+        for _, staged, _ in self._staged:
+            if staged.published:
+                staged.record(settle=True)  # so the next status hashes none of them
         self._discard_unpublished()
         return list(self._published)
 
     def _discard_unpublished(self) -> None:
         for _, staged, task in self._staged:
-            if not staged.published:
+            if staged.published:
+                staged.record()
+            else:
                 staged.discard()
             task.close()
 
