@@ -224,13 +224,21 @@ def walk(
         return Walk(*_walk_part(root, relpath, path, link_roots, (0, 1)))
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
+    try:
+        pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork"))
+    except (OSError, ImportError, NotImplementedError):  # no semaphores here (no /dev/shm): one process
+        return walk(root, relpath, path, store)
     complete = True
-    with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+    with pool:
         parts = [pool.submit(_walk_share, root, relpath, path, link_roots, (k, jobs), known) for k in range(1, jobs)]
         runs, segments = _walk_part(root, relpath, path, link_roots, (0, jobs))
         for part in parts:
-            more, found = part.result()
+            try:
+                more, found = part.result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): walk it all here
+                return walk(root, relpath, path, store)
             if isinstance(more, str):
                 raise PathError(more, hint=found if isinstance(found, str) else None)
             assert isinstance(found, dict)

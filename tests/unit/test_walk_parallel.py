@@ -98,3 +98,22 @@ def test_with_known_fingerprints_other_processes_send_only_the_segments_that_mov
     held = {r[0] for r in shared.runs}
     assert "d4/" in held and "d7/" not in held  # d7/: the second process's, unchanged
     assert shared.files({"d4/"}).paths == [f"d4/f{i}.txt" for i in range(5)]
+
+
+def test_a_worker_that_dies_leaves_the_walk_to_the_process_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline_engine.cache import scan
+
+    data = _tree(tmp_path)
+    expected = walk(tmp_path, "data", data, None)
+    real = scan._walk_part
+
+    def dying(*args: object) -> object:
+        if args[-1] != (0, 2) and args[-1] != (0, 1):
+            os._exit(1)  # as a worker killed by the OOM killer
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan, "_walk_part", dying)
+    shared = walk(tmp_path, "data", data, None, jobs=2)
+    assert shared.complete and _columns(shared) == _columns(expected) and shared.segments == expected.segments
