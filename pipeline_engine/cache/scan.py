@@ -265,7 +265,7 @@ def _walk_part(
     # A run of files at a time, column by column: per-file Python work is what a million unchanged
     # files cost beyond their `stat`s.
     for prefix, names, stats in walk_runs(path, skip=_SKIP_DIRS, link_roots=link_roots, shown_as=relpath,
-                                          ignore_root=root, contained_in=path,
+                                          ignore_root=root, contained_in=path, top_files=k == 0,
                                           enter=None if n == 1 else lambda sub: _share(sub, n) == k):
         if not prefix and k != 0:
             continue

@@ -168,13 +168,15 @@ def walk_runs(
     ignore_root: Path | None = None,
     enter: Callable[[str], bool] | None = None,
     contained_in: Path | None = None,
+    top_files: bool = True,
 ) -> Iterator[tuple[str, list[str], list[os.stat_result]]]:
     """`walk_files` a run of one directory's files at a time: `(prefix, names, stats)`, each file's
     path being `prefix + name`; the same files, rules and order (at most 4096 files a run).
 
     To split one walk between processes: `enter` says which sub-directories of `root` this walk
-    enters (the others are left to another walk), and `contained_in` (an ancestor of `root`, the
-    tracked directory being split) is where symlinks may lead besides `link_roots`.
+    enters (the others are left to another walk), `top_files` whether it yields the files
+    directly in `root` (they are stat'ed only if so), and `contained_in` (an ancestor of `root`,
+    the tracked directory being split) is where symlinks may lead besides `link_roots`.
 
     A million unchanged files cost a `stat` each and little else: each directory is read and its
     files stat'ed through a descriptor of the directory (`fstatat`: the kernel resolves one name,
@@ -191,6 +193,7 @@ def walk_runs(
     stack: list[_Dir] = []  # directories being listed, depth first; each holds its descriptor
     try:
         stack.append(_Dir(str(root), "", rules, honour, shown_as, None))
+        stack[0].files = top_files
         while stack:
             top = stack[-1]
             names, stats, sub = top.next_run(allowed, skip)
@@ -227,7 +230,7 @@ class _Dir:
     it sorts before `name/`), so no caller needs to sort a million paths.
     """
 
-    __slots__ = ("done", "entries", "fd", "i", "names", "path", "plain", "prefix", "rules", "shown_as")
+    __slots__ = ("done", "entries", "fd", "files", "i", "names", "path", "plain", "prefix", "rules", "shown_as")
 
     def __init__(
         self, path: str, prefix: str, rules: tuple[_IgnoreFile, ...], honour: bool, shown_as: str,
@@ -250,6 +253,7 @@ class _Dir:
             rules = (*rules, _read_ignore(Path(path) / IGNORE_FILE, prefix, "", shown_as))
         self.path, self.prefix, self.rules, self.shown_as = path, prefix, rules, shown_as
         self.entries, self.i, self.done = entries, 0, not entries
+        self.files = True  # False: its sub-directories only (another walk takes its files)
         # Nothing to decide per entry: no sub-directory, symlink, ignore rule or temporary file.
         first_temp = bisect.bisect_left(self.names, TEMP_PREFIX)
         self.plain = (plain_files and not rules
@@ -260,6 +264,9 @@ class _Dir:
     ) -> tuple[list[str], list[os.stat_result], str | None]:
         """The next files (names, stats) and, when the run ends at one, the sub-directory to enter next."""
         entries, i, end = self.entries, self.i, len(self.entries)
+        if self.plain and not self.files:
+            self.i, self.done = end, True
+            return [], [], None
         if self.plain:
             stop = min(end, i + _RUN)
             self.i, self.done = stop, stop == end
@@ -277,7 +284,7 @@ class _Dir:
                 if name not in skip and not (rules and _ignored(rules, f"{prefix}{name}/")):
                     sub = name
                     break
-            elif rules and _ignored(rules, prefix + name):
+            elif not self.files or (rules and _ignored(rules, prefix + name)):
                 continue
             elif entry.is_file(follow_symlinks=False):
                 names.append(name)

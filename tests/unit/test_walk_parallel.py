@@ -117,3 +117,16 @@ def test_a_worker_that_dies_leaves_the_walk_to_the_process_itself(
     monkeypatch.setattr(scan, "_walk_part", dying)
     shared = walk(tmp_path, "data", data, None, jobs=2)
     assert shared.complete and _columns(shared) == _columns(expected) and shared.segments == expected.segments
+
+
+def test_a_share_without_the_top_files_never_looks_at_them(tmp_path: Path) -> None:
+    from pipeline_engine.core.fsutil import walk_runs
+
+    data = _tree(tmp_path)
+    (tmp_path / "outside.txt").write_text("secret")
+    (data / "escape.txt").symlink_to(tmp_path / "outside.txt")  # refused when the top files are walked
+    runs = list(walk_runs(data, top_files=False, enter=lambda sub: sub == "d1"))
+    assert [(p, names) for p, names, _ in runs] == [("d1/deep/", [f"g{i}.txt" for i in range(5)]),
+                                                   ("d1/", [f"f{i}.txt" for i in range(5)])]
+    with pytest.raises(PathError):
+        list(walk_runs(data, enter=lambda sub: False))
