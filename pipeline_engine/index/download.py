@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from pipeline_engine.cache.memo import FileStamp, HashMemo
+from pipeline_engine.cache.memo import FileStamp, HashMemo, trusted_from_ns
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.layout import download_path
@@ -110,8 +111,8 @@ def fetch_objects(
     named by `temp_name`, so they never look like objects and a killed fetch's are swept.
 
     With `memo`, the check each object passed is remembered by its stat data (taken as it was
-    written; the rename into the store keeps inode and mtime), a chunk late: the memo refuses
-    stamps younger than its racy window, and a chunk later most are older.
+    written; the rename into the store keeps inode and mtime) once the stamp is out of the memo's
+    racy window (the memo refuses younger ones): a chunk or two later, or never for the last few.
     """
     if not oids:
         return set(), 0, []
@@ -154,12 +155,15 @@ def fetch_objects(
             sizes.clear()
             _sweep(temp, done)
             temp = {}
-            if memo is not None:
-                memo.put_verified(unrecorded)  # the chunk before this one: out of the racy window by now
-                unrecorded = [(oid, stamps[oid]) for oid in added]
-            stamps.clear()
             if on_chunk is not None and added:
                 on_chunk(added)
+            if memo is not None:
+                unrecorded += [(oid, stamps[oid]) for oid in added]
+                now = time.time_ns()
+                if any(trusted_from_ns(st.mtime_ns) <= now for _, st in unrecorded):
+                    memo.put_verified([r for r in unrecorded if trusted_from_ns(r[1].mtime_ns) <= now])
+                    unrecorded = [r for r in unrecorded if trusted_from_ns(r[1].mtime_ns) > now]
+            stamps.clear()
     finally:
         task.close()
         _sweep(temp, done)
