@@ -7,11 +7,11 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline_engine.cache.memo import FileStamp, stamp_of
 from pipeline_engine.core.fsutil import TEMP_PREFIX, temp_name
+from pipeline_engine.core.groupcommit import GroupCommit
 from pipeline_engine.core.hashing import (
     SMALL_FILE,
     Oid,
@@ -39,8 +39,10 @@ __all__ = ["ObjectStore"]
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
-# `ingest` copies this many files, then commits them (one flush) while it copies the next ones.
+# `ingest` hands its copies to the committing thread this many at a time ...
 _WAVE = 1024
+# ... and waits when this many wait to be committed (bounded bookkeeping on a slow disk).
+_MAX_WAITING = 16 * _WAVE
 
 
 class ObjectStore:
@@ -236,10 +238,10 @@ class ObjectStore:
         For files whose oid is not known yet (`pipe add`): each is read once, not hashed and then
         copied. `items` are `(file, stamp from the walk)`; a file whose stat data differs from its
         stamp after it was read changed meanwhile: the call fails and nothing of its wave (the
-        `_WAVE` files copied together) is stored. The copies go to temporary files in the store; a
-        wave is committed (one `syncfs` makes it durable, then each copy is renamed to its oid, a
-        duplicate is dropped) in a thread of its own while the next wave is copied, so the flush
-        overlaps the copying. `on_done(nbytes)` after each file.
+        `_WAVE` files copied together) is stored. The copies go to temporary files in the store,
+        handed in waves to a thread that commits them (one `syncfs` makes them durable, then each is
+        renamed to its oid, a duplicate is dropped) while the next waves are copied: the flush
+        overlaps the copying (`core.groupcommit`). `on_done(nbytes)` after each file.
         Returns the oid of each item, in order, and the oids this call added to the store.
 
         Raises:
@@ -254,20 +256,22 @@ class ObjectStore:
         # call put there, so a commit needs no stat to tell a duplicate.
         empty = {f for f in fans if _holds_no_object(os.path.join(self.root, f))} if len(fans) == 256 else set()
         oids: list[Oid] = []
-        fresh: set[Oid] = set()
-        # Leaving the `with` waits for a commit still running, whatever happened meanwhile.
-        with ThreadPoolExecutor(1) as committer:
-            pending: Future[set[Oid]] | None = None
+        added: set[Oid] = set()  # changed by the committing thread only
+        group: GroupCommit[tuple[Oid, str]] = GroupCommit(
+            lambda batch: added.update(self._commit_wave(batch, empty, added)),
+            _unlink_temps,
+            limit=_MAX_WAITING,
+        )
+        try:
             for start in range(0, len(items), _WAVE):
                 copied = self._copy_wave(items, start, fans, jobs, on_done)
                 oids += [oid for oid, _ in copied]
-                if pending is not None:
-                    fresh |= pending.result()
-                # `fresh` is not changed again until this commit is done.
-                pending = committer.submit(self._commit_wave, copied, empty, fresh)
-            if pending is not None:
-                fresh |= pending.result()
-        return oids, fresh
+                group.put(copied)
+        except BaseException:
+            group.finish(abort=True)
+            raise
+        group.finish()
+        return oids, added
 
     def _copy_wave(
         self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], start: int, fans: Sequence[str],
@@ -322,9 +326,9 @@ class ObjectStore:
     def _commit_wave(
         self, copied: Sequence[tuple[Oid, str]], empty: Collection[str], added: Collection[Oid]
     ) -> set[Oid]:
-        """Rename a wave's temporary files to their oids (after one flush); drop duplicates and the
-        copies of objects the store has. `empty`: fan-out directories that held no object before
-        this call, which has `added` the objects there since. Returns the oids added."""
+        """Rename temporary files to their oids (after one flush); drop duplicates and the copies
+        of objects the store has. `empty`: fan-out directories that held no object before this
+        call, which has `added` the objects there since. Returns the oids added."""
         root = str(self.root)
         staged: dict[Oid, tuple[str, str]] = {}
         dropped: list[str] = []
@@ -522,6 +526,11 @@ class _Temps:
         with self._lock:
             self.closed = True
             return list(self._paths)
+
+
+def _unlink_temps(copied: Sequence[tuple[Oid, str]]) -> None:
+    for _, tmp in copied:
+        _unlink_quietly(tmp)
 
 
 def _holds_no_object(fanout_dir: str) -> bool:

@@ -100,3 +100,22 @@ def test_an_interrupt_or_error_in_a_wave_leaves_no_temp_file(
         store.ingest(items, jobs=4, on_done=on_done)
     assert _temps(store) == []
     assert _all_intact(store)
+
+
+def test_a_flush_that_fails_stops_the_call_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    items = _files(tmp_path / "data", 100)
+    flushes: list[Path] = []
+
+    def full_disk(path: Path) -> None:
+        flushes.append(path)
+        if len(flushes) == 1:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module, "_sync_filesystem", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        store.ingest(items, jobs=4)
+    assert _temps(store) == []
+    assert _all_intact(store)
