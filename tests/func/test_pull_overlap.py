@@ -163,6 +163,16 @@ def test_an_out_under_missing_parents_is_placed_and_ignored(
     assert not _temps(clone.root)
 
 
+def test_two_new_directories_with_the_same_content_are_both_placed(
+    workspace: Workspace, cli: Cli, local_remote: Path, small_chunks: None
+) -> None:
+    clone = _pushed_clone(workspace, cli, {"data/one": IMAGES, "data/two": IMAGES})
+    cli.run("pull")
+    _assert_all(clone, IMAGES, "data/one")
+    _assert_all(clone, IMAGES, "data/two")
+    assert not _temps(clone.root)
+
+
 def test_an_empty_directory_out_is_placed(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
     clone = _pushed_clone(workspace, cli, {"data/empty": {}, "data/images": IMAGES})
     cli.run("pull")
