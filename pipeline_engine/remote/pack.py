@@ -251,7 +251,10 @@ class PackWriter:
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # flushing what is thrown away failed (a full disk): the caller reports the cause
+            pass
         try:
             os.unlink(self.path)
         except FileNotFoundError:
