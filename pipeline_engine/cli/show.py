@@ -5,7 +5,8 @@
 tables, `--md` and `--csv` come from the DataFrames of `ops/report.py`. A file that failed to load
 (invalid, hostile, a dangling link, a link out of the project, its object not in the cache) does
 not stop the others: it is reported as a warning on stderr (and in the JSON, as DVC does) after
-everything else is shown, and the command exits 0 as DVC's does.
+everything else is shown, and the command exits 0 as DVC's does. A revision that could not be
+read at all (its pipeline.yaml or lock invalid) is an error after the output, and exit 1.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def metrics_show(targets: tuple[str, ...], all_branches: bool, all_tags: bool, a
         frame = metrics_frame(result, precision=_precision(precision, DEFAULT_PRECISION),
                               with_revision=not scope.is_workspace_only)
         render.frame(frame, markdown=as_md, csv=as_csv)
-    warn_on([e for r in result for e in r.errors])
+    warn_on([e for r in result if r.error is None for e in r.errors])
+    _fail_on([r.error for r in result if r.error is not None])
 
 
 @metrics.command("diff")
@@ -101,7 +103,8 @@ def metrics_diff(a_rev: str, b_rev: str | None, targets: tuple[str, ...], show_a
     result = diff(Project.find(), a_rev, _rev_or_workspace(b_rev), targets=targets, all=show_all)
     _print_diff(result.changes, result.a_rev, result.b_rev, title="Metric", as_json=as_json, as_md=as_md,
                 as_csv=as_csv, precision=precision, no_path=no_path, with_change=True, failed=bool(result.errors))
-    warn_on(list(result.errors))
+    warn_on([e for e in result.errors if e not in result.revision_errors])
+    _fail_on(list(result.revision_errors))
 
 
 @click.group(cls=SuggestingGroup)
@@ -183,6 +186,15 @@ def _rev_json(rev: RevisionMetrics) -> dict[str, Any]:
         return {"error": _error_json(rev.error)}
     return {"data": {f.path: ({"error": _error_json(f.error)} if f.error else {"data": dict(f.data)})
                      for f in rev.files}}
+
+
+def _fail_on(errors: Sequence[PipeError]) -> None:
+    """Report every error after the output (each with its hint); exit 1 when there was any."""
+    if not errors:
+        return
+    for error in errors[:-1]:
+        render.error(error, verbose=False)
+    raise errors[-1]
 
 
 def warn_on(errors: Sequence[PipeError]) -> None:

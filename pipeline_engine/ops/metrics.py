@@ -123,12 +123,17 @@ class ValueChange:
 
 @dataclass(frozen=True, slots=True)
 class MetricsDiff:
-    """`pipe metrics diff A B`: the changes sorted by (path, key), and the errors of either side."""
+    """`pipe metrics diff A B`: the changes sorted by (path, key), and the errors of either side.
+
+    `errors`: every file's and side's error; `revision_errors`: those of a side that could not be
+    read at all (its pipeline.yaml or lock is invalid), also in `errors`.
+    """
 
     a_rev: str
     b_rev: str
     changes: tuple[ValueChange, ...] = ()
     errors: tuple[PipeError, ...] = field(default=())
+    revision_errors: tuple[PipeError, ...] = field(default=())
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -285,7 +290,8 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *,
     # A file that failed on either side is left out: its values are unknown, not added or deleted.
     failed = {f.path for side in sides for f in side.files if f.error is not None}
     changes = compare(_flat_by_path(old, failed), _flat_by_path(new, failed), all=all)
-    return MetricsDiff(old.rev, new.rev, tuple(changes), (*old.errors, *new.errors))
+    return MetricsDiff(old.rev, new.rev, tuple(changes), (*old.errors, *new.errors),
+                       tuple(side.error for side in sides if side.error is not None))
 
 
 def _flat_by_path(side: RevisionMetrics, failed: set[str]) -> dict[str, Mapping[str, Any]]:
