@@ -78,9 +78,11 @@ def result(sample: Sample | None) -> Record:
 class Run:
     """One tool's pass over the steps, printing each as it finishes and keeping the results."""
 
-    def __init__(self, tool: str, exe: str, base: Path, tree: Path, timeout: float) -> None:
+    def __init__(self, tool: str, exe: str, base: Path, tree: Path, timeout: float,
+                 save: Callable[[], None] = lambda: None) -> None:
         self.tool, self.exe, self.base, self.tree, self.timeout = tool, exe, base, tree, timeout
         self.results: dict[str, Record] = {}
+        self.save = save  # called after every step: a run stopped half-way keeps what it measured
 
     def measure(self, step: str, args: list[str], cwd: Path) -> Sample | None:
         missing = NEEDS.get(step)
@@ -91,6 +93,7 @@ class Run:
         print(f"[{now()}] {self.tool} {step}: {shlex.join(args)} ...", flush=True)
         sample = measure(args, cwd, timeout=self.timeout)
         self.results[step] = result(sample)
+        self.save()
         shown = f"> {self.timeout / 60:.0f} min" if sample.timed_out else f"{sample.seconds:.1f} s"
         print(f"[{now()}] {self.tool} {step}: {shown}, {sample.rss_mib:.0f} MiB, load {load()}", flush=True)
         return sample
@@ -247,11 +250,17 @@ def main(argv: list[str] | None = None) -> None:
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     wanted = {r.strip() for r in args.refs.split(",") if r.strip()}
     runs: list[Record] = []
+
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps(runs, indent=1))
+
     try:
         started, load_start = now(), load()
         refs = references(base, tree, wanted, args.timeout) if wanted else {}
         runs.append({"tool": None, "files": files, "refs": refs, "started": started, "finished": now(),
                      "load_start": load_start, "load_end": load()})
+        save()
         for tool in tools:
             exe = exes[tool]()
             if exe is None:
@@ -259,15 +268,14 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             version = run([exe, "--version"], base).stdout.strip()
             startup = sorted(measure([exe, "--version"], base).seconds for _ in range(3))[1]
-            started, load_start = now(), load()
-            steps = Run(tool, exe, base, tree, args.timeout).all()
-            runs.append({"tool": tool, "files": files or "source", "version": version, "startup": round(startup, 3),
-                         "steps": steps, "started": started, "finished": now(), "load_start": load_start,
-                         "load_end": load()})
-            if args.json:
-                args.json.write_text(json.dumps(runs, indent=1))
-        if args.json:
-            args.json.write_text(json.dumps(runs, indent=1))
+            record: Record = {"tool": tool, "files": files or "source", "version": version,
+                              "startup": round(startup, 3), "steps": {}, "started": now(), "load_start": load()}
+            runs.append(record)
+            runner = Run(tool, exe, base, tree, args.timeout, save)
+            record["steps"] = runner.results  # the same dict: saved as it fills
+            runner.all()
+            record.update(finished=now(), load_end=load())
+            save()
         print()
         print_table(runs)
     finally:
