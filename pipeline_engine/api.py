@@ -113,8 +113,8 @@ def _download(project: Project, index: ProjectIndex, path: str, oid: str, remote
         ObjectNotFoundError: the remote does not have it either.
     """
     from pipeline_engine.core.progress import NullProgress
-    from pipeline_engine.index.remotes import open_project_remote
     from pipeline_engine.index.download import download_objects
+    from pipeline_engine.index.remotes import open_project_remote
     from pipeline_engine.index.sync import own_remote
 
     rem = open_project_remote(project, remote or own_remote(path, index.out_remotes))

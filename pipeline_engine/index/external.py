@@ -41,8 +41,8 @@ from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.redact import has_credentials, mask_url
 from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import ConfigError, PathError, RemoteNotConfiguredError, ScmError
-from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.download import download_objects, fetch_outs
+from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.sync import TransferResult, raise_for_failures
 from pipeline_engine.index.tracked import covering
 from pipeline_engine.project import Project

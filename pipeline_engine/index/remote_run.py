@@ -43,8 +43,8 @@ from pipeline_engine.cache.workspace import is_cached, save
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError, PipeError
-from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.download import fetch_outs
+from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.sync import raise_for_failures
 from pipeline_engine.index.upload import push_outs
 from pipeline_engine.project import Project

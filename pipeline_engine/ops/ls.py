@@ -9,9 +9,9 @@ from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
+from pipeline_engine.index.download import download_objects
 from pipeline_engine.index.external import External, open_external
 from pipeline_engine.index.project_index import ProjectIndex
-from pipeline_engine.index.download import download_objects
 from pipeline_engine.index.sync import TransferResult, raise_for_failures
 from pipeline_engine.project import Project
 

@@ -16,11 +16,11 @@ from pipeline_engine.core.layout import oid_to_relpath
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PipeError
+from pipeline_engine.index.download import fetch_outs
 from pipeline_engine.index.outs import is_cached
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.runcache import lookup, runs_dir
-from pipeline_engine.index.download import fetch_outs
 from pipeline_engine.index.sync import own_remote
 from pipeline_engine.ops.checkout import checkout_outs
 from pipeline_engine.ops.runcache_transfer import RUNS_SUBDIR, adopt_entry

@@ -32,7 +32,7 @@ from pipeline_engine.errors import MissingOutputError, PathError, PipeError, Pip
 from pipeline_engine.index import runcache
 from pipeline_engine.index.outs import measure, restore_outs, save_outs
 from pipeline_engine.index.pipeline import Pipeline
-from pipeline_engine.ops.repro_outs import forget_cleared, mark_cleared, refuse_losses
+from pipeline_engine.ops.repro_outs import forget_cleared, mark_cleared, set_aside_losses
 from pipeline_engine.pipeline.lock import LockWriter, StageLock
 from pipeline_engine.pipeline.plan import Decision, Reason, ReasonKind, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
@@ -143,8 +143,8 @@ class StageLife:
             return StageOutcome(name, Outcome.UNCHANGED)
         log_path = self._log_path(name) if self.log else None
         try:
-            if not self.force:
-                refuse_losses(self.project, d.stage, d.old, d.state.outs)
+            for line in set_aside_losses(self.project, d.stage, d.old, d.state.outs):
+                self.listener.output(name, line + "\n")
             if self.restore(d):
                 outcome = Outcome.RESTORED
             else:

@@ -16,10 +16,10 @@ from pathlib import Path
 from pipeline_engine.core.layout import RUNS_DIR, download_path, oid_to_relpath, relpath_to_oid, tmp_dir
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
+from pipeline_engine.index.download import fetch_outs
 from pipeline_engine.index.objects import Failure
 from pipeline_engine.index.remotes import open_project_remote
 from pipeline_engine.index.runcache import lookup, read_entry, runs_dir
-from pipeline_engine.index.download import fetch_outs
 from pipeline_engine.index.sync import TransferResult, raise_for_failures
 from pipeline_engine.index.upload import push_outs
 from pipeline_engine.project import Project

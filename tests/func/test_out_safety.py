@@ -1,11 +1,20 @@
 """Data that exists nowhere else is never deleted without saying so: `pipe repro` of a stage that
-never recorded an out, and `pipe remove --outs` of data with uncached changes, refuse (nothing is
-deleted) and name the file and the command that proceeds."""
+never recorded an out moves it to .pipe/backup/ and says where (the run goes on, as under DVC);
+`pipe remove --outs` of data with uncached changes refuses (nothing is deleted) and names the file
+and the command that proceeds."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.conftest import Cli, Workspace
 from tests.func.repro_helpers import lock_of
+
+
+def _backups(workspace: Workspace, relpath: str) -> list[Path]:
+    """The copies of `relpath` under .pipe/backup/<time>/."""
+    root = workspace.root / ".pipe" / "backup"
+    return sorted(p for p in root.glob(f"*/{relpath}")) if root.exists() else []
 
 
 def _stage(workspace: Workspace, **out: object) -> None:
@@ -14,30 +23,51 @@ def _stage(workspace: Workspace, **out: object) -> None:
     workspace.write_pipeline({"train": {"cmd": "cat data.txt > model.bin", "deps": ["data.txt"], "outs": [spec]}})
 
 
-def test_repro_of_a_never_run_stage_keeps_an_existing_uncached_out(workspace: Workspace, cli: Cli) -> None:
+def test_repro_of_a_never_run_stage_moves_an_existing_uncached_out_aside(workspace: Workspace, cli: Cli) -> None:
     _stage(workspace)
     workspace.write({"model.bin": "weeks of training\n"})
-    result = cli.run("repro", exit_code=1)
-    assert "'model.bin'" in result.stderr and "never ran" in result.stderr
-    assert "pipe commit train" in result.stderr and "pipe repro --force train" in result.stderr
-    assert workspace.read("model.bin") == "weeks of training\n"
-    assert not (workspace.root / "pipeline.lock").exists()
+    result = cli.run("repro")
+    assert workspace.read("model.bin") == "input\n"  # the stage ran, as under DVC
+    [kept] = _backups(workspace, "model.bin")
+    assert kept.read_text() == "weeks of training\n"
+    shown = kept.relative_to(workspace.root).as_posix()
+    assert "'model.bin'" in result.stderr and shown in result.stderr
 
 
-def test_repro_keeps_an_existing_uncached_directory_out(workspace: Workspace, cli: Cli) -> None:
+def test_repro_moves_an_existing_uncached_directory_out_aside(workspace: Workspace, cli: Cli) -> None:
     workspace.write({"data.txt": "input\n", "out": {"a.txt": "mine\n", "sub": {"b.txt": "also mine\n"}}})
     workspace.write_pipeline({"make": {"cmd": "mkdir -p out && cp data.txt out/a.txt", "deps": ["data.txt"],
                                        "outs": ["out"]}})
+    cli.run("repro")
+    assert workspace.read("out/a.txt") == "input\n" and not (workspace.root / "out" / "sub").exists()
+    [kept] = _backups(workspace, "out")
+    assert (kept / "sub" / "b.txt").read_text() == "also mine\n"
+
+
+def test_a_failing_first_run_still_keeps_the_users_file(workspace: Workspace, cli: Cli) -> None:
+    workspace.write({"data.txt": "input\n", "model.bin": "mine\n"})
+    workspace.write_pipeline({"train": {"cmd": "exit 1", "deps": ["data.txt"], "outs": ["model.bin"]}})
+    cli.run("repro", exit_code=3)
+    [kept] = _backups(workspace, "model.bin")
+    assert kept.read_text() == "mine\n"
+
+
+def test_an_out_that_cannot_be_moved_aside_refuses_the_stage(workspace: Workspace, cli: Cli) -> None:
+    _stage(workspace)
+    workspace.write({"model.bin": "mine\n"})
+    (workspace.root / ".pipe" / "backup").write_text("not a directory\n")
     result = cli.run("repro", exit_code=1)
-    assert "'out'" in result.stderr
-    assert workspace.read("out/sub/b.txt") == "also mine\n"
+    assert "'model.bin'" in result.stderr and "pipe commit train" in result.stderr
+    assert workspace.read("model.bin") == "mine\n"
+    assert not (workspace.root / "pipeline.lock").exists()
 
 
-def test_repro_force_replaces_the_uncached_out(workspace: Workspace, cli: Cli) -> None:
+def test_repro_force_replaces_the_uncached_out_and_keeps_it_too(workspace: Workspace, cli: Cli) -> None:
     _stage(workspace)
     workspace.write({"model.bin": "stale\n"})
     cli.run("repro", "--force")
     assert workspace.read("model.bin") == "input\n"
+    assert [p.read_text() for p in _backups(workspace, "model.bin")] == ["stale\n"]
 
 
 def test_commit_then_repro_keeps_the_file_as_the_stage_out(workspace: Workspace, cli: Cli) -> None:
@@ -67,13 +97,13 @@ def test_repro_replaces_an_uncached_out_committed_to_git(workspace: Workspace, c
     assert workspace.read("model.bin") == "input\n"
 
 
-def test_repro_refuses_when_the_committed_out_was_edited(workspace: Workspace, cli: Cli) -> None:
+def test_repro_moves_aside_a_committed_out_edited_since(workspace: Workspace, cli: Cli) -> None:
     _stage(workspace, cache=False)
     workspace.write({"model.bin": "from git\n"})
     workspace.commit("model.bin in git")
     workspace.write({"model.bin": "edited since\n"})
-    cli.run("repro", exit_code=1)
-    assert workspace.read("model.bin") == "edited since\n"
+    cli.run("repro")
+    assert [p.read_text() for p in _backups(workspace, "model.bin")] == ["edited since\n"]
 
 
 def test_repro_of_a_stage_that_ran_still_replaces_a_modified_out(workspace: Workspace, cli: Cli) -> None:
@@ -84,15 +114,7 @@ def test_repro_of_a_stage_that_ran_still_replaces_a_modified_out(workspace: Work
     workspace.write({"model.bin": "hand edit\n"})
     cli.run("repro")
     assert workspace.read("model.bin") == "input\n"
-
-
-def test_keep_going_runs_the_other_stages(workspace: Workspace, cli: Cli) -> None:
-    _stage(workspace)
-    workspace.write({"model.bin": "mine\n"})
-    text = workspace.read("pipeline.yaml") + "  other:\n    cmd: echo x > other.txt\n    outs: [other.txt]\n"
-    (workspace.root / "pipeline.yaml").write_text(text)
-    cli.run("repro", "-k", exit_code=1)
-    assert workspace.read("other.txt") == "x\n" and workspace.read("model.bin") == "mine\n"
+    assert not _backups(workspace, "model.bin")  # the stage's own product: no backup
 
 
 def test_remove_outs_refuses_data_changed_since_add(workspace: Workspace, cli: Cli) -> None:
@@ -134,9 +156,8 @@ def test_an_out_new_to_a_stage_that_ran_is_kept_too(workspace: Workspace, cli: C
     workspace.write({"notes.txt": "my notes\n"})
     text = workspace.read("pipeline.yaml").replace("- model.bin", "- model.bin\n    - notes.txt")
     (workspace.root / "pipeline.yaml").write_text(text)
-    result = cli.run("repro", exit_code=1)
-    assert "has never recorded its out 'notes.txt'" in result.stderr
-    assert workspace.read("notes.txt") == "my notes\n"
+    assert "did not create its out 'notes.txt'" in cli.run("repro", exit_code=1).stderr
+    assert [p.read_text() for p in _backups(workspace, "notes.txt")] == ["my notes\n"]
 
 
 def test_the_partial_out_of_a_failed_first_run_is_replaced_by_the_next(workspace: Workspace, cli: Cli) -> None:
@@ -150,4 +171,5 @@ def test_the_partial_out_of_a_failed_first_run_is_replaced_by_the_next(workspace
     (workspace.root / "pipeline.yaml").write_text(text)
     cli.run("repro")
     assert workspace.read("model.bin") == "input\n"
+    assert not _backups(workspace, "model.bin")  # the partial output was pipe's own
     assert not list((workspace.root / ".pipe" / "tmp" / "cleared").iterdir())  # forgotten once recorded
