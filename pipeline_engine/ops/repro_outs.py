@@ -69,6 +69,7 @@ def set_aside_losses(project: Project, stage: StageSpec, old: StageLock | None,
         target = _free_path(project.control_dir / BACKUP_DIR / stamp / out.path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            _ignore_in_git(project.control_dir / BACKUP_DIR)
             os.rename(project.root / out.path, target)
         except OSError as exc:
             which = "never ran, and its out" if old is None else "has never recorded its out"
@@ -80,6 +81,14 @@ def set_aside_losses(project: Project, stage: StageSpec, old: StageLock | None,
         moved.append(f"pipe: '{out.path}' was not made by stage '{stage.name}' and is not in the cache: "
                      f"moved to '{target.relative_to(project.root).as_posix()}' before the run replaces it")
     return moved
+
+
+def _ignore_in_git(backup: Path) -> None:
+    """Backups are never committed by accident: the directory ignores itself (projects made before
+    it existed lack it in .pipe/.gitignore)."""
+    ignore = backup / ".gitignore"
+    if not ignore.exists():
+        atomic_write(ignore, "*\n", fsync=False)
 
 
 def _free_path(path: Path) -> Path:

@@ -32,6 +32,7 @@ def test_repro_of_a_never_run_stage_moves_an_existing_uncached_out_aside(workspa
     assert kept.read_text() == "weeks of training\n"
     shown = kept.relative_to(workspace.root).as_posix()
     assert "'model.bin'" in result.stderr and shown in result.stderr
+    assert "backup" not in workspace.git("status", "--porcelain", "--untracked-files=all")  # never committed by accident
 
 
 def test_repro_moves_an_existing_uncached_directory_out_aside(workspace: Workspace, cli: Cli) -> None:
