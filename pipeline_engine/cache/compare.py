@@ -105,7 +105,7 @@ def _compare_whole(
     of the recorded manifest, with the fingerprint of each that the workspace matches."""
     if not walked.complete:  # the other processes kept the runs of the segments that matched
         walked = walk(root, relpath, resolve_in_project(root, relpath, source=relpath, follow=True), store)
-    tree = build_tree(root, relpath, walked.files(), memo, store, progress, None)[0]
+    tree = build_tree(root, relpath, walked.take_files(), memo, store, progress, None)[0]
     remember(memo, relpath, walked, tree)  # as `scan` does: other commands find the current tree
     if tree.oid == recorded:
         return Comparison(True)

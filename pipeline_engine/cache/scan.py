@@ -119,15 +119,29 @@ class Walk:
     def files(self, prefixes: AbstractSet[str] | None = None) -> Files:
         """The columns of every file, or of the files of the segments `prefixes`, in path order."""
         files = Files()
-        for prefix, names, ino, mtime, size, mode in self.runs:
-            if prefixes is not None and prefix not in prefixes:
-                continue
-            files.paths += [prefix + name for name in names] if prefix else names
-            files.ino += ino
-            files.mtime += mtime
-            files.size += size
-            files.exe += bytes(map(_EXEC.__and__, mode))  # 0 or 0o100: `Tree.from_columns` takes any truth
+        for run in self.runs:
+            if prefixes is None or run[0] in prefixes:
+                _append(files, run)
         return files
+
+    def take_files(self) -> Files:
+        """The columns of every file; the runs are let go as they are copied, so a million names
+        are not held twice (the walk is no longer `complete` after)."""
+        files = Files()
+        runs, self.runs, self.complete = self.runs, [], False
+        runs.reverse()
+        while runs:
+            _append(files, runs.pop())
+        return files
+
+
+def _append(files: Files, run: _Run) -> None:
+    prefix, names, ino, mtime, size, mode = run
+    files.paths += [prefix + name for name in names] if prefix else names
+    files.ino += ino
+    files.mtime += mtime
+    files.size += size
+    files.exe += bytes(map(_EXEC.__and__, mode))  # 0 or 0o100: `Tree.from_columns` takes any truth
 
 
 def scan(
@@ -174,7 +188,7 @@ def scan(
     hit = memo.get_tree(relpath)
     if hit is not None and hit.fingerprint == walked.fingerprint and (unless is None or hit.oid == unless):
         return Scan(relpath, hit.oid, hit.size, hit.nfiles)
-    tree, fresh = build_tree(root, relpath, walked.files(), memo, store, progress or NullProgress(), into)
+    tree, fresh = build_tree(root, relpath, walked.take_files(), memo, store, progress or NullProgress(), into)
     remember(memo, relpath, walked, tree)
     return Scan(relpath, tree.oid, tree.size, len(tree), tree, fresh=fresh)
 
@@ -197,7 +211,7 @@ def scan_tree(
 ) -> Tree:
     """The current manifest of directory `relpath`, always built (for diffs and saving)."""
     path = resolve_in_project(root, relpath, source=relpath, follow=True)
-    files = walk(root, relpath, path, store).files()
+    files = walk(root, relpath, path, store).take_files()
     return build_tree(root, relpath, files, memo, store, progress or NullProgress(), None)[0]
 
 
