@@ -8,7 +8,9 @@ The tree is generated once under --base (bench/datasets.py: 1-4 KiB files, 1,000
 or taken from --source (a directory holding the files); each tool's project gets it with `cp -al`
 (hard links: a 1M tree costs no data copy). The commands never write into a workspace file in
 place (the changed file is unlinked and written anew), so the source tree's contents are never
-changed through the links; a tool may still chmod them (they share the inode).
+changed through the links; a tool may still chmod them (they share the inode). The source must not
+be linked or unlinked by anyone else during the run: a new or removed link changes every shared
+inode's ctime, and pipe's add then (rightly) refuses a file "changed while it was being cached".
 
 For each tool, in a fresh git repository with `init` done, one run each, in this order:
   add data; status (first); status (no-op); status after one file was changed;
@@ -27,7 +29,8 @@ beyond start-up (`--version`), within 5x `find | wc -l`.
 Disk: at 1,000,000 files every copy of the tree is ~4 GB (cache, remote, clone, the moved-away
 workspace, references); everything lives under --base and is left there with --keep (delete it
 with `ionice -c3 rm -rf` when nobody is measuring: a mass deletion slows file creation on this
-machine for minutes). Without --keep, --base is deleted at the end. Not for CI.
+machine for minutes). Without --keep, --base is deleted at the end. A tool's pass at 1M needs
+~4M free inodes (cache, clone cache and workspace, checkout) and ~18-25 GB: check `df -i` too. Not for CI.
 """
 
 from __future__ import annotations
