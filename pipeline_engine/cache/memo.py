@@ -128,11 +128,23 @@ class HashMemo:
         if self._db is None:
             import sqlite3  # 25 ms: paid only by commands that hash
 
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                    db.executescript(_SCHEMA)
+                except BaseException:
+                    db.close()
+                    raise
+            except (OSError, sqlite3.OperationalError) as err:
+                if isinstance(err, sqlite3.OperationalError) and not _is_unwritable(err):
+                    raise
+                # A disk that refuses the memo (full, read-only): this command remembers in memory
+                # only. Losing the memo costs re-hashing, never a traceback.
+                db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                db.executescript(_SCHEMA)
             self._db = db
         return self._db
 
