@@ -14,6 +14,7 @@ memoised another tree) the whole tree is built and compared once, and the record
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,10 @@ def _compare_whole(
 
 def _jobs(nfiles: int) -> int:
     """Processes to walk a tree of about `nfiles` files with: one per CPU (at most 4) from
-    PARALLEL_WALK files on, where the stats saved outweigh forking (~20 ms a process)."""
-    if nfiles < PARALLEL_WALK:
+    PARALLEL_WALK files on, where the stats saved outweigh forking (~20 ms a process). A caller
+    with threads of its own (a parallel repro, an API user's server) walks alone: a fork copies
+    their locks in whatever state they are, and a child can hang on one."""
+    if nfiles < PARALLEL_WALK or threading.active_count() > 1:
         return 1
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 

@@ -130,3 +130,20 @@ def test_a_share_without_the_top_files_never_looks_at_them(tmp_path: Path) -> No
                                                    ("d1/", [f"f{i}.txt" for i in range(5)])]
     with pytest.raises(PathError):
         list(walk_runs(data, enter=lambda sub: False))
+
+
+def test_a_caller_with_threads_of_its_own_walks_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forking copies other threads' locks mid-use: a parallel repro's status check must not fork."""
+    import threading
+
+    monkeypatch.setattr(compare, "PARALLEL_WALK", 10)
+    many = len(os.sched_getaffinity(0)) > 1
+    assert compare._jobs(1000) > 1 or not many
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert compare._jobs(1000) == 1
+    finally:
+        stop.set()
+        other.join()
