@@ -45,7 +45,7 @@ def test_control_characters_from_files_are_printed_escaped(hostile: Workspace, c
 def test_an_error_naming_a_file_from_git_prints_its_control_characters_escaped(workspace: Workspace) -> None:
     workspace.write({"pipeline.yaml": json.dumps({"metrics": [f"m{ESC}.json"]}), f"m{ESC}.json": "{not json"})
 
-    result = workspace.pipe("metrics", "show", exit_code=0)
+    result = workspace.pipe("metrics", "show", exit_code=1)
 
     assert "\x1b" not in result.output and "m\\x1b]52;c;" in result.output
 
