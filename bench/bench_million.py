@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         started, load_start = now(), load()
         refs = references(base, tree, wanted, args.timeout) if wanted else {}
-        runs.append({"tool": None, "files": files, "refs": refs, "started": started, "finished": now(),
+        runs.append({"tool": None, "files": files or f"source {tree}", "refs": refs, "started": started, "finished": now(),
                      "load_start": load_start, "load_end": load()})
         save()
         for tool in tools:
