@@ -352,11 +352,7 @@ class Remote:
         self.loose.remove(oids)
 
     def sweep_temps(self, *, max_age: float = STALE_AFTER) -> int:
-        """Remove partial uploads that killed pushes left in `<root>/tmp/`; returns how many.
-
-        An upload of this host is removed when its process is gone; another host's (or an older
-        version's, named `<oid>.<hex>`) once it is `max_age` seconds old, as it cannot be asked.
-        Object stores write each object in one request and keep no temporary files.
+        """Remove partial uploads that killed pushes left in `<root>/tmp/` (`Loose.sweep_temps`).
 
         Raises:
             RemoteError: the temporary directory cannot be listed or cleaned.
