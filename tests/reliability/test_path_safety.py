@@ -170,7 +170,7 @@ READERS: dict[str, tuple[Writer, tuple[tuple[str, ...], ...]]] = {
     ),
     "manifest-relpath": (
         lambda s, p: _manifest(s, p, "0" * 32),
-        (("checkout", "--force"), ("status",)),
+        (("checkout", "--force"), ("status",), ("pull",)),
     ),
 }
 
