@@ -70,6 +70,8 @@ class Placer:
         self._trusted = frozenset(trusted)
         self._verified = set(self._trusted)
         self._lock = threading.Lock()
+        # An object's read is made under its stripe: threads placing files of one object read it once.
+        self._reading = tuple(threading.Lock() for _ in range(16))
         self._root = os.fspath(store.root)
         self._dev: int | None = None
         # Verification stamps read from the memo in one query for a batch (place_many).
@@ -261,14 +263,18 @@ class Placer:
             ok = self._known.get(oid) == (stamp.ino, stamp.mtime_ns, stamp.size)
         else:
             ok = self.memo is not None and self.memo.is_verified(oid, stamp)
-        if not ok:
-            ok = verify_file(obj, oid, stamp.size) is None
-            if ok:
-                with self._lock:
-                    self._new_verified.append((oid, stamp))
         if ok:
             self._verified.add(oid)  # one set operation, atomic under the GIL: no lock per file
-        return ok
+            return True
+        with self._reading[hash(oid) % len(self._reading)]:
+            if oid in self._verified:  # another thread read it meanwhile
+                return True
+            if verify_file(obj, oid, stamp.size) is not None:
+                return False
+            with self._lock:
+                self._new_verified.append((oid, stamp))
+            self._verified.add(oid)
+        return True
 
     # -- helpers ---------------------------------------------------------------------------------
 
