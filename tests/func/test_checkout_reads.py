@@ -10,14 +10,12 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
-from pipeline_engine.core.layout import oid_to_relpath
+from tests.cacheutil import age_objects, object_path, set_cache_type
 from tests.conftest import Cli, Workspace
 
 FILES = {f"d{i % 4}/{i:03}.bin": f"{i}\n".encode() * (i + 3) for i in range(120)}  # enough for the thread pool
@@ -47,30 +45,11 @@ def _object_opens() -> Iterator[list[str]]:
         _opened = None
 
 
-def _configure(root: Path, cache_type: str) -> None:
-    config = root / ".pipe/config.yaml"
-    data = yaml.safe_load(config.read_text()) or {}
-    data.setdefault("cache", {})["type"] = cache_type
-    config.write_text(yaml.safe_dump(data))
-
-
-def _object(root: Path, data: bytes) -> Path:
-    return root / ".pipe/cache/objects" / oid_to_relpath(hash_bytes(data))
-
-
-def _age_objects(root: Path) -> None:
-    """Objects older than the hash memo's racy window, as any object a minute old."""
-    for obj in (root / ".pipe/cache/objects").rglob("*"):
-        if obj.is_file():
-            old = obj.stat().st_mtime - 60
-            os.utime(obj, (old, old))
-
-
 def _copied_out_once(workspace: Workspace, cli: Cli) -> None:
-    _configure(workspace.root, "reflink,copy")  # the default: copies where reflinks cannot be made
+    set_cache_type(workspace.root, "reflink,copy")  # the default: copies where reflinks cannot be made
     workspace.write({"data": {p: t.decode() for p, t in FILES.items()}})
     cli.run("add", "data")
-    _age_objects(workspace.root)
+    age_objects(workspace.root)
     shutil.rmtree(workspace.root / "data")
     cli.run("checkout")  # every object is hashed whole as it is copied (or verified, to be reflinked)
 
@@ -80,7 +59,7 @@ def test_a_link_checkout_after_a_copy_checkout_opens_no_object(
     workspace: Workspace, cli: Cli, cache_type: str
 ) -> None:
     _copied_out_once(workspace, cli)
-    _configure(workspace.root, cache_type)
+    set_cache_type(workspace.root, cache_type)
     shutil.rmtree(workspace.root / "data")
     with _object_opens() as opened:
         cli.run("checkout")
@@ -88,7 +67,7 @@ def test_a_link_checkout_after_a_copy_checkout_opens_no_object(
     for rel, data in FILES.items():
         path = workspace.root / "data" / rel
         assert path.read_bytes() == data
-        obj = _object(workspace.root, data)
+        obj = object_path(workspace.root, data)
         if cache_type == "hardlink":
             assert os.path.samefile(path, obj)
         else:
@@ -102,13 +81,13 @@ def test_an_object_changed_after_a_copy_checkout_is_not_linked(
 ) -> None:
     _copied_out_once(workspace, cli)
     victim = FILES["d1/005.bin"]
-    obj = _object(workspace.root, victim)
+    obj = object_path(workspace.root, victim)
     os.chmod(obj, 0o644)
     with open(obj, "r+b") as f:  # same size, same inode: only the bytes (and the mtime) differ
         f.write(b"X")
     old = obj.stat().st_mtime - 30
     os.utime(obj, (old, old))
-    _configure(workspace.root, cache_type)
+    set_cache_type(workspace.root, cache_type)
     shutil.rmtree(workspace.root / "data")
     result = cli.run("checkout", exit_code=1)
     assert "corrupt" in result.stderr and "data/d1/005.bin" in result.stderr
@@ -124,7 +103,7 @@ def test_a_link_checkout_after_a_linked_add_opens_no_object(
     from pipeline_engine.cache import memo
 
     monkeypatch.setattr(memo, "_RACY_NS", 0)  # objects a few milliseconds old count as settled here
-    _configure(workspace.root, cache_type)
+    set_cache_type(workspace.root, cache_type)
     workspace.write({"data": {p: t.decode() for p, t in FILES.items()}})
     cli.run("add", "data")  # hashed as copied in, then linked back: that hash is remembered
     shutil.rmtree(workspace.root / "data")

@@ -13,33 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
-from pipeline_engine.core.layout import oid_to_relpath
+from tests.cacheutil import age_objects, object_path, set_cache_type
 from tests.conftest import Cli, Workspace
 
 FILES = {f"d{i % 3}/{i:03}.txt": f"line {i}\n" * (i + 2) for i in range(90)}  # enough for the thread pool
 TOOL = "#!/bin/sh\necho tool\n"
 CACHE_TYPES = ["copy", "reflink,copy", "hardlink", "symlink"]
-
-
-def _configure(root: Path, cache_type: str) -> None:
-    config = root / ".pipe/config.yaml"
-    data = yaml.safe_load(config.read_text()) or {}
-    data.setdefault("cache", {})["type"] = cache_type
-    config.write_text(yaml.safe_dump(data))
-
-
-def _object(root: Path, data: bytes) -> Path:
-    return root / ".pipe/cache/objects" / oid_to_relpath(hash_bytes(data))
-
-
-def _age_objects(root: Path) -> None:
-    for obj in (root / ".pipe/cache/objects").rglob("*"):
-        if obj.is_file():
-            old = obj.stat().st_mtime - 60
-            os.utime(obj, (old, old))
 
 
 def _track(workspace: Workspace) -> None:
@@ -60,7 +41,7 @@ def _no_temp_files(root: Path) -> bool:
 
 @pytest.mark.parametrize("cache_type", CACHE_TYPES)
 def test_checkout_writes_every_file_with_its_bytes_and_mode(workspace: Workspace, cli: Cli, cache_type: str) -> None:
-    _configure(workspace.root, cache_type)
+    set_cache_type(workspace.root, cache_type)
     _track(workspace)
     _remove_data(workspace.root)
     result = cli.run("checkout")
@@ -68,7 +49,7 @@ def test_checkout_writes_every_file_with_its_bytes_and_mode(workspace: Workspace
     for rel, text in FILES.items():
         path = workspace.root / "data/set" / rel
         assert path.read_text() == text, rel
-        obj = _object(workspace.root, text.encode())
+        obj = object_path(workspace.root, text.encode())
         if cache_type == "symlink":
             assert path.is_symlink() and Path(os.path.realpath(path)) == obj.resolve()
         elif cache_type == "hardlink":
@@ -90,12 +71,12 @@ def test_checkout_writes_every_file_with_its_bytes_and_mode(workspace: Workspace
 
 @pytest.mark.parametrize("cache_type", CACHE_TYPES)
 def test_a_corrupt_object_never_reaches_the_workspace(workspace: Workspace, cli: Cli, cache_type: str) -> None:
-    _configure(workspace.root, cache_type)
+    set_cache_type(workspace.root, cache_type)
     _track(workspace)
-    _age_objects(workspace.root)
+    age_objects(workspace.root)
     cli.run("cache", "verify")  # every object verified and remembered: the corruption below must still be seen
     victim = FILES["d1/007.txt"]
-    obj = _object(workspace.root, victim.encode())
+    obj = object_path(workspace.root, victim.encode())
     os.chmod(obj, 0o644)
     with open(obj, "r+b") as f:  # same size, same inode: only the bytes differ
         f.write(b"X")
@@ -117,9 +98,9 @@ def test_linked_objects_are_read_once_then_trusted_by_their_stat_data(
 ) -> None:
     from pipeline_engine.cache import place
 
-    _configure(workspace.root, cache_type)
+    set_cache_type(workspace.root, cache_type)
     _track(workspace)
-    _age_objects(workspace.root)
+    age_objects(workspace.root)
     reads: list[str] = []
     real_verify = place.verify_file
     monkeypatch.setattr(
@@ -151,7 +132,7 @@ def test_a_failed_reflink_is_tried_once_per_filesystem_not_per_file(
         pass
     else:
         pytest.skip("this filesystem supports reflinks")
-    _configure(workspace.root, "reflink,copy")
+    set_cache_type(workspace.root, "reflink,copy")
     _track(workspace)
     monkeypatch.setattr(link, "_failed", set())
     calls: list[int] = []
@@ -219,7 +200,7 @@ def test_reflink_on_a_filesystem_that_has_it(xfs_dir: Path, workspace: Workspace
         ws.pipe("checkout")
         model = root / "model.bin"
         assert model.read_bytes() == big and not model.is_symlink()
-        obj = _object(root, big)
+        obj = object_path(root, big)
         assert os.stat(model).st_ino != os.stat(obj).st_ino
         if shutil.which("filefrag"):
             assert _shares_extents(model, obj), "checkout should have cloned the object's extents"

@@ -7,64 +7,22 @@ Counted by wrapping the functions that read a file's bytes to hash them (`hash_f
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 
-from pipeline_engine.core import hashing
+from tests.cacheutil import Hashed, counting_hashes
 from tests.conftest import Cli, Workspace
 
 FILES = {f"{i:02}.csv": f"row {i}\n" * (i + 1) for i in range(50)}
 
 
-class Hashed:
-    """Workspace files read to be hashed, in call order (cache objects are not counted)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.paths: list[str] = []
-
-    def wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        def counted(src: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
-            path = Path(os.path.abspath(src))
-            if path.is_relative_to(self.root) and not path.is_relative_to(self.root / ".pipe"):
-                self.paths.append(path.relative_to(self.root).as_posix())
-            return func(src, *args, **kwargs)
-
-        return counted
-
-    def take(self) -> list[str]:
-        """The files hashed since the last call."""
-        taken, self.paths = self.paths, []
-        return taken
-
-
 @pytest.fixture
 def hashed(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hashed]:
     """Counts hashed workspace files, whichever pipe module calls the hashing functions."""
-    counter = Hashed(workspace.root)
-    wrappers = {}
-    for name in ("hash_file", "copy_hashed", "read_small"):
-        original = getattr(hashing, name)
-        wrappers[name] = (original, counter.wrap(original))
-        monkeypatch.setattr(hashing, name, wrappers[name][1])  # modules imported from now on get the wrapper
-        for module in _pipe_modules():
-            if getattr(module, name, None) is original:
-                monkeypatch.setattr(module, name, wrappers[name][1])
-    yield counter
-    # Modules first imported during the test hold the wrapper: give them the original back.
-    for name, (original, wrapper) in wrappers.items():
-        for module in _pipe_modules():
-            if getattr(module, name, None) is wrapper:
-                setattr(module, name, original)
-
-
-def _pipe_modules() -> list[ModuleType]:
-    return [m for n, m in list(sys.modules.items()) if n.startswith("pipeline_engine.") and m is not None]
+    with counting_hashes(workspace.root, monkeypatch) as counter:
+        yield counter
 
 
 def _tracked_and_settled(workspace: Workspace) -> None:

@@ -9,23 +9,21 @@ the next status hashes nothing.
 
 from __future__ import annotations
 
-import builtins
 import os
 import stat
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline_engine.cache import memo as memo_module
-from pipeline_engine.core import hashing
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.index import download
 from pipeline_engine.remote.remote import Remote
+from tests.cacheutil import count_opens, counting_hashes
 from tests.conftest import Cli, Workspace
 from tests.packutil import corrupt_packed
 
@@ -181,59 +179,9 @@ def test_an_empty_directory_out_is_placed(workspace: Workspace, cli: Cli, local_
     assert not _temps(clone.root)
 
 
-def _count_opens(monkeypatch: pytest.MonkeyPatch, under: Path, match: Callable[[str], bool]) -> Counter[str]:
-    """Count every open (builtin `open` and `os.open`) of a file under `under` whose path `match`es."""
-    counts: Counter[str] = Counter()
-    prefix = os.fspath(under)
-    real_open, real_os_open = builtins.open, os.open
-
-    def note(path: Any) -> None:
-        if isinstance(path, (str, os.PathLike)):
-            text = os.fspath(path)
-            if isinstance(text, str) and text.startswith(prefix) and match(text):
-                counts[text] += 1
-
-    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        note(file)
-        return real_open(file, *args, **kwargs)
-
-    def counting_os_open(path: Any, *args: Any, **kwargs: Any) -> int:
-        note(path)
-        return real_os_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", counting_open)
-    monkeypatch.setattr(os, "open", counting_os_open)
-    return counts
-
-
 def _is_file_object(path: str) -> bool:
     oid = relpath_to_oid("/".join(path.split("/")[-2:]))
     return oid is not None and not oid.endswith(".dir")
-
-
-class Hashed:
-    """Workspace files read to be hashed (by `hash_file` or `copy_hashed`), cache objects not counted."""
-
-    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.root = root
-        self.paths: list[str] = []
-        import sys
-
-        for name in ("hash_file", "copy_hashed"):
-            original = getattr(hashing, name)
-            wrapper = self._wrap(original)
-            for module in [hashing, *(m for n, m in list(sys.modules.items()) if n.startswith("pipeline_engine."))]:
-                if getattr(module, name, None) is original:
-                    monkeypatch.setattr(module, name, wrapper)
-
-    def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        def counted(src: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
-            path = Path(os.path.abspath(src))
-            if path.is_relative_to(self.root) and not path.is_relative_to(self.root / ".pipe"):
-                self.paths.append(path.relative_to(self.root).as_posix())
-            return func(src, *args, **kwargs)
-
-        return counted
 
 
 @pytest.mark.parametrize("cache_type", ["copy", "hardlink", "symlink", "reflink,copy"])
@@ -248,7 +196,7 @@ def test_pull_with_each_link_type_then_status_is_clean_and_hashes_nothing(
     cli.run("config", "cache.type", cache_type)
     store = clone.project().store
     with pytest.MonkeyPatch.context() as mp:
-        opens = _count_opens(mp, store.root, _is_file_object)
+        opens = count_opens(mp, store.root, _is_file_object)
         cli.run("pull")
     if cache_type in ("hardlink", "symlink"):  # an executable is copied (a link would share the object's mode)
         copied = os.fspath(store.path_of(_oid(files["run.sh"])))
@@ -266,8 +214,8 @@ def test_pull_with_each_link_type_then_status_is_clean_and_hashes_nothing(
     if cache_type in ("hardlink", "symlink"):
         assert not os.stat(image).st_mode & stat.S_IWUSR, "a linked object must stay read-only"
     assert os.stat(clone.root / "data/images/run.sh").st_mode & stat.S_IXUSR
-    hashed = Hashed(clone.root, monkeypatch)
-    result = cli.run("status")
+    with counting_hashes(clone.root, monkeypatch) as hashed:
+        result = cli.run("status")
     assert "up to date" in result.stderr, result.stderr
     assert hashed.paths == [], "status after pull re-hashed files the pull had just written"
 
@@ -281,8 +229,8 @@ def test_status_right_after_a_pull_hashes_nothing(
     clone = _pushed_clone(workspace, cli, {"data/images": IMAGES})
     cli.run("config", "cache.type", cache_type)
     cli.run("pull")
-    hashed = Hashed(clone.root, monkeypatch)
-    assert "up to date" in cli.run("status").stderr
+    with counting_hashes(clone.root, monkeypatch) as hashed:
+        assert "up to date" in cli.run("status").stderr
     assert hashed.paths == [], f"status after pull re-hashed {len(hashed.paths)} files, e.g. {hashed.paths[:3]}"
 
 
@@ -294,7 +242,7 @@ def test_a_hardlink_checkout_after_fetch_reads_no_object(
     cli.run("config", "cache.type", "hardlink")
     cli.run("fetch")
     with pytest.MonkeyPatch.context() as mp:
-        opens = _count_opens(mp, clone.project().store.root, _is_file_object)
+        opens = count_opens(mp, clone.project().store.root, _is_file_object)
         cli.run("checkout")
     assert not opens, f"checkout read {len(opens)} objects that fetch had verified, e.g. {sorted(opens)[:2]}"
     _assert_all(clone, IMAGES, "data/images")

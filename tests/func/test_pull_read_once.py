@@ -7,22 +7,19 @@ opened, damage objects on both sides, and kill a pull mid-fetch.
 
 from __future__ import annotations
 
-import builtins
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import oid_to_relpath, relpath_to_oid
 from pipeline_engine.remote.batch import GIVE_UP
+from tests.cacheutil import count_opens
 from tests.conftest import Cli, Workspace
 from tests.packutil import corrupt_packed, index_of
 
@@ -31,31 +28,6 @@ IMAGES = {f"{i:03}.txt": f"image {i}\n" * (i + 1) for i in range(30)}
 
 def _oid(name: str) -> str:
     return hash_bytes(IMAGES[name].encode())
-
-
-def _count_opens(monkeypatch: pytest.MonkeyPatch, under: Path, match: Callable[[str], bool]) -> Counter[str]:
-    """Count every open (builtin `open` and `os.open`) of a file under `under` whose name `match`es."""
-    counts: Counter[str] = Counter()
-    prefix = os.fspath(under)
-    real_open, real_os_open = builtins.open, os.open
-
-    def note(path: Any) -> None:
-        if isinstance(path, (str, os.PathLike)):
-            text = os.fspath(path)
-            if isinstance(text, str) and text.startswith(prefix) and match(text):
-                counts[text] += 1
-
-    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        note(file)
-        return real_open(file, *args, **kwargs)
-
-    def counting_os_open(path: Any, *args: Any, **kwargs: Any) -> int:
-        note(path)
-        return real_os_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", counting_open)
-    monkeypatch.setattr(os, "open", counting_os_open)
-    return counts
 
 
 def _is_object(path: str) -> bool:
@@ -73,7 +45,7 @@ def test_push_opens_each_cached_object_once(
     cli.run("remote", "modify", "store", "pack_threshold", threshold)
     workspace.track({"data/images": IMAGES})
     store_root = workspace.project().store.root
-    opens = _count_opens(monkeypatch, store_root, _is_object)
+    opens = count_opens(monkeypatch, store_root, _is_object)
     result = cli.run("push")
     monkeypatch.undo()
     assert "31 transferred" in result.stderr
@@ -92,7 +64,7 @@ def test_fetch_opens_each_download_once(
     cli.run("push")
     workspace.commit("data and remote")
     clone = workspace.clone()
-    opens = _count_opens(monkeypatch, clone.project().store.root, lambda p: ".pipetmp" in p)
+    opens = count_opens(monkeypatch, clone.project().store.root, lambda p: ".pipetmp" in p)
     result = cli.run("fetch")
     monkeypatch.undo()
     assert "31 transferred" in result.stderr
