@@ -60,6 +60,8 @@ _DIGEST = 16
 #: The largest index file a reader accepts (checked against the listing before downloading).
 MAX_INDEX_BYTES = _HEADER.size + _ROW.size * MAX_ROWS + _DIGEST
 _CHUNK = 1 << 20
+#: A pack file's write buffer (bytes).
+_BUFFER = 1 << 20
 #: A local file to upload: a plain string path (10,000 Path objects cost more than the copies) or a Path.
 LocalFile = str | os.PathLike[str]
 
@@ -161,9 +163,10 @@ class PackWriter:
     def __init__(self, directory: Path, *, suffix: str = ".pack") -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / temp_name(suffix)
-        self._file = open(self.path, "xb")  # noqa: SIM115 - closed by finish/abort
+        # A large buffer: objects of a few KiB each would otherwise cost a write(2) every 8 KiB.
+        self._file = open(self.path, "xb", buffering=_BUFFER)  # noqa: SIM115 - closed by finish/abort
         self._hash = xxhash.xxh3_128()
-        self._rows: list[PackRow] = []
+        self._rows: list[tuple[str, int, int]] = []  # (oid, offset, length): PackRows are made once, in finish
         self.size = 0
 
     def __len__(self) -> int:
@@ -177,8 +180,6 @@ class PackWriter:
             OSError: `src` cannot be read or the pack cannot be written.
         """
         start = self.size
-        check = xxhash.xxh3_128()
-        remaining = -1 if length is None else length
         try:
             # A plain descriptor and reads of the object's size: a file object per small object
             # costs a good part of copying it.
@@ -186,23 +187,39 @@ class PackWriter:
             try:
                 if offset:
                     os.lseek(fd, offset, os.SEEK_SET)
-                while remaining and (chunk := os.read(fd, _CHUNK if remaining < 0 else min(_CHUNK, remaining))):
-                    check.update(chunk)
-                    self._write(chunk)
-                    self._hash.update(chunk)
-                    self.size += len(chunk)
-                    remaining -= len(chunk) if remaining > 0 else 0
+                if length is not None and length <= _CHUNK:
+                    # A small object (most of a pack's): one read, checked before anything is written.
+                    data = os.read(fd, length)
+                    wrong = mismatch(xxhash.xxh3_128_hexdigest(data), oid)
+                    if wrong is not None:
+                        return wrong
+                    self._write(data)
+                    self._hash.update(data)
+                    self.size += len(data)
+                    wrong = None
+                else:
+                    wrong = self._copy(fd, oid, -1 if length is None else length)
             finally:
                 os.close(fd)
         except OSError:
             self._cut(start)
             raise
-        wrong = mismatch(check.hexdigest(), oid)
         if wrong is not None:  # a pack holds only objects true to their oids
             self._cut(start)
             return wrong
-        self._rows.append(PackRow(Oid(oid), start, self.size - start))
+        self._rows.append((oid, start, self.size - start))
         return None
+
+    def _copy(self, fd: int, oid: str, remaining: int) -> Oid | None:
+        """Append `remaining` bytes (-1: all) from `fd` in chunks; None when they hash to `oid`, else their hash."""
+        check = xxhash.xxh3_128()
+        while remaining and (chunk := os.read(fd, _CHUNK if remaining < 0 else min(_CHUNK, remaining))):
+            check.update(chunk)
+            self._write(chunk)
+            self._hash.update(chunk)
+            self.size += len(chunk)
+            remaining -= len(chunk) if remaining > 0 else 0
+        return mismatch(check.hexdigest(), oid)
 
     def _write(self, chunk: bytes) -> None:
         try:
@@ -246,8 +263,8 @@ class PackWriter:
             if exc.filename is None:
                 exc.filename = os.fspath(self.path)
             raise
-        rows = sorted(self._rows, key=lambda r: r.oid)
-        return PackIndex(self._hash.hexdigest(), self.size, tuple(rows))
+        rows = sorted(self._rows)  # added in oid order: a linear pass
+        return PackIndex(self._hash.hexdigest(), self.size, tuple(PackRow(Oid(o), off, n) for o, off, n in rows))
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
