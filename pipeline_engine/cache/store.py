@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from pipeline_engine.cache.memo import FileStamp, stamp_of
+from pipeline_engine.core.forked import fork_jobs, map_forked
 from pipeline_engine.core.fsutil import TEMP_PREFIX, temp_name
 from pipeline_engine.core.groupcommit import GroupCommit
 from pipeline_engine.core.hashing import (
@@ -43,6 +44,8 @@ _LIST_THRESHOLD = 512
 _WAVE = 1024
 # ... and waits when this many wait to be committed (bounded bookkeeping on a slow disk).
 _MAX_WAITING = 16 * _WAVE
+# `ingest` shares its files between processes (`core.forked`) when each gets at least this many.
+_FORK_MIN = 2000
 
 
 class ObjectStore:
@@ -255,6 +258,29 @@ class ObjectStore:
         # Fan-out directories that hold no object yet (a new cache): what is in them later, this
         # call put there, so a commit needs no stat to tell a duplicate.
         empty = {f for f in fans if _holds_no_object(os.path.join(self.root, f))} if len(fans) == 256 else set()
+        n = fork_jobs(len(items), min_per_process=_FORK_MIN)
+        if n == 1:
+            return self._ingest_share(items, fans, empty, jobs, on_done)
+        # One contiguous share per process (files of one directory stay together). A duplicate
+        # across shares is renamed twice onto the same object: the same bytes, so harmless.
+        bounds = [len(items) * k // n for k in range(n + 1)]
+        parts = map_forked(lambda k: self._ingest_share(
+            items[bounds[k]:bounds[k + 1]], fans, empty, max(1, jobs // n), on_done if k == 0 else None), n)
+        oids: list[Oid] = []
+        added: set[Oid] = set()
+        for k, (got, new) in enumerate(parts):
+            oids += got
+            added |= new
+            if k and on_done is not None:
+                for _, stamp in items[bounds[k]:bounds[k + 1]]:
+                    on_done(stamp.size)
+        return oids, added
+
+    def _ingest_share(
+        self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], fans: Sequence[str],
+        empty: Collection[str], jobs: int, on_done: Callable[[int], None] | None,
+    ) -> tuple[list[Oid], set[Oid]]:
+        """`ingest` of `items` by this process: copied in waves, committed by a thread of its own."""
         oids: list[Oid] = []
         added: set[Oid] = set()  # changed by the committing thread only
         group: GroupCommit[tuple[Oid, str]] = GroupCommit(
@@ -262,15 +288,18 @@ class ObjectStore:
             _unlink_temps,
             limit=_MAX_WAITING,
         )
+        copied: list[tuple[Oid, str]] = []
         try:
             for start in range(0, len(items), _WAVE):
                 copied = self._copy_wave(items, start, fans, jobs, on_done)
                 oids += [oid for oid, _ in copied]
                 group.put(copied)
-        except BaseException:
+                copied = []
+            group.finish()
+        except BaseException:  # an interrupt while the last commit runs, too: it ends before this returns
             group.finish(abort=True)
+            _unlink_temps(copied)  # a wave an interrupted `put` never took (renamed ones are gone already)
             raise
-        group.finish()
         return oids, added
 
     def _copy_wave(

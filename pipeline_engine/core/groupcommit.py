@@ -34,6 +34,7 @@ class GroupCommit(Generic[T]):
         self._waiting: list[T] = []
         self._closed = False
         self._error: BaseException | None = None
+        self._ended = False
         self._thread = threading.Thread(target=self._run, name="pipe-group-commit", daemon=True)
         self._thread.start()
 
@@ -60,11 +61,24 @@ class GroupCommit(Generic[T]):
             dropped, self._waiting = (self._waiting, []) if abort else ([], self._waiting)
             self._cond.notify_all()
         self._drop(dropped)
-        self._thread.join()
+        # Waits on the condition, not `Thread.join`: a join that an interrupt ends can leave the
+        # thread marked as stopped while it still commits (CPython 3.11), and a second `finish`
+        # (the abort after that interrupt) would return before the commit ended.
+        with self._cond:
+            while not self._ended:
+                self._cond.wait()
         if self._error is not None and not abort:
             raise self._error
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._waiting and not self._closed:

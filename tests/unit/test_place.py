@@ -11,7 +11,7 @@ import pytest
 from pipeline_engine.cache import place
 from pipeline_engine.cache.link import LinkType
 from pipeline_engine.cache.linkedit import separate_edit
-from pipeline_engine.cache.memo import HashMemo
+from pipeline_engine.cache.memo import HashMemo, stamp_of
 from pipeline_engine.cache.place import Placer
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.hashing import Oid, hash_bytes
@@ -110,3 +110,41 @@ def test_separate_edit_leaves_ordinary_files_and_foreign_hardlinks_alone(store: 
     os.link(store.path_of(oid), linked)  # shares the object, unchanged: hashes to it
     assert separate_edit(store, linked, os.stat(linked), oid, previous=oid) == oid
     assert store.exists(oid) and os.stat(linked).st_nlink == 2
+
+
+@pytest.mark.parametrize("kind", [LinkType.COPY, LinkType.REFLINK])
+def test_place_many_shared_between_processes_places_every_file_and_reports_a_corrupt_object(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: LinkType
+) -> None:
+    """A big copy checkout is shared between forked processes: what a child finds (a corrupt object,
+    objects it verified) reaches the caller, and only the caller writes the memo."""
+    from pipeline_engine.core import forked
+
+    monkeypatch.setattr(place, "_FORK_MIN", 20)
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # the test runner's threads
+    oids = [_put(store, tmp_path, f"object {i}\n".encode()) for i in range(10)]
+    bad = oids[7]
+    os.chmod(store.path_of(bad), 0o644)
+    store.path_of(bad).write_bytes(b"rotted on disk")
+    for oid in oids:  # older than the memo's racy window: their verification can be remembered
+        old = store.path_of(oid).stat().st_mtime - 60
+        os.utime(store.path_of(oid), (old, old))
+    memo = HashMemo(tmp_path / "memo.sqlite")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    items = [(str(ws / f"{i:03}"), oids[i % 10], False) for i in range(100)]
+    placer = Placer(store, memo, [kind, LinkType.COPY])
+    done: list[int] = []
+    stamps = placer.place_many(items, advance=lambda: done.append(1))
+    assert len(done) == 100
+    assert placer.corrupt == {bad}
+    assert not store.exists(bad), "the corrupt object went to quarantine"
+    for (dest, oid, _), stamp in zip(items, stamps):
+        if oid == bad:
+            assert stamp is None and not os.path.exists(dest)
+        else:
+            assert stamp is not None and Path(dest).read_bytes() == store.path_of(oid).read_bytes()
+    assert sorted(p.name for p in ws.iterdir() if p.name.startswith(".pipetmp")) == []
+    # With a link type configured, every good object's verification reached the memo (from
+    # whichever process copied it), so a later hardlink checkout reads none of them.
+    assert kind is LinkType.COPY or all(memo.is_verified(o, stamp_of(os.stat(store.path_of(o)))) for o in oids if o != bad)

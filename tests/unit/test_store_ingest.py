@@ -14,13 +14,18 @@ import pytest
 from pipeline_engine.cache import store as store_module
 from pipeline_engine.cache.memo import FileStamp, stamp_of
 from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.core import forked
 from pipeline_engine.core.hashing import hash_bytes, hash_file
 from pipeline_engine.errors import CorruptObjectError
 
 
-@pytest.fixture(autouse=True)
-def small_waves(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, params=["one process", "forked"])
+def small_waves(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Every test runs in one process and shared between forked ones (as `pipe add` of a big tree)."""
     monkeypatch.setattr(store_module, "_WAVE", 16)  # 100 files: seven waves
+    if request.param == "forked":
+        monkeypatch.setattr(store_module, "_FORK_MIN", 30)  # 100 files: 2 processes on 2 cores
+        monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # the runner's threads
 
 
 def _files(root: Path, count: int, *, repeat_every: int = 0) -> list[tuple[str, FileStamp]]:

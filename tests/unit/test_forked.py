@@ -1,0 +1,112 @@
+"""core.forked: shares of work in forked processes; a failed or killed child's share is done again
+by the caller, errors reach the caller with their own types, nothing is left running, and a caller
+with threads of its own never forks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline_engine.core import forked
+
+
+@pytest.fixture
+def single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a `pipe` command: the test runner's own threads must not stop the fork."""
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)
+
+
+def _no_children_left() -> bool:
+    return multiprocessing.active_children() == []
+
+
+def test_each_share_runs_once_in_order_and_all_but_the_first_in_other_processes(single_threaded: None) -> None:
+    here = os.getpid()
+    got = forked.map_forked(lambda k: (k, os.getpid()), 3)
+    assert [k for k, _ in got] == [0, 1, 2]
+    assert got[0][1] == here
+    assert len({pid for _, pid in got}) == 3
+    assert _no_children_left()
+
+
+def test_a_child_that_raises_has_its_share_done_again_here(single_threaded: None) -> None:
+    here = os.getpid()
+
+    def share(k: int) -> tuple[int, int]:
+        if k == 1 and os.getpid() != here:
+            raise OSError("the child cannot")
+        return k, os.getpid()
+
+    assert forked.map_forked(share, 2) == [(0, here), (1, here)]
+
+
+def test_an_error_every_process_meets_reaches_the_caller_with_its_type(single_threaded: None) -> None:
+    class Refused(Exception):
+        def __init__(self, path: str, why: str) -> None:  # does not pickle back: it is raised here instead
+            super().__init__(f"{path}: {why}")
+
+    def share(k: int) -> int:
+        if k == 1:
+            raise Refused("data/f1", "changed while it was read")
+        return k
+
+    with pytest.raises(Refused, match="data/f1: changed"):
+        forked.map_forked(share, 2)
+    assert _no_children_left()
+
+
+def test_a_killed_child_has_its_share_done_again_here(single_threaded: None) -> None:
+    here = os.getpid()
+
+    def share(k: int) -> int:
+        if os.getpid() != here:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return k * 10
+
+    assert forked.map_forked(share, 3) == [0, 10, 20]
+    assert _no_children_left()
+
+
+def test_an_interrupt_in_the_caller_stops_and_reaps_the_children(single_threaded: None, tmp_path: Path) -> None:
+    here = os.getpid()
+    started = tmp_path / "started"
+
+    def share(k: int) -> int:
+        if os.getpid() != here:
+            started.touch()
+            time.sleep(60)  # stopped by the caller, long before this ends
+            return k
+        while not started.exists():
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    begun = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        forked.map_forked(share, 2)
+    assert time.monotonic() - begun < 30  # not the child's 60 s: it was stopped
+    assert _no_children_left()
+
+
+def test_a_caller_with_threads_of_its_own_runs_every_share_itself() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert forked.fork_jobs(1_000_000, min_per_process=10) == 1
+        assert {pid for pid in forked.map_forked(lambda k: os.getpid(), 3)} == {os.getpid()}
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_fork_jobs_gives_each_process_at_least_its_minimum(single_threaded: None) -> None:
+    assert forked.fork_jobs(10, min_per_process=2000) == 1
+    cpus = len(os.sched_getaffinity(0))
+    assert forked.fork_jobs(10**6, min_per_process=2000) == min(forked.MAX_FORKS, cpus)
+    assert forked.fork_jobs(4000, min_per_process=2000) == min(2, cpus)
