@@ -74,6 +74,10 @@ class Bench:
         print(f"tidy: deleted {len(gone)} leftover trees and files", flush=True)
 
     def _run(self, tool: str, args: list[str], cwd: Path) -> Sample:
+        # The preparation's writes (a fresh copy of the tree, the previous tool's) are flushed first,
+        # untimed: a tool that makes its own writes durable (pipe's cache: one syncfs per batch)
+        # would otherwise also pay for flushing the data the benchmark just wrote for it.
+        os.sync()
         return measure([self.tools[tool], *args], cwd, timeout=self.timeout)
 
     def rounds(self, workload: str, actions: Mapping[str, Action], limit_name: str = "",
@@ -90,6 +94,7 @@ class Bench:
         for k in range(self.repeat):
             trusted = self.disk.check() and trusted
             if limit is not None:
+                os.sync()  # as before each tool's command (see `_run`)
                 reference = limit(k)
                 limits.append(reference.seconds)
                 if limit_name == "cp -r":  # the reference is itself a health measurement
