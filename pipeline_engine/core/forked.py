@@ -123,10 +123,13 @@ def _child(fn: Callable[[int], Any], k: int, send: Any, parent: int) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Have SIGTERM stop this child like Ctrl-C (its share's clean-up runs: no temporary file is
-    left), and have the kernel send it when the parent dies, so a `kill -9` of pipe leaves no
-    child writing on (Linux; elsewhere an orphan finishes its share)."""
+    """Silence this child's stderr; have SIGTERM stop it like Ctrl-C (its share's clean-up runs:
+    no temporary file is left), and have the kernel send it when the parent dies, so a `kill -9`
+    of pipe leaves no child writing on (Linux; elsewhere an orphan finishes its share)."""
     signal.signal(signal.SIGTERM, _interrupt)
+    # Nothing a child could print is the user's business: the parent reports what failed. (Python
+    # prints an interrupt that lands in a finaliser as "Exception ignored in ...".)
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the child's whole (short) life
     if sys.platform.startswith("linux"):
         import ctypes
 
