@@ -22,27 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write, temp_name
-from pipeline_engine.errors import CorruptObjectError, RemoteError
+from pipeline_engine.errors import RemoteError
 from pipeline_engine.remote.batch import Batch
 from pipeline_engine.remote.locmap import Loc, LocMap
 from pipeline_engine.remote.pack import (
     MAX_INDEX_BYTES,
-    MAX_ROWS,
     LocalFile,
     PackIndex,
-    PackWriter,
     encode_index,
     is_pack_name,
     parse_index,
 )
+from pipeline_engine.remote.packwrite import PACK_JOBS, write_packs
 from pipeline_engine.remote.partial import entry_mtime
 
 __all__ = ["PACKS_DIR", "PACK_JOBS", "Loc", "LocMap", "Packs", "Site"]
 
 #: Under a remote's root: `<name>.pack` and `<name>.idx` files.
 PACKS_DIR = "packs"
-#: Packs read or written at once: each holds up to one batch in memory or one pack on local disk.
-PACK_JOBS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,67 +257,9 @@ class Packs:
         Each pack is uploaded before its index; its objects are reported to `batch` once the index
         is up. With `hold_last`, the last pack (not full: the items ran out) is not written: its
         items are returned for the caller to send with the next ones. Otherwise returns [].
+        A local directory remote's packs may be built by forked processes (`remote.packwrite`).
         """
-        groups: list[list[tuple[str, LocalFile, int]]] = [[]]
-        total = 0
-        last = ""
-        for item in sorted(items, key=_oid_of):
-            oid, _, size = item
-            if oid == last:  # an object listed twice is packed once (the first of its paths)
-                continue
-            last = oid
-            if groups[-1] and (total + size > pack_size or len(groups[-1]) >= MAX_ROWS):
-                groups.append([])
-                total = 0
-            groups[-1].append(item)  # the caller's tuple, not a copy (a million of them show)
-            total += size
-        held = groups.pop() if hold_last else []
-        self.each(lambda g: self._write_one(g, batch), [g for g in groups if g], jobs=PACK_JOBS)
-        return held
-
-    def _write_one(self, group: Sequence[tuple[str, LocalFile, int]], batch: Batch) -> None:
-        try:
-            writer = PackWriter(self.site.build_dir or self.site.work_dir, suffix=self.site.build_suffix)
-        except self.site.errors as exc:  # a local remote's tmp/ cannot be made: nothing of it can be sent
-            if not batch.stop_on(exc, str(self.site.build_dir or self.site.work_dir)):
-                error = self.error("write a pack in", "tmp", exc)
-                for oid, _, _ in group:
-                    batch.finish(oid, error)
-            return
-        try:
-            for oid, path, size in group:
-                if batch.stopped:
-                    return
-                try:
-                    wrong = writer.add(oid, path, length=size)  # a file that grew or shrank is refused
-                except OSError as exc:
-                    if not batch.stop_on(exc, str(path)):
-                        batch.finish(oid, exc)
-                    continue
-                if wrong is not None:  # the one read of the object is the one that checks it
-                    batch.finish(oid, CorruptObjectError(f"its local copy '{path}' hashes to '{wrong}'; not uploaded"))
-            try:
-                index = writer.finish()
-            except OSError as exc:  # the last buffered bytes could not be written (a full disk)
-                if not batch.stop_on(exc, str(writer.path)):
-                    for oid, _, _ in group:
-                        if oid not in batch.finished:
-                            batch.finish(oid, exc)
-                return
-            if index.rows:
-                try:
-                    self.upload(writer.path, index)
-                except self.site.errors as exc:
-                    if batch.stop_on(exc, str(writer.path)):
-                        return
-                    error = self.error("upload", self.relpath(index.name), exc)
-                    for row in index.rows:
-                        batch.finish(row.oid, error)
-                    return
-                for row in index.rows:
-                    batch.finish(row.oid, None)
-        finally:
-            writer.abort()
+        return write_packs(self, items, batch, pack_size=pack_size, hold_last=hold_last)
 
     def upload(self, local_pack: Path, index: PackIndex) -> None:
         """Upload a pack file, then its index (which makes its objects exist), and count them.
@@ -421,5 +360,3 @@ def _size(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _oid_of(item: tuple[str, LocalFile, int]) -> str:
-    return item[0]
