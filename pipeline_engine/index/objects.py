@@ -8,6 +8,7 @@ for the objects that failed (`ObjectPlan.paths_of`), by one scan of the manifest
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -63,12 +64,16 @@ class ObjectPlan:
     """File objects, manifests, and outs that could not be read.
 
     `files` maps each file oid to the first out naming it: a file out's workspace path, or the
-    `DirObject` listing it (its path inside the directory comes from `paths_of`).
+    `DirObject` listing it (its path inside the directory comes from `paths_of`). `sizes`, when
+    asked for (`plan_objects(sizes=True)`), holds the size in bytes each file's record or manifest
+    claims, in the order of `files` (8 bytes a file, not a dict entry): a claim only, as the
+    file that made it is untrusted; whoever reads the object checks its bytes against its oid.
     """
 
     files: dict[str, str | DirObject] = field(default_factory=dict)
     dirs: tuple[DirObject, ...] = ()
     failures: tuple[Failure, ...] = ()
+    sizes: array[int] = field(default_factory=lambda: array("q"))
 
     def paths_of(self, oids: Iterable[str]) -> dict[str, str]:
         """The workspace path of each of `oids` (the first file naming it), for error messages.
@@ -96,13 +101,19 @@ class ObjectPlan:
         return result
 
 
-def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
-    """Expand `outs` through the manifests in `store`; a manifest missing, corrupt or unreadable there is a failure."""
+def plan_objects(store: ObjectStore, outs: Sequence[PathRecord], *, sizes: bool = False) -> ObjectPlan:
+    """Expand `outs` through the manifests in `store`; a manifest missing, corrupt or unreadable there is a failure.
+
+    With `sizes`, the plan also holds each file's claimed size (`ObjectPlan.sizes`).
+    """
     files: dict[str, str | DirObject] = {}
     dirs: dict[str, DirObject] = {}
     failures: list[Failure] = []
+    claimed = array("q")
     for out in outs:
         if not is_dir_oid(out.oid):
+            if sizes and out.oid not in files:
+                claimed.append(out.size if 0 <= out.size < 1 << 62 else -1)  # -1: no claim
             files.setdefault(out.oid, out.path)
             continue
         if out.oid in dirs:
@@ -113,10 +124,16 @@ def plan_objects(store: ObjectStore, outs: Sequence[PathRecord]) -> ObjectPlan:
             failures.append(Failure(out.path, out.oid, str(exc)))
             continue
         d = DirObject(out.path, out.oid, TreeOids(tree))
-        for oid in tree.oids():
-            files.setdefault(oid, d)
+        if sizes:
+            for entry in tree.entries:
+                if entry.oid not in files:
+                    files[entry.oid] = d
+                    claimed.append(entry.size)
+        else:
+            for oid in tree.oids():
+                files.setdefault(oid, d)
         dirs[out.oid] = d
-    return ObjectPlan(files, tuple(dirs.values()), tuple(failures))
+    return ObjectPlan(files, tuple(dirs.values()), tuple(failures), claimed)
 
 
 class Presence(Container[str]):
