@@ -25,12 +25,13 @@ FILES = {f"{i:03}.txt": f"file {i}\n" * (20 + i % 7) for i in range(60)}  # 140-
 
 @pytest.fixture
 def builders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Pushes of 40+ objects to a local remote fork one builder per share, on 2 cores (whatever
+    """Pushes of 40+ objects to a local remote fork one builder per share, on 2 idle cores (whatever
     the runner has) as if no other thread ran (the runner's do); returns a file where each
     building process writes its pid."""
     monkeypatch.setattr(packwrite, "FORK_MIN", 20)
     monkeypatch.setattr("pipeline_engine.core.forked.threading.active_count", lambda: 1)
     monkeypatch.setattr("pipeline_engine.core.forked.os.sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr("pipeline_engine.remote.packwrite.os.getloadavg", lambda: (0.5, 0.5, 0.5))
     pids = tmp_path / "builder-pids"
     real = packwrite.build
 
@@ -165,6 +166,16 @@ def test_an_interrupt_while_shares_are_built_makes_no_pack_visible(
     with pytest.raises(KeyboardInterrupt):
         push(workspace.project())
     assert not (store / "packs").exists() or not list((store / "packs").iterdir())
+
+
+def test_a_busy_machine_builds_in_one_process(
+    workspace: Workspace, tmp_path: Path, builders: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline_engine.remote.packwrite.os.getloadavg", lambda: (2.5, 2.0, 2.0))
+    workspace.track({"data/files": FILES})
+    workspace.add_remote(tmp_path / "remote-store")
+    (result,) = push(workspace.project())
+    assert not result.failed and _pids(builders) == {os.getpid()}
 
 
 def test_shares_split_the_bytes_evenly_in_oid_order_within_the_pack_limits() -> None:
