@@ -61,6 +61,7 @@ def push_outs(
     task = progress.task(
         f"push to {rem.name}", len(todo) + sum(1 for d in plan.dirs if d.oid not in on_remote), unit="objects"
     )
+    present = len(files) - len(todo)
     sent, size, bad = _upload(store, rem, todo, plan.paths_of, task, claims)
     del todo, claims
     failures.extend(bad)
@@ -78,7 +79,7 @@ def push_outs(
     m_sent, m_size, m_bad = _upload(store, rem, list(manifests), lambda _: manifests, task)
     task.close()
     failures.extend(m_bad)
-    present = sum(1 for oid in files if oid in on_remote) + sum(1 for d in plan.dirs if d.oid in on_remote)
+    present += sum(1 for d in plan.dirs if d.oid in on_remote)
     present += len(vouched) + sum(vouched.values())
     return TransferResult(rem.name, rem.url, sent + m_sent, present, tuple(failures), size + m_size)
 
