@@ -31,6 +31,7 @@ R = TypeVar("R")
 #: At most this many processes (the parent included): beyond it the disk, not Python, bounds the work.
 MAX_FORKS = 4
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def fork_jobs(items: int, *, min_per_process: int) -> int:
@@ -71,6 +72,9 @@ def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
             except OSError:  # out of file descriptors: the share is done here
                 continue
             pipes[-1] = receive
+            # A stop signal landing in Python's fork hooks would be printed and lost ("Exception
+            # ignored"): held back while forking, it is raised here right after.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
             try:
                 child = context.Process(target=_child, args=(fn, k, send, os.getpid()), daemon=True)
                 child.start()
@@ -78,6 +82,7 @@ def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
             except OSError:  # no more processes (ulimit): the share is done here
                 pass
             finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 send.close()
         results: list[Any] = [fn(0)]
         results += [_result(r, c) if c is not None else _Redo for r, c in zip(pipes, children, strict=True)]
@@ -109,8 +114,8 @@ def _result(receive: Any, child: Any) -> Any:
 
 
 def _child(fn: Callable[[int], Any], k: int, send: Any, parent: int) -> None:
-    """A child's whole life: its share, the result sent, and `os._exit` (no parent's `finally`
-    blocks, no traceback printed: a failed share is done again by the parent)."""
+    """A child's whole life: its share, the result sent, its threads ended, and `os._exit` (no
+    parent's `finally` blocks, no traceback printed: a failed share is done again by the parent)."""
     code = 1
     try:
         _die_with(parent)
@@ -119,14 +124,21 @@ def _child(fn: Callable[[int], Any], k: int, send: Any, parent: int) -> None:
     except BaseException:  # noqa: BLE001 - the parent redoes the share and reports what fails
         pass
     finally:
+        # As the interpreter would at exit, let non-daemon threads end: an interrupt landing in a
+        # pool's `Thread.start` leaves a worker its pool does not know of, still copying a file.
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
         os._exit(code)
 
 
 def _die_with(parent: int) -> None:
-    """Silence this child's stderr; have SIGTERM stop it like Ctrl-C (its share's clean-up runs:
-    no temporary file is left), and have the kernel send it when the parent dies, so a `kill -9`
-    of pipe leaves no child writing on (Linux; elsewhere an orphan finishes its share)."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    """Silence this child's stderr; have a stop signal (SIGINT, SIGTERM, SIGHUP) interrupt it like
+    Ctrl-C (its share's clean-up runs: no temporary file is left), and have the kernel send SIGTERM
+    when the parent dies, so a `kill -9` of pipe leaves no child writing on (Linux; elsewhere an
+    orphan finishes its share)."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _interrupt)
     # Nothing a child could print is the user's business: the parent reports what failed. (Python
     # prints an interrupt that lands in a finaliser as "Exception ignored in ...".)
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the child's whole (short) life
@@ -137,7 +149,12 @@ def _die_with(parent: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before the request took effect
         raise SystemExit(1)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent while it forked
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """The first stop signal interrupts the child; later ones (Ctrl-C reaches it, then the
+    parent's SIGTERM) are ignored, so they cannot cut its clean-up short."""
+    for other in _STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
     raise KeyboardInterrupt(signal.Signals(signum).name)

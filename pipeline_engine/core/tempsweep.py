@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 from pipeline_engine.core.fsutil import remove_path, temp_owner
@@ -50,7 +51,7 @@ def sweep_temps(root: Path, cache_root: Path) -> int:
             if pid is None or pid == os.getpid():
                 continue
             if pid not in alive:
-                alive[pid] = psutil.pid_exists(pid)
+                alive[pid] = _running(psutil, pid)
             if alive[pid]:
                 continue
             try:
@@ -96,3 +97,14 @@ def _walk(top: str, in_cache: bool, cache: str) -> Iterator[tuple[str, str, bool
 
 def _is_within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def _running(psutil: Any, pid: int) -> bool:
+    """True while `pid` runs: a zombie (dead, not yet reaped: an orphaned worker whose reaper is
+    slow) has left its temporary files for good."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # not ours to inspect (another user's process): it runs
+        return True
