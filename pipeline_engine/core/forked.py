@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = ["fork_jobs", "map_forked"]
@@ -121,7 +121,7 @@ def _child(fn: Callable[[int], Any], k: int, send: Any, parent: int) -> None:
         _die_with(parent)
         send.send(fn(k))
         code = 0
-    except BaseException:  # noqa: BLE001 - the parent redoes the share and reports what fails
+    except BaseException:  # noqa: BLE001, S110 - the parent redoes the share and reports what fails
         pass
     finally:
         # As the interpreter would at exit, let non-daemon threads end: an interrupt landing in a
