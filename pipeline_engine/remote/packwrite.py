@@ -4,8 +4,9 @@ Building a pack of 10,000 objects of a few KiB is bound by the interpreter (an o
 hash and a write per object), not by the disk. For a remote that is a directory on this machine
 (packs built in its own `tmp/` and published by a rename), a push of thousands of objects is
 therefore shared between forked processes (`core.forked`), one contiguous range of oids each,
-so each writes one pack of about its share of the bytes, when the load average says another
-core is free (on a busy machine the fork's own cost is not won back). A child only builds: it reports each
+so each writes one pack of about its share of the bytes, when another core is free right now
+(on a busy machine the fork's own cost is not won back). No garbage collection runs meanwhile:
+after a fork it would copy every page holding an object. A child only builds: it reports each
 object's failure to an `Outcome` that travels back with its packs, and the caller replays those
 into the transfer's `Batch` and publishes every pack (pack, then index) itself. A pack is thus
 visible only once the caller has received it whole; a child that fails has its share built again
@@ -198,11 +199,11 @@ def _no_collection() -> Iterator[None]:
 def _free_cores() -> int:
     """Cores no other process is running on right now, this one's included (at least 1).
 
-    A forked share pays only on a core of its own: the fork and its copied-on-write pages cost
-    ~30 ms of CPU in a 10,000-object push, won back (~35 ms) only while the other core is idle
-    (measured on 2 cores: 0.39 -> 0.355 s when idle, 0.345 -> 0.375 s beside a test run). Linux
-    says how many tasks are runnable at this instant (`/proc/loadavg`, 4th field, this one
-    included); elsewhere the last minute's load average stands in.
+    A forked share pays only on a core of its own. Measured on 2 cores, a 10k push: 0.34 s in
+    one process, 0.30 s in two while the other core is idle; beside a running test suite the
+    forked push lost ~30 ms instead. Linux says how many tasks are runnable at this instant
+    (`/proc/loadavg`, 4th field, this one included); elsewhere the last minute's load average
+    stands in.
     """
     try:
         with open("/proc/loadavg", "rb") as f:
