@@ -7,7 +7,8 @@ indexes are downloaded once and kept in `cache_dir` (re-checked each time they a
 files they came from). Files are never rewritten: gc writes a new pack and index before it deletes
 the old index, then the old pack (`remote.prune`).
 
-Reading objects out of packs is `remote.packread`; deleting and repacking, `remote.prune`.
+Building and publishing new packs is `remote.packwrite`; reading objects out of them, `remote.packread`;
+deleting and repacking, `remote.prune`.
 """
 
 from __future__ import annotations
