@@ -17,6 +17,7 @@ never prints a traceback. Work handed to it must therefore be safe to do twice.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -24,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["fork_jobs", "map_forked"]
+__all__ = ["fork_jobs", "free_cores", "map_forked"]
 
 R = TypeVar("R")
 
@@ -40,8 +41,31 @@ def fork_jobs(items: int, *, min_per_process: int) -> int:
     whenever forking is unsafe or impossible here (other threads running, no `fork`)."""
     if not hasattr(os, "fork") or sys.platform == "darwin" or threading.active_count() > 1:
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(MAX_FORKS, cpus, items // max(1, min_per_process)))
+    return max(1, min(MAX_FORKS, _cpus(), items // max(1, min_per_process)))
+
+
+def free_cores() -> int:
+    """Cores no other process is running on right now, this one's included (at least 1).
+
+    A forked share pays only on a core of its own. Measured on 2 cores, a 10k push: 0.34 s in
+    one process, 0.30 s in two while the other core is idle; beside a running test suite the
+    forked push lost ~30 ms instead. Linux says how many tasks are runnable at this instant
+    (`/proc/loadavg`, 4th field, this one included); elsewhere the last minute's load average
+    stands in.
+    """
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            others = float(f.read().split()[3].split(b"/")[0]) - 1
+    except (OSError, IndexError, ValueError):
+        try:
+            others = os.getloadavg()[0] - 1
+        except OSError:  # no load figure at all: as many as there are
+            return MAX_FORKS
+    return max(1, round(_cpus() - max(0.0, others)))
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
@@ -61,6 +85,12 @@ def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
         return [fn(k) for k in range(n)]
     pipes: list[Any] = []  # the receiving end from each child, None where none was started
     children: list[Any] = []
+    collecting = gc.isenabled()
+    # No garbage collection while shares run and their results come back: a collection writes
+    # to every object's header, and after a fork each page written is a page copied (measured by
+    # the push: 4,500 more page faults and ~35 ms in each process of a 10k push; one collection
+    # while the parent unpickled 5,000 rows took ~15 ms). Per-file work makes no cycles.
+    gc.disable()
     try:
         for k in range(1, n):
             pipes.append(None)
@@ -99,6 +129,8 @@ def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
         for receive in pipes:
             if receive is not None:
                 receive.close()
+        if collecting:
+            gc.enable()
 
 
 class _Redo:

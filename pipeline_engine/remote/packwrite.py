@@ -18,14 +18,13 @@ and their time goes to requests, which `Packs.each` overlaps with threads.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pipeline_engine.core.forked import MAX_FORKS, fork_jobs, map_forked
+from pipeline_engine.core.forked import fork_jobs, free_cores, map_forked
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError
 from pipeline_engine.remote.batch import FATAL_ERRNOS, Batch
@@ -144,7 +143,7 @@ def write_packs(
 ) -> list[Item]:
     """`Packs.write`: bundle items into packs, build, publish, report each object to `batch`."""
     local = packs.site.build_dir is not None
-    n = min(fork_jobs(len(items), min_per_process=FORK_MIN), _free_cores()) if local else 1
+    n = min(fork_jobs(len(items), min_per_process=FORK_MIN), free_cores()) if local else 1
     # A push's last part is cut into one share per process; full packs of a big push's earlier
     # parts are shared out as they are.
     groups = group_items(items, pack_size=pack_size, shares=1 if hold_last else n)
@@ -163,8 +162,7 @@ def write_packs(
                 outcome.built.append(built)
         return outcome
 
-    with _no_collection():
-        outcomes = map_forked(share, n)
+    outcomes = map_forked(share, n)
     pending = [b for outcome in outcomes for b in outcome.built]
     try:
         for outcome in outcomes:
@@ -177,44 +175,6 @@ def write_packs(
             with contextlib.suppress(OSError):
                 os.unlink(built.path)
     return held
-
-
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """No garbage collection while packs are built in forked shares and their results come back.
-
-    A full collection writes to every object's header: after a fork each page written is a page
-    copied (4,500 more page faults and ~35 ms in each process of a 10k push), and one run while
-    the parent makes the 5,000 rows a child sent took ~15 ms. Building packs makes no cycles.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _free_cores() -> int:
-    """Cores no other process is running on right now, this one's included (at least 1).
-
-    A forked share pays only on a core of its own. Measured on 2 cores, a 10k push: 0.34 s in
-    one process, 0.30 s in two while the other core is idle; beside a running test suite the
-    forked push lost ~30 ms instead. Linux says how many tasks are runnable at this instant
-    (`/proc/loadavg`, 4th field, this one included); elsewhere the last minute's load average
-    stands in.
-    """
-    try:
-        with open("/proc/loadavg", "rb") as f:
-            others = float(f.read().split()[3].split(b"/")[0]) - 1
-    except (OSError, IndexError, ValueError):
-        try:
-            others = os.getloadavg()[0] - 1
-        except OSError:  # no load figure at all: as many as there are
-            return MAX_FORKS
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, round(cpus - max(0.0, others)))
 
 
 def _write_one(packs: Packs, group: Sequence[Item], batch: Batch) -> None:

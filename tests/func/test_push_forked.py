@@ -5,7 +5,6 @@ built pack behind in the remote's tmp/."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ def builders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setattr(packwrite, "FORK_MIN", 20)
     monkeypatch.setattr("pipeline_engine.core.forked.threading.active_count", lambda: 1)
     monkeypatch.setattr("pipeline_engine.core.forked.os.sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-    monkeypatch.setattr(packwrite, "_free_cores", lambda: 2)
+    monkeypatch.setattr(packwrite, "free_cores", lambda: 2)
     pids = tmp_path / "builder-pids"
     real = packwrite.build
 
@@ -172,27 +171,11 @@ def test_an_interrupt_while_shares_are_built_makes_no_pack_visible(
 def test_a_busy_machine_builds_in_one_process(
     workspace: Workspace, tmp_path: Path, builders: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packwrite, "_free_cores", lambda: 1)  # another process runs on the other core
+    monkeypatch.setattr(packwrite, "free_cores", lambda: 1)  # another process runs on the other core
     workspace.track({"data/files": FILES})
     workspace.add_remote(tmp_path / "remote-store")
     (result,) = push(workspace.project())
     assert not result.failed and _pids(builders) == {os.getpid()}
-
-
-def test_free_cores_are_counted_from_the_tasks_running_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pipeline_engine.remote.packwrite.os.sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-
-    def loadavg(running: int) -> None:
-        def fake(path: str, mode: str) -> io.BytesIO:
-            assert path == "/proc/loadavg"
-            return io.BytesIO(f"4.00 3.00 2.00 {running}/300 4242\n".encode())
-
-        monkeypatch.setattr(packwrite, "open", fake, raising=False)  # the module's own `open` only
-
-    loadavg(1)
-    assert packwrite._free_cores() == 2, "only this process runs: the other core is free"
-    loadavg(3)
-    assert packwrite._free_cores() == 1, "two others run: no core to fork onto"
 
 
 def test_shares_split_the_bytes_evenly_in_oid_order_within_the_pack_limits() -> None:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -51,7 +52,7 @@ def _project(tmp_path: Path, template: Path) -> Path:
     return ws
 
 
-def _interrupt(ws: Path, how: str, *args: str) -> tuple[int, str, list[int]]:
+def _interrupt(ws: Path, how: str, reset: Callable[[], None], *args: str) -> tuple[int, str, list[int]]:
     """Start `pipe ARGS`, wait for its children, then SIGKILL it or Ctrl-C its process group;
     returns its exit code, its stderr and its children's pids."""
     for _ in range(3):  # a fast machine may finish before the poll sees a child: try again
@@ -66,9 +67,7 @@ def _interrupt(ws: Path, how: str, *args: str) -> tuple[int, str, list[int]]:
             return proc.returncode, err, kids
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        shutil.rmtree(ws / ".pipe" / "cache")  # start the same command again from scratch
-        for pointer in ws.glob("*.pipe"):
-            pointer.unlink()
+        reset()  # back to where the command starts from, to try again
     pytest.fail(f"pipe {' '.join(args)} never forked a child in three runs")
 
 
@@ -78,7 +77,11 @@ def test_an_interrupted_add_of_a_big_tree_stops_its_children_and_the_next_add_co
 ) -> None:
     ws = _project(tmp_path, _workspace_template)
     before = digest_tree(ws / "data")
-    code, err, kids = _interrupt(ws, how, "add", "data")
+    def reset() -> None:
+        shutil.rmtree(ws / ".pipe" / "cache")
+        (ws / "data.pipe").unlink()
+
+    code, err, kids = _interrupt(ws, how, reset, "add", "data")
     assert code == (-9 if how == "kill" else 130), err
     assert all(wait_gone(pid, timeout=20) for pid in kids), "a child of the interrupted pipe kept running"
     if how == "ctrl-c":
@@ -99,7 +102,7 @@ def test_an_interrupted_checkout_of_a_big_tree_stops_its_children_and_the_next_c
     before = digest_tree(ws / "data")
     pipe_process("add", "data", cwd=ws, check=0)
     shutil.rmtree(ws / "data")
-    code, err, kids = _interrupt(ws, how, "checkout")
+    code, err, kids = _interrupt(ws, how, lambda: shutil.rmtree(ws / "data"), "checkout")
     assert code == (-9 if how == "kill" else 130), err
     assert all(wait_gone(pid, timeout=20) for pid in kids), "a child of the interrupted pipe kept running"
     if how == "ctrl-c":

@@ -4,6 +4,7 @@ with threads of its own never forks."""
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import signal
@@ -110,3 +111,19 @@ def test_fork_jobs_gives_each_process_at_least_its_minimum(single_threaded: None
     cpus = len(os.sched_getaffinity(0))
     assert forked.fork_jobs(10**6, min_per_process=2000) == min(forked.MAX_FORKS, cpus)
     assert forked.fork_jobs(4000, min_per_process=2000) == min(2, cpus)
+
+
+def test_free_cores_are_counted_from_the_tasks_running_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pipeline_engine.core.forked.os.sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+
+    def loadavg(running: int) -> None:
+        def fake(path: str, mode: str) -> io.BytesIO:
+            assert path == "/proc/loadavg"
+            return io.BytesIO(f"4.00 3.00 2.00 {running}/300 4242\n".encode())
+
+        monkeypatch.setattr(forked, "open", fake, raising=False)  # the module's own `open` only
+
+    loadavg(1)
+    assert forked.free_cores() == 2, "only this process runs: the other core is free"
+    loadavg(3)
+    assert forked.free_cores() == 1, "two others run: no core to fork onto"
