@@ -9,18 +9,14 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from pipeline_engine.cache.memo import FileStamp, stamp_of
-from pipeline_engine.core.forked import fork_jobs, map_forked
-from pipeline_engine.core.fsutil import TEMP_PREFIX, temp_name
-from pipeline_engine.core.groupcommit import GroupCommit
+from pipeline_engine.cache.memo import FileStamp
+from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.hashing import (
-    SMALL_FILE,
     Oid,
     copy_hashed,
     hash_bytes,
     mismatch,
     new_hasher,
-    read_small,
     verify_bytes,
     verify_file,
 )
@@ -37,15 +33,9 @@ from pipeline_engine.errors import CacheError, CorruptObjectError, ObjectNotFoun
 
 __all__ = ["ObjectStore"]
 
-_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # Above this many oids, `missing` lists fan-out directories instead of checking each object.
 _LIST_THRESHOLD = 512
-# `ingest` hands its copies to the committing thread this many at a time ...
-_WAVE = 1024
-# ... and waits when this many wait to be committed (bounded bookkeeping on a slow disk).
-_MAX_WAITING = 16 * _WAVE
-# `ingest` shares its files between processes (`core.forked`) when each gets at least this many.
-_FORK_MIN = 2000
 
 
 class ObjectStore:
@@ -168,7 +158,7 @@ class ObjectStore:
             return self._adopt(items, on_done)
         unique = {oid: src for oid, src in items}
         todo = [(oid, src) for oid, src in unique.items() if not self.exists(oid)]
-        temps = _Temps()
+        temps = Temps()
         failures: dict[str, PipeError] = {}
         root = str(self.root)
         for fanout in {oid[:2] for oid, _ in todo}:
@@ -181,13 +171,13 @@ class ObjectStore:
             tmp = f"{root}/{oid[:2]}/{temp_name()}"
             if not temps.add(tmp):
                 raise CacheError("stopped")  # put_many has returned or raised already: no one sees this
-            copied = copy_hashed(src, tmp, mode=_READ_ONLY)
+            copied = copy_hashed(src, tmp, mode=READ_ONLY)
             if temps.closed:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise CacheError("stopped")
             error: PipeError | None = None
             if mismatch(copied, oid) is not None:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 error = failures[oid] = CorruptObjectError(
                     f"'{src}' changed while it was being cached; nothing was stored for it",
                     hint="run the command again once the file is no longer being written",
@@ -201,7 +191,7 @@ class ObjectStore:
             self._commit_many(staged, jobs=jobs)
         finally:
             for tmp in temps.close():  # renamed ones are gone already
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
         return failures
 
     def _adopt(self, items: Sequence[tuple[str, Path]], on_done: OnDone | None) -> dict[str, PipeError]:
@@ -217,7 +207,7 @@ class ObjectStore:
                     os.unlink(download)  # present already (or a duplicate in `items`)
                 else:
                     absent.discard(oid)
-                    os.chmod(download, _READ_ONLY)
+                    os.chmod(download, READ_ONLY)
                     self._ensure_dir(self.root / oid[:2])
                     staged.append((os.fspath(download), f"{root}/{oid_to_relpath(oid)}"))
                 if on_done is not None:
@@ -225,7 +215,7 @@ class ObjectStore:
             self._commit_many(staged)
         except BaseException:
             for tmp, _ in staged:  # renamed ones are gone already; on success all are
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
             raise
         return {}
 
@@ -236,150 +226,11 @@ class ObjectStore:
         jobs: int = 8,
         on_done: Callable[[int], None] | None = None,
     ) -> tuple[list[Oid], set[Oid]]:
-        """Copy workspace files in while hashing them, each stored under the oid its copied bytes have.
+        """Copy workspace files in while hashing them (`pipe add`): `cache.ingest.ingest`, which
+        says how and what it raises. Returns each item's oid, in order, and the oids added."""
+        from pipeline_engine.cache.ingest import ingest  # it builds on this module
 
-        For files whose oid is not known yet (`pipe add`): each is read once, not hashed and then
-        copied. `items` are `(file, stamp from the walk)`; a file whose stat data differs from its
-        stamp after it was read changed meanwhile: the call fails and nothing of its wave (the
-        `_WAVE` files copied together) is stored. The copies go to temporary files in the store,
-        handed in waves to a thread that commits them (one `syncfs` makes them durable, then each is
-        renamed to its oid, a duplicate is dropped) while the next waves are copied: the flush
-        overlaps the copying (`core.groupcommit`). `on_done(nbytes)` after each file.
-        Returns the oid of each item, in order, and the oids this call added to the store.
-
-        Raises:
-            CorruptObjectError: a file changed while it was being cached (named by path); the
-                waves committed before it stay in the store, each object under the oid of its bytes.
-            OSError: the disk is full or refuses a write (no partial object is left).
-        """
-        fans = [f"{i:02x}" for i in range(256 if len(items) >= 64 else min(256, len(items)))]
-        for fan in fans:
-            self._ensure_fanout(fan)
-        # Fan-out directories that hold no object yet (a new cache): what is in them later, this
-        # call put there, so a commit needs no stat to tell a duplicate.
-        empty = {f for f in fans if _holds_no_object(os.path.join(self.root, f))} if len(fans) == 256 else set()
-        n = fork_jobs(len(items), min_per_process=_FORK_MIN)
-        if n == 1:
-            return self._ingest_share(items, fans, empty, jobs, on_done)
-        # One contiguous share per process (files of one directory stay together). A duplicate
-        # across shares is renamed twice onto the same object: the same bytes, so harmless.
-        bounds = [len(items) * k // n for k in range(n + 1)]
-        parts = map_forked(lambda k: self._ingest_share(
-            items[bounds[k]:bounds[k + 1]], fans, empty, max(1, jobs // n), on_done if k == 0 else None), n)
-        oids: list[Oid] = []
-        added: set[Oid] = set()
-        for k, (got, new) in enumerate(parts):
-            oids += got
-            added |= new
-            if k and on_done is not None:
-                for _, stamp in items[bounds[k]:bounds[k + 1]]:
-                    on_done(stamp.size)
-        return oids, added
-
-    def _ingest_share(
-        self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], fans: Sequence[str],
-        empty: Collection[str], jobs: int, on_done: Callable[[int], None] | None,
-    ) -> tuple[list[Oid], set[Oid]]:
-        """`ingest` of `items` by this process: copied in waves, committed by a thread of its own."""
-        oids: list[Oid] = []
-        added: set[Oid] = set()  # changed by the committing thread only
-        group: GroupCommit[tuple[Oid, str]] = GroupCommit(
-            lambda batch: added.update(self._commit_wave(batch, empty, added)),
-            _unlink_temps,
-            limit=_MAX_WAITING,
-        )
-        copied: list[tuple[Oid, str]] = []
-        try:
-            for start in range(0, len(items), _WAVE):
-                copied = self._copy_wave(items, start, fans, jobs, on_done)
-                oids += [oid for oid, _ in copied]
-                group.put(copied)
-                copied = []
-            group.finish()
-        except BaseException:  # an interrupt while the last commit runs, too: it ends before this returns
-            group.finish(abort=True)
-            _unlink_temps(copied)  # a wave an interrupted `put` never took (renamed ones are gone already)
-            raise
-        return oids, added
-
-    def _copy_wave(
-        self, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], start: int, fans: Sequence[str],
-        jobs: int, on_done: Callable[[int], None] | None,
-    ) -> list[tuple[Oid, str]]:
-        """Copy `items[start:start + _WAVE]` to temporary files in the store; `(oid, temporary)` each.
-
-        A small file is read whole and hashed before its copy is written, so the copy is made in
-        its own fan-out directory and renamed within it (a rename across directories takes the
-        filesystem's rename lock: the threads would queue on it). A large one is streamed to a
-        temporary name spread over the fan-out directories (creating thousands of files in one
-        directory serialises on its lock) and renamed once its oid is known.
-        """
-        temps = _Temps()
-        root = str(self.root)
-
-        def copy(item: tuple[int, tuple[str | os.PathLike[str], FileStamp]]) -> tuple[Oid, str]:
-            i, (src, stamp) = item
-            small = stamp.size <= SMALL_FILE
-            if small:
-                data = read_small(src, stamp.size)
-                if len(data) != stamp.size or stamp_of(os.stat(src)) != stamp:
-                    raise _changed(src)
-                oid = hash_bytes(data)
-                self._ensure_fanout(oid[:2])
-                tmp = f"{root}/{oid[:2]}/{temp_name()}"
-            else:
-                tmp = f"{root}/{fans[i % len(fans)]}/{temp_name()}"
-            if not temps.add(tmp):
-                raise CacheError("stopped")  # the wave has failed already: no one sees this
-            if small:
-                _write_new(tmp, data)
-            else:
-                oid = copy_hashed(src, tmp, mode=_READ_ONLY)
-            if temps.closed:
-                _unlink_quietly(tmp)
-                raise CacheError("stopped")
-            if not small and stamp_of(os.stat(src)) != stamp:
-                raise _changed(src)
-            if on_done is not None:
-                on_done(stamp.size)
-            return oid, tmp
-
-        wave = list(enumerate(items[start:start + _WAVE], start))
-        try:
-            return map_chunked(copy, wave, jobs=jobs)
-        except BaseException:
-            for tmp in temps.close():
-                _unlink_quietly(tmp)
-            raise
-
-    def _commit_wave(
-        self, copied: Sequence[tuple[Oid, str]], empty: Collection[str], added: Collection[Oid]
-    ) -> set[Oid]:
-        """Rename temporary files to their oids (after one flush); drop duplicates and the copies
-        of objects the store has. `empty`: fan-out directories that held no object before this
-        call, which has `added` the objects there since. Returns the oids added."""
-        root = str(self.root)
-        staged: dict[Oid, tuple[str, str]] = {}
-        dropped: list[str] = []
-        for oid, tmp in copied:
-            final = f"{root}/{oid[:2]}/{oid[2:]}"
-            # One stat per object at most, not `missing`'s listing of every fan-out directory: at a
-            # million objects each wave would list them all.
-            present = oid in added if oid[:2] in empty else os.path.exists(final)
-            if oid not in staged and not present:
-                staged[oid] = (tmp, final)
-                self._ensure_fanout(oid[:2])
-            else:
-                dropped.append(tmp)
-        try:
-            self._commit_many(list(staged.values()), jobs=2)
-        except BaseException:
-            dropped += [tmp for tmp, _ in staged.values()]  # the renamed ones are gone already
-            raise
-        finally:
-            for tmp in dropped:
-                _unlink_quietly(tmp)
-        return set(staged)
+        return ingest(self, items, jobs=jobs, on_done=on_done)
 
     def put_chunks(self, chunks: Iterable[bytes], *, suffix: str = "") -> Oid:
         """`put_bytes` for content made in pieces (a large manifest): hashed as written, never held whole."""
@@ -393,11 +244,11 @@ class ObjectStore:
             oid = Oid(h.hexdigest() + suffix)
             dest = self.path_of(oid)
             if dest.exists():
-                _unlink_quietly(str(tmp))
+                unlink_quietly(str(tmp))
             else:
                 self._commit(tmp, dest)
         except BaseException:
-            _unlink_quietly(str(tmp))
+            unlink_quietly(str(tmp))
             raise
         return oid
 
@@ -456,10 +307,10 @@ class ObjectStore:
                 except FileExistsError:
                     raise  # not ours to delete
                 except BaseException:
-                    _unlink_quietly(str(dest))
+                    unlink_quietly(str(dest))
                     raise
                 if mismatch(actual, oid) is not None:
-                    _unlink_quietly(str(dest))
+                    unlink_quietly(str(dest))
                     error = CorruptObjectError(
                         f"object '{oid}' in the cache is corrupt", hint="run 'pipe cache verify'"
                     )
@@ -476,7 +327,7 @@ class ObjectStore:
     def remove(self, oids: Iterable[str]) -> None:
         """Delete objects (gc); absent ones are not an error."""
         for oid in oids:
-            _unlink_quietly(str(self.path_of(oid)))
+            unlink_quietly(str(self.path_of(oid)))
 
     def quarantine(self, oid: str) -> Path:
         """Move a corrupt object out of the store, keeping it for inspection; returns where."""
@@ -518,7 +369,7 @@ class ObjectStore:
 
     def _commit(self, tmp: Path, dest: Path) -> None:
         self._ensure_dir(dest.parent)
-        os.chmod(tmp, _READ_ONLY)
+        os.chmod(tmp, READ_ONLY)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -531,7 +382,7 @@ class ObjectStore:
 _CHECK_PROTOCOL: type[ObjectDB] = ObjectStore
 
 
-class _Temps:
+class Temps:
     """The temporary files copying threads make; once closed, they make no more and remove their own.
 
     An interrupt can end `put_many` while copies still run in pool threads; they must not leave
@@ -557,27 +408,9 @@ class _Temps:
             return list(self._paths)
 
 
-def _unlink_temps(copied: Sequence[tuple[Oid, str]]) -> None:
-    for _, tmp in copied:
-        _unlink_quietly(tmp)
-
-
-def _holds_no_object(fanout_dir: str) -> bool:
-    """True when the directory has nothing but temporary files (read up to its first other name)."""
-    with os.scandir(fanout_dir) as it:
-        return all(entry.name.startswith(TEMP_PREFIX) for entry in it)
-
-
-def _changed(src: str | os.PathLike[str]) -> CorruptObjectError:
-    return CorruptObjectError(
-        f"'{src}' changed while it was being cached; nothing was stored for it",
-        hint="run the command again once the file is no longer being written",
-    )
-
-
-def _write_new(path: str, data: bytes) -> None:
+def write_new(path: str, data: bytes) -> None:
     """Create the read-only file `path` (which must not exist) holding `data`."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _READ_ONLY)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY)
     try:
         view = memoryview(data)
         while view:
@@ -590,7 +423,7 @@ def _write_new(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _unlink_quietly(path: str) -> None:
+def unlink_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 

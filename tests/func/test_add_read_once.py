@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_engine.cache import store as store_module
+from pipeline_engine.cache import ingest as ingest_module
 from pipeline_engine.core.hashing import hash_file
 from pipeline_engine.core.layout import relpath_to_oid
 from tests.conftest import Cli, Workspace
@@ -67,7 +67,7 @@ def test_a_file_changing_while_it_is_copied_is_refused_and_nothing_is_stored_for
     workspace: Workspace, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace.write({"d": {"a.csv": "1\n", "b.csv": "2\n"}})
-    original = store_module.read_small  # small files are read whole, then copied from memory
+    original = ingest_module.read_small  # small files are read whole, then copied from memory
 
     def read_then_edit(src: Any, size: int) -> bytes:
         data = original(src, size)
@@ -75,7 +75,7 @@ def test_a_file_changing_while_it_is_copied_is_refused_and_nothing_is_stored_for
             Path(src).write_text("written meanwhile, longer\n")
         return data
 
-    monkeypatch.setattr(store_module, "read_small", read_then_edit)
+    monkeypatch.setattr(ingest_module, "read_small", read_then_edit)
     result = cli.run("add", "d", exit_code=1)
     assert "d/b.csv' changed while it was being cached" in result.stderr
     assert not (workspace.root / "d.pipe").exists()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_engine.cache import ingest as ingest_module
 from pipeline_engine.cache import store as store_module
 from pipeline_engine.cache.memo import FileStamp, stamp_of
 from pipeline_engine.cache.store import ObjectStore
@@ -22,9 +23,9 @@ from pipeline_engine.errors import CorruptObjectError
 @pytest.fixture(autouse=True, params=["one process", "forked"])
 def small_waves(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Every test runs in one process and shared between forked ones (as `pipe add` of a big tree)."""
-    monkeypatch.setattr(store_module, "_WAVE", 16)  # 100 files: seven waves
+    monkeypatch.setattr(ingest_module, "_WAVE", 16)  # 100 files: seven waves
     if request.param == "forked":
-        monkeypatch.setattr(store_module, "_FORK_MIN", 30)  # 100 files: 2 processes on 2 cores
+        monkeypatch.setattr(ingest_module, "_FORK_MIN", 30)  # 100 files: 2 processes on 2 cores
         monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # the runner's threads
 
 
@@ -51,7 +52,7 @@ def _all_intact(store: ObjectStore) -> bool:
 def test_ingest_stores_every_file_under_its_hash_across_waves_and_drops_duplicates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_file: int
 ) -> None:
-    monkeypatch.setattr(store_module, "SMALL_FILE", small_file)
+    monkeypatch.setattr(ingest_module, "SMALL_FILE", small_file)
     store = ObjectStore(tmp_path / "objects")
     items = _files(tmp_path / "data", 100, repeat_every=37)  # the same contents in several waves
     before = store.put_bytes(Path(items[5][0]).read_bytes())  # one object is there already
@@ -72,7 +73,7 @@ def test_a_file_changed_in_a_later_wave_fails_the_call_and_stores_nothing_under_
     store = ObjectStore(tmp_path / "objects")
     items = _files(tmp_path / "data", 100)
     victim = items[70][0]
-    original = store_module.read_small
+    original = ingest_module.read_small
 
     def read_then_edit(src: Any, size: int) -> bytes:
         data = original(src, size)
@@ -80,7 +81,7 @@ def test_a_file_changed_in_a_later_wave_fails_the_call_and_stores_nothing_under_
             Path(src).write_text("written meanwhile, longer than before\n")
         return data
 
-    monkeypatch.setattr(store_module, "read_small", read_then_edit)
+    monkeypatch.setattr(ingest_module, "read_small", read_then_edit)
     with pytest.raises(CorruptObjectError, match="f070' changed while it was being cached"):
         store.ingest(items, jobs=4)
     assert _temps(store) == []
