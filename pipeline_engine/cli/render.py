@@ -189,6 +189,10 @@ def _byte_rate(task: Any) -> str:
     return f"{size(nbytes)}{rate}"
 
 
+# Seconds between two redraws of the progress bars.
+_REDRAW = 0.1
+
+
 class RichProgress:
     """Progress protocol backed by rich; bars appear after `delay` seconds, on a terminal only.
 
@@ -196,6 +200,10 @@ class RichProgress:
     in pools, `repro -j` hashes the outs of several stages together). One lock serialises the
     decision to start or stop the single rich display: without it two threads could each start
     one, and the display no one stopped kept its bars frozen on the terminal.
+
+    The bars are redrawn by `advance` (at most every `_REDRAW` seconds), not by rich's refresh
+    thread: a command with a thread of its own may not fork (`core.forked`), and a 1M-file add
+    in a terminal would otherwise lose its second core once its bar appeared.
     """
 
     def __init__(self, *, delay: float = 1.0, console: Console | None = None) -> None:
@@ -204,6 +212,7 @@ class RichProgress:
         self.bar: Any = None
         self._open = 0
         self._lock = threading.Lock()
+        self._drawn = 0.0  # when the bars were last drawn (time.monotonic)
 
     def task(self, description: str, total: int | None = None, *, unit: str = "files") -> ProgressTask:
         if _state["quiet"] or not self.console.is_terminal:
@@ -225,6 +234,10 @@ class RichProgress:
                 task.id = self._show(task)
             else:
                 self.bar.update(task.id, completed=task.done, nbytes=task.nbytes)
+            now = time.monotonic()
+            if now - self._drawn >= _REDRAW:
+                self._drawn = now
+                self.bar.refresh()
 
     def close(self, task: _RichTask) -> None:
         """Finish `task`; the display stops with the last open bar (transient: nothing is left behind)."""
@@ -247,6 +260,7 @@ class RichProgress:
             self.bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
                 _byte_rate_column(), TimeRemainingColumn(), console=self.console, transient=True,
+                auto_refresh=False,  # redrawn by `advance`: no refresh thread (see the class docstring)
             )
             self.bar.start()
         self._open += 1

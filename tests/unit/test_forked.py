@@ -127,3 +127,22 @@ def test_free_cores_are_counted_from_the_tasks_running_now(monkeypatch: pytest.M
     assert forked.free_cores() == 2, "only this process runs: the other core is free"
     loadavg(3)
     assert forked.free_cores() == 1, "two others run: no core to fork onto"
+
+
+def test_a_progress_bar_on_a_terminal_starts_no_thread_so_a_big_add_still_forks() -> None:
+    """A 1M-file add shows its bar after a second; with rich's refresh thread running, every later
+    batch would be copied by one process (`fork_jobs` refuses to fork beside other threads)."""
+    from rich.console import Console
+
+    from pipeline_engine.cli import render
+
+    out = io.StringIO()
+    bars = render.RichProgress(delay=0.0, console=Console(file=out, force_terminal=True, width=100))
+    before = threading.active_count()
+    task = bars.task("hashing data", 3, unit="files")
+    task.advance()
+    time.sleep(0.15)  # past one redraw interval
+    task.advance(2)
+    assert threading.active_count() == before
+    assert "hashing data" in out.getvalue(), "the bar was drawn all the same"
+    task.close()
