@@ -23,6 +23,7 @@ from pipeline_engine.core.fsutil import TEMP_PREFIX, temp_name
 from pipeline_engine.core.groupcommit import GroupCommit
 from pipeline_engine.core.hashing import SMALL_FILE, Oid, copy_hashed, hash_bytes, read_small
 from pipeline_engine.core.parallel import map_chunked
+from pipeline_engine.core.tempsweep import sweep_pid
 from pipeline_engine.errors import CacheError, CorruptObjectError
 
 if TYPE_CHECKING:
@@ -73,8 +74,13 @@ def ingest(
     # One contiguous share per process (files of one directory stay together). A duplicate
     # across shares is renamed twice onto the same object: the same bytes, so harmless.
     bounds = [len(items) * k // n for k in range(n + 1)]
-    parts = map_forked(lambda k: _share(store, 
-        items[bounds[k]:bounds[k + 1]], fans, empty, max(1, jobs // n), on_done if k == 0 else None), n)
+    def share(k: int) -> tuple[list[Oid], set[Oid]]:
+        part = items[bounds[k]:bounds[k + 1]]
+        return _share(store, part, fans, empty, max(1, jobs // n), on_done if k == 0 else None)
+
+    # A child that dies (the OOM killer) leaves its copies as temporary files in the fan-out directories.
+    fan_dirs = [os.path.join(store.root, fan) for fan in fans]
+    parts = map_forked(share, n, sweep=lambda pid: sweep_pid(pid, fan_dirs))
     oids: list[Oid] = []
     added: set[Oid] = set()
     for k, (got, new) in enumerate(parts):
@@ -114,8 +120,8 @@ def _share(
 
 
 def _copy_wave(
-    store: ObjectStore, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], start: int, fans: Sequence[str],
-    jobs: int, on_done: Callable[[int], None] | None,
+    store: ObjectStore, items: Sequence[tuple[str | os.PathLike[str], FileStamp]], start: int,
+    fans: Sequence[str], jobs: int, on_done: Callable[[int], None] | None,
 ) -> list[tuple[Oid, str]]:
     """Copy `items[start:start + _WAVE]` to temporary files in the store; `(oid, temporary)` each.
 

@@ -42,6 +42,7 @@ from pipeline_engine.core.fsutil import remove_path, temp_name
 from pipeline_engine.core.hashing import Oid, mismatch, verify_file
 from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath
 from pipeline_engine.core.parallel import IO_JOBS, map_chunked
+from pipeline_engine.core.tempsweep import sweep_pid
 from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError, PathError
 
 __all__ = ["Placer", "make_dirs", "relink"]
@@ -151,7 +152,10 @@ class Placer:
             return stamps, rows, set(self.corrupt) if k else set(), self._verified - before if k else set()
 
         stamps: list[FileStamp | None] = []
-        for k, (got, rows, corrupt, verified) in enumerate(map_forked(share, n)):
+        # A child that dies (the OOM killer) leaves its half-made copies beside their destinations.
+        dirs = {os.path.dirname(dest) for dest, _, _ in items}
+        parts = map_forked(share, n, sweep=lambda pid: sweep_pid(pid, dirs))
+        for k, (got, rows, corrupt, verified) in enumerate(parts):
             stamps += got
             with self._lock:
                 self._new_verified += rows

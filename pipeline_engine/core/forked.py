@@ -17,6 +17,7 @@ never prints a traceback. Work handed to it must therefore be safe to do twice.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -68,12 +69,17 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
+def map_forked(fn: Callable[[int], R], n: int, *, sweep: Callable[[int], object] | None = None) -> list[R]:
     """`[fn(k) for k in range(n)]`, with `fn(1)`..`fn(n-1)` run in forked children while the caller
     runs `fn(0)`. Results come back pickled, so they must pickle. A child that fails or dies has
     its share run again here (so `fn(k)` must be safe to repeat, and its exceptions reach the
-    caller as raised here). On an exception or interrupt in the caller the children are stopped
-    (SIGTERM, which a child handles like Ctrl-C, so it cleans up) and reaped before it propagates.
+    caller as raised here). `sweep(pid)` removes what a child that gave no result may have left
+    (its temporary files, named by its pid: a SIGKILLed child cleans nothing up); it runs once that
+    child is reaped, before its share is redone, and on the way out of a failure.
+
+    When the caller's own share fails, the children are waited for (a child whose share failed
+    too is cleaning up: it is not cut short); on an interrupt they are stopped (SIGTERM, which a
+    child handles like Ctrl-C) and reaped before it propagates.
     """
     if n < 2 or threading.active_count() > 1:
         return [fn(k) for k in range(n)]
@@ -85,6 +91,7 @@ def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
         return [fn(k) for k in range(n)]
     pipes: list[Any] = []  # the receiving end from each child, None where none was started
     children: list[Any] = []
+    settled: set[int] = set()  # the pids of the children that sent their result or were swept
     collecting = gc.isenabled()
     # No garbage collection while shares run and their results come back: a collection writes
     # to every object's header, and after a fork each page written is a page copied (measured by
@@ -115,9 +122,15 @@ def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 send.close()
         results: list[Any] = [fn(0)]
-        results += [_result(r, c) if c is not None else _Redo for r, c in zip(pipes, children, strict=True)]
+        for receive, child in zip(pipes, children, strict=True):
+            result = _result(receive, child) if child is not None else _Redo
+            if result is _Redo:
+                _swept(child, sweep)  # before the share is redone: its temporary files are gone
+            if child is not None:
+                settled.add(child.pid)
+            results.append(result)
         return [fn(k) if r is _Redo else r for k, r in enumerate(results)]
-    except BaseException:
+    except KeyboardInterrupt:
         for child in children:
             if child is not None and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
@@ -126,11 +139,22 @@ def map_forked(fn: Callable[[int], R], n: int) -> list[R]:
         for child in children:
             if child is not None:
                 child.join()
+                if child.pid not in settled:
+                    _swept(child, sweep)
         for receive in pipes:
             if receive is not None:
                 receive.close()
         if collecting:
             gc.enable()
+
+
+def _swept(child: Any, sweep: Callable[[int], object] | None) -> None:
+    """Once `child` (a Process, or None when none started) has exited, remove what it left."""
+    if child is None or sweep is None:
+        return
+    child.join()
+    with contextlib.suppress(OSError):  # best effort: the next sweep of the project finds the rest
+        sweep(child.pid)
 
 
 class _Redo:

@@ -14,15 +14,16 @@ not exit cleanly (`core.mutex`), and in `pipe gc`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline_engine.core.fsutil import remove_path, temp_owner
+from pipeline_engine.core.fsutil import TEMP_PREFIX, remove_path, temp_owner
 
-__all__ = ["sweep_temps"]
+__all__ = ["sweep_pid", "sweep_temps"]
 
 # Temporary names of earlier versions, recognised inside the cache only.
 _LEGACY_CACHE_TEMP = re.compile(r"^(?:\..+\.(\d+)-\d+\.tmp|.+\.(\d+)-[0-9a-f]+\.part)$")
@@ -59,6 +60,27 @@ def sweep_temps(root: Path, cache_root: Path) -> int:
                 removed += 1
             except OSError:
                 continue
+    return removed
+
+
+def sweep_pid(pid: int, directories: Iterable[str]) -> int:
+    """Remove the temporary files process `pid` (which has exited) left directly in `directories`.
+
+    For a process pipe forked itself (`core.forked`): its parent knows where its share wrote, so
+    this looks only there, and at once, not at the next command. Returns how many were removed;
+    a directory that is gone or unreadable is skipped.
+    """
+    prefix = f"{TEMP_PREFIX}{pid}-"
+    removed = 0
+    for directory in directories:
+        try:
+            names = [e.name for e in os.scandir(directory) if e.name.startswith(prefix)]
+        except OSError:
+            continue
+        for name in names:
+            with contextlib.suppress(OSError):
+                remove_path(Path(directory, name))
+                removed += 1
     return removed
 
 

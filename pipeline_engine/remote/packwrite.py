@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pipeline_engine.core.forked import fork_jobs, free_cores, map_forked
 from pipeline_engine.core.hashing import Oid
+from pipeline_engine.core.tempsweep import sweep_pid
 from pipeline_engine.errors import CorruptObjectError, ObjectNotFoundError
 from pipeline_engine.remote.batch import FATAL_ERRNOS, Batch
 from pipeline_engine.remote.pack import MAX_ROWS, LocalFile, PackIndex, PackRow, PackWriter
@@ -162,7 +163,9 @@ def write_packs(
                 outcome.built.append(built)
         return outcome
 
-    outcomes = map_forked(share, n)
+    # A child that dies leaves its half-built pack in the build directory.
+    built_in = [os.fspath(packs.site.build_dir)] if packs.site.build_dir else []
+    outcomes = map_forked(share, n, sweep=lambda pid: sweep_pid(pid, built_in))
     pending = [b for outcome in outcomes for b in outcome.built]
     try:
         for outcome in outcomes:

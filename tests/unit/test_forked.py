@@ -146,3 +146,24 @@ def test_a_progress_bar_on_a_terminal_starts_no_thread_so_a_big_add_still_forks(
     assert threading.active_count() == before
     assert "hashing data" in out.getvalue(), "the bar was drawn all the same"
     task.close()
+
+
+def test_what_a_killed_child_left_is_swept_by_its_pid_before_its_share_is_redone(
+    single_threaded: None, tmp_path: Path
+) -> None:
+    from pipeline_engine.core.fsutil import temp_name
+    from pipeline_engine.core.tempsweep import sweep_pid
+
+    here = os.getpid()
+    mine = tmp_path / temp_name()
+    mine.touch()  # the caller's own temporary file: never the sweep's business
+
+    def share(k: int) -> list[str]:
+        if os.getpid() != here:
+            (tmp_path / temp_name()).write_bytes(b"half a cop")  # named by the child's pid
+            os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer: no clean-up runs
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    got = forked.map_forked(share, 2, sweep=lambda pid: sweep_pid(pid, [str(tmp_path)]))
+    assert got[1] == [mine.name], "the child's half-made file was gone before its share was redone here"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
