@@ -136,14 +136,16 @@ def map_forked(fn: Callable[[int], R], n: int, *, sweep: Callable[[int], object]
                 os.kill(child.pid, signal.SIGTERM)
         raise
     finally:
+        # Closed first: a child still sending a result no one will read (the caller failed) then
+        # fails to send it and exits, instead of waiting on a full pipe for a join that waits on it.
+        for receive in pipes:
+            if receive is not None:
+                receive.close()
         for child in children:
             if child is not None:
                 child.join()
                 if child.pid not in settled:
                     _swept(child, sweep)
-        for receive in pipes:
-            if receive is not None:
-                receive.close()
         if collecting:
             gc.enable()
 

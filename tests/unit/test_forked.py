@@ -167,3 +167,20 @@ def test_what_a_killed_child_left_is_swept_by_its_pid_before_its_share_is_redone
     got = forked.map_forked(share, 2, sweep=lambda pid: sweep_pid(pid, [str(tmp_path)]))
     assert got[1] == [mine.name], "the child's half-made file was gone before its share was redone here"
     assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
+
+
+def test_a_failing_caller_waits_for_a_child_with_a_big_result_without_a_deadlock(single_threaded: None) -> None:
+    """The caller's share fails while a child holds a result larger than a pipe's buffer: the
+    caller waits for the child (not stopping it mid-clean-up), so the child must not wait on it."""
+
+    def share(k: int) -> list[str]:
+        if k == 0:
+            time.sleep(0.2)  # the child is sending by now
+            raise OSError(28, "No space left on device")
+        return ["x" * 40] * 50_000  # ~2 MB pickled
+
+    begun = time.monotonic()
+    with pytest.raises(OSError, match="No space"):
+        forked.map_forked(share, 2)
+    assert time.monotonic() - begun < 30
+    assert _no_children_left()
