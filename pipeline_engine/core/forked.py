@@ -113,7 +113,7 @@ def map_forked(fn: Callable[[int], R], n: int, *, sweep: Callable[[int], object]
             # ignored"): held back while forking, it is raised here right after.
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
             try:
-                child = context.Process(target=_child, args=(fn, k, send, os.getpid()), daemon=True)
+                child = context.Process(target=_child, args=(fn, k, send, receive, os.getpid()), daemon=True)
                 child.start()
                 children[-1] = child
             except OSError:  # no more processes (ulimit): the share is done here
@@ -171,11 +171,13 @@ def _result(receive: Any, child: Any) -> Any:
         return _Redo
 
 
-def _child(fn: Callable[[int], Any], k: int, send: Any, parent: int) -> None:
+def _child(fn: Callable[[int], Any], k: int, send: Any, receive: Any, parent: int) -> None:
     """A child's whole life: its share, the result sent, its threads ended, and `os._exit` (no
     parent's `finally` blocks, no traceback printed: a failed share is done again by the parent)."""
     code = 1
     try:
+        # Its copy of the reading end closed: once the parent closes its own, a send fails at once.
+        receive.close()
         _die_with(parent)
         send.send(fn(k))
         code = 0
