@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 # A test suite started as a background job (`pytest ... &` in a script) inherits SIGINT ignored, and
 # a process started with SIGINT ignored keeps ignoring it (Python installs no KeyboardInterrupt
@@ -85,3 +86,21 @@ def wait_gone(pid: int, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def forked_children(proc: subprocess.Popen[str], timeout: float = 30.0) -> list[Any]:
+    """`proc`'s forked python children (psutil Processes; not git or other programs it runs),
+    polled until there are some; empty when `proc` ended first."""
+    import psutil
+
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            kids = [c for c in parent.children() if "python" in c.name().lower()]
+        except psutil.NoSuchProcess:
+            return []
+        if kids:
+            return kids
+        time.sleep(0.002)
+    return []

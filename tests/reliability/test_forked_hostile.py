@@ -6,7 +6,6 @@ What must hold: the same exit code and message as the same command on a tree too
 never a traceback or "Exception ignored" noise, no temporary file (`.pipetmp-*`) anywhere once a
 command has ended, an intact cache, and a rerun that completes. Trees of 6,000 files are shared
 between two processes on a machine with two cores or more; 300 files are never shared.
-Cases marked xfail(strict) are bugs found here: each reason says what happens and what should.
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ import pytest
 from pipeline_engine.core.hashing import hash_bytes, hash_file
 from pipeline_engine.ops.verify import verify
 from pipeline_engine.project import Project
-from tests.procutil import pipe_process, start_pipe
+from tests.procutil import forked_children, pipe_process, start_pipe
+from tests.reliability.mounts import mount, tmpfs
 from tests.reliability.projstate import digest_tree, temp_files, write_data
 
 pytestmark = [
@@ -85,48 +85,20 @@ def _remote_temps(remote: Path) -> list[str]:
     return sorted(str(p) for p in remote.rglob("*") if p.name.startswith(".pipetmp-") or p.name.endswith(".part"))
 
 
-def _mount(*args: str) -> None:
-    proc = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount here (needs root): {proc.stderr.strip()}")
-
-
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """An empty tmpfs; `_grow` makes it big enough later (a remount keeps its files)."""
-    if shutil.which("mount") is None:
-        pytest.skip("no 'mount' command")
-    mnt = tmp_path / "small-fs"
-    mnt.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt))
-    try:
+    with tmpfs(tmp_path / "small-fs", "64m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _resize(mnt: Path, kib: int) -> None:
-    _mount("-o", f"remount,size={kib}k", str(mnt))
+    mount("-o", f"remount,size={kib}k", str(mnt))
 
 
 def _used_kib(mnt: Path) -> int:
     st = os.statvfs(mnt)
     return (st.f_blocks - st.f_bfree) * st.f_frsize // 1024
-
-
-def _children(proc: subprocess.Popen[str]) -> list[psutil.Process]:
-    """`proc`'s forked python children, polled until there are some (empty: it ended first)."""
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            kids = [c for c in parent.children() if "python" in c.name().lower()]
-        except psutil.NoSuchProcess:
-            return []
-        if kids:
-            return kids
-        time.sleep(0.002)
-    return []
 
 
 # -- a full disk -------------------------------------------------------------------------------
@@ -162,7 +134,7 @@ def test_a_full_disk_during_checkout_fails_like_one_process_and_the_rerun_comple
     pipe_process("add", "data", cwd=ws, check=0)
     shutil.rmtree(ws / "data")
     (ws / "data").mkdir()
-    _mount("--bind", str(small_fs), str(ws / "data"))
+    mount("--bind", str(small_fs), str(ws / "data"))
     try:
         _resize(small_fs, 4 * files // 2)  # half the files fit
         proc = pipe_process("checkout", cwd=ws)
@@ -289,19 +261,16 @@ def test_a_stop_signal_at_a_seeded_moment_leaves_nothing_behind_and_the_rerun_co
     args = {"add": ("add", "data"), "checkout": ("checkout",), "push": ("push",)}[command]
     for trial in range(TRIALS):
         why = f"seed {seed}, trial {trial}, pipe {' '.join(args)}, {how}"
-        if command == "add":
-            shutil.rmtree(ws / ".pipe/cache", ignore_errors=True)
-            (ws / "data.pipe").unlink(missing_ok=True)
-        elif command == "checkout":
-            shutil.rmtree(ws / "data", ignore_errors=True)
-        else:
+        if command == "push":
             shutil.rmtree(remote, ignore_errors=True)
+        else:
+            _reset(ws, command)
         # A seeded moment after the first child is forked (a signal while Python still imports
         # pipe, before its handlers exist, is not what is tested here). A push on a busy machine
         # may not fork: then the signal comes after it ended.
         delay = rng.uniform(0, 0.5) if command != "push" else rng.uniform(0, 0.15)
         proc = start_pipe(*args, cwd=ws, new_session=True)
-        _children(proc)
+        forked_children(proc)
         time.sleep(delay)
         if how == "ctrl-c":
             try:
@@ -332,12 +301,23 @@ def test_a_stop_signal_at_a_seeded_moment_leaves_nothing_behind_and_the_rerun_co
 # -- a child killed by the kernel (OOM killer) -------------------------------------------------
 
 
+def _reset(ws: Path, command: str) -> None:
+    """Back to where `command` starts from. For add: no cache, no pointer and no hash memo (files
+    the memo knows are not read again, so nothing would be shared between processes)."""
+    if command == "add":
+        shutil.rmtree(ws / ".pipe/cache", ignore_errors=True)
+        (ws / ".pipe/tmp/memo.sqlite").unlink(missing_ok=True)
+        (ws / "data.pipe").unlink(missing_ok=True)
+    else:
+        shutil.rmtree(ws / "data", ignore_errors=True)
+
+
 def _kill_a_child(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `pipe ARGS` and SIGKILL its forked child 50 ms into its share, as the OOM killer
     would; returns pipe's result."""
     for _ in range(3):  # a fast machine may finish before the poll sees a child: try again
         proc = start_pipe(*args, cwd=ws)
-        kids = _children(proc)
+        kids = forked_children(proc)
         if kids:
             time.sleep(0.05)
             for kid in kids:
@@ -348,21 +328,15 @@ def _kill_a_child(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
             out, err = proc.communicate(timeout=60)
             return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         proc.communicate(timeout=60)
-        shutil.rmtree(ws / ".pipe/cache" if args[0] == "add" else ws / "data")
+        _reset(ws, args[0])
     pytest.fail(f"pipe {' '.join(args)} never forked a child in three runs")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a forked add whose child is SIGKILLed (OOM killer) 50 ms into its share redoes the share "
-    "and exits 0, but leaves ~10-190 '.pipetmp-<childpid>-*' files in .pipe/cache/objects (the "
-    "copies that child had made); the lock was released cleanly, so no later command sweeps them "
-    "(only 'pipe gc'). Should: the parent removes (or sweeps) a failed child's temporary files"))
 def test_add_whose_child_is_killed_redoes_its_share_and_completes(tmp_path: Path, _workspace_template: Path) -> None:
     ws = _project(tmp_path, _workspace_template, BIG)
     left: list[str] = []
     for _ in range(2):
-        shutil.rmtree(ws / ".pipe/cache", ignore_errors=True)
-        (ws / "data.pipe").unlink(missing_ok=True)
+        _reset(ws, "add")
         done = _kill_a_child(ws, "add", "data")
         assert done.returncode == 0, done.stderr
         _no_noise(done, "add")
@@ -372,11 +346,6 @@ def test_add_whose_child_is_killed_redoes_its_share_and_completes(tmp_path: Path
     assert "up to date" in pipe_process("status", cwd=ws, check=0).stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a forked checkout whose child is SIGKILLed (OOM killer) redoes the share and exits 0, "
-    "but the child's half-written '.pipetmp-<childpid>-*' files stay in the user's data "
-    "directories (empty files, 2-3 each run); status says 'up to date' and neither checkout nor "
-    "add ever removes them (the lock was released cleanly: no sweep). Should: the parent removes (or sweeps) a failed child's temporary files"))
 def test_checkout_whose_child_is_killed_redoes_its_share_and_leaves_no_temporary_file(
     tmp_path: Path, _workspace_template: Path
 ) -> None:
@@ -420,14 +389,6 @@ _SEAM = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (core.forked): when the caller's share fails, map_forked SIGTERMs the children; a child "
-    "whose own share failed first and is running its clean-up gets KeyboardInterrupt there, and "
-    "the clean-up is cut short. Seen end to end: a forked `pipe add` on a full disk (6,000 files "
-    "on a tmpfs) left ~150 '.pipetmp-<childpid>-*' files in .pipe/cache/objects in 2 of 14 runs "
-    "(the child was in GroupCommit.finish(abort=True) when SIGTERM came; the committing daemon "
-    "thread died with os._exit). Should: a child whose share has failed ignores stop signals, or "
-    "the caller removes the failed children's temporary files (their pid is in the name)"))
 def test_a_failing_caller_lets_a_failing_childs_clean_up_finish(tmp_path: Path) -> None:
     marker = tmp_path / "cleaned-up"
     proc = subprocess.run([sys.executable, "-c", _SEAM, str(marker)], capture_output=True, text=True,

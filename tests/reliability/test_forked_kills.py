@@ -8,17 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import pytest
 
 from pipeline_engine.ops.verify import verify
 from pipeline_engine.project import Project
-from tests.procutil import pipe_process, start_pipe, wait_gone
+from tests.procutil import forked_children, pipe_process, start_pipe, wait_gone
 from tests.reliability.projstate import digest_tree, temp_files, write_data
 
 pytestmark = [
@@ -27,22 +24,6 @@ pytestmark = [
 ]
 
 FILES = 8000  # shares of at least 2,000 files each are forked: 2 processes or more
-
-
-def _children_once_forked(proc: subprocess.Popen[str]) -> list[int]:
-    """The pids of `proc`'s forked children, polled until there are some (empty: it ended first)."""
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            # pipe's own python children: not git (a short-lived subprocess of another name)
-            kids = [c.pid for c in parent.children() if "python" in c.name().lower()]
-        except psutil.NoSuchProcess:
-            return []
-        if kids:
-            return kids
-        time.sleep(0.002)
-    return []
 
 
 def _project(tmp_path: Path, template: Path) -> Path:
@@ -57,7 +38,7 @@ def _interrupt(ws: Path, how: str, reset: Callable[[], None], *args: str) -> tup
     returns its exit code, its stderr and its children's pids."""
     for _ in range(3):  # a fast machine may finish before the poll sees a child: try again
         proc = start_pipe(*args, cwd=ws, new_session=how == "ctrl-c")
-        kids = _children_once_forked(proc)
+        kids = [c.pid for c in forked_children(proc)]
         if kids:
             if how == "kill":
                 proc.kill()
@@ -77,8 +58,9 @@ def test_an_interrupted_add_of_a_big_tree_stops_its_children_and_the_next_add_co
 ) -> None:
     ws = _project(tmp_path, _workspace_template)
     before = digest_tree(ws / "data")
-    def reset() -> None:
+    def reset() -> None:  # the memo too: files it knows are not read again, so nothing is shared
         shutil.rmtree(ws / ".pipe" / "cache")
+        (ws / ".pipe" / "tmp" / "memo.sqlite").unlink(missing_ok=True)
         (ws / "data.pipe").unlink()
 
     code, err, kids = _interrupt(ws, how, reset, "add", "data")

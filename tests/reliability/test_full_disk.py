@@ -25,6 +25,7 @@ from pipeline_engine.core.hashing import hash_file
 from pipeline_engine.project import Project
 from tests.conftest import git
 from tests.procutil import pipe_process
+from tests.reliability.mounts import mount, tmpfs
 
 pytestmark = pytest.mark.reliability
 
@@ -32,24 +33,11 @@ TRIALS = int(os.environ.get("PIPE_TRIALS", "2"))
 FS_SIZE = 4 * 1024 * 1024
 
 
-def _mount(*args: str) -> None:
-    proc = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount here (needs root and mount permission): {proc.stderr.strip()}")
-
-
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs."""
-    if shutil.which("mount") is None:
-        pytest.skip("no 'mount' command")
-    mnt = tmp_path / "small-fs"
-    mnt.mkdir()
-    _mount("-t", "tmpfs", "-o", f"size={FS_SIZE}", "tmpfs", str(mnt))
-    try:
+    with tmpfs(tmp_path / "small-fs", str(FS_SIZE)) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _project(root: Path, config: str | None = None) -> Path:
@@ -162,9 +150,9 @@ def test_add_into_a_read_only_cache_names_the_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     (cache / "objects").mkdir(parents=True)
     ws = _project(tmp_path / "ws", f"schema: 1\ncache:\n  dir: {cache}\n")
-    _mount("--bind", str(cache), str(cache))
+    mount("--bind", str(cache), str(cache))
     try:
-        _mount("-o", "remount,bind,ro", str(cache))
+        mount("-o", "remount,bind,ro", str(cache))
         (ws / "data.csv").write_text("a,b\n1,2\n")
         proc = pipe_process("add", "data.csv", cwd=ws)
         named = _assert_user_error(proc, "read-only file system", ws, "read-only cache")
