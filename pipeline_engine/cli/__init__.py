@@ -272,7 +272,10 @@ def os_error(exc: OSError) -> PipeError | None:
         return PipeError(f"{cause} (the operating system did not say which file)", hint=hint)
     # A rename names its temporary source first: the destination is the path the user knows.
     target = exc.filename2 if exc.filename2 is not None else exc.filename
-    return PipeError(f"'{_shown(target)}': {cause}", hint=hint)
+    shown = _shown(target)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and os.path.isabs(shown):
+        hint = "free some space on the device holding it and rerun"  # not this project: 'pipe gc' won't help
+    return PipeError(f"'{shown}': {cause}", hint=hint)
 
 
 def _shown(filename: Any) -> str:

@@ -165,7 +165,7 @@ def test_a_full_remote_during_push_fails_like_one_process_and_the_rerun_complete
     proc = pipe_process("push", cwd=ws)
     assert _user_error(proc, "no space left on device", f"{files} files") == _shape(
         f"error: '{remote}/tmp': no space left on device\n"
-        "hint: free some space ('pipe gc' removes unused cache objects) and rerun"), proc.stderr
+        "hint: free some space on the device holding it and rerun"), proc.stderr  # not: 'pipe gc'
     assert _remote_temps(remote) == [], "a failed push left temporary files on the remote"
     _resize(small_fs, 64 * 1024)
     pipe_process("push", cwd=ws, check=0)

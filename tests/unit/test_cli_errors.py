@@ -21,7 +21,10 @@ def _failing_add(exc: OSError, monkeypatch: pytest.MonkeyPatch) -> None:
     ("exc", "expected", "hint"),
     [
         (OSError(errno.ENOSPC, "No space left on device", ".pipe/cache/objects/ab/.pipetmp-12-0123abcd"),
-         "error: '.pipe/cache/objects/ab': no space left on device", "free some space"),
+         "error: '.pipe/cache/objects/ab': no space left on device", "'pipe gc' removes unused cache objects"),
+        # a local remote elsewhere: gc of this project's cache would not free that device
+        (OSError(errno.ENOSPC, "No space left on device", "/mnt/backup/remote/tmp/.pipetmp-12-0123abcd"),
+         "error: '/mnt/backup/remote/tmp': no space left on device", "the device holding it"),
         (OSError(errno.EMFILE, "Too many open files"),
          "error: too many open files (the operating system did not say which file)", "ulimit -n"),
         (OSError(errno.ENAMETOOLONG, "File name too long", ".pipetmp-1-aa", None, "x" * 300 + ".pipe"),
