@@ -417,11 +417,12 @@ def build_tree(
         return i, oid
 
     prefix = f"{base}{os.sep}"  # str paths: a Path per file costs more than copying a small file
+    links = _Symlinks(prefix)
     for start in range(0, len(todo), _BATCH):
         batch = todo[start:start + _BATCH]
         hashed: list[tuple[int, Oid]] = []
         if into is not None:
-            copy = [i for i in batch if not os.path.islink(prefix + files.paths[i])
+            copy = [i for i in batch if files.paths[i] not in links.of(files.paths[i])
                     or _linked_oid(store, base / files.paths[i]) is None]
             got, new = into.ingest([(prefix + files.paths[i], files.stamp(i)) for i in copy], on_done=advance)
             hashed += zip(copy, got, strict=True)
@@ -443,6 +444,28 @@ def build_tree(
         task.close()
     tree = Tree.from_columns(files.paths, bytes(oids), files.size, files.exe)
     return tree, fresh
+
+
+class _Symlinks:
+    """The symlinks among the walked files, one listing per directory (`DirEntry.is_symlink` reads
+    the entry's type: no `lstat` per file, ~20 ms of a 10,000-file add), kept across batches."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._by_dir: dict[str, frozenset[str]] = {}
+
+    def of(self, relpath: str) -> frozenset[str]:
+        """The relpaths of the symlinks in the directory holding `relpath` (relative to the walk)."""
+        parent = relpath[:relpath.rfind("/") + 1]
+        found = self._by_dir.get(parent)
+        if found is None:
+            try:
+                with os.scandir(self._prefix + parent) as entries:
+                    found = frozenset(parent + e.name for e in entries if e.is_symlink())
+            except OSError:  # gone meanwhile: its files fail when they are read, by path
+                found = frozenset()
+            self._by_dir[parent] = found
+        return found
 
 
 def _merge_memo(
