@@ -284,7 +284,9 @@ def test_a_stop_signal_at_a_seeded_moment_leaves_nothing_behind_and_the_rerun_co
         _, err = proc.communicate(timeout=60)
         why += f", after {delay:.3f} s: exit {proc.returncode}\n{err}"
         expected = {"ctrl-c": 130, "sigterm": 143, "sigkill": -9}[how]
-        assert proc.returncode in (expected, 0), why
+        # 0: it had ended; -2 / -15: the signal came while Python shut down, after the command's
+        # work (its handlers are gone by then), which a shell reports as 130 / 143 all the same.
+        assert proc.returncode in (expected, 0, 128 - expected), why
         _no_noise((proc.returncode, err), why)
         if how != "sigkill":
             time.sleep(0.2)  # children stopped by the parent are reaped before it exits; be generous
