@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from pipeline_engine.cache.memo import FileStamp, stamp_of
 from pipeline_engine.cache.store import READ_ONLY, Temps, unlink_quietly, write_new
 from pipeline_engine.core.forked import fork_jobs, map_forked
-from pipeline_engine.core.fsutil import TEMP_PREFIX, temp_name
+from pipeline_engine.core.fsutil import TEMP_PREFIX, shown_path, temp_name
 from pipeline_engine.core.groupcommit import GroupCommit
 from pipeline_engine.core.hashing import SMALL_FILE, Oid, copy_hashed, hash_bytes, read_small
 from pipeline_engine.core.parallel import map_chunked
@@ -213,6 +213,6 @@ def _holds_no_object(fanout_dir: str) -> bool:
 
 def _changed(src: str | os.PathLike[str]) -> CorruptObjectError:
     return CorruptObjectError(
-        f"'{src}' changed while it was being cached; nothing was stored for it",
+        f"'{shown_path(src)}' changed while it was being cached; nothing was stored for it",
         hint="run the command again once the file is no longer being written",
     )

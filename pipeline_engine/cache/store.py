@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from pipeline_engine.cache.memo import FileStamp
-from pipeline_engine.core.fsutil import temp_name
+from pipeline_engine.core.fsutil import shown_path, temp_name
 from pipeline_engine.core.hashing import (
     Oid,
     copy_hashed,
@@ -179,7 +179,7 @@ class ObjectStore:
             if mismatch(copied, oid) is not None:
                 unlink_quietly(tmp)
                 error = failures[oid] = CorruptObjectError(
-                    f"'{src}' changed while it was being cached; nothing was stored for it",
+                    f"'{shown_path(src)}' changed while it was being cached; nothing was stored for it",
                     hint="run the command again once the file is no longer being written",
                 )
             if on_done is not None:

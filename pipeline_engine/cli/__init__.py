@@ -7,7 +7,6 @@ Commands are imported only when invoked, so `pipe --help` pays for click alone
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import errno
 import importlib
@@ -283,11 +282,9 @@ def _shown(filename: Any) -> str:
     name = os.path.basename(path)
     if name.startswith(".pipetmp-") or name.endswith((".part", ".tmp")):
         path = os.path.dirname(path) or "."
-    with contextlib.suppress(ValueError, OSError):
-        rel = os.path.relpath(path)
-        if not rel.startswith(".."):
-            return rel
-    return path
+    from pipeline_engine.core.fsutil import shown_path  # only when an error is shown
+
+    return shown_path(path)
 
 
 @click.group(cls=PipeGroup, context_settings={"help_option_names": ["-h", "--help"]})

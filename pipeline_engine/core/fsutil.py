@@ -18,8 +18,18 @@ from typing import Any
 from pipeline_engine.errors import PathError
 
 __all__ = [
-    "IGNORE_FILE", "TEMP_PREFIX", "atomic_write", "copy_file", "is_exec", "relpath_in", "remove_path", "temp_name",
-    "temp_owner", "walk_files", "walk_runs",
+    "IGNORE_FILE",
+    "TEMP_PREFIX",
+    "atomic_write",
+    "copy_file",
+    "is_exec",
+    "relpath_in",
+    "remove_path",
+    "shown_path",
+    "temp_name",
+    "temp_owner",
+    "walk_files",
+    "walk_runs",
 ]
 
 # Every temporary file pipe creates is named `.pipetmp-<pid>-<random>[suffix]`: short whatever
@@ -361,6 +371,17 @@ def _symlink_target_stat(allowed: Sequence[str], path: str, rel: str) -> os.stat
     if not stat.S_ISREG(st.st_mode):
         raise PathError(f"'{rel}' is a symlink to something that is not a regular file")
     return st
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """`path` as a message shows it: relative to the current directory when it is inside it (as
+    the user typed it, usually), else as given."""
+    text = os.fspath(path)
+    with contextlib.suppress(ValueError, OSError):
+        rel = os.path.relpath(text)
+        if not rel.startswith(".."):
+            return rel
+    return text
 
 
 def relpath_in(root: Path, path: str | os.PathLike[str], *, cwd: Path | None = None) -> str:

@@ -77,7 +77,7 @@ def test_a_file_changing_while_it_is_copied_is_refused_and_nothing_is_stored_for
 
     monkeypatch.setattr(ingest_module, "read_small", read_then_edit)
     result = cli.run("add", "d", exit_code=1)
-    assert "d/b.csv' changed while it was being cached" in result.stderr
+    assert "error: 'd/b.csv' changed while it was being cached" in result.stderr  # as the user named it
     assert not (workspace.root / "d.pipe").exists()
     for oid, path in _objects(workspace.root).items():
         assert hash_file(path) == oid.removesuffix(".dir")  # no temp file, no object under a wrong oid
