@@ -307,7 +307,12 @@ def main() -> None:
     signals.install()  # SIGTERM and SIGHUP are handled like Ctrl-C
     try:
         cli.main(prog_name="pipe")
-    except Exception:  # noqa: BLE001 - the one place that turns bugs into a report
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a report
+        interrupt = _interrupt_within(exc)
+        if interrupt is not None:  # Ctrl-C while Python built a class: 3.11 wraps it in a RuntimeError
+            error = _interrupted(interrupt)
+            error.show()
+            sys.exit(error.exit_code)
         import traceback
 
         from pipeline_engine.core.redact import mask_text
@@ -318,3 +323,16 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_BUG)
+
+
+def _interrupt_within(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt an exception was raised from or during, if any (a stop signal that landed
+    while Python ran an import or a class body reaches us wrapped, not as itself)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None

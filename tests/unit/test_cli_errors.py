@@ -49,3 +49,27 @@ def test_an_os_error_with_neither_path_nor_known_cause_is_still_a_bug(
     _failing_add(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), monkeypatch)
     with pytest.raises(ConnectionResetError):
         cli.run("add", "anything")
+
+
+def test_an_interrupt_python_wrapped_while_building_a_class_is_an_interrupt_not_a_bug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C landing in a class body while a command's module is imported reaches pipe as a
+    RuntimeError ("Error calling __set_name__ ..."), raised from the KeyboardInterrupt."""
+    from pipeline_engine import cli as cli_module
+
+    def wrapped(**_kwargs: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance 'x' in 'StageLock'") from exc
+
+    from pipeline_engine.core import signals
+
+    monkeypatch.setattr(signals, "install", lambda: None)  # not in the test runner's process
+    monkeypatch.setattr(cli_module.cli, "main", wrapped)
+    with pytest.raises(SystemExit) as ended:
+        cli_module.main()
+    assert ended.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err and "internal error" not in err
