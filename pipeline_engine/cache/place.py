@@ -152,9 +152,12 @@ class Placer:
             return stamps, rows, set(self.corrupt) if k else set(), self._verified - before if k else set()
 
         stamps: list[FileStamp | None] = []
-        # A child that dies (the OOM killer) leaves its half-made copies beside their destinations.
-        dirs = {os.path.dirname(dest) for dest, _, _ in items}
-        parts = map_forked(share, n, sweep=lambda pid: sweep_pid(pid, dirs))
+        # A child that dies (the OOM killer) leaves its half-made copies beside their destinations:
+        # their directories are only listed then, not on every checkout.
+        def sweep(pid: int) -> None:
+            sweep_pid(pid, {os.path.dirname(dest) for dest, _, _ in items})
+
+        parts = map_forked(share, n, sweep=sweep)
         for k, (got, rows, corrupt, verified) in enumerate(parts):
             stamps += got
             with self._lock:

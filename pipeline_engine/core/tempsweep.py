@@ -74,7 +74,8 @@ def sweep_pid(pid: int, directories: Iterable[str]) -> int:
     removed = 0
     for directory in directories:
         try:
-            names = [e.name for e in os.scandir(directory) if e.name.startswith(prefix)]
+            with os.scandir(directory) as entries:
+                names = [e.name for e in entries if e.name.startswith(prefix)]
         except OSError:
             continue
         for name in names:
