@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from pipeline_engine.core.redact import mask_text
 from pipeline_engine.errors import PipeError
 
 if TYPE_CHECKING:
     import pandas
+    from rich.table import Table
 
     from pipeline_engine.core.progress import Progress, ProgressTask
 
@@ -121,6 +121,8 @@ def print_json(data: Any) -> None:
 def rows_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table:
     """A rich Table from plain rows: headers, title and cells are text, never markup (metric and
     param names come from git: `[/]` raised MarkupError, `[link=...]` disguised a column)."""
+    from rich.table import Table  # here: most commands print no table, and rich.table costs ~4 ms
+
     t = Table(title=escape(title) if title is not None else None, show_edge=False, header_style="bold")
     for c in columns:
         t.add_column(escape(str(c)))

@@ -34,6 +34,7 @@ from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.hashing import Oid
 
 __all__ = [
+    "PIPELINE_FILE",
     "RUNS_DIR",
     "TMP_DIR",
     "config_lock_path",
@@ -57,6 +58,8 @@ __all__ = [
     "valid_texts_path",
 ]
 
+#: The pipeline file at a project's root (named here so that finding it needs no parser).
+PIPELINE_FILE = "pipeline.yaml"
 #: Under `.pipe/`: the project lock, the hash memo, stage logs and running-stage records, scratch files.
 #: Under a store root (local or remote): temporary files that become objects.
 TMP_DIR = "tmp"

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, parse_pointer
-from pipeline_engine.core.layout import tmp_dir
+from pipeline_engine.core.layout import PIPELINE_FILE, tmp_dir
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
 from pipeline_engine.errors import ScmError, SpecError
-from pipeline_engine.index.pipeline import Pipeline
 from pipeline_engine.index.pointers import find_pointers
 from pipeline_engine.index.targets import Selection, StageOut, select_targets
-from pipeline_engine.pipeline.interpolate import BoolStyle, ListStyle
-from pipeline_engine.pipeline.lock import LockFile, read_lock
-from pipeline_engine.pipeline.spec import PIPELINE_FILE, PipelineSpec, load_spec
 from pipeline_engine.project import Project
+
+if TYPE_CHECKING:  # imported where used: a data-only command (checkout, push) never loads the pipeline code
+    from pipeline_engine.index.pipeline import Pipeline
+    from pipeline_engine.pipeline.lock import LockFile
+    from pipeline_engine.pipeline.spec import PipelineSpec
 
 __all__ = ["ProjectIndex"]
 
@@ -73,6 +75,9 @@ class ProjectIndex:
         Raises:
             SpecError: the file, a params file or a vars file it reads is invalid.
         """
+        from pipeline_engine.pipeline.interpolate import BoolStyle, ListStyle
+        from pipeline_engine.pipeline.spec import PipelineSpec, load_spec
+
         project = self.project
         if not self.has_pipeline:
             return PipelineSpec()
@@ -88,6 +93,8 @@ class ProjectIndex:
         Raises:
             SpecError: the lock file is invalid.
         """
+        from pipeline_engine.pipeline.lock import read_lock
+
         return read_lock(self.files)
 
     @cached_property
@@ -110,6 +117,7 @@ class ProjectIndex:
         Raises:
             SpecError: there is no pipeline.yaml, or it or pipeline.lock is invalid (CycleError for a cycle).
         """
+        from pipeline_engine.index.pipeline import Pipeline
         from pipeline_engine.pipeline.graph import build_graph
 
         if not self.has_pipeline:
@@ -127,7 +135,7 @@ class ProjectIndex:
         entries pipeline.yaml does not declare: pipeline.lock comes through git like everything
         else, and must not choose on its own what checkout writes or push sends.
         """
-        if not self.lock.stages:
+        if not self.has_pipeline or not self.lock.stages:  # a lock without pipeline.yaml declares nothing
             return ()
         declared = {(n, o.path) for n, s in self.spec.stages.items() for o in s.outs if o.cache}
         return tuple(StageOut(name, r) for name, entry in self.lock.stages.items() for r in entry.outs

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.core.hashing import hash_bytes
+from pipeline_engine.core.layout import PIPELINE_FILE
 from pipeline_engine.core.revision import RevisionFiles, WorkspaceFiles
 from pipeline_engine.core.schema import is_known_valid, memo_of, remember_valid
 from pipeline_engine.core.yamlio import parse_yaml, read_document
@@ -46,7 +47,6 @@ __all__ = [
     "load_spec", "norm_path", "parse_spec",
 ]
 
-PIPELINE_FILE = "pipeline.yaml"
 _TEMPLATE_KEYS = ("vars", "foreach", "do", "matrix")
 _WHOLE = re.compile(r"\$\{([^}]*)\}")
 
