@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import overload
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ from pipeline_engine.cache.memo import FileStamp, HashMemo
 from pipeline_engine.cache.place import Placer, make_dirs
 from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.tree import Tree, TreeDiff, TreeEntry, diff_trees
+from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import is_exec, remove_path
 from pipeline_engine.core.hashing import Oid, is_dir_oid
@@ -127,7 +127,7 @@ def checkout(
     # A file is replaced by a rename (a symlink there is replaced, not followed); a directory is
     # written into, so it must resolve inside the project itself.
     resolve_in_project(root, relpath, source=relpath, follow=is_dir_oid(oid))
-    placer = Placer(store, memo, link_types)
+    placer = Placer(store, memo, link_types, missing_ok=True)
     if is_dir_oid(oid):
         tree = _load_tree(store, relpath, oid)
         result = _checkout_dir(placer, root, relpath, tree, force=force, relink=relink, progress=progress)
@@ -201,6 +201,8 @@ def _checkout_file(
         remove_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = placer.place(oid, path, isexec=isexec)
+    if stamp is None and oid in placer.absent:  # removed since it was found (gc, another process)
+        raise _not_in_cache(store, relpath, oid)
     if stamp is None:
         return CheckoutResult(relpath, corrupt=((relpath, oid),))
     _remember(placer, [(relpath, stamp, oid)])
@@ -245,23 +247,30 @@ def _checkout_dir(
         separate_if_shared(store, base / p, current[p].oid, wanted[p].oid)
     _refuse_losses(store, relpath, current_tree, diff, force)
     fresh = not len(current_tree)  # everything is added: no lookups by path
-    # A view of the tree's entries (made per access) when everything is written: a million
-    # TreeEntry objects held at once cost ~200 MB.
-    needed: Sequence[TreeEntry] = (
-        tree.entries if relink or fresh else [wanted[p] for p in (*diff.added, *diff.modified)]
+    # Rows (relpath, oid, isexec) of the files to write, made a chunk at a time when everything is
+    # written: a million TreeEntry objects held at once cost ~200 MB.
+    rows: Sequence[_Row] = (
+        _TreeRows(tree) if relink or fresh
+        else [(p, wanted[p].oid, wanted[p].isexec) for p in (*diff.added, *diff.modified)]
     )
-    not_cached = store.missing(set(tree.oids()) if needed is tree.entries else {e.oid for e in needed})
-    write = [e for e in needed if e.oid not in not_cached] if not_cached else needed  # the others: missing
+    if existed:
+        not_cached = store.missing(set(tree.oids()) if relink or fresh else {r[1] for r in rows})
+        write: Sequence[_Row] = [r for r in rows if r[1] not in not_cached] if not_cached else rows
+    else:  # a new directory: the placer's own stat of each object finds those not cached
+        not_cached, write = set(), rows
     _refuse_dirs_in_the_way(relpath, current_tree, write, force)
     # Directories where files go (empty ones, or emptied by --force above); none in a new directory.
-    in_the_way = [e.relpath for e in write if _is_real_dir(base / e.relpath)] if existed else []
+    in_the_way = [r[0] for r in write if _is_real_dir(base / r[0])] if existed else []
     deleted: tuple[str, ...] = ()
     if force and diff.deleted:
         for p in diff.deleted:
             remove_path(base / p)  # a link is removed as a link, never its target
         deleted = diff.deleted
-    make_dirs(base, relpath, {e.relpath.rpartition("/")[0] for e in write}, force=force)
-    written, corrupt = _write_entries(placer, base, write, progress, relpath, in_the_way)
+    make_dirs(base, relpath, _parents_of(write), force=force)
+    written, failed = _write_entries(placer, base, write, progress, relpath, in_the_way)
+    not_cached |= placer.absent
+    if placer.absent and not existed:
+        _remove_empty_dirs(base)  # made for files whose objects were not there
     if force:
         deleted += tuple(_remove_empty_dirs(base))
     return CheckoutResult(
@@ -269,9 +278,45 @@ def _checkout_dir(
         written=PathList(relpath, written),
         deleted=tuple(f"{relpath}/{p}" for p in deleted),  # files, then emptied directories
         kept_extra=() if force else tuple(f"{relpath}/{p}" for p in diff.deleted),
-        corrupt=tuple((f"{relpath}/{e.relpath}", e.oid) for e in corrupt),
-        missing=tuple((f"{relpath}/{e.relpath}", e.oid) for e in needed if e.oid in not_cached) if not_cached else (),
+        corrupt=tuple((f"{relpath}/{r[0]}", r[1]) for r in failed if r[1] not in placer.absent),
+        missing=tuple((f"{relpath}/{r[0]}", r[1]) for r in rows if r[1] in not_cached) if not_cached else (),
     )
+
+
+#: One file to write: (relpath inside the directory, oid, exec bit).
+_Row = tuple[str, Oid, bool]
+
+
+class _TreeRows(Sequence[_Row]):
+    """All of a tree's files as rows, made on access (`Tree.rows`) a slice at a time."""
+
+    __slots__ = ("_tree",)
+
+    def __init__(self, tree: Tree) -> None:
+        self._tree = tree
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    @overload
+    def __getitem__(self, i: int) -> _Row: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[_Row]: ...
+
+    def __getitem__(self, i: int | slice) -> _Row | Sequence[_Row]:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            return self._tree.rows(start, stop)[::step]
+        return self._tree.rows(i, i + 1)[0]
+
+    def __iter__(self) -> Iterator[_Row]:
+        for start in range(0, len(self), _CHUNK):
+            yield from self._tree.rows(start, start + _CHUNK)
+
+
+def _parents_of(rows: Iterable[_Row]) -> set[str]:
+    """The directories (relative, "" for the top) that the rows' files go into."""
+    return {r[0].rpartition("/")[0] for r in rows}
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -329,12 +374,12 @@ def _refuse_losses(store: ObjectStore, relpath: str, current: Tree, diff: TreeDi
         )
 
 
-def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[TreeEntry], force: bool) -> None:
+def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[_Row], force: bool) -> None:
     """A file to write where the workspace has a directory of files: only `force` may delete them."""
     if force or not len(current):
         return
     dirs = {p.rsplit("/", i)[0] for p in current.paths() for i in range(1, p.count("/") + 1)}
-    blocked = [e.relpath for e in write if e.relpath in dirs]
+    blocked = [r[0] for r in write if r[0] in dirs]
     if blocked:
         raise CheckoutError(
             f"'{relpath}/{blocked[0]}' is a directory in the workspace but a file in the tracked version",
@@ -343,33 +388,34 @@ def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[TreeEnt
 
 
 def _write_entries(
-    placer: Placer, base: Path, entries: Sequence[TreeEntry], progress: Progress, relpath: str,
+    placer: Placer, base: Path, rows: Sequence[_Row], progress: Progress, relpath: str,
     in_the_way: Collection[str] = (),
-) -> tuple[list[str], list[TreeEntry]]:
-    """Place every entry under `base`; `in_the_way` are entries where the workspace has a directory.
+) -> tuple[list[str], list[_Row]]:
+    """Place every row's file under `base`; `in_the_way` are files where the workspace has a directory.
 
-    Returns the relpaths written (the tree's own strings: nothing new per file) and the entries
-    whose object was corrupt. Entries are placed and remembered `_CHUNK` at a time, so the
-    per-file destinations, stamps and memo rows of a million-file directory are never all held.
+    Returns the relpaths written (the tree's own strings: nothing new per file) and the rows not
+    written: their object was corrupt, or absent (`placer.absent`). Rows are placed and
+    remembered `_CHUNK` at a time, so the per-file destinations, stamps and memo rows of a
+    million-file directory are never all held.
     """
-    task = progress.task(f"checking out {relpath}", len(entries))
+    task = progress.task(f"checking out {relpath}", len(rows))
     for rel in in_the_way:
         remove_path(base / rel)  # its files were deleted with --force (see _refuse_dirs_in_the_way)
     prefix = os.fspath(base) + os.sep
     written: list[str] = []
-    corrupt: list[TreeEntry] = []
-    for start in range(0, len(entries), _CHUNK):
-        chunk = entries[start : start + _CHUNK]
-        stamps = placer.place_many([(prefix + e.relpath, e.oid, e.isexec) for e in chunk], advance=task.advance)
-        _remember(placer, [(f"{relpath}/{e.relpath}", st, e.oid) for e, st in zip(chunk, stamps) if st is not None])
-        for e, st in zip(chunk, stamps):
+    failed: list[_Row] = []
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        stamps = placer.place_many([(prefix + r[0], r[1], r[2]) for r in chunk], advance=task.advance)
+        _remember(placer, [(f"{relpath}/{r[0]}", st, r[1]) for r, st in zip(chunk, stamps) if st is not None])
+        for r, st in zip(chunk, stamps):
             if st is None:
-                corrupt.append(e)
+                failed.append(r)
             else:
-                written.append(e.relpath)
+                written.append(r[0])
         placer.forget_verified()
     task.close()
-    return written, corrupt
+    return written, failed
 
 
 def _remember(placer: Placer, written: Sequence[tuple[str, FileStamp, Oid]]) -> None:

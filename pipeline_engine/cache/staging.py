@@ -76,7 +76,7 @@ class StagedDir:
         return self.remaining == 0 and not self.discarded
 
     def place(self, positions: Sequence[int], *, trusted: Collection[str] = (),
-              advance: Callable[[], None] | None = None) -> None:
+              advance: Callable[[int], None] | None = None) -> None:
         """Place the files at `positions` of the tree; objects in `trusted` were verified by this command.
 
         A file whose object proves corrupt is not placed (the placer quarantines the object), so

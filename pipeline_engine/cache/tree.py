@@ -17,11 +17,11 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import overload
+from typing import cast, overload
 
 from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, is_dir_oid, new_hasher
 from pipeline_engine.core.layout import is_valid_oid
-from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.core.pathgate import all_plain, check_relpath
 from pipeline_engine.core.record import is_count
 from pipeline_engine.errors import CacheError, PipeError, UnsafePathError
 
@@ -112,6 +112,14 @@ class Tree:
             self._paths[i], Oid(self._oids[i * _OID_BYTES:(i + 1) * _OID_BYTES].hex()), self._sizes[i],
             bool(self._exec[i]),
         )
+
+    def rows(self, start: int = 0, end: int | None = None) -> list[tuple[str, Oid, bool]]:
+        """Entries `start:end` as plain `(relpath, oid, isexec)` tuples, for code that touches every
+        file (checkout): made from the columns at a fraction of the cost of `TreeEntry` values."""
+        end = len(self._paths) if end is None else min(end, len(self._paths))
+        hexed = self._oids[start * _OID_BYTES:end * _OID_BYTES].hex()
+        oids = [cast(Oid, hexed[k:k + 32]) for k in range(0, len(hexed), 32)]
+        return list(zip(self._paths[start:end], oids, map(bool, self._exec[start:end])))
 
     def oids(self) -> Iterator[Oid]:
         """The file oids in entry order (with repeats)."""
@@ -241,12 +249,10 @@ def _parse_canonical(data: bytes, where: str) -> Tree | None:
             oids += bytes.fromhex(b"".join(r[0] for r in rows).decode("ascii"))
             sizes.extend(int(r[3]) for r in rows)
             isexec.extend(r[1] == b"true" for r in rows)
-            for r in rows:
-                raw = r[2]
-                path = raw.decode("ascii") if b"\\" not in raw else json.loads(b'"' + raw + b'"')
-                if check_relpath(path, source=where) != path:
-                    return None
-                paths.append(path)
+            got = [r[2].decode("ascii") if b"\\" not in r[2] else json.loads(b'"' + r[2] + b'"') for r in rows]
+            if not all_plain(got) and any(check_relpath(p, source=where) != p for p in got):
+                return None
+            paths += got
     except (PipeError, ValueError, OverflowError):
         return None
     if not all(a < b for a, b in zip(paths, paths[1:])) or _file_and_dir(paths):

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline_engine.errors import UnsafePathError
 
 __all__ = [
-    "PROTECTED_DIRS", "check_not_own_file", "check_relpath", "is_protected_name", "is_safe_relpath", "resolve_in_project",
+    "PROTECTED_DIRS", "all_plain", "check_not_own_file", "check_relpath", "is_protected_name", "is_safe_relpath", "resolve_in_project",
 ]
 
 # Lower-cased names of directories a tracked path may never enter (case-insensitive filesystems
@@ -35,6 +36,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # and are returned as they are: a manifest of 10,000 files is checked in a few milliseconds.
 _SUSPECT = re.compile(
     r"[\x00-\x1f\x7f]|^[\\/]|^[A-Za-z]:[\\/]|(?:^|/)(?:\.{0,2}|(?i:\.git|\.pipe))(?:/|$)"
+)
+
+# `_SUSPECT` for many paths joined by newlines (`all_plain`): the anchors match at each line.
+_SUSPECT_LINES = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f]|^[\\/]|^[A-Za-z]:[\\/]|(?:^|/)(?:\.{0,2}|(?i:\.git|\.pipe))(?:/|$)", re.MULTILINE
 )
 
 
@@ -71,6 +77,18 @@ def check_relpath(path: object, *, source: str, allow_root: bool = False) -> str
     if not parts and not allow_root:
         raise UnsafePathError(f"{source}: path '{shown}' names the project root itself")
     return "/".join(parts)
+
+
+def all_plain(paths: Sequence[str]) -> bool:
+    """True when `check_relpath` would return every one of `paths` unchanged, found by one regex
+    scan over them all (a 10,000-file manifest: ~0.5 ms instead of ~5 ms).
+
+    False says only that some path needs `check_relpath` itself (which refuses or normalises it).
+    """
+    joined = "\n".join(paths)
+    if joined.count("\n") != len(paths) - 1:  # a path holding a newline: let check_relpath name it
+        return False
+    return bool(paths) and _SUSPECT_LINES.search(joined) is None
 
 
 # Files pipe itself writes beside the data: a recorded out (pointer, lock, stage) may not name one,

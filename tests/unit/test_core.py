@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import xxhash
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline_engine.core.fsutil import atomic_write, relpath_in, walk_files
@@ -130,3 +130,25 @@ def test_a_download_left_by_a_killed_fetch_is_swept(tmp_path: Path) -> None:
     assert left.exists() and left.parent == tmp and ("ab" * 16) in left.name
     assert sweep_temps(tmp_path, tmp_path / ".pipe" / "cache") == 1
     assert not left.exists() and mine.exists(), "a live process's download is left alone"
+
+
+_PATH_CHARS = st.sampled_from(["a", "b", "/", ".", "\\", ":", "C", "\n", "\x00", "\x1b", "\x7f", "é", ".git", ".PIPE", ".."])
+
+
+@given(st.lists(st.lists(_PATH_CHARS, max_size=6).map("".join), min_size=1, max_size=5))
+@example(["a\nb"])  # two plain lines once joined
+@example(["ok", "a/.git", "b"])
+@settings(max_examples=300)
+def test_the_batched_path_check_agrees_with_the_path_gate(paths: list[str]) -> None:
+    """`all_plain` (a manifest's paths in one scan) says yes exactly when `check_relpath` returns
+    every path unchanged: it may never pass a path the gate refuses or rewrites."""
+    from pipeline_engine.core.pathgate import all_plain, check_relpath
+    from pipeline_engine.errors import UnsafePathError
+
+    def plain(p: str) -> bool:
+        try:
+            return check_relpath(p, source="m") == p
+        except UnsafePathError:
+            return False
+
+    assert all_plain(paths) == all(plain(p) for p in paths)
