@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from typing import overload
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from pipeline_engine.cache.link import LinkType, file_mode
 from pipeline_engine.cache.linkedit import separate_if_shared
 from pipeline_engine.cache.memo import FileStamp, HashMemo
-from pipeline_engine.cache.place import Placer, make_dirs
+from pipeline_engine.cache.place import Placer
 from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
+from pipeline_engine.cache.workdirs import make_dirs
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import is_exec, remove_path
 from pipeline_engine.core.hashing import Oid, is_dir_oid

@@ -13,17 +13,20 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import xxhash
 
 from pipeline_engine.core.hashing import Oid
 
+T = TypeVar("T")
+
 __all__ = [
-    "DEFAULT_LINK_TYPES", "SHARING_TYPES", "LinkType", "Linked", "copy_file", "copy_object", "file_mode", "is_usable",
-    "link", "mark_failed", "parse_link_types", "reflink_file",
+    "DEFAULT_LINK_TYPES", "SHARING_TYPES", "CannotLink", "LinkType", "Linked", "attempt_link", "copy_file", "copy_object",
+    "file_mode", "is_usable", "link", "link_error", "mark_failed", "parse_link_types", "reflink_file",
 ]
 
 _FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, xfs, ...)
@@ -208,3 +211,30 @@ def _umask() -> int:
             _UMASK = os.umask(0)
             os.umask(_UMASK)
         return _UMASK
+
+
+class CannotLink(Exception):
+    """This link type does not work here (another type might): carries the OSError."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def attempt_link(make: Callable[..., T], *args: Any) -> T:
+    """Call a link-making function; an OSError that another link type could avoid becomes CannotLink."""
+    try:
+        return make(*args)
+    except OSError as exc:
+        err = link_error(exc)
+        if err is exc:
+            raise
+        raise err from exc
+
+
+def link_error(exc: OSError) -> OSError | CannotLink:
+    """`exc` as a placer should see it: a missing file, an existing destination and failures no
+    link type avoids (a full disk, a read-only or denied directory) stay OSErrors."""
+    if isinstance(exc, (FileNotFoundError, FileExistsError)) or exc.errno in NOT_ABOUT_LINKS:
+        return exc
+    return CannotLink(exc)

@@ -19,34 +19,35 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pipeline_engine.cache.link import (
-    NOT_ABOUT_LINKS,
     SHARING_TYPES,
+    CannotLink,
     LinkType,
+    attempt_link,
     copy_object,
     file_mode,
     is_usable,
+    link_error,
     mark_failed,
     reflink_file,
 )
 from pipeline_engine.cache.memo import FileStamp, HashMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.core.forked import fork_jobs, map_forked
-from pipeline_engine.core.fsutil import remove_path, temp_name
+from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.hashing import Oid, mismatch, verify_file
 from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath
 from pipeline_engine.core.parallel import IO_JOBS, map_chunked
 from pipeline_engine.core.tempsweep import sweep_pid
-from pipeline_engine.errors import CacheError, CheckoutError, ObjectNotFoundError, PathError
+from pipeline_engine.errors import CacheError, ObjectNotFoundError
 
-__all__ = ["Placer", "make_dirs", "relink"]
+__all__ = ["Item", "Placer"]
 
 T = TypeVar("T")
 # Threads placing hardlinks or symlinks (see Placer.__init__).
@@ -287,7 +288,7 @@ class Placer:
                 if kind is LinkType.REFLINK:
                     return self._reflink(obj, dest, oid, isexec)
                 return self._share(kind, obj, dest, oid)
-            except _CannotLink as exc:
+            except CannotLink as exc:
                 if exc.cause.errno != errno.EMLINK:  # too many links to one object: only this file copies
                     mark_failed(dev, kind)
                 last = exc.cause
@@ -336,7 +337,7 @@ class Placer:
     def _reflink(self, obj: str, dest: str, oid: Oid, isexec: bool) -> FileStamp | None:
         """Clone the object's extents (copy-on-write: a later edit never reaches the object)."""
         tmp = _beside(dest)
-        st = _attempt(reflink_file, obj, tmp, self._modes[isexec])  # fails first where reflinks cannot
+        st = attempt_link(reflink_file, obj, tmp, self._modes[isexec])  # fails first where reflinks cannot
         return self._publish(tmp, dest, oid, st, lambda: self._is_intact(oid, obj, os.stat(obj)))
 
     def _publish(
@@ -371,14 +372,14 @@ class Placer:
             make(obj, dest)  # atomic: nothing was there, and a link is never half-made
         except FileExistsError:
             tmp = _beside(dest)
-            _attempt(make, obj, tmp)
+            attempt_link(make, obj, tmp)
             try:
                 os.replace(tmp, dest)
             finally:
                 # rename() between two links to one inode succeeds and does nothing.
                 _unlink_quietly(tmp)
         except OSError as exc:
-            err = _cannot_link(exc)
+            err = link_error(exc)
             if err is exc:
                 raise
             raise err from exc
@@ -437,33 +438,6 @@ class Placer:
                 self.store.quarantine(oid)
 
 
-class _CannotLink(Exception):
-    """This link type does not work here (another type might): carries the OSError."""
-
-    def __init__(self, cause: OSError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-def _attempt(make: Callable[..., T], *args: Any) -> T:
-    """Call a link-making function; an OSError that another link type could avoid becomes _CannotLink."""
-    try:
-        return make(*args)
-    except OSError as exc:
-        err = _cannot_link(exc)
-        if err is exc:
-            raise
-        raise err from exc
-
-
-def _cannot_link(exc: OSError) -> OSError | _CannotLink:
-    """`exc` as it should reach `_place`: a missing file, an existing destination and failures no
-    link type avoids (a full disk, a read-only or denied directory) stay OSErrors."""
-    if isinstance(exc, (FileNotFoundError, FileExistsError)) or exc.errno in NOT_ABOUT_LINKS:
-        return exc
-    return _CannotLink(exc)
-
-
 def _beside(dest: str) -> str:
     return os.path.join(os.path.dirname(dest), temp_name())
 
@@ -471,86 +445,3 @@ def _beside(dest: str) -> str:
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def relink(
-    store: ObjectStore,
-    memo: HashMemo | None,
-    files: Sequence[tuple[str, Path, Oid, bool]],
-    link_types: Sequence[LinkType],
-    fresh: Collection[str],
-) -> None:
-    """Replace workspace copies by links when the preferred link type shares storage.
-
-    `fresh` objects were hashed as they were copied in by this command; others are verified
-    first, and one found corrupt is replaced by the workspace copy (which hashes to its oid).
-    """
-    if not link_types or link_types[0] not in SHARING_TYPES:
-        return
-    placer = Placer(store, memo, link_types, trusted=fresh)
-    # Executables stay copies (see Placer); files already linked to their object (adding a
-    # linked directory again) need neither verifying nor linking.
-    todo = [f for f in files if not f[3] and not _is_linked(f[1], store.path_of(f[2]))]
-    checked = map_chunked(lambda f: (f, placer.verify(f[2])), todo)
-    for (_, path, oid, _), intact in checked:
-        if not intact:
-            if store.exists(oid):
-                store.quarantine(oid)
-            store.put(oid, path)
-    placed = placer.place_many([(os.fspath(path), oid, False) for _, path, oid, _ in todo])
-    if memo is not None:
-        memo.put_linked((rel, st, oid) for (rel, _, oid, _), st in zip(todo, placed) if st is not None)
-
-
-def _is_linked(path: Path, obj: Path) -> bool:
-    """True when `path` is a hardlink of `obj` or a symlink to it."""
-    try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            return os.readlink(path) == str(obj)
-        obj_st = os.stat(obj)
-    except FileNotFoundError:
-        return False
-    return (st.st_dev, st.st_ino) == (obj_st.st_dev, obj_st.st_ino)
-
-
-def make_dirs(base: Path, relpath: str, dirs: Collection[str], *, force: bool) -> None:
-    """Create the sub-directories of `base` that files go into, never through a symlink leading out.
-
-    One lstat per distinct directory (and a realpath for a symlinked one): a committed symlink
-    `data/sub -> /etc` must not let checkout write into /etc.
-    """
-    base.mkdir(parents=True, exist_ok=True)
-    real_base = os.path.realpath(base)
-    checked: set[str] = {""}
-
-    def ensure(rel: str) -> None:
-        if rel in checked:
-            return
-        ensure(os.path.dirname(rel))
-        path = base / rel
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            path.mkdir()
-        else:
-            if stat.S_ISLNK(st.st_mode):
-                real = os.path.realpath(path)
-                if not real.startswith(real_base + os.sep) or not os.path.isdir(real):
-                    raise PathError(
-                        f"'{relpath}/{rel}' is a symlink leading outside '{relpath}' (to '{real}'); "
-                        "checkout will not write through it",
-                        hint=f"remove the link '{relpath}/{rel}', then run 'pipe checkout' again",
-                    )
-            elif not stat.S_ISDIR(st.st_mode):
-                if not force:
-                    raise CheckoutError(
-                        f"'{relpath}/{rel}' is a file where the tracked directory has a directory",
-                        hint="rerun with '--force' to replace it",
-                    )
-                remove_path(path)
-                path.mkdir()
-        checked.add(rel)
-
-    for d in sorted(dirs):
-        ensure(d)

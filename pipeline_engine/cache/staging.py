@@ -27,9 +27,10 @@ from pathlib import Path
 from pipeline_engine.cache.checkout import CheckoutResult, PathList
 from pipeline_engine.cache.link import LinkType
 from pipeline_engine.cache.memo import FileStamp, HashMemo, trusted_from_ns
-from pipeline_engine.cache.place import Placer, make_dirs
+from pipeline_engine.cache.place import Placer
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
+from pipeline_engine.cache.workdirs import make_dirs
 from pipeline_engine.core.fsutil import remove_path, temp_name
 from pipeline_engine.core.hashing import Oid
 

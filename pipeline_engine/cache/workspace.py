@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline_engine.cache.link import SHARING_TYPES, LinkType
 from pipeline_engine.cache.memo import HashMemo
-from pipeline_engine.cache.place import relink
+from pipeline_engine.cache.relink import relink
 from pipeline_engine.cache.scan import Scan, scan, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
