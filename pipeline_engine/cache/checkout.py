@@ -170,9 +170,9 @@ def _current_file(placer: Placer, root: Path, relpath: str) -> tuple[Oid | None,
         st = os.stat(path)
     except FileNotFoundError:
         return None, False
-    if stat.S_ISDIR(st.st_mode) or foreign_link(root, placer.store, path) is not None:
-        # A directory, or a link leading out of the project (never read): unknown content that
-        # only --force replaces; "" never equals a file oid.
+    if not stat.S_ISREG(st.st_mode) or foreign_link(root, placer.store, path) is not None:
+        # A directory (or a FIFO, a socket), or a link leading out of the project (never read):
+        # unknown content that only --force replaces; "" never equals a file oid.
         return Oid(""), False
     assert placer.memo is not None
     return hash_memoised(placer.memo, placer.store, relpath, path, st), is_exec(st.st_mode)
@@ -194,6 +194,10 @@ def _checkout_file(
     if not store.exists(oid):
         raise _not_in_cache(store, relpath, oid)
     if current is not None and current != oid and not force and not (current and store.exists(current)):
+        special = _special_kind(path)
+        if special:
+            raise CheckoutError(f"'{relpath}' is {special}; checkout would replace it by the tracked file",
+                                hint=f"rerun with '--force' to replace it: 'pipe checkout --force {relpath}'")
         raise CheckoutError(
             f"'{relpath}' has changes that are not in the cache; checkout would lose them",
             hint=f"run 'pipe add {relpath}' to keep them, or 'pipe checkout --force' to discard them",
@@ -208,6 +212,17 @@ def _checkout_file(
         return CheckoutResult(relpath, corrupt=((relpath, oid),))
     _remember(placer, [(relpath, stamp, oid)])
     return CheckoutResult(relpath, written=(relpath,))
+
+
+def _special_kind(path: Path) -> str:
+    """What `path` is when it is neither a regular file, a directory nor a symlink ("" otherwise)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        return ""
+    return "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket or device"
 
 
 def _not_in_cache(store: ObjectStore, relpath: str, oid: str) -> CacheError:

@@ -24,7 +24,7 @@ from pipeline_engine.cache.linkedit import separate_edit
 from pipeline_engine.cache.memo import FileStamp, HashMemo, TreeMemo, stamp_of
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
-from pipeline_engine.core.fsutil import is_exec, walk_runs
+from pipeline_engine.core.fsutil import is_exec, require_regular, walk_runs
 from pipeline_engine.core.hashing import Oid, hash_file, is_dir_oid, new_hasher
 from pipeline_engine.core.layout import relpath_to_oid
 from pipeline_engine.core.parallel import map_chunked
@@ -174,6 +174,7 @@ def scan(
                 "pipe does not read it",
                 hint=f"replace the link by the file itself, or run 'pipe checkout --force {relpath}'",
             )
+        require_regular(st.st_mode, relpath)  # a FIFO would block the read forever
         stamp = stamp_of(st)
         if into is not None and memo.get(relpath, stamp) is None and _linked_oid(store, path) is None:
             oids, fresh = into.ingest([(path, stamp)])
@@ -321,6 +322,12 @@ def _link_roots(store: ObjectStore | None) -> tuple[Path, ...]:
 
 
 def hash_memoised(memo: HashMemo, store: ObjectStore | None, relpath: str, path: Path, st: os.stat_result) -> Oid:
+    """The oid of file `relpath` with stat data `st`: remembered, else hashed (and remembered).
+
+    Raises:
+        PathError: it is not a regular file (a FIFO, a socket, a device).
+    """
+    require_regular(st.st_mode, relpath)
     stamp = stamp_of(st)
     oid = memo.get(relpath, stamp)
     if oid is None:

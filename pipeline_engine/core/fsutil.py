@@ -25,6 +25,7 @@ __all__ = [
     "is_exec",
     "relpath_in",
     "remove_path",
+    "require_regular",
     "shown_path",
     "temp_name",
     "temp_owner",
@@ -371,6 +372,29 @@ def _symlink_target_stat(allowed: Sequence[str], path: str, rel: str) -> os.stat
     if not stat.S_ISREG(st.st_mode):
         raise PathError(f"'{rel}' is a symlink to something that is not a regular file")
     return st
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
+
+
+def require_regular(mode: int, shown: str) -> None:
+    """Refuse to read what is not a regular file: reading a FIFO blocks until some process writes
+    to it (`pipe add` hung), and a device may never end.
+
+    Inside a tracked directory such entries are skipped by the walk, as git skips them; a path
+    named on its own (an out, a dep, `pipe add PATH`) is refused here.
+
+    Raises:
+        PathError: naming `shown` and what it is.
+    """
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise PathError(
+        f"'{shown}' is {kind}; pipe tracks regular files (and directories of them), never reads this",
+        hint=f"move '{shown}' out of the way, or replace it by a regular file",
+    )
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:

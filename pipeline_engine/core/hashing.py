@@ -7,6 +7,8 @@ from typing import NewType
 
 import xxhash
 
+from pipeline_engine.core.fsutil import require_regular, shown_path
+
 __all__ = [
     "ALGORITHM", "DIR_SUFFIX", "SMALL_FILE", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid", "mismatch",
     "new_hasher", "read_small", "verify_bytes", "verify_file",
@@ -36,10 +38,15 @@ def new_hasher() -> xxhash.xxh3_128:
 
 
 def hash_file(path: str | os.PathLike[str], size: int | None = None) -> Oid:
-    """Return the oid of a file's content, streamed so memory stays flat for any size."""
+    """Return the oid of a file's content, streamed so memory stays flat for any size.
+
+    Raises:
+        PathError: `path` is not a regular file (a FIFO is refused, never waited on).
+    """
+    fd = _open_regular(path)
     if size is None:
-        size = os.stat(path).st_size
-    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(fd).st_size
+    with open(fd, "rb", buffering=0) as f:
         if size <= _WHOLE_READ:
             return Oid(xxhash.xxh3_128_hexdigest(f.read()))
         h = xxhash.xxh3_128()
@@ -58,7 +65,7 @@ def read_small(path: str | os.PathLike[str], size: int) -> bytes:
     `open`, one `read`, one `close`: no `fstat`, no file object, for the 10,000 small files of
     a dataset.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)  # a FIFO put there since: no wait, no bytes
     try:
         return os.read(fd, size + 1)
     finally:
@@ -74,12 +81,14 @@ def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mo
     h = xxhash.xxh3_128()
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        fi = os.open(src, os.O_RDONLY)
+        fi = os.open(src, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
         try:
             # Reads the size of the file (up to 1 MiB), plus one byte to see the end: a fresh
             # 1 MiB buffer for each of 10,000 small files costs more than copying them. Plain
             # descriptors: a file object per small file is a fifth of the cost of copying it.
-            n = min(_CHUNK, os.fstat(fi).st_size + 1)
+            st = os.fstat(fi)
+            require_regular(st.st_mode, shown_path(src))
+            n = min(_CHUNK, st.st_size + 1)
             while chunk := os.read(fi, n):
                 h.update(chunk)
                 view = memoryview(chunk)
@@ -94,6 +103,24 @@ def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mo
     finally:
         os.close(fd)
     return Oid(h.hexdigest())
+
+
+# Opening a FIFO to read it waits for a writer: with this flag it returns at once (and a regular
+# file reads as ever).
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _open_regular(path: str | os.PathLike[str]) -> int:
+    """A descriptor to read regular file `path` (blocking reads); PathError for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
+    try:
+        require_regular(os.fstat(fd).st_mode, shown_path(path))
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def is_dir_oid(oid: str) -> bool:

@@ -1,0 +1,66 @@
+"""FIFOs, sockets and the like where pipe expects data: refused by name, never waited on.
+
+Reading a FIFO blocks until some process writes to it: `pipe add FIFO` hung forever (as `dvc add`
+does). Every command runs as a real process under a timeout, so a hang fails the test instead of
+stalling the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Workspace
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+
+
+def _pipe(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline_engine", *args], cwd=root, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_adding_a_fifo_is_refused_by_name(workspace: Workspace) -> None:
+    os.mkfifo(workspace.root / "queue")
+    result = _pipe(workspace.root, "add", "queue")
+    assert result.returncode == 1, result.stderr
+    assert "'queue' is a FIFO" in result.stderr and "Traceback" not in result.stderr
+    assert not (workspace.root / "queue.pipe").exists()
+
+
+def test_special_files_inside_a_directory_are_skipped_as_git_skips_them(workspace: Workspace) -> None:
+    workspace.write({"data": {"a.txt": "a\n", "sub": {"b.txt": "b\n"}}})
+    os.mkfifo(workspace.root / "data/queue")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("data/sub/sock")  # relative to the workspace (the cwd): a socket path has ~100 bytes at most
+        added = _pipe(workspace.root, "add", "data")
+        status = _pipe(workspace.root, "status")
+    assert added.returncode == 0, added.stderr
+    assert "2 files" in added.stderr
+    assert status.returncode == 0 and "up to date" in status.stderr, status.stderr
+
+
+def test_a_tracked_file_replaced_by_a_fifo(workspace: Workspace) -> None:
+    workspace.write({"t.txt": "tracked\n"})
+    assert _pipe(workspace.root, "add", "t.txt").returncode == 0
+    os.unlink(workspace.root / "t.txt")
+    os.mkfifo(workspace.root / "t.txt")
+    status = _pipe(workspace.root, "status")
+    assert status.returncode == 1 and "'t.txt' is a FIFO" in status.stderr, status.stderr
+    checkout = _pipe(workspace.root, "checkout")
+    assert checkout.returncode == 1 and "'t.txt' is a FIFO" in checkout.stderr and "--force" in checkout.stderr
+    assert _pipe(workspace.root, "checkout", "--force", "t.txt").returncode == 0
+    assert (workspace.root / "t.txt").read_text() == "tracked\n"
+
+
+def test_a_stage_whose_dep_is_a_fifo_fails_by_name_and_runs_nothing(workspace: Workspace) -> None:
+    os.mkfifo(workspace.root / "feed")
+    workspace.write_pipeline({"train": {"cmd": "echo ran > out.txt", "deps": ["feed"], "outs": ["out.txt"]}})
+    result = _pipe(workspace.root, "repro")
+    assert result.returncode != 0 and "'feed' is a FIFO" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (workspace.root / "out.txt").exists()
