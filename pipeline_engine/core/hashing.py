@@ -111,12 +111,11 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def _open_regular(path: str | os.PathLike[str]) -> int:
-    """A descriptor to read regular file `path` (blocking reads); PathError for anything else."""
+    """A descriptor to read regular file `path`; PathError for anything else. (O_NONBLOCK stays
+    set: reads of a regular file ignore it.)"""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
     try:
         require_regular(os.fstat(fd).st_mode, shown_path(path))
-        if _NONBLOCK:
-            os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
