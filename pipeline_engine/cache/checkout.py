@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -329,10 +329,15 @@ class _TreeRows(Sequence[_Row]):
         for start in range(0, len(self), _CHUNK):
             yield from self._tree.rows(start, start + _CHUNK)
 
+    def paths(self) -> Sequence[str]:
+        """The rows' relpaths (the tree's own list: no row is made)."""
+        return self._tree.paths()
 
-def _parents_of(rows: Iterable[_Row]) -> set[str]:
+
+def _parents_of(rows: Sequence[_Row]) -> set[str]:
     """The directories (relative, "" for the top) that the rows' files go into."""
-    return {r[0].rpartition("/")[0] for r in rows}
+    paths = rows.paths() if isinstance(rows, _TreeRows) else (r[0] for r in rows)
+    return {p.rpartition("/")[0] for p in paths}
 
 
 def _is_real_dir(path: Path) -> bool:

@@ -235,7 +235,7 @@ class Placer:
                             continue
                     except (FileExistsError, FileNotFoundError):
                         pass  # a file in the way, an object or a directory gone: `_place` knows what to do
-                    except OSError as exc:  # too many links to this object: only this file is copied
+                    except OSError as exc:  # `_place` decides; EMLINK (too many links to one object) is this file's only
                         general = exc.errno != errno.EMLINK
                 out[i] = work(item)  # counts itself
             if fast and advance is not None:

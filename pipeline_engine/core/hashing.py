@@ -43,9 +43,9 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> Oid:
     Raises:
         PathError: `path` is not a regular file (a FIFO is refused, never waited on).
     """
-    fd = _open_regular(path)
+    fd, st = _open_regular(path)
     if size is None:
-        size = os.fstat(fd).st_size
+        size = st.st_size
     with open(fd, "rb", buffering=0) as f:
         if size <= _WHOLE_READ:
             return Oid(xxhash.xxh3_128_hexdigest(f.read()))
@@ -110,16 +110,17 @@ def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mo
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
-def _open_regular(path: str | os.PathLike[str]) -> int:
-    """A descriptor to read regular file `path`; PathError for anything else. (O_NONBLOCK stays
-    set: reads of a regular file ignore it.)"""
+def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """A descriptor to read regular file `path`, and its stat data; PathError for anything else.
+    (O_NONBLOCK stays set: reads of a regular file ignore it.)"""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
     try:
-        require_regular(os.fstat(fd).st_mode, shown_path(path))
+        st = os.fstat(fd)
+        require_regular(st.st_mode, shown_path(path))
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
 
 
 def is_dir_oid(oid: str) -> bool:

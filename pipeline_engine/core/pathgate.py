@@ -24,7 +24,8 @@ from pathlib import Path
 from pipeline_engine.errors import UnsafePathError
 
 __all__ = [
-    "PROTECTED_DIRS", "all_plain", "check_not_own_file", "check_relpath", "is_protected_name", "is_safe_relpath", "resolve_in_project",
+    "PROTECTED_DIRS", "all_plain", "check_not_own_file", "check_relpath", "is_protected_name", "is_safe_relpath",
+    "resolve_in_project",
 ]
 
 # Lower-cased names of directories a tracked path may never enter (case-insensitive filesystems
