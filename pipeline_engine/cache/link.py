@@ -25,8 +25,8 @@ from pipeline_engine.core.hashing import Oid
 T = TypeVar("T")
 
 __all__ = [
-    "DEFAULT_LINK_TYPES", "SHARING_TYPES", "CannotLink", "LinkType", "Linked", "attempt_link", "copy_file", "copy_object",
-    "file_mode", "is_usable", "link", "link_error", "mark_failed", "parse_link_types", "reflink_file",
+    "DEFAULT_LINK_TYPES", "SHARING_TYPES", "CannotLink", "LinkType", "Linked", "attempt_link", "copy_file",
+    "copy_object", "file_mode", "is_usable", "link", "link_error", "mark_failed", "parse_link_types", "reflink_file",
 ]
 
 _FICLONE = 0x40049409  # Linux ioctl: share the source's extents (btrfs, xfs, ...)

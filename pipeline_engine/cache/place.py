@@ -233,9 +233,11 @@ class Placer:
                                 advance(fast)
                                 fast = 0
                             continue
-                    except (FileExistsError, FileNotFoundError):
-                        pass  # a file in the way, an object or a directory gone: `_place` knows what to do
-                    except OSError as exc:  # `_place` decides; EMLINK (too many links to one object) is this file's only
+                    except FileNotFoundError:
+                        pass  # an object or a directory gone: `_place` knows what to do
+                    except FileExistsError:
+                        general = True  # files in the way (a relink, modified files): `_place` replaces them
+                    except OSError as exc:  # `_place` decides; too many links (EMLINK) is this object's alone
                         general = exc.errno != errno.EMLINK
                 out[i] = work(item)  # counts itself
             if fast and advance is not None:
