@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -21,7 +21,7 @@ from pipeline_engine.cache.memo import FileStamp, HashMemo
 from pipeline_engine.cache.place import Placer
 from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.tree import Tree, TreeDiff, diff_trees
+from pipeline_engine.cache.tree import Row, Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workdirs import make_dirs
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import is_exec, remove_path
@@ -265,13 +265,13 @@ def _checkout_dir(
     fresh = not len(current_tree)  # everything is added: no lookups by path
     # Rows (relpath, oid, isexec) of the files to write, made a chunk at a time when everything is
     # written: a million TreeEntry objects held at once cost ~200 MB.
-    rows: Sequence[_Row] = (
-        _TreeRows(tree) if relink or fresh
-        else [(p, wanted[p].oid, wanted[p].isexec) for p in (*diff.added, *diff.modified)]
+    everything = tree.rows()
+    rows: Sequence[Row] = (
+        everything if relink or fresh else [(p, wanted[p].oid, wanted[p].isexec) for p in (*diff.added, *diff.modified)]
     )
     if existed:
         not_cached = store.missing(set(tree.oids()) if relink or fresh else {r[1] for r in rows})
-        write: Sequence[_Row] = [r for r in rows if r[1] not in not_cached] if not_cached else rows
+        write: Sequence[Row] = [r for r in rows if r[1] not in not_cached] if not_cached else rows
     else:  # a new directory: the placer's own stat of each object finds those not cached
         not_cached, write = set(), rows
     _refuse_dirs_in_the_way(relpath, current_tree, write, force)
@@ -282,7 +282,8 @@ def _checkout_dir(
         for p in diff.deleted:
             remove_path(base / p)  # a link is removed as a link, never its target
         deleted = diff.deleted
-    make_dirs(base, relpath, _parents_of(write), force=force)
+    paths = tree.paths() if write is everything else [r[0] for r in write]  # the tree's list: no row made
+    make_dirs(base, relpath, {p.rpartition("/")[0] for p in paths}, force=force)
     written, failed = _write_entries(placer, base, write, progress, relpath, in_the_way)
     not_cached |= placer.absent
     if placer.absent and not existed:
@@ -297,47 +298,6 @@ def _checkout_dir(
         corrupt=tuple((f"{relpath}/{r[0]}", r[1]) for r in failed if r[1] not in placer.absent),
         missing=tuple((f"{relpath}/{r[0]}", r[1]) for r in rows if r[1] in not_cached) if not_cached else (),
     )
-
-
-#: One file to write: (relpath inside the directory, oid, exec bit).
-_Row = tuple[str, Oid, bool]
-
-
-class _TreeRows(Sequence[_Row]):
-    """All of a tree's files as rows, made on access (`Tree.rows`) a slice at a time."""
-
-    __slots__ = ("_tree",)
-
-    def __init__(self, tree: Tree) -> None:
-        self._tree = tree
-
-    def __len__(self) -> int:
-        return len(self._tree)
-
-    @overload
-    def __getitem__(self, i: int) -> _Row: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[_Row]: ...
-
-    def __getitem__(self, i: int | slice) -> _Row | Sequence[_Row]:
-        if isinstance(i, slice):
-            start, stop, step = i.indices(len(self))
-            return self._tree.rows(start, stop)[::step]
-        return self._tree.rows(i, i + 1)[0]
-
-    def __iter__(self) -> Iterator[_Row]:
-        for start in range(0, len(self), _CHUNK):
-            yield from self._tree.rows(start, start + _CHUNK)
-
-    def paths(self) -> Sequence[str]:
-        """The rows' relpaths (the tree's own list: no row is made)."""
-        return self._tree.paths()
-
-
-def _parents_of(rows: Sequence[_Row]) -> set[str]:
-    """The directories (relative, "" for the top) that the rows' files go into."""
-    paths = rows.paths() if isinstance(rows, _TreeRows) else (r[0] for r in rows)
-    return {p.rpartition("/")[0] for p in paths}
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -395,7 +355,7 @@ def _refuse_losses(store: ObjectStore, relpath: str, current: Tree, diff: TreeDi
         )
 
 
-def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[_Row], force: bool) -> None:
+def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[Row], force: bool) -> None:
     """A file to write where the workspace has a directory of files: only `force` may delete them."""
     if force or not len(current):
         return
@@ -409,9 +369,9 @@ def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[_Row], 
 
 
 def _write_entries(
-    placer: Placer, base: Path, rows: Sequence[_Row], progress: Progress, relpath: str,
+    placer: Placer, base: Path, rows: Sequence[Row], progress: Progress, relpath: str,
     in_the_way: Collection[str] = (),
-) -> tuple[list[str], list[_Row]]:
+) -> tuple[list[str], list[Row]]:
     """Place every row's file under `base`; `in_the_way` are files where the workspace has a directory.
 
     Returns the relpaths written (the tree's own strings: nothing new per file) and the rows not
@@ -424,7 +384,7 @@ def _write_entries(
         remove_path(base / rel)  # its files were deleted with --force (see _refuse_dirs_in_the_way)
     prefix = os.fspath(base) + os.sep
     written: list[str] = []
-    failed: list[_Row] = []
+    failed: list[Row] = []
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         stamps = placer.place_many([(prefix + r[0], r[1], r[2]) for r in chunk], advance=task.advance)

@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import cast, overload
+from typing import TypeVar, cast, overload
 
 from pipeline_engine.core.hashing import DIR_SUFFIX, Oid, is_dir_oid, new_hasher
 from pipeline_engine.core.layout import is_valid_oid
@@ -25,7 +25,7 @@ from pipeline_engine.core.pathgate import all_plain, check_relpath
 from pipeline_engine.core.record import is_count
 from pipeline_engine.errors import CacheError, PipeError, UnsafePathError
 
-__all__ = ["Tree", "TreeDiff", "TreeEntry", "count_entries", "diff_trees", "segment_of"]
+__all__ = ["Row", "Tree", "TreeDiff", "TreeEntry", "count_entries", "diff_trees", "segment_of"]
 
 _OID_BYTES = 16
 # Entries per chunk of canonical bytes: about 0.5 MiB of text.
@@ -39,6 +39,11 @@ _LENIENT_ROW = re.compile(
 _BOUNDARY = b'},{"hash":"'
 # Where every row starts: `{"hash":"` cannot occur inside a JSON string (its quotes would be escaped).
 _ROW_START = b'{"hash":"'
+
+
+_V = TypeVar("_V")
+#: One file as a plain tuple: (relpath, oid, exec bit); see `Tree.rows`.
+Row = tuple[str, Oid, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +118,13 @@ class Tree:
             bool(self._exec[i]),
         )
 
-    def rows(self, start: int = 0, end: int | None = None) -> list[tuple[str, Oid, bool]]:
-        """Entries `start:end` as plain `(relpath, oid, isexec)` tuples, for code that touches every
-        file (checkout): made from the columns at a fraction of the cost of `TreeEntry` values."""
-        end = len(self._paths) if end is None else min(end, len(self._paths))
+    def rows(self) -> Sequence[Row]:
+        """The entries as plain `(relpath, oid, isexec)` rows, for code that touches every file
+        (checkout): a view whose slices are made from the columns at a fraction of the cost of
+        `TreeEntry` values, and never all at once."""
+        return _Rows(self)
+
+    def _rows(self, start: int, end: int) -> list[Row]:
         hexed = self._oids[start * _OID_BYTES:end * _OID_BYTES].hex()
         oids = [cast(Oid, hexed[k:k + 32]) for k in range(0, len(hexed), 32)]
         return list(zip(self._paths[start:end], oids, map(bool, self._exec[start:end])))
@@ -396,8 +404,8 @@ def _entry(row: object, where: str) -> TreeEntry:
     return TreeEntry(relpath, Oid(oid), size, isexec)
 
 
-class _Entries(Sequence[TreeEntry]):
-    """A tree's entries as a sequence, each `TreeEntry` made when it is read."""
+class _View(Sequence[_V]):
+    """A tree's files as a sequence, each item made when it is read (`_made`, a range at a time)."""
 
     __slots__ = ("_tree",)
 
@@ -407,19 +415,31 @@ class _Entries(Sequence[TreeEntry]):
     def __len__(self) -> int:
         return len(self._tree)
 
-    @overload
-    def __getitem__(self, i: int) -> TreeEntry: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[TreeEntry]: ...
+    def _made(self, r: range) -> Sequence[_V]:
+        raise NotImplementedError
 
-    def __getitem__(self, i: int | slice) -> TreeEntry | Sequence[TreeEntry]:
+    @overload
+    def __getitem__(self, i: int) -> _V: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[_V]: ...
+
+    def __getitem__(self, i: int | slice) -> _V | Sequence[_V]:
         if isinstance(i, slice):
-            return tuple(self._tree.entry(j) for j in range(*i.indices(len(self))))
+            return self._made(range(*i.indices(len(self))))
         if i < 0:
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError("tree entry index out of range")
-        return self._tree.entry(i)
+        return self._made(range(i, i + 1))[0]
+
+
+class _Entries(_View[TreeEntry]):
+    """A tree's entries as a sequence, each `TreeEntry` made when it is read."""
+
+    __slots__ = ()
+
+    def _made(self, r: range) -> Sequence[TreeEntry]:
+        return tuple(self._tree.entry(j) for j in r)
 
     def __iter__(self) -> Iterator[TreeEntry]:
         t = self._tree
@@ -436,6 +456,21 @@ class _Entries(Sequence[TreeEntry]):
 
     def __hash__(self) -> int:
         return hash(self._tree)
+
+
+class _Rows(_View[Row]):
+    """A tree's files as `Row`s, made from the columns a slice at a time."""
+
+    __slots__ = ()
+
+    def _made(self, r: range) -> Sequence[Row]:
+        if r.step == 1:
+            return self._tree._rows(r.start, max(r.start, r.stop))
+        return [self._tree._rows(j, j + 1)[0] for j in r]
+
+    def __iter__(self) -> Iterator[Row]:
+        for start in range(0, len(self), _CHUNK):
+            yield from self._tree._rows(start, start + _CHUNK)
 
 
 class _ByPath(Mapping[str, TreeEntry]):

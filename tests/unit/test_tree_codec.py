@@ -148,3 +148,16 @@ def test_under_selects_the_run_of_a_sub_directory() -> None:
     assert tree.under("zz") == []
     unsorted = Tree(reversed(list(tree.entries)))  # a manifest listing its entries out of order
     assert [e.relpath for e in unsorted.under("b")] == ["b/d/e", "b/c"]
+
+
+def test_rows_are_the_entries_as_plain_tuples_in_every_slice() -> None:
+    entries = [TreeEntry(f"d{i % 3}/f{i:03}", f"{i:032x}", i, i % 4 == 0) for i in range(50)]
+    tree = Tree.from_entries(entries)
+    rows = tree.rows()
+    plain = [(e.relpath, e.oid, e.isexec) for e in tree.entries]
+    assert len(rows) == 50 and list(rows) == plain
+    for s in (slice(None), slice(3, 17), slice(40, 99), slice(None, None, 3), slice(None, None, -2), slice(7, 7)):
+        assert list(rows[s]) == plain[s], s
+    assert rows[-1] == plain[-1] and rows[0] == plain[0]
+    with pytest.raises(IndexError):
+        rows[50]
