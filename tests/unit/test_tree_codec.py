@@ -6,12 +6,13 @@ import json
 import tracemalloc
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline_engine.cache.tree import Tree, TreeEntry, diff_trees
 from pipeline_engine.core.hashing import DIR_SUFFIX, hash_bytes
-from pipeline_engine.errors import CacheError
+from pipeline_engine.core.pathgate import check_relpath
+from pipeline_engine.errors import CacheError, UnsafePathError
 
 
 def _old_bytes(entries: list[TreeEntry]) -> bytes:
@@ -42,6 +43,7 @@ def test_bytes_and_oid_are_those_of_the_json_form(entries: list[TreeEntry]) -> N
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_ENTRY, max_size=30, unique_by=lambda e: e.relpath))
+@example([TreeEntry("0/.", hash_bytes(b"\x00"), 0)])  # normalised to `0` (found by a CI run)
 def test_parse_round_trips_or_refuses_as_the_json_parser(entries: list[TreeEntry]) -> None:
     data = _old_bytes(sorted(entries, key=lambda e: e.relpath))
     try:
@@ -54,7 +56,15 @@ def test_parse_round_trips_or_refuses_as_the_json_parser(entries: list[TreeEntry
         got = str(exc)
     assert got == expected
     if isinstance(got, Tree):
-        assert got.to_bytes() == data or any("//" in e.relpath or e.relpath.startswith("./") for e in entries)
+        # Only a path the gate normalises (`a//b`, `./a`, `a/.`) is written back differently.
+        assert got.to_bytes() == data or any(_normalised(e.relpath) for e in entries)
+
+
+def _normalised(path: str) -> bool:
+    try:
+        return check_relpath(path, source="test") != path
+    except UnsafePathError:
+        return False
 
 
 def _json_only(data: bytes) -> Tree:
