@@ -286,8 +286,8 @@ def _checkout_dir(
     make_dirs(base, relpath, {p.rpartition("/")[0] for p in paths}, force=force)
     written, failed = _write_entries(placer, base, write, progress, relpath, in_the_way)
     not_cached |= placer.absent
-    if placer.absent and not existed:
-        _remove_empty_dirs(base)  # made for files whose objects were not there
+    if failed and not existed:
+        _remove_empty_dirs(base)  # made for files whose objects were not there, or corrupt
     if force:
         deleted += tuple(_remove_empty_dirs(base))
     return CheckoutResult(

@@ -101,22 +101,25 @@ def test_a_new_directory_with_objects_corrupt_and_missing_gets_every_other_file(
     set_cache_type(workspace.root, cache_type)
     files = {f"d{i % 7}/{i:04}.txt": f"file {i}\n" for i in range(700)}
     files["lonely/only.txt"] = "only\n"
+    files["spoilt/one.txt"] = "spoilt\n"
     workspace.write({"big": files})
     os.chmod(workspace.root / "big/d3/0003.txt", 0o755)
     cli.run("add", "big")
     age_objects(workspace.root)
     cli.run("cache", "verify")
-    corrupt = object_path(workspace.root, files["d2/0100.txt"].encode())
-    os.chmod(corrupt, 0o644)
-    with open(corrupt, "r+b") as f:
-        f.write(b"X")
+    for text in (files["d2/0100.txt"], files["spoilt/one.txt"]):
+        corrupt = object_path(workspace.root, text.encode())
+        os.chmod(corrupt, 0o644)
+        with open(corrupt, "r+b") as f:
+            f.write(b"X")
     os.unlink(object_path(workspace.root, b"only\n"))
     shutil.rmtree(workspace.root / "big")
     result = cli.run("checkout", exit_code=1)
     assert "big/d2/0100.txt" in result.stderr and "corrupt" in result.stderr
     assert "big/lonely/only.txt" in result.stderr and "pipe pull" in result.stderr
-    assert not (workspace.root / "big/lonely").exists(), "no empty directory for files that could not be written"
-    written = {r: t for r, t in files.items() if r not in ("d2/0100.txt", "lonely/only.txt")}
+    for empty in ("big/lonely", "big/spoilt"):
+        assert not (workspace.root / empty).exists(), "no empty directory for files that could not be written"
+    written = {r: t for r, t in files.items() if r not in ("d2/0100.txt", "lonely/only.txt", "spoilt/one.txt")}
     assert all((workspace.root / "big" / r).read_text() == t for r, t in written.items())
     assert os.stat(workspace.root / "big/d3/0003.txt").st_mode & 0o111
     if cache_type == "hardlink":
