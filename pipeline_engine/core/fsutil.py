@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import itertools
 import operator
 import os
@@ -23,6 +24,7 @@ __all__ = [
     "atomic_write",
     "copy_file",
     "is_exec",
+    "read_regular",
     "relpath_in",
     "remove_path",
     "require_regular",
@@ -395,6 +397,29 @@ def require_regular(mode: int, shown: str) -> None:
         f"'{shown}' is {kind}; pipe tracks regular files (and directories of them), never reads this",
         hint=f"move '{shown}' out of the way, or replace it by a regular file",
     )
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of file `path`, never waiting on a FIFO (opened non-blocking, then checked).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, NotADirectoryError, OSError: as `open` would.
+        PathError: `path` is a FIFO, a socket or a device (`require_regular`).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        require_regular(mode, shown_path(path))
+        with open(fd, "rb", closefd=False) as f:  # O_NONBLOCK: reads of a regular file ignore it
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+# Opening a FIFO to read it waits for a writer: with this flag it returns at once.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pipeline_engine.core.fsutil import read_regular
 from pipeline_engine.core.pathgate import check_relpath, is_protected_name, resolve_in_project
-from pipeline_engine.errors import SpecError
+from pipeline_engine.errors import PathError, SpecError
 
 __all__ = ["WORKSPACE", "RevisionFiles", "WorkspaceFiles", "decode_utf8", "describe_at"]
 
@@ -124,9 +125,11 @@ class WorkspaceFiles:
         """
         path = self._path(relpath)
         try:
-            return path.read_bytes()
+            return read_regular(path)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        except PathError as exc:  # a FIFO or a device: never read (it could block forever)
+            raise SpecError(exc.message, hint=exc.hint) from None
         except OSError as exc:
             raise SpecError(f"{relpath}: cannot read: {exc.strerror or exc}") from exc
 

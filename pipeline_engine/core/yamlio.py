@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 
 import yaml
 
+from pipeline_engine.core.fsutil import read_regular
 from pipeline_engine.core.revision import RevisionFiles
-from pipeline_engine.errors import SpecError
+from pipeline_engine.errors import PathError, SpecError
 
 __all__ = [
     "MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_DOCUMENT_BYTES", "Dumper", "Loader", "check_document_size", "check_values",
@@ -299,11 +300,13 @@ def read_utf8(path: Path, *, source: str) -> str:
         SpecError: the file cannot be read, or is not UTF-8 (the message gives the byte offset).
     """
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from exc
     except FileNotFoundError:
         raise
+    except PathError as exc:  # a FIFO or a device: never read (it could block forever)
+        raise SpecError(f"{source}: {exc.message}", hint=exc.hint) from None
     except OSError as exc:
         raise SpecError(f"{source}: cannot read: {exc.strerror or exc}") from exc
 

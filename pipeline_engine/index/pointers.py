@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,7 +70,18 @@ def _git_pointer_files(root: Path) -> list[str] | None:
     listed = _git_ls(root, "--cached", "--others", "--exclude-standard")
     if listed is None:
         return None
-    return [p for p in listed if (root / p).is_file()]
+    # Anything there but a directory: a pointer replaced by a FIFO is refused by name when read, never
+    # taken for a deleted pointer (whose data checkout would then remove as untracked).
+    return [p for p in listed if (root / p).is_file() or _is_special(root / p)]
+
+
+def _is_special(path: Path) -> bool:
+    """True for a FIFO, socket or device (not a file, directory or symlink)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
 
 
 def _git_ls(root: Path, *flags: str) -> list[str] | None:
@@ -96,6 +108,6 @@ def _walk_pointer_files(root: Path) -> list[str]:
                 if e.name in (".git", CONTROL_DIR) or e.name + POINTER_SUFFIX in names:
                     continue
                 stack.append((Path(e.path), f"{prefix}{e.name}/"))
-            elif e.name.endswith(POINTER_SUFFIX) and e.is_file():
+            elif e.name.endswith(POINTER_SUFFIX) and (e.is_file() or _is_special(Path(e.path))):
                 found.append(prefix + e.name)
     return found

@@ -129,8 +129,9 @@ def _remove_stale(project: Project, used: Sequence[str], keep: Sequence[str]) ->
     """Remove data pipe placed that no pointer or lock tracks now (after a branch switch).
 
     Only a path that still holds the oid pipe placed, with every object of it in the cache, is
-    removed; one changed since (or whose objects gc collected) is kept and reported, and one git tracks, overlapping a tracked path, or
-    whose pointer was deleted from the workspace (`keep`) is left alone. Never follows links.
+    removed; one changed since (or whose objects gc collected) is kept and reported, and one git
+    tracks, overlapping a tracked path, beside a pointer file that was not read, or whose pointer
+    was deleted from the workspace (`keep`) is left alone. Never follows links.
     """
     placed = project.memo.placed()
     tracked = [*used, *keep]
@@ -147,6 +148,8 @@ def _remove_stale(project: Project, used: Sequence[str], keep: Sequence[str]) ->
         if not (path.exists() or path.is_symlink()):
             forget.append(rel)
             continue
+        if os.path.lexists(f"{path}{POINTER_SUFFIX}"):
+            continue  # a pointer is there that was not read (a FIFO, git-ignored): its data stays
         if project.git is not None and project.git.tracked_under(project.relpath_from_git(rel)):
             forget.append(rel)  # git's own file now: never pipe's to delete
             continue

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.fsutil import atomic_write, shown_path
 from pipeline_engine.core.pathgate import check_relpath, is_safe_relpath
 from pipeline_engine.core.revision import decode_utf8, describe_at
+from pipeline_engine.core.yamlio import read_utf8
 from pipeline_engine.errors import PathError, ScmError, UnsafePathError
 
 __all__ = ["Git", "GitRevisionFiles", "find_git_root", "ignore_line", "is_ignorable", "is_link_blob"]
@@ -92,7 +93,7 @@ class Git:
         gitignore = self.root / parent / ".gitignore"
         entry = ignore_line(name)
         with _ignore_lock:
-            lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+            lines = read_utf8(gitignore, source=shown_path(gitignore)).splitlines() if gitignore.exists() else []
             if entry in lines:
                 return False
             text = "\n".join([*lines, entry]) + "\n"
@@ -110,7 +111,7 @@ class Git:
         with _ignore_lock:
             if not gitignore.exists():
                 return
-            lines = [ln for ln in gitignore.read_text(encoding="utf-8").splitlines() if ln not in ours]
+            lines = [ln for ln in read_utf8(gitignore, source=shown_path(gitignore)).splitlines() if ln not in ours]
             if lines:
                 atomic_write(gitignore, "\n".join(lines) + "\n", fsync=False)
             else:

@@ -64,3 +64,31 @@ def test_a_stage_whose_dep_is_a_fifo_fails_by_name_and_runs_nothing(workspace: W
     result = _pipe(workspace.root, "repro")
     assert result.returncode != 0 and "'feed' is a FIFO" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not (workspace.root / "out.txt").exists()
+
+
+@pytest.mark.parametrize(("name", "commands"), [
+    ("params.yaml", (("status",), ("dag",), ("params", "diff"))),
+    ("pipeline.lock", (("status",), ("repro",))),
+])
+def test_a_pipeline_file_that_is_a_fifo_is_refused_by_name(
+    workspace: Workspace, name: str, commands: tuple[tuple[str, ...], ...]
+) -> None:
+    workspace.write({"params.yaml": "lr: 0.1\n", "mk.py": "open('out.txt', 'w').write('x')\n"})
+    workspace.write_pipeline({"train": {"cmd": "python3 mk.py", "params": ["lr"], "outs": ["out.txt"]}})
+    assert _pipe(workspace.root, "repro").returncode == 0
+    os.unlink(workspace.root / name)
+    os.mkfifo(workspace.root / name)
+    for command in commands:
+        result = _pipe(workspace.root, *command)
+        assert result.returncode == 1 and f"'{name}' is a FIFO" in result.stderr, (command, result.stderr)
+
+
+def test_a_pointer_replaced_by_a_fifo_never_gets_its_data_removed(workspace: Workspace) -> None:
+    workspace.write({"t.txt": "precious\n"})
+    assert _pipe(workspace.root, "add", "t.txt").returncode == 0
+    os.unlink(workspace.root / "t.txt.pipe")
+    os.mkfifo(workspace.root / "t.txt.pipe")
+    _pipe(workspace.root, "checkout")
+    gc = _pipe(workspace.root, "gc", "-w", "-f")
+    assert (workspace.root / "t.txt").read_text() == "precious\n", "checkout removed data whose pointer is there"
+    assert gc.returncode == 1 and "'t.txt.pipe' is a FIFO" in gc.stderr, gc.stderr
