@@ -156,8 +156,11 @@ class WorkspaceFiles:
         return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def is_file(self, relpath: str) -> bool:
-        """True for a regular file (or a link the gate allows to one)."""
-        return self._path(relpath).is_file()
+        """True for a regular file (or a link the gate allows to one), and for a FIFO, socket or
+        device there: reading it then refuses it by name, where "absent" would mislead (a
+        pipeline.yaml that is a FIFO is not "no pipeline")."""
+        path = self._path(relpath)
+        return path.is_file() or (path.exists() and not path.is_dir())
 
     def is_dir(self, relpath: str) -> bool:
         """True for a directory (or a link the gate allows to one)."""

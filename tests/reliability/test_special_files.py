@@ -67,6 +67,7 @@ def test_a_stage_whose_dep_is_a_fifo_fails_by_name_and_runs_nothing(workspace: W
 
 
 @pytest.mark.parametrize(("name", "commands"), [
+    ("pipeline.yaml", (("status",), ("repro",))),  # not taken for "no pipeline"
     ("params.yaml", (("status",), ("dag",), ("params", "diff"))),
     ("pipeline.lock", (("status",), ("repro",))),
 ])
