@@ -24,7 +24,7 @@ from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Row, Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workdirs import make_dirs
 from pipeline_engine.cache.workspace import tree_of
-from pipeline_engine.core.fsutil import is_exec, remove_path
+from pipeline_engine.core.fsutil import is_exec, remove_path, special_kind
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
@@ -194,7 +194,7 @@ def _checkout_file(
     if not store.exists(oid):
         raise _not_in_cache(store, relpath, oid)
     if current is not None and current != oid and not force and not (current and store.exists(current)):
-        special = _special_kind(path)
+        special = special_kind(os.lstat(path).st_mode) if os.path.lexists(path) else ""
         if special:
             raise CheckoutError(f"'{relpath}' is {special}; checkout would replace it by the tracked file",
                                 hint=f"rerun with '--force' to replace it: 'pipe checkout --force {relpath}'")
@@ -212,17 +212,6 @@ def _checkout_file(
         return CheckoutResult(relpath, corrupt=((relpath, oid),))
     _remember(placer, [(relpath, stamp, oid)])
     return CheckoutResult(relpath, written=(relpath,))
-
-
-def _special_kind(path: Path) -> str:
-    """What `path` is when it is neither a regular file, a directory nor a symlink ("" otherwise)."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return ""
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
-        return ""
-    return "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket or device"
 
 
 def _not_in_cache(store: ObjectStore, relpath: str, oid: str) -> CacheError:

@@ -20,15 +20,18 @@ from pipeline_engine.errors import PathError
 
 __all__ = [
     "IGNORE_FILE",
+    "READ_NONBLOCK",
     "TEMP_PREFIX",
     "atomic_write",
     "copy_file",
     "is_exec",
+    "open_regular",
     "read_regular",
     "relpath_in",
     "remove_path",
     "require_regular",
     "shown_path",
+    "special_kind",
     "temp_name",
     "temp_owner",
     "walk_files",
@@ -376,8 +379,17 @@ def _symlink_target_stat(allowed: Sequence[str], path: str, rel: str) -> os.stat
     return st
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
+#: Open flags for reading a file that may turn out to be a FIFO: opening one to read waits for a
+#: writer, with O_NONBLOCK it returns at once (and reads of a regular file ignore the flag).
+READ_NONBLOCK = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"))
+
+
+def special_kind(mode: int) -> str:
+    """What a FIFO, socket or device is ("a FIFO (named pipe)", ...); "" for a regular file, a
+    directory or a symlink."""
+    return next((name for test, name in _SPECIAL if test(mode)), "")
 
 
 def require_regular(mode: int, shown: str) -> None:
@@ -392,34 +404,37 @@ def require_regular(mode: int, shown: str) -> None:
     """
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    kind = special_kind(mode) or ("a directory" if stat.S_ISDIR(mode) else "not a regular file")
     raise PathError(
         f"'{shown}' is {kind}; pipe tracks regular files (and directories of them), never reads this",
         hint=f"move '{shown}' out of the way, or replace it by a regular file",
     )
 
 
-def read_regular(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of file `path`, never waiting on a FIFO (opened non-blocking, then checked).
+def open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """A descriptor to read regular file `path`, and its stat data; never waits on a FIFO.
 
     Raises:
-        FileNotFoundError, IsADirectoryError, NotADirectoryError, OSError: as `open` would.
+        FileNotFoundError, NotADirectoryError, OSError: as `os.open` would; IsADirectoryError.
         PathError: `path` is a FIFO, a socket or a device (`require_regular`).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
+    fd = os.open(path, READ_NONBLOCK)
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
-        require_regular(mode, shown_path(path))
-        with open(fd, "rb", closefd=False) as f:  # O_NONBLOCK: reads of a regular file ignore it
-            return f.read()
-    finally:
+        require_regular(st.st_mode, shown_path(path))
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, st
 
 
-# Opening a FIFO to read it waits for a writer: with this flag it returns at once.
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of file `path` (`open_regular`, which says what it raises)."""
+    fd, _ = open_regular(path)
+    with open(fd, "rb") as f:
+        return f.read()
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:

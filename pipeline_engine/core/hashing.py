@@ -7,7 +7,7 @@ from typing import NewType
 
 import xxhash
 
-from pipeline_engine.core.fsutil import require_regular, shown_path
+from pipeline_engine.core.fsutil import READ_NONBLOCK, open_regular, require_regular, shown_path
 
 __all__ = [
     "ALGORITHM", "DIR_SUFFIX", "SMALL_FILE", "Oid", "copy_hashed", "hash_bytes", "hash_file", "is_dir_oid", "mismatch",
@@ -43,7 +43,7 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> Oid:
     Raises:
         PathError: `path` is not a regular file (a FIFO is refused, never waited on).
     """
-    fd, st = _open_regular(path)
+    fd, st = open_regular(path)
     if size is None:
         size = st.st_size
     with open(fd, "rb", buffering=0) as f:
@@ -65,7 +65,7 @@ def read_small(path: str | os.PathLike[str], size: int) -> bytes:
     `open`, one `read`, one `close`: no `fstat`, no file object, for the 10,000 small files of
     a dataset.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)  # a FIFO put there since: no wait, no bytes
+    fd = os.open(path, READ_NONBLOCK)  # a FIFO put there since: no wait, no bytes
     try:
         return os.read(fd, size + 1)
     finally:
@@ -81,7 +81,7 @@ def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mo
     h = xxhash.xxh3_128()
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        fi = os.open(src, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
+        fi = os.open(src, READ_NONBLOCK)
         try:
             # Reads the size of the file (up to 1 MiB), plus one byte to see the end: a fresh
             # 1 MiB buffer for each of 10,000 small files costs more than copying them. Plain
@@ -103,24 +103,6 @@ def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mo
     finally:
         os.close(fd)
     return Oid(h.hexdigest())
-
-
-# Opening a FIFO to read it waits for a writer: with this flag it returns at once (and a regular
-# file reads as ever).
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-
-
-def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
-    """A descriptor to read regular file `path`, and its stat data; PathError for anything else.
-    (O_NONBLOCK stays set: reads of a regular file ignore it.)"""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NONBLOCK)
-    try:
-        st = os.fstat(fd)
-        require_regular(st.st_mode, shown_path(path))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
 
 
 def is_dir_oid(oid: str) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer
+from pipeline_engine.core.fsutil import special_kind
 from pipeline_engine.errors import PathError
 from pipeline_engine.project import CONTROL_DIR, Project
 
@@ -76,12 +76,10 @@ def _git_pointer_files(root: Path) -> list[str] | None:
 
 
 def _is_special(path: Path) -> bool:
-    """True for a FIFO, socket or device (not a file, directory or symlink)."""
     try:
-        mode = os.lstat(path).st_mode
+        return bool(special_kind(os.lstat(path).st_mode))
     except OSError:
         return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
 
 
 def _git_ls(root: Path, *flags: str) -> list[str] | None:
