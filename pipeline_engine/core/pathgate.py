@@ -89,7 +89,30 @@ def all_plain(paths: Sequence[str]) -> bool:
     joined = "\n".join(paths)
     if joined.count("\n") != len(paths) - 1:  # a path holding a newline: let check_relpath name it
         return False
-    return bool(paths) and _SUSPECT_LINES.search(joined) is None
+    if not paths:
+        return False
+    if joined.isascii() and "\\" not in joined and ":" not in joined:
+        return _plain_ascii(joined)
+    return _SUSPECT_LINES.search(joined) is None
+
+
+# Bytes a plain ASCII path may hold (`_plain_ascii` deletes them and expects nothing left).
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n"
+# Path components the gate refuses or drops, between newlines (`_plain_ascii` turns `/` into one).
+_BAD_PARTS = (b"\n\n", b"\n.\n", b"\n..\n", b"\n.git\n", b"\n.pipe\n")
+
+
+def _plain_ascii(joined: str) -> bool:
+    """`_SUSPECT_LINES.search(joined) is None` for ASCII paths without a backslash or a colon (the
+    drive-letter rule's characters), as a few C-speed byte scans instead of a regex tried at every
+    position (a 10,000-path manifest: ~0.4 ms instead of ~4 ms): no control character, and no
+    component (bounded by `/` or the line's ends) that is empty, `.`, `..`, `.git` or `.pipe` in
+    any case (ASCII only: `lower` is exact)."""
+    data = joined.encode("ascii")
+    if data.translate(None, _PRINTABLE):
+        return False
+    parts = b"\n" + data.lower().replace(b"/", b"\n") + b"\n"
+    return not any(bad in parts for bad in _BAD_PARTS)
 
 
 # Files pipe itself writes beside the data: a recorded out (pointer, lock, stage) may not name one,

@@ -152,3 +152,25 @@ def test_the_batched_path_check_agrees_with_the_path_gate(paths: list[str]) -> N
             return False
 
     assert all_plain(paths) == all(plain(p) for p in paths)
+
+
+_ASCII_CHARS = st.sampled_from(["a", "/", ".", "G", "i", "T", "p", "I", "e", ".git", ".Pipe", "..", " ", "\t", "\x7f", "~"])
+
+
+@given(st.lists(st.lists(_ASCII_CHARS, max_size=8).map("".join), min_size=1, max_size=5))
+@example(["a/.GIT/b"])
+@example(["a/", "b"])
+@example(["", "b"])
+@settings(max_examples=400)
+def test_the_batched_path_check_agrees_with_the_path_gate_for_ascii_paths(paths: list[str]) -> None:
+    """The same for paths without a backslash or a colon, which `all_plain` checks by byte scans."""
+    from pipeline_engine.core.pathgate import all_plain, check_relpath
+    from pipeline_engine.errors import UnsafePathError
+
+    def plain(p: str) -> bool:
+        try:
+            return check_relpath(p, source="m") == p
+        except UnsafePathError:
+            return False
+
+    assert all_plain(paths) == all(plain(p) for p in paths)
