@@ -18,7 +18,7 @@ from typing import overload
 from pipeline_engine.cache.link import LinkType, file_mode
 from pipeline_engine.cache.linkedit import separate_if_shared
 from pipeline_engine.cache.memo import FileStamp, HashMemo
-from pipeline_engine.cache.place import Placer
+from pipeline_engine.cache.place import Placer, Stat
 from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Row, Tree, TreeDiff, diff_trees
@@ -376,8 +376,12 @@ def _write_entries(
     failed: list[Row] = []
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
-        stamps = placer.place_many([(prefix + r[0], r[1], r[2]) for r in chunk], advance=task.advance)
-        _remember(placer, [(f"{relpath}/{r[0]}", st, r[1]) for r, st in zip(chunk, stamps) if st is not None])
+        recorded = _recorded(placer, relpath, chunk)
+        stamps = placer.place_many([(prefix + r[0], r[1], r[2]) for r in chunk], advance=task.advance, recorded=recorded)
+        _remember(placer, [
+            (f"{relpath}/{r[0]}", st, r[1]) for r, st, seen in zip(chunk, stamps, recorded)
+            if st is not None and (seen is None or seen != (st.ino, st.mtime_ns, st.size))
+        ])
         for r, st in zip(chunk, stamps):
             if st is None:
                 failed.append(r)
@@ -386,6 +390,28 @@ def _write_entries(
         placer.forget_verified()
     task.close()
     return written, failed
+
+
+def _recorded(placer: Placer, relpath: str, chunk: Sequence[Row]) -> list[Stat | None]:
+    """For each row, the stat data the memo holds for its path with the row's oid, else None.
+
+    A linked file's record is its object's stat data: it verifies the object (`Placer.place_many`),
+    and a file placed again exactly as recorded (a deleted directory checked out again) needs no
+    new memo row.
+    """
+    if placer.memo is None or not placer.shares or not chunk:  # a copy's stat data is its own
+        return [None] * len(chunk)
+    names = [r[0] for r in chunk]
+    held = placer.memo.files_between(f"{relpath}/{min(names)}", f"{relpath}/{max(names)}")
+    if not held:
+        return [None] * len(chunk)
+    cut = len(relpath) + 1
+    by_name = {p[cut:]: row for p, row in held.items()}
+    out: list[Stat | None] = []
+    for name, oid, _ in chunk:
+        row = by_name.get(name)
+        out.append(row[:3] if row is not None and row[3] == oid else None)
+    return out
 
 
 def _remember(placer: Placer, written: Sequence[tuple[str, FileStamp, Oid]]) -> None:

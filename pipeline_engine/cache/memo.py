@@ -19,6 +19,10 @@ time (a segment: the files directly inside one of its sub-directories): which se
 manifest has, how many files each, and the stat fingerprint each had when its files were exactly
 the manifest's. A status after one changed file then compares one segment, not the whole tree.
 
+A file row also verifies a cache object: the row of a hardlink or symlink pipe placed or hashed
+holds the object's own stat data, so an object whose stat still equals it is that inode unchanged
+since its content was found to be the oid (checkout then needs no separate verification record).
+
 An unchanged file then costs one `stat` instead of a read. A directory is memoised by a
 fingerprint of all its files' stat data, so an unchanged tracked tree is neither re-hashed nor
 rebuilt. A file modified within the same clock tick as it was hashed would look unchanged, so
@@ -187,6 +191,16 @@ class HashMemo:
             if len(rows) < page:
                 return
             after, op = rows[-1][0], ">"
+
+    def files_between(self, first: str, last: str) -> dict[str, tuple[int, int, int, str]]:
+        """The remembered files whose relpath sorts from `first` to `last` (both included), as
+        `{relpath: (ino, mtime_ns, size, oid)}`: one query for a chunk of a checkout."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT relpath, ino, mtime_ns, size, oid FROM files WHERE relpath >= ? AND relpath <= ?",
+                (first, last),
+            ).fetchall()
+        return {r[0]: r[1:] for r in rows}
 
     def put_many(self, items: Iterable[tuple[str, FileStamp, Oid]]) -> None:
         """Remember file hashes, skipping racy ones."""

@@ -47,7 +47,7 @@ from pipeline_engine.core.parallel import IO_JOBS, map_chunked
 from pipeline_engine.core.tempsweep import sweep_pid
 from pipeline_engine.errors import CacheError, ObjectNotFoundError
 
-__all__ = ["Item", "Placer"]
+__all__ = ["Item", "Placer", "Stat"]
 
 T = TypeVar("T")
 # Threads placing hardlinks or symlinks (see Placer.__init__).
@@ -60,6 +60,8 @@ _SHARE_MIN = 256
 _ADVANCE_EVERY = 512
 #: One file to place: (absolute destination path, oid, exec bit).
 Item = tuple[str, Oid, bool]
+#: Stat data as the memo compares it: (inode, mtime_ns, size).
+Stat = tuple[int, int, int]
 
 
 class Placer:
@@ -90,7 +92,8 @@ class Placer:
         self._root = os.fspath(store.root)
         self._dev: int | None = None
         # Verification stamps read from the memo in one query for a batch (place_many).
-        self._known: dict[str, tuple[int, int, int]] | None = None
+        self._known: dict[str, Stat] | None = None
+        self._asked: set[str] = set()  # the oids whose records `_known` holds (when found)
         self._new_verified: list[tuple[str, FileStamp]] = []
         # A hardlink or symlink shares the object's read-only mode: an executable file is copied.
         self._exec_types = (
@@ -104,6 +107,12 @@ class Placer:
         # Copies wait on the disk, so they get many.
         self._sharing = bool(self.link_types) and self.link_types[0] in SHARING_TYPES
         self._jobs = _LINK_JOBS if self._sharing else IO_JOBS
+
+    @property
+    def shares(self) -> bool:
+        """True when files are placed as links sharing the object's inode (hardlink, symlink): their
+        stat data is the object's."""
+        return self._sharing
 
     def place(self, oid: Oid, dest: Path | str, *, isexec: bool) -> FileStamp | None:
         """Put object `oid` at `dest` (replacing what is there); None when the object is corrupt.
@@ -119,16 +128,32 @@ class Placer:
         finally:
             self._flush()
 
-    def place_many(self, items: Sequence[Item], *, advance: Callable[[int], None] | None = None) -> list[FileStamp | None]:
+    def place_many(
+        self,
+        items: Sequence[Item],
+        *,
+        advance: Callable[[int], None] | None = None,
+        recorded: Sequence[Stat | None] | None = None,
+    ) -> list[FileStamp | None]:
         """`place` for many files, in threads; the results are in the order of `items`.
 
-        The memo's verification records of all linked objects are read in one query first.
+        `recorded[i]`, when given, is the stat data `(ino, mtime_ns, size)` the hash memo holds for
+        the destination of `items[i]` with the same oid (`HashMemo.files_between`): a link pipe
+        placed or hashed there before. An object whose stat equals it is that inode, unchanged since
+        its content was found to be the oid, so it is verified without another record. The memo's
+        verification records of the other linked objects are read in one query first.
         `advance(n)` is told, from any thread, that `n` more files are done.
 
         Raises: as `place`.
         """
-        if self.memo is not None and any(t is not LinkType.COPY for t in self.link_types):
-            self._known = self.memo.get_verified({oid for _, oid, _ in items if oid not in self._verified})
+        if self._links:
+            assert self.memo is not None
+            wanted: set[str] = (
+                {oid for (_, oid, _), seen in zip(items, recorded, strict=True) if seen is None}
+                if recorded is not None else {oid for _, oid, _ in items}
+            )
+            self._asked = wanted - self._verified
+            self._known = self.memo.get_verified(self._asked)
 
         def work(item: Item) -> FileStamp | None:
             stamp = self._place(item)
@@ -138,7 +163,7 @@ class Placer:
 
         try:
             if self._sharing and self._can_share_fast(items):
-                return self._share_many(items, work, advance)
+                return self._share_many(items, work, advance, recorded)
             # Links are cheap metadata calls: measured, a fork's cost ate what a second core saved.
             n = 1 if self._sharing else fork_jobs(len(items), min_per_process=_FORK_MIN)
             if n == 1:
@@ -146,6 +171,7 @@ class Placer:
             return self._place_forked(items, n, advance)
         finally:
             self._known = None
+            self._asked = set()
             self._flush()
 
     def _place_forked(
@@ -199,12 +225,16 @@ class Placer:
             return False
 
     def _share_many(
-        self, items: Sequence[Item], work: Callable[[Item], FileStamp | None], advance: Callable[[int], None] | None
+        self,
+        items: Sequence[Item],
+        work: Callable[[Item], FileStamp | None],
+        advance: Callable[[int], None] | None,
+        recorded: Sequence[Stat | None] | None,
     ) -> list[FileStamp | None]:
         """Hardlink or symlink `items` in `_LINK_JOBS` threads, one contiguous share each.
 
-        The common file (its object verified before, by the memo's record of its unchanged stat
-        data; nothing at the destination; not executable) costs one stat and one link in a loop
+        The common file (its object verified before, by a memo record of its unchanged stat data;
+        nothing at the destination; not executable) costs one stat and one link in a loop
         with no other Python around it: for 10,000 files, `_place`'s generality cost more than the
         kernel's work. Anything else (an existing destination, an object missing, unverified or
         corrupt, a link that fails) goes through `work`, the general path, which decides.
@@ -214,6 +244,7 @@ class Placer:
         verified, corrupt = self._verified, self.corrupt
         make = os.link if self.link_types[0] is LinkType.HARDLINK else os.symlink
         root, stat_ = self._root + "/", os.stat
+        seen = recorded if recorded is not None else [None] * len(items)
 
         def share(lo: int, hi: int) -> None:
             general = False  # once a link failed, the rest of this share goes the general way
@@ -225,7 +256,7 @@ class Placer:
                     try:
                         st = stat_(obj)
                         key = (st.st_ino, st.st_mtime_ns, st.st_size)
-                        if oid in verified or known.get(oid) == key:
+                        if seen[i] == key or oid in verified or known.get(oid) == key:
                             make(obj, dest)
                             out[i] = FileStamp(*key)
                             fast += 1
@@ -392,7 +423,7 @@ class Placer:
 
     def _check(self, oid: Oid, obj: str, stamp: FileStamp) -> bool:
         """Verify an object not yet verified by this placer: by the memo's record, else by reading it."""
-        if self._known is not None:
+        if self._known is not None and oid in self._asked:
             ok = self._known.get(oid) == (stamp.ino, stamp.mtime_ns, stamp.size)
         else:
             ok = self.memo is not None and self.memo.is_verified(oid, stamp)

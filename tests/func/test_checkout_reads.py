@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -111,3 +112,46 @@ def test_a_link_checkout_after_a_linked_add_opens_no_object(
         cli.run("checkout")
     assert opened == [], f"{len(opened)} objects read again, e.g. {opened[:3]}"
     assert all((workspace.root / "data" / r).read_bytes() == t for r, t in FILES.items())
+
+
+def _linked_out_twice(workspace: Workspace, cli: Cli, cache_type: str) -> None:
+    """Data checked out as links, then deleted, with only the workspace rows of the memo left to
+    say what those links held (the objects' own verification records are dropped)."""
+    _copied_out_once(workspace, cli)
+    set_cache_type(workspace.root, cache_type)
+    shutil.rmtree(workspace.root / "data")
+    cli.run("checkout")
+    shutil.rmtree(workspace.root / "data")
+    with sqlite3.connect(workspace.root / ".pipe/tmp/memo.sqlite") as db:
+        db.execute("DELETE FROM verified")
+    db.close()
+
+
+@pytest.mark.parametrize("cache_type", ["hardlink", "symlink"])
+def test_links_checked_out_again_are_verified_by_the_rows_of_the_links_before(
+    workspace: Workspace, cli: Cli, cache_type: str
+) -> None:
+    _linked_out_twice(workspace, cli, cache_type)
+    with _object_opens() as opened:
+        cli.run("checkout")
+    assert opened == [], f"{len(opened)} objects read again, e.g. {opened[:3]}"
+    assert all((workspace.root / "data" / r).read_bytes() == t for r, t in FILES.items())
+    assert "up to date" in (cli.run("status").stdout + cli.run("status").stderr)
+
+
+@pytest.mark.parametrize("cache_type", ["hardlink", "symlink"])
+def test_an_object_changed_since_its_link_was_recorded_is_read_and_refused(
+    workspace: Workspace, cli: Cli, cache_type: str
+) -> None:
+    _linked_out_twice(workspace, cli, cache_type)
+    victim = FILES["d2/006.bin"]
+    obj = object_path(workspace.root, victim)
+    os.chmod(obj, 0o644)
+    with open(obj, "r+b") as f:  # same inode and size: the recorded row no longer matches its mtime
+        f.write(b"X")
+    old = obj.stat().st_mtime - 20
+    os.utime(obj, (old, old))
+    result = cli.run("checkout", exit_code=1)
+    assert "corrupt" in result.stderr and "data/d2/006.bin" in result.stderr
+    assert not os.path.lexists(workspace.root / "data/d2/006.bin")
+    assert all((workspace.root / "data" / r).read_bytes() == t for r, t in FILES.items() if r != "d2/006.bin")
