@@ -249,10 +249,9 @@ class Placer:
         def share(lo: int, hi: int) -> None:
             general = False  # once a link failed, the rest of this share goes the general way
             fast = 0
-            for i in range(lo, hi):
-                dest, oid, isexec = item = items[i]
+            for i, (dest, oid, isexec) in enumerate(items[lo:hi], lo):
                 if not (general or isexec or oid in corrupt):
-                    obj = root + oid[:2] + "/" + oid[2:]
+                    obj = f"{root}{oid[:2]}/{oid[2:]}"
                     try:
                         st = stat_(obj)
                         key = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -270,7 +269,7 @@ class Placer:
                         general = True  # files in the way (a relink, modified files): `_place` replaces them
                     except OSError as exc:  # `_place` decides; too many links (EMLINK) is this object's alone
                         general = exc.errno != errno.EMLINK
-                out[i] = work(item)  # counts itself
+                out[i] = work((dest, oid, isexec))  # counts itself
             if fast and advance is not None:
                 advance(fast)
 
