@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.project import Project
@@ -32,7 +31,7 @@ def list_(as_json: bool) -> None:
         return
     render.out.print(render.rows_table(
         ["name", "path", "type", "desc"],
-        [[escape(render.printable(str(v or ""))) for v in (n, a.path, a.type, a.desc)] for n, a in found.items()],
+        [[render.escape(render.printable(str(v or ""))) for v in (n, a.path, a.type, a.desc)] for n, a in found.items()],
     ))
 
 
@@ -58,7 +57,7 @@ def register(name: str, version: str | None, rev: str | None, bump: str | None, 
     if version is not None and bump is not None:
         raise click.UsageError("give a VERSION or a --bump-* flag, not both")
     tag = do(Project.find(), name, version, rev or "HEAD", bump=bump, message=message)
-    render.out.print(f"Created git tag '{escape(tag)}' that registers a new version")
+    render.out.print(f"Created git tag '{render.escape(tag)}' that registers a new version")
 
 
 @artifacts.command()
@@ -73,7 +72,7 @@ def assign(name: str, version: str | None, stage: str, rev: str, force: bool, me
     from pipeline_engine.ops.artifacts import assign as do
 
     tag = do(Project.find(), name, stage, version, rev, force=force, message=message)
-    render.out.print(f"Created git tag '{escape(tag)}' that assigns stage '{escape(stage)}'")
+    render.out.print(f"Created git tag '{render.escape(tag)}' that assigns stage '{render.escape(stage)}'")
 
 
 @artifacts.command()
@@ -86,7 +85,7 @@ def deprecate(name: str, version: str | None, stage: str | None, message: str | 
     from pipeline_engine.ops.artifacts import deprecate as do
 
     tag = do(Project.find(), name, version, stage, message=message)
-    render.out.print(f"Created git tag '{escape(tag)}'")
+    render.out.print(f"Created git tag '{render.escape(tag)}'")
 
 
 @artifacts.command()
@@ -105,13 +104,13 @@ def show(name: str | None, as_json: bool) -> None:
         rows = [[n + (" (deprecated)" if a.deprecated else ""), a.latest or "-",
                  *[a.stages.get(s, "-")[:12] for s in stages]] for n, a in arts.items()]
         render.out.print(render.rows_table(["name", "latest", *[f"#{s}" for s in stages]],
-                                           [[escape(c) for c in r] for r in rows]))
+                                           [[render.escape(c) for c in r] for r in rows]))
         return
     d = arts[name].as_dict()
     render.out.print(render.rows_table(
         ["version", "stages", "commit", "created_at", "tag"],
-        [[escape(v["version"] + ("" if v["active"] else " (deregistered)")), escape(", ".join(v["stages"])),
-          v["rev"][:7], _when(v["created_at"]), escape(v["tag"])] for v in d["versions"]],
+        [[render.escape(v["version"] + ("" if v["active"] else " (deregistered)")), render.escape(", ".join(v["stages"])),
+          v["rev"][:7], _when(v["created_at"]), render.escape(v["tag"])] for v in d["versions"]],
     ))
 
 
@@ -139,4 +138,4 @@ def get(url: str, name: str, version: str | None, stage: str | None, out: Path |
     except NotAProjectError:
         here = None
     dest = artifacts_get(url, name, version=version, stage=stage, out=out, project=here)
-    render.out.print(f"Downloaded artifact '{escape(name)}' to '{escape(str(dest))}'")
+    render.out.print(f"Downloaded artifact '{render.escape(name)}' to '{render.escape(str(dest))}'")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.cli.transfer import scope_options
@@ -45,10 +44,10 @@ def add(paths: tuple[str, ...]) -> None:
     results = add_paths(project, paths, progress=render.progress())
     for r in results:
         files = f", {r.out.nfiles} files" if r.out.nfiles is not None else ""
-        render.info(escape(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}"))
+        render.info(render.escape(f"{r.outcome.value:>9}  {r.relpath} ({render.size(r.out.size)}{files}) -> {r.pointer}"))
     command = git_add_command(project, results)
     if command:
-        render.info(f"[dim]to track the changes with git: {escape(command)}[/]")
+        render.info(f"[dim]to track the changes with git: {render.escape(command)}[/]")
 
 
 @click.command()
@@ -131,7 +130,7 @@ def gc(ctx: click.Context, workspace: bool, all_branches: bool, all_tags: bool, 
     verb = "would remove" if dry else "removed"
     if names or bool(ctx.obj and ctx.obj.get("verbose")):
         for oid in result.removed:
-            render.out.print(escape(f"{oid}  {project.store.path_of(oid)}"))
+            render.out.print(render.escape(f"{oid}  {project.store.path_of(oid)}"))
         if result.cloud is not None:
             for oid in result.cloud.removed:
                 render.out.print(f"{oid}  remote '{result.cloud.remote}'")
@@ -156,12 +155,12 @@ def _report_packs(cloud: RemoteGcResult, *, dry: bool) -> None:
         render.info(f"{where}: kept {len(packs.orphans_young)} pack(s) without an index, younger than 1 hour "
                     "(a push may still be uploading its index); gc removes them once older")
     for problem in packs.problems:
-        render.warn(escape(problem))
+        render.warn(render.escape(problem))
 
 
 def _warn_skipped(skipped: Sequence[Unreadable]) -> None:
     for u in skipped:
-        render.warn(escape(f"skipped (--skip-failed) {u}"))
+        render.warn(render.escape(f"skipped (--skip-failed) {u}"))
 
 
 @click.group(cls=SuggestingGroup)

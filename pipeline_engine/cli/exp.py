@@ -8,7 +8,6 @@ import io
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.core.redact import mask_url
@@ -59,16 +58,16 @@ def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None,
         options = ExpRunOptions(name=name, force=force, queue=to_queue or run_all, repro=repro_options)
         results = run_exps(project, targets, sweeps, options, None if to_queue else _printer())
         for r in results if to_queue else ():
-            render.info(f"queued experiment '{escape(r.name)}'" + escape(_overrides(r.overrides)))
+            render.info(f"queued experiment '{render.escape(r.name)}'" + render.escape(_overrides(r.overrides)))
     if run_all:
         results = run_queued(project, jobs=jobs, options=repro_options, listener=_printer() if jobs == 1 else None)
     failed = [r for r in results if r.state.value == "failed"]
     for r in results:
         if r.state.value == "success":
-            render.info(f"experiment '{escape(r.name)}' done: {r.ref} ({r.rev[:7] if r.rev else ''})"
-                        + escape(_overrides(r.overrides)))
+            render.info(f"experiment '{render.escape(r.name)}' done: {r.ref} ({r.rev[:7] if r.rev else ''})"
+                        + render.escape(_overrides(r.overrides)))
         elif r.state.value == "failed":
-            render.warn(f"experiment '{escape(r.name)}' failed: {escape(str(r.error))}")
+            render.warn(f"experiment '{render.escape(r.name)}' failed: {render.escape(str(r.error))}")
     if failed:
         raise PipeError(f"{len(failed)} of {len(results)} experiment(s) failed",
                         hint=f"see their logs: pipe queue logs {failed[0].name}")
@@ -160,7 +159,7 @@ def diff(a: str | None, b: str | None, show_all: bool, as_json: bool, as_md: boo
                                with_change=change)
             render.frame(frame, markdown=as_md)
     if not result.metrics.changes and not result.params.changes:
-        render.info(f"no changes between '{escape(result.metrics.a_rev)}' and '{escape(result.metrics.b_rev)}'")
+        render.info(f"no changes between '{render.escape(result.metrics.a_rev)}' and '{render.escape(result.metrics.b_rev)}'")
 
 
 @exp.command("list")
@@ -177,7 +176,7 @@ def list_(all_commits: bool, as_json: bool) -> None:
     for baseline, names in found.items():
         render.out.print(f"{baseline[:7]}:")
         for n in names:
-            render.out.print(f"\t{escape(n)}")
+            render.out.print(f"\t{render.escape(n)}")
 
 
 @exp.command("apply")
@@ -187,7 +186,7 @@ def apply(name: str) -> None:
     from pipeline_engine.ops.exp.apply import apply as apply_exp
 
     result = apply_exp(Project.find(), name)
-    render.info(f"applied experiment '{escape(result.name)}' ({result.rev[:7]}): "
+    render.info(f"applied experiment '{render.escape(result.name)}' ({result.rev[:7]}): "
                 f"{len(result.written)} file(s) written, {len(result.removed)} removed")
     if result.saved is not None:
         render.info(f"the workspace's changes to those files were saved first ({result.saved[:7]}, "
@@ -202,7 +201,7 @@ def branch(name: str, branch_name: str) -> None:
     from pipeline_engine.ops.exp.apply import branch as branch_exp
 
     sha = branch_exp(Project.find(), name, branch_name)
-    render.info(f"branch '{escape(branch_name)}' created at experiment '{escape(name)}' ({sha[:7]})")
+    render.info(f"branch '{render.escape(branch_name)}' created at experiment '{render.escape(name)}' ({sha[:7]})")
 
 
 @exp.command("remove")
@@ -225,7 +224,7 @@ def save(name: str | None, force: bool) -> None:
     from pipeline_engine.ops.exp.save import save as save_exp
 
     result = save_exp(Project.find(), name=name, force=force)
-    render.info(f"experiment '{escape(result.name)}' saved: {result.ref}")
+    render.info(f"experiment '{render.escape(result.name)}' saved: {result.ref}")
 
 
 def _share_options(fn: Any) -> Any:
@@ -247,7 +246,7 @@ def push(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | 
     from pipeline_engine.ops.exp.share import push as push_exps
 
     result = push_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote, force=force)
-    render.info(f"pushed {len(result.names)} experiment(s) to '{escape(mask_url(git_remote))}' "
+    render.info(f"pushed {len(result.names)} experiment(s) to '{render.escape(mask_url(git_remote))}' "
                 f"({result.objects} object(s) uploaded): {', '.join(result.names)}")
 
 
@@ -258,7 +257,7 @@ def pull(git_remote: str, names: tuple[str, ...], no_cache: bool, remote: str | 
     from pipeline_engine.ops.exp.share import pull as pull_exps
 
     result = pull_exps(Project.find(), git_remote, names, cache=not no_cache, remote=remote, force=force)
-    render.info(f"pulled {len(result.names)} experiment(s) from '{escape(mask_url(git_remote))}' "
+    render.info(f"pulled {len(result.names)} experiment(s) from '{render.escape(mask_url(git_remote))}' "
                 f"({result.objects} object(s) downloaded): {', '.join(result.names)}")
 
 
@@ -317,7 +316,7 @@ def kill(names: tuple[str, ...]) -> None:
     project = Project.find()
     for name in names:
         kill_exp(project, name)
-        render.info(f"asked experiment '{escape(name)}' to stop")
+        render.info(f"asked experiment '{render.escape(name)}' to stop")
 
 
 @queue.command("remove")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import TargetsCommand, render
 from pipeline_engine.project import Project
@@ -123,7 +122,7 @@ def _print_text(result: DataDiff, states: dict[str, list[_Row]], *, show_hash: b
     """A table of changes with sizes, and DVC's `files summary:` line (directories are not counted as files)."""
     if not any(states.values()):
         # the revisions are as the user typed them: `HEAD^{/[/]}` must not be read as rich markup
-        render.info(escape(render.printable(f"no changes between '{result.a_rev}' and '{result.b_rev}'")))
+        render.info(render.escape(render.printable(f"no changes between '{result.a_rev}' and '{result.b_rev}'")))
         return
     columns = ["Status", *(["Hash"] if show_hash else []), "Path", "Size"]
     rows = [[row[0], *([_digest(*row)] if show_hash else []), _shown_path(*row), _size(*row)]

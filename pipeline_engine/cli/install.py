@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import render
 from pipeline_engine.project import Project
@@ -25,7 +24,7 @@ def install(uninstall: bool) -> None:
     result = install_hooks(Project.find(), uninstall=uninstall)
     for change in result.changes:
         shown = os.path.relpath(change.path)
-        render.info(f"{change.hook}: {change.action.value} ({escape(shown)})")
+        render.info(f"{change.hook}: {change.action.value} ({render.escape(shown)})")
     if not uninstall and result.default_remote is None:
         render.warn("the pre-push hook runs 'pipe push', which needs a default remote: until "
                     "'pipe remote add -d NAME URL', 'git push' stops with its error")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import render
 
@@ -21,6 +20,6 @@ def import_dvc(dry: bool, remove_dvc: bool, fetch_from_dvc_remote: bool) -> None
 
     steps = do(Path.cwd(), dry=dry, remove_dvc=remove_dvc, fetch_from_remote=fetch_from_dvc_remote)
     for step in steps:
-        render.out.print(f"{'would ' if dry else ''}{escape(step.what)}: {escape(render.printable(step.detail))}")
+        render.out.print(f"{'would ' if dry else ''}{render.escape(step.what)}: {render.escape(render.printable(step.detail))}")
     if not dry:
         render.info("converted; review with 'git status', then 'pipe status' (nothing should be changed)")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, TargetsCommand, render
 from pipeline_engine.project import Project
@@ -98,12 +97,12 @@ def templates(template: str | None, out_dir: Path | None) -> None:
     project = Project.find()
     if out_dir is not None:
         for path in ops.export_templates(project, out_dir, [template] if template else []):
-            render.out.print(escape(str(path)))
+            render.out.print(render.escape(str(path)))
     elif template:
         render.out.file.write(ops.template_text(project, template))
     else:
         for name, source in ops.templates(project):
-            render.out.print(escape(name if source == "built-in" else f"{name}  ({source})"))
+            render.out.print(render.escape(name if source == "built-in" else f"{name}  ({source})"))
 
 
 def _check_show_vega(targets: tuple[str, ...], *, show_vega: bool, as_json: bool) -> None:
@@ -116,7 +115,7 @@ def _check_show_vega(targets: tuple[str, ...], *, show_vega: bool, as_json: bool
 
 def _report(result: PlotsResult, *, open_page: bool, as_json: bool, show_vega: bool = False) -> None:
     for problem in result.problems:
-        render.warn(escape(f"plot '{problem.plot}' at '{problem.rev}': {problem.message}"))
+        render.warn(render.escape(f"plot '{problem.plot}' at '{problem.rev}': {problem.message}"))
     if as_json:
         render.print_json(_as_json(result))
         return
@@ -126,7 +125,7 @@ def _report(result: PlotsResult, *, open_page: bool, as_json: bool, show_vega: b
             render.print_json(spec)
         return
     assert result.page is not None
-    render.out.print(escape(result.page.as_uri()))
+    render.out.print(render.escape(result.page.as_uri()))
     if open_page:
         import webbrowser
 

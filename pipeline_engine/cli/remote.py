@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.project import Project
@@ -30,7 +29,7 @@ def add(default: bool, local: bool, force: bool, name: str, url: str) -> None:
     from pipeline_engine.ops.remote import add_remote
 
     add_remote(Project.find(), name, url, default=default, local=local, force=force)
-    render.info(escape(f"added remote '{name}' -> {mask_url(url)}") + (" (default)" if default else ""))
+    render.info(render.escape(f"added remote '{name}' -> {mask_url(url)}") + (" (default)" if default else ""))
 
 
 @remote.command()

@@ -3,34 +3,39 @@
 Data (tables, JSON) goes to stdout so `pipe ... --json | jq` works; everything meant for the
 person at the terminal goes to stderr. Progress bars appear only on a terminal, and only for
 steps that last longer than about a second.
+
+rich costs ~14 ms to import, as much as some whole commands' work: the consoles `out` and `err`
+are made on first use, and a plain message (no markup, nothing rich would change) is written
+without them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from pipeline_engine.core.redact import mask_text
 from pipeline_engine.errors import PipeError
 
 if TYPE_CHECKING:
     import pandas
+    from rich.console import Console
     from rich.table import Table
 
     from pipeline_engine.core.progress import Progress, ProgressTask
 
+    out: Console  # made on first use (module __getattr__)
+    err: Console
+
 __all__ = [
-    "configure", "err", "error", "frame", "info", "markdown_table", "out", "print_json", "printable", "progress", "rows_table",
-    "size",
-    "table", "warn",
+    "configure", "err", "error", "escape", "frame", "info", "markdown_table", "out", "print_json", "printable", "progress",
+    "rows_table", "size", "table", "warn",
 ]
 
 # Control characters other than tab and newline, written as `\xNN`: metric keys and values, file names
@@ -44,27 +49,59 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-class _Console(Console):
-    """A rich Console that writes control characters in the text it is given as visible escapes.
+def escape(text: str) -> str:
+    """`text` with rich markup in it escaped, so it prints as written (`rich.markup.escape`)."""
+    from rich.markup import escape as rich_escape
 
-    `out()` is the exception: it relays a stage command's own output (its colours, its `\\r` bars).
-    """
-
-    _raw = threading.local()
-
-    def render_str(self, text: str, **options: Any) -> Any:
-        return super().render_str(text if getattr(self._raw, "on", False) else printable(text), **options)
-
-    def out(self, *objects: Any, **options: Any) -> None:
-        self._raw.on = True
-        try:
-            super().out(*objects, **options)
-        finally:
-            self._raw.on = False
+    return rich_escape(text)
 
 
-out = _Console(highlight=False, soft_wrap=True)
-err = _Console(stderr=True, highlight=False, soft_wrap=True)
+_made_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Console:
+    """`out` and `err`, made (and rich imported) the first time either is asked for."""
+    if name not in ("out", "err"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _made_lock:
+        if name not in globals():
+            from rich.console import Console
+
+            class _Console(Console):
+                """A rich Console that writes control characters in the text it is given as visible
+                escapes. `out()` is the exception: it relays a stage command's own output (its
+                colours, its `\\r` bars)."""
+
+                _raw = threading.local()
+
+                def render_str(self, text: str, **options: Any) -> Any:
+                    return super().render_str(text if getattr(self._raw, "on", False) else printable(text), **options)
+
+                def out(self, *objects: Any, **options: Any) -> None:
+                    self._raw.on = True
+                    try:
+                        super().out(*objects, **options)
+                    finally:
+                        self._raw.on = False
+
+            globals()[name] = _Console(stderr=name == "err", highlight=False, soft_wrap=True)
+    console: Console = globals()[name]
+    return console
+
+
+def _may_be_terminal() -> bool:
+    """False when rich would surely not call stderr a terminal (so no console need be made to ask)."""
+    return sys.stderr.isatty() or any(v in os.environ for v in ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE"))
+
+
+def _err() -> Console:
+    return __getattr__("err")
+
+
+def _out() -> Console:
+    return __getattr__("out")
+
+
 _state = {"quiet": False, "verbose": False}
 
 
@@ -81,13 +118,19 @@ def is_verbose() -> bool:
 
 def info(message: str) -> None:
     """A progress or result message for people (stderr); silenced by -q."""
-    if not _state["quiet"]:
-        err.print(message)
+    if _state["quiet"]:
+        return
+    if "err" not in globals() and not any(c in message for c in "[:\t"):
+        # Nothing rich would change (markup, emoji codes, tabs), and no bar of its is on screen.
+        sys.stderr.write(printable(message) + "\n")
+        sys.stderr.flush()
+    else:
+        _err().print(message)
 
 
 def warn(message: str) -> None:
     """A warning (stderr); shown even with -q."""
-    err.print(f"[yellow]warning:[/] {message}")
+    _err().print(f"[yellow]warning:[/] {message}")
 
 
 def error(exc: PipeError, *, verbose: bool) -> None:
@@ -96,6 +139,7 @@ def error(exc: PipeError, *, verbose: bool) -> None:
     URLs are masked (`core.redact`) in all three: a library's exception may quote a remote's URL
     with its credentials.
     """
+    err = _err()
     if verbose:
         err.print(escape(mask_text("".join(traceback.format_exception(exc)))), end="")
     err.print(f"[bold red]error:[/] {escape(mask_text(str(exc)))}")
@@ -115,7 +159,7 @@ def size(n: int) -> str:
 
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, never coloured."""
-    out.file.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    _out().file.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def rows_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table:
@@ -156,11 +200,11 @@ def _md_cell(value: Any) -> str:
 def frame(df: pandas.DataFrame, *, markdown: bool = False, csv: bool = False) -> None:
     """Print a DataFrame of display strings on stdout: a rich table, or Markdown, or CSV (`--md`, `--csv`)."""
     if csv:
-        out.file.write(printable(df.to_csv(index=False).replace("\r\n", "\n")))
+        _out().file.write(printable(df.to_csv(index=False).replace("\r\n", "\n")))
     elif markdown:
-        out.file.write(markdown_table(list(df.columns), df.itertuples(index=False)))
+        _out().file.write(markdown_table(list(df.columns), df.itertuples(index=False)))
     else:
-        out.print(table(df))
+        _out().print(table(df))
 
 
 class _RichTask:
@@ -210,14 +254,21 @@ class RichProgress:
 
     def __init__(self, *, delay: float = 1.0, console: Console | None = None) -> None:
         self.delay = delay
-        self.console = console or err
+        self._console = console
         self.bar: Any = None
         self._open = 0
         self._lock = threading.Lock()
         self._drawn = 0.0  # when the bars were last drawn (time.monotonic)
 
+    @property
+    def console(self) -> Console:
+        """The console the bars are drawn on (made on first use: see the module docstring)."""
+        if self._console is None:
+            self._console = _err()
+        return self._console
+
     def task(self, description: str, total: int | None = None, *, unit: str = "files") -> ProgressTask:
-        if _state["quiet"] or not self.console.is_terminal:
+        if _state["quiet"] or not (_may_be_terminal() if self._console is None else self.console.is_terminal):
             from pipeline_engine.core.progress import NullProgress
 
             return NullProgress().task(description, total, unit=unit)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import render
 from pipeline_engine.project import Project
@@ -36,13 +35,13 @@ class _Printer:
             self._running.add(stage)
             if len(self._running) > 1:
                 self._prefixed |= self._running
-            render.info(f"[bold]Running stage '{escape(stage)}'[/] [dim]({escape(_reasons(reasons))})[/]:")
+            render.info(f"[bold]Running stage '{render.escape(stage)}'[/] [dim]({render.escape(_reasons(reasons))})[/]:")
 
     def command(self, stage: str, cmd: str) -> None:
         with self._lock:
             lines = cmd.rstrip("\n").split("\n")
             shown = "\n".join(["> " + lines[0], *("  " + line for line in lines[1:])])
-            render.info(escape(self._prefix(stage) + shown))
+            render.info(render.escape(self._prefix(stage) + shown))
 
     def output(self, stage: str, line: str) -> None:
         with self._lock:
@@ -56,12 +55,12 @@ class _Printer:
             self._running.discard(outcome.stage)
             self._prefixed.discard(outcome.stage)
             if outcome.outcome.value == "restored":
-                render.info(f"restored '{escape(outcome.stage)}' outputs from the cache (command not run)")
+                render.info(f"restored '{render.escape(outcome.stage)}' outputs from the cache (command not run)")
 
     def leftover(self, stage: str, pid: int, *, wait: bool) -> None:
         what = "waiting for" if wait else "stopping"
         with self._lock:
-            render.warn(f"{what} the command of stage '{escape(stage)}' (process group {pid}) "
+            render.warn(f"{what} the command of stage '{render.escape(stage)}' (process group {pid}) "
                         "that an earlier, killed pipe left running")
 
 
@@ -80,7 +79,7 @@ def _summary(result: Any) -> None:
     render.info(", ".join(f"{n} {k}" for k, n in counts.items()))
     if result.pointers:
         # repro cached changed pointer-tracked deps and rewrote their pointers (as DVC does).
-        listed = " ".join(escape(shlex.quote(p)) for p in result.pointers)
+        listed = " ".join(render.escape(shlex.quote(p)) for p in result.pointers)
         render.info(f"updated {len(result.pointers)} pointer file(s) of changed deps; to track them: git add {listed}")
 
 
@@ -124,9 +123,9 @@ def repro(
         planned = plan_commands(project, targets, force=force, downstream=downstream, single=single)
         decisions = [(d, cmds) for d, cmds in planned if d.runs]
         for d, cmds in decisions:
-            render.out.print(f"would run '{escape(d.stage)}': {escape(_reasons(d.reasons))}")
+            render.out.print(f"would run '{render.escape(d.stage)}': {render.escape(_reasons(d.reasons))}")
             for cmd in cmds:
-                render.out.print(escape(f"> {cmd}"))
+                render.out.print(render.escape(f"> {cmd}"))
         if not decisions:
             render.info("nothing to do: every stage is up to date")
         return
@@ -146,16 +145,16 @@ def why(target: str) -> None:
     for item in explain(Project.find(), target):
         d = item.decision
         if d.frozen:
-            render.out.print(f"'{escape(d.stage)}' is frozen: it never runs (unfreeze it with 'pipe unfreeze')")
+            render.out.print(f"'{render.escape(d.stage)}' is frozen: it never runs (unfreeze it with 'pipe unfreeze')")
             continue
         if not d.runs:
-            render.out.print(f"'{escape(d.stage)}' is up to date: nothing it depends on changed")
+            render.out.print(f"'{render.escape(d.stage)}' is up to date: nothing it depends on changed")
             continue
-        render.out.print(f"'{escape(d.stage)}' would run because:")
+        render.out.print(f"'{render.escape(d.stage)}' would run because:")
         for r in d.reasons:
-            render.out.print("  - " + escape(r.explain()).replace("\n", "\n    "))
+            render.out.print("  - " + render.escape(r.explain()).replace("\n", "\n    "))
         for up in item.upstream:
-            render.out.print(f"  upstream '{escape(up.stage)}' runs: {escape(_reasons(up.reasons))}")
+            render.out.print(f"  upstream '{render.escape(up.stage)}' runs: {render.escape(_reasons(up.reasons))}")
         if item.restorable:
             render.out.print("  its outs for exactly these inputs are in the run cache: "
                              "'pipe repro' will restore them without running the command")
@@ -191,10 +190,10 @@ def commit(targets: tuple[str, ...], force: bool) -> None:
             render.info("nothing to commit: every stage matches pipeline.lock")
             return
         for d in changed:
-            render.info(f"'{escape(d.stage)}': {escape(_reasons(d.reasons))}")
+            render.info(f"'{render.escape(d.stage)}': {render.escape(_reasons(d.reasons))}")
         click.confirm("record the current outs of these stages without running them?", abort=True, err=True)
     for name in record(project, targets):
-        render.info(f"committed '{escape(name)}'")
+        render.info(f"committed '{render.escape(name)}'")
 
 
 @click.command()
@@ -204,7 +203,7 @@ def freeze(targets: tuple[str, ...]) -> None:
     from pipeline_engine.ops.freeze import freeze as set_frozen
 
     for name in set_frozen(Project.find(), targets, frozen=True):
-        render.info(f"froze '{escape(name)}'")
+        render.info(f"froze '{render.escape(name)}'")
 
 
 @click.command()
@@ -214,4 +213,4 @@ def unfreeze(targets: tuple[str, ...]) -> None:
     from pipeline_engine.ops.freeze import freeze as set_frozen
 
     for name in set_frozen(Project.find(), targets, frozen=False):
-        render.info(f"unfroze '{escape(name)}'")
+        render.info(f"unfroze '{render.escape(name)}'")

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.core.redact import mask_text
@@ -71,7 +70,7 @@ def metrics_show(targets: tuple[str, ...], all_branches: bool, all_tags: bool, a
     elif not any(f.error is None for r in result for f in r.files):
         missing = [m for r in result for m in r.missing]
         if missing:
-            render.info(escape(f"no metrics found: '{missing[0]}', declared in pipeline.yaml, does not exist"
+            render.info(render.escape(f"no metrics found: '{missing[0]}', declared in pipeline.yaml, does not exist"
                                + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")))
             render.info("hint: run 'pipe repro' to produce it, or 'pipe pull' to fetch it")
         elif not any(r.errors for r in result):
@@ -200,6 +199,6 @@ def _fail_on(errors: Sequence[PipeError]) -> None:
 def warn_on(errors: Sequence[PipeError]) -> None:
     """Report every file's error after the output, each as a warning with its hint (the exit code stays 0)."""
     for error in errors:
-        render.warn(escape(mask_text(str(error))))
+        render.warn(render.escape(mask_text(str(error))))
         if error.hint:
-            render.info("[dim]hint:[/] " + escape(mask_text(error.hint)))
+            render.info("[dim]hint:[/] " + render.escape(mask_text(error.hint)))

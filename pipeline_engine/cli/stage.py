@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import SuggestingGroup, render
 from pipeline_engine.project import Project
@@ -45,4 +44,4 @@ def add(
         plots=plots, wdir=wdir, env=env, always_changed=always_changed, desc=desc,
     )
     stage_add(Project.find(), new, force=force)
-    render.info(f"added stage '{escape(name)}' to pipeline.yaml; run it with 'pipe repro {escape(name)}'")
+    render.info(f"added stage '{render.escape(name)}' to pipeline.yaml; run it with 'pipe repro {render.escape(name)}'")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import render
 from pipeline_engine.cli.transfer import scope_of, scope_options
@@ -62,11 +61,11 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
         for s in dirty:
             _print_data(s, verbose=verbose)
         for d in changed:
-            render.out.print(f"{escape(d.stage)}  [yellow]{escape(', '.join(r.describe() for r in d.reasons))}[/]")
+            render.out.print(f"{render.escape(d.stage)}  [yellow]{render.escape(', '.join(r.describe() for r in d.reasons))}[/]")
         for p in problems:
-            render.out.print(f"{escape(p.stage)}  [red]error: {escape(str(p.error))}[/]")
+            render.out.print(f"{render.escape(p.stage)}  [red]error: {render.escape(str(p.error))}[/]")
             if p.error.hint:
-                render.info(f"[dim]hint:[/] {escape(p.error.hint)}")
+                render.info(f"[dim]hint:[/] {render.escape(p.error.hint)}")
     if problems:
         ctx.exit(1)  # the status of those stages is unknown: never "up to date" for scripts
     if exit_code and (dirty or changed):

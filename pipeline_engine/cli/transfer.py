@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.markup import escape
 
 from pipeline_engine.cli import render
 from pipeline_engine.project import Project
@@ -153,7 +152,7 @@ def show_cloud_status(
     status = cloud_status(Project.find(), targets, remote=remote, jobs=jobs, verify=verify, scope=scope)
     behind = [o for o in status.outs if not o.is_synced]
     for problem in status.problems:  # an unreadable index: its objects show as not pushed below
-        render.warn(escape(problem))
+        render.warn(render.escape(problem))
     if as_json:
         render.print_json(
             {
