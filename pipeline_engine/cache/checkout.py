@@ -17,13 +17,13 @@ from typing import overload
 
 from pipeline_engine.cache.link import LinkType, file_mode
 from pipeline_engine.cache.linkedit import separate_if_shared
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.memo import FileStamp, HashMemo
 from pipeline_engine.cache.place import Placer, Stat
 from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Row, Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workdirs import make_dirs
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import is_exec, remove_path, special_kind
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.pathgate import resolve_in_project
@@ -130,7 +130,7 @@ def checkout(
     resolve_in_project(root, relpath, source=relpath, follow=is_dir_oid(oid))
     placer = Placer(store, memo, link_types, missing_ok=True)
     if is_dir_oid(oid):
-        tree = _load_tree(store, relpath, oid)
+        tree = _load_tree(store, relpath, oid, memo)
         result = _checkout_dir(placer, root, relpath, tree, force=force, relink=relink, progress=progress)
     else:
         result = _checkout_file(placer, root, relpath, Oid(oid), isexec=isexec, force=force, relink=relink)
@@ -141,10 +141,10 @@ def checkout(
 # --- checkout -------------------------------------------------------------------------------
 
 
-def _load_tree(store: ObjectStore, relpath: str, oid: str) -> Tree:
+def _load_tree(store: ObjectStore, relpath: str, oid: str, memo: HashMemo) -> Tree:
     """The manifest of directory out `relpath`; a corrupt one is quarantined and reported."""
     try:
-        return tree_of(store, oid)
+        return tree_of(store, oid, memo)
     except ObjectNotFoundError:
         empty = Tree(())
         if oid == empty.oid:  # an empty directory's manifest is known without any cache (a fresh clone)

@@ -92,7 +92,9 @@ class Tree:
         """
         tree = cls.__new__(cls)
         packed = bytes(oids) if isinstance(oids, (bytes, bytearray)) else _pack_oids(oids)
-        tree._init(paths, packed, array("q", sizes), bytes(bool(x) for x in isexec))
+        sizes = sizes if isinstance(sizes, array) and sizes.typecode == "q" else array("q", sizes)
+        bits = isexec if isinstance(isexec, bytes) and not isexec.translate(None, b"\x00\x01") else bytes(bool(x) for x in isexec)
+        tree._init(paths, packed, sizes, bits)
         return tree
 
     @classmethod
@@ -110,6 +112,11 @@ class Tree:
     def paths(self) -> Sequence[str]:
         """The relpaths in order (no entries are made)."""
         return self._paths
+
+    def columns(self) -> tuple[list[str], bytes, array[int], bytes]:
+        """The tree's own columns (not copies): paths, oids packed 16 bytes each, sizes, exec bits
+        (one byte each); `from_columns` takes them back."""
+        return self._paths, self._oids, self._sizes, self._exec
 
     def entry(self, i: int) -> TreeEntry:
         """The `i`-th entry."""

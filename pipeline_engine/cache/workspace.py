@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline_engine.cache.link import SHARING_TYPES, LinkType
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.memo import HashMemo
 from pipeline_engine.cache.relink import relink
 from pipeline_engine.cache.scan import Scan, scan, scan_tree
@@ -24,20 +25,10 @@ from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
 
-__all__ = ["Scan", "complete_tree", "is_cached", "save", "scan", "scan_tree", "tree_of"]
+__all__ = ["Scan", "complete_tree", "is_cached", "save", "scan", "scan_tree"]
 
 _RELINK_BATCH = 50_000
 _FANOUTS = re.compile(r"^(?:[0-9a-f]{2})+$")
-
-
-def tree_of(store: ObjectStore, oid: str) -> Tree:
-    """Load the manifest `oid` from the store.
-
-    Raises:
-        ObjectNotFoundError: the manifest is not in the cache.
-        CorruptObjectError: its content does not match its oid.
-    """
-    return Tree.from_bytes(store.read_bytes(oid), oid=oid)
 
 
 def is_cached(store: ObjectStore, oid: str, *, memo: HashMemo | None = None) -> bool:
@@ -61,7 +52,7 @@ def complete_tree(store: ObjectStore, oid: str, *, memo: HashMemo | None = None)
     try:
         manifest = os.stat(store.path_of(oid))  # before reading: the stamp is of what was read
         known = memo is not None and _known_complete(store, memo, oid)
-        tree = tree_of(store, oid)
+        tree = tree_of(store, oid, memo)
     except (OSError, CacheError):
         return None
     if known:  # its files are in the store still: not listed again

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.layout import tmp_dir
 from pipeline_engine.core.pathgate import check_relpath

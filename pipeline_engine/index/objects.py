@@ -12,9 +12,9 @@ from array import array
 from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError

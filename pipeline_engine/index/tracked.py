@@ -53,7 +53,7 @@ def covering(index: ProjectIndex, path: str, *, pointers: bool) -> PathRecord | 
 
 
 def _tree(index: ProjectIndex, record: PathRecord, path: str) -> Tree:
-    from pipeline_engine.cache.workspace import tree_of
+    from pipeline_engine.cache.manifests import tree_of
 
     try:
         return tree_of(index.project.store, record.oid)

@@ -14,8 +14,8 @@ import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.store import ObjectStore
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.layout import is_valid_oid, oid_to_relpath
 from pipeline_engine.core.progress import Progress, ProgressTask

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.tree import Tree, TreeEntry
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import ObjectNotFoundError, PathError, StageNotFoundError

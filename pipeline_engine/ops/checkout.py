@@ -10,8 +10,9 @@ from pathlib import Path
 from pipeline_engine.cache.checkout import CheckoutResult
 from pipeline_engine.cache.checkout import checkout as checkout_path
 from pipeline_engine.cache.link import parse_link_types
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
-from pipeline_engine.cache.workspace import is_cached, scan, tree_of
+from pipeline_engine.cache.workspace import is_cached, scan
 from pipeline_engine.core.fsutil import remove_path
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.pathgate import check_relpath, resolve_in_project

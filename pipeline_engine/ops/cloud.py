@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.index.objects import DirObject, ObjectPlan, present_on_remote

@@ -19,11 +19,11 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
 from pipeline_engine.cache.scan import scan, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Tree
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.hashing import Oid
 from pipeline_engine.core.record import PathRecord

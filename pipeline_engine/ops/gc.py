@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.pointer import read_pointer
-from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.config import CONFIG_FILE
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.progress import NullProgress

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pipeline_engine.cache.workspace import tree_of
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord

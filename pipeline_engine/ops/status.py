@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline_engine.cache.compare import compare_dir
+from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
 from pipeline_engine.cache.tree import TreeDiff
-from pipeline_engine.cache.workspace import is_cached, scan, tree_of
+from pipeline_engine.cache.workspace import is_cached, scan
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
