@@ -25,8 +25,10 @@ __all__ = ["tree_of"]
 # Smaller manifests parse in about a millisecond: not worth a row.
 _REMEMBER_MIN = 1000
 # Manifests remembered at a time (the most recently added): the current version of a few tracked
-# directories, and the one a branch switch goes back to.
+# directories, and the one a branch switch goes back to; and the entries they may hold in all (the
+# newest is always kept): ~50 bytes each in the memo.
 _KEEP = 16
+_KEEP_ENTRIES = 4_000_000
 
 
 def tree_of(store: ObjectStore, oid: str, memo: HashMemo | None = None) -> Tree:
@@ -49,7 +51,7 @@ def tree_of(store: ObjectStore, oid: str, memo: HashMemo | None = None) -> Tree:
         tree = Tree.from_bytes(store.read_bytes(oid), oid=oid)
         if len(tree) >= _REMEMBER_MIN:
             paths, oids, sizes, isexec = tree.columns()
-            memo.put_manifest(oid, stamp, ("\n".join(paths).encode(), oids, sizes.tobytes(), isexec), keep=_KEEP)
+            memo.put_manifest(oid, stamp, ("\n".join(paths).encode(), oids, sizes.tobytes(), isexec), keep=_KEEP, entries=_KEEP_ENTRIES)
     return tree
 
 

@@ -355,9 +355,12 @@ class HashMemo:
             return None
         return row[3], row[4], row[5], row[6]
 
-    def put_manifest(self, oid: str, stamp: FileStamp, columns: tuple[bytes, bytes, bytes, bytes], *, keep: int) -> None:
+    def put_manifest(
+        self, oid: str, stamp: FileStamp, columns: tuple[bytes, bytes, bytes, bytes], *, keep: int, entries: int
+    ) -> None:
         """Remember manifest `oid`'s parsed columns by its object's `stamp` (not when racy); only the
-        `keep` most recently added manifests are kept."""
+        `keep` most recently added manifests are kept, and of those only the newest holding
+        `entries` entries in all (a million-entry manifest's columns take ~50 MB)."""
         if stamp.mtime_ns >= time.time_ns() - _RACY_NS:
             return
         with self._transaction():
@@ -366,7 +369,10 @@ class HashMemo:
                 (oid, stamp.ino, stamp.mtime_ns, stamp.size, *columns, time.time_ns()),
             )
             self.db.execute(
-                "DELETE FROM manifests WHERE oid NOT IN (SELECT oid FROM manifests ORDER BY added DESC LIMIT ?)", (keep,)
+                "DELETE FROM manifests WHERE oid IN (SELECT oid FROM (SELECT oid, "
+                "ROW_NUMBER() OVER (ORDER BY added DESC) AS k, SUM(length(isexec)) OVER (ORDER BY added DESC) AS n "
+                "FROM manifests) WHERE k > ? OR (k > 1 AND n > ?))",
+                (keep, entries),
             )
 
     def close(self) -> None:

@@ -103,3 +103,17 @@ def test_a_manifest_missing_from_the_store_is_reported_as_such(tmp_path: Path) -
     os.unlink(store.path_of(tree.oid))
     with pytest.raises(ObjectNotFoundError):
         tree_of(store, tree.oid, memo)
+
+
+def test_remembered_manifests_hold_a_bounded_number_of_entries_the_newest_always_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manifests, "_KEEP_ENTRIES", 2500)
+    memo = HashMemo(tmp_path / "memo.sqlite")
+    stores = [_stored(tmp_path / f"big{k}", n) for k, n in enumerate((1000, 1200, 1100, 3000))]
+    kept = []
+    for store, tree in stores:
+        tree_of(store, tree.oid, memo)
+        kept.append({r[0] for r in memo.db.execute("SELECT oid FROM manifests")})
+    oids = [t.oid for _, t in stores]
+    assert kept == [{oids[0]}, {oids[0], oids[1]}, {oids[1], oids[2]}, {oids[3]}]
