@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -176,6 +177,10 @@ class PipeGroup(click.Group):
         return [*args[:at], *moved, args[at], *rest]
 
     def invoke(self, ctx: click.Context) -> Any:
+        if _collect_after_load[0]:  # see main()
+            _collect_after_load[0] = False
+            gc.freeze()
+            gc.enable()
         try:
             return super().invoke(ctx)
         except PipeError as exc:
@@ -300,8 +305,21 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     render.configure(quiet=quiet, verbose=verbose)
 
 
+# Set by main(): the cyclic garbage collector is off while the command's modules load, then the
+# objects they made are frozen (gc.freeze) and it is turned back on (PipeGroup.invoke).
+_collect_after_load = [False]
+
+
 def main() -> None:
-    """Console-script entry point: run the group; an unexpected exception is a bug (exit 70)."""
+    """Console-script entry point: run the group; an unexpected exception is a bug (exit 70).
+
+    The garbage collector is paused while the command's modules load and then told to leave what
+    they made alone (`gc.freeze`): those objects live until exit anyway, and collecting them again
+    and again cost a 10,000-file checkout ~20 ms, a tenth of its work. Cycles made by the command
+    itself are still collected.
+    """
+    gc.disable()
+    _collect_after_load[0] = True
     from pipeline_engine.core import signals
 
     signals.install()  # SIGTERM and SIGHUP are handled like Ctrl-C
