@@ -265,8 +265,20 @@ class HashMemo:
                 self.db.executemany("INSERT OR REPLACE INTO verified VALUES (?, ?, ?, ?)", rows)
 
     def put_placed(self, items: Iterable[tuple[str, str]]) -> None:
-        """Remember that pipe put (checkout) or took over (add) tracked path `relpath` holding `oid`."""
+        """Remember that pipe put (checkout) or took over (add) tracked path `relpath` holding `oid`.
+
+        Rows already remembered are not written again: a checkout that changed nothing (or put
+        back what was deleted) then writes nothing at all.
+        """
         rows = list(items)
+        known: set[tuple[str, str]] = set()
+        with self._lock:
+            for i in range(0, len(rows), 500):
+                chunk = [r[0] for r in rows[i:i + 500]]
+                known.update(self.db.execute(
+                    f"SELECT relpath, oid FROM placed WHERE relpath IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall())
+        rows = [r for r in rows if (r[0], r[1]) not in known]
         if rows:
             with self._transaction():
                 self.db.executemany("INSERT OR REPLACE INTO placed VALUES (?, ?)", rows)

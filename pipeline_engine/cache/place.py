@@ -146,6 +146,9 @@ class Placer:
 
         Raises: as `place`.
         """
+        fast = self._sharing and self._can_share_fast(items)
+        if not fast:
+            recorded = None  # only the fast loop compares them
         if self._links:
             assert self.memo is not None
             wanted: set[str] = (
@@ -162,7 +165,7 @@ class Placer:
             return stamp
 
         try:
-            if self._sharing and self._can_share_fast(items):
+            if fast:
                 return self._share_many(items, work, advance, recorded)
             # Links are cheap metadata calls: measured, a fork's cost ate what a second core saved.
             n = 1 if self._sharing else fork_jobs(len(items), min_per_process=_FORK_MIN)
