@@ -25,7 +25,8 @@ def exp() -> None:
 @exp.command("run")
 @click.argument("targets", nargs=-1)
 @click.option("-S", "--set-param", "set_params", multiple=True, metavar="[FILE:]KEY=VALUE",
-              help="Override a param; VALUE may sweep: a,b,c | range(start, stop[, step]) | choice(a, b).")
+              help="Override a param (+KEY=VALUE adds one, ++KEY=VALUE sets or adds, ~KEY deletes); "
+                   "VALUE may sweep: a,b,c | range(start, stop[, step]) | choice(a, b).")
 @click.option("-n", "--name", default=None, help="Name of the experiment (NAME-1, NAME-2, ... for a sweep).")
 @click.option("--queue", "to_queue", is_flag=True, help="Queue the experiments instead of running them.")
 @click.option("--run-all", is_flag=True, help="Run every queued experiment.")
@@ -80,7 +81,7 @@ def _printer() -> Any:
 
 
 def _overrides(overrides: Any) -> str:
-    return (" [" + ", ".join(f"{o.key}={o.value}" for o in overrides) + "]") if overrides else ""
+    return (" [" + ", ".join(o.text for o in overrides) + "]") if overrides else ""
 
 
 @exp.command("show")

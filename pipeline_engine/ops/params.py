@@ -2,7 +2,8 @@
 
 The params of a revision are what its pipeline.yaml's stages track (`params:`: the named keys of
 each params file, or every key of a file a stage tracks whole) and, as in DVC, every key of
-params.yaml unless only the tracked ones are asked for (`--deps`). Values are read from
+params.yaml and of the files the top-level `params:` lists, unless only the tracked ones are asked
+for (`--deps`). Values are read from
 that revision's params files (`ProjectIndex.files`); a params file or key missing at a revision is
 simply absent there (it shows as added or deleted in a diff). Keys are flattened as `a.b.c`, as
 DVC shows them; list values stay lists.
@@ -62,8 +63,8 @@ def params_at(index: ProjectIndex, *, stages: Sequence[str] | None = None, files
               deps_only: bool = False) -> dict[str, dict[str, Any]]:
     """Params file -> {key: value} of the tracked params at the index's revision (nested values, as in the file).
 
-    As in DVC, params.yaml is read whole unless `deps_only` (only what stages track) or `stages`
-    is given; `files` (project-relative) limits the result to those params files (whole when no
+    As in DVC, params.yaml and the top-level `params:` files are read whole unless `deps_only` (only
+    what stages track) or `stages` is given; `files` (project-relative) limits the result to those params files (whole when no
     stage tracks them).
 
     Raises:
@@ -74,7 +75,7 @@ def params_at(index: ProjectIndex, *, stages: Sequence[str] | None = None, files
     if files:
         tracked = dict.fromkeys(files)
     elif not deps_only and stages is None:
-        tracked[PARAMS_FILE] = None
+        tracked.update(dict.fromkeys([*index.spec.params, PARAMS_FILE]))
     return _read(index, tracked)
 
 
@@ -96,7 +97,7 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, tar
     """Compare the params of `a_rev` with `b_rev` (None: the workspace).
 
     A param counts when either side's pipeline.yaml tracks it; as in DVC, every key of params.yaml
-    counts too unless `deps_only`. `targets` are params files, compared whole instead (DVC's `--targets`).
+    and of either side's top-level `params:` files counts too unless `deps_only`. `targets` are params files, compared whole instead (DVC's `--targets`).
     A params file that cannot be read on either side (invalid, too large, a link out of the
     project) is left out of the comparison and its error kept in `errors`: its values are unknown,
     neither added nor deleted.
@@ -114,7 +115,7 @@ def diff(project: Project, a_rev: str = "HEAD", b_rev: str | None = None, *, tar
             known = wanted.get(path, ())
             wanted[path] = None if keys is None or known is None else tuple(dict.fromkeys([*known, *keys]))
     if not files and not deps_only:
-        wanted[PARAMS_FILE] = None
+        wanted.update(dict.fromkeys([*indexes[0].spec.params, *indexes[1].spec.params, PARAMS_FILE]))
     errors: list[tuple[str, PipeError]] = []
     read = [_read(index, wanted, errors=errors) for index in indexes]
     failed = {path for path, _ in errors}

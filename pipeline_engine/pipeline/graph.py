@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import posixpath
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -162,7 +163,8 @@ def select(graph: Graph, targets: Sequence[str], *, downstream: bool = False, si
 
     With no targets: every stage. Otherwise the targets plus their upstream stages (`single`:
     the targets only; `downstream`: the targets plus every stage that depends on them).
-    A target is a stage name, `pipeline.yaml:name`, or a foreach/matrix name covering all its items.
+    A target is a stage name, `pipeline.yaml:name` (also `:name`, `./pipeline.yaml:name`), a foreach/matrix
+    name covering all its items, or `pipeline.yaml` for every stage (DVC's addressing).
 
     Raises:
         StageNotFoundError: a target names no stage.
@@ -187,7 +189,13 @@ def resolve_target(stages: Mapping[str, StageSpec], target: str) -> list[str]:
     Raises:
         StageNotFoundError: nothing matches.
     """
-    name = target.split(":", 1)[1] if target.startswith(f"{PIPELINE_FILE}:") else target
+    if target in stages:
+        return [target]
+    file, colon, name = target.partition(":")
+    if not colon or (file and posixpath.normpath(file) != PIPELINE_FILE):
+        if posixpath.normpath(target) == PIPELINE_FILE:
+            return list(stages)  # the whole file, as `dvc repro dvc.yaml`
+        name = target
     if name in stages:
         return [name]
     group = [n for n, s in stages.items() if s.group == name]

@@ -1,9 +1,10 @@
-"""Typed models of pipeline.yaml's reporting keys: stage plot options, top-level `metrics:`, `plots:`, `artifacts:`.
+"""Typed models of pipeline.yaml's reporting keys: stage plot options, top-level `metrics:`, `params:`, `plots:`, `artifacts:`.
 
 The shapes are DVC's (dvc.yaml), so a DVC user's file reads unchanged:
 
 ```yaml
 metrics: [eval/metrics.json, eval/more]          # files or directories
+params: [config/train.json]                      # params files shown by `params diff` and `exp show`
 plots:
   - eval/prc.json                                # a data file (or an image: .png .jpg .svg ...)
   - eval/roc.json: {x: fpr, y: tpr}              # a data file with options; y may be a list of columns
@@ -31,7 +32,7 @@ from pipeline_engine.errors import SpecError
 
 __all__ = [
     "ARTIFACT_NAME", "IMAGE_SUFFIXES", "ArtifactSpec", "PlotOptions", "PlotSource", "PlotSpec",
-    "parse_artifacts", "parse_metrics_paths", "parse_plot_options", "parse_plots",
+    "parse_artifacts", "parse_metrics_paths", "parse_params_paths", "parse_plot_options", "parse_plots",
 ]
 
 #: DVC's artifact names (dvc/repo/artifacts.py, GTO's convention without '/' at either end).
@@ -114,11 +115,24 @@ def parse_metrics_paths(raw: Any, norm: PathNorm) -> tuple[str, ...]:
     Raises:
         SpecError: not a list of paths; UnsafePathError for a path the gate refuses.
     """
+    return _paths(raw, norm, "metrics")
+
+
+def parse_params_paths(raw: Any, norm: PathNorm) -> tuple[str, ...]:
+    """Top-level `params:` (params files no stage need track) -> project-relative paths, in order, without repeats.
+
+    Raises:
+        SpecError: not a list of paths; UnsafePathError for a path the gate refuses.
+    """
+    return _paths(raw, norm, "params")
+
+
+def _paths(raw: Any, norm: PathNorm, key: str) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(m, str) and m for m in raw):
-        raise SpecError(f"'metrics' must be a list of paths, not {raw!r:.60}")
-    return tuple(dict.fromkeys(norm(m, "metrics") for m in raw))
+        raise SpecError(f"'{key}' must be a list of paths, not {raw!r:.60}")
+    return tuple(dict.fromkeys(norm(m, key) for m in raw))
 
 
 def parse_plots(raw: Any, norm: PathNorm) -> tuple[PlotSpec, ...]:

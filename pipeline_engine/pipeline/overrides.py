@@ -1,6 +1,8 @@
 """Params overrides (`-S [FILE:]KEY=VALUE`): parse them, expand sweeps, and rewrite params file text.
 
-A value is read as one YAML 1.2 value (`0.1` a number, `no` a string, `[1, 2]` a list). A sweep
+A value is read as one YAML 1.2 value (`0.1` a number, `no` a string, `[1, 2]` a list). As in
+Hydra (DVC's syntax), `KEY=VALUE` changes a key the file has, `+KEY=VALUE` adds one it lacks,
+`++KEY=VALUE` sets a key either way, and `~KEY` deletes one. A sweep
 gives several values, in Hydra's syntax as DVC takes it: `a,b,c`, `range(start, stop[, step])`
 (stop excluded) and `choice(a, b, ...)`; several sweeps form their cartesian product, the first
 `-S` varying slowest. Overrides are recorded as `schemas/params-overrides.schema.json` describes.
@@ -11,6 +13,7 @@ loader (comments, order, quoting), JSON with its indentation, TOML rewritten pla
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 import math
@@ -26,7 +29,7 @@ from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.params import PARAMS_FILE, lookup, parse_document
 
-__all__ = ["OVERRIDES_SCHEMA", "Override", "Sweep", "apply_overrides", "combinations", "from_records",
+__all__ = ["OVERRIDES_SCHEMA", "Op", "Override", "Sweep", "apply_overrides", "combinations", "from_records",
            "parse_sweep", "to_records"]
 
 OVERRIDES_SCHEMA = "params-overrides.schema.json"
@@ -34,13 +37,28 @@ _CALL = re.compile(r"^\s*(range|choice)\s*\((.*)\)\s*$", re.DOTALL)
 _MAX_COMBINATIONS = 10_000
 
 
+class Op(enum.Enum):
+    """What an override does to its key; the value is Hydra's prefix."""
+
+    SET = ""  # change a key the file has
+    ADD = "+"  # add a key the file lacks
+    FORCE = "++"  # set it, whether or not the file has it
+    DELETE = "~"  # delete a key the file has
+
+
 @dataclass(frozen=True, slots=True)
 class Override:
-    """Set `key` (dotted) of params file `file` (project-relative) to `value`."""
+    """Set `key` (dotted) of params file `file` (project-relative) to `value` (or add or delete it: `op`)."""
 
     file: str
     key: str
     value: Any
+    op: Op = Op.SET
+
+    @property
+    def text(self) -> str:
+        """As the user writes it, without the file: `+train.seed=1`, `~train.dropout`."""
+        return f"{self.op.value}{self.key}" if self.op is Op.DELETE else f"{self.op.value}{self.key}={self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,23 +68,28 @@ class Sweep:
     file: str
     key: str
     values: tuple[Any, ...]
+    op: Op = Op.SET
 
 
 def parse_sweep(text: str) -> Sweep:
-    """`[FILE:]KEY=VALUE` -> a Sweep; VALUE may be `a,b`, `range(...)` or `choice(...)`.
+    """`[FILE:][+|++|~]KEY=VALUE` (`~KEY` alone) -> a Sweep; VALUE may be `a,b`, `range(...)` or `choice(...)`.
 
     Raises:
-        SpecError: no `=`, an empty key, a file the path gate refuses, a value that is not YAML,
-            an empty value in a sweep (`1,`), or a range with a zero step or no values.
+        SpecError: no `=` (or one after `~KEY`), an empty key, a file the path gate refuses, a value
+            that is not YAML, an empty value in a sweep (`1,`), or a range with a zero step or no values.
     """
     left, eq, raw = text.partition("=")
-    if not eq or not left.strip():
-        raise SpecError(f"-S '{text}': expected [FILE:]KEY=VALUE", hint="e.g. -S train.lr=0.1")
     file, colon, key = left.strip().rpartition(":")
+    op = next(o for o in (Op.FORCE, Op.ADD, Op.DELETE, Op.SET) if key.startswith(o.value))
+    key = key[len(op.value):]
+    if (not eq) != (op is Op.DELETE) or not key:
+        hint = "delete a key with -S ~KEY, with no value" if op is Op.DELETE else "e.g. -S train.lr=0.1"
+        raise SpecError(f"-S '{text}': expected [FILE:]KEY=VALUE or [FILE:]~KEY", hint=hint)
     file = check_relpath(file, source=f"-S '{text}'") if colon else PARAMS_FILE
-    if not key or any(not part for part in key.split(".")):
+    if any(not part for part in key.split(".")):
         raise SpecError(f"-S '{text}': '{key}' is not a dotted key", hint="e.g. -S train.lr=0.1")
-    return Sweep(file, key, tuple(_values(raw, source=f"-S '{text}'")))
+    values = (None,) if op is Op.DELETE else tuple(_values(raw, source=f"-S '{text}'"))
+    return Sweep(file, key, values, op)
 
 
 def _values(raw: str, *, source: str) -> list[Any]:
@@ -143,13 +166,14 @@ def combinations(sweeps: Sequence[Sweep]) -> list[tuple[Override, ...]]:
         seen.add((s.file, s.key))
     if math.prod(len(s.values) for s in sweeps) > _MAX_COMBINATIONS:
         raise SpecError(f"the sweep has more than {_MAX_COMBINATIONS} combinations")
-    choices = [[Override(s.file, s.key, v) for v in s.values] for s in sweeps]
+    choices = [[Override(s.file, s.key, v, s.op) for v in s.values] for s in sweeps]
     return [tuple(c) for c in itertools.product(*choices)]
 
 
 def to_records(overrides: Sequence[Override]) -> list[dict[str, Any]]:
-    """Overrides as the schema's list of `{file, key, value}`."""
-    return [{"file": o.file, "key": o.key, "value": o.value} for o in overrides]
+    """Overrides as the schema's list of `{file, key, value}` (and `op` when it is not a plain change)."""
+    return [{"file": o.file, "key": o.key, "value": o.value, **({"op": o.op.value} if o.op is not Op.SET else {})}
+            for o in overrides]
 
 
 def from_records(raw: Any, *, source: str) -> tuple[Override, ...]:
@@ -159,46 +183,71 @@ def from_records(raw: Any, *, source: str) -> tuple[Override, ...]:
         SpecError: naming `source` and the key path.
     """
     check_schema(raw, name=OVERRIDES_SCHEMA, source=source)
-    return tuple(Override(check_relpath(r["file"], source=source), r["key"], r["value"]) for r in raw)
+    return tuple(Override(check_relpath(r["file"], source=source), r["key"], r["value"], Op(r.get("op", "")))
+                 for r in raw)
 
 
 def apply_overrides(text: str, overrides: Sequence[Override], *, relpath: str) -> str:
-    """The text of params file `relpath` with each override's key set to its value.
+    """The text of params file `relpath` with each override's key set to its value (or added, or deleted).
 
     Raises:
-        SpecError: the text does not parse, or a key is not in the file (the message names both).
+        SpecError: the text does not parse, a key to change or delete is not in the file, a key to add
+            is, or its parent is not a mapping (the message names the key and the file).
     """
     suffix = PurePosixPath(relpath).suffix.lower()
     data = parse_document(text, suffix=suffix, source=relpath) or {}
     for o in overrides:
-        try:
-            lookup(data, o.key)
-        except KeyError:
-            raise SpecError(
-                f"-S: param '{o.key}' is not in '{relpath}'",
-                hint=f"add '{o.key}' to '{relpath}' first, or name another file: -S FILE:{o.key}=VALUE",
-            ) from None
+        _check(data, o, relpath=relpath)
     if suffix == ".json":
         for o in overrides:
-            _set(data, o.key, o.value)
+            _set(data, o)
         indent = _json_indent(text)
         return json.dumps(data, indent=indent) + ("\n" if indent is not None else "")
     if suffix == ".toml":
         for o in overrides:
-            _set(data, o.key, o.value)
+            _set(data, o)
         return _dump_toml(data, relpath=relpath)
     return _yaml_round_trip(text, overrides)
 
 
-def _set(data: Any, key: str, value: Any) -> None:
-    *parents, last = key.split(".")
+def _check(data: Any, o: Override, *, relpath: str) -> None:
+    try:
+        lookup(data, o.key)
+    except KeyError:
+        if o.op in (Op.SET, Op.DELETE):
+            raise SpecError(
+                f"-S: param '{o.key}' is not in '{relpath}'",
+                hint=f"add it with -S +{o.key}=VALUE, or name another file: -S FILE:{o.key}=VALUE",
+            ) from None
+    else:
+        if o.op is Op.ADD:
+            raise SpecError(f"-S: param '{o.key}' is already in '{relpath}'",
+                            hint=f"change it with -S {o.key}=VALUE (or ++{o.key}=VALUE)")
+        return
+    node = data  # a key to add: every parent that exists must be a mapping, as Hydra requires
+    for part in o.key.split(".")[:-1]:
+        if not isinstance(node, Mapping):
+            break
+        if part not in node:
+            return
+        node = node[part]
+    if not isinstance(node, Mapping):
+        raise SpecError(f"-S: cannot add '{o.key}' to '{relpath}': its parent is not a mapping")
+
+
+def _set(data: Any, o: Override) -> None:
+    *parents, last = o.key.split(".")
     node = data
     for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    if isinstance(node, list):
-        node[int(last)] = value
+        if isinstance(node, list):
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})  # added only for +/++ keys: _check found the others
+    index: Any = int(last) if isinstance(node, list) else last
+    if o.op is Op.DELETE:
+        del node[index]
     else:
-        node[last] = value
+        node[index] = o.value
 
 
 def _json_indent(text: str) -> int | None:
@@ -216,7 +265,7 @@ def _yaml_round_trip(text: str, overrides: Sequence[Override]) -> str:
     yml.width = 4096
     doc = yml.load(text)
     for o in overrides:
-        _set(doc, o.key, o.value)
+        _set(doc, o)
     out = io.StringIO()
     yml.dump(doc, out)
     return out.getvalue()

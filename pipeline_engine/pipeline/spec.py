@@ -36,6 +36,7 @@ from pipeline_engine.pipeline.outputs import (
     PlotSpec,
     parse_artifacts,
     parse_metrics_paths,
+    parse_params_paths,
     parse_plots,
 )
 from pipeline_engine.pipeline.params import PARAMS_FILE, parse_params, read_params
@@ -55,7 +56,8 @@ _WHOLE = re.compile(r"\$\{([^}]*)\}")
 class PipelineSpec:
     """Every stage of pipeline.yaml, in file order; `digest` identifies the text that was validated.
 
-    `metrics`, `plots` and `artifacts` are the top-level keys (pipeline.outputs), paths project-relative.
+    `metrics`, `plots`, `artifacts` and `params` (params files shown whole by `params diff`, tracked by
+    no stage) are the top-level keys (pipeline.outputs), templates resolved, paths project-relative.
     """
 
     stages: Mapping[str, StageSpec] = field(default_factory=dict)
@@ -63,6 +65,7 @@ class PipelineSpec:
     metrics: tuple[str, ...] = ()
     plots: tuple[PlotSpec, ...] = ()
     artifacts: Mapping[str, ArtifactSpec] = field(default_factory=dict)
+    params: tuple[str, ...] = ()
 
 
 def load_spec(root_or_files: Path | RevisionFiles, *, trusted_digest: str | None = None,
@@ -125,6 +128,7 @@ class _Builder:
         self.text = text
         self.bool_style = bool_style
         self.list_style = list_style
+        self._global: Context | None = None
 
     def fail(self, path: list[str | int], message: str, *, hint: str | None = None,
              kind: type[SpecError] = SpecError) -> SpecError:
@@ -135,22 +139,25 @@ class _Builder:
         return kind(f"{at}: {message}", hint=hint)
 
     def top_level(self, raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[PlotSpec, ...],
-                                                          Mapping[str, ArtifactSpec]]:
-        """`metrics`, `plots` and `artifacts`, with errors located in the file."""
+                                                          Mapping[str, ArtifactSpec], tuple[str, ...]]:
+        """`metrics`, `plots`, `artifacts` and `params`, templates resolved (as DVC), errors located in the file."""
         def norm(path: str, what: str) -> str:
             return norm_path("", path, what=what)
 
         parsed: list[Any] = []
-        for key, parse in (("metrics", parse_metrics_paths), ("plots", parse_plots), ("artifacts", parse_artifacts)):
+        for key, parse in (("metrics", parse_metrics_paths), ("plots", parse_plots), ("artifacts", parse_artifacts),
+                           ("params", parse_params_paths)):
+            value = raw.get(key)
+            if _has_template(value):
+                value = self._resolve(Resolver(self._context(raw), where=f"'{key}'"), value, [key])
             try:
-                parsed.append(parse(raw.get(key), norm))
+                parsed.append(parse(value, norm))
             except SpecError as exc:
                 raise self.fail([key], exc.message, hint=exc.hint, kind=type(exc)) from None
-        return parsed[0], parsed[1], parsed[2]
+        return parsed[0], parsed[1], parsed[2], parsed[3]
 
     def build(self, raw: Mapping[str, Any]) -> dict[str, StageSpec]:
-        context = self._default_context()
-        context = self._load_vars(raw.get("vars") or [], wdir="", ctx=context, prefix="", at=["vars"])
+        context = self._context(raw)
         stages: dict[str, StageSpec] = {}
         for name, body in (raw.get("stages") or {}).items():
             for full_name, stage_body, ctx in self._expand(str(name), body, context):
@@ -163,6 +170,15 @@ class _Builder:
                         raise  # located already (a stage's vars)
                     raise self.fail(["stages", name], exc.message, hint=exc.hint) from None
         return stages
+
+    def _context(self, raw: Mapping[str, Any]) -> Context:
+        """params.yaml merged with the top-level `vars`: the names every template sees (read once)."""
+        if self._global is None:
+            items = raw.get("vars") or []
+            # Top-level templates resolve before the schema check: a malformed `vars` is left to it.
+            self._global = self._load_vars(items if isinstance(items, list) else [], wdir="",
+                                           ctx=self._default_context(), prefix="", at=["vars"])
+        return self._global
 
     def _default_context(self) -> Context:
         # Read, not tested with is_file: a params.yaml kept as a link at a git revision is an error there.

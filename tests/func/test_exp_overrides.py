@@ -122,3 +122,32 @@ def test_an_override_of_a_symlinked_params_file_reaches_what_the_stage_reads(wor
     ref = workspace.git("for-each-ref", "--format=%(objectname)", "refs/exps").strip()
     assert workspace.git("show", f"{ref}:o.txt") == "lr: 0.5\n"  # the stage saw the value the lock records
     assert workspace.git("ls-tree", ref, "params.yaml").startswith("120000")  # still a link
+
+
+def test_hydra_prefixes_add_force_and_delete_keys(workspace: Workspace) -> None:
+    # DVC takes Hydra's `+key=v` (add a key), `++key=v` (set or add) and `~key` (delete) in `exp run -S`.
+    workspace.write({"params.yaml": "# lr\nlr: 0.1\nopt: {name: sgd, beta: 2}\n", "conf.json": '{"a": 1, "b": 2}'})
+    workspace.write_pipeline({"s": {"cmd": "cat params.yaml conf.json > o.txt", "params": ["lr"],
+                                    "outs": [{"o.txt": {"cache": False}}]}})
+    workspace.pipe("repro")
+    workspace.commit("base")
+    workspace.pipe("exp", "run", "-n", "hydra", "-S", "+opt.momentum=0.9", "-S", "+new.deep=1", "-S", "++lr=0.5",
+                   "-S", "~opt.beta", "-S", "conf.json:~b")
+    ref = workspace.git("for-each-ref", "--format=%(objectname)", "refs/exps").strip()
+    assert workspace.git("show", f"{ref}:params.yaml").startswith("# lr\n")  # comments kept
+    assert yaml.safe_load(workspace.git("show", f"{ref}:params.yaml")) == {
+        "lr": 0.5, "opt": {"name": "sgd", "momentum": 0.9}, "new": {"deep": 1}}
+    assert json.loads(workspace.git("show", f"{ref}:conf.json")) == {"a": 1}
+
+    taken = workspace.pipe("exp", "run", "-S", "+lr=1", exit_code=1)
+    assert "param 'lr' is already in 'params.yaml'" in taken.stderr
+    missing = workspace.pipe("exp", "run", "-S", "~nokey", exit_code=1)
+    assert "param 'nokey' is not in 'params.yaml'" in missing.stderr and "-S +nokey=VALUE" in missing.stderr
+
+
+def test_hydra_prefixes_survive_the_queue_record() -> None:
+    overrides = combinations([parse_sweep("+a.b=1,2"), parse_sweep("p.json:~c")])
+    assert [[o.text for o in c] for c in overrides] == [["+a.b=1", "~c"], ["+a.b=2", "~c"]]
+    assert from_records(to_records(overrides[0]), source="q") == overrides[0]
+    with pytest.raises(SpecError, match="~KEY"):
+        parse_sweep("~a=1")

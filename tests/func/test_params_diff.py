@@ -126,3 +126,25 @@ def test_one_unreadable_params_file_is_a_warning_and_the_others_are_compared(wor
     workspace.write({"other.yaml": "k: 1\n" + "#" * (16 * 2**20)})
     result = cli.run("params", "diff")
     assert "other.yaml" in result.stderr and "16 MiB" in result.stderr and "no changes" not in result.output
+
+
+def test_top_level_params_files_count_whole_unless_deps(workspace: Workspace, cli: Cli) -> None:
+    # DVC's dvc.yaml `params: [config.json]`: a params file no stage tracks, still shown by params diff.
+    workspace.write_pipeline({"train": {"cmd": "echo"}}, params=["config.json"])
+    workspace.history([{"config.json": '{"k": 1, "same": 0}'}])
+    workspace.write({"config.json": '{"k": 2, "same": 0}'})
+
+    assert _json(cli) == {"config.json": {"k": {"old": 1, "new": 2, "diff": 1}}}
+    assert _json(cli, "--deps") == {}
+
+
+def test_top_level_params_and_metrics_are_templated_from_params_yaml(workspace: Workspace, cli: Cli) -> None:
+    # DVC resolves `${...}` in the top-level params, metrics and plots entries too.
+    workspace.write_pipeline({"train": {"cmd": "echo"}}, params=["${files.params}"], metrics=["${files.metrics}"])
+    workspace.history([{"params.yaml": "files: {params: config.json, metrics: m.json}\n",
+                        "config.json": '{"k": 1}', "m.json": '{"acc": 0.5}'}])
+    workspace.write({"config.json": '{"k": 2}'})
+
+    assert _json(cli)["config.json"] == {"k": {"old": 1, "new": 2, "diff": 1}}
+    shown = json.loads(cli.run("metrics", "show", "--json").stdout)
+    assert shown["workspace"]["data"]["m.json"]["data"] == {"acc": 0.5}

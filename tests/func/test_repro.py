@@ -415,6 +415,18 @@ def test_targets_single_item_and_downstream(workspace: Workspace, cli: Cli, coun
     assert counter.snapshot() == {"prep": 2, "train": 2}
 
 
+def test_dvc_file_addressing_of_targets(workspace: Workspace, cli: Cli, counter: Counter) -> None:
+    # DVC's `:stage`, `./dvc.yaml:stage` and `dvc.yaml` (every stage of the file) work with pipeline.yaml.
+    two_stages(workspace, counter)
+    cli.run("repro", "-s", ":prep")
+    assert counter.snapshot() == {"prep": 1}
+    cli.run("repro", "-s", "./pipeline.yaml:train")
+    assert counter.snapshot() == {"prep": 1, "train": 1}
+    cli.run("repro", "-f", "pipeline.yaml")
+    assert counter.snapshot() == {"prep": 2, "train": 2}
+    assert "stage 'nope' not found" in cli.run("repro", ":nope", exit_code=1).stderr
+
+
 def test_unknown_target_suggests_a_stage(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     two_stages(workspace, counter)
     result = cli.run("repro", "trian", exit_code=1)

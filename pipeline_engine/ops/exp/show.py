@@ -19,6 +19,7 @@ from pipeline_engine.ops.exp.records import ExpState, entries
 from pipeline_engine.ops.exp.worktree import git_root
 from pipeline_engine.ops.metrics import metrics_at
 from pipeline_engine.ops.params import flatten, params_at
+from pipeline_engine.pipeline.overrides import Op
 from pipeline_engine.pipeline.params import PARAMS_FILE
 from pipeline_engine.project import Project
 from pipeline_engine.scm.exps import ExpRef, list_exp_refs, rev_parse, run_git
@@ -84,7 +85,11 @@ def show(project: Project, *, all_branches: bool = False, all_commits: bool = Fa
         for e in pending:
             if e.baseline == sha:
                 params = dict(base.params)
-                params.update({_param_key(o.file, o.key): o.value for o in e.overrides})
+                for o in e.overrides:
+                    if o.op is Op.DELETE:
+                        params.pop(_param_key(o.file, o.key), None)
+                    else:
+                        params[_param_key(o.file, o.key)] = o.value
                 rows.append(ExpRow(e.name, None, sha, e.created, e.state.value, params, {}, e.error))
     return rows
 
