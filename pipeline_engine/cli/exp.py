@@ -30,6 +30,8 @@ def exp() -> None:
 @click.option("-n", "--name", default=None, help="Name of the experiment (NAME-1, NAME-2, ... for a sweep).")
 @click.option("--queue", "to_queue", is_flag=True, help="Queue the experiments instead of running them.")
 @click.option("--run-all", is_flag=True, help="Run every queued experiment.")
+@click.option("--temp", is_flag=True,
+              help="Leave the workspace as it is (default: a single experiment's result is applied to it, as in DVC).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="With --run-all: experiments at once.")
 @click.option("-f", "--force", is_flag=True, help="Replace an experiment of the same name; run stages even if unchanged.")
 @click.option("-k", "--keep-going", is_flag=True, help="After a stage fails, go on with stages that do not depend on it.")
@@ -39,9 +41,12 @@ def exp() -> None:
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="The Dask scheduler (default: executor.scheduler, else a local cluster per experiment).")
 def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None, to_queue: bool, run_all: bool,
-        jobs: int, force: bool, keep_going: bool, no_run_cache: bool, executor: str | None,
+        temp: bool, jobs: int, force: bool, keep_going: bool, no_run_cache: bool, executor: str | None,
         scheduler: str | None) -> None:
-    """Run the pipeline with param overrides in a private worktree and record the result under refs/exps/."""
+    """Run the pipeline with param overrides in a private worktree and record the result under refs/exps/.
+
+    A single experiment's result is then applied to the workspace (as `pipe exp apply`), unless --temp.
+    """
     from pipeline_engine.ops.exp.run import ExpRunOptions
     from pipeline_engine.ops.exp.run_all import run as run_exps
     from pipeline_engine.ops.exp.run_all import run_all as run_queued
@@ -56,7 +61,8 @@ def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None,
     sweeps = [parse_sweep(s) for s in set_params]
     results = []
     if set_params or not run_all or targets or name:
-        options = ExpRunOptions(name=name, force=force, queue=to_queue or run_all, repro=repro_options)
+        options = ExpRunOptions(name=name, force=force, queue=to_queue or run_all, repro=repro_options,
+                                apply=not temp)
         results = run_exps(project, targets, sweeps, options, None if to_queue else _printer())
         for r in results if to_queue else ():
             render.info(f"queued experiment '{render.escape(r.name)}'" + render.escape(_overrides(r.overrides)))

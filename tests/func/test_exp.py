@@ -86,7 +86,7 @@ def test_exp_run_records_each_combination_as_a_ref_under_the_baseline(workspace:
 def test_exp_run_takes_uncommitted_changes_and_a_given_name(workspace: Workspace) -> None:
     _project(workspace)
     workspace.write({"params.yaml": workspace.read("params.yaml").replace("epochs: 2", "epochs: 5")})
-    workspace.pipe("exp", "run", "-n", "five", "-S", "train.lr=0.5")
+    workspace.pipe("exp", "run", "-n", "five", "-S", "train.lr=0.5", "--temp")
     sha = _refs(workspace)["five"]
     assert json.loads(_at(workspace, sha, "metrics.json")) == {"acc": 2.5}
     assert "epochs: 5" in workspace.read("params.yaml") and "lr: 0.1" in workspace.read("params.yaml")
@@ -190,8 +190,8 @@ def test_exp_remove_deletes_refs_and_queue_entries(workspace: Workspace) -> None
 
 def test_exp_diff_compares_experiments_and_revisions(workspace: Workspace) -> None:
     _project(workspace)
-    workspace.pipe("exp", "run", "-n", "a", "-S", "train.lr=0.3")
-    workspace.pipe("exp", "run", "-n", "b", "-S", "train.lr=0.2", "-S", "train.epochs=1")
+    workspace.pipe("exp", "run", "-n", "a", "-S", "train.lr=0.3", "--temp")
+    workspace.pipe("exp", "run", "-n", "b", "-S", "train.lr=0.2", "-S", "train.epochs=1", "--temp")
     result = json.loads(workspace.pipe("exp", "diff", "a", "b", "--json").stdout)
     assert result["metrics"]["metrics.json"]["acc"]["old"] == pytest.approx(0.6)
     assert result["metrics"]["metrics.json"]["acc"]["new"] == pytest.approx(0.2)
@@ -311,7 +311,7 @@ def test_exp_apply_saves_uncommitted_changes_it_replaces(workspace: Workspace) -
 
 def test_exp_apply_over_a_clean_workspace_saves_nothing(workspace: Workspace) -> None:
     _project(workspace)
-    workspace.pipe("exp", "run", "-n", "best", "-S", "train.lr=0.4")
+    workspace.pipe("exp", "run", "-n", "best", "-S", "train.lr=0.4", "--temp")
     assert "saved" not in workspace.pipe("exp", "apply", "best").stderr
     assert workspace.git("for-each-ref", "refs/exps/apply").strip() == ""
 
@@ -378,3 +378,29 @@ def test_experiment_commits_never_hold_the_local_config_even_when_its_gitignore_
     for name, sha in _refs(workspace).items():
         files = workspace.git("ls-tree", "-r", "--name-only", sha).split()
         assert not any(f.startswith(".pipe/") and not f.startswith(".pipe/config.yaml") for f in files), (name, files)
+
+
+def test_a_single_experiment_is_applied_to_the_workspace_as_dvc_does(workspace: Workspace) -> None:
+    """`dvc exp run` leaves the experiment's result in the workspace (DVC's test_new_simple): params,
+    lock, metrics and outs, with the user's uncommitted changes it started from, and saves nothing
+    aside for them (the experiment holds them); HEAD and the index stay."""
+    _project(workspace)
+    baseline = workspace.git("rev-parse", "HEAD").strip()
+    workspace.write({"params.yaml": workspace.read("params.yaml").replace("epochs: 2", "epochs: 5")})
+    result = workspace.pipe("exp", "run", "-n", "five", "-S", "train.lr=0.5")
+    sha = _refs(workspace)["five"]
+    params = workspace.read("params.yaml")
+    assert "lr: 0.5  # learning rate" in params and "epochs: 5" in params
+    assert json.loads(workspace.read("metrics.json")) == json.loads(_at(workspace, sha, "metrics.json")) == {"acc": 2.5}
+    assert workspace.read("pipeline.lock") == _at(workspace, sha, "pipeline.lock")
+    assert "saved" not in result.stderr and workspace.git("for-each-ref", "refs/exps/apply").strip() == ""
+    assert workspace.git("rev-parse", "HEAD").strip() == baseline
+    assert workspace.git("diff", "--cached", "--name-only").strip() == ""
+    assert "up to date" in workspace.pipe("status").stderr + workspace.pipe("status").stdout
+
+
+def test_an_experiment_that_fails_leaves_the_workspace_as_it_was(workspace: Workspace) -> None:
+    _project(workspace, fail_when_lr=0.5)
+    before = _files(workspace)
+    workspace.pipe("exp", "run", "-S", "train.lr=0.5", exit_code=1)
+    assert _files(workspace) == before

@@ -20,7 +20,7 @@ def _project(ws: Workspace) -> None:
 
 def test_gc_all_experiments_keeps_an_experiments_outputs_and_workspace_alone_does_not(workspace: Workspace) -> None:
     _project(workspace)
-    workspace.pipe("exp", "run", "-S", "n=5")
+    workspace.pipe("exp", "run", "-S", "n=5", "--temp")
     lock = yaml.safe_load(workspace.git("show", workspace.git("for-each-ref", "--format=%(objectname)",
                                                               "refs/exps").split()[0] + ":pipeline.lock"))
     oid = lock["stages"]["make"]["outs"][0]["oid"]

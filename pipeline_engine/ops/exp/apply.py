@@ -40,8 +40,12 @@ class ApplyResult:
     saved: str | None = None  # the commit holding the workspace's replaced changes, if there were any
 
 
-def apply(project: Project, name: str) -> ApplyResult:
+def apply(project: Project, name: str, *, started_from: str | None = None) -> ApplyResult:
     """Write the experiment's files into the workspace and check its outs out from the store.
+
+    `started_from` is the snapshot commit the experiment ran from (`pipe exp run` applying its own
+    result): workspace files still as they were in it hold nothing the experiment lacks, so they
+    are replaced without being saved first; any other change is saved as usual.
 
     Raises:
         PipeError: no such experiment; CheckoutError/ObjectNotFoundError from the checkout
@@ -53,7 +57,10 @@ def apply(project: Project, name: str) -> ApplyResult:
     status = run_git(root, "diff", "--no-renames", "--name-status", "-z", "HEAD", sha)
     fields = [f for f in status.split("\0") if f]
     with project.mutex("pipe exp apply"):
-        saved = _save_workspace(project, root, fields[1::2])
+        paths = fields[1::2]
+        if started_from is not None:
+            paths = [p for p in paths if not _as_in(root, started_from, p)]
+        saved = _save_workspace(project, root, paths)
         for state, path in zip(fields[::2], fields[1::2], strict=True):
             try:  # the commit came from git: its paths pass the gate; `.pipe/` files are not applied
                 rel = check_relpath(path, source=f"experiment '{name}'")
@@ -85,6 +92,23 @@ def _save_workspace(project: Project, root: Path, paths: list[str]) -> str | Non
                              exclude=private_paths(project))
     run_git(root, "update-ref", "--create-reflog", "-m", "pipe exp apply", APPLY_STASH, sha)
     return sha
+
+
+def _as_in(root: Path, sha: str, path: str) -> bool:
+    """True when workspace file `path` (git-root relative) is exactly as commit `sha` holds it, or
+    absent from both."""
+    try:
+        rel = check_relpath(path, source=f"commit {sha[:7]}")
+        current: bytes | None = resolve_in_project(root, rel, source=f"commit {sha[:7]}").read_bytes()
+    except FileNotFoundError:
+        current = None
+    except (OSError, PipeError):
+        return False
+    try:
+        held: bytes | None = _blob(root, sha, path)
+    except PipeError:
+        held = None
+    return current == held
 
 
 def _blob(root: Path, sha: str, path: str) -> bytes:

@@ -7,7 +7,9 @@ overrides and a local config that points its cache at the main project's store (
 pointer-tracked data is checked out from the store, `ops.repro.repro` runs there (stages the run
 cache knows are restored, not rerun), and the worktree's files are committed as a child of the
 baseline and the ref set with `update-ref` against its old value. A failure leaves the entry as
-failed, with its log. The user's workspace, index and branches are never touched.
+failed, with its log. The user's workspace, index and branches are never touched by the run; a single
+experiment run in the foreground is applied to the workspace afterwards unless `--temp`, as DVC's
+`exp run` leaves its result there (`ExpRunOptions.apply`, `ops.exp.apply`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class ExpRunOptions:
     force: bool = False
     queue: bool = False
     repro: ReproOptions = DEFAULT_REPRO
+    # As DVC's `exp run` without `--temp`: a single experiment that succeeds is applied to the
+    # workspace (`ops.exp.apply`); it still runs in its own worktree, so a failed or interrupted
+    # one leaves the workspace as it was.
+    apply: bool = False
 
 
 DEFAULT_OPTIONS = ExpRunOptions()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from pipeline_engine.core import signals
 from pipeline_engine.errors import PipeInterrupted
+from pipeline_engine.ops.exp.apply import apply
 from pipeline_engine.ops.exp.records import (
     ExpEntry,
     ExpState,
@@ -59,7 +60,7 @@ def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
     if options.queue:
         return [ExpResult(e.name, e.baseline, ExpState.QUEUED, e.overrides) for e in queued]
     try:
-        return run_entries(project, queued, jobs=1, options=options.repro, listener=listener, force=options.force)
+        results = run_entries(project, queued, jobs=1, options=options.repro, listener=listener, force=options.force)
     except PipeInterrupted:
         # The user ran these, not queued them: the ones stopped or not started are dropped.
         pending = {e.key for e in entries(project, states=(ExpState.QUEUED,))}
@@ -68,6 +69,9 @@ def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
                 remove_entry(project, entry)
                 set_plain_ref(git_root(project), queue_ref(entry), None)
         raise
+    if options.apply and len(results) == 1 and results[0].state is ExpState.SUCCESS:
+        apply(project, results[0].ref, started_from=queued[0].snapshot)
+    return results
 
 
 def run_all(project: Project, *, jobs: int = 1, options: ReproOptions = DEFAULT_REPRO,
