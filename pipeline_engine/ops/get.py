@@ -30,7 +30,7 @@ def get(url: str, path: str, *, out: str | None = None, rev: str | None = None, 
         progress: Progress | None = None) -> GetResult:
     """Write `path` of the repository at `url` (at `rev`) to `out` (default: its name, in the current directory).
 
-    Tracked data comes from the source's default remote (verified by oid) and is copied, never
+    Tracked data comes from a local source's cache or the source's default remote (verified by oid) and is copied, never
     linked: nothing here refers to a cache. A git file or directory is written from git.
 
     Raises:

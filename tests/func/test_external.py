@@ -204,3 +204,26 @@ def test_ls_inside_a_tracked_directory_reads_its_manifest_from_the_source_remote
     assert paths["images/sub/2.png"] and paths["data.csv"] and not paths["README.md"]
     plain = workspace.pipe("ls", str(source.root)).stdout.splitlines()
     assert "out images/" in plain and "    README.md" in plain
+
+
+def test_get_ls_and_import_read_a_local_source_without_a_remote_from_its_cache(make_repo: MakeRepo,
+                                                                               workspace: Workspace) -> None:
+    # DVC's get/import/ls of a repository on this machine read its cache: no remote needed
+    src = make_repo("no-remote", tracked={"data.csv": "a,b\n1,2\n", "images": {"1.png": "one", "sub": {"2.png": "two"}}})
+    workspace.pipe("get", str(src.root), "data.csv", "-o", "got.csv")
+    assert (workspace.root / "got.csv").read_text() == "a,b\n1,2\n"
+    workspace.pipe("get", str(src.root), "images/sub/2.png")
+    assert (workspace.root / "2.png").read_text() == "two"
+    inside = json.loads(workspace.pipe("ls", str(src.root), "images", "--json").stdout)
+    assert [e["path"] for e in inside] == ["1.png", "sub"]
+    workspace.pipe("import", str(src.root), "images", "-o", "imgs")
+    assert (workspace.root / "imgs" / "sub" / "2.png").read_text() == "two"
+
+
+def test_get_takes_what_the_local_source_cache_lacks_from_its_remote(workspace: Workspace, source: Workspace) -> None:
+    cached = source.root / ".pipe" / "cache" / "objects"
+    for obj in [p for p in cached.rglob("*") if p.is_file()]:
+        obj.chmod(0o644)
+        obj.unlink()
+    workspace.pipe("get", str(source.root), "images", "-o", "imgs")
+    assert (workspace.root / "imgs" / "1.png").read_text() == "one"
