@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer, write_pointer
 from pipeline_engine.cache.workspace import save, scan
-from pipeline_engine.core.fsutil import atomic_write, relpath_in, remove_path
+from pipeline_engine.core.fsutil import atomic_write, ignore_rule, relpath_in, remove_path
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
@@ -220,6 +220,9 @@ def _check_one(project: Project, path: str) -> str:
             raise PathError(f"'{rel}' is a symlink pointing outside the project ('{target}')")
     if not absolute.exists():
         raise PathError(f"'{rel}' does not exist")
+    rule = ignore_rule(project.root, rel, isdir=absolute.is_dir())
+    if rule is not None:  # as DVC: .pipeignore names what pipe must not track
+        raise PathError(f"'{rel}' is ignored by {rule}", hint="remove or negate that rule, then run 'pipe add' again")
     return rel
 
 
