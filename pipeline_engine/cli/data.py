@@ -54,11 +54,13 @@ def add(paths: tuple[str, ...]) -> None:
 @click.argument("targets", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Overwrite changes that are not in the cache; delete extra files.")
 @click.option("--relink", is_flag=True, help="Recreate every link even where the content already matches.")
-def checkout(targets: tuple[str, ...], force: bool, relink: bool) -> None:
+@click.option("--allow-missing", is_flag=True, help="Skip files whose objects are not in the cache (a warning, not an error).")
+def checkout(targets: tuple[str, ...], force: bool, relink: bool, allow_missing: bool) -> None:
     """Make tracked paths in the workspace match their pointers, from the cache."""
     from pipeline_engine.ops.checkout import checkout as checkout_targets
 
-    results = checkout_targets(_project(), targets, force=force, relink=relink, progress=render.progress())
+    results = checkout_targets(_project(), targets, force=force, relink=relink, allow_missing=allow_missing,
+                               progress=render.progress())
     written = sum(len(r.written) for r in results)
     deleted = sum(len(r.deleted) for r in results)
     for r in results:
@@ -67,6 +69,8 @@ def checkout(targets: tuple[str, ...], force: bool, relink: bool) -> None:
         for changed in r.kept_changed:
             render.warn(f"kept '{changed}': nothing tracks it at this revision, but it changed since pipe "
                         "placed it or its content is not in the cache")
+        for path, oid in r.missing:
+            render.warn(render.escape(f"skipped '{path}': its object '{oid}' is not in the cache ('pipe pull' fetches it)"))
     render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")
 
 

@@ -40,11 +40,14 @@ def checkout(
     *,
     force: bool = False,
     relink: bool = False,
+    allow_missing: bool = False,
     progress: Progress | None = None,
 ) -> list[CheckoutResult]:
     """Check out every out referenced by `targets` (all when empty).
 
-    Every path that can be checked out is; the failures are raised together at the end.
+    Every path that can be checked out is; the failures are raised together at the end. With
+    `allow_missing` (DVC's `--allow-missing`), objects missing from the cache are no error: they
+    are listed in the results' `missing`.
 
     Raises:
         CheckoutError: a path has uncached changes and `force` is false (that path is untouched).
@@ -60,7 +63,8 @@ def checkout(
         outs = used_outs(project, targets=targets)
         stale: list[CheckoutResult] = []
         try:
-            results = checkout_outs(project, outs, force=force, relink=relink, progress=progress)
+            results = checkout_outs(project, outs, force=force, relink=relink, allow_missing=allow_missing,
+                                    progress=progress)
         except PipeError as exc:
             if gone:
                 raise _combined([exc, deleted_pointers_error(project, gone)]) from None
@@ -80,6 +84,7 @@ def checkout_outs(
     *,
     force: bool = False,
     relink: bool = False,
+    allow_missing: bool = False,
     progress: Progress | None = None,
 ) -> list[CheckoutResult]:
     """Check out `outs` (project-relative records); the caller holds the project mutex.
@@ -95,6 +100,12 @@ def checkout_outs(
                 project.store, project.root, out.path, out.oid, project.memo, link_types=link_types,
                 isexec=out.isexec, force=force, relink=relink, progress=progress or NullProgress(),
             )
+        except ObjectNotFoundError as exc:
+            if not allow_missing:
+                failed.append(exc)
+            else:
+                results.append(CheckoutResult(out.path, missing=((out.path, out.oid),)))
+            continue
         except (CheckoutError, CacheError, PathError) as exc:
             failed.append(exc)
             continue
@@ -106,7 +117,7 @@ def checkout_outs(
     absent = [pair for r in results for pair in r.missing]
     quarantined = {p for p in absent if (quarantine / p[1]).exists()} if absent and quarantine.is_dir() else set()
     missing = [pair for pair in absent if pair not in quarantined]
-    if missing:
+    if missing and not allow_missing:
         failed.insert(0, ObjectNotFoundError(
             f"{len(missing)} file(s) not checked out: their objects are not in the cache: {_listed(missing)}",
             hint="run 'pipe pull' to fetch them",

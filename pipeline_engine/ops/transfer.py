@@ -19,7 +19,7 @@ from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, StageNotFoundError
 from pipeline_engine.index.download import fetch_outs
-from pipeline_engine.index.objects import plan_objects
+from pipeline_engine.index.objects import Failure, plan_objects
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.pullplace import PullPlacement
 from pipeline_engine.index.revisions import Scope, select_revisions
@@ -41,6 +41,7 @@ class PullResult:
 
     fetched: tuple[TransferResult, ...]  # one per remote
     checkouts: tuple[CheckoutResult, ...] = field(default_factory=tuple)
+    skipped: tuple[Failure, ...] = ()  # with `allow_missing`: objects no remote has; their outs were left alone
 
 
 def push(
@@ -129,6 +130,7 @@ def pull(
     remote: str | None = None,
     jobs: int | None = None,
     force: bool = False,
+    allow_missing: bool = False,
     progress: Progress | None = None,
     scope: Scope | None = None,
 ) -> PullResult:
@@ -140,6 +142,8 @@ def pull(
 
     With `scope`, the outs of the revisions it covers are fetched first; only the workspace's
     are checked out (DVC's `pull -a`). A target needs to select something at one revision only.
+    With `allow_missing` (DVC's `--allow-missing`), objects the remote does not have are no error:
+    they are returned in `skipped` (a failed or corrupt transfer still raises).
 
     Raises:
         RemoteError: as `fetch`; the outs that were complete are checked out first.
@@ -183,9 +187,10 @@ def pull(
                 raise
             fetched += again
             checkouts = checkout_outs(project, complete, force=force, progress=progress)
+    skipped = tuple(f for r in fetched for f in r.failed if f.missing) if allow_missing else ()
     for result in fetched:
-        raise_for_failures("pull", result)
-    return PullResult(tuple(fetched), tuple(result for _, result in placed) + tuple(checkouts))
+        raise_for_failures("pull", replace(result, failed=tuple(f for f in result.failed if f not in skipped)))
+    return PullResult(tuple(fetched), tuple(result for _, result in placed) + tuple(checkouts), skipped)
 
 
 def _selects(index: ProjectIndex, target: str) -> bool:

@@ -125,6 +125,28 @@ def test_missing_remote_object_is_reported_by_path_and_id(
     assert sum(1 for _ in clone.project().store.iter_oids()) == 41
 
 
+def test_pull_allow_missing_skips_what_the_remote_lacks_but_not_a_corrupt_object(
+    workspace: Workspace, cli: Cli, local_remote: Path
+) -> None:
+    # DVC's `pull --allow-missing` (CI pulls of a project whose remote lacks some outs): a warning, exit 0
+    cli.run("remote", "modify", "store", "pack_threshold", "0")  # loose: the test damages object files
+    workspace.track({"data/model.bin": b"\x00\x01" * 500, "data/notes.txt": "not pushed\n"})
+    cli.run("push", "data/model.bin")
+    workspace.commit("data and remote")
+    clone = workspace.clone()
+    assert "is not on remote 'store'" in cli.run("pull", exit_code=1).stderr
+    result = cli.run("pull", "--allow-missing")
+    assert "skipped 'data/notes.txt'" in result.stderr
+    assert (clone.root / "data/model.bin").read_bytes() == b"\x00\x01" * 500
+    assert not (clone.root / "data/notes.txt").exists()
+    cli.run("checkout", exit_code=1)
+    assert "skipped 'data/notes.txt'" in cli.run("checkout", "--allow-missing").stderr
+    (clone.root / "data/model.bin").unlink()
+    clone.project().store.path_of(hash_bytes(b"\x00\x01" * 500)).unlink()
+    (local_remote / oid_to_relpath(hash_bytes(b"\x00\x01" * 500))).write_bytes(b"bit rot")
+    assert "corrupt on remote 'store'" in cli.run("pull", "--allow-missing", exit_code=1).stderr
+
+
 def test_missing_backend_names_the_extra_to_install(workspace: Workspace, cli: Cli) -> None:
     workspace.track(DATA)
     cli.run("remote", "add", "-d", "gcs", "gs://bucket/project")
