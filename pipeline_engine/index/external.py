@@ -51,7 +51,7 @@ from pipeline_engine.project import CONTROL_DIR, Project
 from pipeline_engine.remote.remote import Remote
 from pipeline_engine.scm.git import Git
 
-__all__ = ["External", "download_source", "fetch_record", "is_local_url", "open_external", "source_path", "source_remote_url"]
+__all__ = ["External", "download_source", "fetch_record", "into_dir", "is_local_url", "open_external", "source_path", "source_remote_url"]
 
 _SOURCE_CONFIG = ".pipe/config.yaml"
 
@@ -197,6 +197,14 @@ def _local_cache(url: str) -> Path | None:
         return None
     objects = objects_dir(default_cache_dir(_local_path(url) / CONTROL_DIR))
     return objects if objects.is_dir() else None
+
+
+def into_dir(out: Path | None, path: str) -> Path:
+    """Where `-o OUT` puts source `path`: OUT, or inside it when OUT is an existing directory (DVC's rule); default its name."""
+    name = path.rpartition("/")[2]
+    if out is None:
+        return Path(name)
+    return out / name if out.is_dir() and not out.is_symlink() else out
 
 
 def source_path(path: str) -> str:

@@ -227,3 +227,17 @@ def test_get_takes_what_the_local_source_cache_lacks_from_its_remote(workspace: 
         obj.unlink()
     workspace.pipe("get", str(source.root), "images", "-o", "imgs")
     assert (workspace.root / "imgs" / "1.png").read_text() == "one"
+
+
+def test_get_and_import_into_an_existing_directory_put_the_path_inside_it(workspace: Workspace,
+                                                                          source: Workspace) -> None:
+    # DVC's `get URL PATH -o DIR` / `import ... -o DIR` with DIR an existing directory: DIR/<name>
+    (workspace.root / "got").mkdir()
+    workspace.pipe("get", str(source.root), "data.csv", "-o", "got")
+    assert (workspace.root / "got" / "data.csv").read_text() == "a,b\n1,2\n"
+    assert "'got/data.csv' already exists" in workspace.pipe("get", str(source.root), "data.csv", "-o", "got",
+                                                             exit_code=1).stderr
+    (workspace.root / "raw").mkdir()
+    workspace.pipe("import", str(source.root), "images", "-o", "raw")
+    assert (workspace.root / "raw" / "images" / "sub" / "2.png").read_text() == "two"
+    assert (workspace.root / "raw" / "images.pipe").is_file()
