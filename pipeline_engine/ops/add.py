@@ -130,10 +130,16 @@ def _validate(project: Project, paths: Sequence[str]) -> list[str]:
                     hint=f"run 'pipe commit {stage}' to record the current outputs of '{stage}'",
                 )
         for other in (*tracked, *chosen):
-            if rel != other and (rel.startswith(other + "/") or other.startswith(rel + "/")):
+            if rel != other and rel.startswith(other + "/"):
+                raise PathError(
+                    f"'{rel}' is inside '{other}', which is already tracked",
+                    hint=f"run 'pipe add {shlex.quote(other)}' to record the changes inside it",
+                )
+            if rel != other and other.startswith(rel + "/"):
                 raise PathError(
                     f"'{rel}' overlaps '{other}', which is already tracked",
-                    hint="track either the directory or the files inside it, not both",
+                    hint=f"to track '{other}' as part of '{rel}', run 'pipe remove {shlex.quote(other + POINTER_SUFFIX)}' "
+                    f"and then 'pipe add {shlex.quote(rel)}'",
                 )
         if rel not in chosen:
             chosen.append(rel)
