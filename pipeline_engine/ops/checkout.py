@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def checkout(
         # index may hold an older version than their last 'pipe add'): the rest is checked out,
         # then the deleted pointers are reported with the command that restores them.
         gone = [] if targets else deleted_pointers(project)
-        outs = used_outs(project, targets=targets)
+        try:
+            outs = used_outs(project, targets=targets)
+        except PathError as exc:
+            raise _meant_git_checkout(project, targets, exc) from None
         stale: list[CheckoutResult] = []
         try:
             results = checkout_outs(project, outs, force=force, relink=relink, allow_missing=allow_missing,
@@ -76,6 +80,15 @@ def checkout(
         if gone:
             raise deleted_pointers_error(project, gone)
         return results
+
+
+def _meant_git_checkout(project: Project, targets: Sequence[str], exc: PathError) -> PathError:
+    """`pipe checkout BRANCH`: the same error, with DVC's hint that git's checkout was meant."""
+    revs = [t for t in targets if project.git is not None and not os.path.lexists(t) and project.git.is_revision(t)]
+    if not revs:
+        return exc
+    return PathError(str(exc), hint=f"did you mean 'git checkout {shlex.quote(revs[0])}'? "
+                     "then 'pipe checkout' brings the data of that revision")
 
 
 def checkout_outs(
