@@ -76,14 +76,16 @@ def checkout(targets: tuple[str, ...], force: bool, relink: bool, allow_missing:
 
 @click.command()
 @click.argument("pointers", nargs=-1, required=True)
-@click.option("--outs", is_flag=True, help="Delete the tracked data from the workspace too.")
+@click.option("--outs", is_flag=True, help="Delete the tracked data (or the stage's outs) from the workspace too.")
 @click.option("-f", "--force", is_flag=True, help="With --outs: delete data even if its changes are not in the cache.")
 def remove(pointers: tuple[str, ...], outs: bool, force: bool) -> None:
-    """Stop tracking paths: delete their .pipe pointers (the data stays unless --outs)."""
+    """Stop tracking: delete .pipe pointers, or stages from pipeline.yaml (the data stays unless --outs)."""
     from pipeline_engine.ops.remove import remove as remove_pointers
 
     for r in remove_pointers(_project(), pointers, outs=outs, force=force):
-        render.info(f"removed {r.pointer}" + (f" and {r.path}" if r.data_deleted else f" ({r.path} kept)"))
+        paths = ", ".join(r.paths)
+        render.info(render.escape(f"removed {r.what}" + (f" and {paths}" if r.data_deleted else f" ({paths} kept)"
+                                                         if paths else "")))
 
 
 @click.command()
