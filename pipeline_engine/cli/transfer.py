@@ -58,6 +58,8 @@ def scope_of(*, workspace: bool = True, all_branches: bool, all_tags: bool, all_
 def _summary(verb: str, result: TransferResult | tuple[TransferResult, ...]) -> None:
     """One line per remote (outs with their own `remote:` make more than one)."""
     for r in result if isinstance(result, tuple) else (result,):
+        if not r.remote:  # a pull of imports only, with no remote: they came from their sources
+            continue
         render.info(
             f"{verb} '{r.remote}': {r.transferred} transferred ({render.size(r.bytes)}), "
             f"{r.present} already present, {len(r.failed)} failed"

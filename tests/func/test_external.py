@@ -241,3 +241,14 @@ def test_get_and_import_into_an_existing_directory_put_the_path_inside_it(worksp
     workspace.pipe("import", str(source.root), "images", "-o", "raw")
     assert (workspace.root / "raw" / "images" / "sub" / "2.png").read_text() == "two"
     assert (workspace.root / "raw" / "images.pipe").is_file()
+
+
+def test_pull_of_imports_only_needs_no_remote_of_ours(workspace: Workspace, source: Workspace) -> None:
+    # DVC pulls imports from their sources when the project has no remote; our own data still needs one
+    workspace.pipe("import", str(source.root), "images")
+    workspace.commit("an import, no remote")
+    clone = workspace.clone()
+    clone.pipe("pull")
+    assert (clone.root / "images" / "sub" / "2.png").read_text() == "two"
+    clone.track({"own.csv": "mine\n"})
+    assert "no default remote" in clone.pipe("pull", exit_code=1).stderr
