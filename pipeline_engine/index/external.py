@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.tree import Tree, TreeEntry
 from pipeline_engine.cache.workspace import tree_of
 from pipeline_engine.core.fsutil import temp_name
 from pipeline_engine.core.layout import default_cache_dir, objects_dir, tmp_dir
@@ -225,7 +226,7 @@ def download_source(ext: External, path: str, store: ObjectStore, *, jobs: int |
 
     Raises:
         RemoteNotConfiguredError: the source has no default remote; RemoteError: objects failed.
-        PathError: `path` is a directory inside a tracked directory (get the whole directory).
+        PathError: `path` is inside a tracked directory but not in it.
     """
     progress = progress or NullProgress()
     record = covering(ext.index, path, pointers=True)
@@ -235,11 +236,18 @@ def download_source(ext: External, path: str, store: ObjectStore, *, jobs: int |
         fetch_record(ext, store, record, jobs=jobs, progress=progress)
         return record
     fetch_record(ext, store, record, manifest_only=True, jobs=jobs, progress=progress)
-    entry = tree_of(store, record.oid).by_path().get(path[len(record.path) + 1:])
-    if entry is None:
-        raise PathError(f"'{path}' is inside tracked directory '{record.path}' of '{ext.url}' but is not one of its files",
-                        hint=f"get the whole directory: 'pipe get {ext.url} {record.path}'")
-    inner = PathRecord(path, entry.oid, entry.size, None, entry.isexec)
+    tree = tree_of(store, record.oid)
+    sub = path[len(record.path) + 1:]
+    entry = tree.by_path().get(sub)
+    if entry is not None:
+        inner = PathRecord(path, entry.oid, entry.size, None, entry.isexec)
+    else:  # a sub-directory: a manifest of the entries under it, stored as any directory's
+        under = [TreeEntry(e.relpath[len(sub) + 1:], e.oid, e.size, e.isexec) for e in tree.under(sub)]
+        if not under:
+            raise PathError(f"'{path}' is inside tracked directory '{record.path}' of '{ext.url}' but is not in it",
+                            hint=f"run 'pipe ls {ext.url} {record.path}' to list what it holds")
+        part = Tree.from_entries(under)
+        inner = PathRecord(path, store.put_chunks(part.iter_bytes(), suffix=".dir"), part.size, len(part))
     fetch_record(ext, store, inner, jobs=jobs, progress=progress)
     return inner
 

@@ -252,3 +252,14 @@ def test_pull_of_imports_only_needs_no_remote_of_ours(workspace: Workspace, sour
     assert (clone.root / "images" / "sub" / "2.png").read_text() == "two"
     clone.track({"own.csv": "mine\n"})
     assert "no default remote" in clone.pipe("pull", exit_code=1).stderr
+
+
+def test_get_and_import_a_sub_directory_of_a_tracked_directory(workspace: Workspace, source: Workspace) -> None:
+    # DVC gets and imports `images/sub` of a tracked `images` (granular, as checkout does here)
+    workspace.pipe("get", str(source.root), "images/sub", "-o", "got")
+    assert sorted(p.name for p in (workspace.root / "got").iterdir()) == ["2.png"]
+    workspace.pipe("import", str(source.root), "images/sub", "-o", "sub")
+    assert (workspace.root / "sub" / "2.png").read_text() == "two"
+    assert not _stale(workspace)
+    missing = workspace.pipe("get", str(source.root), "images/nope", exit_code=1)
+    assert "'images/nope' is inside tracked directory 'images'" in missing.stderr
