@@ -182,7 +182,7 @@ def select(graph: Graph, targets: Sequence[str], *, downstream: bool = False, si
 
 
 def resolve_target(stages: Mapping[str, StageSpec], target: str) -> list[str]:
-    """Stage names matched by one target.
+    """Stage names matched by one target: a stage, a foreach/matrix group, or the pipeline file (all stages).
 
     Raises:
         StageNotFoundError: nothing matches.
@@ -190,6 +190,8 @@ def resolve_target(stages: Mapping[str, StageSpec], target: str) -> list[str]:
     name = target.split(":", 1)[1] if target.startswith(f"{PIPELINE_FILE}:") else target
     if name in stages:
         return [name]
+    if name == PIPELINE_FILE and stages:  # DVC's `dvc push dvc.yaml`: every stage of the file
+        return list(stages)
     group = [n for n, s in stages.items() if s.group == name]
     if group:
         return group

@@ -247,3 +247,17 @@ def test_a_path_inside_a_tracked_directory_is_a_target_of_push_fetch_and_pull(
     cli.run("fetch", "data/images/008.txt")
     assert (clone.root / ".pipe/cache/objects" / oid_to_relpath(_image_oid("008.txt"))).is_file()
     assert not (clone.root / ".pipe/cache/objects" / oid_to_relpath(_image_oid("009.txt"))).exists()
+
+
+def test_the_pipeline_file_as_a_target_selects_every_stage(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    # DVC's `dvc push dvc.yaml` / `dvc pull dvc.yaml`: the outs of every stage of the file, not pointer data
+    workspace.write({"foo": "foo\n"})
+    workspace.write_pipeline({"s": {"cmd": "cp foo bar", "deps": ["foo"], "outs": ["bar"]}})
+    workspace.track({"x.csv": "x\n"})
+    cli.run("repro")
+    assert "1 transferred" in cli.run("push", "pipeline.yaml").stderr
+    workspace.commit("stage and data")
+    clone = workspace.clone()
+    cli.run("pull", "pipeline.yaml")
+    assert clone.read("bar") == "foo\n" and not (clone.root / "x.csv").exists()
+    assert cli.run("status", "pipeline.yaml").stderr.startswith("up to date")
