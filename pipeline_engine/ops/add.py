@@ -195,6 +195,9 @@ def _stage_outs(project: Project) -> dict[str, str]:
 
 
 def _check_one(project: Project, path: str) -> str:
+    if "://" in path and not os.path.lexists(path):  # DVC refuses external outputs too
+        raise PathError(f"'{path}' is a URL; pipe add tracks files and directories inside the project",
+                        hint="download it into the project first, then 'pipe add' it")
     rel = relpath_in(project.root, path)
     if rel == "":
         raise PathError("cannot add the project root itself; add its data files or directories")

@@ -165,3 +165,7 @@ def test_add_refuses_a_target_whose_pointer_git_would_ignore(workspace: Workspac
     # a negation after it lets the pointer through
     workspace.write({".gitignore": "data/*\n!data/*.pipe\n"})
     cli.run("add", "data/f.csv")
+
+
+def test_add_of_a_url_names_the_url(workspace: Workspace, cli: Cli) -> None:
+    assert "'s3://bucket/data.csv' is a URL" in _refused(workspace, cli, "s3://bucket/data.csv")
