@@ -187,13 +187,27 @@ def commit(targets: tuple[str, ...], force: bool) -> None:
     if not force:
         changed = changed_stages(project, targets)
         if not changed:
-            render.info("nothing to commit: every stage matches pipeline.lock")
+            _nothing_to_commit(project, targets)
             return
         for d in changed:
             render.info(f"'{render.escape(d.stage)}': {render.escape(_reasons(d.reasons))}")
         click.confirm("record the current outs of these stages without running them?", abort=True, err=True)
-    for name in record(project, targets):
+    names = record(project, targets)
+    for name in names:
         render.info(f"committed '{render.escape(name)}'")
+    if not names:
+        _nothing_to_commit(project, targets)
+
+
+def _nothing_to_commit(project: Project, targets: tuple[str, ...]) -> None:
+    """Say so, naming the pointer-tracked data that changed (DVC's commit records those too; here 'pipe add' does)."""
+    from pipeline_engine.ops.commit import changed_pointers
+
+    render.info("nothing to commit: every stage matches pipeline.lock")
+    modified = [] if targets else changed_pointers(project)
+    if modified:
+        render.info(render.escape(f"hint: pointer-tracked data changed ({', '.join(modified)}): "
+                                  f"'pipe add {' '.join(shlex.quote(m) for m in modified)}' records it"))
 
 
 @click.command()

@@ -18,7 +18,7 @@ from pipeline_engine.pipeline.plan import Decision, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 
-__all__ = ["changed_stages", "commit"]
+__all__ = ["changed_pointers", "changed_stages", "commit"]
 
 
 def _names(root: Path, stages: Mapping[str, StageSpec], targets: Sequence[str]) -> list[str]:
@@ -57,6 +57,14 @@ def changed_stages(project: Project, targets: Sequence[str] = ()) -> list[Decisi
         if d.runs:
             result.append(d)
     return result
+
+
+def changed_pointers(project: Project) -> list[str]:
+    """Pointer-tracked paths whose workspace content differs from their pointer: `pipe add`, not commit, records
+    them (DVC's `dvc commit` does both, so its users look here)."""
+    from pipeline_engine.ops.status import DataState, data_status
+
+    return [s.path for s in data_status(project) if DataState.MODIFIED in s.states]
 
 
 def commit(project: Project, targets: Sequence[str] = ()) -> list[str]:

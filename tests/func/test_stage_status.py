@@ -116,6 +116,18 @@ def test_status_and_commit_take_an_out_path_for_its_stage(workspace: Workspace, 
     assert "'raw.csv' is tracked by 'raw.csv.pipe'" in refused.stderr and "pipe add raw.csv" in refused.stderr
 
 
+def test_commit_with_nothing_to_commit_names_changed_pointer_data(workspace: Workspace, cli: Cli,
+                                                                   counter: Counter) -> None:
+    # `dvc commit` records changed .dvc data too; here 'pipe add' does, and commit says so
+    chain(workspace, counter)
+    cli.run("repro")
+    workspace.track({"raw.csv": "a\n"})
+    workspace.write({"raw.csv": "b\n"})
+    for args in (("commit",), ("commit", "-f")):
+        hint = cli.run(*args).stderr
+        assert "nothing to commit" in hint and "pointer-tracked data changed (raw.csv): 'pipe add raw.csv'" in hint
+
+
 def test_commit_asks_first_and_refuses_missing_outs(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     chain(workspace, counter)
     cli.run("repro")
