@@ -41,7 +41,7 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
         from pipeline_engine.cli.transfer import show_cloud_status
 
         if not show_cloud_status(targets, remote=remote, jobs=jobs, as_json=as_json, verify=verify,
-                                 scope=scope) and exit_code:
+                                 scope=scope, quiet=quiet) and exit_code:
             ctx.exit(1)
         return
 

@@ -146,9 +146,9 @@ def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cac
 
 def show_cloud_status(
     targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool, verify: bool = False,
-    scope: Scope | None = None,
+    scope: Scope | None = None, quiet: bool = False,
 ) -> bool:
-    """Print `pipe status --cloud`; returns True when everything is in sync (for --exit-code).
+    """Print `pipe status --cloud` (with `quiet`, only problems); returns True when everything is in sync (for --exit-code).
 
     With a revision `scope`, a version of a path that only an older revision needs is labelled with it.
     """
@@ -177,6 +177,8 @@ def show_cloud_status(
                 ],
             }
         )
+    elif quiet:
+        pass
     elif not status.outs:
         render.info("no tracked data (track some with 'pipe add PATH')")
     elif not behind:
