@@ -180,10 +180,14 @@ def dag(target: str | None, fmt: str | None, outs: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 def commit(targets: tuple[str, ...], force: bool) -> None:
     """Record the current outs of stages in pipeline.lock, as if the stages had run."""
+    from pipeline_engine.index.pipeline import has_pipeline
     from pipeline_engine.ops.commit import changed_stages
     from pipeline_engine.ops.commit import commit as record
 
     project = Project.find()
+    if not targets and not has_pipeline(project):  # DVC's commit of .dvc files: here 'pipe add'
+        _nothing_to_commit(project, targets, why="there is no pipeline.yaml")
+        return
     if not force:
         changed = changed_stages(project, targets)
         if not changed:
@@ -199,11 +203,12 @@ def commit(targets: tuple[str, ...], force: bool) -> None:
         _nothing_to_commit(project, targets)
 
 
-def _nothing_to_commit(project: Project, targets: tuple[str, ...]) -> None:
+def _nothing_to_commit(project: Project, targets: tuple[str, ...], *,
+                       why: str = "every stage matches pipeline.lock") -> None:
     """Say so, naming the pointer-tracked data that changed (DVC's commit records those too; here 'pipe add' does)."""
     from pipeline_engine.ops.commit import changed_pointers
 
-    render.info("nothing to commit: every stage matches pipeline.lock")
+    render.info(f"nothing to commit: {why}")
     modified = [] if targets else changed_pointers(project)
     if modified:
         render.info(render.escape(f"hint: pointer-tracked data changed ({', '.join(modified)}): "

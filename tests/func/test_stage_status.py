@@ -128,6 +128,13 @@ def test_commit_with_nothing_to_commit_names_changed_pointer_data(workspace: Wor
         assert "nothing to commit" in hint and "pointer-tracked data changed (raw.csv): 'pipe add raw.csv'" in hint
 
 
+def test_commit_without_a_pipeline_names_changed_pointer_data(workspace: Workspace, cli: Cli) -> None:
+    workspace.track({"raw.csv": "a\n"})
+    workspace.write({"raw.csv": "b\n"})
+    hint = cli.run("commit").stderr
+    assert "nothing to commit: there is no pipeline.yaml" in hint and "'pipe add raw.csv'" in hint
+
+
 def test_commit_asks_first_and_refuses_missing_outs(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     chain(workspace, counter)
     cli.run("repro")
