@@ -54,11 +54,13 @@ def add(paths: tuple[str, ...]) -> None:
 @click.argument("targets", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Overwrite changes that are not in the cache; delete extra files.")
 @click.option("--relink", is_flag=True, help="Recreate every link even where the content already matches.")
-def checkout(targets: tuple[str, ...], force: bool, relink: bool) -> None:
+@click.option("--allow-missing", is_flag=True, help="Skip files whose objects are not in the cache (a warning, not an error).")
+def checkout(targets: tuple[str, ...], force: bool, relink: bool, allow_missing: bool) -> None:
     """Make tracked paths in the workspace match their pointers, from the cache."""
     from pipeline_engine.ops.checkout import checkout as checkout_targets
 
-    results = checkout_targets(_project(), targets, force=force, relink=relink, progress=render.progress())
+    results = checkout_targets(_project(), targets, force=force, relink=relink, allow_missing=allow_missing,
+                               progress=render.progress())
     written = sum(len(r.written) for r in results)
     deleted = sum(len(r.deleted) for r in results)
     for r in results:
@@ -67,19 +69,23 @@ def checkout(targets: tuple[str, ...], force: bool, relink: bool) -> None:
         for changed in r.kept_changed:
             render.warn(f"kept '{changed}': nothing tracks it at this revision, but it changed since pipe "
                         "placed it or its content is not in the cache")
+        for path, oid in r.missing:
+            render.warn(render.escape(f"skipped '{path}': its object '{oid}' is not in the cache ('pipe pull' fetches it)"))
     render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")
 
 
 @click.command()
 @click.argument("pointers", nargs=-1, required=True)
-@click.option("--outs", is_flag=True, help="Delete the tracked data from the workspace too.")
+@click.option("--outs", is_flag=True, help="Delete the tracked data (or the stage's outs) from the workspace too.")
 @click.option("-f", "--force", is_flag=True, help="With --outs: delete data even if its changes are not in the cache.")
 def remove(pointers: tuple[str, ...], outs: bool, force: bool) -> None:
-    """Stop tracking paths: delete their .pipe pointers (the data stays unless --outs)."""
+    """Stop tracking: delete .pipe pointers, or stages from pipeline.yaml (the data stays unless --outs)."""
     from pipeline_engine.ops.remove import remove as remove_pointers
 
     for r in remove_pointers(_project(), pointers, outs=outs, force=force):
-        render.info(f"removed {r.pointer}" + (f" and {r.path}" if r.data_deleted else f" ({r.path} kept)"))
+        paths = ", ".join(r.paths)
+        render.info(render.escape(f"removed {r.what}" + (f" and {paths}" if r.data_deleted else f" ({paths} kept)"
+                                                         if paths else "")))
 
 
 @click.command()

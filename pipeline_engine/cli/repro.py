@@ -180,20 +180,39 @@ def dag(target: str | None, fmt: str | None, outs: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 def commit(targets: tuple[str, ...], force: bool) -> None:
     """Record the current outs of stages in pipeline.lock, as if the stages had run."""
+    from pipeline_engine.index.pipeline import has_pipeline
     from pipeline_engine.ops.commit import changed_stages
     from pipeline_engine.ops.commit import commit as record
 
     project = Project.find()
+    if not targets and not has_pipeline(project):  # DVC's commit of .dvc files: here 'pipe add'
+        _nothing_to_commit(project, targets, why="there is no pipeline.yaml")
+        return
     if not force:
         changed = changed_stages(project, targets)
         if not changed:
-            render.info("nothing to commit: every stage matches pipeline.lock")
+            _nothing_to_commit(project, targets)
             return
         for d in changed:
             render.info(f"'{render.escape(d.stage)}': {render.escape(_reasons(d.reasons))}")
         click.confirm("record the current outs of these stages without running them?", abort=True, err=True)
-    for name in record(project, targets):
+    names = record(project, targets)
+    for name in names:
         render.info(f"committed '{render.escape(name)}'")
+    if not names:
+        _nothing_to_commit(project, targets)
+
+
+def _nothing_to_commit(project: Project, targets: tuple[str, ...], *,
+                       why: str = "every stage matches pipeline.lock") -> None:
+    """Say so, naming the pointer-tracked data that changed (DVC's commit records those too; here 'pipe add' does)."""
+    from pipeline_engine.ops.commit import changed_pointers
+
+    render.info(f"nothing to commit: {why}")
+    modified = [] if targets else changed_pointers(project)
+    if modified:
+        render.info(render.escape(f"hint: pointer-tracked data changed ({', '.join(modified)}): "
+                                  f"'pipe add {' '.join(shlex.quote(m) for m in modified)}' records it"))
 
 
 @click.command()

@@ -14,7 +14,7 @@ from pipeline_engine.project import Project
 @click.command()
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-@click.option("--exit-code", is_flag=True, help="Exit 1 when anything is not up to date (for scripts).")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything is not up to date (for scripts; implied by -q).")
 @click.option("-c", "--cloud", is_flag=True, help="Compare the cache with a remote instead of the workspace.")
 @click.option("-r", "--remote", help="Remote for --cloud (default: core.remote).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Concurrent requests for --cloud.")
@@ -31,6 +31,9 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
 
     if verify and not cloud:
         raise click.UsageError("'--verify' checks a remote: use it with '--cloud'")
+    # DVC's `status -q`: nothing printed, the exit code tells whether anything is out of date (scripts)
+    quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    exit_code = exit_code or quiet
     scope = scope_of(all_branches=all_branches, all_tags=all_tags, all_commits=all_commits, revs=revs, num=num)
     if not (cloud or scope.is_workspace_only):
         raise click.UsageError("'-a/-T/-A/--rev' compare revisions with a remote: use them with '--cloud'")
@@ -38,7 +41,7 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
         from pipeline_engine.cli.transfer import show_cloud_status
 
         if not show_cloud_status(targets, remote=remote, jobs=jobs, as_json=as_json, verify=verify,
-                                 scope=scope) and exit_code:
+                                 scope=scope, quiet=quiet) and exit_code:
             ctx.exit(1)
         return
 
@@ -53,6 +56,8 @@ def status(ctx: click.Context, targets: tuple[str, ...], as_json: bool, exit_cod
             "data": [_data_json(s) for s in data],
             "stages": [_stage_json(d) for d in stages.decisions] + [_problem_json(p) for p in problems],
         })
+    elif quiet and not problems:
+        pass
     elif not data and not stages.decisions and not problems:
         render.info("no tracked data (track some with 'pipe add PATH')")
     elif not dirty and not changed and not problems:

@@ -58,6 +58,8 @@ def scope_of(*, workspace: bool = True, all_branches: bool, all_tags: bool, all_
 def _summary(verb: str, result: TransferResult | tuple[TransferResult, ...]) -> None:
     """One line per remote (outs with their own `remote:` make more than one)."""
     for r in result if isinstance(result, tuple) else (result,):
+        if not r.remote:  # a pull of imports only, with no remote: they came from their sources
+            continue
         render.info(
             f"{verb} '{r.remote}': {r.transferred} transferred ({render.size(r.bytes)}), "
             f"{r.present} already present, {len(r.failed)} failed"
@@ -119,18 +121,22 @@ def _fetch_runs(project: Project, run_cache: bool, *, remote: str | None, jobs: 
 @_jobs
 @_run_cache
 @click.option("-f", "--force", is_flag=True, help="Overwrite workspace changes that are not in the cache.")
+@click.option("--allow-missing", is_flag=True, help="Skip objects the remote does not have (a warning, not an error).")
 @scope_options("Fetch")
 def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cache: bool, force: bool,
-         all_branches: bool, all_tags: bool, all_commits: bool, revs: tuple[str, ...], num: int | None) -> None:
+         allow_missing: bool, all_branches: bool, all_tags: bool, all_commits: bool, revs: tuple[str, ...],
+         num: int | None) -> None:
     """Fetch the objects of TARGETS, then check them out into the workspace (only the workspace's, with -a/-T/-A/--rev)."""
     from pipeline_engine.ops.transfer import pull as pull_objects
 
     scope = scope_of(all_branches=all_branches, all_tags=all_tags, all_commits=all_commits, revs=revs, num=num)
     project = Project.find()
     _fetch_runs(project, run_cache, remote=remote, jobs=jobs)
-    result = pull_objects(project, targets, remote=remote, jobs=jobs, force=force, progress=render.progress(),
-                          scope=scope)
+    result = pull_objects(project, targets, remote=remote, jobs=jobs, force=force, allow_missing=allow_missing,
+                          progress=render.progress(), scope=scope)
     _summary("fetch from", result.fetched)
+    for f in result.skipped:
+        render.warn(render.escape(f"skipped '{f.path}': its object '{f.oid}' is not on the remote"))
     written = sum(len(c.written) for c in result.checkouts)
     deleted = sum(len(c.deleted) for c in result.checkouts)
     render.info(
@@ -140,9 +146,9 @@ def pull(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cac
 
 def show_cloud_status(
     targets: tuple[str, ...], *, remote: str | None, jobs: int | None, as_json: bool, verify: bool = False,
-    scope: Scope | None = None,
+    scope: Scope | None = None, quiet: bool = False,
 ) -> bool:
-    """Print `pipe status --cloud`; returns True when everything is in sync (for --exit-code).
+    """Print `pipe status --cloud` (with `quiet`, only problems); returns True when everything is in sync (for --exit-code).
 
     With a revision `scope`, a version of a path that only an older revision needs is labelled with it.
     """
@@ -171,6 +177,8 @@ def show_cloud_status(
                 ],
             }
         )
+    elif quiet:
+        pass
     elif not status.outs:
         render.info("no tracked data (track some with 'pipe add PATH')")
     elif not behind:

@@ -24,6 +24,7 @@ __all__ = [
     "TEMP_PREFIX",
     "atomic_write",
     "copy_file",
+    "ignore_rule",
     "is_exec",
     "open_regular",
     "read_regular",
@@ -335,6 +336,31 @@ def _read_ignore(path: Path, strip: str, prepend: str, shown_as: str) -> _Ignore
         where = f"{shown_as}/{strip}{IGNORE_FILE}" if shown_as else str(path)
         raise PathError(f"cannot read '{where}': {exc}") from exc
     return strip, prepend, pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def ignore_rule(ignore_root: Path, rel: str, *, isdir: bool) -> str | None:
+    """`FILE: 'PATTERN'` of the `.pipeignore` rule hiding project path `rel` (or a directory above it), or None.
+
+    The rules of `walk_files`: gitignore syntax, each file's patterns relative to its directory,
+    the deepest file with a matching pattern deciding, its last match winning.
+
+    Raises:
+        PathError: a `.pipeignore` on the way cannot be read.
+    """
+    parts = rel.split("/")
+    found = [(depth, ignore_root.joinpath(*parts[:depth]) / IGNORE_FILE) for depth in range(len(parts))]
+    specs = [(depth, path, _read_ignore(path, "", "", "")[2]) for depth, path in found if path.is_file()]
+    for end in range(1, len(parts) + 1):  # an ignored directory hides everything below it
+        slash = "/" if end < len(parts) or isdir else ""
+        for depth, path, spec in reversed(specs):
+            result = spec.check_file("/".join(parts[depth:end]) + slash) if depth < end else None
+            if result is None or result.include is None:
+                continue
+            if not result.include:
+                break
+            pattern = spec.patterns[result.index].pattern if result.index is not None else None
+            return f"{path.relative_to(ignore_root).as_posix()}: '{pattern}'"
+    return None
 
 
 def _ancestor_ignores(ignore_root: Path, root: Path) -> tuple[_IgnoreFile, ...]:

@@ -23,7 +23,7 @@ from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.layout import download_path
 from pipeline_engine.core.progress import Progress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, PipeError
+from pipeline_engine.errors import CacheError, ObjectNotFoundError, PipeError
 from pipeline_engine.index.objects import Failure, ObjectPlan, plan_objects
 from pipeline_engine.index.sync import TransferResult, named_failures
 from pipeline_engine.remote.remote import Remote
@@ -121,6 +121,7 @@ def fetch_objects(
     for fanout in sorted({oid[:2] for oid in order}):
         (root / fanout).mkdir(parents=True, exist_ok=True)
     failed: list[tuple[str, str]] = []
+    missing: set[str] = set()
     verified: list[tuple[str, Path]] = []
     done: set[str] = set()
     sizes: dict[str, int] = {}
@@ -134,6 +135,8 @@ def fetch_objects(
         if error is not None:
             task.advance()
             failed.append((oid, str(error)))
+            if isinstance(error, ObjectNotFoundError):
+                missing.add(oid)
             return
         st = os.stat(temp[oid])
         sizes[oid] = st.st_size
@@ -169,7 +172,7 @@ def fetch_objects(
         _sweep(temp, done)
     if memo is not None:
         memo.put_verified(unrecorded)
-    return done, total, named_failures(failed, paths_of)
+    return done, total, named_failures(failed, paths_of, missing=missing)
 
 
 def _sweep(temp: Mapping[str, Path], done: Collection[str]) -> None:

@@ -7,7 +7,9 @@ temp directory outside a project), deleted on exit. Its files are read through t
 `ProjectIndex` as any revision (`ProjectIndex(scratch, files=...)`), so every path in it passes
 the path gate and every object fetched from its remote is verified by oid.
 
-The source's remote (what DVC does, narrowed to what cannot reach the user's own files):
+Objects come first from the default cache (`.pipe/cache/objects`) of a source on this machine, as
+DVC reads a local source's cache, then from the source's remote (what DVC does, narrowed to what
+cannot reach the user's own files):
 - only `core.remote` and that remote's `url` are read from the source's committed
   `.pipe/config.yaml`; every other key (options, `cache.dir`, ...) is ignored, so the source can
   neither choose credentials nor point the cache anywhere;
@@ -33,8 +35,9 @@ from typing import Any
 
 from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.store import ObjectStore
+from pipeline_engine.cache.tree import Tree, TreeEntry
 from pipeline_engine.core.fsutil import temp_name
-from pipeline_engine.core.layout import tmp_dir
+from pipeline_engine.core.layout import default_cache_dir, objects_dir, tmp_dir
 from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
@@ -45,11 +48,11 @@ from pipeline_engine.index.download import download_objects, fetch_outs
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.sync import TransferResult, raise_for_failures
 from pipeline_engine.index.tracked import covering
-from pipeline_engine.project import Project
+from pipeline_engine.project import CONTROL_DIR, Project
 from pipeline_engine.remote.remote import Remote
 from pipeline_engine.scm.git import Git
 
-__all__ = ["External", "download_source", "is_local_url", "open_external", "source_path", "source_remote_url"]
+__all__ = ["External", "download_source", "fetch_record", "into_dir", "is_local_url", "open_external", "source_path", "source_remote_url"]
 
 _SOURCE_CONFIG = ".pipe/config.yaml"
 
@@ -63,6 +66,15 @@ class External:
     sha: str
     index: ProjectIndex
     remote_url: str | None
+    cache_dir: Path | None = None
+
+    def open_cache(self) -> Remote | None:
+        """The object store of a local source's default cache (`.pipe/cache/objects`), read as a remote; None otherwise."""
+        from pipeline_engine.remote.open import open_remote
+
+        if self.cache_dir is None:
+            return None
+        return open_remote("source cache", str(self.cache_dir), {}, base_dir=Path.cwd())
 
     def open_remote(self, *, jobs: int | None = None) -> Remote:
         """The source's default remote, with the options (credentials) of a user remote at the same URL.
@@ -174,9 +186,26 @@ def open_external(project: Project | None, url: str, rev: str | None = None) -> 
         label = rev or "HEAD"
         files = git.files_at(label)
         remote_url = source_remote_url(url, git.read_at(files.rev or label, _SOURCE_CONFIG), label)
-        yield External(url, rev, files.rev or label, ProjectIndex(project, files=files), remote_url)
+        yield External(url, rev, files.rev or label, ProjectIndex(project, files=files), remote_url,
+                       _local_cache(url))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _local_cache(url: str) -> Path | None:
+    """The default cache of a source on this machine (its `cache.dir` is not read: the source may not choose it)."""
+    if not is_local_url(url):
+        return None
+    objects = objects_dir(default_cache_dir(_local_path(url) / CONTROL_DIR))
+    return objects if objects.is_dir() else None
+
+
+def into_dir(out: Path | None, path: str) -> Path:
+    """Where `-o OUT` puts source `path`: OUT, or inside it when OUT is an existing directory (DVC's rule); default its name."""
+    name = path.rpartition("/")[2]
+    if out is None:
+        return Path(name)
+    return out / name if out.is_dir() and not out.is_symlink() else out
 
 
 def source_path(path: str) -> str:
@@ -197,23 +226,52 @@ def download_source(ext: External, path: str, store: ObjectStore, *, jobs: int |
 
     Raises:
         RemoteNotConfiguredError: the source has no default remote; RemoteError: objects failed.
-        PathError: `path` is a directory inside a tracked directory (get the whole directory).
+        PathError: `path` is inside a tracked directory but not in it.
     """
     progress = progress or NullProgress()
     record = covering(ext.index, path, pointers=True)
     if record is None:
         return None
-    rem = ext.open_remote(jobs=jobs)
     if record.path == path:
-        raise_for_failures("fetch", fetch_outs(store, rem, [record], progress=progress))
+        fetch_record(ext, store, record, jobs=jobs, progress=progress)
         return record
-    _, _, failed = download_objects(store, rem, {record.oid: record.path}, progress, f"manifest from {rem.name}")
-    if failed:
-        raise_for_failures("fetch", TransferResult(rem.name, rem.url, 0, 0, tuple(failed)))
-    entry = tree_of(store, record.oid).by_path().get(path[len(record.path) + 1:])
-    if entry is None:
-        raise PathError(f"'{path}' is inside tracked directory '{record.path}' of '{ext.url}' but is not one of its files",
-                        hint=f"get the whole directory: 'pipe get {ext.url} {record.path}'")
-    inner = PathRecord(path, entry.oid, entry.size, None, entry.isexec)
-    raise_for_failures("fetch", fetch_outs(store, rem, [inner], progress=progress))
+    fetch_record(ext, store, record, manifest_only=True, jobs=jobs, progress=progress)
+    tree = tree_of(store, record.oid)
+    sub = path[len(record.path) + 1:]
+    entry = tree.by_path().get(sub)
+    if entry is not None:
+        inner = PathRecord(path, entry.oid, entry.size, None, entry.isexec)
+    else:  # a sub-directory: a manifest of the entries under it, stored as any directory's
+        under = [TreeEntry(e.relpath[len(sub) + 1:], e.oid, e.size, e.isexec) for e in tree.under(sub)]
+        if not under:
+            raise PathError(f"'{path}' is inside tracked directory '{record.path}' of '{ext.url}' but is not in it",
+                            hint=f"run 'pipe ls {ext.url} {record.path}' to list what it holds")
+        part = Tree.from_entries(under)
+        inner = PathRecord(path, store.put_chunks(part.iter_bytes(), suffix=".dir"), part.size, len(part))
+    fetch_record(ext, store, inner, jobs=jobs, progress=progress)
     return inner
+
+
+def fetch_record(ext: External, store: ObjectStore, record: PathRecord, *, manifest_only: bool = False,
+                 jobs: int | None = None, progress: Progress | None = None) -> None:
+    """Fetch `record`'s objects (or only its manifest) from a local source's cache, then from its default remote (DVC's order).
+
+    Raises:
+        RemoteNotConfiguredError: the source's cache lacks objects and it has no default remote.
+        RemoteError: objects failed.
+    """
+    progress = progress or NullProgress()
+    cache = ext.open_cache()
+    for rem in (cache, None) if cache is not None else (None,):
+        if rem is None:
+            if cache is not None and ext.remote_url is None:
+                break  # the cache's failures are the answer
+            rem = ext.open_remote(jobs=jobs)
+        if manifest_only:
+            _, _, failed = download_objects(store, rem, {record.oid: record.path}, progress, f"manifest from {rem.name}")
+            result = TransferResult(rem.name, rem.url, 0, 0, tuple(failed))
+        else:
+            result = fetch_outs(store, rem, [record], progress=progress)
+        if not result.failed:
+            return
+    raise_for_failures("fetch", result)

@@ -25,11 +25,15 @@ __all__ = ["DirObject", "Failure", "ObjectPlan", "Presence", "plan_objects", "pr
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """One object that could not be transferred: the workspace path it belongs to, its oid, why."""
+    """One object that could not be transferred: the workspace path it belongs to, its oid, why.
+
+    `missing`: the source does not have it (as opposed to a failed or corrupt transfer).
+    """
 
     path: str
     oid: str
     reason: str
+    missing: bool = False
 
 
 class TreeOids(Collection[str]):

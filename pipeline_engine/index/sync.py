@@ -8,6 +8,7 @@ oid) once everything else has been transferred (`raise_for_failures`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from pipeline_engine.core.record import PathRecord
@@ -101,12 +102,13 @@ def own_remote(path: str, own: Mapping[str, str]) -> str | None:
     return None
 
 
-def named_failures(failed: Sequence[tuple[str, str]], paths_of: Callable[[Iterable[str]], Mapping[str, str]]) -> list[Failure]:
-    """Failures with the workspace path of each object, looked up once for all of them."""
+def named_failures(failed: Sequence[tuple[str, str]], paths_of: Callable[[Iterable[str]], Mapping[str, str]],
+                   *, missing: AbstractSet[str] = frozenset()) -> list[Failure]:
+    """Failures with the workspace path of each object, looked up once for all of them; `missing`: oids the source lacks."""
     if not failed:
         return []
     paths = paths_of(oid for oid, _ in failed)
-    return [Failure(paths.get(oid, ""), oid, reason) for oid, reason in failed]
+    return [Failure(paths.get(oid, ""), oid, reason, oid in missing) for oid, reason in failed]
 
 
 def raise_for_failures(verb: str, result: TransferResult) -> None:

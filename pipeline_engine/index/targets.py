@@ -2,8 +2,8 @@
 
 A target is, in this order:
 1. a stage: its name, `pipeline.yaml:NAME` (or `:NAME`), a generated stage `NAME@ITEM`, a
-   foreach/matrix group `NAME` (all its items), or `pipeline.yaml` (every stage); it selects the
-   stage and the cached outs its lock entry records;
+   foreach/matrix group `NAME` (all its items), or `pipeline.yaml` (every stage, as DVC takes
+   `dvc.yaml`); it selects the stage and the cached outs its lock entry records;
 2. a path (relative to the current directory, inside the project): every stage out and every
    pointer-tracked path at or under it (`data` selects `data/raw` and `data/clean`), or the
    pointer file itself (`data/raw.pipe`);

@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, read_pointer, write_pointer
 from pipeline_engine.cache.workspace import save, scan
-from pipeline_engine.core.fsutil import atomic_write, relpath_in, remove_path
+from pipeline_engine.core.fsutil import atomic_write, ignore_rule, relpath_in, remove_path
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
@@ -130,10 +130,16 @@ def _validate(project: Project, paths: Sequence[str]) -> list[str]:
                     hint=f"run 'pipe commit {stage}' to record the current outputs of '{stage}'",
                 )
         for other in (*tracked, *chosen):
-            if rel != other and (rel.startswith(other + "/") or other.startswith(rel + "/")):
+            if rel != other and rel.startswith(other + "/"):
+                raise PathError(
+                    f"'{rel}' is inside '{other}', which is already tracked",
+                    hint=f"run 'pipe add {shlex.quote(other)}' to record the changes inside it",
+                )
+            if rel != other and other.startswith(rel + "/"):
                 raise PathError(
                     f"'{rel}' overlaps '{other}', which is already tracked",
-                    hint="track either the directory or the files inside it, not both",
+                    hint=f"to track '{other}' as part of '{rel}', run 'pipe remove {shlex.quote(other + POINTER_SUFFIX)}' "
+                    f"and then 'pipe add {shlex.quote(rel)}'",
                 )
         if rel not in chosen:
             chosen.append(rel)
@@ -189,6 +195,9 @@ def _stage_outs(project: Project) -> dict[str, str]:
 
 
 def _check_one(project: Project, path: str) -> str:
+    if "://" in path and not os.path.lexists(path):  # DVC refuses external outputs too
+        raise PathError(f"'{path}' is a URL; pipe add tracks files and directories inside the project",
+                        hint="download it into the project first, then 'pipe add' it")
     rel = relpath_in(project.root, path)
     if rel == "":
         raise PathError("cannot add the project root itself; add its data files or directories")
@@ -220,6 +229,9 @@ def _check_one(project: Project, path: str) -> str:
             raise PathError(f"'{rel}' is a symlink pointing outside the project ('{target}')")
     if not absolute.exists():
         raise PathError(f"'{rel}' does not exist")
+    rule = ignore_rule(project.root, rel, isdir=absolute.is_dir())
+    if rule is not None:  # as DVC: .pipeignore names what pipe must not track
+        raise PathError(f"'{rel}' is ignored by {rule}", hint="remove or negate that rule, then run 'pipe add' again")
     return rel
 
 

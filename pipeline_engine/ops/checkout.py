@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,11 +42,14 @@ def checkout(
     *,
     force: bool = False,
     relink: bool = False,
+    allow_missing: bool = False,
     progress: Progress | None = None,
 ) -> list[CheckoutResult]:
     """Check out every out referenced by `targets` (all when empty).
 
-    Every path that can be checked out is; the failures are raised together at the end.
+    Every path that can be checked out is; the failures are raised together at the end. With
+    `allow_missing` (DVC's `--allow-missing`), objects missing from the cache are no error: they
+    are listed in the results' `missing`.
 
     Raises:
         CheckoutError: a path has uncached changes and `force` is false (that path is untouched).
@@ -58,10 +62,14 @@ def checkout(
         # index may hold an older version than their last 'pipe add'): the rest is checked out,
         # then the deleted pointers are reported with the command that restores them.
         gone = [] if targets else deleted_pointers(project)
-        outs = used_outs(project, targets=targets)
+        try:
+            outs = used_outs(project, targets=targets)
+        except PathError as exc:
+            raise _meant_git_checkout(project, targets, exc) from None
         stale: list[CheckoutResult] = []
         try:
-            results = checkout_outs(project, outs, force=force, relink=relink, progress=progress)
+            results = checkout_outs(project, outs, force=force, relink=relink, allow_missing=allow_missing,
+                                    progress=progress)
         except PipeError as exc:
             if gone:
                 raise _combined([exc, deleted_pointers_error(project, gone)]) from None
@@ -75,12 +83,22 @@ def checkout(
         return results
 
 
+def _meant_git_checkout(project: Project, targets: Sequence[str], exc: PathError) -> PathError:
+    """`pipe checkout BRANCH`: the same error, with DVC's hint that git's checkout was meant."""
+    revs = [t for t in targets if project.git is not None and not os.path.lexists(t) and project.git.is_revision(t)]
+    if not revs:
+        return exc
+    return PathError(str(exc), hint=f"did you mean 'git checkout {shlex.quote(revs[0])}'? "
+                     "then 'pipe checkout' brings the data of that revision")
+
+
 def checkout_outs(
     project: Project,
     outs: Sequence[PathRecord],
     *,
     force: bool = False,
     relink: bool = False,
+    allow_missing: bool = False,
     progress: Progress | None = None,
 ) -> list[CheckoutResult]:
     """Check out `outs` (project-relative records); the caller holds the project mutex.
@@ -96,6 +114,12 @@ def checkout_outs(
                 project.store, project.root, out.path, out.oid, project.memo, link_types=link_types,
                 isexec=out.isexec, force=force, relink=relink, progress=progress or NullProgress(),
             )
+        except ObjectNotFoundError as exc:
+            if not allow_missing:
+                failed.append(exc)
+            else:
+                results.append(CheckoutResult(out.path, missing=((out.path, out.oid),)))
+            continue
         except (CheckoutError, CacheError, PathError) as exc:
             failed.append(exc)
             continue
@@ -107,7 +131,7 @@ def checkout_outs(
     absent = [pair for r in results for pair in r.missing]
     quarantined = {p for p in absent if (quarantine / p[1]).exists()} if absent and quarantine.is_dir() else set()
     missing = [pair for pair in absent if pair not in quarantined]
-    if missing:
+    if missing and not allow_missing:
         failed.insert(0, ObjectNotFoundError(
             f"{len(missing)} file(s) not checked out: their objects are not in the cache: {_listed(missing)}",
             hint="run 'pipe pull' to fetch them",

@@ -2,37 +2,69 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from pipeline_engine.errors import MissingOutputError, PathError
+from pipeline_engine.cache.pointer import POINTER_SUFFIX
+from pipeline_engine.core.fsutil import relpath_in
+from pipeline_engine.errors import MissingOutputError, PathError, StageNotFoundError
 from pipeline_engine.index import runcache
 from pipeline_engine.index.outs import measure, save_outs
 from pipeline_engine.index.pipeline import load_pipeline
-from pipeline_engine.pipeline.graph import resolve_target
+from pipeline_engine.pipeline.graph import resolve_target, stages_producing
 from pipeline_engine.pipeline.lock import StageLock, write_stage
 from pipeline_engine.pipeline.plan import Decision, StageState, decide
 from pipeline_engine.pipeline.spec import StageSpec
 from pipeline_engine.project import Project
 
-__all__ = ["changed_stages", "commit"]
+__all__ = ["changed_pointers", "changed_stages", "commit"]
 
 
-def _names(stages: Mapping[str, StageSpec], targets: Sequence[str]) -> list[str]:
+def _names(root: Path, stages: Mapping[str, StageSpec], targets: Sequence[str]) -> list[str]:
+    """The stages a target names: by name or group, or (as DVC) the stages producing an out path.
+
+    Raises:
+        StageNotFoundError: a target names no stage and no out (a pointer-tracked path: the hint is 'pipe add').
+    """
     if not targets:
         return list(stages)
-    return list(dict.fromkeys(n for t in targets for n in resolve_target(stages, t)))
+    names: list[str] = []
+    for target in targets:
+        try:
+            names += resolve_target(stages, target)
+        except StageNotFoundError:
+            rel = relpath_in(root, target).rstrip("/")
+            producing = stages_producing(stages, rel)
+            if producing:
+                names += producing
+                continue
+            data = rel.removesuffix(POINTER_SUFFIX)
+            if (root / f"{data}{POINTER_SUFFIX}").is_file():
+                raise StageNotFoundError(f"'{data}' is tracked by '{data}{POINTER_SUFFIX}', not by a stage",
+                                         hint=f"run 'pipe add {shlex.quote(data)}' to record its current content") from None
+            raise
+    return list(dict.fromkeys(names))
 
 
 def changed_stages(project: Project, targets: Sequence[str] = ()) -> list[Decision]:
     """The targeted stages (all when empty) whose lock entry differs from the workspace."""
     pipeline = load_pipeline(project)
     result = []
-    for name in _names(pipeline.stages, targets):
+    for name in _names(project.root, pipeline.stages, targets):
         stage, lock = pipeline.stages[name], pipeline.lock.stages.get(name)
         d = decide(stage, lock, measure(project, stage, lock))
         if d.runs:
             result.append(d)
     return result
+
+
+def changed_pointers(project: Project) -> list[str]:
+    """Pointer-tracked paths whose workspace content differs from their pointer: `pipe add`, not commit, records
+    them (DVC's `dvc commit` does both, so its users look here)."""
+    from pipeline_engine.ops.status import DataState, data_status
+
+    return [s.path for s in data_status(project) if DataState.MODIFIED in s.states]
 
 
 def commit(project: Project, targets: Sequence[str] = ()) -> list[str]:
@@ -47,7 +79,7 @@ def commit(project: Project, targets: Sequence[str] = ()) -> list[str]:
     with project.mutex("pipe commit " + " ".join(targets)):
         pipeline = load_pipeline(project)
         todo: list[tuple[StageSpec, StageState]] = []
-        for name in _names(pipeline.stages, targets):
+        for name in _names(project.root, pipeline.stages, targets):
             stage, lock = pipeline.stages[name], pipeline.lock.stages.get(name)
             state = measure(project, stage, lock)
             if stage.frozen or not decide(stage, lock, state).runs:

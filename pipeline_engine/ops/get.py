@@ -11,7 +11,7 @@ from pipeline_engine.cache.link import LinkType
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.progress import Progress
 from pipeline_engine.errors import PathError
-from pipeline_engine.index.external import External, download_source, open_external, source_path
+from pipeline_engine.index.external import External, download_source, into_dir, open_external, source_path
 
 __all__ = ["GetResult", "get", "write_git_files"]
 
@@ -28,9 +28,10 @@ class GetResult:
 
 def get(url: str, path: str, *, out: str | None = None, rev: str | None = None, jobs: int | None = None,
         progress: Progress | None = None) -> GetResult:
-    """Write `path` of the repository at `url` (at `rev`) to `out` (default: its name, in the current directory).
+    """Write `path` of the repository at `url` (at `rev`) to `out` (default: its name, in the current directory;
+    inside `out` when that is a directory, as DVC).
 
-    Tracked data comes from the source's default remote (verified by oid) and is copied, never
+    Tracked data comes from a local source's cache or the source's default remote (verified by oid) and is copied, never
     linked: nothing here refers to a cache. A git file or directory is written from git.
 
     Raises:
@@ -38,9 +39,10 @@ def get(url: str, path: str, *, out: str | None = None, rev: str | None = None, 
         ScmError, ConfigError, RemoteError: as `open_external` and `download_source`.
     """
     path = source_path(path)
-    dest = Path(out or path.rpartition("/")[2]).absolute()
+    shown = str(into_dir(Path(out) if out else None, path))
+    dest = Path(shown).absolute()
     if dest.exists() or dest.is_symlink():
-        raise PathError(f"'{out or dest.name}' already exists", hint="remove it, or choose another name with '-o'")
+        raise PathError(f"'{shown}' already exists", hint="remove it, or choose another name with '-o'")
     with open_external(None, url, rev) as ext:
         project = ext.index.project
         record = download_source(ext, path, project.store, jobs=jobs, progress=progress)
@@ -48,9 +50,9 @@ def get(url: str, path: str, *, out: str | None = None, rev: str | None = None, 
             dest.parent.mkdir(parents=True, exist_ok=True)
             checkout(project.store, dest.parent, dest.name, record.oid, project.memo,
                      link_types=(LinkType.COPY,), isexec=record.isexec)
-            return GetResult(str(out or dest.name), ext.sha, True, record.nfiles or 1)
+            return GetResult(shown, ext.sha, True, record.nfiles or 1)
         written = write_git_files(ext, path, dest)
-        return GetResult(str(out or dest.name), ext.sha, False, written)
+        return GetResult(shown, ext.sha, False, written)
 
 
 def write_git_files(ext: External, path: str, dest: Path) -> int:

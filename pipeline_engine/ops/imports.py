@@ -20,7 +20,7 @@ from pipeline_engine.core.pathgate import check_relpath
 from pipeline_engine.core.progress import Progress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
-from pipeline_engine.index.external import download_source, open_external, source_path
+from pipeline_engine.index.external import download_source, into_dir, open_external, source_path
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.sync import TransferResult
 from pipeline_engine.project import Project
@@ -39,7 +39,7 @@ class ImportResult:
 
 
 def _out_relpath(project: Project, out: Path | None, path: str) -> str:
-    dest = (out or Path(path.rpartition("/")[2])).absolute()
+    dest = into_dir(out, path).absolute()
     rel = os.path.relpath(dest, project.root)
     if rel.startswith(".."):
         raise PathError(f"'{out}' is outside the project '{project.root}'")

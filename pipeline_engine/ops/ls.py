@@ -6,13 +6,10 @@ from dataclasses import dataclass, replace
 
 from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.core.pathgate import check_relpath
-from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
-from pipeline_engine.index.download import download_objects
-from pipeline_engine.index.external import External, open_external
+from pipeline_engine.index.external import External, fetch_record, open_external
 from pipeline_engine.index.project_index import ProjectIndex
-from pipeline_engine.index.sync import TransferResult, raise_for_failures
 from pipeline_engine.project import Project
 
 __all__ = ["Entry", "ls", "tracked_records"]
@@ -76,17 +73,14 @@ def ls(project: Project | None, url: str, path: str = "", *, recursive: bool = F
 
 
 def _manifest(ext: External, record: PathRecord, path: str) -> dict[str, PathRecord | None]:
-    """The files of tracked directory `record` at or under `path`, from its manifest (fetched from the source's remote).
+    """The files of tracked directory `record` at or under `path`, from its manifest (fetched from the source's cache or remote).
 
     Raises:
         RemoteNotConfiguredError, RemoteError: the manifest cannot be fetched.
     """
     store = ext.index.project.store
     if not store.exists(record.oid):
-        rem = ext.open_remote()
-        _, _, failed = download_objects(store, rem, {record.oid: record.path}, NullProgress(), "manifest")
-        if failed:
-            raise_for_failures("fetch", TransferResult(rem.name, rem.url, 0, 0, tuple(failed)))
+        fetch_record(ext, store, record, manifest_only=True)
     files: dict[str, PathRecord | None] = {}
     for e in tree_of(store, record.oid).entries:
         full = f"{record.path}/{e.relpath}"

@@ -14,6 +14,7 @@ from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.pointer import POINTER_SUFFIX
 from pipeline_engine.cache.tree import TreeDiff
 from pipeline_engine.cache.workspace import is_cached, scan
+from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.hashing import is_dir_oid
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError
@@ -22,6 +23,7 @@ from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.targets import Target
 from pipeline_engine.index.used import target_record
 from pipeline_engine.ops.stage_status import StageStatus, stage_status
+from pipeline_engine.pipeline.graph import stages_producing
 from pipeline_engine.project import Project
 
 __all__ = ["DataState", "DataStatus", "Status", "data_status", "status"]
@@ -62,7 +64,7 @@ class Status:
 
 
 def status(project: Project, targets: Sequence[str] = ()) -> Status:
-    """Stage status for targets naming stages, data status for the others (everything when empty).
+    """Stage status for targets naming stages or their outs, data status for the others (everything when empty).
 
     Raises:
         SpecError: pipeline.yaml, pipeline.lock or a pointer file is invalid.
@@ -70,11 +72,28 @@ def status(project: Project, targets: Sequence[str] = ()) -> Status:
         PathError: a data target tracks nothing, or its pointer file was deleted.
     """
     index = ProjectIndex(project)
-    named = [t for t in targets if index.select([t]).stages] if targets and index.has_pipeline else []
-    rest = [t for t in targets if t not in named]
+    named, rest = _split(index, targets)
     stages = stage_status(index, named) if named or not targets else StageStatus(())
     data = data_status(project, rest, index=index) if rest or not targets else []
     return Status(stages, tuple(data))
+
+
+def _split(index: ProjectIndex, targets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Targets for the stage half (stages, and the stages producing a targeted out path, as DVC) and for the data half."""
+    if not targets or not index.has_pipeline:
+        return [], list(targets)
+    stages: list[str] = []
+    data: list[str] = []
+    for target in targets:
+        selection = index.select([target])
+        if selection.stages:
+            stages.append(target)
+            continue
+        producing = stages_producing(index.spec.stages, relpath_in(index.project.root, target).rstrip("/"))
+        stages.extend(producing)
+        if selection.pointers or not producing:
+            data.append(target)
+    return list(dict.fromkeys(stages)), data
 
 
 def data_status(project: Project, targets: Sequence[str] = (), *, index: ProjectIndex | None = None) -> list[DataStatus]:

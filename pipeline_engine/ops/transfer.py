@@ -17,9 +17,9 @@ from pipeline_engine.cache.checkout import CheckoutResult
 from pipeline_engine.cache.link import parse_link_types
 from pipeline_engine.core.progress import NullProgress, Progress
 from pipeline_engine.core.record import PathRecord
-from pipeline_engine.errors import CacheError, StageNotFoundError
+from pipeline_engine.errors import CacheError, RemoteNotConfiguredError, StageNotFoundError
 from pipeline_engine.index.download import fetch_outs
-from pipeline_engine.index.objects import plan_objects
+from pipeline_engine.index.objects import Failure, plan_objects
 from pipeline_engine.index.project_index import ProjectIndex
 from pipeline_engine.index.pullplace import PullPlacement
 from pipeline_engine.index.revisions import Scope, select_revisions
@@ -41,6 +41,7 @@ class PullResult:
 
     fetched: tuple[TransferResult, ...]  # one per remote
     checkouts: tuple[CheckoutResult, ...] = field(default_factory=tuple)
+    skipped: tuple[Failure, ...] = ()  # with `allow_missing`: objects no remote has; their outs were left alone
 
 
 def push(
@@ -129,6 +130,7 @@ def pull(
     remote: str | None = None,
     jobs: int | None = None,
     force: bool = False,
+    allow_missing: bool = False,
     progress: Progress | None = None,
     scope: Scope | None = None,
 ) -> PullResult:
@@ -140,6 +142,8 @@ def pull(
 
     With `scope`, the outs of the revisions it covers are fetched first; only the workspace's
     are checked out (DVC's `pull -a`). A target needs to select something at one revision only.
+    With `allow_missing` (DVC's `--allow-missing`), objects the remote does not have are no error:
+    they are returned in `skipped` (a failed or corrupt transfer still raises).
 
     Raises:
         RemoteError: as `fetch`; the outs that were complete are checked out first.
@@ -154,7 +158,7 @@ def pull(
         index = ProjectIndex(project)
         if scope is None or scope.is_workspace_only:
             outs = index.used_outs(targets, remote=remote, fetch_manifests=True)
-            opened = open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
+            opened = _remotes_unless_only_imports(project, index, outs, remote, jobs=jobs)
         else:
             # The workspace's outs are checked out, so they are always fetched.
             opened = _scoped_groups(project, targets, replace(scope, workspace=True), remote=remote, jobs=jobs)
@@ -165,6 +169,8 @@ def pull(
         with PullPlacement(project.root, project.store, project.memo, link_types, outs, progress) as placing:
             fetched = [fetch_outs(project.store, rem, group, progress=progress, memo=project.memo, sink=placing)
                        for rem, group in opened]
+            if not opened and outs:  # no remote, only imports: each comes from its source (DVC)
+                fetched = [TransferResult("", "", 0, 0, tuple(Failure(o.path, o.oid, "no remote") for o in outs))]
             fetched = recover_imports(project, index, fetched, jobs=jobs, progress=progress)  # imports: their source second
             placed = placing.finish()
         for out, _ in placed:
@@ -183,9 +189,27 @@ def pull(
                 raise
             fetched += again
             checkouts = checkout_outs(project, complete, force=force, progress=progress)
+    skipped = tuple(f for r in fetched for f in r.failed if f.missing) if allow_missing else ()
     for result in fetched:
-        raise_for_failures("pull", result)
-    return PullResult(tuple(fetched), tuple(result for _, result in placed) + tuple(checkouts))
+        raise_for_failures("pull", replace(result, failed=tuple(f for f in result.failed if f not in skipped)))
+    return PullResult(tuple(fetched), tuple(result for _, result in placed) + tuple(checkouts), skipped)
+
+
+def _remotes_unless_only_imports(project: Project, index: ProjectIndex, outs: Sequence[PathRecord],
+                                 remote: str | None, *, jobs: int | None) -> _Groups:
+    """`open_remotes_for`; none when no remote is set and every out is an import (its source is enough, as in DVC).
+
+    Raises:
+        RemoteNotConfiguredError: no remote is set and some out is not an import.
+    """
+    try:
+        return open_remotes_for(project, outs, remote, jobs=jobs, own=index.out_remotes)
+    except RemoteNotConfiguredError:
+        imports = [p.data_relpath for p in index.pointers if p.repo is not None]
+        if remote is not None or not outs or not all(
+                any(o.path == i or o.path.startswith(i + "/") for i in imports) for o in outs):
+            raise
+        return []
 
 
 def _selects(index: ProjectIndex, target: str) -> bool:

@@ -1,4 +1,4 @@
-"""Small edits of pipeline.yaml text that keep the user's comments and layout: add a stage, set a flag.
+"""Small edits of pipeline.yaml text that keep the user's comments and layout: add or remove a stage, set a flag.
 
 Each edit changes only the lines it must and is checked by parsing the result. When the
 parsed result is not exactly the intended data (flow style, an unusual layout), the edit is
@@ -18,7 +18,7 @@ from pipeline_engine.core.yamlio import dump_yaml, parse_yaml
 from pipeline_engine.errors import SpecError
 from pipeline_engine.pipeline.spec import PIPELINE_FILE
 
-__all__ = ["add_stage", "set_stage_flag"]
+__all__ = ["add_stage", "remove_stage", "set_stage_flag"]
 
 
 def _stage_nodes(text: str) -> tuple[yaml.MappingNode | None, yaml.Node | None]:
@@ -117,6 +117,32 @@ def add_stage(text: str, name: str, body: Mapping[str, Any], *, replace: bool = 
     pos = _after_line(text, _last_index(stages.value[-1][1]))
     new_text = text[:pos] + ("" if text[:pos].endswith("\n") or not pos else "\n") + block + text[pos:]
     return _checked(text, new_text, change)
+
+
+def remove_stage(text: str, name: str) -> str:
+    """`text` without stage `name` (a foreach/matrix stage as a whole); the other stages' lines are kept.
+
+    Raises:
+        SpecError: the stage is not in the text.
+    """
+    _, stages = _stage_nodes(text)
+    _stage_body(stages, name)
+
+    def change(data: dict[str, Any]) -> None:
+        del data["stages"][name]
+
+    assert isinstance(stages, yaml.MappingNode)  # _stage_body found the stage in it
+    if stages.flow_style:
+        return _checked(text, "", change)
+    for i, (key, value) in enumerate(stages.value):
+        if key.value == name:
+            start = _line_start(text, key.start_mark.index)
+            while start and text[_line_start(text, start - 1):start].lstrip().startswith("#"):
+                start = _line_start(text, start - 1)  # the comment lines right above the stage go with it
+            end = (_line_start(text, stages.value[i + 1][0].start_mark.index) if i + 1 < len(stages.value)
+                   else _after_line(text, _last_index(value)))
+            return _checked(text, text[:start] + text[end:], change)
+    return _checked(text, "", change)
 
 
 def _last_index(node: yaml.Node) -> int:

@@ -25,7 +25,7 @@ from pipeline_engine.pipeline.validate import suggest
 if TYPE_CHECKING:
     import networkx
 
-__all__ = ["Graph", "build_graph", "find_cycle", "select", "to_networkx"]
+__all__ = ["Graph", "build_graph", "find_cycle", "select", "stages_producing", "to_networkx"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +184,7 @@ def select(graph: Graph, targets: Sequence[str], *, downstream: bool = False, si
 
 
 def resolve_target(stages: Mapping[str, StageSpec], target: str) -> list[str]:
-    """Stage names matched by one target.
+    """Stage names matched by one target: a stage, a foreach/matrix group, or the pipeline file (all stages).
 
     Raises:
         StageNotFoundError: nothing matches.
@@ -205,6 +205,13 @@ def resolve_target(stages: Mapping[str, StageSpec], target: str) -> list[str]:
         f"stage '{name}' not found in {PIPELINE_FILE}{suggest(name, list(stages))}",
         hint="run 'pipe dag' to list the stages",
     )
+
+
+def stages_producing(stages: Mapping[str, StageSpec], rel: str) -> list[str]:
+    """Stages (file order) declaring an out at project path `rel`, inside it or containing it (DVC's out-path targets)."""
+    return [name for name, stage in stages.items()
+            if any(rel in ("", o.path) or o.path.startswith(rel + "/") or rel.startswith(o.path + "/")
+                   for o in stage.outs)]
 
 
 def to_networkx(graph: Graph, *, outs: bool = False) -> networkx.DiGraph:

@@ -182,6 +182,12 @@ class Git:
             if item.type == "blob" and item.path.endswith(suffix):
                 yield item.path, item.data_stream.read()
 
+    def is_revision(self, name: str) -> bool:
+        """True when `name` names a commit (a branch, a tag, a sha)."""
+        if not name or name.startswith("-"):
+            return False
+        return bool(self._git("rev-parse", "--verify", "-q", f"{name}^{{commit}}", check=False).strip())
+
     def revisions(self, *, all_commits: bool) -> list[str]:
         """Commit shas: HEAD only, or every commit reachable from any branch or tag."""
         if not all_commits:

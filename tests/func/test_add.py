@@ -72,11 +72,15 @@ def test_add_refuses_missing_path(workspace: Workspace, cli: Cli) -> None:
     assert "'nope.csv' does not exist" in _refused(workspace, cli, "nope.csv")
 
 
-def test_add_refuses_overlap_with_tracked_parent_or_child(workspace: Workspace, cli: Cli) -> None:
+def test_add_refuses_overlap_with_tracked_parent_or_child_naming_the_commands(workspace: Workspace, cli: Cli) -> None:
+    # DVC records a file added inside a tracked directory; pipe names the add of the directory that does
     workspace.write({"data": {"d": {"a": "1"}, "e": {"inner": {"x": "1"}}}})
     cli.run("add", "data/d", "data/e/inner")
-    assert "overlaps 'data/d'" in _refused(workspace, cli, "data/d/a")
-    assert "overlaps 'data/e/inner'" in _refused(workspace, cli, "data/e")
+    inside = _refused(workspace, cli, "data/d/a")
+    assert "'data/d/a' is inside 'data/d', which is already tracked" in inside and "pipe add data/d" in inside
+    parent = _refused(workspace, cli, "data/e")
+    assert "overlaps 'data/e/inner'" in parent
+    assert "'pipe remove data/e/inner.pipe' and then 'pipe add data/e'" in parent
 
 
 def test_add_refuses_git_tracked_path_and_names_git_rm(workspace: Workspace, cli: Cli) -> None:
@@ -161,3 +165,7 @@ def test_add_refuses_a_target_whose_pointer_git_would_ignore(workspace: Workspac
     # a negation after it lets the pointer through
     workspace.write({".gitignore": "data/*\n!data/*.pipe\n"})
     cli.run("add", "data/f.csv")
+
+
+def test_add_of_a_url_names_the_url(workspace: Workspace, cli: Cli) -> None:
+    assert "'s3://bucket/data.csv' is a URL" in _refused(workspace, cli, "s3://bucket/data.csv")

@@ -447,3 +447,13 @@ def test_checkout_never_removes_placed_data_whose_objects_left_the_cache(workspa
     result = cli.run("checkout", exit_code=None)
     assert workspace.read("big.bin") == "t" and workspace.read("imgs/sub/2.png") == "2"
     assert "kept 'big.bin'" in result.stderr
+
+
+def test_checkout_of_a_branch_name_suggests_git_checkout(workspace: Workspace, cli: Cli) -> None:
+    # DVC: "Did you mean `git checkout v1`?" - a branch or tag is not a tracked path
+    workspace.track({"data.csv": "a\n"})
+    workspace.commit("data")
+    workspace.git("tag", "v1")
+    refused = cli.run("checkout", "v1", exit_code=1)
+    assert "'v1' is not tracked" in refused.stderr and "did you mean 'git checkout v1'?" in refused.stderr
+    assert "git checkout" not in cli.run("checkout", "nothing.csv", exit_code=1).stderr

@@ -56,6 +56,16 @@ def test_status_cloud_lists_what_is_not_pushed_and_not_fetched(
     assert {e["path"]: e["not_pushed"] for e in data["cloud"]} == {"data/images": 2, "data/model.bin": 0}
 
 
+def test_status_cloud_quiet_prints_nothing_and_exits_1_when_not_pushed(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    # DVC's `status -c -q`: the exit code alone says whether the remote is behind
+    _pushed(workspace, cli, tmp_path)
+    assert cli.run("status", "-c", "-q").stdout == ""
+    workspace.track({"new.csv": "n\n"})
+    assert cli.run("status", "-c", "-q", exit_code=1).stdout == ""
+
+
 def test_gc_remote_deletes_only_unreferenced_objects(workspace: Workspace, cli: Cli, tmp_path: Path) -> None:
     store = _pushed(workspace, cli, tmp_path)
     old_model = hash_bytes(b"weights v1")

@@ -204,3 +204,62 @@ def test_ls_inside_a_tracked_directory_reads_its_manifest_from_the_source_remote
     assert paths["images/sub/2.png"] and paths["data.csv"] and not paths["README.md"]
     plain = workspace.pipe("ls", str(source.root)).stdout.splitlines()
     assert "out images/" in plain and "    README.md" in plain
+
+
+def test_get_ls_and_import_read_a_local_source_without_a_remote_from_its_cache(make_repo: MakeRepo,
+                                                                               workspace: Workspace) -> None:
+    # DVC's get/import/ls of a repository on this machine read its cache: no remote needed
+    src = make_repo("no-remote", tracked={"data.csv": "a,b\n1,2\n", "images": {"1.png": "one", "sub": {"2.png": "two"}}})
+    workspace.pipe("get", str(src.root), "data.csv", "-o", "got.csv")
+    assert (workspace.root / "got.csv").read_text() == "a,b\n1,2\n"
+    workspace.pipe("get", str(src.root), "images/sub/2.png")
+    assert (workspace.root / "2.png").read_text() == "two"
+    inside = json.loads(workspace.pipe("ls", str(src.root), "images", "--json").stdout)
+    assert [e["path"] for e in inside] == ["1.png", "sub"]
+    workspace.pipe("import", str(src.root), "images", "-o", "imgs")
+    assert (workspace.root / "imgs" / "sub" / "2.png").read_text() == "two"
+
+
+def test_get_takes_what_the_local_source_cache_lacks_from_its_remote(workspace: Workspace, source: Workspace) -> None:
+    cached = source.root / ".pipe" / "cache" / "objects"
+    for obj in [p for p in cached.rglob("*") if p.is_file()]:
+        obj.chmod(0o644)
+        obj.unlink()
+    workspace.pipe("get", str(source.root), "images", "-o", "imgs")
+    assert (workspace.root / "imgs" / "1.png").read_text() == "one"
+
+
+def test_get_and_import_into_an_existing_directory_put_the_path_inside_it(workspace: Workspace,
+                                                                          source: Workspace) -> None:
+    # DVC's `get URL PATH -o DIR` / `import ... -o DIR` with DIR an existing directory: DIR/<name>
+    (workspace.root / "got").mkdir()
+    workspace.pipe("get", str(source.root), "data.csv", "-o", "got")
+    assert (workspace.root / "got" / "data.csv").read_text() == "a,b\n1,2\n"
+    assert "'got/data.csv' already exists" in workspace.pipe("get", str(source.root), "data.csv", "-o", "got",
+                                                             exit_code=1).stderr
+    (workspace.root / "raw").mkdir()
+    workspace.pipe("import", str(source.root), "images", "-o", "raw")
+    assert (workspace.root / "raw" / "images" / "sub" / "2.png").read_text() == "two"
+    assert (workspace.root / "raw" / "images.pipe").is_file()
+
+
+def test_pull_of_imports_only_needs_no_remote_of_ours(workspace: Workspace, source: Workspace) -> None:
+    # DVC pulls imports from their sources when the project has no remote; our own data still needs one
+    workspace.pipe("import", str(source.root), "images")
+    workspace.commit("an import, no remote")
+    clone = workspace.clone()
+    clone.pipe("pull")
+    assert (clone.root / "images" / "sub" / "2.png").read_text() == "two"
+    clone.track({"own.csv": "mine\n"})
+    assert "no default remote" in clone.pipe("pull", exit_code=1).stderr
+
+
+def test_get_and_import_a_sub_directory_of_a_tracked_directory(workspace: Workspace, source: Workspace) -> None:
+    # DVC gets and imports `images/sub` of a tracked `images` (granular, as checkout does here)
+    workspace.pipe("get", str(source.root), "images/sub", "-o", "got")
+    assert sorted(p.name for p in (workspace.root / "got").iterdir()) == ["2.png"]
+    workspace.pipe("import", str(source.root), "images/sub", "-o", "sub")
+    assert (workspace.root / "sub" / "2.png").read_text() == "two"
+    assert not _stale(workspace)
+    missing = workspace.pipe("get", str(source.root), "images/nope", exit_code=1)
+    assert "'images/nope' is inside tracked directory 'images'" in missing.stderr

@@ -33,6 +33,20 @@ def test_add_skips_ignored_files_and_directories(workspace: Workspace, cli: Cli)
     assert "modified" in cli.run("status", exit_code=None).output
 
 
+def test_add_refuses_a_path_the_pipeignore_hides_naming_the_rule(workspace: Workspace, cli: Cli) -> None:
+    # DVC refuses `dvc add` of a path .dvcignore matches: nothing is tracked or git-ignored
+    workspace.write({
+        ".pipeignore": "*.log\n\n!keep.log\nlogs/\n",
+        "d": {"x.log": "x", "keep.log": "k", "logs": {"q": "q"}, "tmp1": "t", ".pipeignore": "tmp*\n"},
+    })
+    before = workspace.snapshot()
+    for path, rule in (("d/x.log", ".pipeignore: '*.log'"), ("d/logs", ".pipeignore: 'logs/'"),
+                       ("d/logs/q", ".pipeignore: 'logs/'"), ("d/tmp1", "d/.pipeignore: 'tmp*'")):
+        assert f"'{path}' is ignored by {rule}" in cli.run("add", path, exit_code=1).stderr
+    assert workspace.snapshot() == before
+    cli.run("add", "d/keep.log")  # negated: tracked as usual
+
+
 def test_a_nested_pipeignore_applies_only_below_its_directory(workspace: Workspace, cli: Cli) -> None:
     workspace.write({"d": {"x.log": "1", "inner": {".pipeignore": "*.log\n", "y.log": "2", "z": "3"}}})
     cli.run("add", "d")

@@ -125,6 +125,28 @@ def test_missing_remote_object_is_reported_by_path_and_id(
     assert sum(1 for _ in clone.project().store.iter_oids()) == 41
 
 
+def test_pull_allow_missing_skips_what_the_remote_lacks_but_not_a_corrupt_object(
+    workspace: Workspace, cli: Cli, local_remote: Path
+) -> None:
+    # DVC's `pull --allow-missing` (CI pulls of a project whose remote lacks some outs): a warning, exit 0
+    cli.run("remote", "modify", "store", "pack_threshold", "0")  # loose: the test damages object files
+    workspace.track({"data/model.bin": b"\x00\x01" * 500, "data/notes.txt": "not pushed\n"})
+    cli.run("push", "data/model.bin")
+    workspace.commit("data and remote")
+    clone = workspace.clone()
+    assert "is not on remote 'store'" in cli.run("pull", exit_code=1).stderr
+    result = cli.run("pull", "--allow-missing")
+    assert "skipped 'data/notes.txt'" in result.stderr
+    assert (clone.root / "data/model.bin").read_bytes() == b"\x00\x01" * 500
+    assert not (clone.root / "data/notes.txt").exists()
+    cli.run("checkout", exit_code=1)
+    assert "skipped 'data/notes.txt'" in cli.run("checkout", "--allow-missing").stderr
+    (clone.root / "data/model.bin").unlink()
+    clone.project().store.path_of(hash_bytes(b"\x00\x01" * 500)).unlink()
+    (local_remote / oid_to_relpath(hash_bytes(b"\x00\x01" * 500))).write_bytes(b"bit rot")
+    assert "corrupt on remote 'store'" in cli.run("pull", "--allow-missing", exit_code=1).stderr
+
+
 def test_missing_backend_names_the_extra_to_install(workspace: Workspace, cli: Cli) -> None:
     workspace.track(DATA)
     cli.run("remote", "add", "-d", "gcs", "gs://bucket/project")
@@ -225,3 +247,17 @@ def test_a_path_inside_a_tracked_directory_is_a_target_of_push_fetch_and_pull(
     cli.run("fetch", "data/images/008.txt")
     assert (clone.root / ".pipe/cache/objects" / oid_to_relpath(_image_oid("008.txt"))).is_file()
     assert not (clone.root / ".pipe/cache/objects" / oid_to_relpath(_image_oid("009.txt"))).exists()
+
+
+def test_the_pipeline_file_as_a_target_selects_every_stage(workspace: Workspace, cli: Cli, local_remote: Path) -> None:
+    # DVC's `dvc push dvc.yaml` / `dvc pull dvc.yaml`: the outs of every stage of the file, not pointer data
+    workspace.write({"foo": "foo\n"})
+    workspace.write_pipeline({"s": {"cmd": "cp foo bar", "deps": ["foo"], "outs": ["bar"]}})
+    workspace.track({"x.csv": "x\n"})
+    cli.run("repro")
+    assert "1 transferred" in cli.run("push", "pipeline.yaml").stderr
+    workspace.commit("stage and data")
+    clone = workspace.clone()
+    cli.run("pull", "pipeline.yaml")
+    assert clone.read("bar") == "foo\n" and not (clone.root / "x.csv").exists()
+    assert cli.run("status", "pipeline.yaml").stderr.startswith("up to date")

@@ -30,6 +30,30 @@ def test_remove_of_a_non_pointer_is_refused(workspace: Workspace, cli: Cli) -> N
     assert workspace.snapshot() == before
 
 
+def test_remove_of_a_stage_drops_it_its_lock_entry_and_ignore_lines_keeping_comments(
+    workspace: Workspace, cli: Cli
+) -> None:
+    # DVC's `dvc remove STAGE`: the stage leaves dvc.yaml (comments kept) and dvc.lock; its out stays
+    workspace.write({
+        "foo": "foo\n",
+        "pipeline.yaml": "# my stages\nstages:\n  s:\n    cmd: cp foo bar  # copy\n    deps: [foo]\n"
+                         "    outs: [bar]\n  t:\n    cmd: cp bar baz\n    deps: [bar]\n    outs: [baz]\n",
+    })
+    cli.run("repro")
+    assert "removed stage 't' (baz kept)" in cli.run("remove", "t").stderr
+    assert workspace.read("pipeline.yaml") == ("# my stages\nstages:\n  s:\n    cmd: cp foo bar  # copy\n"
+                                               "    deps: [foo]\n    outs: [bar]\n")
+    assert "baz" not in workspace.read("pipeline.lock") and "bar" in workspace.read("pipeline.lock")
+    assert workspace.read(".gitignore") == "/bar\n" and workspace.read("baz") == "foo\n"
+    workspace.write({"bar": "changed by hand\n"})
+    before = workspace.snapshot()
+    refused = cli.run("remove", "--outs", "s", exit_code=1)
+    assert "'bar' has changes that are not in the cache" in refused.stderr and workspace.snapshot() == before
+    cli.run("remove", "--outs", "--force", "s")
+    assert not (workspace.root / "bar").exists()
+    assert "'nope' is neither a pointer file nor a stage" in cli.run("remove", "nope", exit_code=1).stderr
+
+
 def test_gc_needs_a_scope(workspace: Workspace, cli: Cli) -> None:
     result = cli.run("gc", exit_code=1)
     assert "--workspace" in result.stderr and "--all-commits" in result.stderr

@@ -102,6 +102,39 @@ def test_commit_records_hand_made_outs(workspace: Workspace, cli: Cli, counter: 
     assert workspace.read("r.txt") == "hand-tuned model\n"
 
 
+def test_status_and_commit_take_an_out_path_for_its_stage(workspace: Workspace, cli: Cli, counter: Counter) -> None:
+    # DVC's granular targets: `status m.txt` / `commit m.txt` act on the stage producing m.txt
+    chain(workspace, counter)
+    cli.run("repro")
+    workspace.write({"m.txt": "hand-tuned model\n"})
+    assert cli.run("status", "m.txt").stdout == "train  out 'm.txt' modified\n"
+    cli.run("commit", "-f", "m.txt")
+    assert cli.run("status", "m.txt").stderr.startswith("up to date")
+    assert "report" in cli.run("status").stdout  # only the producing stage was committed
+    workspace.track({"raw.csv": "a\n"})
+    refused = cli.run("commit", "-f", "raw.csv.pipe", exit_code=1)
+    assert "'raw.csv' is tracked by 'raw.csv.pipe'" in refused.stderr and "pipe add raw.csv" in refused.stderr
+
+
+def test_commit_with_nothing_to_commit_names_changed_pointer_data(workspace: Workspace, cli: Cli,
+                                                                   counter: Counter) -> None:
+    # `dvc commit` records changed .dvc data too; here 'pipe add' does, and commit says so
+    chain(workspace, counter)
+    cli.run("repro")
+    workspace.track({"raw.csv": "a\n"})
+    workspace.write({"raw.csv": "b\n"})
+    for args in (("commit",), ("commit", "-f")):
+        hint = cli.run(*args).stderr
+        assert "nothing to commit" in hint and "pointer-tracked data changed (raw.csv): 'pipe add raw.csv'" in hint
+
+
+def test_commit_without_a_pipeline_names_changed_pointer_data(workspace: Workspace, cli: Cli) -> None:
+    workspace.track({"raw.csv": "a\n"})
+    workspace.write({"raw.csv": "b\n"})
+    hint = cli.run("commit").stderr
+    assert "nothing to commit: there is no pipeline.yaml" in hint and "'pipe add raw.csv'" in hint
+
+
 def test_commit_asks_first_and_refuses_missing_outs(workspace: Workspace, cli: Cli, counter: Counter) -> None:
     chain(workspace, counter)
     cli.run("repro")

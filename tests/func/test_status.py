@@ -34,6 +34,16 @@ def test_status_counts_added_modified_deleted_and_names_them_with_v(workspace: W
     cli.run("status", "--exit-code", exit_code=1)
 
 
+def test_status_quiet_prints_nothing_and_exits_1_when_out_of_date(workspace: Workspace, cli: Cli) -> None:
+    # DVC's `status -q`: scripts run `pipe status -q || pipe repro` and read only the exit code
+    _tracked_images(workspace)
+    assert cli.run("status", "-q").stdout == ""
+    with open(workspace.root / "data/big.bin", "a") as f:
+        f.write("x")
+    for args in (("status", "-q"), ("-q", "status")):
+        assert cli.run(*args, exit_code=1).stdout == ""
+
+
 def test_status_json_is_machine_readable(workspace: Workspace, cli: Cli) -> None:
     _tracked_images(workspace)
     os.unlink(workspace.root / "data/big.bin")

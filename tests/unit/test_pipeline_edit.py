@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from pipeline_engine.pipeline.edit import add_stage, set_stage_flag
+from pipeline_engine.pipeline.edit import add_stage, remove_stage, set_stage_flag
 
 TEXT = """\
 # my pipeline
@@ -106,3 +106,13 @@ def test_set_and_remove_a_flag_in_place() -> None:
 def test_flag_of_a_foreach_stage_goes_under_do() -> None:
     new = set_stage_flag(TEXT, "fit", "frozen", True)
     assert yaml.safe_load(new)["stages"]["fit"]["do"] == {"frozen": True, "cmd": "echo ${item}"}
+
+
+def test_remove_stage_drops_only_its_lines_and_keeps_comments() -> None:
+    without_prep = remove_stage(TEXT, "prep")
+    assert "prep" not in without_prep and "# my pipeline" in without_prep and "fit:" in without_prep
+    assert set(yaml.safe_load(without_prep)["stages"]) == {"fit"}
+    without_fit = remove_stage(TEXT, "fit")  # a foreach stage goes as a whole
+    assert "# inline comment" in without_fit and set(yaml.safe_load(without_fit)["stages"]) == {"prep"}
+    flow = remove_stage("stages: {a: {cmd: x}, b: {cmd: y}}\n", "a")
+    assert yaml.safe_load(flow) == {"stages": {"b": {"cmd": "y"}}}
