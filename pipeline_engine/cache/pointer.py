@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline_engine.core.fsutil import atomic_write
 from pipeline_engine.core.pathgate import check_relpath
@@ -13,11 +15,14 @@ from pipeline_engine.core.schema import check_schema, memo_of, remember_valid
 from pipeline_engine.core.yamlio import dump_yaml, parse_yaml, read_utf8
 from pipeline_engine.errors import SpecError
 
-__all__ = ["POINTER_SUFFIX", "Pointer", "SourceRepo", "parse_pointer", "read_pointer", "write_pointer"]
+__all__ = ["ANNOTATION_KEYS", "POINTER_SUFFIX", "Pointer", "SourceRepo", "parse_annotations", "parse_pointer",
+           "read_pointer", "write_pointer"]
 
 POINTER_SUFFIX = ".pipe"
 SCHEMA_VERSION = 1
 POINTER_SCHEMA = "pointer.schema.json"
+#: The out's annotations a pointer keeps as written (DVC's `Annotation`: dvc/annotations.py).
+ANNOTATION_KEYS = ("desc", "type", "labels", "meta")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +68,20 @@ class SourceRepo:
 class Pointer:
     """A pointer file: where it is (project-relative) and the out it records; `repo` for an import.
 
-    `out.path` is relative to the pointer's directory, as in DVC's `.dvc` files.
+    `out.path` is relative to the pointer's directory, as in DVC's `.dvc` files. `annotations` are
+    the out's `desc`, `type`, `labels` and `meta` and `meta` the file's own, as DVC writes them:
+    pipe only keeps them (a re-add writes them again) for people and tools that read them.
     """
 
     relpath: str
     out: PathRecord
     repo: SourceRepo | None = None
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+    meta: Any = None
+
+    def annotated(self, old: Pointer) -> Pointer:
+        """This pointer with `old`'s annotations and meta (the same path added again)."""
+        return Pointer(self.relpath, self.out, self.repo, old.annotations, old.meta)
 
     @property
     def data_relpath(self) -> str:
@@ -120,15 +133,36 @@ def parse_pointer(text: str | bytes, relpath: str, *, source: str | None = None,
     if "/" in out.path:
         raise SpecError(f"{source}: path '{out.path}' must name a file beside the pointer")
     repo = SourceRepo.from_dict(raw["repo"], source=source) if "repo" in raw else None
+    annotations = parse_annotations(raw["outs"][0], source=f"{source}: outs")
     check_schema(raw, name=POINTER_SCHEMA, source=source, text=text, memo=memo)
-    return Pointer(relpath, out, repo)
+    return Pointer(relpath, out, repo, annotations, raw.get("meta"))
+
+
+def parse_annotations(raw: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """The annotations (`ANNOTATION_KEYS`) of an out entry, checked as DVC checks them: `desc` and
+    `type` strings, `labels` a list of strings, `meta` a mapping.
+
+    Raises:
+        SpecError: one has the wrong type (the message names `source` and the key).
+    """
+    found = {k: raw[k] for k in ANNOTATION_KEYS if k in raw}
+    for key in ("desc", "type"):
+        if key in found and not isinstance(found[key], str):
+            raise SpecError(f"{source}: '{key}' must be a string")
+    if "labels" in found and not (isinstance(found["labels"], list) and all(isinstance(x, str) for x in found["labels"])):
+        raise SpecError(f"{source}: 'labels' must be a list of strings")
+    if "meta" in found and not isinstance(found["meta"], Mapping):
+        raise SpecError(f"{source}: 'meta' must be a mapping")
+    return found
 
 
 def write_pointer(root: Path, pointer: Pointer) -> None:
     """Write a pointer file atomically, with stable key order."""
-    data: dict[str, object] = {"schema": SCHEMA_VERSION, "outs": [pointer.out.to_dict()]}
+    data: dict[str, object] = {"schema": SCHEMA_VERSION, "outs": [{**pointer.out.to_dict(), **pointer.annotations}]}
     if pointer.repo is not None:
         data["repo"] = pointer.repo.to_dict()
+    if pointer.meta is not None:
+        data["meta"] = pointer.meta
     text = dump_yaml(data)
     remember_valid(POINTER_SCHEMA, text, memo=memo_of(root))  # pipe's own output: no check on the next read
     atomic_write(root / pointer.relpath, text)

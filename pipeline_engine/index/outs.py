@@ -170,6 +170,7 @@ def save_pointer_deps(
             continue
         out = save(project.store, project.root, scanned, link_types=types, memo=project.memo)
         name = pointer.out.path
-        write_pointer(project.root, Pointer(pointer.relpath, PathRecord(name, out.oid, out.size, out.nfiles, isexec)))
+        write_pointer(project.root,
+                      Pointer(pointer.relpath, PathRecord(name, out.oid, out.size, out.nfiles, isexec)).annotated(pointer))
         written.append(pointer.relpath)
     return written

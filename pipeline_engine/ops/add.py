@@ -93,6 +93,7 @@ def _record(project: Project, rel: str, out: PathRecord) -> Added:
     outcome = AddOutcome.ADDED
     if (project.root / pointer_rel).exists():
         old = read_pointer(project.root, pointer_rel)
+        pointer = pointer.annotated(old)  # its desc, labels, meta ... stay (as DVC's re-add keeps them)
         outcome = AddOutcome.UNCHANGED if old.out == pointer.out else AddOutcome.UPDATED
     if outcome is not AddOutcome.UNCHANGED:
         write_pointer(project.root, pointer)

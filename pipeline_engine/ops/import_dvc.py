@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, parse_annotations, read_pointer, write_pointer
 from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
 from pipeline_engine.core.yamlio import parse_yaml
 from pipeline_engine.errors import PathError, PipeError, SpecError
@@ -113,6 +114,7 @@ def import_dvc(root: Path, *, dry: bool = False, remove_dvc: bool = False,
     fresh = [p for p in todo if not (root / f"{p}.pipe").is_file()]
     if fresh:
         add(project, fresh)
+    _carry_annotations(root, pointers)
     if has_yaml:
         steps += _record_stages(Project(root), source if fetch_from_remote else _source(root, {}, False))
     if remove_dvc:
@@ -179,6 +181,21 @@ def _pointer_outs(root: Path, pointer: str) -> list[str]:
             raise SpecError(f"{pointer}: an out without 'path'")
         outs.append(check_relpath(f"{base}/{out['path']}".lstrip("/"), source=pointer))
     return outs
+
+
+def _carry_annotations(root: Path, pointers: list[str]) -> None:
+    """Copy each `*.dvc` out's annotations (desc, type, labels, meta) and the file's `meta` into
+    the pipe pointer made for it, which keeps them from then on."""
+    for dvc_file in pointers:
+        data = _load(root, dvc_file)
+        base = str(Path(dvc_file).parent.as_posix()).removeprefix(".")
+        for out in data["outs"]:
+            annotations = parse_annotations(out, source=f"{dvc_file}: outs")
+            if not annotations and data.get("meta") is None:
+                continue
+            rel = check_relpath(f"{base}/{out['path']}".lstrip("/"), source=dvc_file) + POINTER_SUFFIX
+            made = read_pointer(root, rel)
+            write_pointer(root, Pointer(made.relpath, made.out, made.repo, annotations, data.get("meta")))
 
 
 def _wanted(root: Path, pointers: list[str], has_yaml: bool) -> dict[str, dict[str, Any]]:

@@ -79,7 +79,7 @@ def _write(project: Project, rel: str, source: SourceRepo, *, jobs: int | None,
     name = rel.rpartition("/")[2]
     pointer = Pointer(rel + POINTER_SUFFIX, PathRecord(name, record.oid, record.size, record.nfiles, record.isexec),
                       SourceRepo(source.url, source.path, sha, source.rev))
-    write_pointer(project.root, pointer)
+    write_pointer(project.root, pointer if old is None else pointer.annotated(old))
     if project.git is not None:
         project.git.ignore(project.relpath_from_git(rel))
     return ImportResult(rel, pointer.relpath, sha)

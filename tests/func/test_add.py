@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline_engine.core.hashing import hash_bytes
@@ -169,3 +170,14 @@ def test_add_refuses_a_target_whose_pointer_git_would_ignore(workspace: Workspac
 
 def test_add_of_a_url_names_the_url(workspace: Workspace, cli: Cli) -> None:
     assert "'s3://bucket/data.csv' is a URL" in _refused(workspace, cli, "s3://bucket/data.csv")
+
+
+@pytest.mark.parametrize(("key", "value"), [("desc", 3), ("labels", "not-a-list"), ("meta", ["x"])])
+def test_a_pointer_annotation_of_the_wrong_type_is_refused_by_name(workspace: Workspace, key: str, value: object) -> None:
+    workspace.write({"f.txt": "a\n"})
+    workspace.pipe("add", "f.txt")
+    pointer = yaml.safe_load(workspace.read("f.txt.pipe"))
+    pointer["outs"][0][key] = value
+    workspace.write({"f.txt.pipe": yaml.safe_dump(pointer)})
+    result = workspace.pipe("status", exit_code=1)
+    assert "f.txt.pipe" in result.stderr and f"'{key}'" in result.stderr

@@ -238,3 +238,29 @@ def test_dvc2_cache_layout_and_a_directory_manifest(tmp_path: Path, monkeypatch:
     assert ws.read("data/sub/b.txt") == "beta\n" and ws.read("data/a.txt") == "alpha\n"
     assert yaml.safe_load(ws.read("data.pipe"))["outs"][0]["nfiles"] == 2
     assert _clean(ws)
+
+
+def test_annotations_of_a_dvc_file_are_kept_in_the_pointer_and_by_a_re_add(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DVC's out annotations (desc, type, labels, meta) and the file's `meta` survive the conversion
+    and a later `pipe add` of new content, as `dvc add` keeps them."""
+    root = tmp_path / "p"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    body = b"x,y\n"
+    md5 = hashlib.md5(body).hexdigest()
+    annotations = {"desc": "raw data", "type": "dataset", "labels": ["raw", "v1"], "meta": {"owner": "me"}}
+    _hand_written(root, {"meta": {"source": "survey"},
+                         "outs": [{"md5": md5, "size": 4, "hash": "md5", "path": "data.csv", **annotations}]}, {md5: body})
+    (root / "data.dvc").rename(root / "data.csv.dvc")
+    ws = Workspace(root, monkeypatch)
+    ws.pipe("import-dvc")
+    pointer = yaml.safe_load(ws.read("data.csv.pipe"))
+    assert pointer["meta"] == {"source": "survey"} and {k: pointer["outs"][0][k] for k in annotations} == annotations
+    ws.write({"data.csv": "x,y\n1,2\n"})
+    ws.pipe("add", "data.csv")
+    again = yaml.safe_load(ws.read("data.csv.pipe"))
+    assert again["outs"][0]["oid"] != pointer["outs"][0]["oid"]
+    assert again["meta"] == pointer["meta"] and {k: again["outs"][0][k] for k in annotations} == annotations
+    assert "up to date" in ws.pipe("status").stderr + ws.pipe("status").stdout
