@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "status": "status:status",
     "checkout": "data:checkout",
     "remove": "data:remove",
+    "move": "data:move",
     "gc": "data:gc",
     "cache": "data:cache",
     "repro": "repro:repro",

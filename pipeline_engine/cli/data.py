@@ -75,6 +75,22 @@ def checkout(targets: tuple[str, ...], force: bool, relink: bool, allow_missing:
 
 
 @click.command()
+@click.argument("src")
+@click.argument("dst")
+def move(src: str, dst: str) -> None:
+    """Move data tracked by a pointer file, with its pointer and ignore entry (as 'dvc move')."""
+    from pipeline_engine.ops.move import git_add_command
+    from pipeline_engine.ops.move import move as move_data
+
+    project = _project()
+    moved = move_data(project, src, dst)
+    render.info(f"moved {moved.src} -> {moved.dst} ({moved.old} -> {moved.new})")
+    command = git_add_command(project, moved)
+    if command:
+        render.info(f"to track the move with git: {command}")
+
+
+@click.command()
 @click.argument("pointers", nargs=-1, required=True)
 @click.option("--outs", is_flag=True, help="Delete the tracked data (or the stage's outs) from the workspace too.")
 @click.option("-f", "--force", is_flag=True, help="With --outs: delete data even if its changes are not in the cache.")
