@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline_engine.cli import SuggestingGroup, render
-from pipeline_engine.cli.transfer import scope_options
+from pipeline_engine.cli.transfer import recursive_option, scope_options
 from pipeline_engine.project import Project
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def add(paths: tuple[str, ...]) -> None:
 
 @click.command()
 @click.argument("targets", nargs=-1)
+@recursive_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite changes that are not in the cache; delete extra files.")
 @click.option("--relink", is_flag=True, help="Recreate every link even where the content already matches.")
 @click.option("--allow-missing", is_flag=True, help="Skip files whose objects are not in the cache (a warning, not an error).")

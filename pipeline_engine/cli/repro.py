@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from pipeline_engine.cli import render
+from pipeline_engine.cli.transfer import recursive_option
 from pipeline_engine.project import Project
 
 
@@ -177,6 +178,7 @@ def dag(target: str | None, fmt: str | None, outs: bool) -> None:
 
 @click.command()
 @click.argument("targets", nargs=-1)
+@recursive_option
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 def commit(targets: tuple[str, ...], force: bool) -> None:
     """Record the current outs of stages in pipeline.lock, as if the stages had run."""

@@ -7,12 +7,13 @@ from typing import Any
 import click
 
 from pipeline_engine.cli import render
-from pipeline_engine.cli.transfer import scope_of, scope_options
+from pipeline_engine.cli.transfer import recursive_option, scope_of, scope_options
 from pipeline_engine.project import Project
 
 
 @click.command()
 @click.argument("targets", nargs=-1)
+@recursive_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything is not up to date (for scripts; implied by -q).")
 @click.option("-c", "--cloud", is_flag=True, help="Compare the cache with a remote instead of the workspace.")

@@ -44,6 +44,13 @@ def scope_options(verb: str) -> Callable[[_F], _F]:
     return decorate
 
 
+def recursive_option(f: _F) -> _F:
+    """DVC's `-R/--recursive`, accepted so DVC scripts run unchanged: a directory target already
+    selects everything tracked at or under it."""
+    return click.option("-R", "--recursive", is_flag=True, expose_value=False,
+                        help="Accepted for DVC's scripts: a directory target always includes everything under it.")(f)
+
+
 def scope_of(*, workspace: bool = True, all_branches: bool, all_tags: bool, all_commits: bool,
              revs: tuple[str, ...], num: int | None) -> Scope:
     """The `Scope` of the flags from `scope_options` (the workspace included, as in DVC)."""
@@ -68,6 +75,7 @@ def _summary(verb: str, result: TransferResult | tuple[TransferResult, ...]) -> 
 
 @click.command()
 @_targets
+@recursive_option
 @_remote
 @_jobs
 @_run_cache
@@ -92,6 +100,7 @@ def push(targets: tuple[str, ...], remote: str | None, jobs: int | None, run_cac
 
 @click.command()
 @_targets
+@recursive_option
 @_remote
 @_jobs
 @_run_cache
@@ -117,6 +126,7 @@ def _fetch_runs(project: Project, run_cache: bool, *, remote: str | None, jobs: 
 
 @click.command()
 @_targets
+@recursive_option
 @_remote
 @_jobs
 @_run_cache

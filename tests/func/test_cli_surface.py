@@ -149,3 +149,15 @@ def test_a_hint_to_pull_says_to_add_a_remote_first_when_there_is_none(workspace:
     assert "pipe pull" in result.stderr and "pipe remote add" in result.stderr, result.stderr
     cli.run("remote", "add", "-d", "r", str(workspace.root.parent / "remote"))
     assert "pipe remote add" not in cli.run("checkout", exit_code=1).stderr
+
+
+def test_dvcs_recursive_flag_is_accepted_where_dvc_scripts_pass_it(workspace: Workspace) -> None:
+    """`dvc pull -R data` and the like: a directory target already covers everything under it."""
+    workspace.write({"data": {"a.txt": "a\n", "deep/b.txt": "b\n"}})
+    workspace.pipe("add", "data")
+    (workspace.root / "data/deep/b.txt").unlink()
+    for command in (["status", "-R", "data"], ["checkout", "-R", "data"], ["commit", "-R", "data"]):
+        assert "no such option" not in workspace.pipe(*command, exit_code=None).stderr
+    assert workspace.read("data/deep/b.txt") == "b\n"  # checkout -R restored what was under the target
+    for command in ("push", "fetch", "pull"):
+        assert "no such option" not in workspace.pipe(command, "-R", "data", exit_code=None).stderr
