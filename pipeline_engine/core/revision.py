@@ -169,13 +169,16 @@ class WorkspaceFiles:
     def list_files(self, *, under: str = "", suffix: str = "") -> list[str]:
         """Sorted paths of files under `under`; `.git`/`.pipe` and symlinked directories are not entered.
 
+        FIFOs, sockets and devices are listed like files (`is_file`), so a reader refuses them by
+        name instead of taking a declared metrics file that is a FIFO for an absent one.
+
         A symlinked file is listed when the gate allows reading it (it stays in the project). This
         walks every directory, tracked data included: to find the pointers of a large git
         workspace, `git ls-files` (index.pointers) is cheaper.
         """
         base = self._path(under)
         prefix = check_relpath(under, source=under, allow_root=True)
-        if base.is_file():
+        if base.is_file() or (base.exists() and not base.is_dir()):  # a FIFO too: reading it names it
             return [prefix] if prefix.endswith(suffix) else []
         found: list[str] = []
         for top, dirs, files in os.walk(base):

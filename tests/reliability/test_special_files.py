@@ -93,3 +93,12 @@ def test_a_pointer_replaced_by_a_fifo_never_gets_its_data_removed(workspace: Wor
     gc = _pipe(workspace.root, "gc", "-w", "-f")
     assert (workspace.root / "t.txt").read_text() == "precious\n", "checkout removed data whose pointer is there"
     assert gc.returncode == 1 and "'t.txt.pipe' is a FIFO" in gc.stderr, gc.stderr
+
+
+def test_a_declared_metrics_file_that_is_a_fifo_is_named_not_called_absent(workspace: Workspace) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo", "metrics": [{"m.json": {"cache": False}}]}})
+    os.mkfifo(workspace.root / "m.json")
+    for command in (("metrics", "show"), ("metrics", "show", "m.json")):
+        result = _pipe(workspace.root, *command)
+        assert "'m.json' is a FIFO" in result.stderr and "does not exist" not in result.stderr, (command, result.stderr)
+        assert "Traceback" not in result.stderr
