@@ -192,9 +192,9 @@ def cache_users(cache_dir: Path) -> list[Path]:
     A project's own `.pipe/cache` counts that project, which registers nothing in it.
     """
     roots: set[Path] = set()
-    # Through a link too: a `.pipe/cache` that is a symlink (a cloned repository may commit one)
-    # to another project's `.pipe/cache` makes that project a user.
-    for base in (cache_dir, Path(os.path.realpath(cache_dir))):
+    # Through links too: a `.pipe/cache` (or its `objects`) that is a symlink (a cloned repository
+    # may commit one) to another project's makes that project a user.
+    for base in (cache_dir, Path(os.path.realpath(objects_dir(cache_dir))).parent):
         if base.parent.name == CONTROL_DIR and base == default_cache_dir(base.parent):
             roots.add(base.parent.parent)
     try:

@@ -36,7 +36,7 @@ def _clone_with_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: str,
     git(origin, "init", "-q", "-b", "main")
     if "/" in link:
         (origin / link).parent.mkdir(parents=True)
-        (origin / link).parent.joinpath("config.yaml").write_text("schema: 1\n")
+        (origin / ".pipe/config.yaml").write_text("schema: 1\n")
     os.symlink(target, origin / link)
     git(origin, "add", "-A")
     git(origin, "commit", "-q", "-m", "hostile")
@@ -58,11 +58,13 @@ def test_a_control_dir_that_is_a_symlink_to_another_project_is_refused(
     assert victim.snapshot() == before
 
 
+@pytest.mark.parametrize(("link", "target"), [(".pipe/cache", "../../victim/.pipe/cache"),
+                                              (".pipe/cache/objects", "../../../victim/.pipe/cache/objects")])
 def test_a_cache_that_is_a_symlink_to_another_projects_cache_counts_it_as_a_user(
-    make_repo: MakeRepo, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_repo: MakeRepo, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: str, target: str
 ) -> None:
     victim = _victim(make_repo)
-    _clone_with_link(tmp_path, monkeypatch, ".pipe/cache", "../../victim/.pipe/cache")
+    _clone_with_link(tmp_path, monkeypatch, link, target)
     result = cli.run("gc", "-w", "-f", exit_code=1)
     assert "shared with 1 other project" in result.stderr and str(victim.root) in result.stderr, result.stderr
     assert len(_objects(victim)) == 2, "the other project's cache was emptied"
