@@ -68,3 +68,18 @@ def test_a_cache_that_is_a_symlink_to_another_projects_cache_counts_it_as_a_user
     result = cli.run("gc", "-w", "-f", exit_code=1)
     assert "shared with 1 other project" in result.stderr and str(victim.root) in result.stderr, result.stderr
     assert len(_objects(victim)) == 2, "the other project's cache was emptied"
+
+
+def test_a_local_config_linked_to_another_projects_is_never_read(
+    make_repo: MakeRepo, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = make_repo("victim")
+    secret_remote = tmp_path / "victims-remote"
+    victim.pipe("config", "--local", "remote.store.url", str(secret_remote))
+    hostile = _clone_with_link(tmp_path, monkeypatch, ".pipe/config.local.yaml",
+                               "../../victim/.pipe/config.local.yaml")
+    (hostile / ".pipe/config.yaml").write_text("schema: 1\ncore:\n  remote: store\nremotes:\n  store:\n    url: elsewhere\n")
+    for command in (("status",), ("config", "--list")):
+        result = cli.run(*command, exit_code=1)
+        assert ".pipe/config.local.yaml is a symlink" in result.stderr, result.stderr
+        assert str(secret_remote) not in result.output
