@@ -329,11 +329,14 @@ _IgnoreFile = tuple[str, str, Any]
 def _read_ignore(path: Path, strip: str, prepend: str, shown_as: str) -> _IgnoreFile:
     import pathspec  # only when a .pipeignore exists: status stays free of it otherwise
 
+    where = f"{shown_as}/{strip}{IGNORE_FILE}" if shown_as else shown_path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        where = f"{shown_as}/{strip}{IGNORE_FILE}" if shown_as else str(path)
-        raise PathError(f"cannot read '{where}': {exc}") from exc
+        lines = read_regular(path).decode("utf-8").splitlines()  # a FIFO is refused, never waited on
+    except UnicodeDecodeError as exc:
+        raise PathError(f"cannot read '{where}': not UTF-8 text (byte {exc.start})",
+                        hint=f"fix or remove '{where}'") from None
+    except OSError as exc:
+        raise PathError(f"cannot read '{where}': {exc.strerror or exc}", hint=f"fix or remove '{where}'") from exc
     return strip, prepend, pathspec.GitIgnoreSpec.from_lines(lines)
 
 
@@ -346,7 +349,7 @@ def _ancestor_ignores(ignore_root: Path, root: Path) -> tuple[_IgnoreFile, ...]:
     found = []
     for depth in range(len(parts)):
         candidate = ignore_root.joinpath(*parts[:depth]) / IGNORE_FILE
-        if candidate.is_file():
+        if candidate.is_file() or (candidate.exists() and not candidate.is_dir()):  # a FIFO is refused by name
             found.append(_read_ignore(candidate, "", "/".join(parts[depth:]) + "/", ""))
     return tuple(found)
 

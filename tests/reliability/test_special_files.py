@@ -102,3 +102,13 @@ def test_a_declared_metrics_file_that_is_a_fifo_is_named_not_called_absent(works
         result = _pipe(workspace.root, *command)
         assert "'m.json' is a FIFO" in result.stderr and "does not exist" not in result.stderr, (command, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("ignore", [".pipeignore", "data/.pipeignore"])
+def test_a_pipeignore_that_is_a_fifo_is_refused_by_name(workspace: Workspace, ignore: str) -> None:
+    workspace.write({"data": {"a.txt": "a\n"}})
+    assert _pipe(workspace.root, "add", "data").returncode == 0
+    os.mkfifo(workspace.root / ignore)
+    for command in (("status",), ("checkout",), ("add", "data")):
+        result = _pipe(workspace.root, *command)
+        assert result.returncode == 1 and f"'{ignore}' is a FIFO" in result.stderr, (command, result.stderr)
