@@ -17,7 +17,8 @@ from pipeline_engine.core.tempsweep import sweep_temps
 from pipeline_engine.errors import ConfigError, NotAProjectError, PathError, ProjectExistsError, ScmError
 from pipeline_engine.scm.git import Git, find_git_root
 
-__all__ = ["CACHE_USERS_DIR", "CONTROL_DIR", "Project", "cache_users", "register_cache_user", "require_own_control_dir"]
+__all__ = ["CACHE_USERS_DIR", "CONTROL_DIR", "Project", "cache_users", "is_project_root", "register_cache_user",
+           "require_own_control_dir"]
 
 CONTROL_DIR = ".pipe"
 #: One small file per project that ever opened the cache, naming its root: several projects may share
@@ -54,7 +55,7 @@ class Project:
         """
         here = (start or Path.cwd()).resolve()
         for d in (here, *here.parents):
-            if (d / CONTROL_DIR / CONFIG_FILE).is_file():
+            if is_project_root(d):
                 return cls(d)
         raise NotAProjectError(
             f"'{here}' is not inside a pipe project (no {CONTROL_DIR}/ found)", hint="run 'pipe init' first"
@@ -154,6 +155,13 @@ class Project:
         """Release open databases."""
         if self._memo is not None:
             self._memo.close()
+
+
+def is_project_root(path: Path) -> bool:
+    """True when `path` holds `.pipe/config.yaml` (a FIFO or device there too: reading it refuses
+    it by name, where "not a project" would mislead)."""
+    config = path / CONTROL_DIR / CONFIG_FILE
+    return config.is_file() or (config.exists() and not config.is_dir())
 
 
 def require_own_control_dir(root: Path) -> None:

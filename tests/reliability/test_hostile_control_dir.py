@@ -45,7 +45,7 @@ def _clone_with_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: str,
     return tmp_path / "hostile"
 
 
-@pytest.mark.parametrize("command", [("gc", "-w", "-f"), ("status",), ("init", "-f")])
+@pytest.mark.parametrize("command", [("gc", "-w", "-f"), ("status",), ("init", "-f"), ("config", "core.jobs", "3")])
 def test_a_control_dir_that_is_a_symlink_to_another_project_is_refused(
     make_repo: MakeRepo, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
 ) -> None:

@@ -70,6 +70,7 @@ def test_a_stage_whose_dep_is_a_fifo_fails_by_name_and_runs_nothing(workspace: W
     ("pipeline.yaml", (("status",), ("repro",))),  # not taken for "no pipeline"
     ("params.yaml", (("status",), ("dag",), ("params", "diff"))),
     ("pipeline.lock", (("status",), ("repro",))),
+    (".pipe/config.yaml", (("status",), ("config", "--list"))),  # not taken for "not a project"
 ])
 def test_a_pipeline_file_that_is_a_fifo_is_refused_by_name(
     workspace: Workspace, name: str, commands: tuple[tuple[str, ...], ...]
