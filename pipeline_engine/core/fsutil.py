@@ -102,10 +102,38 @@ def remove_path(path: Path) -> None:
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
+    if not stat.S_ISDIR(st.st_mode):
         os.unlink(path)
+        return
+    try:
+        shutil.rmtree(path)
+    except RecursionError:  # Python < 3.12 recurses once per level: a tree from git may nest 1,500 deep
+        _remove_deep_tree(os.fspath(path))
+
+
+def _remove_deep_tree(path: str) -> None:
+    """`shutil.rmtree` without recursion: directories opened by name from their parent's descriptor
+    with O_NOFOLLOW, entries unlinked through it, so a symlink inside is removed, never followed."""
+    stack = [(os.open(path, _DIR_FLAGS | os.O_NOFOLLOW), "")]  # (descriptor, its name in the parent)
+    try:
+        while stack:
+            fd, _ = stack[-1]
+            with os.scandir(fd) as it:
+                sub = next((e.name for e in it if e.is_dir(follow_symlinks=False)), None)
+            if sub is not None:
+                stack.append((os.open(sub, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd), sub))
+                continue
+            with os.scandir(fd) as it:
+                for entry in it:
+                    os.unlink(entry.name, dir_fd=fd)
+            os.close(fd)
+            _, name = stack.pop()
+            if stack:
+                os.rmdir(name, dir_fd=stack[-1][0])
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    os.rmdir(path)
 
 
 def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o644) -> None:

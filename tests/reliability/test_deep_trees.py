@@ -1,0 +1,59 @@
+"""Directories nested 1,500 levels deep (git stores them; a manifest from a remote may list them).
+
+Python before 3.12 recurses once per level in `shutil.rmtree`, and checkout made the directories
+of such a file with one recursive call per level: both died at ~1,000 levels with a RecursionError
+(exit 70). Nothing here needs recursion any more.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, Workspace
+
+pytestmark = pytest.mark.reliability
+
+DEPTH = 1500
+
+
+@pytest.fixture(autouse=True)
+def _remove_deep_dirs(tmp_path: Path) -> Iterator[None]:
+    """pytest's own clean-up of old temporary directories would recurse as deep as they are."""
+    yield
+    subprocess.run(["rm", "-rf", str(tmp_path)], check=False)
+
+
+def _deep(base: Path) -> Path:
+    """`base/d/d/.../d`, DEPTH levels deep (`mkdir -p`: `os.makedirs` recurses once per level)."""
+    path = base.joinpath(*["d"] * DEPTH)
+    subprocess.run(["mkdir", "-p", str(path)], check=True)
+    return path
+
+
+def test_a_tracked_file_nested_1500_deep_is_checked_out_again(workspace: Workspace, cli: Cli) -> None:
+    (_deep(workspace.root / "data") / "f.txt").write_text("deep\n")
+    cli.run("add", "data")
+    subprocess.run(["rm", "-rf", "data"], check=True)
+    cli.run("checkout")
+    assert (workspace.root.joinpath("data", *["d"] * DEPTH) / "f.txt").read_text() == "deep\n"
+
+
+def test_checkout_force_replaces_a_1500_deep_directory_and_follows_no_link_inside(
+    workspace: Workspace, cli: Cli, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep\n")
+    workspace.track({"model.bin": "tracked\n"})
+    os.unlink(workspace.root / "model.bin")
+    deep = _deep(workspace.root / "model.bin")
+    (deep / "f").write_text("x\n")
+    os.symlink(outside, deep / "link")
+    cli.run("checkout", "--force", "model.bin")
+    assert workspace.read("model.bin") == "tracked\n"
+    assert (outside / "keep.txt").read_text() == "keep\n"
