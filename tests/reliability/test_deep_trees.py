@@ -57,3 +57,17 @@ def test_checkout_force_replaces_a_1500_deep_directory_and_follows_no_link_insid
     cli.run("checkout", "--force", "model.bin")
     assert workspace.read("model.bin") == "tracked\n"
     assert (outside / "keep.txt").read_text() == "keep\n"
+
+
+def test_commits_holding_a_1500_deep_directory_are_read(workspace: Workspace, cli: Cli) -> None:
+    deep = _deep(workspace.root / "z")
+    (deep / "m.json").write_text('{"acc": 0.5}\n')
+    workspace.track({"data.txt": "data\n"})  # then moved with its pointer 1,500 levels down (`pipe add`
+    for name in ("data.txt", "data.txt.pipe"):  # there resolves every level of the path: slow, not wrong)
+        os.rename(workspace.root / name, deep / name)
+    rel = deep.relative_to(workspace.root).as_posix()
+    workspace.write_pipeline({}, metrics=[f"{rel}/m.json"])
+    workspace.commit("deep")
+    assert "acc" in cli.run("metrics", "show", "-A").stdout  # the file read at a revision, a level at a time
+    cli.run("gc", "-A", "-f")
+    assert (deep / "data.txt").read_text() == "data\n"
