@@ -71,3 +71,9 @@ def test_commits_holding_a_1500_deep_directory_are_read(workspace: Workspace, cl
     assert "acc" in cli.run("metrics", "show", "-A").stdout  # the file read at a revision, a level at a time
     cli.run("gc", "-A", "-f")
     assert (deep / "data.txt").read_text() == "data\n"
+
+
+def test_a_metrics_directory_1500_deep_is_listed(workspace: Workspace, cli: Cli) -> None:
+    (_deep(workspace.root / "z") / "m.json").write_text('{"acc": 0.5}\n')
+    workspace.write_pipeline({}, metrics=["z"])
+    assert "0.5" in cli.run("metrics", "show").stdout
