@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write",
     "copy_file",
     "is_exec",
+    "make_parents",
     "open_regular",
     "read_regular",
     "relpath_in",
@@ -134,6 +135,27 @@ def _remove_deep_tree(path: str) -> None:
         for fd, _ in stack:
             os.close(fd)
     os.rmdir(path)
+
+
+def make_parents(path: Path) -> None:
+    """Create the missing parent directories of `path`, as `path.parent.mkdir(parents=True,
+    exist_ok=True)` does but in a loop: pathlib recurses once per missing level, and a path from
+    git (a stage out, a manifest entry) may be 1,500 levels deep.
+
+    Raises:
+        FileExistsError: a parent exists and is not a directory; OSError as `mkdir`.
+    """
+    missing = []
+    parent = path.parent
+    while not parent.is_dir() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
 
 
 def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o644) -> None:

@@ -77,3 +77,10 @@ def test_a_metrics_directory_1500_deep_is_listed(workspace: Workspace, cli: Cli)
     (_deep(workspace.root / "z") / "m.json").write_text('{"acc": 0.5}\n')
     workspace.write_pipeline({}, metrics=["z"])
     assert "0.5" in cli.run("metrics", "show").stdout
+
+
+def test_a_stage_out_1500_levels_deep_gets_its_directories_and_runs(workspace: Workspace, cli: Cli) -> None:
+    out = "/".join(["w"] * DEPTH) + "/out.txt"
+    workspace.write_pipeline({"s": {"cmd": f"echo ran > {out}", "outs": [out]}})
+    cli.run("repro")
+    assert (workspace.root / out).read_text() == "ran\n"
