@@ -113,3 +113,15 @@ def test_a_pipeignore_that_is_a_fifo_is_refused_by_name(workspace: Workspace, ig
     for command in (("status",), ("checkout",), ("add", "data")):
         result = _pipe(workspace.root, *command)
         assert result.returncode == 1 and f"'{ignore}' is a FIFO" in result.stderr, (command, result.stderr)
+
+
+@pytest.mark.parametrize("name", ["data.dvc", "dvc.yaml", "dvc.lock", ".dvc/config"])
+def test_import_dvc_refuses_a_dvc_file_that_is_a_fifo_before_changing_anything(git_only: Path, name: str) -> None:
+    (git_only / ".dvc").mkdir()
+    (git_only / ".dvc/config").write_text("[core]\n")
+    (git_only / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo\n")
+    (git_only / name).unlink(missing_ok=True)
+    os.mkfifo(git_only / name)
+    result = _pipe(git_only, "import-dvc")
+    assert result.returncode == 1 and f"'{name}' is a FIFO" in result.stderr, result.stderr
+    assert not (git_only / ".pipe").exists() and not (git_only / "pipeline.yaml").exists()
