@@ -242,11 +242,31 @@ def read_levels(control_dir: Path | None, *, check: bool = True) -> list[tuple[C
         if control_dir is None and level in ("project", "local"):
             continue
         file = config_file(level, control_dir)
+        if control_dir is not None and level in ("project", "local"):
+            _refuse_link_outside(file, control_dir.parent)
         raw = read_config_file(file, check=check, memo=None if control_dir is None else tmp_dir(control_dir))
         if level in ("system", "global"):
             _absolute_paths(raw, file.path.parent)
         out.append((file, raw))
     return out
+
+
+def _refuse_link_outside(file: ConfigFile, root: Path) -> None:
+    """A project or local config file that is a symlink out of the project is refused (as DVC does):
+    a cloned repository could link `config.local.yaml` to another project's, whose credentials
+    would then go to the remotes this repository's `config.yaml` names.
+
+    Raises:
+        ConfigError: naming the file and where it leads.
+    """
+    if not os.path.islink(file.path):
+        return
+    target, real_root = os.path.realpath(file.path), os.path.realpath(root)
+    if not target.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise ConfigError(
+            f"{file.label} is a symlink to '{target}', outside the project; pipe does not read config through it",
+            hint=f"replace the link by a file of its own, or remove it: 'rm {file.label}'",
+        )
 
 
 def read_config_file(target: Path | ConfigFile, *, check: bool = True, memo: Path | None = None) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import TMP_DIR, default_cache_dir, lock_path, memo_path, objects_dir, tmp_dir
 from pipeline_engine.core.mutex import ProjectMutex
 from pipeline_engine.core.tempsweep import sweep_temps
-from pipeline_engine.errors import ConfigError, NotAProjectError, ProjectExistsError, ScmError
+from pipeline_engine.errors import ConfigError, NotAProjectError, PathError, ProjectExistsError, ScmError
 from pipeline_engine.scm.git import Git, find_git_root
 
-__all__ = ["CACHE_USERS_DIR", "CONTROL_DIR", "Project", "cache_users", "register_cache_user"]
+__all__ = ["CACHE_USERS_DIR", "CONTROL_DIR", "Project", "cache_users", "is_project_root", "register_cache_user",
+           "require_own_control_dir"]
 
 CONTROL_DIR = ".pipe"
 #: One small file per project that ever opened the cache, naming its root: several projects may share
@@ -30,6 +31,13 @@ class Project:
     """A pipe project rooted at `root` (the directory holding `.pipe/`)."""
 
     def __init__(self, root: Path) -> None:
+        """Open the project at `root`.
+
+        Raises:
+            PathError: `.pipe` is a symlink (`require_own_control_dir`).
+            ConfigError: a config file is invalid.
+        """
+        require_own_control_dir(root)
         self.root = root
         self.control_dir = root / CONTROL_DIR
         self.config: Config = load_config(self.control_dir)
@@ -47,7 +55,7 @@ class Project:
         """
         here = (start or Path.cwd()).resolve()
         for d in (here, *here.parents):
-            if (d / CONTROL_DIR / CONFIG_FILE).is_file():
+            if is_project_root(d):
                 return cls(d)
         raise NotAProjectError(
             f"'{here}' is not inside a pipe project (no {CONTROL_DIR}/ found)", hint="run 'pipe init' first"
@@ -63,6 +71,7 @@ class Project:
         """
         root = root.resolve()
         control = root / CONTROL_DIR
+        require_own_control_dir(root)
         if control.exists() and not force:
             raise ProjectExistsError(
                 f"'{root}' is already a pipe project", hint="use 'pipe init -f' to reinitialise it"
@@ -148,6 +157,30 @@ class Project:
             self._memo.close()
 
 
+def is_project_root(path: Path) -> bool:
+    """True when `path` holds `.pipe/config.yaml` (a FIFO or device there too: reading it refuses
+    it by name, where "not a project" would mislead)."""
+    config = path / CONTROL_DIR / CONFIG_FILE
+    return config.is_file() or (config.exists() and not config.is_dir())
+
+
+def require_own_control_dir(root: Path) -> None:
+    """Refuse a `.pipe` that is a symlink: a cloned repository can commit one, naming another
+    project's control directory, whose cache gc would then empty and whose config, lock and memo
+    every command would use. (DVC refuses a linked `.dvc` too: its config is outside the repository.)
+
+    Raises:
+        PathError: naming the link and its target.
+    """
+    control = root / CONTROL_DIR
+    if os.path.islink(control):
+        raise PathError(
+            f"'{CONTROL_DIR}' in '{root}' is a symlink (to '{os.readlink(control)}'); pipe never uses a "
+            "control directory through a link: it could be another project's, cache and config included",
+            hint=f"replace the link by a directory of its own: 'rm {CONTROL_DIR} && pipe init'",
+        )
+
+
 def register_cache_user(cache_dir: Path, root: Path) -> None:
     """Record, once, that the project at `root` uses `cache_dir` (one file per project, written atomically).
 
@@ -167,8 +200,11 @@ def cache_users(cache_dir: Path) -> list[Path]:
     A project's own `.pipe/cache` counts that project, which registers nothing in it.
     """
     roots: set[Path] = set()
-    if cache_dir.parent.name == CONTROL_DIR and cache_dir == default_cache_dir(cache_dir.parent):
-        roots.add(cache_dir.parent.parent)
+    # Through links too: a `.pipe/cache` (or its `objects`) that is a symlink (a cloned repository
+    # may commit one) to another project's makes that project a user.
+    for base in (cache_dir, Path(os.path.realpath(objects_dir(cache_dir))).parent):
+        if base.parent.name == CONTROL_DIR and base == default_cache_dir(base.parent):
+            roots.add(base.parent.parent)
     try:
         with os.scandir(cache_dir / CACHE_USERS_DIR) as it:
             entries = list(it)

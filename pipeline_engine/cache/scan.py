@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 import stat
 import struct
 import zlib
@@ -43,6 +44,9 @@ _BATCH = 20_000
 _HEADER = struct.Struct("<QQ")
 _INO, _MTIME, _SIZE, _MODE = (operator.attrgetter(f) for f in ("st_ino", "st_mtime_ns", "st_size", "st_mode"))
 _EXEC = stat.S_IXUSR
+# What a manifest cannot name (the path gate refuses it on reading): a control character, or a
+# byte that is not UTF-8 (os.scandir hands it over as a lone surrogate).
+_UNNAMEABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +288,8 @@ def _walk_part(
                                           enter=None if n == 1 else lambda sub: _share(sub, n) == k):
         if not prefix and k != 0:
             continue
+        if _UNNAMEABLE.search(prefix) or _UNNAMEABLE.search("/".join(names)):
+            raise _unnameable(relpath, prefix, names)
         run: _Run = (prefix, names, array("Q", map(_INO, stats)), array("q", map(_MTIME, stats)),
                      array("q", map(_SIZE, stats)), array("Q", map(_MODE, stats)))
         runs.append(run)
@@ -296,6 +302,18 @@ def _walk_part(
         counts[0] += len(names)
         counts[1] = max(counts[1], max(run[3]))
     return runs, {p: Segment(h.hexdigest(), count, newest) for p, (h, (count, newest)) in hashers.items()}
+
+
+def _unnameable(relpath: str, prefix: str, names: list[str]) -> PathError:
+    """The error for a file whose name a manifest cannot hold (one of `names`, or `prefix` itself)."""
+    name = next((n for n in names if _UNNAMEABLE.search(prefix + n)), names[0])
+    text = os.fsencode(f"{relpath}/{prefix}{name}").decode("utf-8", "backslashreplace")  # bad bytes as \xNN
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return PathError(
+        f"'{shown}' has a name that is not UTF-8 or holds a control character (a newline, ...); "
+        "a directory manifest cannot record it",
+        hint=f"rename it, or exclude it in a .pipeignore file; then 'pipe status {relpath}' works again",
+    )
 
 
 def _walk_share(

@@ -24,9 +24,15 @@ def make_dirs(base: Path, relpath: str, dirs: Collection[str], *, force: bool) -
     checked: set[str] = {""}
 
     def ensure(rel: str) -> None:
-        if rel in checked:
-            return
-        ensure(os.path.dirname(rel))
+        # Parents first, in a loop: a manifest from a remote may nest thousands of levels deep.
+        todo = []
+        while rel not in checked:
+            todo.append(rel)
+            rel = os.path.dirname(rel)
+        for rel in reversed(todo):
+            ensure_one(rel)
+
+    def ensure_one(rel: str) -> None:
         path = base / rel
         try:
             st = os.lstat(path)

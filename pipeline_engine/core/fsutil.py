@@ -26,6 +26,7 @@ __all__ = [
     "copy_file",
     "ignore_rule",
     "is_exec",
+    "make_parents",
     "open_regular",
     "read_regular",
     "relpath_in",
@@ -103,10 +104,59 @@ def remove_path(path: Path) -> None:
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
+    if not stat.S_ISDIR(st.st_mode):
         os.unlink(path)
+        return
+    try:
+        shutil.rmtree(path)
+    except RecursionError:  # Python < 3.12 recurses once per level: a tree from git may nest 1,500 deep
+        _remove_deep_tree(os.fspath(path))
+
+
+def _remove_deep_tree(path: str) -> None:
+    """`shutil.rmtree` without recursion: directories opened by name from their parent's descriptor
+    with O_NOFOLLOW, entries unlinked through it, so a symlink inside is removed, never followed."""
+    stack = [(os.open(path, _DIR_FLAGS | os.O_NOFOLLOW), "")]  # (descriptor, its name in the parent)
+    try:
+        while stack:
+            fd, _ = stack[-1]
+            with os.scandir(fd) as it:
+                sub = next((e.name for e in it if e.is_dir(follow_symlinks=False)), None)
+            if sub is not None:
+                stack.append((os.open(sub, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd), sub))
+                continue
+            with os.scandir(fd) as it:
+                for entry in it:
+                    os.unlink(entry.name, dir_fd=fd)
+            os.close(fd)
+            _, name = stack.pop()
+            if stack:
+                os.rmdir(name, dir_fd=stack[-1][0])
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    os.rmdir(path)
+
+
+def make_parents(path: Path) -> None:
+    """Create the missing parent directories of `path`, as `path.parent.mkdir(parents=True,
+    exist_ok=True)` does but in a loop: pathlib recurses once per missing level, and a path from
+    git (a stage out, a manifest entry) may be 1,500 levels deep.
+
+    Raises:
+        FileExistsError: a parent exists and is not a directory; OSError as `mkdir`.
+    """
+    missing = []
+    parent = path.parent
+    while not parent.is_dir() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
 
 
 def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o644) -> None:
@@ -330,11 +380,14 @@ _IgnoreFile = tuple[str, str, Any]
 def _read_ignore(path: Path, strip: str, prepend: str, shown_as: str) -> _IgnoreFile:
     import pathspec  # only when a .pipeignore exists: status stays free of it otherwise
 
+    where = f"{shown_as}/{strip}{IGNORE_FILE}" if shown_as else shown_path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        where = f"{shown_as}/{strip}{IGNORE_FILE}" if shown_as else str(path)
-        raise PathError(f"cannot read '{where}': {exc}") from exc
+        lines = read_regular(path).decode("utf-8").splitlines()  # a FIFO is refused, never waited on
+    except UnicodeDecodeError as exc:
+        raise PathError(f"cannot read '{where}': not UTF-8 text (byte {exc.start})",
+                        hint=f"fix or remove '{where}'") from None
+    except OSError as exc:
+        raise PathError(f"cannot read '{where}': {exc.strerror or exc}", hint=f"fix or remove '{where}'") from exc
     return strip, prepend, pathspec.GitIgnoreSpec.from_lines(lines)
 
 
@@ -372,7 +425,7 @@ def _ancestor_ignores(ignore_root: Path, root: Path) -> tuple[_IgnoreFile, ...]:
     found = []
     for depth in range(len(parts)):
         candidate = ignore_root.joinpath(*parts[:depth]) / IGNORE_FILE
-        if candidate.is_file():
+        if candidate.is_file() or (candidate.exists() and not candidate.is_dir()):  # a FIFO is refused by name
             found.append(_read_ignore(candidate, "", "/".join(parts[depth:]) + "/", ""))
     return tuple(found)
 

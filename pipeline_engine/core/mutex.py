@@ -56,7 +56,8 @@ class ProjectMutex:
         self._fd = fd
         unclean = bool(os.pread(fd, 1, 0))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}: {self._command}\n".encode(), 0)
+        # A command line may hold a name that is not UTF-8 (`pipe add $'\xff'`): as \xNN, never a crash.
+        os.pwrite(fd, f"pid {os.getpid()}: {self._command}\n".encode("utf-8", "backslashreplace"), 0)
         if self._on_take is not None:
             try:
                 self._on_take(unclean)

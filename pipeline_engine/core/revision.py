@@ -169,24 +169,33 @@ class WorkspaceFiles:
     def list_files(self, *, under: str = "", suffix: str = "") -> list[str]:
         """Sorted paths of files under `under`; `.git`/`.pipe` and symlinked directories are not entered.
 
+        FIFOs, sockets and devices are listed like files (`is_file`), so a reader refuses them by
+        name instead of taking a declared metrics file that is a FIFO for an absent one.
+
         A symlinked file is listed when the gate allows reading it (it stays in the project). This
         walks every directory, tracked data included: to find the pointers of a large git
         workspace, `git ls-files` (index.pointers) is cheaper.
         """
         base = self._path(under)
         prefix = check_relpath(under, source=under, allow_root=True)
-        if base.is_file():
+        if base.is_file() or (base.exists() and not base.is_dir()):  # a FIFO too: reading it names it
             return [prefix] if prefix.endswith(suffix) else []
         found: list[str] = []
-        for top, dirs, files in os.walk(base):
-            dirs[:] = [d for d in dirs if not is_protected_name(d) and not os.path.islink(os.path.join(top, d))]
-            rel_top = os.path.relpath(top, base).replace(os.sep, "/")
-            rel_top = prefix if rel_top == "." else f"{prefix}/{rel_top}" if prefix else rel_top
-            for name in files:
-                if name.endswith(suffix):
-                    rel = f"{rel_top}/{name}" if rel_top else name
-                    if self._listable(rel):
-                        found.append(rel)
+        stack = [(os.fspath(base), prefix)]  # a loop, not os.walk: that recurses once per level (1,500 deep)
+        while stack:
+            top, rel_top = stack.pop()
+            try:
+                with os.scandir(top) as it:
+                    entries = list(it)
+            except OSError:  # gone, or unreadable: as os.walk, nothing listed there
+                continue
+            for entry in entries:
+                rel = f"{rel_top}/{entry.name}" if rel_top else entry.name
+                if entry.is_dir():  # a link to a directory is not entered, nor listed
+                    if not entry.is_symlink() and not is_protected_name(entry.name):
+                        stack.append((entry.path, rel))
+                elif entry.name.endswith(suffix) and self._listable(rel):
+                    found.append(rel)
         return sorted(found)
 
     def _listable(self, rel: str) -> bool:

@@ -264,15 +264,27 @@ class _CommitIndex(ProjectIndex):
             return []
         return sorted(self._walk(self._tree), key=lambda pair: pair[0])
 
-    def _walk(self, tree: Any) -> list[tuple[str, Any]]:
-        listed = self._memo.trees.get(tree.hexsha)
-        if listed is None:
-            listed = []
+    def _walk(self, root: Any) -> list[tuple[str, Any]]:
+        # Subtrees before their parent, with a stack: a commit may nest directories 1,500 deep.
+        trees = self._memo.trees
+        stack = [root]
+        while stack:
+            tree = stack[-1]
+            if tree.hexsha in trees:  # listed already (a commit seen before, or the same subtree twice)
+                stack.pop()
+                continue
+            pending = [i for i in tree if i.type == "tree" and i.hexsha not in trees]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            listed: list[tuple[str, Any]] = []
             for item in tree:
                 if item.type == "tree":
-                    listed.extend((f"{item.name}/{rel}", blob) for rel, blob in self._walk(item))
+                    listed.extend((f"{item.name}/{rel}", blob) for rel, blob in trees[item.hexsha])
                 elif (item.type == "blob" and item.name.endswith(POINTER_SUFFIX)
                       and not is_link_blob(item)):
                     listed.append((item.name, item))
-            self._memo.trees[tree.hexsha] = listed
+            trees[tree.hexsha] = listed
+        listed = trees[root.hexsha]
         return [(rel, blob) for rel, blob in listed if is_safe_relpath(rel)]

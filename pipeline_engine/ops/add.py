@@ -260,6 +260,12 @@ def _check_name(project: Project, rel: str) -> None:
             "and pointer files cannot name it",
             hint="rename it without control characters, then 'pipe add' it",
         )
+    if any("\ud800" <= c <= "\udfff" for c in rel):  # a byte that is not UTF-8 (os.fsdecode's surrogate)
+        shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+        raise PathError(
+            f"'{shown}' is not a UTF-8 name: pointer and lock files (UTF-8 YAML) cannot name it",
+            hint="rename it to UTF-8, then 'pipe add' it",
+        )
     parent, _, name = rel.rpartition("/")
     try:
         limit = os.pathconf(project.root / parent, "PC_NAME_MAX")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_engine.config import (
-    CONFIG_FILE,
     LEVELS,
     SETTINGS,
     ConfigFile,
@@ -28,7 +27,7 @@ from pipeline_engine.config import (
 from pipeline_engine.core.redact import MASK, mask_url
 from pipeline_engine.errors import ConfigError
 from pipeline_engine.pipeline.validate import suggest
-from pipeline_engine.project import CONTROL_DIR
+from pipeline_engine.project import CONTROL_DIR, is_project_root, require_own_control_dir
 from pipeline_engine.remote.backend import check_option, is_secret
 
 __all__ = ["ConfigValue", "find_control_dir", "get_value", "list_values", "set_value", "unset_value"]
@@ -56,7 +55,8 @@ def find_control_dir(start: Path | None = None) -> Path | None:
     config (so a broken config can still be fixed); None outside a project."""
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
-        if (d / CONTROL_DIR / CONFIG_FILE).is_file():
+        if is_project_root(d):
+            require_own_control_dir(d)  # never another project's config, through a committed link
             return d / CONTROL_DIR
     return None
 

@@ -25,6 +25,7 @@ from pipeline_engine.cache.manifests import tree_of
 from pipeline_engine.cache.pointer import read_pointer
 from pipeline_engine.config import CONFIG_FILE
 from pipeline_engine.core.hashing import Oid, is_dir_oid
+from pipeline_engine.core.layout import objects_dir
 from pipeline_engine.core.progress import NullProgress
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import CacheError, LockedError, PipeError, ScmError
@@ -317,14 +318,14 @@ def _other_projects(project: Project, options: GcOptions) -> list[Project]:
         other = Project.find(Path(given))
         if os.path.realpath(other.root) != me:
             others.setdefault(os.path.realpath(other.root), other)
-    cache = os.path.realpath(project.cache_dir)
+    cache = os.path.realpath(objects_dir(project.cache_dir))  # its objects: they, or the cache, may be a link
     unlisted = []
     for root in cache_users(project.cache_dir):
         real = os.path.realpath(root)
         if real == me or real in others or not (root / CONTROL_DIR / CONFIG_FILE).is_file():
             continue
         try:
-            theirs = os.path.realpath(Project(root).cache_dir)
+            theirs = os.path.realpath(objects_dir(Project(root).cache_dir))
         except PipeError:
             theirs = cache  # its config cannot be read: assume it still uses this cache
         if theirs == cache:

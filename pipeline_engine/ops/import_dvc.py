@@ -34,7 +34,7 @@ from typing import Any
 
 from pipeline_engine.cache.pointer import POINTER_SUFFIX, Pointer, parse_annotations, read_pointer, write_pointer
 from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
-from pipeline_engine.core.yamlio import parse_yaml
+from pipeline_engine.core.yamlio import parse_yaml, read_utf8
 from pipeline_engine.errors import PathError, PipeError, SpecError
 from pipeline_engine.project import Project
 
@@ -63,7 +63,7 @@ def import_dvc(root: Path, *, dry: bool = False, remove_dvc: bool = False,
             other content; data is missing from the workspace and from DVC's cache (and remote).
     """
     dvc_dir = root / ".dvc"
-    has_yaml = (root / "dvc.yaml").is_file()
+    has_yaml = _there(root / "dvc.yaml")
     pointers = sorted(_dvc_files(root))
     if not dvc_dir.is_dir() and not has_yaml and not pointers:
         raise PipeError(f"'{root}' holds no DVC project (no .dvc/, dvc.yaml or *.dvc files)",
@@ -85,13 +85,14 @@ def import_dvc(root: Path, *, dry: bool = False, remove_dvc: bool = False,
         _check_available(source, path, entry)  # before anything changes: a failure leaves the project as it was
         steps.append(Step("restore", f"{path} from DVC's {'remote' if fetch_from_remote else 'cache'}"))
     if has_yaml:
+        _load(root, "dvc.yaml")  # readable YAML (not a FIFO) before anything changes
         _check_pipeline(root)
         if not (root / "pipeline.yaml").is_file():
             steps.append(Step("convert", "dvc.yaml -> pipeline.yaml"))
     for pointer in pointers:
         if not (root / f"{pointer[:-4]}.pipe").is_file():
             steps.append(Step("track", f"{pointer} -> {pointer[:-4]}.pipe"))
-    if (root / "dvc.lock").is_file():
+    if _there(root / "dvc.lock"):
         steps.append(Step("lock", "dvc.lock -> pipeline.lock (stages not recorded yet: outs and deps hashed "
                                   "with xxh3, no stage runs)"))
     if remove_dvc:
@@ -130,7 +131,7 @@ def _record_stages(project: Project, source: _Source) -> list[Step]:
     from pipeline_engine.ops.import_dvc_lock import stale_reason
 
     root = project.root
-    locked = (_load(root, "dvc.lock") or {}).get("stages") if (root / "dvc.lock").is_file() else None
+    locked = (_load(root, "dvc.lock") or {}).get("stages") if _there(root / "dvc.lock") else None
     if not isinstance(locked, dict):
         locked = {}
 
@@ -162,9 +163,15 @@ def _dvc_files(root: Path) -> Iterator[str]:
                 yield Path(dirpath, f).relative_to(root).as_posix()
 
 
+def _there(path: Path) -> bool:
+    """A file is at `path` (a FIFO or device too: reading it refuses it by name, where skipping it
+    would convert a project without its dvc.yaml, lock or config)."""
+    return path.is_file() or (path.exists() and not path.is_dir())
+
+
 def _load(root: Path, rel: str) -> Any:
     path = resolve_in_project(root, check_relpath(rel, source=rel), source=rel)
-    return parse_yaml(path.read_text(encoding="utf-8"), source=rel)
+    return parse_yaml(read_utf8(path, source=rel), source=rel)  # a FIFO is refused by name, never waited on
 
 
 def _pointer_outs(root: Path, pointer: str) -> list[str]:
@@ -207,7 +214,7 @@ def _wanted(root: Path, pointers: list[str], has_yaml: bool) -> dict[str, dict[s
         for out in (data or {}).get("outs") or []:
             if isinstance(out, dict) and isinstance(out.get("path"), str) and out.get("md5") and not data.get("deps"):
                 found[check_relpath(f"{base}/{out['path']}".lstrip("/"), source=pointer)] = out
-    if has_yaml and (root / "dvc.lock").is_file():
+    if has_yaml and _there(root / "dvc.lock"):
         lock = _load(root, "dvc.lock")
         stages = (lock or {}).get("stages") or {}
         if not isinstance(stages, dict):
@@ -231,12 +238,12 @@ def _dvc_remotes(dvc_dir: Path) -> tuple[dict[str, dict[str, str]], str | None]:
     default = None
     for name in ("config", "config.local"):
         path = dvc_dir / name
-        if not path.is_file():
+        if not _there(path):
             continue
         parser = configparser.ConfigParser(interpolation=None)
         try:
-            parser.read_string(path.read_text(encoding="utf-8")[:1_000_000], source=str(path))
-        except (configparser.Error, UnicodeDecodeError) as exc:
+            parser.read_string(read_utf8(path, source=f".dvc/{name}")[:1_000_000], source=str(path))
+        except configparser.Error as exc:
             raise SpecError(f".dvc/{name}: not a DVC config: {str(exc)[:200]}") from None
         for section in parser.sections():
             m = re.match(r"""^\s*['"]?remote\s+"([^"]+)"['"]?\s*$""", section)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.fsutil import atomic_write, make_parents
 from pipeline_engine.core.hashing import hash_bytes
 from pipeline_engine.core.layout import tmp_dir
 from pipeline_engine.core.record import PathRecord
@@ -68,7 +68,7 @@ def set_aside_losses(project: Project, stage: StageSpec, old: StageLock | None,
         stamp = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = _free_path(project.control_dir / BACKUP_DIR / stamp / out.path)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_parents(target)
             _ignore_in_git(project.control_dir / BACKUP_DIR)
             os.rename(project.root / out.path, target)
         except OSError as exc:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pipeline_engine.core.fsutil import remove_path, temp_name
+from pipeline_engine.core.fsutil import make_parents, remove_path, temp_name
 from pipeline_engine.core.layout import logs_dir, running_dir
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.record import PathRecord
@@ -322,7 +322,7 @@ class StageLife:
                 _unprotect(path, self.project.store.root)
                 continue
             remove_path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_parents(path)
 
     def _log_path(self, name: str) -> Path:
         return logs_dir(self.project.control_dir) / f"{name}.log"

@@ -252,9 +252,19 @@ class GitRevisionFiles:
         """Entries of the project directory `dirpath` by name; None when it is not a directory there."""
         if dirpath in self._dirs:
             return self._dirs[dirpath]
+        # Each directory from its parent's entries, top down in a loop (a path may be 1,500 levels deep).
+        missing = [dirpath]
+        while missing[-1] and (parent := missing[-1].rpartition("/")[0]) not in self._dirs:
+            missing.append(parent)
+        for path in reversed(missing):
+            self._dirs[path] = self._load(path)
+        return self._dirs[dirpath]
+
+    def _load(self, dirpath: str) -> dict[str, Any] | None:
+        """`_entries` of `dirpath`, its parent's being known."""
         if dirpath:
             parent, _, name = dirpath.rpartition("/")
-            item = (self._entries(parent) or {}).get(name)
+            item = (self._dirs[parent] or {}).get(name)
             if item is not None and is_link_blob(item):
                 raise UnsafePathError(
                     f"{self.describe(dirpath)}: is a symbolic link; pipe does not follow links read from git history"
@@ -265,9 +275,7 @@ class GitRevisionFiles:
             for part in self._prefix.split("/") if self._prefix else ():
                 found = {i.name: i for i in tree}.get(part) if tree is not None else None
                 tree = found if found is not None and found.type == "tree" else None
-        entries = None if tree is None else {item.name: item for item in tree}
-        self._dirs[dirpath] = entries
-        return entries
+        return None if tree is None else {item.name: item for item in tree}
 
     def _item(self, relpath: str) -> Any:
         rel = check_relpath(relpath, source=self.describe(relpath), allow_root=True)

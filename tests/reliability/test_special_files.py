@@ -70,6 +70,7 @@ def test_a_stage_whose_dep_is_a_fifo_fails_by_name_and_runs_nothing(workspace: W
     ("pipeline.yaml", (("status",), ("repro",))),  # not taken for "no pipeline"
     ("params.yaml", (("status",), ("dag",), ("params", "diff"))),
     ("pipeline.lock", (("status",), ("repro",))),
+    (".pipe/config.yaml", (("status",), ("config", "--list"))),  # not taken for "not a project"
 ])
 def test_a_pipeline_file_that_is_a_fifo_is_refused_by_name(
     workspace: Workspace, name: str, commands: tuple[tuple[str, ...], ...]
@@ -93,3 +94,34 @@ def test_a_pointer_replaced_by_a_fifo_never_gets_its_data_removed(workspace: Wor
     gc = _pipe(workspace.root, "gc", "-w", "-f")
     assert (workspace.root / "t.txt").read_text() == "precious\n", "checkout removed data whose pointer is there"
     assert gc.returncode == 1 and "'t.txt.pipe' is a FIFO" in gc.stderr, gc.stderr
+
+
+def test_a_declared_metrics_file_that_is_a_fifo_is_named_not_called_absent(workspace: Workspace) -> None:
+    workspace.write_pipeline({"train": {"cmd": "echo", "metrics": [{"m.json": {"cache": False}}]}})
+    os.mkfifo(workspace.root / "m.json")
+    for command in (("metrics", "show"), ("metrics", "show", "m.json")):
+        result = _pipe(workspace.root, *command)
+        assert "'m.json' is a FIFO" in result.stderr and "does not exist" not in result.stderr, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("ignore", [".pipeignore", "data/.pipeignore"])
+def test_a_pipeignore_that_is_a_fifo_is_refused_by_name(workspace: Workspace, ignore: str) -> None:
+    workspace.write({"data": {"a.txt": "a\n"}})
+    assert _pipe(workspace.root, "add", "data").returncode == 0
+    os.mkfifo(workspace.root / ignore)
+    for command in (("status",), ("checkout",), ("add", "data")):
+        result = _pipe(workspace.root, *command)
+        assert result.returncode == 1 and f"'{ignore}' is a FIFO" in result.stderr, (command, result.stderr)
+
+
+@pytest.mark.parametrize("name", ["data.dvc", "dvc.yaml", "dvc.lock", ".dvc/config"])
+def test_import_dvc_refuses_a_dvc_file_that_is_a_fifo_before_changing_anything(git_only: Path, name: str) -> None:
+    (git_only / ".dvc").mkdir()
+    (git_only / ".dvc/config").write_text("[core]\n")
+    (git_only / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo\n")
+    (git_only / name).unlink(missing_ok=True)
+    os.mkfifo(git_only / name)
+    result = _pipe(git_only, "import-dvc")
+    assert result.returncode == 1 and f"'{name}' is a FIFO" in result.stderr, result.stderr
+    assert not (git_only / ".pipe").exists() and not (git_only / "pipeline.yaml").exists()

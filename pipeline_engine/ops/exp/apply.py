@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_engine.core.fsutil import atomic_write
+from pipeline_engine.core.fsutil import atomic_write, make_parents
 from pipeline_engine.core.pathgate import check_relpath, resolve_in_project
 from pipeline_engine.errors import PipeError, UnsafePathError
 from pipeline_engine.ops.checkout import checkout
@@ -72,7 +72,7 @@ def apply(project: Project, name: str, *, started_from: str | None = None) -> Ap
                 removed.append(rel)
                 continue
             data = _blob(root, sha, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_parents(target)
             atomic_write(target, data)
             written.append(rel)
     checkout(Project(project.root), force=True)
