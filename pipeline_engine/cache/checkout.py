@@ -24,7 +24,7 @@ from pipeline_engine.cache.scan import foreign_link, hash_memoised, scan_tree
 from pipeline_engine.cache.store import ObjectStore
 from pipeline_engine.cache.tree import Row, Tree, TreeDiff, diff_trees
 from pipeline_engine.cache.workdirs import make_dirs
-from pipeline_engine.core.fsutil import is_exec, remove_path, special_kind
+from pipeline_engine.core.fsutil import is_exec, make_parents, remove_path, special_kind
 from pipeline_engine.core.hashing import Oid, is_dir_oid
 from pipeline_engine.core.pathgate import resolve_in_project
 from pipeline_engine.core.progress import NullProgress, Progress
@@ -204,7 +204,7 @@ def _checkout_file(
         )
     if os.path.isdir(path) and not os.path.islink(path):
         remove_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parents(path)  # a loop: a path from git may be 1,500 levels deep
     stamp = placer.place(oid, path, isexec=isexec)
     if stamp is None and oid in placer.absent:  # removed since it was found (gc, another process)
         raise _not_in_cache(store, relpath, oid)
@@ -264,6 +264,8 @@ def _checkout_dir(
     else:  # a new directory: the placer's own stat of each object finds those not cached
         not_cached, write = set(), rows
     _refuse_dirs_in_the_way(relpath, current_tree, write, force)
+    if existed and not force:
+        _refuse_special_files(base, relpath, diff.added)
     # Directories where files go (empty ones, or emptied by --force above); none in a new directory.
     in_the_way = [r[0] for r in write if _is_real_dir(base / r[0])] if existed else []
     deleted: tuple[str, ...] = ()
@@ -355,6 +357,19 @@ def _refuse_dirs_in_the_way(relpath: str, current: Tree, write: Sequence[Row], f
             f"'{relpath}/{blocked[0]}' is a directory in the workspace but a file in the tracked version",
             hint="rerun with '--force' to replace it (its files are deleted)",
         )
+
+
+def _refuse_special_files(base: Path, relpath: str, added: Sequence[str]) -> None:
+    """A FIFO, socket or device where a file is to be written: the walk skips such entries (as git
+    does), so they look absent; only `--force` replaces one."""
+    for p in added:
+        try:
+            kind = special_kind(os.lstat(base / p).st_mode)
+        except OSError:
+            continue
+        if kind:
+            raise CheckoutError(f"'{relpath}/{p}' is {kind}; checkout would replace it with the tracked file",
+                                hint=f"rerun with '--force' to replace it: 'pipe checkout --force {relpath}'")
 
 
 def _write_entries(

@@ -84,3 +84,12 @@ def test_a_stage_out_1500_levels_deep_gets_its_directories_and_runs(workspace: W
     workspace.write_pipeline({"s": {"cmd": f"echo ran > {out}", "outs": [out]}})
     cli.run("repro")
     assert (workspace.root / out).read_text() == "ran\n"
+
+
+def test_a_stage_out_1500_levels_deep_is_checked_out_into_missing_directories(workspace: Workspace, cli: Cli) -> None:
+    out = "/".join(["w"] * DEPTH) + "/o.txt"
+    workspace.write_pipeline({"s": {"cmd": f"echo ran > {out}", "outs": [out]}})
+    cli.run("repro")
+    subprocess.run(["rm", "-rf", str(workspace.root / "w")], check=True)
+    cli.run("checkout")
+    assert (workspace.root / out).read_text() == "ran\n"

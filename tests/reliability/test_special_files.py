@@ -125,3 +125,16 @@ def test_import_dvc_refuses_a_dvc_file_that_is_a_fifo_before_changing_anything(g
     result = _pipe(git_only, "import-dvc")
     assert result.returncode == 1 and f"'{name}' is a FIFO" in result.stderr, result.stderr
     assert not (git_only / ".pipe").exists() and not (git_only / "pipeline.yaml").exists()
+
+
+def test_a_fifo_where_a_tracked_directorys_file_belongs_is_replaced_only_with_force(workspace: Workspace) -> None:
+    workspace.write({"data": {"a.txt": "a\n", "b.txt": "b\n"}})
+    assert _pipe(workspace.root, "add", "data").returncode == 0
+    (workspace.root / "data/b.txt").unlink()
+    os.mkfifo(workspace.root / "data/b.txt")
+    refused = _pipe(workspace.root, "checkout")
+    assert refused.returncode == 1 and "'data/b.txt' is a FIFO" in refused.stderr and "--force" in refused.stderr
+    assert (workspace.root / "data/b.txt").is_fifo()
+    forced = _pipe(workspace.root, "checkout", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (workspace.root / "data/b.txt").read_text() == "b\n"
