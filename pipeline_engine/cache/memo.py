@@ -142,14 +142,17 @@ class HashMemo:
 
             try:
                 self._path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
                 try:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=NORMAL")
-                    db.executescript(_SCHEMA)
-                except BaseException:
-                    db.close()
-                    raise
+                    db = self._connect()
+                except sqlite3.DatabaseError as err:
+                    if isinstance(err, sqlite3.OperationalError):
+                        raise
+                    # Not a database (overwritten, truncated by hand): it is only a memo, so it is
+                    # set aside (kept for a look) and a new one started; this costs re-hashing.
+                    for suffix in ("", "-wal", "-shm"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.replace(f"{self._path}{suffix}", f"{self._path}.corrupt{suffix}")
+                    db = self._connect()
             except (OSError, sqlite3.OperationalError) as err:
                 if isinstance(err, sqlite3.OperationalError) and not _is_unwritable(err):
                     raise
@@ -159,6 +162,19 @@ class HashMemo:
                 db.executescript(_SCHEMA)
             self._db = db
         return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
+        db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def get(self, relpath: str, stamp: FileStamp) -> Oid | None:
         """The remembered oid of `relpath` if its stat data is unchanged."""

@@ -28,7 +28,7 @@ def _project() -> Project:
 def init(no_scm: bool, force: bool) -> None:
     """Create the .pipe/ control directory in the current directory."""
     project = Project.init(Path.cwd(), scm=not no_scm, force=force)
-    render.info(f"initialised pipe project in [bold]{project.root}[/]")
+    render.info(f"initialised pipe project in [bold]{render.escape(str(project.root))}[/]")
     if not no_scm:
         render.info("next: 'pipe add <data>' and 'git add .pipe .gitignore'")
 
@@ -66,10 +66,10 @@ def checkout(targets: tuple[str, ...], force: bool, relink: bool, allow_missing:
     deleted = sum(len(r.deleted) for r in results)
     for r in results:
         for extra in r.kept_extra:
-            render.warn(f"kept '{extra}': not in the tracked version (use --force to delete it)")
+            render.warn(render.escape(f"kept '{extra}': not in the tracked version (use --force to delete it)"))
         for changed in r.kept_changed:
-            render.warn(f"kept '{changed}': nothing tracks it at this revision, but it changed since pipe "
-                        "placed it or its content is not in the cache")
+            render.warn(render.escape(f"kept '{changed}': nothing tracks it at this revision, but it changed since pipe "
+                                  "placed it or its content is not in the cache"))
         for path, oid in r.missing:
             render.warn(render.escape(f"skipped '{path}': its object '{oid}' is not in the cache ('pipe pull' fetches it)"))
     render.info(f"{written} file(s) written, {deleted} deleted" if written or deleted else "workspace already matches")
@@ -85,10 +85,10 @@ def move(src: str, dst: str) -> None:
 
     project = _project()
     moved = move_data(project, src, dst)
-    render.info(f"moved {moved.src} -> {moved.dst} ({moved.old} -> {moved.new})")
+    render.info(render.escape(f"moved {moved.src} -> {moved.dst} ({moved.old} -> {moved.new})"))
     command = git_add_command(project, moved)
     if command:
-        render.info(f"to track the move with git: {command}")
+        render.info(render.escape(f"to track the move with git: {command}"))
 
 
 @click.command()
@@ -156,10 +156,10 @@ def gc(ctx: click.Context, workspace: bool, all_branches: bool, all_tags: bool, 
             render.out.print(render.escape(f"{oid}  {project.store.path_of(oid)}"))
         if result.cloud is not None:
             for oid in result.cloud.removed:
-                render.out.print(f"{oid}  remote '{result.cloud.remote}'")
+                render.out.print(render.escape(f"{oid}  remote '{result.cloud.remote}'"))
     render.info(f"{verb} {len(result.removed)} object(s), {render.size(result.bytes)}; {result.kept} kept")
     if result.cloud is not None:
-        render.info(f"remote '{result.cloud.remote}': {verb} {len(result.cloud.removed)} object(s); "
+        render.info(f"remote '{render.escape(result.cloud.remote)}': {verb} {len(result.cloud.removed)} object(s); "
                     f"{result.cloud.kept} kept")
         _report_packs(result.cloud, dry=dry)
 

@@ -73,6 +73,8 @@ def run(targets: tuple[str, ...], set_params: tuple[str, ...], name: str | None,
         if r.state.value == "success":
             render.info(f"experiment '{render.escape(r.name)}' done: {r.ref} ({r.rev[:7] if r.rev else ''})"
                         + render.escape(_overrides(r.overrides)))
+            if r.saved is not None:
+                _say_saved(r.saved)
         elif r.state.value == "failed":
             render.warn(f"experiment '{render.escape(r.name)}' failed: {render.escape(str(r.error))}")
     if failed:
@@ -196,8 +198,12 @@ def apply(name: str) -> None:
     render.info(f"applied experiment '{render.escape(result.name)}' ({result.rev[:7]}): "
                 f"{len(result.written)} file(s) written, {len(result.removed)} removed")
     if result.saved is not None:
-        render.info(f"the workspace's changes to those files were saved first ({result.saved[:7]}, "
-                    f"refs/exps/apply/stash): git restore --source={result.saved[:7]} -- FILE")
+        _say_saved(result.saved)
+
+
+def _say_saved(saved: str) -> None:
+    render.info(f"the workspace's changes to those files were saved first ({saved[:7]}, "
+                f"refs/exps/apply/stash): git restore --source={saved[:7]} -- FILE")
 
 
 @exp.command("branch")

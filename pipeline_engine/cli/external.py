@@ -52,7 +52,7 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None)
 
     result = get_path(url, path, out=out, rev=rev, jobs=jobs, progress=render.progress())
     kind = "tracked data" if result.tracked else "from git"
-    render.info(f"wrote '{result.out}' ({result.nfiles} file(s), {kind}, at {result.sha[:8]})")
+    render.info(f"wrote '{render.escape(str(result.out))}' ({result.nfiles} file(s), {kind}, at {result.sha[:8]})")
 
 
 @click.command("import")
@@ -67,8 +67,8 @@ def import_(url: str, path: str, out: str | None, rev: str | None, jobs: int | N
 
     result = import_path(Project.find(), url, path, out=Path(out) if out else None, rev=rev, jobs=jobs,
                          progress=render.progress())
-    render.info(f"imported '{result.path}' at {result.sha[:8]} ({result.pointer}); "
-                f"add it to git: 'git add {result.pointer}'")
+    render.info(render.escape(f"imported '{result.path}' at {result.sha[:8]} ({result.pointer}); "
+                              f"add it to git: 'git add {result.pointer}'"))
 
 
 @click.command()
@@ -80,4 +80,4 @@ def update(pointers: tuple[str, ...], rev: str | None, jobs: int | None) -> None
     from pipeline_engine.ops.imports import update as update_imports
 
     for r in update_imports(Project.find(), pointers, rev=rev, jobs=jobs, progress=render.progress()):
-        render.info(f"'{r.path}': {'updated to' if r.changed else 'already at'} {r.sha[:8]}")
+        render.info(render.escape(f"'{r.path}': {'updated to' if r.changed else 'already at'} {r.sha[:8]}"))

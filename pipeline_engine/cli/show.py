@@ -150,7 +150,7 @@ def _print_diff(changes: Sequence[ValueChange], a_rev: str, b_rev: str, *, title
         return
     if not changes and not (as_md or as_csv):
         if not failed:  # files that could not be read were not compared: not "no changes"
-            render.info(f"no changes between '{a_rev}' and '{b_rev}'")
+            render.info(render.escape(f"no changes between '{a_rev}' and '{b_rev}'"))
         return
     from pipeline_engine.ops.report import DEFAULT_PRECISION, diff_frame
 

@@ -100,8 +100,8 @@ def _print_data(s: Any, *, verbose: bool) -> None:
     counts = ""
     if s.diff is not None:
         counts = f": {len(s.diff.modified)} modified, {len(s.diff.added)} added, {len(s.diff.deleted)} deleted"
-    render.out.print(f"{s.path}  [yellow]{states}[/]{counts}")
+    render.out.print(f"{render.escape(s.path)}  [yellow]{states}[/]{counts}")
     if verbose and s.diff is not None:
         for label, names in (("modified", s.diff.modified), ("added", s.diff.added), ("deleted", s.diff.deleted)):
             for name in names:
-                render.out.print(f"    {label}: {s.path}/{name}")
+                render.out.print(render.escape(f"    {label}: {s.path}/{name}"))

@@ -68,7 +68,7 @@ def _summary(verb: str, result: TransferResult | tuple[TransferResult, ...]) -> 
         if not r.remote:  # a pull of imports only, with no remote: they came from their sources
             continue
         render.info(
-            f"{verb} '{r.remote}': {r.transferred} transferred ({render.size(r.bytes)}), "
+            f"{verb} '{render.escape(r.remote)}': {r.transferred} transferred ({render.size(r.bytes)}), "
             f"{r.present} already present, {len(r.failed)} failed"
         )
 
@@ -208,7 +208,8 @@ def show_cloud_status(
             ]
             where = f", remote '{o.remote}'" if o.remote != status.remote else ""
             at = f" at '{o.revision}'" if o.revision and o.revision != WORKSPACE else ""
-            render.out.print(f"{o.path}{at}  [yellow]{', '.join(parts)}[/] (of {o.objects} objects{where})")
+            render.out.print(f"{render.escape(o.path + at)}  [yellow]{', '.join(parts)}[/] "
+                             + render.escape(f"(of {o.objects} objects{where})"))
         hints = []
         if any(o.not_pushed for o in behind):
             hints.append("'pipe push --verify' uploads what the remote lacks" if verify

@@ -20,7 +20,7 @@ from pipeline_engine.errors import PathError
 from pipeline_engine.index.pointers import find_pointers
 from pipeline_engine.project import CONTROL_DIR, Project
 
-__all__ = ["AddOutcome", "Added", "add", "git_add_command"]
+__all__ = ["AddOutcome", "Added", "add", "git_add_command", "stage_outs"]
 
 
 class AddOutcome(enum.Enum):
@@ -120,11 +120,11 @@ def _validate(project: Project, paths: Sequence[str]) -> list[str]:
     if not paths:
         raise PathError("nothing to add: name at least one file or directory")
     tracked = [p.data_relpath for p in find_pointers(project)]
-    stage_outs = _stage_outs(project)
+    outs = stage_outs(project)
     chosen: list[str] = []
     for path in paths:
         rel = _check_one(project, path)
-        for out, stage in stage_outs.items():
+        for out, stage in outs.items():
             if rel == out or rel.startswith(out + "/") or out.startswith(rel + "/"):
                 raise PathError(
                     f"'{rel}' overlaps '{out}', an out of stage '{stage}'; pipe caches it when the stage runs",
@@ -185,7 +185,7 @@ def _refuse_ignored_pointers(project: Project, relpaths: Sequence[str]) -> None:
         )
 
 
-def _stage_outs(project: Project) -> dict[str, str]:
+def stage_outs(project: Project) -> dict[str, str]:
     """Out path -> stage name for every stage of pipeline.yaml (empty without one)."""
     from pipeline_engine.pipeline.spec import PIPELINE_FILE, load_spec
 

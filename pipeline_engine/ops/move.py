@@ -12,6 +12,8 @@ from pipeline_engine.core.fsutil import relpath_in
 from pipeline_engine.core.pathgate import check_not_own_file, check_relpath, resolve_in_project
 from pipeline_engine.core.record import PathRecord
 from pipeline_engine.errors import PathError
+from pipeline_engine.index.pointers import find_pointers
+from pipeline_engine.ops.add import stage_outs
 from pipeline_engine.project import Project
 
 __all__ = ["Moved", "git_add_command", "move"]
@@ -61,6 +63,7 @@ def move(project: Project, src: str, dst: str) -> Moved:
         for taken in (dst_rel, new_rel):
             if os.path.lexists(root / taken):
                 raise PathError(f"'{taken}' already exists", hint="choose another destination, or remove it first")
+        _check_overlap(project, dst_rel, moving=src_rel)
         data = resolve_in_project(root, src_rel, source=old_rel)
         dest = resolve_in_project(root, dst_rel, source=dst)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,19 @@ def move(project: Project, src: str, dst: str) -> Moved:
             project.git.unignore(project.relpath_from_git(src_rel))
             project.git.ignore(project.relpath_from_git(dst_rel))
         return Moved(src_rel, dst_rel, old_rel, new_rel)
+
+
+def _check_overlap(project: Project, dst_rel: str, *, moving: str) -> None:
+    """Refuse a destination inside the data moved, or inside (or holding) other tracked data or a stage's
+    out: `pipe add` refuses the same overlap, and status would count the moved data as added there."""
+    if dst_rel.startswith(moving + "/"):
+        raise PathError(f"cannot move '{moving}' into itself ('{dst_rel}')", hint="choose a destination outside it")
+    owners = {p.data_relpath: f"tracked by {p.relpath}" for p in find_pointers(project) if p.data_relpath != moving}
+    owners.update((out, f"an out of stage '{stage}'") for out, stage in stage_outs(project).items())
+    for other, owner in owners.items():
+        if dst_rel == other or dst_rel.startswith(other + "/") or other.startswith(dst_rel + "/"):
+            raise PathError(f"'{dst_rel}' overlaps '{other}' ({owner})",
+                            hint="choose a destination outside tracked data and stage outs")
 
 
 def git_add_command(project: Project, moved: Moved) -> str | None:

@@ -98,6 +98,7 @@ def test_ctrl_c_during_a_plain_exp_run_records_and_queues_nothing(workspace: Wor
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    assert "stay queued" not in err and "--run-all" not in err  # nothing is queued: the hint said it was
     assert _refs(workspace) == []
     assert "lr" not in pipe_process("queue", "status", cwd=workspace.root, check=0).stdout
     assert workspace.git("for-each-ref", "refs/pipe") == ""

@@ -399,6 +399,22 @@ def test_a_single_experiment_is_applied_to_the_workspace_as_dvc_does(workspace: 
     assert "up to date" in workspace.pipe("status").stderr + workspace.pipe("status").stdout
 
 
+def test_a_workspace_edit_made_while_the_experiment_ran_is_saved_and_the_user_told(workspace: Workspace) -> None:
+    """The applied result replaces params.yaml, edited after the experiment started from it: the edit
+    goes to refs/exps/apply/stash, and `exp run` says so as `exp apply` does (it said nothing)."""
+    _project(workspace)
+    params = workspace.root / "params.yaml"
+    edit = f"python -c \"open(r'{params}', 'a').write('edited: 1\\n')\""  # the user, while it runs
+    workspace.write_pipeline({"edit": {"cmd": edit, "params": ["train.lr"]}})
+    workspace.commit("a stage standing in for the user")
+
+    result = workspace.pipe("exp", "run", "-S", "train.lr=0.3")
+
+    saved = workspace.git("rev-parse", "refs/exps/apply/stash").strip()
+    assert "edited: 1" in _at(workspace, saved, "params.yaml") and "edited" not in workspace.read("params.yaml")
+    assert f"saved first ({saved[:7]}" in result.stderr
+
+
 def test_an_experiment_that_fails_leaves_the_workspace_as_it_was(workspace: Workspace) -> None:
     _project(workspace, fail_when_lr=0.5)
     before = _files(workspace)

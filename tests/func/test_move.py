@@ -58,6 +58,8 @@ def test_data_missing_from_the_workspace_moves_only_the_pointer(workspace: Works
     ("notes.md", "n.md", "not tracked by a pointer file"),
     ("f.txt", "../outside.txt", "outside the project"),
     ("f.txt", "pipeline.yaml", "pipeline.yaml"),
+    ("f.txt", "data/new.txt", "overlaps 'data'"),
+    ("data", "data/inner", "cannot move 'data' into itself"),  # inside tracked data: status would call it added there
 ])
 def test_a_move_that_would_overwrite_or_escape_is_refused_and_changes_nothing(
     workspace: Workspace, src: str, dst: str, expected: str
@@ -69,3 +71,11 @@ def test_a_move_that_would_overwrite_or_escape_is_refused_and_changes_nothing(
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert {p: workspace.read(p) for p in before} == before
     assert not (workspace.root.parent / "outside.txt").exists()
+
+
+def test_a_move_onto_a_stage_out_is_refused(workspace: Workspace) -> None:
+    _tracked(workspace)
+    workspace.write({"pipeline.yaml": "stages:\n  train:\n    cmd: echo\n    outs: [models]\n"})
+    result = workspace.pipe("move", "f.txt", "models/f.txt", exit_code=1)
+    assert "an out of stage 'train'" in result.stderr and workspace.read("f.txt") == "file\n"
+    assert not (workspace.root / "models").exists()

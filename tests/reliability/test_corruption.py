@@ -244,3 +244,21 @@ def _tracked_then_damaged(
     damaged = rng.choice(sorted(files))
     _damage(_obj(workspace, hash_bytes(files[damaged])), rng.choice(kinds), rng)
     return seed, files, damaged
+
+
+def test_a_hash_memo_that_is_not_a_database_is_set_aside_and_started_again(workspace: Workspace) -> None:
+    """`.pipe/tmp/memo.sqlite` overwritten (a bad copy, a disk tool) made every command exit 70 with
+    sqlite's 'file is not a database'; it only remembers hashes, so a new one is started."""
+    workspace.track({"data": {"a.txt": "a\n", "b.txt": "b\n"}})
+    workspace.commit("data")
+    memo = workspace.root / ".pipe/tmp/memo.sqlite"
+    for leftover in memo.parent.glob("memo.sqlite*"):
+        leftover.unlink()
+    memo.write_bytes(b"not sqlite\n" * 500)
+    shutil.rmtree(workspace.root / "data")
+
+    workspace.pipe("checkout")
+
+    assert workspace.read("data/b.txt") == "b\n"
+    assert "up to date" in workspace.pipe("status").stderr
+    assert (workspace.root / ".pipe/tmp/memo.sqlite.corrupt").read_bytes().startswith(b"not sqlite")

@@ -104,3 +104,17 @@ def test_rich_markup_in_metric_and_param_names_is_shown_as_text(workspace: Works
     result = workspace.pipe(*command)
 
     assert "[link=http://evil]acc[/link]" in result.output or "[/]" in result.output
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "-v"], ["move", "p[/]", "moved"], ["remove", "p[/].pipe"]])
+def test_rich_markup_in_tracked_file_names_is_shown_as_text(workspace: Workspace, command: list[str]) -> None:
+    """File names come from git: `p[/]` (a file ']' in directory 'p[') crashed status and move after
+    the move was done (exit 70); `d[red]x` printed as a red 'dx'."""
+    workspace.track({"p[/]": "a\n", "d[red]x": "b\n", "dir": {"[/]": "c\n"}})
+    workspace.commit("hostile")
+    workspace.write({"p[/]": "changed\n", "d[red]x": "changed\n", "dir/[/]": "changed\n"})
+
+    result = workspace.pipe(*command)
+
+    assert "Traceback" not in result.output
+    assert "p[/]" in result.output and ("d[red]x" in result.output or command[0] != "status")

@@ -92,6 +92,9 @@ class ExpResult:
     rev: str | None = None
     error: PipeError | None = None
     stages: tuple[StageOutcome, ...] = ()
+    # Applied to the workspace (`pipe exp run` without --temp): the commit holding the workspace's
+    # changes it replaced (refs/exps/apply/stash), if there were any.
+    saved: str | None = None
 
     @property
     def ref(self) -> str:

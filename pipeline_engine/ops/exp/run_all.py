@@ -14,6 +14,7 @@ rest, queued; a kill stops one experiment, which is recorded as failed.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from pipeline_engine.core import signals
@@ -54,23 +55,28 @@ def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
     """Queue one experiment per combination of `sweeps`, then (unless `options.queue`) run them in turn.
 
     Raises:
-        as `run.queue`; PipeInterrupted: Ctrl-C (the running experiment and those after it stay queued).
+        as `run.queue`; PipeInterrupted: Ctrl-C (the running experiment and those after it are dropped,
+            the workspace is as it was).
     """
     queued = queue(project, targets, sweeps, options)
     if options.queue:
         return [ExpResult(e.name, e.baseline, ExpState.QUEUED, e.overrides) for e in queued]
     try:
         results = run_entries(project, queued, jobs=1, options=options.repro, listener=listener, force=options.force)
-    except PipeInterrupted:
+    except PipeInterrupted as err:
         # The user ran these, not queued them: the ones stopped or not started are dropped.
         pending = {e.key for e in entries(project, states=(ExpState.QUEUED,))}
         for entry in queued:
             if entry.key in pending:
                 remove_entry(project, entry)
                 set_plain_ref(git_root(project), queue_ref(entry), None)
-        raise
+        stopped = PipeInterrupted("interrupted: stopped the experiment(s) not finished; the workspace is as it was",
+                                  hint="run 'pipe exp run' again, or queue them with 'pipe exp run --queue'")
+        stopped.exit_code = err.exit_code
+        raise stopped from err
     if options.apply and len(results) == 1 and results[0].state is ExpState.SUCCESS:
-        apply(project, results[0].ref, started_from=queued[0].snapshot)
+        saved = apply(project, results[0].ref, started_from=queued[0].snapshot).saved
+        results = [dataclasses.replace(results[0], saved=saved)]
     return results
 
 
