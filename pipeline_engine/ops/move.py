@@ -56,6 +56,8 @@ def move(project: Project, src: str, dst: str) -> Moved:
         src_rel = pointer.data_relpath
         dst_rel = check_relpath(relpath_in(root, dst), source=dst)
         target = resolve_in_project(root, dst_rel, source=dst)
+        if dst.endswith(("/", os.sep)) and not target.is_dir():
+            raise PathError(f"'{dst}' is not a directory", hint=f"create it first ('mkdir {dst}'), or name the new path")
         if target.is_dir() and not target.is_symlink() and not (root / (dst_rel + POINTER_SUFFIX)).exists():
             dst_rel = f"{dst_rel}/{src_rel.rpartition('/')[2]}" if dst_rel else src_rel.rpartition("/")[2]
         check_not_own_file(dst_rel, source=dst)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,8 @@ def _stage_removal(project: Project, name: str, *, outs: bool, force: bool) -> t
     from pipeline_engine.index.pipeline import load_pipeline
 
     spec = load_pipeline(project).stages if (project.root / PIPELINE_FILE).is_file() else {}
-    group = name.split(":", 1)[1] if name.startswith(f"{PIPELINE_FILE}:") else name
+    file, colon, stage_name = name.partition(":")  # DVC's `pipeline.yaml:NAME`, `./pipeline.yaml:NAME`, `:NAME`
+    group = stage_name if colon and (not file or posixpath.normpath(file) == PIPELINE_FILE) else name
     members = [n for n, stage in spec.items() if stage.group == group]
     if not members:
         item = spec.get(group)

@@ -60,6 +60,7 @@ def test_data_missing_from_the_workspace_moves_only_the_pointer(workspace: Works
     ("f.txt", "pipeline.yaml", "pipeline.yaml"),
     ("f.txt", "data/new.txt", "overlaps 'data'"),
     ("data", "data/inner", "cannot move 'data' into itself"),  # inside tracked data: status would call it added there
+    ("f.txt", "newdir/", "'newdir/' is not a directory"),  # as mv: a trailing slash names a directory
 ])
 def test_a_move_that_would_overwrite_or_escape_is_refused_and_changes_nothing(
     workspace: Workspace, src: str, dst: str, expected: str

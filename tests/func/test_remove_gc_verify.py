@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.conftest import Cli, Workspace
 
 
@@ -52,6 +54,15 @@ def test_remove_of_a_stage_drops_it_its_lock_entry_and_ignore_lines_keeping_comm
     cli.run("remove", "--outs", "--force", "s")
     assert not (workspace.root / "bar").exists()
     assert "'nope' is neither a pointer file nor a stage" in cli.run("remove", "nope", exit_code=1).stderr
+
+
+@pytest.mark.parametrize("target", [":t", "pipeline.yaml:t", "./pipeline.yaml:t"])
+def test_remove_takes_dvcs_file_forms_of_a_stage_name(workspace: Workspace, cli: Cli, target: str) -> None:
+    workspace.write({"pipeline.yaml": "stages:\n  s:\n    cmd: echo s > a\n    outs: [a]\n"
+                                      "  t:\n    cmd: echo t > b\n    outs: [b]\n"})
+    cli.run("repro")
+    assert "removed stage 't'" in cli.run("remove", target).stderr
+    assert "  t:" not in workspace.read("pipeline.yaml") and "  s:" in workspace.read("pipeline.yaml")
 
 
 def test_gc_needs_a_scope(workspace: Workspace, cli: Cli) -> None:
