@@ -241,18 +241,23 @@ class Placer:
         with no other Python around it: for 10,000 files, `_place`'s generality cost more than the
         kernel's work. Anything else (an existing destination, an object missing, unverified or
         corrupt, a link that fails) goes through `work`, the general path, which decides.
+
+        A file whose recorded row did not match its object (a copy was there before: its own
+        inode) is put aside, and the objects' verification records of all of those are read in
+        one query for a second round, instead of one query each on the general path.
         """
         out: list[FileStamp | None] = [None] * len(items)
-        known = self._known or {}
-        verified, corrupt = self._verified, self.corrupt
+        known = self._known if self._known is not None else {}
+        verified, corrupt, asked = self._verified, self.corrupt, self._asked
         make = os.link if self.link_types[0] is LinkType.HARDLINK else os.symlink
         root, stat_ = self._root + "/", os.stat
         seen = recorded if recorded is not None else [None] * len(items)
 
-        def share(lo: int, hi: int) -> None:
+        def share(indices: Sequence[int], later: list[int] | None) -> None:
             general = False  # once a link failed, the rest of this share goes the general way
             fast = 0
-            for i, (dest, oid, isexec) in enumerate(items[lo:hi], lo):
+            for i in indices:
+                dest, oid, isexec = items[i]
                 if not (general or isexec or oid in corrupt):
                     obj = f"{root}{oid[:2]}/{oid[2:]}"
                     try:
@@ -266,6 +271,9 @@ class Placer:
                                 advance(fast)
                                 fast = 0
                             continue
+                        if later is not None and oid not in asked:
+                            later.append(i)  # its record is read with the others' (second round)
+                            continue
                     except FileNotFoundError:
                         pass  # an object or a directory gone: `_place` knows what to do
                     except FileExistsError:
@@ -276,13 +284,25 @@ class Placer:
             if fast and advance is not None:
                 advance(fast)
 
-        bounds = [len(items) * k // self._jobs for k in range(self._jobs + 1)]
-        if len(items) < _SHARE_MIN:
-            share(0, len(items))
-        else:
+        def in_threads(indices: Sequence[int], later: list[list[int]] | None) -> None:
+            if len(indices) < _SHARE_MIN:
+                share(indices, later[0] if later is not None else None)
+                return
+            bounds = [len(indices) * k // self._jobs for k in range(self._jobs + 1)]
             with ThreadPoolExecutor(self._jobs) as pool:
-                for done in [pool.submit(share, bounds[k], bounds[k + 1]) for k in range(self._jobs)]:
+                for done in [pool.submit(share, indices[bounds[k]:bounds[k + 1]], later[k] if later is not None else None)
+                             for k in range(self._jobs)]:
                     done.result()
+
+        later: list[list[int]] = [[] for _ in range(self._jobs)]
+        in_threads(range(len(items)), later)
+        second = sorted(i for part in later for i in part)
+        if second:
+            oids = {items[i][1] for i in second} - asked
+            if self.memo is not None:
+                known.update(self.memo.get_verified(oids))
+            asked |= oids
+            in_threads(second, None)
         return out
 
     def forget_verified(self) -> None:
