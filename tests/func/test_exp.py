@@ -420,3 +420,23 @@ def test_an_experiment_that_fails_leaves_the_workspace_as_it_was(workspace: Work
     before = _files(workspace)
     workspace.pipe("exp", "run", "-S", "train.lr=0.5", exit_code=1)
     assert _files(workspace) == before
+
+
+def test_an_out_the_user_changed_while_the_experiment_ran_is_kept_not_overwritten(workspace: Workspace) -> None:
+    """The out is git-ignored, so no stash would hold the user's version: applying refuses it by name."""
+    workspace.write({"params.yaml": "lr: 1\n"})
+    own = workspace.root / "out.txt"
+    # the stage writes the experiment's out in its worktree, and (standing in for the user) the
+    # workspace's out while the experiment runs
+    workspace.write_pipeline({"train": {
+        "cmd": f"python -c \"import yaml; open('out.txt', 'w').write(str(yaml.safe_load(open('params.yaml'))['lr']))\""
+               f" && if [ -e '{own}.armed' ]; then echo mine > '{own}'; fi",
+        "params": ["lr"], "outs": ["out.txt"]}})
+    workspace.pipe("repro")
+    workspace.commit("baseline")
+    (workspace.root / "out.txt.armed").write_text("")
+    result = workspace.pipe("exp", "run", "-S", "lr=2", exit_code=1)
+    assert "'out.txt' has changes that are not in the cache" in result.stderr
+    assert "is recorded" in result.stderr and "pipe exp apply" in result.stderr
+    assert workspace.read("out.txt") == "mine\n"
+    assert len(_refs(workspace)) == 1  # the experiment itself is recorded

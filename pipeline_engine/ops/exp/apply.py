@@ -75,7 +75,9 @@ def apply(project: Project, name: str, *, started_from: str | None = None) -> Ap
             make_parents(target)
             atomic_write(target, data)
             written.append(rel)
-    checkout(Project(project.root), force=True)
+    # `exp apply` replaces outs as DVC does; after `exp run`, an out the user changed while it ran
+    # (its content in no cache object: git-ignored, so in no stash either) is refused, not lost.
+    checkout(Project(project.root), force=started_from is None)
     return ApplyResult(ref.name, sha, tuple(written), tuple(removed), saved)
 
 
