@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from pipeline_engine.core import signals
-from pipeline_engine.errors import PipeInterrupted
+from pipeline_engine.errors import PipeError, PipeInterrupted
 from pipeline_engine.ops.exp.apply import apply
 from pipeline_engine.ops.exp.records import (
     ExpEntry,
@@ -75,8 +75,16 @@ def run(project: Project, targets: Sequence[str], sweeps: Sequence[Sweep],
         stopped.exit_code = err.exit_code
         raise stopped from err
     if options.apply and len(results) == 1 and results[0].state is ExpState.SUCCESS:
-        saved = apply(project, results[0].ref, started_from=queued[0].snapshot).saved
-        results = [dataclasses.replace(results[0], saved=saved)]
+        done = results[0]
+        try:
+            saved = apply(project, done.ref, started_from=queued[0].snapshot).saved
+        except PipeError as exc:
+            raise PipeError(
+                f"experiment '{done.name}' is recorded ({done.ref}), but applying it to the workspace "
+                f"stopped: {exc}",
+                hint=f"keep your version, or replace it with the experiment's: 'pipe exp apply {done.name}'",
+            ) from exc
+        results = [dataclasses.replace(done, saved=saved)]
     return results
 
 
